@@ -1,0 +1,72 @@
+"""MultiFlexi for Python: the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from multiflexi_web.config import PROJECT_ROOT, Settings, load_settings
+from multiflexi_web.database import engine_options, install_sqlite_hooks
+from multiflexi_web.extensions import csrf, db, login_manager, migrate
+
+__version__ = "0.1.0"
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    overrides: dict[str, Any] | None = None, settings: Settings | None = None
+) -> Flask:
+    """Build the app; `overrides` replace Flask config keys (tests), `settings` the environment."""
+    settings = settings or load_settings()
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(_flask_config(settings))
+    app.config.update(overrides or {})
+    _ensure_sqlite_folder(app.config["SQLALCHEMY_DATABASE_URI"])
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    with app.app_context():
+        install_sqlite_hooks(db.engine)
+    from multiflexi_web.views import register_views
+
+    register_views(app)
+    from multiflexi_web.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _flask_config(settings: Settings) -> dict[str, Any]:
+    secret_key = settings.secret_key
+    if not secret_key:
+        # Sessions will not survive a restart or span workers; `make run` writes one to .env.
+        log.warning("SECRET_KEY is not set; using a random key for this process only")
+        secret_key = secrets.token_hex(32)
+    return {
+        "MULTIFLEXI": settings,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": settings.database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(settings.database_url),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": settings.session_cookie_secure,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": settings.session_cookie_secure,
+        "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

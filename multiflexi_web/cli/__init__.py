@@ -1,0 +1,47 @@
+"""The `multiflexi` command: click groups registered on the Flask app's CLI."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from multiflexi_web.config import ConfigError
+
+
+def register_cli(app: Flask) -> None:
+    from multiflexi_web.cli.companies import company_group
+    from multiflexi_web.cli.credentials import credential_group
+    from multiflexi_web.cli.runtemplates import runtemplate_group
+    from multiflexi_web.cli.secrets import secrets_group
+    from multiflexi_web.cli.users import user_group
+
+    for group in (user_group, company_group, credential_group, runtemplate_group, secrets_group):
+        app.cli.add_command(group)
+    for extra in _feature_groups():
+        app.cli.add_command(extra)
+
+
+def _feature_groups() -> list[click.Command]:
+    """Groups contributed by feature modules (apps, jobs, events...), listed explicitly."""
+    groups: list[click.Command] = []
+    return groups
+
+
+def _create_app() -> Flask:
+    from multiflexi_web import create_app
+
+    return create_app()
+
+
+cli = FlaskGroup(create_app=_create_app, help="MultiFlexi administration.")
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="multiflexi")
+    except ConfigError as exc:
+        click.echo(f"Error: configuration: {exc}", err=True)
+        sys.exit(2)

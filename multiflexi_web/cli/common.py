@@ -1,0 +1,92 @@
+"""Shared CLI plumbing: --format, output of rows, K=V parsing, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from multiflexi_web.extensions import db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+
+
+def parse_pairs(pairs: Sequence[str], what: str = "--env") -> dict[str, str]:
+    """K=V arguments to a dict; a pair without '=' is a usage error naming it."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"{what} {pair!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def emit(rows: Iterable[dict[str, Any]] | dict[str, Any], fmt: str, columns: Sequence[str]) -> None:
+    """Print one record or a list of records as JSON or an aligned text table."""
+    if fmt == "json":
+        payload: Any
+        if isinstance(rows, dict):
+            payload = {k: _jsonable(v) for k, v in rows.items()}
+        else:
+            payload = [{k: _jsonable(v) for k, v in r.items()} for r in rows]
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+        return
+    if isinstance(rows, dict):
+        width = max((len(k) for k in rows), default=0)
+        for key, value in rows.items():
+            click.echo(f"{key.ljust(width)}  {_text(value)}")
+        return
+    table = [[_text(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in table]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S%z")
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def domain_errors(*errors: type[Exception]) -> Callable[[F], F]:
+    """Turn the listed domain errors into a one-line CLI error and roll back the unit of work."""
+
+    def decorate(fn: F) -> F:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except errors as exc:
+                db.session.rollback()
+                raise click.ClickException(str(exc)) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

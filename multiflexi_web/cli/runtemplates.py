@@ -1,0 +1,121 @@
+"""`multiflexi runtemplate create|list|show` (schedule and next live in their own modules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs
+from multiflexi_web.extensions import db
+from multiflexi_web.models import RunTemplate
+from multiflexi_web.services import audit
+from multiflexi_web.services.applications import ApplicationError, get_application
+from multiflexi_web.services.companies import CompanyError, get_company
+from multiflexi_web.services.runtemplates import (
+    RunTemplateError,
+    RunTemplateSpec,
+    ScheduleSpec,
+    create_runtemplate,
+    get_runtemplate,
+    list_runtemplates,
+)
+from multiflexi_web.services.secrets import MASK
+
+COLUMNS = ["id", "company_id", "app", "name", "interval", "cron", "executor", "active", "next_run_at"]
+
+
+def runtemplate_row(rt: RunTemplate) -> dict[str, Any]:
+    return {
+        "id": rt.id,
+        "company_id": rt.company_id,
+        "application_id": rt.application_id,
+        "app": rt.application.name,
+        "name": rt.name,
+        "interval": rt.interval,
+        "cron": rt.cron,
+        "delay": rt.delay,
+        "timezone": rt.timezone,
+        "executor": rt.executor,
+        "active": rt.active,
+        "timeout": rt.timeout,
+        "misfire_policy": rt.misfire_policy,
+        "overlap_policy": rt.overlap_policy,
+        "max_attempts": rt.max_attempts,
+        "retry_backoff": rt.retry_backoff,
+        "retry_min_gap": rt.retry_min_gap,
+        "next_run_at": rt.next_run_at,
+        "last_run_at": rt.last_run_at,
+        "config": {c.key: MASK if c.secret else c.value for c in rt.config},
+        "credentials": {link.requirement: link.credential_id for link in rt.credentials},
+    }
+
+
+@click.group("runtemplate")
+def runtemplate_group() -> None:
+    """RunTemplates: an application configured and scheduled for a company."""
+
+
+@runtemplate_group.command("create")
+@click.option("--company", "company_ref", required=True, help="Company id or slug.")
+@click.option("--app", "app_ref", required=True, help="Application id or uuid.")
+@click.option("--name", required=True)
+@click.option("--interval", default="n", show_default=True, help="n i h d w m y c")
+@click.option("--cron", help="5-field cron (with --interval c).")
+@click.option("--delay", type=int, default=0, show_default=True, help="Seconds added to each slot.")
+@click.option("--timezone", help="IANA zone for cron math (default MULTIFLEXI_TIMEZONE).")
+@click.option("--executor", default="native", show_default=True)
+@click.option("--config", "config", multiple=True, metavar="K=V")
+@click.option("--credential", "credentials", multiple=True, type=int, metavar="ID")
+@click.option("--timeout", type=int, help="Seconds before the job is stopped.")
+@click.option("--inactive", is_flag=True, help="Create it inactive.")
+@format_option
+@domain_errors(CompanyError, ApplicationError, RunTemplateError)
+def create(
+    company_ref: str,
+    app_ref: str,
+    name: str,
+    interval: str,
+    cron: str | None,
+    delay: int,
+    timezone: str | None,
+    executor: str,
+    config: tuple[str, ...],
+    credentials: tuple[int, ...],
+    timeout: int | None,
+    inactive: bool,
+    fmt: str,
+) -> None:
+    """Create a RunTemplate."""
+    spec = RunTemplateSpec(
+        name=name,
+        schedule=ScheduleSpec(interval=interval, cron=cron, delay=delay, timezone=timezone),
+        executor=executor,
+        config=parse_pairs(config, "--config"),
+        credential_ids=list(credentials),
+        timeout=timeout,
+        active=not inactive,
+    )
+    rt = create_runtemplate(get_company(company_ref), get_application(app_ref), spec)
+    audit.record("create", "runtemplate", rt.id, f"runtemplate {name} created", actor="cli")
+    db.session.commit()
+    emit(runtemplate_row(rt), fmt, COLUMNS)
+
+
+@runtemplate_group.command("list")
+@click.option("--company", "company_ref", help="Company id or slug.")
+@format_option
+@domain_errors(CompanyError)
+def list_(company_ref: str | None, fmt: str) -> None:
+    """List RunTemplates."""
+    company_id = get_company(company_ref).id if company_ref else None
+    emit([runtemplate_row(rt) for rt in list_runtemplates(company_id)], fmt, COLUMNS)
+
+
+@runtemplate_group.command("show")
+@click.argument("rt_id", type=int)
+@format_option
+@domain_errors(RunTemplateError)
+def show(rt_id: int, fmt: str) -> None:
+    """Show one RunTemplate."""
+    emit(runtemplate_row(get_runtemplate(rt_id)), fmt, COLUMNS)

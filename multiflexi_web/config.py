@@ -1,0 +1,215 @@
+"""Configuration: environment, then the system env file, then ./.env; validated once at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import quote_plus
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+DEFAULT_ENV_FILE = "/etc/multiflexi/multiflexi.env"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and the problem."""
+
+
+def read_sources(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Merge the sources, earlier ones winning: process env, system env file, local .env."""
+    env = dict(os.environ if environ is None else environ)
+    merged: dict[str, str] = {}
+    env_file = Path(env.get("MULTIFLEXI_ENV_FILE", DEFAULT_ENV_FILE))
+    local = Path(env.get("MULTIFLEXI_LOCAL_ENV", str(Path.cwd() / ".env")))
+    for path in (local, env_file):
+        if path.is_file():
+            merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(env)
+    return merged
+
+
+def system_env_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Values of the system env file alone: the lowest layer of a job's environment."""
+    env = os.environ if environ is None else environ
+    path = Path(env.get("MULTIFLEXI_ENV_FILE", DEFAULT_ENV_FILE))
+    if not path.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _parse(src: Mapping[str, str], key: str, default: T, conv: Callable[[str], T], what: str) -> T:
+    raw = src.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return conv(raw.strip())
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        raise ConfigError(f"{key}: {what}, got {raw!r}") from exc
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("not positive")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("negative")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("negative")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    low = raw.lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("not a boolean")
+
+
+def _timezone(raw: str) -> str:
+    ZoneInfo(raw)
+    return raw
+
+
+def database_url(src: Mapping[str, str]) -> str:
+    """DATABASE_URL, or upstream's DB_* keys, or the embedded SQLite file under ./var/."""
+    url = src.get("DATABASE_URL", "").strip()
+    if url:
+        return _normalise_url(url)
+    conn = src.get("DB_CONNECTION", "").strip().lower()
+    if not conn:
+        return f"sqlite:///{PROJECT_ROOT / 'var' / 'multiflexi.db'}"
+    database = src.get("DB_DATABASE", "").strip()
+    if not database:
+        raise ConfigError("DB_DATABASE: required when DB_CONNECTION is set")
+    if conn in {"sqlite", "sqlite3"}:
+        return f"sqlite:///{database}"
+    if conn not in {"pgsql", "postgres", "postgresql"}:
+        raise ConfigError(f"DB_CONNECTION: supported values are sqlite and pgsql, got {conn!r}")
+    user = quote_plus(src.get("DB_USERNAME", ""))
+    password = quote_plus(src.get("DB_PASSWORD", ""))
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = src.get("DB_HOST", "127.0.0.1") or "127.0.0.1"
+    port = _parse(src, "DB_PORT", 5432, _positive_int, "must be a port number")
+    return f"postgresql+psycopg://{auth}{host}:{port}/{database}"
+
+
+def _normalise_url(url: str) -> str:
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith(("sqlite:", "postgresql+psycopg:")):
+        return url
+    raise ConfigError(f"DATABASE_URL: only sqlite:/// and postgresql:// URLs are supported, got {url!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the platform reads, typed and validated."""
+
+    database_url: str
+    secret_key: str
+    encryption_master_key: str
+    encryption_old_keys: tuple[str, ...] = ()
+    timezone: str = "UTC"
+    max_parallel: int = field(default_factory=lambda: os.cpu_count() or 1)
+    memory_limit_mb: int = 0
+    cycle_pause: float = 10.0
+    tmp_dir: str = str(PROJECT_ROOT / "var" / "tmp")
+    artifact_dir: str = str(PROJECT_ROOT / "var" / "artifacts")
+    artifact_inline_max_mb: int = 8
+    output_cap_mb: int = 64
+    job_timeout: int = 0
+    kill_grace: float = 10.0
+    lost_after: float = 60.0
+    stop_grace: float = 30.0
+    max_catchup: int = 10
+    keep_workdir_on_failure: bool = False
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 900
+    webhook_max_bytes: int = 1024 * 1024
+    session_cookie_secure: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate all settings; raises ConfigError naming the first wrong key."""
+    src = read_sources(environ)
+    return Settings(
+        database_url=database_url(src),
+        secret_key=src.get("SECRET_KEY", "") or "",
+        encryption_master_key=src.get("ENCRYPTION_MASTER_KEY", "")
+        or src.get("MULTIFLEXI_MASTER_KEY", ""),
+        encryption_old_keys=tuple(
+            k.strip() for k in src.get("ENCRYPTION_OLD_KEYS", "").split(",") if k.strip()
+        ),
+        timezone=_parse(src, "MULTIFLEXI_TIMEZONE", "UTC", _timezone, "must be an IANA time zone"),
+        max_parallel=_parse(
+            src, "MULTIFLEXI_MAX_PARALLEL", os.cpu_count() or 1, _positive_int,
+            "must be a positive integer",
+        ),
+        memory_limit_mb=_parse(
+            src, "MULTIFLEXI_MEMORY_LIMIT_MB", 0, _non_negative_int, "must be a whole number >= 0"
+        ),
+        cycle_pause=_parse(
+            src, "MULTIFLEXI_CYCLE_PAUSE", 10.0, _non_negative_float, "must be seconds >= 0"
+        ),
+        tmp_dir=src.get("MULTIFLEXI_TMP", "") or str(PROJECT_ROOT / "var" / "tmp"),
+        artifact_dir=src.get("MULTIFLEXI_ARTIFACT_DIR", "")
+        or str(PROJECT_ROOT / "var" / "artifacts"),
+        artifact_inline_max_mb=_parse(
+            src, "MULTIFLEXI_ARTIFACT_INLINE_MAX_MB", 8, _non_negative_int,
+            "must be a whole number of MiB >= 0",
+        ),
+        output_cap_mb=_parse(
+            src, "MULTIFLEXI_OUTPUT_CAP_MB", 64, _positive_int, "must be a positive number of MiB"
+        ),
+        job_timeout=_parse(src, "MULTIFLEXI_JOB_TIMEOUT", 0, _non_negative_int, "must be seconds"),
+        kill_grace=_parse(
+            src, "MULTIFLEXI_KILL_GRACE", 10.0, _non_negative_float, "must be seconds >= 0"
+        ),
+        lost_after=_parse(
+            src, "MULTIFLEXI_LOST_AFTER", 60.0, _non_negative_float, "must be seconds >= 0"
+        ),
+        stop_grace=_parse(
+            src, "MULTIFLEXI_STOP_GRACE", 30.0, _non_negative_float, "must be seconds >= 0"
+        ),
+        max_catchup=_parse(
+            src, "MULTIFLEXI_MAX_CATCHUP", 10, _positive_int, "must be a positive integer"
+        ),
+        keep_workdir_on_failure=_parse(
+            src, "MULTIFLEXI_KEEP_WORKDIR_ON_FAILURE", False, _bool, "must be true or false"
+        ),
+        login_max_failures=_parse(
+            src, "MULTIFLEXI_LOGIN_MAX_FAILURES", 5, _positive_int, "must be a positive integer"
+        ),
+        login_lockout_seconds=_parse(
+            src, "MULTIFLEXI_LOGIN_LOCKOUT_SECONDS", 900, _non_negative_int, "must be seconds"
+        ),
+        webhook_max_bytes=_parse(
+            src, "MULTIFLEXI_WEBHOOK_MAX_BYTES", 1024 * 1024, _positive_int,
+            "must be a positive number of bytes",
+        ),
+        session_cookie_secure=_parse(
+            src, "MULTIFLEXI_SECURE_COOKIES", False, _bool, "must be true or false"
+        ),
+    )

@@ -1,0 +1,50 @@
+"""Engine set-up per dialect: SQLite pragmas and explicit BEGIN modes, PostgreSQL pool options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
+
+# SQLite: the driver's implicit BEGIN is switched off so that we choose the lock mode. A unit of
+# work that will write asks for IMMEDIATE up front (see write_session) so it never fails halfway
+# with "database is locked" when upgrading a read lock under WAL.
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "pool_recycle": 1800}
+
+
+def install_sqlite_hooks(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def write_session(session: Session) -> Session:
+    """Start the session's transaction as a writer (BEGIN IMMEDIATE on SQLite; no-op elsewhere).
+
+    Call before the first query of a unit of work that will write.
+    """
+    if session.in_transaction():
+        return session
+    session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+    return session

@@ -1,0 +1,70 @@
+"""The executor-module interface. Modules take and return plain frozen dataclasses and never
+touch the database; the executor daemon translates between them and the job rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from multiflexi_web.models import Application
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    """What a module needs to know to say whether it can run an application."""
+
+    name: str
+    executable: str
+    ociimage: str | None
+
+    @classmethod
+    def of(cls, app: Application) -> AppInfo:
+        return cls(name=app.name, executable=app.executable, ociimage=app.ociimage or None)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job, fully resolved: what to run, with which environment, where."""
+
+    job_id: int
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    workdir: Path
+    app: AppInfo
+    timeout: float | None = None
+    kill_grace: float = 10.0
+    secret_keys: frozenset[str] = frozenset()
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int | None
+    timed_out: bool = False
+    cancelled: bool = False
+    error: str | None = None
+
+
+class JobIO(Protocol):
+    """The daemon's side of a running job, handed to the module."""
+
+    def started(self, pid: int | None = None, container_id: str | None = None) -> None: ...
+
+    def output(self, stream: str, data: bytes) -> None: ...
+
+    def should_stop(self) -> bool:
+        """True once the job was cancelled or the daemon must stop it."""
+        ...
+
+
+class ExecutorModule(Protocol):
+    name: str
+    description: str
+
+    def unusable_reason(self, app: AppInfo) -> str | None:
+        """Why this module cannot run the app (None when it can); checked when a template is saved."""
+        ...
+
+    def run(self, spec: JobSpec, io: JobIO) -> RunResult: ...

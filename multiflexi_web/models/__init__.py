@@ -1,0 +1,81 @@
+"""All models, imported here so metadata knows every table."""
+
+from multiflexi_web.models.action import ActionConfig, ActionDefault, ActionRun
+from multiflexi_web.models.application import AppExitCode, AppField, Application, FieldType
+from multiflexi_web.models.audit import AuditLog
+from multiflexi_web.models.base import Base, utcnow
+from multiflexi_web.models.company import Company, CompanyEnv
+from multiflexi_web.models.credential import (
+    Credential,
+    CredentialPrototype,
+    CredentialPrototypeField,
+    CredentialType,
+    CredentialValue,
+)
+from multiflexi_web.models.event import Event, EventRule, EventSource, EventStatus, SourceKind
+from multiflexi_web.models.job import (
+    ADHOC_TYPES,
+    LIVE_STATUSES,
+    TERMINAL_STATUSES,
+    Artifact,
+    FileUpload,
+    Job,
+    JobOutput,
+    JobStatus,
+)
+from multiflexi_web.models.runtemplate import (
+    Interval,
+    MisfirePolicy,
+    OverlapPolicy,
+    RetryBackoff,
+    RunTemplate,
+    RunTemplateConfig,
+    RunTemplateCredential,
+)
+from multiflexi_web.models.user import ApiToken, CompanyMember, Role, User
+from multiflexi_web.models.worker import Worker
+
+__all__ = [
+    "ADHOC_TYPES",
+    "LIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "ActionConfig",
+    "ActionDefault",
+    "ActionRun",
+    "ApiToken",
+    "AppExitCode",
+    "AppField",
+    "Application",
+    "Artifact",
+    "AuditLog",
+    "Base",
+    "Company",
+    "CompanyEnv",
+    "CompanyMember",
+    "Credential",
+    "CredentialPrototype",
+    "CredentialPrototypeField",
+    "CredentialType",
+    "CredentialValue",
+    "Event",
+    "EventRule",
+    "EventSource",
+    "EventStatus",
+    "FieldType",
+    "FileUpload",
+    "Interval",
+    "Job",
+    "JobOutput",
+    "JobStatus",
+    "MisfirePolicy",
+    "OverlapPolicy",
+    "RetryBackoff",
+    "Role",
+    "RunTemplate",
+    "RunTemplateConfig",
+    "RunTemplateCredential",
+    "SourceKind",
+    "User",
+    "Worker",
+    "utcnow",
+]

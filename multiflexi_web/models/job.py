@@ -1,0 +1,171 @@
+"""Jobs, their streamed output, artifacts and uploaded input files."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from multiflexi_web.models.base import Base, JSONType, utcnow
+
+if TYPE_CHECKING:
+    from multiflexi_web.models.application import Application
+    from multiflexi_web.models.company import Company
+    from multiflexi_web.models.runtemplate import RunTemplate
+
+# 64-bit ids on PostgreSQL; SQLite only auto-increments a plain INTEGER primary key.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class JobStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    BLOCKED = "blocked"
+    SKIPPED = "skipped"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.TIMED_OUT,
+        JobStatus.CANCELLED,
+        JobStatus.LOST,
+        JobStatus.SKIPPED,
+    }
+)
+LIVE_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.BLOCKED})
+
+# schedule_type values for jobs that are not tied to a schedule slot.
+ADHOC_TYPES = frozenset({"adhoc", "adhoc-web", "adhoc-cli", "adhoc-api", "event"})
+
+
+class Job(Base):
+    __tablename__ = "job"
+    __table_args__ = (
+        # Claiming: the oldest due scheduled job.
+        Index("ix_job_status_scheduled_for", "status", "scheduled_for"),
+        Index("ix_job_runtemplate_status", "runtemplate_id", "status"),
+        Index("ix_job_worker_status", "worker_id", "status"),
+        Index("ix_job_company_id_desc", "company_id", "id"),
+        # One scheduler-made job per (RunTemplate, slot); NULL slots (ad-hoc) never collide.
+        Index("uq_job_runtemplate_slot", "runtemplate_id", "slot_at", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    runtemplate_id: Mapped[int] = mapped_column(ForeignKey("runtemplate.id", ondelete="CASCADE"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("application.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.SCHEDULED.value)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    schedule_type: Mapped[str] = mapped_column(String(32), default="adhoc")
+    scheduled_for: Mapped[datetime] = mapped_column(default=utcnow)
+    slot_at: Mapped[datetime | None]
+    attempt: Mapped[int] = mapped_column(default=1)
+    retry_of_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("job.id", ondelete="SET NULL")
+    )
+    executor: Mapped[str] = mapped_column(String(32), default="native")
+    command: Mapped[list[str] | None] = mapped_column(JSONType)
+    # Resolved environment: [{"key", "value" (secrets redacted), "source", "secret"}].
+    env: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    # One-time override, encrypted as a whole (it may carry secrets): services/secrets.py.
+    env_override: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None]
+    container_id: Mapped[str | None] = mapped_column(String(255))
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id", ondelete="SET NULL"))
+    claimed_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    exit_code: Mapped[int | None]
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    block_reason: Mapped[str | None] = mapped_column(Text)
+    blocked_at: Mapped[datetime | None]
+    app_version: Mapped[str | None] = mapped_column(String(64))
+    launched_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    event_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("event.id", ondelete="SET NULL"), index=True
+    )
+    stdout_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    stderr_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    stdout_dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    stderr_dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    runtemplate: Mapped[RunTemplate] = relationship()
+    company: Mapped[Company] = relationship()
+    application: Mapped[Application] = relationship()
+    artifacts: Mapped[list[Artifact]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def status_enum(self) -> JobStatus:
+        return JobStatus(self.status)
+
+
+class JobOutput(Base):
+    """A raw chunk of a job's stdout or stderr, in arrival order (id)."""
+
+    __tablename__ = "job_output"
+    __table_args__ = (Index("ix_job_output_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("job.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    stream: Mapped[str] = mapped_column(String(8))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Artifact(Base):
+    __tablename__ = "artifact"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("job.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    mime_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Small files live in the row; large ones on disk under MULTIFLEXI_ARTIFACT_DIR.
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    storage_path: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="artifacts")
+
+
+class FileUpload(Base):
+    """An input file uploaded for a file-path field of a job or a RunTemplate."""
+
+    __tablename__ = "file_upload"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("job.id", ondelete="CASCADE"), index=True
+    )
+    runtemplate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runtemplate.id", ondelete="CASCADE"), index=True
+    )
+    field: Mapped[str] = mapped_column(String(128))
+    filename: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

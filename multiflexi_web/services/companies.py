@@ -1,0 +1,64 @@
+"""Companies and their environment."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Company, CompanyEnv
+
+SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class CompanyError(ValueError):
+    """A company operation was refused; the message names the field and the reason."""
+
+
+def validate_env_key(key: str) -> str:
+    if not ENV_KEY_RE.match(key):
+        raise CompanyError(f"env key {key!r}: must be letters, digits and _ and not start with a digit")
+    return key
+
+
+def create_company(
+    name: str, slug: str, *, email: str | None = None, env: dict[str, str] | None = None
+) -> Company:
+    name = name.strip()
+    if not name:
+        raise CompanyError("name: must not be empty")
+    if not SLUG_RE.match(slug):
+        raise CompanyError(f"slug {slug!r}: 1-64 letters, digits, '-' or '_'")
+    if db.session.scalar(select(Company.id).where(Company.slug == slug)) is not None:
+        raise CompanyError(f"slug {slug!r}: already used by another company")
+    company = Company(name=name, slug=slug, email=email)
+    db.session.add(company)
+    db.session.flush()
+    set_env(company, env or {})
+    return company
+
+
+def set_env(company: Company, values: dict[str, str]) -> None:
+    """Set (add or replace) the given keys of the company environment."""
+    existing = {row.key: row for row in company.env}
+    for key, value in values.items():
+        validate_env_key(key)
+        if key in existing:
+            existing[key].value = value
+        else:
+            company.env.append(CompanyEnv(key=key, value=value))
+    db.session.flush()
+
+
+def get_company(ref: str | int) -> Company:
+    """A company by id or slug."""
+    company = None
+    if isinstance(ref, int) or str(ref).isdigit():
+        company = db.session.get(Company, int(ref))
+    if company is None:
+        company = db.session.scalar(select(Company).where(Company.slug == str(ref)))
+    if company is None:
+        raise CompanyError(f"company {ref!r}: not found")
+    return company

@@ -1,0 +1,106 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import text
+
+from multiflexi_web import create_app
+from multiflexi_web.config import Settings
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Base
+from multiflexi_web.services.secrets import generate_key
+from tests.services import need
+
+PG_ADMIN_URL = os.environ.get(
+    "MULTIFLEXI_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TEST_KEY = generate_key()
+
+
+def _pg_available() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    need(_pg_available(), f"PostgreSQL ({PG_ADMIN_URL})")
+    name = f"mf_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL of one backend; each test gets it empty."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'multiflexi.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    return url
+
+
+def make_settings(db_url: str, tmp_path: Path, **extra: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": db_url,
+        "secret_key": "test-secret",
+        "encryption_master_key": TEST_KEY,
+        "tmp_dir": str(tmp_path / "work"),
+        "artifact_dir": str(tmp_path / "artifacts"),
+        "max_parallel": 2,
+    }
+    values.update(extra)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(db_url, tmp_path)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, settings=settings)
+    with app.app_context():
+        reset_schema()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def reset_schema() -> None:
+    """Empty tables: create on SQLite's fresh file, truncate the shared PostgreSQL database."""
+    if db.engine.dialect.name == "postgresql":
+        Base.metadata.create_all(db.engine)
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    else:
+        Base.metadata.create_all(db.engine)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
