@@ -1,0 +1,61 @@
+# The front door. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run test check lint typecheck pytest system-deps test-system-deps migrate bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEVSTAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+system-deps: ## Install libmagic (apt-get, when root and missing)
+	@./scripts/system-deps.sh runtime
+
+test-system-deps: ## Install what the tests need from Debian (chromium, docker, podman...) when root
+	@./scripts/system-deps.sh test
+
+run: system-deps $(STAMP) ## Set up everything (venv, DB, admin login) and run portal + daemons on SQLite
+	$(BIN)/python -m daemons.run_all
+
+migrate: $(STAMP) ## Apply database migrations (DATABASE_URL or the local SQLite)
+	$(BIN)/multiflexi db upgrade
+
+lint: $(DEVSTAMP) ## ruff (lint + format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(DEVSTAMP) ## mypy strict on multiflexi_web, daemons, app.py
+	$(BIN)/mypy
+
+pytest: $(DEVSTAMP) ## The whole pytest suite (SQLite and PostgreSQL)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: system-deps test-system-deps $(DEVSTAMP) ## Install test needs, then lint, types and every test
+	$(MAKE) lint typecheck pytest
+
+check: test ## Same as CI
+
+bench: $(DEVSTAMP) ## Run every benchmark (prints JSON figures)
+	$(BIN)/python bench/executor.py --db sqlite --jobs 500
+	$(BIN)/python bench/scheduler.py --db sqlite --templates 10000
+	$(BIN)/python bench/portal.py --db sqlite --jobs 100000
+	$(BIN)/python bench/events.py
+
+clean: ## Remove the venv and caches (keeps ./var and .env)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

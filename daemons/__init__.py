@@ -1,0 +1,1 @@
+"""Standalone daemons (scheduler, executor, eventor) sharing the portal's models."""

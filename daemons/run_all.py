@@ -1,0 +1,104 @@
+"""`make run`: bootstrap, then the portal and every daemon in one foreground process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from multiflexi_web.config import PROJECT_ROOT
+
+BIN = Path(sys.executable).parent
+RESTART_AFTER = 3.0
+STOP_GRACE = 15.0
+
+
+def commands(port: str) -> dict[str, list[str]]:
+    return {
+        "web": [
+            str(BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            os.environ.get("MULTIFLEXI_WEB_WORKERS", "2"),
+            "--access-logfile",
+            "-",
+            "app:app",
+        ],
+        "scheduler": [str(BIN / "multiflexi-scheduler")],
+        "executor": [str(BIN / "multiflexi-executor")],
+        "eventor": [str(BIN / "multiflexi-eventor")],
+    }
+
+
+class Supervisor:
+    """Starts each child, restarts one that dies, stops all on Ctrl-C or SIGTERM."""
+
+    def __init__(self, cmds: dict[str, list[str]]) -> None:
+        self.cmds = {name: cmd for name, cmd in cmds.items() if Path(cmd[0]).exists()}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+
+    def start(self, name: str) -> None:
+        self.procs[name] = subprocess.Popen(self.cmds[name], cwd=PROJECT_ROOT)
+        print(f"run: started {name} (pid {self.procs[name].pid})", file=sys.stderr)
+
+    def on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def loop(self) -> int:
+        for name in self.cmds:
+            self.start(name)
+        while not self.stopping:
+            time.sleep(0.5)
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is not None and not self.stopping:
+                    print(f"run: {name} exited with {proc.returncode}; restarting", file=sys.stderr)
+                    time.sleep(RESTART_AFTER)
+                    self.start(name)
+        return self.stop_all()
+
+    def stop_all(self) -> int:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print("run: stopped", file=sys.stderr)
+        return 0
+
+
+def main() -> None:
+    os.chdir(PROJECT_ROOT)
+    from multiflexi_web.bootstrap import bootstrap, ensure_local_keys
+
+    written = ensure_local_keys(PROJECT_ROOT / ".env")
+    if written:
+        print(f"run: generated {', '.join(written)} into .env", file=sys.stderr)
+    from multiflexi_web import create_app
+
+    admin = bootstrap(create_app())
+    port = os.environ.get("PORT", "8000")
+    print(f"\n  MultiFlexi portal: http://127.0.0.1:{port}/")
+    if admin.password:
+        print(f"  Log in as '{admin.login}' with password: {admin.password}")
+        print("  (shown once; set MULTIFLEXI_ADMIN_PASSWORD before the first run to choose it)\n")
+    else:
+        print(f"  Log in as '{admin.login}' (password shown at the first run)\n")
+    sys.stdout.flush()
+    sup = Supervisor(commands(port))
+    signal.signal(signal.SIGINT, sup.on_signal)
+    signal.signal(signal.SIGTERM, sup.on_signal)
+    sys.exit(sup.loop())
+
+
+if __name__ == "__main__":
+    main()

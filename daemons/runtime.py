@@ -1,0 +1,188 @@
+"""Shared daemon runtime: signals, stop event, worker row with heartbeat, DB retry, logging."""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TypeVar
+
+from flask import Flask
+from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from multiflexi_web import create_app
+from multiflexi_web.config import ConfigError, Settings
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Worker, utcnow
+
+T = TypeVar("T")
+log = logging.getLogger("multiflexi.daemon")
+HEARTBEAT_EVERY = 5.0
+
+
+class Runtime:
+    """One daemon process: its app, its worker row and its stop flags."""
+
+    def __init__(self, kind: str, app: Flask) -> None:
+        self.kind = kind
+        self.app = app
+        self.settings: Settings = app.config["MULTIFLEXI"]
+        self.stop = threading.Event()  # first SIGTERM: finish current work, then exit
+        self.hard_stop = threading.Event()  # second SIGTERM: stop at once
+        self.worker_id: int | None = None
+        self._hb_thread: threading.Thread | None = None
+
+    # -- signals -------------------------------------------------------------------------------
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only flags here: the main loop does the work outside the handler.
+        if self.stop.is_set():
+            self.hard_stop.set()
+            self.log("hard_stop", signal=signal.Signals(signum).name)
+        else:
+            self.stop.set()
+            self.log("stopping", signal=signal.Signals(signum).name)
+
+    # -- worker row and heartbeat ------------------------------------------------------------------
+    def register(self) -> int:
+        def _insert() -> int:
+            with self.app.app_context():
+                worker = Worker(kind=self.kind, hostname=socket.gethostname(), pid=os.getpid())
+                db.session.add(worker)
+                db.session.commit()
+                return worker.id
+
+        self.worker_id = self.retry_db(_insert)
+        self.log("started")
+        return self.worker_id
+
+    def start_heartbeat(self, extra: Callable[[], None] | None = None) -> None:
+        """Beat the worker row (and run `extra`, e.g. job heartbeats) every few seconds."""
+
+        def loop() -> None:
+            while not self.hard_stop.wait(HEARTBEAT_EVERY):
+                try:
+                    self.beat()
+                    if extra is not None:
+                        extra()
+                except (OperationalError, DBAPIError) as exc:
+                    self.log("heartbeat_failed", error=_one_line(exc))
+
+        self._hb_thread = threading.Thread(target=loop, name="heartbeat", daemon=True)
+        self._hb_thread.start()
+
+    def beat(self) -> None:
+        with self.app.app_context():
+            db.session.execute(
+                update(Worker)
+                .where(Worker.id == self.worker_id)
+                .values(heartbeat_at=utcnow(), status="stopping" if self.stop.is_set() else "running")
+            )
+            db.session.commit()
+
+    def unregister(self) -> None:
+        if self.worker_id is None:
+            return
+        try:
+            with self.app.app_context():
+                db.session.execute(
+                    update(Worker)
+                    .where(Worker.id == self.worker_id)
+                    .values(status="stopped", stopped_at=utcnow(), heartbeat_at=utcnow())
+                )
+                db.session.commit()
+        except (OperationalError, DBAPIError) as exc:
+            self.log("unregister_failed", error=_one_line(exc))
+        self.log("stopped")
+
+    # -- database outages ----------------------------------------------------------------------
+    def retry_db(self, fn: Callable[[], T], *, max_wait: float = 30.0) -> T:
+        """Run fn; while the database is unreachable, log and retry with capped backoff."""
+        delay = 0.5
+        while True:
+            try:
+                return fn()
+            except (OperationalError, DBAPIError) as exc:
+                if not _is_connection_error(exc):
+                    raise
+                self.log("db_unavailable", error=_one_line(exc), retry_in=f"{delay:.1f}s")
+                with self.app.app_context():
+                    db.session.rollback()
+                    db.session.remove()
+                if self.hard_stop.wait(delay):
+                    raise
+                delay = min(delay * 2, max_wait)
+
+    # -- memory ceiling ------------------------------------------------------------------------
+    def over_memory_limit(self) -> bool:
+        limit = self.settings.memory_limit_mb
+        return limit > 0 and rss_mb() > limit
+
+    # -- logging -------------------------------------------------------------------------------
+    def log(self, action: str, level: int = logging.INFO, **fields: object) -> None:
+        """One line per event: daemon, worker id, action word, then key=value pairs."""
+        parts = [f"daemon={self.kind}", f"worker={self.worker_id}", f"action={action}"]
+        parts += [f"{k}={v}" for k, v in fields.items()]
+        log.log(level, " ".join(parts))
+
+
+def rss_mb() -> float:
+    """Current resident set size in MiB (from /proc; falls back to the peak)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except (OSError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(
+        s in text
+        for s in (
+            "connection",
+            "server closed",
+            "terminating",
+            "could not connect",
+            "database is locked",
+            "the database system is",
+        )
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("MULTIFLEXI_LOG_LEVEL", "INFO").upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+
+
+def boot(kind: str) -> Runtime:
+    """Logging, settings (a bad value exits 2 with one line naming the key), app, signals."""
+    setup_logging()
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        print(f"multiflexi-{kind}: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    rt = Runtime(kind, app)
+    rt.install_signals()
+    return rt

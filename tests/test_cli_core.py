@@ -1,0 +1,115 @@
+"""CLI: users, companies, credentials and RunTemplates, text and JSON, with one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask
+from flask.testing import FlaskCliRunner
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import (
+    AppField,
+    Application,
+    CredentialPrototype,
+    CredentialPrototypeField,
+    RunTemplate,
+    User,
+)
+
+
+def invoke_json(runner: FlaskCliRunner, *args: str) -> object:
+    result = runner.invoke(args=[*args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def seed_app() -> Application:
+    proto = CredentialPrototype(uuid="33333333-3333-4333-8333-333333333333", code="Db", name="DB")
+    proto.fields = [
+        CredentialPrototypeField(keyword="DB_PASS", type="password", secret=True, required=True)
+    ]
+    app = Application(
+        uuid="44444444-4444-4444-8444-444444444444",
+        name="Exporter",
+        executable="/bin/echo",
+        requirements=["Db"],
+    )
+    app.fields = [
+        AppField(keyname="LIMIT", type="integer"),
+        AppField(keyname="DEBUG", type="bool"),
+        AppField(keyname="MODE", type="set", options=["fast", "slow"]),
+    ]
+    db.session.add_all([proto, app])
+    db.session.commit()
+    return app
+
+
+def test_user_create_prints_generated_password_once(app: Flask, runner: FlaskCliRunner) -> None:
+    out = invoke_json(runner, "user", "create", "alice", "--admin")
+    assert isinstance(out, dict) and out["login"] == "alice" and len(out["password"]) >= 12
+    user = db.session.query(User).filter_by(login="alice").one()
+    assert user.is_admin and out["password"] not in user.password_hash
+    again = runner.invoke(args=["user", "create", "alice", "--password", "longenough"])
+    assert again.exit_code == 1
+    assert again.output.strip() == "Error: login: user 'alice' already exists"
+
+
+def test_company_create_and_list(app: Flask, runner: FlaskCliRunner) -> None:
+    made = invoke_json(runner, "company", "create", "Acme s.r.o.", "--slug", "acme", "--env", "A=1")
+    assert isinstance(made, dict) and made["env"] == {"A": "1"}
+    listed = invoke_json(runner, "company", "list")
+    assert isinstance(listed, list) and [c["slug"] for c in listed] == ["acme"]
+    text = runner.invoke(args=["company", "list"])
+    assert "acme" in text.output and text.output.startswith("ID")
+    dup = runner.invoke(args=["company", "create", "Other", "--slug", "acme"])
+    assert dup.exit_code == 1 and "already used" in dup.output
+    bad = runner.invoke(args=["company", "create", "X", "--slug", "x", "--env", "NOEQUALS"])
+    assert bad.exit_code == 2 and "expected KEY=VALUE" in bad.output
+
+
+def test_runtemplate_create_with_credential(app: Flask, runner: FlaskCliRunner) -> None:
+    application = seed_app()
+    invoke_json(runner, "company", "create", "Acme", "--slug", "acme")
+    cred = invoke_json(
+        runner, "credential", "create", "--company", "acme", "--prototype", "Db",
+        "--name", "main db", "--value", "DB_PASS=hunter2",
+    )
+    assert isinstance(cred, dict) and cred["values"] == {"DB_PASS": "••••••••"}
+    rt = invoke_json(
+        runner, "runtemplate", "create", "--company", "acme", "--app", application.uuid,
+        "--name", "nightly", "--interval", "d", "--delay", "7200", "--config", "LIMIT=10",
+        "--config", "DEBUG=no", "--credential", str(cred["id"]), "--timeout", "60",
+    )
+    assert isinstance(rt, dict)
+    assert rt["config"] == {"DEBUG": "false", "LIMIT": "10"}
+    assert rt["credentials"] == {"Db": cred["id"]}
+    assert rt["next_run_at"] is not None and rt["next_run_at"].endswith(("T02:00:00+00:00"))
+    shown = invoke_json(runner, "runtemplate", "show", str(rt["id"]))
+    assert isinstance(shown, dict) and shown["name"] == "nightly"
+    assert db.session.get(RunTemplate, rt["id"]) is not None
+
+
+def test_runtemplate_errors_name_field_and_reason(app: Flask, runner: FlaskCliRunner) -> None:
+    application = seed_app()
+    runner.invoke(args=["company", "create", "Acme", "--slug", "acme"])
+    base = ["runtemplate", "create", "--company", "acme", "--app", str(application.id), "--name", "x"]
+    cases = {
+        ("--interval", "c", "--cron", "61 * * * *"): "cron '61 * * * *': not a valid cron expression",
+        ("--interval", "c"): "cron: required when the interval is c",
+        ("--interval", "q"): "interval 'q': must be one of",
+        ("--config", "LIMIT=ten"): "config LIMIT: 'ten' is not a whole number",
+        ("--config", "MODE=medium"): "config MODE: 'medium' is not one of fast, slow",
+        ("--executor", "nope"): "executor 'nope': unknown executor module",
+        ("--timezone", "Nowhere/City"): "timezone 'Nowhere/City': not a known IANA time zone",
+        ("--credential", "999"): "credential 999: not found in this company",
+    }
+    for extra, message in cases.items():
+        result = runner.invoke(args=[*base, *extra])
+        assert result.exit_code == 1, (extra, result.output)
+        assert message in result.output, (extra, result.output)
+        assert len(result.output.strip().splitlines()) == 1
+    missing = runner.invoke(args=["runtemplate", "create", "--company", "nope", "--app", "1",
+                                  "--name", "x"])
+    assert missing.exit_code == 1 and "company 'nope': not found" in missing.output
+    assert db.session.query(RunTemplate).count() == 0

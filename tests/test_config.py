@@ -1,0 +1,102 @@
+"""Configuration sources, precedence and validation messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from multiflexi_web.config import ConfigError, load_settings
+
+
+def env(tmp_path: Path, **values: str) -> dict[str, str]:
+    base = {
+        "MULTIFLEXI_ENV_FILE": str(tmp_path / "none.env"),
+        "MULTIFLEXI_LOCAL_ENV": str(tmp_path / "none-local.env"),
+    }
+    base.update(values)
+    return base
+
+
+def test_defaults_use_embedded_sqlite(tmp_path: Path) -> None:
+    s = load_settings(env(tmp_path))
+    assert s.database_url.startswith("sqlite:///") and s.database_url.endswith("var/multiflexi.db")
+    assert s.timezone == "UTC" and s.output_cap_mb == 64 and s.max_parallel >= 1
+
+
+def test_database_url_wins_and_postgres_scheme_is_normalised(tmp_path: Path) -> None:
+    s = load_settings(env(tmp_path, DATABASE_URL="postgres://u:p@h:5433/db", DB_CONNECTION="sqlite"))
+    assert s.database_url == "postgresql+psycopg://u:p@h:5433/db"
+
+
+def test_upstream_db_keys(tmp_path: Path) -> None:
+    s = load_settings(
+        env(
+            tmp_path,
+            DB_CONNECTION="pgsql",
+            DB_HOST="db.local",
+            DB_PORT="5544",
+            DB_DATABASE="multiflexi",
+            DB_USERNAME="mf",
+            DB_PASSWORD="p@ss word",
+        )
+    )
+    assert s.database_url == "postgresql+psycopg://mf:p%40ss+word@db.local:5544/multiflexi"
+    s = load_settings(env(tmp_path, DB_CONNECTION="sqlite", DB_DATABASE="/tmp/x.db"))
+    assert s.database_url == "sqlite:////tmp/x.db"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("MULTIFLEXI_MAX_PARALLEL", "many", "MULTIFLEXI_MAX_PARALLEL: must be a positive integer"),
+        ("MULTIFLEXI_MAX_PARALLEL", "0", "MULTIFLEXI_MAX_PARALLEL"),
+        ("MULTIFLEXI_TIMEZONE", "Mars/Olympus", "MULTIFLEXI_TIMEZONE: must be an IANA time zone"),
+        ("MULTIFLEXI_MEMORY_LIMIT_MB", "-5", "MULTIFLEXI_MEMORY_LIMIT_MB"),
+        ("MULTIFLEXI_CYCLE_PAUSE", "soon", "MULTIFLEXI_CYCLE_PAUSE"),
+        ("MULTIFLEXI_KEEP_WORKDIR_ON_FAILURE", "maybe", "must be true or false"),
+        ("DB_CONNECTION", "mssql", "DB_CONNECTION"),
+        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, key: str, value: str, message: str) -> None:
+    extra = {"DB_DATABASE": "x"} if key == "DB_CONNECTION" else {}
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings(env(tmp_path, **{key: value}, **extra))
+    assert value in str(info.value) or key.startswith("DB_")
+
+
+def test_precedence_environment_then_system_file_then_local(tmp_path: Path) -> None:
+    system = tmp_path / "multiflexi.env"
+    local = tmp_path / "local.env"
+    system.write_text("MULTIFLEXI_TIMEZONE=Europe/Prague\nMULTIFLEXI_OUTPUT_CAP_MB=7\n")
+    local.write_text("MULTIFLEXI_TIMEZONE=America/New_York\nMULTIFLEXI_OUTPUT_CAP_MB=9\nSECRET_KEY=l\n")
+    s = load_settings(
+        {
+            "MULTIFLEXI_ENV_FILE": str(system),
+            "MULTIFLEXI_LOCAL_ENV": str(local),
+            "MULTIFLEXI_OUTPUT_CAP_MB": "3",
+        }
+    )
+    assert s.output_cap_mb == 3  # process environment wins
+    assert s.timezone == "Europe/Prague"  # system file beats local .env
+    assert s.secret_key == "l"  # local .env fills what nothing else sets
+
+
+def test_cli_reports_bad_config_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "multiflexi_web.cli", "company", "list"],
+        env={**os.environ, **env(tmp_path, MULTIFLEXI_MAX_PARALLEL="lots")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "Error: configuration: MULTIFLEXI_MAX_PARALLEL: must be a positive integer, got 'lots'"
+    ]

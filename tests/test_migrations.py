@@ -1,0 +1,49 @@
+"""Migrations: empty → head → base on both databases; models and migrations agree."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect
+
+from multiflexi_web import create_app
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Base
+from tests.conftest import PG_ADMIN_URL, _pg_available, make_settings
+from tests.services import need
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrate.db'}"
+        return
+    need(_pg_available(), f"PostgreSQL ({PG_ADMIN_URL})")
+    name = f"mf_mig_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_upgrade_matches_models_and_downgrades_to_base(empty_url: str, tmp_path: Path) -> None:
+    app = create_app({"TESTING": True}, settings=make_settings(empty_url, tmp_path))
+    with app.app_context():
+        upgrade()
+        tables = set(inspect(db.engine).get_table_names())
+        assert set(Base.metadata.tables) <= tables
+        with db.engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            diff = compare_metadata(ctx, Base.metadata)
+        assert diff == [], f"models and migrations differ: {diff}"
+        downgrade(revision="base")
+        assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+        db.engine.dispose()
