@@ -21,6 +21,7 @@ from multiflexi_web import create_app
 from multiflexi_web.config import ConfigError, Settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Worker, utcnow
+from daemons.sdnotify import notify
 
 T = TypeVar("T")
 log = logging.getLogger("multiflexi.daemon")
@@ -51,6 +52,7 @@ class Runtime:
             self.log("hard_stop", signal=signal.Signals(signum).name)
         else:
             self.stop.set()
+            notify("STOPPING=1")
             self.log("stopping", signal=signal.Signals(signum).name)
 
     # -- worker row and heartbeat ------------------------------------------------------------------
@@ -63,6 +65,7 @@ class Runtime:
                 return worker.id
 
         self.worker_id = self.retry_db(_insert)
+        notify("READY=1")
         self.log("started")
         return self.worker_id
 
@@ -73,6 +76,8 @@ class Runtime:
             while not self.hard_stop.wait(HEARTBEAT_EVERY):
                 try:
                     self.beat()
+                    # Only a loop that reached the database proves liveness to systemd.
+                    notify("WATCHDOG=1")
                     if extra is not None:
                         extra()
                 except (OperationalError, DBAPIError) as exc:

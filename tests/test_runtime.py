@@ -1,0 +1,71 @@
+"""Daemon runtime pieces that need no daemon: systemd notify and the DB retry loop."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from daemons.runtime import Runtime
+from daemons.sdnotify import notify
+
+
+def test_notify_sends_datagram(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        assert notify("READY=1")
+        assert server.recv(64) == b"READY=1"
+
+
+def test_notify_outside_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert notify("READY=1") is False
+
+
+def test_retry_db_waits_out_connection_errors(app: Flask) -> None:
+    rt = Runtime("test", app)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("SELECT 1", {}, Exception("could not connect to server"))
+        return "ok"
+
+    assert rt.retry_db(flaky, max_wait=0.01) == "ok"
+    assert len(calls) == 3
+
+
+def test_retry_db_reraises_other_errors(app: Flask) -> None:
+    rt = Runtime("test", app)
+
+    def broken() -> None:
+        raise OperationalError("SELECT x", {}, Exception("no such column: x"))
+
+    with pytest.raises(OperationalError):
+        rt.retry_db(broken)
+
+
+def test_worker_registration_and_beat(app: Flask) -> None:
+    from multiflexi_web.extensions import db
+    from multiflexi_web.models import Worker
+
+    rt = Runtime("test", app)
+    wid = rt.register()
+    before = db.session.get(Worker, wid)
+    assert before is not None and before.status == "running"
+    first_beat = before.heartbeat_at
+    rt.stop.set()
+    rt.beat()
+    db.session.rollback()  # end the read snapshot (SQLite WAL) so the beat is visible
+    after = db.session.get(Worker, wid)
+    assert after is not None and after.status == "stopping" and after.heartbeat_at >= first_beat
+    rt.unregister()
+    db.session.rollback()  # end the read snapshot (SQLite WAL) so the beat is visible
+    done = db.session.get(Worker, wid)
+    assert done is not None and done.status == "stopped" and done.stopped_at is not None
