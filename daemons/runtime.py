@@ -17,11 +17,11 @@ from flask import Flask
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from daemons.sdnotify import notify
 from multiflexi_web import create_app
 from multiflexi_web.config import ConfigError, Settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Worker, utcnow
-from daemons.sdnotify import notify
 
 T = TypeVar("T")
 log = logging.getLogger("multiflexi.daemon")
@@ -91,7 +91,9 @@ class Runtime:
             db.session.execute(
                 update(Worker)
                 .where(Worker.id == self.worker_id)
-                .values(heartbeat_at=utcnow(), status="stopping" if self.stop.is_set() else "running")
+                .values(
+                    heartbeat_at=utcnow(), status="stopping" if self.stop.is_set() else "running"
+                )
             )
             db.session.commit()
 

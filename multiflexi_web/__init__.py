@@ -17,9 +17,7 @@ __version__ = "0.1.0"
 log = logging.getLogger(__name__)
 
 
-def create_app(
-    overrides: dict[str, Any] | None = None, settings: Settings | None = None
-) -> Flask:
+def create_app(overrides: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
     """Build the app; `overrides` replace Flask config keys (tests), `settings` the environment."""
     settings = settings or load_settings()
     app = Flask(

@@ -116,7 +116,9 @@ def _normalise_url(url: str) -> str:
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith(("sqlite:", "postgresql+psycopg:")):
         return url
-    raise ConfigError(f"DATABASE_URL: only sqlite:/// and postgresql:// URLs are supported, got {url!r}")
+    raise ConfigError(
+        f"DATABASE_URL: only sqlite:/// and postgresql:// URLs are supported, got {url!r}"
+    )
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         timezone=_parse(src, "MULTIFLEXI_TIMEZONE", "UTC", _timezone, "must be an IANA time zone"),
         max_parallel=_parse(
-            src, "MULTIFLEXI_MAX_PARALLEL", os.cpu_count() or 1, _positive_int,
+            src,
+            "MULTIFLEXI_MAX_PARALLEL",
+            os.cpu_count() or 1,
+            _positive_int,
             "must be a positive integer",
         ),
         memory_limit_mb=_parse(
@@ -177,7 +182,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         artifact_dir=src.get("MULTIFLEXI_ARTIFACT_DIR", "")
         or str(PROJECT_ROOT / "var" / "artifacts"),
         artifact_inline_max_mb=_parse(
-            src, "MULTIFLEXI_ARTIFACT_INLINE_MAX_MB", 8, _non_negative_int,
+            src,
+            "MULTIFLEXI_ARTIFACT_INLINE_MAX_MB",
+            8,
+            _non_negative_int,
             "must be a whole number of MiB >= 0",
         ),
         output_cap_mb=_parse(
@@ -206,7 +214,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             src, "MULTIFLEXI_LOGIN_LOCKOUT_SECONDS", 900, _non_negative_int, "must be seconds"
         ),
         webhook_max_bytes=_parse(
-            src, "MULTIFLEXI_WEBHOOK_MAX_BYTES", 1024 * 1024, _positive_int,
+            src,
+            "MULTIFLEXI_WEBHOOK_MAX_BYTES",
+            1024 * 1024,
+            _positive_int,
             "must be a positive number of bytes",
         ),
         session_cookie_secure=_parse(

@@ -72,19 +72,46 @@ def test_runtemplate_create_with_credential(app: Flask, runner: FlaskCliRunner) 
     application = seed_app()
     invoke_json(runner, "company", "create", "Acme", "--slug", "acme")
     cred = invoke_json(
-        runner, "credential", "create", "--company", "acme", "--prototype", "Db",
-        "--name", "main db", "--value", "DB_PASS=hunter2",
+        runner,
+        "credential",
+        "create",
+        "--company",
+        "acme",
+        "--prototype",
+        "Db",
+        "--name",
+        "main db",
+        "--value",
+        "DB_PASS=hunter2",
     )
     assert isinstance(cred, dict) and cred["values"] == {"DB_PASS": "••••••••"}
     rt = invoke_json(
-        runner, "runtemplate", "create", "--company", "acme", "--app", application.uuid,
-        "--name", "nightly", "--interval", "d", "--delay", "7200", "--config", "LIMIT=10",
-        "--config", "DEBUG=no", "--credential", str(cred["id"]), "--timeout", "60",
+        runner,
+        "runtemplate",
+        "create",
+        "--company",
+        "acme",
+        "--app",
+        application.uuid,
+        "--name",
+        "nightly",
+        "--interval",
+        "d",
+        "--delay",
+        "7200",
+        "--config",
+        "LIMIT=10",
+        "--config",
+        "DEBUG=no",
+        "--credential",
+        str(cred["id"]),
+        "--timeout",
+        "60",
     )
     assert isinstance(rt, dict)
     assert rt["config"] == {"DEBUG": "false", "LIMIT": "10"}
     assert rt["credentials"] == {"Db": cred["id"]}
-    assert rt["next_run_at"] is not None and rt["next_run_at"].endswith(("T02:00:00+00:00"))
+    assert rt["next_run_at"] is not None and rt["next_run_at"].endswith("T02:00:00+00:00")
     shown = invoke_json(runner, "runtemplate", "show", str(rt["id"]))
     assert isinstance(shown, dict) and shown["name"] == "nightly"
     assert db.session.get(RunTemplate, rt["id"]) is not None
@@ -93,9 +120,23 @@ def test_runtemplate_create_with_credential(app: Flask, runner: FlaskCliRunner) 
 def test_runtemplate_errors_name_field_and_reason(app: Flask, runner: FlaskCliRunner) -> None:
     application = seed_app()
     runner.invoke(args=["company", "create", "Acme", "--slug", "acme"])
-    base = ["runtemplate", "create", "--company", "acme", "--app", str(application.id), "--name", "x"]
+    base = [
+        "runtemplate",
+        "create",
+        "--company",
+        "acme",
+        "--app",
+        str(application.id),
+        "--name",
+        "x",
+    ]
     cases = {
-        ("--interval", "c", "--cron", "61 * * * *"): "cron '61 * * * *': not a valid cron expression",
+        (
+            "--interval",
+            "c",
+            "--cron",
+            "61 * * * *",
+        ): "cron '61 * * * *': not a valid cron expression",
         ("--interval", "c"): "cron: required when the interval is c",
         ("--interval", "q"): "interval 'q': must be one of",
         ("--config", "LIMIT=ten"): "config LIMIT: 'ten' is not a whole number",
@@ -109,7 +150,8 @@ def test_runtemplate_errors_name_field_and_reason(app: Flask, runner: FlaskCliRu
         assert result.exit_code == 1, (extra, result.output)
         assert message in result.output, (extra, result.output)
         assert len(result.output.strip().splitlines()) == 1
-    missing = runner.invoke(args=["runtemplate", "create", "--company", "nope", "--app", "1",
-                                  "--name", "x"])
+    missing = runner.invoke(
+        args=["runtemplate", "create", "--company", "nope", "--app", "1", "--name", "x"]
+    )
     assert missing.exit_code == 1 and "company 'nope': not found" in missing.output
     assert db.session.query(RunTemplate).count() == 0

@@ -25,7 +25,9 @@ def test_defaults_use_embedded_sqlite(tmp_path: Path) -> None:
 
 
 def test_database_url_wins_and_postgres_scheme_is_normalised(tmp_path: Path) -> None:
-    s = load_settings(env(tmp_path, DATABASE_URL="postgres://u:p@h:5433/db", DB_CONNECTION="sqlite"))
+    s = load_settings(
+        env(tmp_path, DATABASE_URL="postgres://u:p@h:5433/db", DB_CONNECTION="sqlite")
+    )
     assert s.database_url == "postgresql+psycopg://u:p@h:5433/db"
 
 
@@ -70,7 +72,9 @@ def test_precedence_environment_then_system_file_then_local(tmp_path: Path) -> N
     system = tmp_path / "multiflexi.env"
     local = tmp_path / "local.env"
     system.write_text("MULTIFLEXI_TIMEZONE=Europe/Prague\nMULTIFLEXI_OUTPUT_CAP_MB=7\n")
-    local.write_text("MULTIFLEXI_TIMEZONE=America/New_York\nMULTIFLEXI_OUTPUT_CAP_MB=9\nSECRET_KEY=l\n")
+    local.write_text(
+        "MULTIFLEXI_TIMEZONE=America/New_York\nMULTIFLEXI_OUTPUT_CAP_MB=9\nSECRET_KEY=l\n"
+    )
     s = load_settings(
         {
             "MULTIFLEXI_ENV_FILE": str(system),

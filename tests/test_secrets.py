@@ -25,7 +25,9 @@ from multiflexi_web.services.secrets import Cipher, SecretError, generate_key
 
 
 def seed() -> tuple[int, int]:
-    proto = CredentialPrototype(uuid="11111111-1111-4111-8111-111111111111", code="Mail", name="Mail")
+    proto = CredentialPrototype(
+        uuid="11111111-1111-4111-8111-111111111111", code="Mail", name="Mail"
+    )
     proto.fields = [
         CredentialPrototypeField(keyword="MAIL_USER", type="string"),
         CredentialPrototypeField(keyword="MAIL_PASSWORD", type="password", secret=True),
@@ -43,15 +45,18 @@ def seed() -> tuple[int, int]:
     rt = create_runtemplate(
         company,
         app,
-        RunTemplateSpec(name="rt", config={"TOKEN": "tok-secret", "N": "5"}, credential_ids=[cred.id]),
+        RunTemplateSpec(
+            name="rt", config={"TOKEN": "tok-secret", "N": "5"}, credential_ids=[cred.id]
+        ),
     )
     db.session.commit()
     return cred.id, rt.id
 
 
 def raw_values() -> list[str]:
-    rows = db.session.execute(text("SELECT value FROM credential_value UNION ALL "
-                                   "SELECT value FROM runtemplate_config")).scalars()
+    rows = db.session.execute(
+        text("SELECT value FROM credential_value UNION ALL SELECT value FROM runtemplate_config")
+    ).scalars()
     return list(rows)
 
 

@@ -39,9 +39,7 @@ def credential_group() -> None:
 @click.option("--value", "values", multiple=True, metavar="K=V")
 @format_option
 @domain_errors(CompanyError, CredentialError)
-def create(
-    company_ref: str, prototype: str, name: str, values: tuple[str, ...], fmt: str
-) -> None:
+def create(company_ref: str, prototype: str, name: str, values: tuple[str, ...], fmt: str) -> None:
     """Create a credential."""
     company = get_company(company_ref)
     cred = create_credential(company, prototype, name, parse_pairs(values, "--value"))

@@ -22,7 +22,17 @@ from multiflexi_web.services.runtemplates import (
 )
 from multiflexi_web.services.secrets import MASK
 
-COLUMNS = ["id", "company_id", "app", "name", "interval", "cron", "executor", "active", "next_run_at"]
+COLUMNS = [
+    "id",
+    "company_id",
+    "app",
+    "name",
+    "interval",
+    "cron",
+    "executor",
+    "active",
+    "next_run_at",
+]
 
 
 def runtemplate_row(rt: RunTemplate) -> dict[str, Any]:

@@ -64,7 +64,7 @@ class ExecutorModule(Protocol):
     description: str
 
     def unusable_reason(self, app: AppInfo) -> str | None:
-        """Why this module cannot run the app (None when it can); checked when a template is saved."""
+        """Why it cannot run the app (None when it can); checked when a template is saved."""
         ...
 
     def run(self, spec: JobSpec, io: JobIO) -> RunResult: ...

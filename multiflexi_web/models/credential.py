@@ -67,7 +67,9 @@ class CredentialType(Base):
     __tablename__ = "credential_type"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("company.id", ondelete="CASCADE"), index=True
+    )
     prototype_id: Mapped[int] = mapped_column(
         ForeignKey("credential_prototype.id", ondelete="RESTRICT"), index=True
     )
@@ -81,7 +83,9 @@ class Credential(Base):
     __tablename__ = "credential"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("company.id", ondelete="CASCADE"), index=True
+    )
     credential_type_id: Mapped[int] = mapped_column(
         ForeignKey("credential_type.id", ondelete="RESTRICT"), index=True
     )

@@ -137,9 +137,7 @@ class Artifact(Base):
     __tablename__ = "artifact"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    job_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("job.id", ondelete="CASCADE"), index=True
-    )
+    job_id: Mapped[int] = mapped_column(BigId, ForeignKey("job.id", ondelete="CASCADE"), index=True)
     filename: Mapped[str] = mapped_column(String(255))
     mime_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
     size: Mapped[int] = mapped_column(BigInteger, default=0)

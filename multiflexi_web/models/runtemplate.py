@@ -55,7 +55,9 @@ class RunTemplate(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("company.id", ondelete="CASCADE"), index=True
+    )
     application_id: Mapped[int] = mapped_column(
         ForeignKey("application.id", ondelete="RESTRICT"), index=True
     )

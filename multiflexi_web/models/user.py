@@ -6,7 +6,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -22,7 +21,7 @@ class Role(StrEnum):
     VIEWER = "viewer"
 
 
-class User(UserMixin, Base):
+class User(Base):
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,9 +45,21 @@ class User(UserMixin, Base):
         back_populates="user", cascade="all, delete-orphan"
     )
 
+    # Flask-Login's user protocol, written out so the model stays fully typed.
     @property
-    def is_active(self) -> bool:  # Flask-Login: disabled users cannot log in
-        return self.enabled
+    def is_active(self) -> bool:
+        return self.enabled  # disabled users cannot log in
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
 
 
 class CompanyMember(Base):

@@ -20,7 +20,9 @@ def visible_company_ids(user: User) -> set[int] | None:
     """Company ids the user may see; None means all (global admin)."""
     if user.is_admin:
         return None
-    return set(db.session.scalars(select(CompanyMember.company_id).where(CompanyMember.user_id == user.id)))
+    return set(
+        db.session.scalars(select(CompanyMember.company_id).where(CompanyMember.user_id == user.id))
+    )
 
 
 def role_in(user: User, company_id: int) -> Role | None:

@@ -19,7 +19,9 @@ class CompanyError(ValueError):
 
 def validate_env_key(key: str) -> str:
     if not ENV_KEY_RE.match(key):
-        raise CompanyError(f"env key {key!r}: must be letters, digits and _ and not start with a digit")
+        raise CompanyError(
+            f"env key {key!r}: must be letters, digits and _ and not start with a digit"
+        )
     return key
 
 
@@ -62,3 +64,57 @@ def get_company(ref: str | int) -> Company:
     if company is None:
         raise CompanyError(f"company {ref!r}: not found")
     return company
+
+
+def update_company(
+    company: Company,
+    *,
+    name: str,
+    slug: str,
+    email: str | None = None,
+    enabled: bool = True,
+    zabbix_host: str | None = None,
+) -> None:
+    """Change a company's own fields; the same rules as creating one."""
+    if not name.strip():
+        raise CompanyError("name: must not be empty")
+    if not SLUG_RE.match(slug):
+        raise CompanyError(f"slug {slug!r}: 1-64 letters, digits, '-' or '_'")
+    taken = db.session.scalar(
+        select(Company.id).where(Company.slug == slug, Company.id != company.id)
+    )
+    if taken is not None:
+        raise CompanyError(f"slug {slug!r}: already used by another company")
+    company.name, company.slug, company.email = name.strip(), slug, email
+    company.enabled, company.zabbix_host = enabled, zabbix_host
+    db.session.flush()
+
+
+def delete_env(company: Company, key: str) -> None:
+    row = next((r for r in company.env if r.key == key), None)
+    if row is None:
+        raise CompanyError(f"env key {key!r}: not set in this company")
+    company.env.remove(row)
+    db.session.flush()
+
+
+def delete_company(company: Company) -> None:
+    """Delete a company and everything it owns; refused while one of its jobs is live."""
+    from multiflexi_web.models import LIVE_STATUSES, Credential, CredentialType, Job
+
+    live = db.session.scalar(
+        select(Job.id)
+        .where(Job.company_id == company.id, Job.status.in_([s.value for s in LIVE_STATUSES]))
+        .limit(1)
+    )
+    if live is not None:
+        raise CompanyError(
+            f"company {company.slug!r}: has queued or running jobs (e.g. job {live})"
+        )
+    # Credentials restrict their type's deletion: remove them first, then the types.
+    for model in (Credential, CredentialType):
+        for row in db.session.scalars(select(model).where(model.company_id == company.id)):
+            db.session.delete(row)
+        db.session.flush()
+    db.session.delete(company)
+    db.session.flush()

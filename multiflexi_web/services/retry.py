@@ -15,7 +15,7 @@ def retry_delay(backoff: str, min_gap: int, attempt: int) -> int:
     if mode is RetryBackoff.LINEAR:
         return min_gap * attempt
     if mode is RetryBackoff.EXPONENTIAL:
-        return min_gap * 2 ** (attempt - 1)
+        return min_gap * (1 << max(attempt - 1, 0))
     return min_gap
 
 

@@ -102,7 +102,9 @@ def set_config(rt: RunTemplate, values: dict[str, str]) -> None:
     for key, raw in values.items():
         fdef = app.field(key)
         try:
-            value = normalise_value(fdef.type if fdef else "string", raw, fdef.options if fdef else None)
+            value = normalise_value(
+                fdef.type if fdef else "string", raw, fdef.options if fdef else None
+            )
         except FieldValueError as exc:
             raise RunTemplateError(f"config {key}: {exc}") from None
         secret = bool(fdef and (fdef.secret or fdef.type == "password"))
@@ -130,7 +132,7 @@ def assign_credential(rt: RunTemplate, credential_id: int) -> RunTemplateCredent
     if code not in rt.application.requirements:
         raise RunTemplateError(
             f"credential {credential_id}: its prototype {code!r} is not required by "
-            f"{rt.application.name!r} (requires: {', '.join(rt.application.requirements) or 'none'})"
+            f"{rt.application.name!r} (requires: {_listed(rt.application.requirements)})"
         )
     for link in list(rt.credentials):
         if link.requirement == code:
@@ -140,6 +142,10 @@ def assign_credential(rt: RunTemplate, credential_id: int) -> RunTemplateCredent
     link.credential = cred
     rt.credentials.append(link)
     return link
+
+
+def _listed(items: list[str]) -> str:
+    return ", ".join(items) or "none"
 
 
 def get_runtemplate(rt_id: int) -> RunTemplate:

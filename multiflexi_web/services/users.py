@@ -20,7 +20,9 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def create_user(login: str, password: str, *, is_admin: bool = False, email: str | None = None) -> User:
+def create_user(
+    login: str, password: str, *, is_admin: bool = False, email: str | None = None
+) -> User:
     login = login.strip()
     if not login or len(login) > 64:
         raise UserError("login: must be 1 to 64 characters")
@@ -73,3 +75,26 @@ def authenticate(
 
 
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def update_user(
+    user: User,
+    *,
+    acting: User,
+    email: str | None,
+    full_name: str | None,
+    enabled: bool,
+    is_admin: bool,
+) -> None:
+    """Change a user's profile and powers; nobody can lock themselves out of administration."""
+    if user.id == acting.id and not enabled:
+        raise UserError("enabled: you cannot disable your own account")
+    if user.id == acting.id and not is_admin and user.is_admin:
+        raise UserError("is_admin: you cannot remove your own administrator rights")
+    if email and "@" not in email:
+        raise UserError(f"email {email!r}: is not an e-mail address")
+    user.email, user.full_name = email, full_name
+    user.enabled, user.is_admin = enabled, is_admin
+    if enabled:
+        user.locked_until, user.failed_logins = None, 0
+    db.session.flush()

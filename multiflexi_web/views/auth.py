@@ -18,7 +18,12 @@ bp = Blueprint("auth", __name__)
 
 def _safe_next(target: str | None) -> str:
     # Only same-site relative paths: an open redirect would help phishing.
-    if not target or urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
+    if (
+        not target
+        or urlsplit(target).netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+    ):
         return url_for("dashboard.index")
     return target
 
@@ -36,7 +41,9 @@ def login() -> Response | str:
             ip=request.remote_addr,
         )
         if user is None:
-            record("login_failed", "user", None, f"failed login for {login_name!r}", actor=login_name)
+            record(
+                "login_failed", "user", None, f"failed login for {login_name!r}", actor=login_name
+            )
             db.session.commit()
             flash("Wrong login or password, or the account is locked.", "error")
             return render_template("auth/login.html", login=login_name), 401  # type: ignore[return-value]
