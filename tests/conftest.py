@@ -85,15 +85,30 @@ def app(settings: Settings) -> Iterator[Flask]:
         db.engine.dispose()
 
 
+_PG_READY: set[str] = set()
+
+
 def reset_schema() -> None:
-    """Empty tables: create on SQLite's fresh file, truncate the shared PostgreSQL database."""
-    if db.engine.dialect.name == "postgresql":
-        Base.metadata.create_all(db.engine)
-        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with db.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    else:
-        Base.metadata.create_all(db.engine)
+    """Empty tables: create on SQLite's fresh file; on the shared PostgreSQL database delete rows.
+
+    DELETE + sequence restart is ~10x faster than TRUNCATE of every table (which takes an
+    exclusive lock and new files per table) and the suite resets before each test.
+    """
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        Base.metadata.create_all(engine)
+        return
+    url = str(engine.url)
+    if url not in _PG_READY:
+        Base.metadata.create_all(engine)
+        _PG_READY.add(url)
+    deletes = "; ".join(f'DELETE FROM "{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(deletes)
+        seqs = conn.execute(text("SELECT sequence_name FROM information_schema.sequences")).scalars()
+        restarts = "; ".join(f'ALTER SEQUENCE "{name}" RESTART' for name in seqs)
+        if restarts:
+            conn.exec_driver_sql(restarts)
 
 
 @pytest.fixture

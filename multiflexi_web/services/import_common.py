@@ -54,7 +54,9 @@ class ImportResult:
 ImportOne = Callable[[Path, ImportResult], None]
 
 
-def run_imports(paths: Iterable[str | Path], kind: str, import_one: ImportOne) -> list[ImportResult]:
+def run_imports(
+    paths: Iterable[str | Path], kind: str, import_one: ImportOne
+) -> list[ImportResult]:
     """Import each file, and each `*.json` file of each folder, on its own."""
     results: list[ImportResult] = []
     for raw in paths:

@@ -33,16 +33,16 @@ def read_json_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> dict[str, Any
         raise FileImportError(f"{path}: no such file") from None
     except OSError as exc:
         raise FileImportError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    return parse_json_bytes(str(path), data, max_bytes)
+
+
+def parse_json_bytes(name: str, data: bytes, max_bytes: int = MAX_FILE_BYTES) -> dict[str, Any]:
+    """Parse UTF-8 JSON whose top level must be an object; errors give line and column."""
     if len(data) > max_bytes:
         raise FileImportError(
-            f"{path}: file is larger than the {_size(max_bytes)} limit; "
-            "an application definition is a few kilobytes"
+            f"{name}: file is larger than the {_size(max_bytes)} limit; "
+            "a MultiFlexi definition is a few kilobytes"
         )
-    return parse_json_bytes(str(path), data)
-
-
-def parse_json_bytes(name: str, data: bytes) -> dict[str, Any]:
-    """Parse UTF-8 JSON whose top level must be an object; errors give line and column."""
     text = _decode(name, data)
     if not text.strip():
         raise FileImportError(f"{name}: the file is empty")
@@ -122,10 +122,10 @@ def validate(name: str, doc: dict[str, Any], validator: Draft7Validator, what: s
 
 
 def _reason(error: ValidationError) -> str:
-    # oneOf/anyOf failures say only "not valid under any of the given schemas": use the
-    # closest alternative's reason instead.
+    # oneOf/anyOf failures say only "not valid under any of the given schemas": use the reason
+    # from the alternative of the right JSON type (an object with a bad key, not "not a string").
     if error.context:
-        inner = best_match(error.context)
+        inner = best_match([e for e in error.context if e.validator != "type"] or error.context)
         if inner is not None:
             error = inner
     message = error.message
