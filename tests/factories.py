@@ -13,6 +13,7 @@ import uuid as uuidlib
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
@@ -56,9 +57,17 @@ def _n() -> int:
 
 
 def _save(obj: T) -> T:
+    # End any read transaction first: under WAL its snapshot may predate a request's write,
+    # and SQLite refuses to turn a stale snapshot into a write ("database is locked").
+    db.session.commit()
     db.session.add(obj)
     db.session.commit()
     return obj
+
+
+def reread() -> None:
+    """End the test's transaction so the next read sees what requests committed since."""
+    db.session.rollback()
 
 
 def make_user(
@@ -134,10 +143,14 @@ def make_prototype(
 ) -> CredentialPrototype:
     """A credential prototype; default fields: LOGIN (plain) and PASSWORD (secret)."""
     code = code or f"proto{_n()}"
-    specs = fields if fields is not None else [
-        {"keyword": "LOGIN", "type": "string", "required": True},
-        {"keyword": "PASSWORD", "type": "password", "secret": True},
-    ]
+    specs = (
+        fields
+        if fields is not None
+        else [
+            {"keyword": "LOGIN", "type": "string", "required": True},
+            {"keyword": "PASSWORD", "type": "password", "secret": True},
+        ]
+    )
     proto = CredentialPrototype(uuid=str(uuidlib.uuid4()), code=code, name=code.title())
     proto.fields = [CredentialPrototypeField(position=i, **f) for i, f in enumerate(specs)]
     return _save(proto)
@@ -163,7 +176,9 @@ def make_credential(
     assert proto is not None
     secret_keys = {f.keyword for f in proto.fields if f.secret or f.type == "password"}
     given = values if values is not None else {"LOGIN": "alice", "PASSWORD": "s3cret-value"}
-    cred = Credential(company_id=company.id, credential_type_id=ctype.id, name=name or f"cred{_n()}")
+    cred = Credential(
+        company_id=company.id, credential_type_id=ctype.id, name=name or f"cred{_n()}"
+    )
     cred.values = [
         CredentialValue(
             key=k, value=cipher().encrypt(v) if k in secret_keys else v, secret=k in secret_keys
@@ -300,8 +315,34 @@ def make_audit(
     )
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs in its own app context, as in production.
+
+    The `app` fixture keeps one app context open for the whole test; a plain test client
+    reuses it, so requests would share one database session (with its identity map and loader
+    options) and Flask-Login's cached user in `g` with each other and with the test.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+def isolate_requests(app: Flask) -> None:
+    """Make `app.test_client()` return IsolatedClient from now on."""
+    app.test_client_class = IsolatedClient
+
+
 def login(client: FlaskClient, user: User, password: str = PASSWORD) -> TestResponse:
     """Log a user in through the real login form (the `app` fixture disables CSRF)."""
     resp = client.post("/login", data={"login": user.login, "password": password})
     assert resp.status_code == 302, f"login of {user.login!r} failed: {resp.status_code}"
     return resp
+
+
+def client_for(app: Flask, user: User, password: str = PASSWORD) -> FlaskClient:
+    """A fresh isolated test client with `user` logged in."""
+    isolate_requests(app)
+    client = app.test_client()
+    login(client, user, password)
+    return client

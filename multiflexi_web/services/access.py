@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import Select, select
+from sqlalchemy.orm import InstrumentedAttribute
 from werkzeug.exceptions import Forbidden, NotFound
 
 from multiflexi_web.extensions import db
@@ -58,7 +59,7 @@ def has_role(user: User, company_id: int, minimum: Role) -> bool:
     return role is not None and RANK[role] >= RANK[minimum]
 
 
-def scoped(query: Q, column: ColumnElement[int], user: User) -> Q:
+def scoped(query: Q, column: InstrumentedAttribute[int], user: User) -> Q:
     """Limit a query to rows whose company `column` the user may see."""
     ids = visible_company_ids(user)
     return query if ids is None else query.where(column.in_(ids))

@@ -98,3 +98,60 @@ def plain_values(cred: Credential) -> dict[str, str]:
 def masked_values(cred: Credential) -> dict[str, str]:
     """Values safe to show: secrets as a mask, '(not set)' when empty."""
     return {v.key: (MASK if v.value else "(not set)") if v.secret else v.value for v in cred.values}
+
+
+def value_errors(proto: CredentialPrototype, values: dict[str, str]) -> dict[str, str]:
+    """Per-field problems of typed values ({keyword: reason}); empty secrets are allowed."""
+    from multiflexi_web.services.validation import FieldValueError, normalise_value
+
+    errors: dict[str, str] = {}
+    for f in proto.fields:
+        try:
+            normalise_value(f.type, values.get(f.keyword, ""), f.options)
+        except FieldValueError as exc:
+            errors[f.keyword] = str(exc)
+    return errors
+
+
+def update_credential(cred: Credential, name: str, values: dict[str, str]) -> None:
+    """Rename and store values (an empty secret keeps the old one); required values must stay."""
+    if not name.strip():
+        raise CredentialError("name: must not be empty")
+    cred.name = name.strip()
+    set_values(cred, values)
+    proto = cred.credential_type.prototype
+    missing = [
+        f.keyword for f in proto.fields if f.required and not _has_value(cred, f.keyword, f.default)
+    ]
+    if missing:
+        raise CredentialError(f"credential {name!r}: required values missing: {', '.join(missing)}")
+    db.session.flush()
+
+
+def delete_credential(cred: Credential) -> None:
+    """Delete a credential no RunTemplate uses (deleting it would silently unbind them)."""
+    from multiflexi_web.models import RunTemplateCredential
+
+    used = db.session.scalar(
+        select(RunTemplateCredential.runtemplate_id)
+        .where(RunTemplateCredential.credential_id == cred.id)
+        .limit(1)
+    )
+    if used is not None:
+        raise CredentialError(
+            f"credential {cred.name!r}: used by RunTemplate {used}; unassign it first"
+        )
+    db.session.delete(cred)
+    db.session.flush()
+
+
+def delete_credential_type(ctype: CredentialType) -> None:
+    in_use = db.session.scalar(
+        select(Credential.id).where(Credential.credential_type_id == ctype.id).limit(1)
+    )
+    if in_use is not None:
+        raise CredentialError(
+            f"credential type {ctype.name!r}: still has credentials; delete them first"
+        )
+    db.session.delete(ctype)
+    db.session.flush()

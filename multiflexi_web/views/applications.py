@@ -1,0 +1,93 @@
+"""Applications: list with tags and search, detail, JSON import with a report, export, enable."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from sqlalchemy import or_, select
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Application
+from multiflexi_web.services.app_export import AppExportError, export_app_json
+from multiflexi_web.services.app_import import import_app_bytes
+from multiflexi_web.services.audit import record
+from multiflexi_web.services.import_common import ImportResult
+from multiflexi_web.views._helpers import flag, get_or_404, global_admin, is_htmx
+
+bp = Blueprint("applications", __name__, url_prefix="/applications")
+MAX_FILES = 50
+
+
+@bp.get("/")
+def index() -> str:
+    search = request.args.get("q", "").strip()[:100]
+    tag = request.args.get("tag", "").strip()[:64]
+    query = select(Application).order_by(Application.name)
+    if search:
+        like = f"%{search}%"
+        query = query.where(or_(Application.name.ilike(like), Application.description.ilike(like)))
+    apps = list(db.session.scalars(query))
+    # Tags live in a JSON list; filtering them here keeps one query for SQLite and PostgreSQL.
+    tags = sorted({t for a in apps for t in (a.tags or [])}, key=str.lower)
+    if tag:
+        apps = [a for a in apps if tag in (a.tags or [])]
+    template = "applications/_list.html" if is_htmx() else "applications/index.html"
+    return render_template(template, apps=apps, tags=tags, tag=tag, q=search)
+
+
+@bp.get("/<int:app_id>")
+def detail(app_id: int) -> str:
+    return render_template("applications/detail.html", app=get_or_404(Application, app_id))
+
+
+@bp.get("/<int:app_id>/export")
+def export(app_id: int) -> Response:
+    app = get_or_404(Application, app_id)
+    try:
+        body = export_app_json(app)
+    except AppExportError as exc:
+        flash(f"Cannot export {app.name}: {exc}", "error")
+        return redirect(url_for(".detail", app_id=app.id))  # type: ignore[return-value]
+    filename = f"{_safe_name(app.name)}.multiflexi.app.json"
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.post("/<int:app_id>/enabled")
+def set_enabled(app_id: int) -> Response:
+    global_admin()
+    app = get_or_404(Application, app_id)
+    app.enabled = flag("enabled")
+    state = "enabled" if app.enabled else "disabled"
+    record("update", "application", app.id, f"application {app.name} {state}")
+    db.session.commit()
+    flash(f"{app.name} {state}.", "info")
+    return redirect(url_for(".detail", app_id=app.id))  # type: ignore[return-value]
+
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_() -> str | tuple[str, int]:
+    global_admin()
+    if request.method == "GET":
+        return render_template("applications/import.html", results=None, error=None)
+    files = [f for f in request.files.getlist("files") if f.filename][:MAX_FILES]
+    if not files:
+        error = "Choose at least one *.multiflexi.app.json file."
+        return render_template("applications/import.html", results=None, error=error), 400
+    results = [import_app_bytes(f.filename or "upload.json", f.read()) for f in files]
+    _audit_imports(results)
+    db.session.commit()
+    return render_template("applications/import.html", results=results, error=None)
+
+
+def _audit_imports(results: list[ImportResult]) -> None:
+    for r in results:
+        if not r.failed:
+            record("import", "application", r.id, f"application {r.name} {r.status} from {r.file}")
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.")
+    return cleaned or "application"

@@ -1,0 +1,50 @@
+"""Workers: every scheduler, executor and eventor daemon with its heartbeat; stale ones flagged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, render_template
+from sqlalchemy import func, select
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Job, JobStatus, Worker, utcnow
+from multiflexi_web.services import settings
+from multiflexi_web.views._helpers import is_htmx
+
+bp = Blueprint("workers", __name__, url_prefix="/workers")
+
+
+def heartbeat_age(worker: Worker, now: datetime) -> float:
+    return max(0.0, (now - worker.heartbeat_at).total_seconds())
+
+
+def is_stale(worker: Worker, now: datetime, lost_after: float) -> bool:
+    """A worker that says it runs but has not beaten its heart for longer than `lost_after`."""
+    return worker.stopped_at is None and heartbeat_age(worker, now) > lost_after
+
+
+@bp.get("/")
+def index() -> str:
+    now, lost_after = utcnow(), settings().lost_after
+    workers = db.session.scalars(
+        select(Worker).order_by(Worker.stopped_at.is_not(None), Worker.kind, Worker.id.desc())
+    ).all()
+    running = dict(
+        db.session.execute(
+            select(Job.worker_id, func.count())
+            .where(Job.status == JobStatus.RUNNING.value, Job.worker_id.is_not(None))
+            .group_by(Job.worker_id)
+        ).all()
+    )
+    rows = [
+        {
+            "worker": w,
+            "age": heartbeat_age(w, now),
+            "stale": is_stale(w, now, lost_after),
+            "running": running.get(w.id, 0),
+        }
+        for w in workers
+    ]
+    template = "workers/_table.html" if is_htmx() else "workers/index.html"
+    return render_template(template, rows=rows, lost_after=lost_after)
