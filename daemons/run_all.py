@@ -80,9 +80,10 @@ def main() -> None:
     os.chdir(PROJECT_ROOT)
     from multiflexi_web.bootstrap import bootstrap, ensure_local_keys
 
-    written = ensure_local_keys(PROJECT_ROOT / ".env")
+    local_env = Path(os.environ.get("MULTIFLEXI_LOCAL_ENV", str(PROJECT_ROOT / ".env")))
+    written = ensure_local_keys(local_env)
     if written:
-        print(f"run: generated {', '.join(written)} into .env", file=sys.stderr)
+        print(f"run: generated {', '.join(written)} into {local_env}", file=sys.stderr)
     from multiflexi_web import create_app
 
     admin = bootstrap(create_app())

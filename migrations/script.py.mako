@@ -7,6 +7,8 @@ Create Date: ${create_date}
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy import Text  # noqa: F401 - autogenerate renders JSONB(astext_type=Text())
+from sqlalchemy.dialects import postgresql  # noqa: F401
 ${imports if imports else ""}
 
 # revision identifiers, used by Alembic.
