@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
 from multiflexi_web.database import write_session
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Event, EventRule, EventSource, EventStatus, Job, RunTemplate, utcnow
+from multiflexi_web.models import (
+    Event,
+    EventRule,
+    EventSource,
+    EventStatus,
+    Job,
+    RunTemplate,
+    utcnow,
+)
 from multiflexi_web.services import jobs
 from multiflexi_web.services.events.rules import EventFacts, ordered, rule_env, rule_matches
 
 BATCH = 50
+# What one bad event (a rule edited by hand into nonsense, a key that cannot encrypt) may raise
+# without taking the batch down: it is marked failed with the reason; the others go on.
+EVENT_ERRORS = (ValueError, RuntimeError, LookupError, TypeError, AttributeError)
 
 
 @dataclass(frozen=True)
@@ -24,53 +36,93 @@ class Outcome:
     error: str | None = None
 
 
-def process_batch(limit: int = BATCH) -> list[Outcome]:
+@dataclass
+class _Batch:
+    """Sources, rules and RunTemplates loaded once per batch, not once per event."""
+
+    sources: dict[int, EventSource] = field(default_factory=dict)
+    rules: dict[int, list[EventRule]] = field(default_factory=dict)
+    templates: dict[int, RunTemplate | None] = field(default_factory=dict)
+
+    def rules_of(self, source_id: int) -> list[EventRule]:
+        if source_id not in self.rules:
+            self.rules[source_id] = rules_of(source_id)
+        return self.rules[source_id]
+
+    def template(self, rt_id: int) -> RunTemplate | None:
+        if rt_id not in self.templates:
+            self.templates[rt_id] = db.session.scalar(
+                select(RunTemplate)
+                .where(RunTemplate.id == rt_id)
+                .options(selectinload(RunTemplate.application))
+            )
+        return self.templates[rt_id]
+
+
+def process_batch(limit: int = BATCH, *, careful: bool = False) -> list[Outcome]:
     """Claim up to `limit` new events and make their jobs; the caller commits all of it at once.
 
     PostgreSQL skips rows another eventor holds; SQLite's BEGIN IMMEDIATE serialises writers. The
-    conditional UPDATE per event is the last word either way, so no event is handled twice.
+    conditional UPDATE is the last word either way, so no event is handled twice, and its jobs
+    and its new status are committed together or not at all. The fast path has no savepoints;
+    when one event fails, the batch is rolled back and redone with a savepoint per event.
     """
-    write_session(db.session)
-    query = select(Event).where(Event.status == EventStatus.NEW.value).order_by(Event.id).limit(limit)
+    write_session(db.session())
+    query = select(Event.id).where(Event.status == EventStatus.NEW.value).order_by(Event.id)
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return [o for o in (_process(ev) for ev in db.session.scalars(query).all()) if o is not None]
+    claimed = _claim(list(db.session.scalars(query.limit(limit))))
+    if not claimed:
+        return []
+    batch = _Batch()
+    events = list(db.session.scalars(select(Event).where(Event.id.in_(claimed)).order_by(Event.id)))
+    if careful:
+        return [_process_alone(ev, batch) for ev in events]
+    try:
+        return [_fire(ev, batch) for ev in events]
+    except EVENT_ERRORS:
+        db.session.rollback()
+        return process_batch(limit, careful=True)
 
 
-def _claim(event: Event) -> bool:
+def _claim(ids: list[int]) -> list[int]:
+    if not ids:
+        return []
     result = db.session.execute(
         update(Event)
-        .where(Event.id == event.id, Event.status == EventStatus.NEW.value)
+        .where(Event.id.in_(ids), Event.status == EventStatus.NEW.value)
         .values(status=EventStatus.PROCESSED.value, processed_at=utcnow())
-        .execution_options(synchronize_session="fetch")
+        .returning(Event.id)
+        .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return sorted(result.scalars())
 
 
-def _process(event: Event) -> Outcome | None:
-    if not _claim(event):
-        return None
+def _process_alone(event: Event, batch: _Batch) -> Outcome:
     try:
         with db.session.begin_nested():
-            return _fire(event)
-    except (ValueError, RuntimeError, LookupError) as exc:
+            return _fire(event, batch)
+    except EVENT_ERRORS as exc:
         # The savepoint undid this event's jobs; it stays claimed and shows why.
         event.status, event.error = EventStatus.FAILED.value, f"{type(exc).__name__}: {exc}"
         return Outcome(event.id, (), (), event.error)
 
 
-def _fire(event: Event) -> Outcome:
-    source = db.session.get(EventSource, event.source_id)
-    assert source is not None  # noqa: S101 - the foreign key guarantees it
+def _fire(event: Event, batch: _Batch) -> Outcome:
+    source = batch.sources.get(event.source_id) or db.session.get(EventSource, event.source_id)
+    if source is None:
+        raise LookupError(f"event source {event.source_id} is gone")
+    batch.sources[source.id] = source
     facts = EventFacts(event.id, source.name, source.kind, event.payload)
-    matched = [r for r in rules_of(source.id) if rule_matches(r, event.payload)]
+    matched = [r for r in batch.rules_of(source.id) if rule_matches(r, event.payload)]
     job_ids, notes = [], []
     for rule in matched:
-        rt = db.session.get(RunTemplate, rule.runtemplate_id)
+        rt = batch.template(rule.runtemplate_id)
         if rt is None or not rt.active:
-            notes.append(f"rule {rule.id}: RunTemplate {rule.runtemplate_id} is inactive, no job made")
+            notes.append(f"rule {rule.id}: RunTemplate {rule.runtemplate_id} is inactive, no job")
             continue
-        job = jobs.enqueue(rt, schedule_type="event", env_override=rule_env(rule, facts), event_id=event.id)
+        env = rule_env(rule, facts)
+        job = jobs.enqueue(rt, schedule_type="event", env_override=env, event_id=event.id)
         job_ids.append(job.id)
     event.matched_rules = [r.id for r in matched]
     event.error = "; ".join(notes) or None
@@ -88,12 +140,14 @@ def jobs_of(event_ids: Sequence[int]) -> dict[int, list[Job]]:
     """The jobs each event created."""
     out: dict[int, list[Job]] = {i: [] for i in event_ids}
     if event_ids:
-        for job in db.session.scalars(select(Job).where(Job.event_id.in_(event_ids)).order_by(Job.id)):
+        query = select(Job).where(Job.event_id.in_(event_ids)).order_by(Job.id)
+        for job in db.session.scalars(query):
             out[job.event_id or 0].append(job)
     return out
 
 
-def pending_count() -> int:
-    return len(db.session.scalars(
+def has_pending() -> bool:
+    found = db.session.scalar(
         select(Event.id).where(Event.status == EventStatus.NEW.value).limit(1)
-    ).all())
+    )
+    return found is not None

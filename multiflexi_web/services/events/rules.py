@@ -14,7 +14,7 @@ OPS = ("equals", "exists", "in")
 OPERATIONS = ("any", "create", "update", "delete")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MISSING = object()
-_STEP_RE = re.compile(r"[^.\[\]]+|\[\d+\]")
+_STEP_RE = re.compile(r"[^.\[\]]+|\[-?\d+\]")
 # Upstream's names for a changes_cache row, in the order the row's columns feed them.
 CHANGES_DB_ENV = {
     "EVENT_INVERSION": "inversion",
@@ -29,7 +29,7 @@ class RuleError(ValueError):
     """A rule definition is invalid; the message names the field and the reason."""
 
 
-def select(payload: Any, selector: str) -> Any:
+def select_path(payload: Any, selector: str) -> Any:
     """Walk `$.a.b[0].c` (or upstream's plain `a.b.c`); returns _MISSING when absent."""
     path = selector.strip()
     path = path[1:] if path.startswith("$") else path
@@ -44,7 +44,8 @@ def select(payload: Any, selector: str) -> Any:
 def _step(node: Any, step: str) -> Any:
     if step.startswith("[") or (isinstance(node, list) and step.isdigit()):
         index = int(step.strip("[]"))
-        return node[index] if isinstance(node, list) and -len(node) <= index < len(node) else _MISSING
+        inside = isinstance(node, list) and -len(node) <= index < len(node)
+        return node[index] if inside else _MISSING
     if isinstance(node, Mapping) and step in node:
         return node[step]
     return _MISSING
@@ -68,13 +69,15 @@ def _same(actual: Any, expected: Any) -> bool:
     if actual == expected and type(actual) is type(expected):
         return True
     scalar = (str, int, float, bool, type(None))
-    return isinstance(actual, scalar) and isinstance(expected, scalar) and (
-        as_env_value(actual) == as_env_value(expected)
+    return (
+        isinstance(actual, scalar)
+        and isinstance(expected, scalar)
+        and (as_env_value(actual) == as_env_value(expected))
     )
 
 
 def condition_holds(payload: Any, cond: Mapping[str, Any]) -> bool:
-    actual = select(payload, str(cond.get("path", "")))
+    actual = select_path(payload, str(cond.get("path", "")))
     op = cond.get("op", "equals")
     if op == "exists":
         return actual is not _MISSING
@@ -89,11 +92,11 @@ def rule_matches(rule: EventRule, payload: Any) -> bool:
     """Enabled, evidence and operation (empty/any = every one), then every condition."""
     if not rule.enabled:
         return False
-    if rule.evidence and not _same(select(payload, "evidence"), rule.evidence):
+    if rule.evidence and not _same(select_path(payload, "evidence"), rule.evidence):
         return False
-    if rule.operation and rule.operation != "any":
-        if not _same(select(payload, "operation"), rule.operation):
-            return False
+    operation = rule.operation or "any"
+    if operation != "any" and not _same(select_path(payload, "operation"), operation):
+        return False
     return all(condition_holds(payload, c) for c in rule.conditions or [])
 
 
@@ -118,12 +121,12 @@ def builtin_env(facts: EventFacts) -> dict[str, str]:
         "EVENT_SOURCE": facts.source_name,
     }
     if facts.source_kind == SourceKind.DIRECTORY.value:
-        path = select(facts.payload, "path")
+        path = select_path(facts.payload, "path")
         if path is not _MISSING:
             env["EVENT_FILE"] = as_env_value(path)
     if facts.source_kind == SourceKind.CHANGES_DB.value:
         for key, column in CHANGES_DB_ENV.items():
-            value = select(facts.payload, column)
+            value = select_path(facts.payload, column)
             env[key] = "" if value is _MISSING or value is None else as_env_value(value)
     return env
 
@@ -132,7 +135,7 @@ def rule_env(rule: EventRule, facts: EventFacts) -> dict[str, str]:
     """EVENT_* defaults, overlaid by the rule's env_mapping (selectors that resolve)."""
     env = builtin_env(facts)
     for key, selector in (rule.env_mapping or {}).items():
-        value = select(facts.payload, selector)
+        value = select_path(facts.payload, selector)
         if value is not _MISSING:
             env[key] = as_env_value(value)
     return env
@@ -148,7 +151,7 @@ def validate_rule_fields(
         _validate_condition(i, cond)
     for key, selector in env_mapping.items():
         if not ENV_KEY_RE.match(key):
-            raise RuleError(f"env_mapping key {key!r}: letters, digits and _, not starting with a digit")
+            raise RuleError(f"env_mapping key {key!r}: letters, digits and _, not a leading digit")
         if not isinstance(selector, str) or not selector.strip():
             raise RuleError(f"env_mapping {key}: the selector must be a path such as $.a.b")
 
@@ -161,3 +164,74 @@ def _validate_condition(i: int, cond: dict[str, Any]) -> None:
         raise RuleError(f"condition {i} ({cond['path']}): op must be one of {', '.join(OPS)}")
     if op == "in" and not isinstance(cond.get("value"), list):
         raise RuleError(f"condition {i} ({cond['path']}): 'in' needs a list of values")
+
+
+_COND_RE = re.compile(r"^(?P<path>\S+)\s+(?P<op>==|=|exists|in)\s*(?P<value>.*)$")
+
+
+def parse_conditions(text: str) -> list[dict[str, Any]]:
+    """Form lines `$.a == x`, `$.a exists`, `$.a in x, y` to conditions (values JSON or text)."""
+    out: list[dict[str, Any]] = []
+    for i, line in enumerate((ln.strip() for ln in text.splitlines()), 1):
+        if not line:
+            continue
+        match = _COND_RE.match(line)
+        if match is None:
+            raise RuleError(
+                f"conditions line {i} {line!r}: write $.path == value, "
+                "$.path exists or $.path in a, b"
+            )
+        path, op, value = match["path"], match["op"], match["value"].strip()
+        if op == "exists":
+            out.append({"path": path, "op": "exists"})
+        elif op == "in":
+            out.append(
+                {
+                    "path": path,
+                    "op": "in",
+                    "value": [_typed(v.strip()) for v in value.split(",") if v.strip()],
+                }
+            )
+        else:
+            out.append({"path": path, "op": "equals", "value": _typed(value)})
+    return out
+
+
+def format_conditions(conditions: list[dict[str, Any]]) -> str:
+    lines = []
+    for cond in conditions or []:
+        op = cond.get("op", "equals")
+        if op == "exists":
+            lines.append(f"{cond['path']} exists")
+        elif op == "in":
+            lines.append(f"{cond['path']} in " + ", ".join(_text(v) for v in cond.get("value", [])))
+        else:
+            lines.append(f"{cond['path']} == {_text(cond.get('value'))}")
+    return "\n".join(lines)
+
+
+def parse_env_mapping(text: str) -> dict[str, str]:
+    """Form lines `KEY=$.a.b` to an env_mapping."""
+    out: dict[str, str] = {}
+    for i, line in enumerate((ln.strip() for ln in text.splitlines()), 1):
+        if not line:
+            continue
+        key, sep, selector = line.partition("=")
+        if not sep:
+            raise RuleError(f"env_mapping line {i} {line!r}: write KEY=$.path")
+        out[key.strip()] = selector.strip()
+    return out
+
+
+def _typed(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _text(value: Any) -> str:
+    # A string that would read back as something else ("42", "true") keeps its JSON quotes.
+    if isinstance(value, str) and _typed(value) == value and "," not in value:
+        return value
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,1 @@
+"""Event processing: sources that receive events, rules that match them, jobs they create."""

@@ -1,0 +1,221 @@
+"""Event sources and rules: create, find, list, test a payload against a source's rules."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import select
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Event, EventRule, EventSource, RunTemplate
+from multiflexi_web.services.events.process import rules_of
+from multiflexi_web.services.events.rules import (
+    EventFacts,
+    RuleError,
+    rule_env,
+    rule_matches,
+    validate_rule_fields,
+)
+from multiflexi_web.services.events.sources import KINDS, validate_config
+from multiflexi_web.services.events.sources.base import SourceConfigError, SourceSpec
+from multiflexi_web.services.secrets import MASK, cipher
+
+
+class EventSourceError(ValueError):
+    """An event source operation was refused; the message names the field and the reason."""
+
+
+def create_source(
+    name: str,
+    kind: str,
+    config: dict[str, Any] | None = None,
+    *,
+    secret: str | None = None,
+    company_id: int | None = None,
+    enabled: bool = True,
+) -> EventSource:
+    name = name.strip()
+    if not name:
+        raise EventSourceError("name: must not be empty")
+    if db.session.scalar(select(EventSource.id).where(EventSource.name == name)) is not None:
+        raise EventSourceError(f"name {name!r}: another event source has it")
+    try:
+        merged = validate_config(kind, config or {})
+    except SourceConfigError as exc:
+        raise EventSourceError(str(exc)) from None
+    source = EventSource(
+        name=name, kind=kind, config=merged, company_id=company_id, enabled=enabled
+    )
+    source.token = secrets.token_urlsafe(32) if kind == "webhook" else None
+    source.secret = cipher().encrypt(secret) if secret else None
+    db.session.add(source)
+    db.session.flush()
+    return source
+
+
+def redacted_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config for display: a password inside a URL (amqp://u:p@h) is masked."""
+    out = dict(config)
+    for key, value in config.items():
+        if isinstance(value, str) and "://" in value:
+            parts = urlsplit(value)
+            if parts.password:
+                netloc = parts.netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+                out[key] = urlunsplit(parts._replace(netloc=netloc))
+    return out
+
+
+def get_source(ref: str | int) -> EventSource:
+    source = None
+    if isinstance(ref, int) or str(ref).isdigit():
+        source = db.session.get(EventSource, int(ref))
+    if source is None:
+        source = db.session.scalar(select(EventSource).where(EventSource.name == str(ref)))
+    if source is None:
+        raise EventSourceError(f"event source {ref!r}: not found")
+    return source
+
+
+def list_sources() -> list[EventSource]:
+    return list(db.session.scalars(select(EventSource).order_by(EventSource.id)))
+
+
+def spec_of(source: EventSource) -> SourceSpec:
+    """A plain copy for a consumer thread; the secret is decrypted here, not in the consumer."""
+    secret = cipher().decrypt(source.secret) if source.secret else None
+    return SourceSpec(source.id, source.name, source.kind, dict(source.config or {}), secret)
+
+
+def consumed_sources() -> list[EventSource]:
+    """Enabled sources the eventor consumes (every kind but webhook)."""
+    kinds = [k for k, info in KINDS.items() if info.consumer is not None]
+    return list(
+        db.session.scalars(
+            select(EventSource)
+            .where(EventSource.enabled.is_(True), EventSource.kind.in_(kinds))
+            .order_by(EventSource.id)
+        )
+    )
+
+
+@dataclass
+class RuleSpec:
+    runtemplate_id: int
+    name: str = ""
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    evidence: str | None = None
+    operation: str = "any"
+    env_mapping: dict[str, str] = field(default_factory=dict)
+    priority: int = 0
+    enabled: bool = True
+
+
+def create_rule(source: EventSource, spec: RuleSpec) -> EventRule:
+    try:
+        validate_rule_fields(spec.conditions, spec.env_mapping, spec.operation)
+    except RuleError as exc:
+        raise EventSourceError(str(exc)) from None
+    if db.session.get(RunTemplate, spec.runtemplate_id) is None:
+        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    rule = EventRule(
+        source_id=source.id,
+        runtemplate_id=spec.runtemplate_id,
+        name=spec.name.strip(),
+        conditions=spec.conditions,
+        evidence=spec.evidence or None,
+        operation=spec.operation,
+        env_mapping=spec.env_mapping,
+        priority=spec.priority,
+        enabled=spec.enabled,
+    )
+    db.session.add(rule)
+    db.session.flush()
+    return rule
+
+
+def list_rules(source_id: int | None = None) -> list[EventRule]:
+    query = select(EventRule).order_by(EventRule.source_id, EventRule.priority.desc(), EventRule.id)
+    if source_id is not None:
+        query = query.where(EventRule.source_id == source_id)
+    return list(db.session.scalars(query))
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    rule: EventRule
+    env: dict[str, str]
+
+
+def try_payload(source: EventSource, payload: Any) -> list[RuleHit]:
+    """The enabled rules of the source that this payload would fire, with their environment."""
+    facts = EventFacts(None, source.name, source.kind, payload)
+    return [RuleHit(r, rule_env(r, facts)) for r in rules_of(source.id) if rule_matches(r, payload)]
+
+
+def recent_events(
+    source_id: int | None = None, status: str | None = None, limit: int = 50
+) -> list[Event]:
+    query = select(Event).order_by(Event.id.desc()).limit(limit)
+    if source_id is not None:
+        query = query.where(Event.source_id == source_id)
+    if status:
+        query = query.where(Event.status == status)
+    return list(db.session.scalars(query))
+
+
+def update_source(
+    source: EventSource,
+    *,
+    name: str,
+    config: dict[str, Any],
+    enabled: bool,
+    secret: str | None = None,
+    clear_secret: bool = False,
+) -> None:
+    """Change a source; an empty `secret` keeps the stored one (write-only field)."""
+    name = name.strip()
+    if not name:
+        raise EventSourceError("name: must not be empty")
+    taken = db.session.scalar(
+        select(EventSource.id).where(EventSource.name == name, EventSource.id != source.id)
+    )
+    if taken is not None:
+        raise EventSourceError(f"name {name!r}: another event source has it")
+    try:
+        source.config = validate_config(source.kind, config)
+    except SourceConfigError as exc:
+        raise EventSourceError(str(exc)) from None
+    source.name, source.enabled = name, enabled
+    if clear_secret:
+        source.secret = None
+    elif secret:
+        source.secret = cipher().encrypt(secret)
+    db.session.flush()
+
+
+def delete_source(source: EventSource) -> None:
+    """The source goes with its rules and events (jobs keep running; they lose the link)."""
+    db.session.delete(source)
+    db.session.flush()
+
+
+def update_rule(rule: EventRule, spec: RuleSpec) -> None:
+    try:
+        validate_rule_fields(spec.conditions, spec.env_mapping, spec.operation)
+    except RuleError as exc:
+        raise EventSourceError(str(exc)) from None
+    if db.session.get(RunTemplate, spec.runtemplate_id) is None:
+        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    rule.runtemplate_id, rule.name = spec.runtemplate_id, spec.name.strip()
+    rule.conditions, rule.env_mapping = spec.conditions, spec.env_mapping
+    rule.evidence, rule.operation = spec.evidence or None, spec.operation
+    rule.priority, rule.enabled = spec.priority, spec.enabled
+    db.session.flush()
+
+
+def delete_rule(rule: EventRule) -> None:
+    db.session.delete(rule)
+    db.session.flush()

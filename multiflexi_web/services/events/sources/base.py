@@ -1,0 +1,77 @@
+"""Shared by all source kinds: the spec, the Sink and Consumer Protocols, decoding, reconnecting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from multiflexi_web.services.events.store import Incoming
+
+BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A plain copy of an enabled source for a consumer thread (secret decrypted)."""
+
+    id: int
+    name: str
+    kind: str
+    config: Mapping[str, Any]
+    secret: str | None = None
+
+
+class Sink(Protocol):
+    """Where a consumer hands what it received; store() returns once the event is committed."""
+
+    stop: threading.Event
+
+    def store(self, item: Incoming, cursor: int | None = None) -> int: ...
+
+    def cursor(self) -> int: ...
+
+    def failed(self, message: str) -> None: ...
+
+    def healthy(self) -> None: ...
+
+
+class Consumer(Protocol):
+    def __call__(self, spec: SourceSpec, sink: Sink) -> None: ...
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """What a kind needs in its config and how it is consumed (webhook: by the portal)."""
+
+    label: str
+    required: tuple[str, ...] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    consumer: Consumer | None = None
+    poll_once: Consumer | None = None
+    # Raises SourceConfigError for a value that cannot work (checked when the source is saved).
+    check: Callable[[Mapping[str, Any]], None] | None = None
+
+
+class SourceConfigError(ValueError):
+    """A source's config is missing a key or has a wrong value."""
+
+
+def keep_running(
+    sink: Sink, session: Callable[[], None], recoverable: tuple[type[BaseException], ...], what: str
+) -> None:
+    """Run a connect-and-consume session until stop; on a broker error, back off and reconnect."""
+    delay = BACKOFF_MIN
+    while not sink.stop.is_set():
+        started = time.monotonic()
+        try:
+            session()
+        except recoverable as exc:
+            if time.monotonic() - started > BACKOFF_MAX:
+                delay = BACKOFF_MIN  # it had been working: start the backoff afresh
+            sink.failed(f"{what}: {type(exc).__name__}: {str(exc)[:300]}")
+            if sink.stop.wait(delay):
+                return
+            delay = min(delay * 2, BACKOFF_MAX)

@@ -1,0 +1,60 @@
+"""POST /webhook/<token>: no login, no CSRF; the request is stored as an event and answered 202."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from werkzeug.wrappers import Response
+
+from multiflexi_web.database import write_session
+from multiflexi_web.extensions import csrf, db
+from multiflexi_web.services import settings
+from multiflexi_web.services.events.intake import (
+    SIGNATURE_HEADER,
+    receive,
+    signature_ok,
+    webhook_source,
+)
+
+bp = Blueprint("webhook", __name__)
+csrf.exempt(bp)
+CHUNK = 64 * 1024
+
+
+def _answer(status: int, **body: object) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _read_body(limit: int) -> bytes | None:
+    """The body, or None when it is larger than `limit` (Content-Length is not trusted alone)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks, total = [], 0
+    while chunk := request.stream.read(min(CHUNK, limit + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return None
+    return b"".join(chunks)
+
+
+@bp.post("/webhook/<token>")
+def receive_webhook(token: str) -> Response:
+    # A writer from the start: SQLite would otherwise fail upgrading a read lock under load.
+    write_session(db.session())
+    source = webhook_source(token)
+    if source is None:
+        # The same answer for an unknown, disabled or non-webhook token: nothing to learn.
+        return _answer(404, error="not found")
+    body = _read_body(settings().webhook_max_bytes)
+    if body is None:
+        return _answer(413, error=f"body larger than {settings().webhook_max_bytes} bytes")
+    if not signature_ok(source, body, request.headers.get(SIGNATURE_HEADER)):
+        return _answer(401, error=f"missing or wrong {SIGNATURE_HEADER} signature")
+    event, created = receive(source, body, dict(request.headers))
+    event_id = event.id  # read before the commit expires it
+    db.session.commit()
+    if not created:
+        return _answer(202, event_id=event_id, duplicate=True)
+    return _answer(202, event_id=event_id)
