@@ -102,9 +102,10 @@ def test_run_all_bootstraps_serves_and_stops(tmp_path: Path) -> None:
         assert proc.wait(timeout=40) == 0
         time.sleep(0.5)
         for kid in kids:
-            assert not Path(f"/proc/{kid}").exists() or "zombie" in Path(
-                f"/proc/{kid}/status"
-            ).read_text().lower(), f"child {kid} still running"
+            assert (
+                not Path(f"/proc/{kid}").exists()
+                or "zombie" in Path(f"/proc/{kid}/status").read_text().lower()
+            ), f"child {kid} still running"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
