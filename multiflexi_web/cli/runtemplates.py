@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs
+from multiflexi_web.cli.policy_options import policies_from, policy_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate
 from multiflexi_web.services import audit
@@ -79,6 +80,7 @@ def runtemplate_group() -> None:
 @click.option("--credential", "credentials", multiple=True, type=int, metavar="ID")
 @click.option("--timeout", type=int, help="Seconds before the job is stopped.")
 @click.option("--inactive", is_flag=True, help="Create it inactive.")
+@policy_options()
 @format_option
 @domain_errors(CompanyError, ApplicationError, RunTemplateError)
 def create(
@@ -95,6 +97,7 @@ def create(
     timeout: int | None,
     inactive: bool,
     fmt: str,
+    **policies: Any,
 ) -> None:
     """Create a RunTemplate."""
     spec = RunTemplateSpec(
@@ -105,6 +108,7 @@ def create(
         credential_ids=list(credentials),
         timeout=timeout,
         active=not inactive,
+        policies=policies_from(policies),
     )
     rt = create_runtemplate(get_company(company_ref), get_application(app_ref), spec)
     audit.record("create", "runtemplate", rt.id, f"runtemplate {name} created", actor="cli")

@@ -19,6 +19,7 @@ from multiflexi_web.models import (
     utcnow,
 )
 from multiflexi_web.services import schedule, settings
+from multiflexi_web.services.schedule import Policies
 from multiflexi_web.services.secrets import cipher
 from multiflexi_web.services.validation import FieldValueError, normalise_value
 
@@ -44,6 +45,7 @@ class RunTemplateSpec:
     credential_ids: list[int] = field(default_factory=list)
     timeout: int | None = None
     active: bool = True
+    policies: Policies = field(default_factory=Policies)
 
 
 def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec) -> RunTemplate:
@@ -55,6 +57,7 @@ def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec
     set_executor(rt, spec.executor)
     set_timeout(rt, spec.timeout)
     set_schedule(rt, spec.schedule)
+    set_policies(rt, spec.policies)
     db.session.add(rt)
     db.session.flush()
     set_config(rt, spec.config)
@@ -93,6 +96,13 @@ def set_schedule(rt: RunTemplate, spec: ScheduleSpec) -> None:
         spec.timezone or None,
     )
     schedule.refresh_next_run(rt, utcnow(), settings().timezone)
+
+
+def set_policies(rt: RunTemplate, policies: Policies) -> None:
+    try:
+        schedule.apply_policies(rt, policies)
+    except schedule.ScheduleError as exc:
+        raise RunTemplateError(str(exc)) from None
 
 
 def set_config(rt: RunTemplate, values: dict[str, str]) -> None:

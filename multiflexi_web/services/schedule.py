@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
-from multiflexi_web.models import Interval, RunTemplate
+from multiflexi_web.models import Interval, MisfirePolicy, OverlapPolicy, RetryBackoff, RunTemplate
 
 INTERVAL_CRON = {
     Interval.MINUTELY: "* * * * *",
@@ -153,7 +153,9 @@ class Schedule:
 
 
 def _offset_changes(tz: ZoneInfo, at: datetime) -> bool:
-    return (at - MAX_SHIFT).astimezone(tz).utcoffset() != (at + MAX_SHIFT).astimezone(tz).utcoffset()
+    return (at - MAX_SHIFT).astimezone(tz).utcoffset() != (at + MAX_SHIFT).astimezone(
+        tz
+    ).utcoffset()
 
 
 def _transition(tz: ZoneInfo, before: datetime, after: datetime) -> datetime:
@@ -196,9 +198,7 @@ def schedule_for(rt: RunTemplate, default_tz: str) -> Schedule | None:
     return schedule_of(rt.interval, rt.cron, rt.delay or 0, rt.timezone or default_tz)
 
 
-def slots_after(
-    cron: str, tz: ZoneInfo, after: datetime, delay: int, count: int
-) -> list[datetime]:
+def slots_after(cron: str, tz: ZoneInfo, after: datetime, delay: int, count: int) -> list[datetime]:
     """The next `count` run times (slot + delay) strictly after `after`, as UTC datetimes."""
     return Schedule(cron, tz, delay).next_runs(after, count)
 
@@ -214,3 +214,42 @@ def next_run(rt: RunTemplate, after: datetime, default_tz: str) -> datetime | No
 def refresh_next_run(rt: RunTemplate, now: datetime, default_tz: str) -> None:
     """Recompute the next run after a schedule edit: the next future slot, never a past one."""
     rt.next_run_at = next_run(rt, now, default_tz)
+
+
+@dataclass
+class Policies:
+    """What happens to missed slots, overlapping runs and failures."""
+
+    misfire: str = MisfirePolicy.LATEST.value
+    overlap: str = OverlapPolicy.WAIT.value
+    max_attempts: int = 1
+    retry_backoff: str = RetryBackoff.NONE.value
+    retry_min_gap: int = 0
+
+
+def _choice(
+    name: str, value: str, allowed: type[MisfirePolicy | OverlapPolicy | RetryBackoff]
+) -> str:
+    if value not in {m.value for m in allowed}:
+        raise ScheduleError(
+            f"{name} {value!r}: must be one of {', '.join(m.value for m in allowed)}"
+        )
+    return value
+
+
+def apply_policies(rt: RunTemplate, p: Policies) -> None:
+    """Validate and store the policies (they never move the next run)."""
+    if p.max_attempts < 1:
+        raise ScheduleError(f"max_attempts {p.max_attempts}: must be 1 or more")
+    if p.retry_min_gap < 0:
+        raise ScheduleError(f"retry_min_gap {p.retry_min_gap}: must be 0 or more seconds")
+    rt.misfire_policy = _choice("misfire", p.misfire, MisfirePolicy)
+    rt.overlap_policy = _choice("overlap", p.overlap, OverlapPolicy)
+    rt.retry_backoff = _choice("retry_backoff", p.retry_backoff, RetryBackoff)
+    rt.max_attempts, rt.retry_min_gap = p.max_attempts, p.retry_min_gap
+
+
+def policies_of(rt: RunTemplate) -> Policies:
+    return Policies(
+        rt.misfire_policy, rt.overlap_policy, rt.max_attempts, rt.retry_backoff, rt.retry_min_gap
+    )

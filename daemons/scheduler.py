@@ -1,0 +1,193 @@
+"""multiflexi-scheduler: every tick, due RunTemplates get their slot's job and a new next run.
+
+Options: `--once` runs one tick and exits (tests, benchmarks, cron); `--interval SECONDS` is the
+pause between ticks (default 1 s); `--batch N` templates per transaction (default 10,000);
+`--lanes N` batches written side by side on PostgreSQL (default 2).
+Several schedulers may run against one PostgreSQL database: they split the due templates
+(SKIP LOCKED) and the unique (runtemplate, slot) index keeps every slot to one job.
+
+MULTIFLEXI_FAKE_CLOCK="<ISO start>,<unix epoch>,<speed>" makes the daemon's clock read
+start + (time() - epoch) * speed: for tests and benchmarks that need slots to pass quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask, current_app
+from sqlalchemy import text
+
+from daemons.runtime import Runtime, boot
+from multiflexi_web.database import write_session
+from multiflexi_web.extensions import db
+from multiflexi_web.models import utcnow
+from multiflexi_web.services import scheduling, settings
+
+DEFAULT_BATCH = 10_000
+EXIT_MEMORY = 3  # passed MULTIFLEXI_MEMORY_LIMIT_MB
+
+
+@dataclass
+class TickResult(scheduling.BatchResult):
+    batches: int = 0
+    seconds: float = 0.0
+
+    def add_tick(self, other: TickResult) -> None:
+        self.add(other)
+        self.batches += other.batches
+
+
+def tick(
+    now: datetime | None = None,
+    *,
+    batch: int = DEFAULT_BATCH,
+    bulk: bool | None = None,
+    lanes: int = 1,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> TickResult:
+    """Enqueue every slot due at `now`, one committed transaction per batch (needs an app context).
+
+    On PostgreSQL `lanes` threads drain the due templates side by side (SKIP LOCKED splits them
+    as it does between scheduler processes). A stop request is honoured between batches; the
+    rest stays due for the next tick.
+    """
+    now = now or utcnow()
+    started = time.perf_counter()
+    total = TickResult()
+    due = scheduling.anything_due(now)
+    db.session.rollback()  # end the read: idle ticks hold no snapshot, writers begin afresh
+    if not due:
+        return _done(total, started)
+    if lanes > 1 and db.session.get_bind().dialect.name == "postgresql":
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(lanes, thread_name_prefix="lane") as pool:
+            runs = [
+                pool.submit(_drain_in, app, now, batch, bulk, should_stop) for _ in range(lanes)
+            ]
+            for run in runs:
+                total.add_tick(run.result())
+    else:
+        total.add_tick(_drain(now, batch, bulk, should_stop))
+    return _done(total, started)
+
+
+def _drain_in(
+    app: Flask, now: datetime, batch: int, bulk: bool | None, should_stop: Callable[[], bool]
+) -> TickResult:
+    with app.app_context():
+        return _drain(now, batch, bulk, should_stop)
+
+
+def _drain(
+    now: datetime, batch: int, bulk: bool | None, should_stop: Callable[[], bool]
+) -> TickResult:
+    """Batches until fewer than `batch` templates were due (or a stop was asked for)."""
+    conf = settings()
+    total = TickResult()
+    while True:
+        _begin_batch()
+        res = scheduling.schedule_due(
+            now, limit=batch, default_tz=conf.timezone, max_catchup=conf.max_catchup, bulk=bulk
+        )
+        db.session.commit()
+        total.add(res)
+        total.batches += 1
+        if res.templates < batch or should_stop():
+            return total
+
+
+def _begin_batch() -> None:
+    write_session(db.session())  # BEGIN IMMEDIATE on SQLite: one writer at a time
+    if db.session.get_bind().dialect.name == "postgresql":
+        # A large INSERT ... SELECT crosses the JIT threshold; compiling costs more than it saves.
+        db.session.execute(text("SET LOCAL jit = off"))
+        # A batch lost in a crash is simply due again at the next tick, so it need not wait for
+        # its WAL flush; any later synchronous commit (an executor's claim) flushes it anyway.
+        db.session.execute(text("SET LOCAL synchronous_commit = off"))
+
+
+def _done(result: TickResult, started: float) -> TickResult:
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def clock() -> Callable[[], datetime]:
+    """The daemon's clock: real UTC time, or the fake one of MULTIFLEXI_FAKE_CLOCK."""
+    spec = os.environ.get("MULTIFLEXI_FAKE_CLOCK", "").strip()
+    if not spec:
+        return utcnow
+    try:
+        start_s, epoch_s, speed_s = spec.split(",")
+        start = datetime.fromisoformat(start_s.replace("Z", "+00:00")).astimezone(UTC)
+        epoch, speed = float(epoch_s), float(speed_s)
+    except ValueError as exc:
+        msg = f"MULTIFLEXI_FAKE_CLOCK: expected '<ISO start>,<epoch>,<speed>' ({exc})"
+        raise SystemExit(msg) from None
+    return lambda: start + timedelta(seconds=(time.time() - epoch) * speed)
+
+
+def run(rt: Runtime, *, interval: float, batch: int, lanes: int, once: bool) -> int:
+    """The daemon loop: tick, then wait out the interval unless asked to stop; the exit code."""
+    now_fn = clock()
+
+    def one_tick() -> TickResult:
+        with rt.app.app_context():
+            return tick(now_fn(), batch=batch, lanes=lanes, should_stop=rt.stop.is_set)
+
+    while not rt.stop.is_set():
+        result = rt.retry_db(one_tick)
+        if result.templates:
+            rt.log(
+                "tick",
+                templates=result.templates,
+                jobs=result.inserted,
+                skipped=result.planned_skips,
+                seconds=f"{result.seconds:.3f}",
+            )
+        for rt_id in result.invalid:
+            rt.log("schedule_invalid", runtemplate=rt_id)
+        if rt.over_memory_limit():
+            # Exit non-zero between ticks: systemd starts a fresh process (Restart=always).
+            rt.log("memory_limit", limit_mb=rt.settings.memory_limit_mb)
+            return EXIT_MEMORY
+        if once:
+            return 0
+        rt.stop.wait(max(0.0, interval - result.seconds))
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="multiflexi-scheduler", description=__doc__.splitlines()[0])
+    p.add_argument("--once", action="store_true", help="run one tick and exit")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between ticks")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="templates per transaction")
+    p.add_argument(
+        "--lanes", type=int, default=2, help="concurrent batch writers (PostgreSQL only)"
+    )
+    args = p.parse_args(argv)
+    if args.interval <= 0 or args.batch <= 0 or args.lanes <= 0:
+        p.error("--interval, --batch and --lanes must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    rt = boot("scheduler")
+    rt.register()
+    rt.start_heartbeat()
+    try:
+        code = run(rt, interval=args.interval, batch=args.batch, lanes=args.lanes, once=args.once)
+    finally:
+        rt.unregister()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
