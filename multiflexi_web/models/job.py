@@ -60,6 +60,11 @@ class Job(Base):
         Index("ix_job_runtemplate_status", "runtemplate_id", "status"),
         Index("ix_job_worker_status", "worker_id", "status"),
         Index("ix_job_company_id_desc", "company_id", "id"),
+        # The portal's job list (newest first, one filter): a page is a short index range.
+        Index("ix_job_status_id", "status", "id"),
+        Index("ix_job_application_id_id", "application_id", "id"),
+        Index("ix_job_runtemplate_id_id", "runtemplate_id", "id"),
+        Index("ix_job_scheduled_for_id", "scheduled_for", "id"),
         # One scheduler-made job per (RunTemplate, slot); NULL slots (ad-hoc) never collide.
         Index("uq_job_runtemplate_slot", "runtemplate_id", "slot_at", unique=True),
     )
@@ -67,9 +72,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     runtemplate_id: Mapped[int] = mapped_column(ForeignKey("runtemplate.id", ondelete="CASCADE"))
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
-    application_id: Mapped[int] = mapped_column(
-        ForeignKey("application.id", ondelete="CASCADE"), index=True
-    )
+    application_id: Mapped[int] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.SCHEDULED.value)
     status_reason: Mapped[str | None] = mapped_column(Text)
     schedule_type: Mapped[str] = mapped_column(String(32), default="adhoc")

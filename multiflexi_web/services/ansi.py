@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from html import escape
 
-# CSI sequences (ESC [ params final), OSC sequences (ESC ] ... BEL/ST), and other 2-byte escapes.
-_ESCAPE_RE = re.compile(
-    r"\x1b\[(?P<csi>[0-9;:?<=>]*)(?P<final>[@-~])"
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
-    r"|\x1b[@-Z\\-_]"
-)
+# OSC sequences (ESC ] ... BEL or ST: window titles, hyperlinks) are removed first, whole.
+_OSC_RE = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+# Colour (SGR) sequences; their parameters hold no character that HTML escaping changes.
+_SGR_RE = re.compile(r"\x1b\[([0-9;:]*)m")
+# Every other CSI sequence (cursor moves, erase...) and two-character escapes are dropped.
+_OTHER_RE = re.compile(r"\x1b\[(?![0-9;:]*m)[0-9;:?<=>]*[@-~]|\x1b[@-Z\\-_]")
 # An escape sequence cut off at the end of a chunk; kept until the next feed completes it.
 _PARTIAL_RE = re.compile(r"\x1b(?:\[[0-9;:?<=>]*|\][^\x07\x1b]*)?\Z")
+_PARTIAL_WINDOW = 512
 # Control characters other than tab and newline never reach the page.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]")
 
@@ -22,13 +24,10 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]")
 class Style:
     fg: str | None = None  # "c1".."c15" palette class or "#rrggbb"
     bg: str | None = None
-    bold: bool = False
-    dim: bool = False
-    italic: bool = False
-    underline: bool = False
+    flags: frozenset[str] = frozenset()  # bold, dim, italic, underline
 
     def span_open(self) -> str:
-        classes = [f"ansi-{n}" for n in ("bold", "dim", "italic", "underline") if getattr(self, n)]
+        classes = [f"ansi-{n}" for n in sorted(self.flags)]
         styles: list[str] = []
         for prefix, prop, value in (("fg", "color", self.fg), ("bg", "background-color", self.bg)):
             if value is None:
@@ -66,8 +65,8 @@ def _extended(params: list[int], i: int) -> tuple[str | None, int]:
     return None, len(params)
 
 
-_FLAGS = {1: ("bold", True), 2: ("dim", True), 3: ("italic", True), 4: ("underline", True),
-          22: ("bold", False), 23: ("italic", False), 24: ("underline", False)}
+_FLAG_ON = {1: "bold", 2: "dim", 3: "italic", 4: "underline"}
+_FLAG_OFF = {22: {"bold", "dim"}, 23: {"italic"}, 24: {"underline"}}
 
 
 def apply_sgr(style: Style, raw: str) -> Style:
@@ -79,16 +78,20 @@ def apply_sgr(style: Style, raw: str) -> Style:
         i += 1
         if p == 0:
             style = Style()
-        elif p in _FLAGS:
-            name, on = _FLAGS[p]
-            style = replace(style, **{name: on}, **({"dim": False} if p == 22 else {}))
+        elif p in _FLAG_ON:
+            style = replace(style, flags=style.flags | {_FLAG_ON[p]})
+        elif p in _FLAG_OFF:
+            style = replace(style, flags=style.flags - _FLAG_OFF[p])
         elif 30 <= p <= 37 or 90 <= p <= 97:
             style = replace(style, fg=f"c{p - 30 if p < 90 else p - 82}")
         elif 40 <= p <= 47 or 100 <= p <= 107:
             style = replace(style, bg=f"c{p - 40 if p < 100 else p - 92}")
-        elif p in (38, 48):
+        elif p == 38:
             colour, i = _extended(params, i)
-            style = replace(style, **{"fg" if p == 38 else "bg": colour})
+            style = replace(style, fg=colour)
+        elif p == 48:
+            colour, i = _extended(params, i)
+            style = replace(style, bg=colour)
         elif p == 39:
             style = replace(style, fg=None)
         elif p == 49:
@@ -105,29 +108,37 @@ class AnsiConverter:
 
     def feed(self, text: str) -> str:
         text = self._pending + text
-        partial = _PARTIAL_RE.search(text)
+        tail_at = max(0, len(text) - _PARTIAL_WINDOW)
+        partial = _PARTIAL_RE.search(text, tail_at)
         self._pending = partial.group(0) if partial else ""
         if partial:
             text = text[: partial.start()]
+        text = _OSC_RE.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+        text = _OTHER_RE.sub("", _CONTROL_RE.sub("", text))
+        # Escape the whole text once; split() then alternates text and SGR parameters.
+        parts = _SGR_RE.split(escape(text, quote=False))
         out: list[str] = []
-        pos = 0
-        for m in _ESCAPE_RE.finditer(text):
-            out.append(self._text(text[pos : m.start()]))
-            if m.group("final") == "m":
-                self.style = apply_sgr(self.style, m.group("csi") or "")
-            pos = m.end()
-        out.append(self._text(text[pos:]))
-        return "".join(out)
+        style, opening = self.style, _opening(self.style)
+        for i, part in enumerate(parts):
+            if i % 2:
+                style, opening = _step(style, part)
+            elif part:
+                out.append(f"{opening}{part}</span>" if opening else part)
+        self.style = style
+        # What ESC is left did not start a recognised sequence: dropped rather than shown.
+        return "".join(out).replace("\x1b", "")
 
-    def _text(self, text: str) -> str:
-        text = _CONTROL_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-        # A stray ESC (not a recognised sequence) is dropped rather than shown.
-        text = text.replace("\x1b", "")
-        if not text:
-            return ""
-        opening = self.style.span_open()
-        body = escape(text, quote=False)
-        return f"{opening}{body}</span>" if opening else body
+
+@lru_cache(maxsize=1024)
+def _step(style: Style, raw: str) -> tuple[Style, str]:
+    """The style after an SGR sequence and its opening tag (cached: output repeats itself)."""
+    after = apply_sgr(style, raw)
+    return after, after.span_open()
+
+
+@lru_cache(maxsize=1024)
+def _opening(style: Style) -> str:
+    return style.span_open()
 
 
 def to_html(text: str) -> str:
