@@ -15,9 +15,11 @@ def register_cli(app: Flask) -> None:
     from multiflexi_web.cli.companies import company_group
     from multiflexi_web.cli.credentials import credential_group
     from multiflexi_web.cli.runtemplates import runtemplate_group
+    from multiflexi_web.cli.schedule import attach as attach_schedule_commands
     from multiflexi_web.cli.secrets import secrets_group
     from multiflexi_web.cli.users import user_group
 
+    attach_schedule_commands(runtemplate_group)  # runtemplate update / next
     for group in (user_group, company_group, credential_group, runtemplate_group, secrets_group):
         app.cli.add_command(group)
     for extra in _feature_groups():
@@ -26,7 +28,13 @@ def register_cli(app: Flask) -> None:
 
 def _feature_groups() -> list[click.Command]:
     """Groups contributed by feature modules (apps, jobs, events...), listed explicitly."""
-    groups: list[click.Command] = []
+    from multiflexi_web.cli.apps import app_group, credproto_group
+    from multiflexi_web.cli.jobs import artifact_group, job_group
+
+    groups: list[click.Command] = [app_group, credproto_group, job_group, artifact_group]
+    from multiflexi_web.cli.events import GROUPS as event_groups
+
+    groups += event_groups
     return groups
 
 

@@ -1,10 +1,30 @@
-"""Native executor module: a subprocess in its own process group (being written)."""
+"""Native executor module: a subprocess in its own process group, output streamed as it comes."""
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
 
 from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
+
+READ_SIZE = 64 * 1024
+TICK = 0.2  # how often a quiet job checks its timeout and stop requests
+LINGER = 1.0  # after the main process exits, how long leftovers may keep its pipes open
+
+
+_DEVNULL: int | None = None
+
+
+def _devnull() -> int:
+    """One read-only /dev/null for every job's stdin (DEVNULL opens and closes it per job)."""
+    global _DEVNULL
+    if _DEVNULL is None:
+        _DEVNULL = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _DEVNULL
 
 
 class NativeExecutor:
@@ -17,4 +37,104 @@ class NativeExecutor:
         return None
 
     def run(self, spec: JobSpec, io: JobIO) -> RunResult:
-        raise NotImplementedError(shutil.which(spec.argv[0]))
+        try:
+            proc = subprocess.Popen(
+                list(spec.argv),
+                cwd=spec.workdir,
+                env=spec.env,
+                stdin=_devnull(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                process_group=0,
+            )
+        except OSError as exc:
+            code = 127 if isinstance(exc, FileNotFoundError) else 126
+            return RunResult(code, error=f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}")
+        io.started(pid=proc.pid)
+        return _Supervisor(proc, spec, io).run()
+
+
+class _Supervisor:
+    """Pumps a process's pipes into the job's IO and enforces timeout and stop requests."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], spec: JobSpec, io: JobIO) -> None:
+        self.proc, self.spec, self.io = proc, spec, io
+        self.pgid = proc.pid
+        self.sel = selectors.DefaultSelector()
+        for pipe, stream in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+            if pipe is not None:
+                os.set_blocking(pipe.fileno(), False)
+                self.sel.register(pipe, selectors.EVENT_READ, stream)
+        now = time.monotonic()
+        self.deadline = now + spec.timeout if spec.timeout else None
+        self.reason: str | None = None
+        self.kill_at: float | None = None
+        self.exited_at: float | None = None
+
+    def run(self) -> RunResult:
+        try:
+            while self.sel.get_map() or self.proc.poll() is None:
+                self._pump()
+                self._police(time.monotonic())
+            code = self.proc.wait()
+            self._signal(signal.SIGKILL)  # the job is over: nothing of its group outlives it
+        finally:
+            self._close()
+        exit_code = 128 - code if code < 0 else code
+        return RunResult(
+            exit_code, timed_out=self.reason == "timeout", cancelled=self.reason == "stop"
+        )
+
+    def _pump(self) -> None:
+        if not self.sel.get_map():  # pipes closed, process still running: wait for it
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(TICK)
+            return
+        for key, _ in self.sel.select(TICK):
+            try:
+                data = os.read(key.fd, READ_SIZE)
+            except BlockingIOError:
+                continue
+            if data:
+                self.io.output(key.data, data)
+            else:
+                self.sel.unregister(key.fileobj)
+
+    def _police(self, now: float) -> None:
+        if self.reason is None:
+            if self.deadline is not None and now >= self.deadline:
+                self.reason = "timeout"
+            elif self.io.should_stop():
+                self.reason = "stop"
+            if self.reason is not None:
+                self._signal(signal.SIGTERM)
+                self.kill_at = now + self.spec.kill_grace
+        if self.kill_at is not None and now >= self.kill_at:
+            self._signal(signal.SIGKILL)
+            self.kill_at = float("inf")
+        self._after_exit(now)
+
+    def _after_exit(self, now: float) -> None:
+        """The main process is gone but something keeps its pipes open: end the leftovers."""
+        if self.exited_at is None:
+            if self.proc.poll() is not None:
+                self.exited_at = now
+            return
+        if now - self.exited_at >= LINGER:
+            self._signal(signal.SIGKILL)
+        if now - self.exited_at >= 2 * LINGER:  # escaped the group (setsid): stop reading
+            for key in list(self.sel.get_map().values()):
+                self.sel.unregister(key.fileobj)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, sig)
+
+    def _close(self) -> None:
+        self.sel.close()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        if self.proc.returncode is None:  # an exception in the loop: never leave it running
+            self._signal(signal.SIGKILL)
+            self.proc.wait()

@@ -24,15 +24,23 @@ def fill(word: str, env: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(repl, word)
 
 
-def build_argv(executable: str, template: str | None, env: Mapping[str, str]) -> list[str]:
-    """Split the template into words first, then fill each: a value is never re-parsed."""
-    if not executable.strip():
-        raise CommandError("executable: the application has none")
+def split_template(template: str | None) -> tuple[str, ...]:
+    """The template's words, split as a POSIX shell would (quotes), before any filling."""
     try:
-        words = shlex.split(template or "", comments=False, posix=True)
+        return tuple(shlex.split(template or "", comments=False, posix=True))
     except ValueError as exc:
         raise CommandError(f"cmdparams {template!r}: {exc}") from None
+
+
+def fill_argv(executable: str, words: tuple[str, ...], env: Mapping[str, str]) -> list[str]:
+    """Fill each word on its own: a value is one argument and is never re-parsed."""
+    if not executable.strip():
+        raise CommandError("executable: the application has none")
     return [fill(executable.strip(), env), *(fill(w, env) for w in words)]
+
+
+def build_argv(executable: str, template: str | None, env: Mapping[str, str]) -> list[str]:
+    return fill_argv(executable, split_template(template), env)
 
 
 def template_of(cmdparams_template: str | None, cmdparams: str | None) -> str:

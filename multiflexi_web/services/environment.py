@@ -16,9 +16,19 @@ from multiflexi_web.services.secrets import MASK
 
 # The daemon's own settings never reach a job, even when they sit in the system env file.
 PLATFORM_SECRETS = frozenset(
-    {"DATABASE_URL", "ENCRYPTION_MASTER_KEY", "ENCRYPTION_OLD_KEYS", "MULTIFLEXI_MASTER_KEY",
-     "SECRET_KEY", "DB_PASSWORD", "DB_USERNAME", "DB_CONNECTION", "DB_HOST", "DB_PORT",
-     "DB_DATABASE"}
+    {
+        "DATABASE_URL",
+        "ENCRYPTION_MASTER_KEY",
+        "ENCRYPTION_OLD_KEYS",
+        "MULTIFLEXI_MASTER_KEY",
+        "SECRET_KEY",
+        "DB_PASSWORD",
+        "DB_USERNAME",
+        "DB_CONNECTION",
+        "DB_HOST",
+        "DB_PORT",
+        "DB_DATABASE",
+    }
 )
 # What a process needs to behave normally, taken from the daemon's own environment.
 BASE_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME")
@@ -45,6 +55,7 @@ class TemplateContext:
     application_uuid: str
     executable: str
     cmd_template: str
+    cmd_words: tuple[str, ...]
     artifact_patterns: tuple[str, ...]
     company_id: int
     company_slug: str
@@ -61,16 +72,25 @@ class ResolvedEnv:
 
 def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateContext:
     """Read a RunTemplate with its app, company and credentials into plain data."""
-    from multiflexi_web.services.command import template_of
+    from multiflexi_web.services.command import split_template, template_of
 
     app, company = rt.application, rt.company
+    template = template_of(app.cmdparams_template, app.cmdparams)
     return TemplateContext(
-        runtemplate_id=rt.id, runtemplate_name=rt.name, timeout=rt.timeout,
+        runtemplate_id=rt.id,
+        runtemplate_name=rt.name,
+        timeout=rt.timeout,
         options=dict(rt.executor_options or {}),
-        application_id=app.id, application_name=app.name, application_uuid=app.uuid,
-        executable=app.executable, cmd_template=template_of(app.cmdparams_template, app.cmdparams),
+        application_id=app.id,
+        application_name=app.name,
+        application_uuid=app.uuid,
+        executable=app.executable,
+        cmd_template=template,
+        cmd_words=split_template(template),
         artifact_patterns=tuple(str(a.get("path", "")) for a in app.artifacts if a.get("path")),
-        company_id=company.id, company_slug=company.slug, company_name=company.name,
+        company_id=company.id,
+        company_slug=company.slug,
+        company_name=company.name,
         layers=tuple(_layers(rt, system_values)),
     )
 
@@ -89,7 +109,8 @@ def _layers(rt: RunTemplate, system_values: Mapping[str, str]) -> Iterable[Layer
     for link in rt.credentials:
         cred = link.credential
         proto_secret = {
-            f.keyword for f in cred.credential_type.prototype.fields
+            f.keyword
+            for f in cred.credential_type.prototype.fields
             if f.secret or f.type in {"password", "secret"}
         }
         yield Layer(
@@ -111,7 +132,11 @@ def resolve(
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
     secret: set[str] = set()
-    for layer in (*ctx.layers, Layer("override", override or {}), _platform(ctx, job_id, executor, workdir)):
+    for layer in (
+        *ctx.layers,
+        Layer("override", override or {}),
+        _platform(ctx, job_id, executor, workdir),
+    ):
         for key, value in layer.values.items():
             values[key], sources[key] = str(value), layer.source
         secret |= layer.secret
@@ -119,8 +144,12 @@ def resolve(
         values[RESULT_FILE] = str(result_path(values[RESULT_FILE], workdir))
         sources[RESULT_FILE] = "platform"
     entries = [
-        {"key": k, "value": MASK if k in secret else values[k], "source": sources[k],
-         "secret": k in secret}
+        {
+            "key": k,
+            "value": MASK if k in secret else values[k],
+            "source": sources[k],
+            "secret": k in secret,
+        }
         for k in sorted(values)
     ]
     return ResolvedEnv(values, entries, frozenset(secret & values.keys()))
@@ -147,7 +176,7 @@ def _platform(ctx: TemplateContext, job_id: int, executor: str, workdir: Path) -
 
 
 def result_path(value: str, workdir: Path) -> Path:
-    """RESULT_FILE inside the work directory: relative paths kept, anything escaping cut to its name."""
+    """RESULT_FILE inside the work directory; a path that would escape it keeps only its name."""
     raw = PurePosixPath(value.replace("\x00", ""))
     parts = [p for p in raw.parts if p not in ("/", ".", "")]
     if raw.is_absolute() or ".." in parts or not parts:

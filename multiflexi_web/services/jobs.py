@@ -1,16 +1,35 @@
-"""The job service: the only code that creates jobs and changes their status."""
+"""The job service: the only code that creates jobs and changes their status.
+
+Every transition is a conditional UPDATE on the expected status, so of two processes racing
+for the same job exactly one wins; terminal statuses never change again.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import aliased
 
+from multiflexi_web.database import write_session
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Job, JobStatus, RunTemplate, utcnow
+from multiflexi_web.models import Job, JobStatus, RunTemplate, Worker, utcnow
+from multiflexi_web.services import claim as claiming
+from multiflexi_web.services import job_sql
+from multiflexi_web.services.claim import CLAIMABLE, ClaimedJob
 from multiflexi_web.services.secrets import cipher
 
 NOTIFY_CHANNEL = "multiflexi_jobs"
+RUNNING = JobStatus.RUNNING.value
+FAILURES = {JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.CANCELLED}
+ORPHAN_GRACE = timedelta(seconds=10)
+
+
+class JobError(ValueError):
+    """A job operation was refused; the message names the job and the reason."""
 
 
 def enqueue(
@@ -55,3 +74,239 @@ def _notify() -> None:
     # NOTIFY is transactional on PostgreSQL: executors hear it only when the job is committed.
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+# -- claiming and running ---------------------------------------------------------------------
+
+
+def claim(
+    worker_id: int, limit: int, now: datetime | None = None, *, commit: bool = True
+) -> list[ClaimedJob]:
+    """scheduled|blocked -> running for up to `limit` due jobs.
+
+    Commits unless `commit` is false: the executor then claims a finished job's successor in
+    the same transaction that records the finish (one commit per job instead of two).
+    """
+    now = now or utcnow()
+    write_session(db.session())
+    claimed = claiming.claim_rows(db.session(), worker_id, limit, now)
+    losers = claiming.overlapping(db.session(), claimed) if claimed else []
+    for c in losers:
+        _give_back(c, now)
+    if commit:
+        db.session.commit()
+    lost = {c.id for c in losers}
+    return [c for c in claimed if c.id not in lost]
+
+
+def _give_back(c: ClaimedJob, now: datetime) -> None:
+    """Undo a claim inside the claiming transaction (nobody else ever saw it running)."""
+    if c.overlap_policy == "skip":
+        values: dict[str, Any] = {
+            "status": JobStatus.SKIPPED.value,
+            "finished_at": now,
+            "status_reason": "another job of this RunTemplate was running (overlap policy: skip)",
+        }
+    else:
+        values = {
+            "status": JobStatus.SCHEDULED.value,
+            "worker_id": None,
+            "claimed_at": None,
+            "started_at": None,
+            "heartbeat_at": None,
+        }
+    db.session.execute(update(Job).where(Job.id == c.id, Job.status == RUNNING).values(**values))
+
+
+def anything_due(now: datetime | None = None) -> bool:
+    return claiming.anything_due(db.session(), now or utcnow())
+
+
+def start(job_id: int, *, pid: int | None, command: list[str], env: list[dict[str, Any]]) -> bool:
+    """Record what a running job runs (its status is already running since the claim)."""
+    res = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING)
+        .values(pid=pid, command=command, env=env)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def heartbeat(job_id: int, now: datetime | None = None) -> bool | None:
+    """Beat a running job; returns whether a cancel was requested, None if it no longer runs."""
+    row = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING)
+        .values(heartbeat_at=now or utcnow())
+        .returning(Job.cancel_requested)
+    ).first()
+    return None if row is None else bool(row[0])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: JobStatus
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the executor learned while running a job, written with its final status."""
+
+    pid: int | None
+    command: list[str]
+    env: list[dict[str, Any]]
+    counters: dict[str, int]
+
+
+def finish(
+    job_id: int,
+    rt_id: int,
+    started_at: datetime,
+    outcome: Outcome,
+    record: RunRecord | None = None,
+    then: Callable[[], None] | None = None,
+) -> bool:
+    """running -> a terminal status; counters and a retry follow. False if it was not running.
+
+    `then` runs between the job's row and the RunTemplate's counters: the counters row is
+    shared by every job of the template, so it is locked last, just before the commit.
+    """
+    now = utcnow()
+    params: dict[str, Any] = {
+        "p_id": job_id,
+        "p_status": outcome.status.value,
+        "p_exit": outcome.exit_code,
+        "p_now": now,
+        "p_reason": outcome.reason,
+    }
+    if record is not None:
+        params.update(p_pid=record.pid, p_command=record.command, p_env=record.env)
+        params.update({f"p_{c}": record.counters.get(c, 0) for c in job_sql.COUNTERS})
+    conn = db.session.connection()
+    if not conn.execute(job_sql.finish_stmt(record is not None), params).rowcount:
+        return False
+    if then is not None:
+        then()
+    ok = outcome.status is JobStatus.SUCCEEDED
+    conn.execute(
+        job_sql.counters_stmt(),
+        {"p_rt": rt_id, "p_ok": int(ok), "p_failed": int(not ok), "p_started": started_at},
+    )
+    if outcome.status in FAILURES and outcome.status is not JobStatus.CANCELLED:
+        _maybe_retry(job_id, now)
+    return True
+
+
+def _maybe_retry(job_id: int, now: datetime) -> Job | None:
+    from multiflexi_web.services.retry import plan_retry
+
+    job = db.session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        return None
+    when = plan_retry(job, now)
+    if when is None:
+        return None
+    override = cipher().decrypt_json(job.env_override) if job.env_override else None
+    return enqueue(
+        job.runtemplate,
+        schedule_type="retry",
+        when=when,
+        env_override=override,
+        retry_of=job,
+        launched_by_id=job.launched_by_id,
+        event_id=job.event_id,
+    )
+
+
+def block(job_id: int, reason: str, until: datetime) -> bool:
+    """running -> blocked (a credential is unavailable): claimable again from `until`."""
+    res = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING)
+        .values(
+            status=JobStatus.BLOCKED.value,
+            block_reason=reason,
+            blocked_at=utcnow(),
+            scheduled_for=until,
+            worker_id=None,
+            started_at=None,
+        )
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+# -- cancelling and reaping -------------------------------------------------------------------
+
+
+def cancel(job_id: int, by: str = "cli") -> str:
+    """Cancel a waiting job at once, or ask the executor to stop a running one."""
+    res = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
+        .values(
+            status=JobStatus.CANCELLED.value,
+            finished_at=utcnow(),
+            status_reason=f"cancelled by {by} before it started",
+        )
+    )
+    if res.rowcount:  # type: ignore[attr-defined]
+        return "cancelled"
+    res = db.session.execute(
+        update(Job).where(Job.id == job_id, Job.status == RUNNING).values(cancel_requested=True)
+    )
+    if res.rowcount:  # type: ignore[attr-defined]
+        return "cancel requested"
+    status = db.session.scalar(select(Job.status).where(Job.id == job_id))
+    if status is None:
+        raise JobError(f"job {job_id}: not found")
+    raise JobError(f"job {job_id}: already {status}, nothing to cancel")
+
+
+def mark_lost(job_id: int, reason: str) -> bool:
+    """running -> lost (its executor died); counters and a retry follow."""
+    row = db.session.execute(
+        select(Job.runtemplate_id, Job.started_at).where(Job.id == job_id)
+    ).first()
+    if row is None:
+        return False
+    return finish(job_id, row[0], row[1] or utcnow(), Outcome(JobStatus.LOST, None, reason))
+
+
+def reap_lost(lost_after: float, now: datetime | None = None) -> list[int]:
+    """Mark lost every running job whose own and whose worker's heartbeats are both stale."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=lost_after)
+    w = aliased(Worker)
+    stale = db.session.execute(
+        select(Job.id, w.id, w.heartbeat_at)
+        .outerjoin(w, w.id == Job.worker_id)
+        .where(
+            Job.status == RUNNING,
+            Job.heartbeat_at < cutoff,
+            (w.id.is_(None)) | (w.heartbeat_at < cutoff) | (w.status == "stopped"),
+        )
+    ).all()
+    reaped = []
+    for job_id, worker_id, beat in stale:
+        reason = (
+            f"executor worker {worker_id} stopped heartbeating (last {beat:%Y-%m-%d %H:%M:%S}Z)"
+            if beat
+            else "its executor worker is gone"
+        )
+        if mark_lost(job_id, reason):
+            reaped.append(job_id)
+    return reaped
+
+
+def reap_orphans(worker_id: int, running: set[int], now: datetime | None = None) -> list[int]:
+    """Jobs claimed by this worker that it does not run (a claim whose reply was lost)."""
+    now = now or utcnow()
+    ids = db.session.scalars(
+        select(Job.id).where(
+            Job.worker_id == worker_id, Job.status == RUNNING, Job.claimed_at < now - ORPHAN_GRACE
+        )
+    ).all()
+    reason = "claimed by this executor but never started (claim interrupted)"
+    return [i for i in ids if i not in running and mark_lost(i, reason)]

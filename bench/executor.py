@@ -1,0 +1,254 @@
+"""Executor benchmark: throughput against a no-queue floor, enqueue-to-start latency, peak RSS.
+
+    .venv/bin/python bench/executor.py --db sqlite --jobs 2000 --parallel 2
+    .venv/bin/python bench/executor.py --db postgres --jobs 2000 --parallel 2
+
+Every job is `/bin/sh -c 'echo hello; echo err >&2'` with its output captured and stored.
+Throughput: N jobs are enqueued, then `multiflexi-executor --drain` runs them; jobs/s is N over
+the span from the first claim to the last finish. The floor, timed in the same run, is a plain
+loop running the same subprocess and INSERTing its output, one transaction per job, no queue.
+Latency: an idle executor gets one job every 50 ms; enqueue-to-start is claim time minus the
+moment just before the enqueuing transaction's COMMIT. Prints JSON.
+SPEC §13 aims: ratio >= 0.8, PostgreSQL p50 < 20 ms (this issue: 0.6; 5 ms PG, 25 ms SQLite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from flask import Flask
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, func, insert, select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from multiflexi_web import create_app  # noqa: E402
+from multiflexi_web.config import Settings  # noqa: E402
+from multiflexi_web.database import write_session  # noqa: E402
+from multiflexi_web.extensions import db  # noqa: E402
+from multiflexi_web.models import Application, Base, Company, Job, RunTemplate, utcnow  # noqa: E402
+from multiflexi_web.services import jobs  # noqa: E402
+from multiflexi_web.services.secrets import generate_key  # noqa: E402
+
+PG_ADMIN = os.environ.get("MULTIFLEXI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SCRIPT = "echo hello; echo err >&2"
+ARGV = ["/bin/sh", "-c", SCRIPT]
+KEY = generate_key()
+WEB_SECRET = secrets.token_hex(16)
+
+
+@contextmanager
+def database(kind: str, folder: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'bench.db'}"
+        return
+    name = f"mf_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}".replace(
+            "postgresql://", "postgresql+psycopg://"
+        )
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_app(url: str, folder: Path) -> Flask:
+    settings = Settings(
+        database_url=url,
+        secret_key=WEB_SECRET,
+        encryption_master_key=KEY,
+        tmp_dir=str(folder / "work"),
+        artifact_dir=str(folder / "artifacts"),
+    )
+    return create_app(settings=settings)
+
+
+def setup_template() -> RunTemplate:
+    Base.metadata.create_all(db.engine)
+    company = Company(name="Bench", slug="bench")
+    app = Application(
+        uuid="00000000-0000-4000-8000-000000000001",
+        name="hello",
+        executable="/bin/sh",
+        cmdparams=f"-c '{SCRIPT}'",
+        version="1",
+    )
+    db.session.add_all([company, app])
+    db.session.flush()
+    rt = RunTemplate(
+        company_id=company.id, application_id=app.id, name="bench", overlap_policy="allow"
+    )
+    db.session.add(rt)
+    db.session.commit()
+    return rt
+
+
+def floor(n: int) -> float:
+    """The same subprocess and one INSERT of its output per job, no queue: jobs/s."""
+    table = Table(
+        "bench_floor",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("stdout", LargeBinary),
+        Column("stderr", LargeBinary),
+    )
+    table.create(db.engine)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        done = subprocess.run(ARGV, capture_output=True, check=True)
+        with db.engine.begin() as conn:
+            conn.execute(insert(table).values(stdout=done.stdout, stderr=done.stderr))
+    return n / (time.perf_counter() - t0)
+
+
+def daemon_env(url: str, folder: Path, parallel: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MULTIFLEXI_", "DATABASE"))}
+    env.update(
+        DATABASE_URL=url,
+        ENCRYPTION_MASTER_KEY=KEY,
+        SECRET_KEY=WEB_SECRET,
+        MULTIFLEXI_TMP=str(folder / "work"),
+        MULTIFLEXI_ARTIFACT_DIR=str(folder / "art"),
+        MULTIFLEXI_ENV_FILE="/nonexistent",
+        MULTIFLEXI_LOCAL_ENV="/nonexistent",
+        MULTIFLEXI_MAX_PARALLEL=str(parallel),
+        MULTIFLEXI_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def throughput(rt: RunTemplate, n: int, env: dict[str, str]) -> dict[str, Any]:
+    for _ in range(n):
+        jobs.enqueue(rt, schedule_type="adhoc-cli")
+    db.session.commit()
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=env, check=False
+    )
+    wall = time.perf_counter() - t0
+    first, last, done = db.session.execute(
+        select(
+            func.min(Job.claimed_at),
+            func.max(Job.finished_at),
+            func.count().filter(Job.status == "succeeded"),
+        )
+    ).one()
+    span = (last - first).total_seconds()
+    return {
+        "exit": proc.returncode,
+        "succeeded": done,
+        "jobs_per_s": round(n / span, 1),
+        "wall_s_incl_startup": round(wall, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+    }
+
+
+def latency(rt: RunTemplate, n: int, env: dict[str, str]) -> dict[str, Any]:
+    proc = subprocess.Popen([sys.executable, "-m", "daemons.executor"], cwd=ROOT, env=env)
+    try:
+        warm = jobs.enqueue(rt, schedule_type="adhoc-cli").id
+        db.session.commit()
+        _wait_done([warm])
+        committed: dict[int, datetime] = {}
+        for _ in range(n):
+            db.session.rollback()
+            write_session(db.session())  # SQLite: begin as a writer, never upgrade a read
+            job_id = jobs.enqueue(rt, schedule_type="adhoc-cli").id
+            committed[job_id] = utcnow()  # before COMMIT: the commit's own time counts too
+            db.session.commit()
+            time.sleep(0.05)
+        _wait_done(list(committed))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    started = dict(
+        db.session.execute(select(Job.id, Job.claimed_at).where(Job.id.in_(committed))).all()
+    )
+    ms = sorted(max(0.0, (started[i] - committed[i]).total_seconds() * 1000) for i in committed)
+    q = statistics.quantiles(ms, n=100)
+    return {"n": n, "p50_ms": round(q[49], 2), "p95_ms": round(q[94], 2), "p99_ms": round(q[98], 2)}
+
+
+def _wait_done(ids: list[int], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()
+        left = db.session.scalar(
+            select(func.count()).where(Job.id.in_(ids), Job.finished_at.is_(None))
+        )
+        if not left:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"bench: jobs {ids[:5]}... not finished after {timeout}s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--jobs", type=int, default=1000)
+    ap.add_argument("--parallel", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--latency-jobs", type=int, default=200)
+    ap.add_argument(
+        "--workdir-on",
+        choices=["disk", "tmpfs"],
+        default="disk",
+        help="where job work directories (MULTIFLEXI_TMP) live: tmpfs is /dev/shm",
+    )
+    args = ap.parse_args()
+    work_root = "/dev/shm" if args.workdir_on == "tmpfs" else None
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryDirectory(dir=work_root) as work,
+        database(args.db, Path(tmp)) as url,
+    ):
+        folder = Path(tmp)
+        app = make_app(url, folder)
+        with app.app_context():
+            rt = setup_template()
+            base = floor(args.jobs)
+            env = daemon_env(url, folder, args.parallel)
+            env["MULTIFLEXI_TMP"] = work
+            thr = throughput(rt, args.jobs, env)
+            lat = latency(rt, args.latency_jobs, env)
+            db.session.remove()
+            db.engine.dispose()
+    print(
+        json.dumps(
+            {
+                "db": args.db,
+                "jobs": args.jobs,
+                "parallel": args.parallel,
+                "workdir_on": args.workdir_on,
+                "floor_jobs_per_s": round(base, 1),
+                **thr,
+                "ratio_to_floor": round(thr["jobs_per_s"] / base, 2),
+                "enqueue_to_start": lat,
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""The executor daemon: claims due jobs, runs each in a thread, reaps jobs of dead executors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from daemons.contexts import ContextCache
+from daemons.listener import start_listener
+from daemons.runtime import HEARTBEAT_EVERY, Runtime, boot, rss_mb
+from multiflexi_web.extensions import db
+from multiflexi_web.services import jobs
+from multiflexi_web.services.claim import ClaimedJob
+from multiflexi_web.services.dbunit import writing
+from multiflexi_web.services.finisher import Finisher
+from multiflexi_web.services.jobrun import JobRun, RunSettings
+
+SQLITE_POLL = 0.01  # SQLite has no NOTIFY: a cheap read this often
+PG_POLL = 1.0  # fallback when a NOTIFY was missed, and for jobs planned for later
+MEMORY_EXIT = 3
+
+
+class Executor:
+    def __init__(self, rt: Runtime, *, drain: bool = False) -> None:
+        self.rt, self.s, self.drain = rt, rt.settings, drain
+        self.running: dict[int, JobRun] = {}
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.closed = threading.Event()  # ends helper threads when serve() returns
+        self.pool = ThreadPoolExecutor(self.s.max_parallel, thread_name_prefix="job")
+        self.contexts = ContextCache()
+        self.janitor = Janitor()
+        self.reserved = 0
+        self._finisher_slots = 0
+        self.finisher = Finisher(
+            rt.app,
+            rt.hard_stop,
+            self._claim_successors,
+            self._successors_claimed,
+            max_pending=self.s.max_parallel,
+        )
+        self.beat_every = min(HEARTBEAT_EVERY, max(self.s.lost_after / 3, 0.2))
+        self.reap_every = max(0.5, min(self.s.lost_after / 4, 15.0))
+        self._next_reap = self._next_beat = 0.0
+        self.memory_exceeded = False
+        self.run_settings = RunSettings(
+            tmp_dir=Path(self.s.tmp_dir),
+            artifact_dir=Path(self.s.artifact_dir),
+            inline_max=self.s.artifact_inline_max_mb * 1024 * 1024,
+            cap_bytes=self.s.output_cap_mb * 1024 * 1024,
+            job_timeout=self.s.job_timeout,
+            kill_grace=self.s.kill_grace,
+            keep_workdir_on_failure=self.s.keep_workdir_on_failure,
+            heartbeat_every=min(1.0, self.beat_every),
+        )
+
+    # -- one pass -------------------------------------------------------------------------------
+    def tick(self) -> int:
+        """Reap when due, then claim as many due jobs as there are free slots; returns the count."""
+        with self.rt.app.app_context():
+            self._maintain(time.monotonic())
+            if self.rt.stop.is_set() or self.memory_exceeded or self.finisher.pending():
+                return 0  # a pending finish claims the successors in its own transaction
+            if self.s.is_sqlite:
+                due = jobs.anything_due()
+                db.session.rollback()  # end the read: the claim must begin as a writer
+                if not due:
+                    return 0
+            free = self._reserve()
+            if not free:
+                return 0
+            try:
+                with writing():
+                    claimed = jobs.claim(self.rt.worker_id or 0, free)
+                for c in claimed:
+                    self._start(c)
+            finally:
+                self._release(free)
+        return len(claimed)
+
+    def _maintain(self, now: float) -> None:
+        if now >= self._next_beat and self.beat_every < HEARTBEAT_EVERY:
+            self.rt.beat()  # the shared heartbeat thread is too slow for a short lost_after
+            self._next_beat = now + self.beat_every
+        if now >= self._next_reap:
+            self._next_reap = now + self.reap_every
+            with self.lock:
+                mine = set(self.running) | self.finisher.pending()
+            with writing():
+                lost = jobs.reap_lost(self.s.lost_after)
+                lost += jobs.reap_orphans(self.rt.worker_id or 0, mine)
+                db.session.commit()
+            for job_id in lost:
+                self.rt.log("job_lost", job=job_id)
+
+    def _new_run(self, claimed: ClaimedJob) -> JobRun:
+        return JobRun(
+            claimed, self.run_settings, self.rt.hard_stop, self.janitor.put, self.finisher.submit
+        )
+
+    def _start(self, claimed: ClaimedJob) -> None:
+        run = self._new_run(claimed)
+        with self.lock:
+            self.running[claimed.id] = run
+        self.pool.submit(self._work, run)
+
+    def _reserve(self) -> int:
+        """Book the free slots for a claim (the main loop and the finisher both claim)."""
+        with self.lock:
+            free = max(0, self.s.max_parallel - len(self.running) - self.reserved)
+            self.reserved += free
+            return free
+
+    def _release(self, slots: int) -> None:
+        with self.lock:
+            self.reserved -= slots
+
+    def _claim_successors(self) -> list[ClaimedJob]:
+        """Inside the finisher's transaction: jobs for the slots the finished ones freed."""
+        self._release(self._finisher_slots)  # a retried transaction claims again
+        self._finisher_slots = 0
+        if self.rt.stop.is_set() or self.memory_exceeded:
+            return []
+        self._finisher_slots = slots = self._reserve()
+        return jobs.claim(self.rt.worker_id or 0, slots, commit=False) if slots else []
+
+    def _successors_claimed(self, claimed: list[ClaimedJob]) -> None:
+        for c in claimed:
+            self._start(c)
+        self._release(self._finisher_slots)
+        self._finisher_slots = 0
+        self.wake.set()
+
+    def _work(self, run: JobRun) -> None:
+        t0 = time.monotonic()
+        try:
+            with self.rt.app.app_context():
+                ctx, problem = run.with_retries(lambda: self.contexts.get(run.job.runtemplate_id))
+                outcome = run.run(ctx, problem)  # its finish is recorded by the finisher
+            self.rt.log(
+                "job_finished",
+                job=run.job.id,
+                status=outcome.status.value,
+                exit=outcome.exit_code,
+                secs=f"{time.monotonic() - t0:.3f}",
+            )
+        except Exception as exc:
+            self.rt.log("job_error", job=run.job.id, error=repr(exc)[:300])
+        finally:
+            with self.lock:
+                self.running.pop(run.job.id, None)
+            self.wake.set()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def serve(self) -> int:
+        if not self.s.is_sqlite:
+            start_listener(self.s.database_url, self.wake, self.closed)
+        next_mem = 0.0
+        while not self.rt.stop.is_set():
+            if time.monotonic() >= next_mem:
+                next_mem = time.monotonic() + 1.0
+                if self._check_memory():
+                    break
+            claimed = self.rt.retry_db(self.tick)
+            idle = not claimed and not self.running and not self.finisher.pending()
+            if self.drain and idle and not self._due():
+                break
+            if not claimed or len(self.running) >= self.s.max_parallel:
+                self.wake.wait(SQLITE_POLL if self.s.is_sqlite else PG_POLL)
+                self.wake.clear()
+        self._shutdown()
+        return MEMORY_EXIT if self.memory_exceeded else 0
+
+    def _due(self) -> bool:
+        def check() -> bool:
+            with self.rt.app.app_context():
+                return jobs.anything_due()
+
+        return self.rt.retry_db(check)
+
+    def _check_memory(self) -> bool:
+        if not self.rt.over_memory_limit():
+            return False
+        self.memory_exceeded = True
+        self.rt.log(
+            "memory_limit",
+            rss_mb=f"{rss_mb():.0f}",
+            limit_mb=self.s.memory_limit_mb,
+            running=len(self.running),
+        )
+        return True
+
+    def _shutdown(self) -> None:
+        """Stop claiming; let running jobs finish within the stop grace, then stop them.
+
+        Past the memory limit the running jobs may take as long as they need, unless a
+        SIGTERM comes meanwhile: from then on the stop grace counts.
+        """
+        while self.running and not self.rt.stop.wait(0.1):
+            pass
+        grace = self.s.stop_grace
+        self._wait_running(time.monotonic() + grace)
+        if self.running and not self.rt.hard_stop.is_set():
+            self._stop_all(f"executor shutting down (stop grace of {grace:g}s passed)")
+            self._wait_running(time.monotonic() + self.s.kill_grace + 5)
+        if self.rt.hard_stop.is_set():
+            self._stop_all("executor received a second SIGTERM", kill=True)
+            self._wait_running(time.monotonic() + 10, interruptible=False)
+        self.pool.shutdown(wait=not self.running)
+        self.finisher.close()
+        self.janitor.close()
+        self.closed.set()
+
+    def _wait_running(self, deadline: float, *, interruptible: bool = True) -> None:
+        while self.running and time.monotonic() < deadline:
+            if self.rt.hard_stop.wait(0.05) and interruptible:
+                return
+
+    def _stop_all(self, reason: str, *, kill: bool = False) -> None:
+        with self.lock:
+            runs = list(self.running.values())
+        for run in runs:
+            run.stop_reason = reason
+            if kill:
+                run.kill()
+        self.rt.log("stopping_jobs", count=len(runs), reason=reason.replace(" ", "_"))
+
+
+class Janitor:
+    """Removes finished jobs' work directories off the job threads (rmdir can take ms)."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="janitor", daemon=True)
+        self.thread.start()
+
+    def put(self, path: Path) -> None:
+        self.queue.put(path)
+
+    def close(self, timeout: float = 30) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout)
+
+    def _loop(self) -> None:
+        while (path := self.queue.get()) is not None:
+            try:
+                os.rmdir(path)  # most jobs leave their directory empty: one system call
+            except OSError:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="multiflexi-executor", description=__doc__)
+    parser.add_argument(
+        "--drain", action="store_true", help="exit once nothing is left to do (tests, benchmarks)"
+    )
+    args = parser.parse_args(argv)
+    rt = boot("executor")
+    rt.register()
+    rt.start_heartbeat()
+    executor = Executor(rt, drain=args.drain)
+    code = executor.serve()
+    rt.unregister()
+    sys.stderr.flush()
+    if executor.running:  # a job thread still blocked (database gone): do not hang on exit
+        os._exit(code or 1)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

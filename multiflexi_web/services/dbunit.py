@@ -1,0 +1,54 @@
+"""Units of work of the executor: one SQLite writer at a time, retried through outages."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from multiflexi_web.database import write_session
+from multiflexi_web.extensions import db
+
+log = logging.getLogger("multiflexi.executor")
+T = TypeVar("T")
+_SQLITE_WRITES = threading.Lock()
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """One SQLite writer at a time in this process, queued on a lock that wakes the next at once
+    (SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries)."""
+    if db.session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    with _SQLITE_WRITES:
+        yield
+
+
+def begin_write() -> None:
+    """End any read (SQLite cannot upgrade a stale snapshot), then begin as a writer."""
+    if db.session().in_transaction():
+        db.session.commit()
+    write_session(db.session())
+
+
+def retrying(fn: Callable[[], T], hard_stop: threading.Event, what: str) -> T:
+    """Run fn until the database answers: rolled back and retried with backoff (not after a
+    second SIGTERM, which must stop the daemon even while the database is away)."""
+    delay = 0.5
+    while True:
+        try:
+            return fn()
+        except (OperationalError, DBAPIError) as exc:
+            db.session.rollback()
+            if hard_stop.is_set():
+                raise
+            line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            log.warning("action=db_retry %s retry_in=%.1fs error=%s", what, delay, line)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)

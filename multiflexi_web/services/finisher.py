@@ -1,0 +1,96 @@
+"""Recording finished jobs off the job threads: every finish waiting, in one transaction.
+
+A job thread hands its finished run over and is free for the next job at once. One thread
+records the finishes as they come; while one transaction commits, the next finishes queue up
+and share the following one, and successors for the freed slots are claimed in it too. The
+RunTemplate counters' row is written by this thread alone, so job threads never queue on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from flask import Flask
+
+from multiflexi_web.extensions import db
+from multiflexi_web.services.claim import ClaimedJob
+from multiflexi_web.services.dbunit import begin_write, retrying, writing
+from multiflexi_web.services.jobrun import JobRun
+
+log = logging.getLogger("multiflexi.executor")
+MAX_BATCH = 64
+
+
+class Finisher:
+    def __init__(
+        self,
+        app: Flask,
+        hard_stop: threading.Event,
+        claim: Callable[[], list[ClaimedJob]],
+        claimed: Callable[[list[ClaimedJob]], None],
+        max_pending: int,
+    ) -> None:
+        self.app, self.hard_stop = app, hard_stop
+        self.claim, self.claimed = claim, claimed  # successors: claimed in, handed out after
+        self.queue: queue.Queue[JobRun | None] = queue.Queue(maxsize=max_pending)
+        self._pending: set[int] = set()
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._loop, name="finisher", daemon=True)
+        self.thread.start()
+
+    def submit(self, run: JobRun) -> None:
+        """Queue a finished run (blocks while max_pending runs wait: bounded memory)."""
+        with self._lock:
+            self._pending.add(run.job.id)
+        self.queue.put(run)
+
+    def pending(self) -> set[int]:
+        """Jobs finished but not yet recorded: still 'running' in the database, and ours."""
+        with self._lock:
+            return set(self._pending)
+
+    def close(self, timeout: float = 60) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout)
+
+    def _loop(self) -> None:
+        while (first := self.queue.get()) is not None:
+            batch, stop = [first], False
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._record(batch)
+            if stop:
+                return
+
+    def _record(self, batch: list[JobRun]) -> None:
+        ids = ",".join(str(r.job.id) for r in batch)
+        successors: list[ClaimedJob] = []
+        try:
+            with self.app.app_context():
+                successors = retrying(lambda: self._commit(batch), self.hard_stop, f"jobs={ids}")
+        except Exception as exc:
+            log.warning("action=finish_failed jobs=%s error=%r", ids, exc)
+        with self._lock:
+            self._pending -= {r.job.id for r in batch}
+        self.claimed(successors)
+
+    def _commit(self, batch: list[JobRun]) -> list[ClaimedJob]:
+        with writing():
+            begin_write()
+            for run in batch:
+                run.record_finish()
+            successors = self.claim()
+            db.session.commit()
+        for run in batch:
+            run.recorded()
+        return successors

@@ -1,0 +1,143 @@
+"""Helpers for executor tests: shell applications, in-process drains, real daemon processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from daemons.executor import Executor
+from daemons.runtime import Runtime
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Company, Job, JobOutput, RunTemplate
+from multiflexi_web.services import jobs
+from tests.conftest import TEST_KEY
+from tests.factories import make_app, make_company
+
+ROOT = Path(__file__).resolve().parent.parent
+EXECUTOR_BIN = [sys.executable, "-m", "daemons.executor"]
+
+
+def shell_rt(
+    script: str,
+    company: Company | None = None,
+    *,
+    fields: list[dict[str, Any]] | None = None,
+    artifacts: list[dict[str, Any]] | None = None,
+    **rt_values: Any,
+) -> RunTemplate:
+    """A RunTemplate running `/bin/sh -c <script>` (the script is one argv word)."""
+    company = company or make_company()
+    app = make_app(executable="/bin/sh", fields=fields, artifacts=artifacts)
+    app.cmdparams = "-c " + _quote(script)
+    rt = RunTemplate(company_id=company.id, application_id=app.id, name=f"rt-{app.name}")
+    for key, value in rt_values.items():
+        setattr(rt, key, value)
+    db.session.add(rt)
+    db.session.commit()
+    return rt
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def schedule(rt: RunTemplate, n: int = 1, **kwargs: Any) -> list[int]:
+    ids = [jobs.enqueue(rt, schedule_type="adhoc-cli", **kwargs).id for _ in range(n)]
+    db.session.commit()
+    return ids
+
+
+def drain(app: Flask) -> Executor:
+    """Run an executor in this process until nothing is left to do."""
+    db.session.commit()  # end this test's snapshot: the executor's writes must be seen after
+    rt = Runtime("executor", app)
+    rt.register()
+    ex = Executor(rt, drain=True)
+    ex.serve()
+    rt.unregister()
+    db.session.rollback()
+    return ex
+
+
+def job(job_id: int) -> Job:
+    db.session.rollback()  # a fresh snapshot (SQLite keeps the old one for an open read)
+    found = db.session.get(Job, job_id)
+    assert found is not None
+    return found
+
+
+def output_of(job_id: int, stream: str = "stdout") -> bytes:
+    db.session.rollback()  # a fresh snapshot
+    rows = db.session.scalars(
+        select(JobOutput.data)
+        .where(JobOutput.job_id == job_id, JobOutput.stream == stream)
+        .order_by(JobOutput.seq)
+    )
+    return b"".join(bytes(r) for r in rows)
+
+
+def daemon_env(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MULTIFLEXI_", "DATABASE_"))}
+    env.update(
+        DATABASE_URL=db_url,
+        ENCRYPTION_MASTER_KEY=TEST_KEY,
+        SECRET_KEY="test-secret",
+        MULTIFLEXI_TMP=str(tmp_path / "work"),
+        MULTIFLEXI_ARTIFACT_DIR=str(tmp_path / "artifacts"),
+        MULTIFLEXI_ENV_FILE="/nonexistent",
+        MULTIFLEXI_LOCAL_ENV="/nonexistent",
+        MULTIFLEXI_MAX_PARALLEL="2",
+    )
+    env.update(extra)
+    return env
+
+
+def start_daemon(
+    db_url: str, tmp_path: Path, *args: str, log_name: str = "executor", **extra: str
+) -> subprocess.Popen[bytes]:
+    log = open(tmp_path / f"{log_name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+    return subprocess.Popen(
+        [*EXECUTOR_BIN, *args],
+        cwd=ROOT,
+        env=daemon_env(db_url, tmp_path, **extra),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def show_logs(tmp_path: Path) -> None:
+    """Print the daemons' logs (pytest shows them when a test fails)."""
+    for log in sorted(tmp_path.glob("*.log")):
+        print(f"--- {log.name}\n{log.read_text(errors='replace')[-6000:]}")
+
+
+def log_text(tmp_path: Path, name: str = "executor") -> str:
+    return (tmp_path / f"{name}.log").read_text(errors="replace")

@@ -1,0 +1,161 @@
+"""A job's environment: SPEC §4 precedence, sources, secrets, RESULT_FILE, argv without a shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import RunTemplateCredential
+from multiflexi_web.services.command import CommandError, build_argv
+from multiflexi_web.services.environment import result_path
+from multiflexi_web.services.runtemplates import set_config
+from multiflexi_web.services.secrets import MASK
+from tests.executor_support import drain, job, output_of, schedule, shell_rt
+from tests.factories import make_company, make_credential, make_prototype
+
+KEYS = ["K_APP", "K_SYS", "K_CO", "K_RT", "K_CRED", "K_OVR", "MULTIFLEXI_JOB_ID"]
+# (key, the layer that must win, its value there)
+EXPECTED = [
+    ("K_APP", "application", "app"),
+    ("K_SYS", "system", "sys"),
+    ("K_CO", "company", "co"),
+    ("K_RT", "runtemplate", "rt"),
+    ("K_CRED", "credential:the-cred", "cred"),
+    ("K_OVR", "override", "ovr"),
+]
+
+
+def _layers_for(level: int) -> list[str]:
+    """Each key is set in its own layer and in every layer below it."""
+    return KEYS[level:]
+
+
+def test_precedence_sources_and_secrets(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sysfile = tmp_path / "multiflexi.env"
+    sysfile.write_text(
+        "".join(f"{k}=sys\n" for k in _layers_for(1))
+        + "DATABASE_URL=postgresql://leak\nENCRYPTION_MASTER_KEY=leak\n"
+    )
+    monkeypatch.setenv("MULTIFLEXI_ENV_FILE", str(sysfile))
+    company = make_company(env={k: "co" for k in _layers_for(2)})
+    fields = [{"keyname": k, "default": "app"} for k in KEYS]
+    fields.append({"keyname": "API_PASSWORD", "type": "password"})
+    rt = shell_rt("env", company, fields=fields)
+    set_config(rt, {**{k: "rt" for k in _layers_for(3)}, "API_PASSWORD": "hunter2"})
+    proto = make_prototype(fields=[{"keyword": k, "type": "string"} for k in _layers_for(4)])
+    cred = make_credential(
+        company, proto, name="the-cred", values=dict.fromkeys(_layers_for(4), "cred")
+    )
+    rt.credentials.append(RunTemplateCredential(credential_id=cred.id, requirement=proto.code))
+    db.session.commit()
+    [job_id] = schedule(
+        rt,
+        env_override={
+            "K_OVR": "ovr",
+            "MULTIFLEXI_JOB_ID": "ovr",
+            "RESULT_FILE": "../../etc/passwd",
+        },
+    )
+    drain(app)
+
+    j = job(job_id)
+    assert j.status == "succeeded", j.status_reason
+    seen = dict(
+        line.split("=", 1) for line in output_of(job_id).decode().splitlines() if "=" in line
+    )
+    recorded = {e["key"]: e for e in j.env or []}
+    for key, source, value in EXPECTED:
+        assert seen[key] == value, key
+        assert (recorded[key]["source"], recorded[key]["value"]) == (source, value), key
+    assert seen["MULTIFLEXI_JOB_ID"] == str(job_id)
+    assert recorded["MULTIFLEXI_JOB_ID"]["source"] == "platform"
+    workdir = Path(seen["MULTIFLEXI_TMP"])
+    assert seen["PWD"] == str(workdir) and workdir.name == f"job-{job_id}"
+    assert seen["RESULT_FILE"] == str(workdir / "passwd")
+    assert seen["API_PASSWORD"] == "hunter2"
+    assert recorded["API_PASSWORD"] == {
+        "key": "API_PASSWORD",
+        "value": MASK,
+        "source": "runtemplate",
+        "secret": True,
+    }
+    assert "hunter2" not in str(j.env)
+    assert "DATABASE_URL" not in seen and "ENCRYPTION_MASTER_KEY" not in seen
+    for name in (
+        "APPLICATION_ID",
+        "APPLICATION_NAME",
+        "APPLICATION_UUID",
+        "COMPANY_ID",
+        "COMPANY_CODE",
+        "COMPANY_NAME",
+        "RUNTEMPLATE_ID",
+        "RUNTEMPLATE_NAME",
+        "EXECUTOR",
+        "VERSION",
+    ):
+        assert seen[f"MULTIFLEXI_{name}"], name
+    assert seen["MULTIFLEXI_COMPANY_CODE"] == company.slug
+    assert seen["MULTIFLEXI_EXECUTOR"] == "native"
+
+
+def test_a_config_value_is_one_literal_argument(app: Flask, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    rt = shell_rt("", fields=[{"keyname": "ARG"}])
+    rt.application.executable = "/usr/bin/printf"
+    rt.application.cmdparams = "'[%s]\\n' {ARG} ${ARG} pre-{ARG}-post"
+    db.session.commit()
+    set_config(rt, {"ARG": f"x; touch {marker} $(touch {marker}) `touch {marker}`"})
+    db.session.commit()
+    [job_id] = schedule(rt)
+    drain(app)
+    value = f"x; touch {marker} $(touch {marker}) `touch {marker}`"
+    assert output_of(job_id).decode().splitlines() == [
+        f"[{value}]",
+        f"[{value}]",
+        f"[pre-{value}-post]",
+    ]
+    assert job(job_id).command == ["/usr/bin/printf", "[%s]\\n", value, value, f"pre-{value}-post"]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("template", "env", "argv"),
+    [
+        ("", {}, ["prog"]),
+        ("-a {A} --b=${B}", {"A": "1 2", "B": "x y"}, ["prog", "-a", "1 2", "--b=x y"]),
+        ("'{A} and {B}'", {"A": "a", "B": "'b'"}, ["prog", "a and 'b'"]),
+        ("{MISSING} ${MISSING}", {}, ["prog", "{MISSING}", "${MISSING}"]),
+        ("{E}", {"E": ""}, ["prog", ""]),
+        ("${A}{A}", {"A": "$"}, ["prog", "$$"]),
+    ],
+)
+def test_build_argv(template: str, env: dict[str, str], argv: list[str]) -> None:
+    assert build_argv("prog", template, env) == argv
+
+
+def test_build_argv_refuses_bad_templates() -> None:
+    with pytest.raises(CommandError, match=r"cmdparams .*No closing quotation"):
+        build_argv("prog", "'unclosed", {})
+    with pytest.raises(CommandError, match="executable"):
+        build_argv(" ", "", {})
+
+
+@pytest.mark.parametrize(
+    ("value", "inside"),
+    [
+        ("result.json", "result.json"),
+        ("out/r.json", "out/r.json"),
+        ("/etc/passwd", "passwd"),
+        ("../../etc/shadow", "shadow"),
+        ("a/../../b", "b"),
+        ("..", "result"),
+        ("x\x00y", "xy"),
+    ],
+)
+def test_result_file_stays_in_the_work_directory(value: str, inside: str, tmp_path: Path) -> None:
+    assert result_path(value, tmp_path) == tmp_path / inside

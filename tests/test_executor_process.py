@@ -1,0 +1,167 @@
+"""The executor as a real process: signals, kill -9, cancel, timeouts, memory ceiling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Job
+from multiflexi_web.services import jobs
+from tests.executor_support import (
+    job,
+    log_text,
+    output_of,
+    schedule,
+    shell_rt,
+    show_logs,
+    start_daemon,
+    stop,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _logs_on_failure(tmp_path: Path) -> Iterator[None]:
+    yield
+    show_logs(tmp_path)
+
+
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+PG_ONLY = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+FAST = {"MULTIFLEXI_LOST_AFTER": "2", "MULTIFLEXI_KILL_GRACE": "1", "MULTIFLEXI_STOP_GRACE": "1"}
+
+
+def _status(job_id: int) -> str:
+    return job(job_id).status
+
+
+def _dead(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def test_sigterm_lets_short_jobs_finish_and_stops_long_ones(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    short = shell_rt("sleep 1; echo done")
+    long = shell_rt("echo started; sleep 60")
+    [short_id], [long_id] = schedule(short), schedule(long)
+    proc = start_daemon(db_url, tmp_path, **{**FAST, "MULTIFLEXI_STOP_GRACE": "2"})
+    try:
+        wait_for(
+            lambda: _status(short_id) == _status(long_id) == "running", 15, "both jobs running"
+        )
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert time.monotonic() - t0 < 8
+    finally:
+        stop(proc)
+    assert (_status(short_id), output_of(short_id)) == ("succeeded", b"done\n")
+    stopped = job(long_id)
+    assert stopped.status == "failed"
+    assert "shutting down (stop grace of 2s passed)" in (stopped.status_reason or "")
+    assert output_of(long_id) == b"started\n"
+    assert "action=stopped" in log_text(tmp_path)
+
+
+@SQLITE_ONLY
+def test_second_sigterm_stops_at_once(app: Flask, db_url: str, tmp_path: Path) -> None:
+    rt = shell_rt("trap '' TERM; echo up; sleep 60")
+    [job_id] = schedule(rt)
+    proc = start_daemon(db_url, tmp_path, MULTIFLEXI_STOP_GRACE="60", MULTIFLEXI_KILL_GRACE="60")
+    try:
+        wait_for(lambda: output_of(job_id) == b"up\n", 15, "the job's first output")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert proc.poll() is None  # still waiting for the job (grace of 60 s)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        assert time.monotonic() - t0 < 5
+    finally:
+        stop(proc)
+    stopped = job(job_id)
+    assert stopped.status == "failed" and stopped.exit_code == 137
+    assert "second SIGTERM" in (stopped.status_reason or "")
+
+
+def test_kill_9_leaves_the_job_lost_and_a_retry_planned(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    rt = shell_rt("sleep 60", max_attempts=2, retry_min_gap=3600)
+    [job_id] = schedule(rt)
+    first = start_daemon(db_url, tmp_path, **FAST, log_name="first")
+    try:
+        wait_for(lambda: job(job_id).pid is not None, 15, "the job's pid recorded")
+        pid = job(job_id).pid
+        assert pid is not None
+        first.kill()
+        first.wait(5)
+    finally:
+        stop(first)
+    os.killpg(pid, signal.SIGKILL)  # systemd would kill the cgroup; here we clean up ourselves
+    assert _status(job_id) == "running"
+    t0 = time.monotonic()
+    second = start_daemon(db_url, tmp_path, **FAST, log_name="second")
+    try:
+        wait_for(lambda: _status(job_id) == "lost", 15, "the job marked lost")
+    finally:
+        stop(second)
+    assert time.monotonic() - t0 < 2 + 6  # lost_after + start-up and one reaping period
+    assert "stopped heartbeating" in (job(job_id).status_reason or "")
+    retry = db.session.scalars(select(Job).where(Job.retry_of_id == job_id)).one()
+    assert (retry.status, retry.attempt, retry.schedule_type) == ("scheduled", 2, "retry")
+
+
+@PG_ONLY
+def test_cancel_and_timeout_kill_the_process_group(app: Flask, db_url: str, tmp_path: Path) -> None:
+    script = "sleep 60 & echo $!; sleep 60"
+    cancelled_rt, timed_rt = shell_rt(script), shell_rt(script, timeout=1)
+    [cancel_id], [timeout_id] = schedule(cancelled_rt), schedule(timed_rt)
+    proc = start_daemon(db_url, tmp_path, **FAST)
+    try:
+        wait_for(lambda: output_of(cancel_id) != b"", 15, "the job's output")
+        assert jobs.cancel(cancel_id) == "cancel requested"
+        db.session.commit()
+        wait_for(lambda: _status(cancel_id) == "cancelled", 10, "the job cancelled")
+        wait_for(lambda: _status(timeout_id) == "timed_out", 10, "the job timed out")
+    finally:
+        stop(proc)
+    for job_id in (cancel_id, timeout_id):
+        grandchild = int(output_of(job_id).split()[0])
+        wait_for(lambda g=grandchild: _dead(g), 3, f"grandchild {grandchild} gone")
+    assert job(cancel_id).status_reason == "cancelled on request while running"
+
+
+@SQLITE_ONLY
+def test_memory_ceiling_stops_claiming_and_exits_non_zero(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    [job_id] = schedule(shell_rt("true"))
+    proc = start_daemon(db_url, tmp_path, MULTIFLEXI_MEMORY_LIMIT_MB="1")
+    assert proc.wait(20) == 3
+    assert "action=memory_limit" in log_text(tmp_path)
+    assert _status(job_id) == "scheduled"
+
+
+@SQLITE_ONLY
+def test_a_bad_setting_stops_the_daemon_with_a_message(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    proc = start_daemon(db_url, tmp_path, MULTIFLEXI_MAX_PARALLEL="many")
+    assert proc.wait(20) == 2
+    assert "MULTIFLEXI_MAX_PARALLEL" in log_text(tmp_path)

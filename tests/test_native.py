@@ -1,0 +1,155 @@
+"""The native module on its own: real subprocesses, a recording JobIO, no database."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
+from multiflexi_web.executors.native import NativeExecutor
+
+
+class RecordingIO:
+    def __init__(self, stop_after: float | None = None) -> None:
+        self.chunks: list[tuple[str, bytes]] = []
+        self.pid: int | None = None
+        self.stop_at = None if stop_after is None else time.monotonic() + stop_after
+
+    def started(self, pid: int | None = None, container_id: str | None = None) -> None:
+        self.pid = pid
+
+    def output(self, stream: str, data: bytes) -> None:
+        self.chunks.append((stream, data))
+
+    def should_stop(self) -> bool:
+        return self.stop_at is not None and time.monotonic() >= self.stop_at
+
+    def text(self, stream: str = "stdout") -> bytes:
+        return b"".join(d for s, d in self.chunks if s == stream)
+
+
+def run(
+    script: str, tmp_path: Path, io: RecordingIO | None = None, **kw: float
+) -> tuple[RunResult, RecordingIO]:
+    io = io or RecordingIO()
+    spec = JobSpec(
+        job_id=1,
+        argv=("/bin/sh", "-c", script),
+        env={"PATH": os.environ["PATH"], "X": "1"},
+        workdir=tmp_path,
+        app=AppInfo("t", "/bin/sh", None),
+        timeout=kw.get("timeout"),
+        kill_grace=kw.get("kill_grace", 1.0),
+    )
+    return NativeExecutor().run(spec, io), io
+
+
+def alive(pid: int, settle: float = 2.0) -> bool:
+    """Still running after `settle` seconds (a zombie waiting for its reaper counts as dead)."""
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if state == "Z":
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_exit_code_output_env_and_cwd(tmp_path: Path) -> None:
+    result, io = run('echo "$X $PWD"; echo oops >&2; exit 3', tmp_path)
+    assert result == RunResult(3)
+    assert io.text() == f"1 {tmp_path}\n".encode()
+    assert io.text("stderr") == b"oops\n"
+    assert io.pid is not None
+
+
+def test_binary_and_invalid_utf8_output_is_kept_byte_for_byte(tmp_path: Path) -> None:
+    blob = bytes(range(256)) * 40
+    (tmp_path / "blob").write_bytes(blob)
+    result, io = run("cat blob; printf '\\377\\376\\000x' >&2", tmp_path)
+    assert result.exit_code == 0
+    assert io.text() == blob
+    assert io.text("stderr") == b"\xff\xfe\x00x"
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    result, io = run("sleep 60 & echo $!; sleep 60", tmp_path, timeout=0.5, kill_grace=1.0)
+    assert result.timed_out and result.exit_code == 128 + 15
+    assert time.monotonic() - t0 < 5
+    grandchild = int(io.text().split()[0])
+    assert not alive(grandchild)
+
+
+def test_a_process_ignoring_term_is_killed_after_the_grace(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    script = "trap '' TERM; sh -c \"trap '' TERM; sleep 60\" & echo $!; sleep 60"
+    result, io = run(script, tmp_path, timeout=0.3, kill_grace=0.5)
+    took = time.monotonic() - t0
+    assert result.timed_out and result.exit_code == 128 + 9
+    assert 0.7 <= took < 5
+    assert not alive(int(io.text().split()[0]))
+
+
+def test_stop_request_terminates_the_job(tmp_path: Path) -> None:
+    result, io = run("echo started; sleep 60", tmp_path, RecordingIO(stop_after=0.3))
+    assert result.cancelled and not result.timed_out
+    assert io.text() == b"started\n"
+
+
+def test_leftover_background_processes_do_not_hold_the_job(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    result, io = run("sleep 60 & echo $!; echo done", tmp_path)
+    assert result.exit_code == 0 and time.monotonic() - t0 < 4
+    assert not alive(int(io.text().split()[0]))
+
+
+def test_a_process_that_closes_its_pipes_is_still_waited_for(tmp_path: Path) -> None:
+    result, _ = run("exec >&- 2>&-; sleep 0.5; exit 4", tmp_path)
+    assert result.exit_code == 4
+
+
+def test_missing_executable_is_a_clear_error(tmp_path: Path) -> None:
+    spec = JobSpec(
+        job_id=1,
+        argv=("/nonexistent/prog",),
+        env={},
+        workdir=tmp_path,
+        app=AppInfo("t", "/nonexistent/prog", None),
+    )
+    result = NativeExecutor().run(spec, RecordingIO())
+    assert result.exit_code == 127
+    assert result.error is not None and "/nonexistent/prog" in result.error
+
+
+def test_output_arrives_while_the_job_runs(tmp_path: Path) -> None:
+    io = RecordingIO()
+    seen_early = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if io.text() == b"first\n":
+                seen_early.set()
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result, _ = run("echo first; sleep 1; echo second", tmp_path, io)
+    watcher.join()
+    assert seen_early.is_set() and result.exit_code == 0
+    assert io.text() == b"first\nsecond\n"
+
+
+@pytest.mark.parametrize("app", [AppInfo("a", "", None), AppInfo("a", "/bin/true", None)])
+def test_unusable_reason(app: AppInfo) -> None:
+    reason = NativeExecutor().unusable_reason(app)
+    assert (reason is None) == bool(app.executable)
