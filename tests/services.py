@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +30,9 @@ def need(available: bool, what: str) -> None:
 
 def need_port(host: str, port: int, what: str) -> None:
     need(port_open(host, port), f"{what} at {host}:{port}")
+
+
+def upstream_files() -> Path:
+    """Real MultiFlexi files: ../shared/multiflexi beside the checkout, else the copy we ship."""
+    beside = Path(__file__).resolve().parent.parent.parent / "shared" / "multiflexi"
+    return beside if beside.is_dir() else Path(__file__).resolve().parent / "data" / "upstream"

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, AuditLog
 from multiflexi_web.services.app_schema import app_validator
+from tests.services import upstream_files
 
-SHARED = Path("/work/shared/multiflexi")
+SHARED = upstream_files()
 DATA = Path(__file__).parent / "data"
 PROBE = SHARED / "apps" / "probe.multiflexi.app.json"
 PROBE_UUID = "775ed801-2489-4981-bc14-d8a01cba1938"

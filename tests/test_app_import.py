@@ -29,8 +29,9 @@ from multiflexi_web.services.app_import import (
 from multiflexi_web.services.app_schema import app_validator
 from multiflexi_web.services.import_common import ImportResult
 from multiflexi_web.services.json_load import load_schema
+from tests.services import upstream_files
 
-SHARED = Path("/work/shared/multiflexi")
+SHARED = upstream_files()
 REAL_APPS = sorted((SHARED / "apps").glob("*.json"))
 DATA = Path(__file__).parent / "data"
 FULL = DATA / "apps" / "full.multiflexi.app.json"

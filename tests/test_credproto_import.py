@@ -16,8 +16,9 @@ from multiflexi_web.services.credproto_import import (
     import_credproto_paths,
 )
 from multiflexi_web.services.import_common import ImportResult
+from tests.services import upstream_files
 
-SHARED = Path("/work/shared/multiflexi/credentials")
+SHARED = upstream_files() / "credentials"
 REAL = sorted(SHARED.glob("*.json"))
 DATA = Path(__file__).parent / "data" / "credentials"
 

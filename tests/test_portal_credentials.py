@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -30,8 +29,9 @@ from tests.factories import (
     make_user,
     reread,
 )
+from tests.services import upstream_files
 
-PROTO_FILE = Path("/work/shared/multiflexi/credentials/envfile.credprototype.json")
+PROTO_FILE = upstream_files() / "credentials" / "envfile.credprototype.json"
 SECRET = "s3cret-value"
 
 
