@@ -11,7 +11,8 @@ from multiflexi_web.models import User
 
 # Endpoints reachable without a session; everything else requires login.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.health"}
-PUBLIC_PREFIXES = ("webhook.", "api.")
+# Safe default: a new blueprint requires a session until it is deliberately listed here.
+PUBLIC_PREFIXES = ("webhook.",)
 
 
 def _load_user(user_id: str) -> User | None:
