@@ -31,6 +31,9 @@ from multiflexi_web.models import utcnow
 from multiflexi_web.services import scheduling, settings
 
 DEFAULT_BATCH = 10_000
+# Two writers keep both of a small server's cores busy: one fills a batch while the other's
+# statement runs in PostgreSQL.
+DEFAULT_LANES = 2
 EXIT_MEMORY = 3  # passed MULTIFLEXI_MEMORY_LIMIT_MB
 
 
@@ -169,7 +172,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between ticks")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="templates per transaction")
     p.add_argument(
-        "--lanes", type=int, default=2, help="concurrent batch writers (PostgreSQL only)"
+        "--lanes",
+        type=int,
+        default=DEFAULT_LANES,
+        help="concurrent batch writers (PostgreSQL only)",
     )
     args = p.parse_args(argv)
     if args.interval <= 0 or args.batch <= 0 or args.lanes <= 0:

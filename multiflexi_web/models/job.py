@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from multiflexi_web.models.base import Base, JSONType, utcnow
@@ -52,13 +52,24 @@ LIVE_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.BLO
 ADHOC_TYPES = frozenset({"adhoc", "adhoc-web", "adhoc-cli", "adhoc-api", "event"})
 
 
+def _set_index(name: str, *columns: str) -> Index:
+    """An index over the rows whose first column is set (NULL in most jobs)."""
+    where = text(f"{columns[0]} IS NOT NULL")
+    return Index(name, *columns, postgresql_where=where, sqlite_where=where)
+
+
 class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
         # Claiming: the oldest due scheduled job.
         Index("ix_job_status_scheduled_for", "status", "scheduled_for"),
         Index("ix_job_runtemplate_status", "runtemplate_id", "status"),
-        Index("ix_job_worker_status", "worker_id", "status"),
+        # Only claimed jobs have a worker, only event-made ones an event, only retries a
+        # predecessor: partial indexes keep the scheduler's inserts out of them. They still
+        # serve the ON DELETE SET NULL look-ups (`col = $1` implies `col IS NOT NULL`).
+        _set_index("ix_job_worker_status", "worker_id", "status"),
+        _set_index("ix_job_event_id", "event_id"),
+        _set_index("ix_job_retry_of_id", "retry_of_id"),
         Index("ix_job_company_id_desc", "company_id", "id"),
         # The portal's job list (newest first, one filter): a page is a short index range.
         Index("ix_job_status_id", "status", "id"),
@@ -71,8 +82,12 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     runtemplate_id: Mapped[int] = mapped_column(ForeignKey("runtemplate.id", ondelete="CASCADE"))
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
-    application_id: Mapped[int] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"))
+    # Copies of the RunTemplate's (never changed after creation), for the portal's filters.
+    # No foreign keys of their own: the RunTemplate's already cascade a company's deletion to
+    # its jobs and restrict an application's, and each key check cost the scheduler's insert
+    # ~5 µs per job (a third of its database time at 100,000 due templates).
+    company_id: Mapped[int]
+    application_id: Mapped[int]
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.SCHEDULED.value)
     status_reason: Mapped[str | None] = mapped_column(Text)
     schedule_type: Mapped[str] = mapped_column(String(32), default="adhoc")
@@ -101,9 +116,7 @@ class Job(Base):
     blocked_at: Mapped[datetime | None]
     app_version: Mapped[str | None] = mapped_column(String(64))
     launched_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
-    event_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("event.id", ondelete="SET NULL"), index=True
-    )
+    event_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("event.id", ondelete="SET NULL"))
     stdout_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     stderr_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     stdout_dropped: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -111,8 +124,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     runtemplate: Mapped[RunTemplate] = relationship()
-    company: Mapped[Company] = relationship()
-    application: Mapped[Application] = relationship()
+    company: Mapped[Company] = relationship(primaryjoin="foreign(Job.company_id) == Company.id")
+    application: Mapped[Application] = relationship(
+        primaryjoin="foreign(Job.application_id) == Application.id"
+    )
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
     )

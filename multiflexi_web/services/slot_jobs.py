@@ -58,10 +58,11 @@ WHERE true
 ON CONFLICT (runtemplate_id, slot_at) DO NOTHING
 """
 # PostgreSQL: templates share a few distinct plans, so the statement gets two short lists per
-# template (id, plan number) and one small table of plans, all as binary arrays.
+# template (id, plan number) as array literals (joining strings is ~10x cheaper in Python than
+# psycopg's per-element binary dump) and one small table of plans as binary arrays.
 _PG_SOURCE = """(
     SELECT t.rt_id, p.run_at, p.status, p.reason, p.stype
-    FROM unnest(%(ids)b::integer[], %(nos)b::integer[]) AS t(rt_id, no)
+    FROM unnest(%(ids)s::integer[], %(nos)s::integer[]) AS t(rt_id, no)
     JOIN unnest(%(p_no)b::integer[], %(p_at)b::timestamptz[], %(p_status)b::text[],
         %(p_reason)b::text[], %(p_stype)b::text[]) AS p(no, run_at, status, reason, stype)
         USING (no)
@@ -72,7 +73,7 @@ _PG_INSERT = _INSERT.format(
 _PG_NEXT = """
 UPDATE runtemplate AS r
 SET next_run_at = p.next_run_at, last_slot_at = COALESCE(p.last_slot_at, r.last_slot_at)
-FROM unnest(%(ids)b::integer[], %(nos)b::integer[]) AS t(id, no)
+FROM unnest(%(ids)s::integer[], %(nos)s::integer[]) AS t(id, no)
 JOIN unnest(%(p_no)b::integer[], %(p_next)b::timestamptz[], %(p_last)b::timestamptz[])
     AS p(no, next_run_at, last_slot_at) USING (no)
 WHERE r.id = t.id
@@ -102,14 +103,18 @@ def _pg_execute(sql: str, params: dict[str, Any]) -> int:
         return int(cur.rowcount)
 
 
-def _numbered(groups: Iterable[Sequence[int]]) -> tuple[list[int], list[int]]:
-    """Group i's ids, each paired with the plan number i: two flat lists."""
-    ids: list[int] = []
-    nos: list[int] = []
+def _numbered(groups: Iterable[Sequence[int]]) -> tuple[str, str]:
+    """Group i's ids, each paired with the plan number i: two integer[] literals."""
+    ids: list[str] = []
+    nos: list[str] = []
     for no, members in enumerate(groups):
-        ids.extend(members)
-        nos.extend([no] * len(members))
-    return ids, nos
+        ids.append(",".join(map(str, members)))
+        nos.append(",".join([str(no)] * len(members)))
+    return _literal(ids), _literal(nos)
+
+
+def _literal(parts: list[str]) -> str:
+    return "{" + ",".join(p for p in parts if p) + "}"
 
 
 def insert_bulk(groups: SlotGroups, now: datetime) -> int:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 8498cfc29d17
+Revision ID: 68e31c216223
 Revises: 
-Create Date: 2026-11-28 01:15:46.807567
+Create Date: 2026-11-28 02:10:59.381831
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql  # noqa: F401
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
-revision = '8498cfc29d17'
+revision = '68e31c216223'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -432,8 +432,6 @@ def upgrade():
     sa.Column('stdout_dropped', sa.BigInteger(), nullable=False),
     sa.Column('stderr_dropped', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['application_id'], ['application.id'], name=op.f('fk_job_application_id_application'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['company_id'], ['company.id'], name=op.f('fk_job_company_id_company'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['event_id'], ['event.id'], name=op.f('fk_job_event_id_event'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['launched_by_id'], ['user.id'], name=op.f('fk_job_launched_by_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['retry_of_id'], ['job.id'], name=op.f('fk_job_retry_of_id_job'), ondelete='SET NULL'),
@@ -444,13 +442,14 @@ def upgrade():
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.create_index('ix_job_application_id_id', ['application_id', 'id'], unique=False)
         batch_op.create_index('ix_job_company_id_desc', ['company_id', 'id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_job_event_id'), ['event_id'], unique=False)
+        batch_op.create_index('ix_job_event_id', ['event_id'], unique=False, postgresql_where=sa.text('event_id IS NOT NULL'), sqlite_where=sa.text('event_id IS NOT NULL'))
+        batch_op.create_index('ix_job_retry_of_id', ['retry_of_id'], unique=False, postgresql_where=sa.text('retry_of_id IS NOT NULL'), sqlite_where=sa.text('retry_of_id IS NOT NULL'))
         batch_op.create_index('ix_job_runtemplate_id_id', ['runtemplate_id', 'id'], unique=False)
         batch_op.create_index('ix_job_runtemplate_status', ['runtemplate_id', 'status'], unique=False)
         batch_op.create_index('ix_job_scheduled_for_id', ['scheduled_for', 'id'], unique=False)
         batch_op.create_index('ix_job_status_id', ['status', 'id'], unique=False)
         batch_op.create_index('ix_job_status_scheduled_for', ['status', 'scheduled_for'], unique=False)
-        batch_op.create_index('ix_job_worker_status', ['worker_id', 'status'], unique=False)
+        batch_op.create_index('ix_job_worker_status', ['worker_id', 'status'], unique=False, postgresql_where=sa.text('worker_id IS NOT NULL'), sqlite_where=sa.text('worker_id IS NOT NULL'))
         batch_op.create_index('uq_job_runtemplate_slot', ['runtemplate_id', 'slot_at'], unique=True)
 
     op.create_table('runtemplate_credential',
@@ -557,13 +556,14 @@ def downgrade():
     op.drop_table('runtemplate_credential')
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.drop_index('uq_job_runtemplate_slot')
-        batch_op.drop_index('ix_job_worker_status')
+        batch_op.drop_index('ix_job_worker_status', postgresql_where=sa.text('worker_id IS NOT NULL'), sqlite_where=sa.text('worker_id IS NOT NULL'))
         batch_op.drop_index('ix_job_status_scheduled_for')
         batch_op.drop_index('ix_job_status_id')
         batch_op.drop_index('ix_job_scheduled_for_id')
         batch_op.drop_index('ix_job_runtemplate_status')
         batch_op.drop_index('ix_job_runtemplate_id_id')
-        batch_op.drop_index(batch_op.f('ix_job_event_id'))
+        batch_op.drop_index('ix_job_retry_of_id', postgresql_where=sa.text('retry_of_id IS NOT NULL'), sqlite_where=sa.text('retry_of_id IS NOT NULL'))
+        batch_op.drop_index('ix_job_event_id', postgresql_where=sa.text('event_id IS NOT NULL'), sqlite_where=sa.text('event_id IS NOT NULL'))
         batch_op.drop_index('ix_job_company_id_desc')
         batch_op.drop_index('ix_job_application_id_id')
 
