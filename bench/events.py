@@ -16,7 +16,6 @@ import argparse
 import http.client
 import json
 import os
-import secrets
 import signal
 import socket
 import sqlite3
@@ -35,12 +34,13 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pika
-import psycopg
 import redis
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import scratch_database
 
 from multiflexi_web import create_app
 from multiflexi_web.config import PROJECT_ROOT, Settings
@@ -57,7 +57,6 @@ from multiflexi_web.models import (
 from multiflexi_web.services.events.catalog import RuleSpec, create_rule, create_source
 from multiflexi_web.services.secrets import generate_key
 
-PG_ADMIN = os.environ.get("MULTIFLEXI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BIN = Path(sys.executable).parent
 KEY = generate_key()
 
@@ -67,23 +66,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-@contextmanager
-def database(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'bench.db'}"
-        return
-    name = f"mf_bench_events_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}".replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def child_env(url: str, folder: Path) -> dict[str, str]:
@@ -313,7 +295,7 @@ def main() -> None:
     args = p.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="mf-bench-events-") as tmp,
-        database(args.db, Path(tmp)) as url,
+        scratch_database(args.db, "mf_bench_events") as url,
     ):
         folder = Path(tmp)
         fx = Fixture(url, folder)

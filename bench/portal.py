@@ -13,16 +13,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import random
-import secrets
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,8 @@ from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import scratch_database
 
 from multiflexi_web import create_app
 from multiflexi_web.config import Settings
@@ -49,7 +48,6 @@ from multiflexi_web.models import (
 )
 from multiflexi_web.services.secrets import generate_key
 
-PG_ADMIN = os.environ.get("MULTIFLEXI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "bench-password"  # noqa: S105 - a throwaway bench login
 COMPANIES, APPS, TEMPLATES = 20, 40, 400
 # Status mix of a long-lived installation: almost everything finished, a few live jobs.
@@ -76,24 +74,6 @@ JOB_COLUMNS = (
     "stderr_dropped",
     "created_at",
 )
-
-
-@contextmanager
-def database(kind: str) -> Iterator[str]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{tmp}/bench.db"
-        return
-    name = f"mf_bench_portal_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}".replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def populate_catalogue() -> dict[str, Any]:
@@ -345,7 +325,7 @@ def main() -> None:
     p.add_argument("--url", help="time this already filled database instead (skips the fill)")
     args = p.parse_args()
     with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(database(args.db))
+        url = args.url or stack.enter_context(scratch_database(args.db, "mf_bench_portal"))
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         settings = Settings(
             database_url=url.replace("postgresql://", "postgresql+psycopg://"),

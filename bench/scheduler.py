@@ -18,15 +18,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import scratch_database
 
 from daemons.scheduler import DEFAULT_LANES, tick
 from multiflexi_web import create_app
@@ -36,7 +35,6 @@ from multiflexi_web.models import Application, Base, Company, Job, RunTemplate
 from multiflexi_web.services.schedule import schedule_of
 from multiflexi_web.services.secrets import generate_key
 
-PG_ADMIN = os.environ.get("MULTIFLEXI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 # (interval, cron, delay, timezone): a mix of codes, delays, zones and a custom cron.
 MIX = [
     ("i", None, 0, None),
@@ -50,24 +48,6 @@ MIX = [
     ("c", "*/5 * * * *", 0, None),
     ("c", "30 2 * * 1-5", 0, "Europe/Prague"),
 ]
-
-
-@contextmanager
-def database(kind: str) -> Iterator[str]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{tmp}/bench.db"
-        return
-    name = f"mf_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}".replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def populate(n: int, now: datetime) -> None:
@@ -156,7 +136,7 @@ def main() -> None:
     )
     p.add_argument("--idle-seconds", type=float, default=5.0, help="idle ticks at 5 per second")
     args = p.parse_args()
-    with database(args.db) as url, tempfile.TemporaryDirectory() as tmp:
+    with scratch_database(args.db, "mf_bench") as url, tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             database_url=url,
             secret_key=secrets.token_hex(16),
