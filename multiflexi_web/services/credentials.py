@@ -12,7 +12,7 @@ from multiflexi_web.models import (
     CredentialType,
     CredentialValue,
 )
-from multiflexi_web.services.secrets import MASK, cipher
+from multiflexi_web.services.secrets import MASK, reveal, value_to_store
 
 SECRET_FIELD_TYPES = {"password", "secret"}
 
@@ -75,9 +75,9 @@ def set_values(cred: Credential, values: dict[str, str]) -> None:
         field = fields.get(key)
         secret = field is not None and (field.secret or field.type in SECRET_FIELD_TYPES)
         row = existing.get(key)
-        if secret and value == "" and row is not None:
+        stored = value_to_store(value, secret, row)
+        if stored is None:
             continue
-        stored = cipher().encrypt(value) if secret else value
         if row is None:
             cred.values.append(CredentialValue(key=key, value=stored, secret=secret))
         else:
@@ -89,9 +89,7 @@ def plain_values(cred: Credential) -> dict[str, str]:
     out = {
         f.keyword: f.default for f in cred.credential_type.prototype.fields if f.default is not None
     }
-    c = cipher()
-    for v in cred.values:
-        out[v.key] = c.decrypt(v.value) if v.secret else v.value
+    out.update({v.key: reveal(v) for v in cred.values})
     return out
 
 

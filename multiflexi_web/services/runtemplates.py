@@ -20,7 +20,7 @@ from multiflexi_web.models import (
 )
 from multiflexi_web.services import schedule, settings
 from multiflexi_web.services.schedule import Policies
-from multiflexi_web.services.secrets import cipher
+from multiflexi_web.services.secrets import reveal, value_to_store
 from multiflexi_web.services.validation import FieldValueError, normalise_value
 
 
@@ -119,9 +119,9 @@ def set_config(rt: RunTemplate, values: dict[str, str]) -> None:
             raise RunTemplateError(f"config {key}: {exc}") from None
         secret = bool(fdef and (fdef.secret or fdef.type == "password"))
         row = existing.get(key)
-        if secret and value == "" and row is not None:
-            continue  # an empty secret field keeps the stored value
-        stored = cipher().encrypt(value) if secret else value
+        stored = value_to_store(value, secret, row)
+        if stored is None:
+            continue
         if row is None:
             rt.config.append(RunTemplateConfig(key=key, value=stored, secret=secret))
         else:
@@ -129,8 +129,7 @@ def set_config(rt: RunTemplate, values: dict[str, str]) -> None:
 
 
 def plain_config(rt: RunTemplate) -> dict[str, str]:
-    c = cipher()
-    return {row.key: c.decrypt(row.value) if row.secret else row.value for row in rt.config}
+    return {row.key: reveal(row) for row in rt.config}
 
 
 def assign_credential(rt: RunTemplate, credential_id: int) -> RunTemplateCredential:

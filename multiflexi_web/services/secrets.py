@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -72,3 +72,23 @@ def cipher() -> Cipher:
 
     s = settings()
     return Cipher(s.encryption_master_key, s.encryption_old_keys)
+
+
+class StoredValue(Protocol):
+    """A row holding a value that is ciphertext when `secret` is true."""
+
+    value: str
+    secret: bool
+
+
+def value_to_store(value: str, secret: bool, current: StoredValue | None) -> str | None:
+    """Ciphertext for a secret, the text otherwise; None keeps `current` (an empty secret field
+    means "unchanged", since forms never send a stored secret back)."""
+    if secret and value == "" and current is not None:
+        return None
+    return cipher().encrypt(value) if secret else value
+
+
+def reveal(row: StoredValue) -> str:
+    """The plain value of a row: only for building a job's environment."""
+    return cipher().decrypt(row.value) if row.secret else row.value
