@@ -19,7 +19,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from daemons.sdnotify import notify
 from multiflexi_web import create_app
-from multiflexi_web.config import ConfigError, Settings
+from multiflexi_web.config import ConfigError, Settings, load_settings
+from multiflexi_web.database import engine_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Worker, utcnow
 
@@ -186,7 +187,9 @@ def boot(kind: str) -> Runtime:
     """Logging, settings (a bad value exits 2 with one line naming the key), app, signals."""
     setup_logging()
     try:
-        app = create_app()
+        settings = load_settings()
+        options = engine_options(settings.database_url, pre_ping=False)
+        app = create_app({"SQLALCHEMY_ENGINE_OPTIONS": options}, settings=settings)
     except ConfigError as exc:
         print(f"multiflexi-{kind}: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -13,10 +13,13 @@ from sqlalchemy.orm import Session
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 
 
-def engine_options(url: str) -> dict[str, Any]:
+def engine_options(url: str, *, pre_ping: bool = True) -> dict[str, Any]:
+    """Pool settings. Daemons pass pre_ping=False: a test query on every checkout is a round
+    trip per transaction, and their units of work already retry on a dead connection (the
+    failed statement invalidates the pool, the retry gets a fresh connection)."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "pool_recycle": 1800}
+    return {"pool_pre_ping": pre_ping, "pool_size": 5, "max_overflow": 10, "pool_recycle": 1800}
 
 
 def install_sqlite_hooks(engine: Engine) -> None:

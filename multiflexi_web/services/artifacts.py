@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 SNIFF_BYTES = 64 * 1024
 SMALL = 4096
 MAX_NAME = 200
-_ARTIFACT_INSERT = insert(cast(Table, Artifact.__table__))
+# inline: no implicit RETURNING of the new id (nothing reads it back; it can run pipelined)
+_ARTIFACT_INSERT = insert(cast(Table, Artifact.__table__)).inline()
 _magic_lock = threading.Lock()
 _magic: magic.Magic | None = None
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from multiflexi_web.models import Job, JobStatus, OverlapPolicy, RunTemplate
+from multiflexi_web.models import FileUpload, Job, JobStatus, OverlapPolicy, RunTemplate
 from multiflexi_web.models.base import UTCDateTime
 
 CLAIMABLE = (JobStatus.SCHEDULED.value, JobStatus.BLOCKED.value)
@@ -43,6 +43,7 @@ class ClaimedJob:
     env_override: str | None
     overlap_policy: str
     started_at: datetime
+    has_uploads: bool = False  # input files uploaded with the job (Run now)
 
 
 # The statements are built once with bound parameters: building them per claim costs more
@@ -71,7 +72,7 @@ def _due_stmt() -> Select[int]:
 
 
 @cache
-def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None]:
+def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None, bool]:
     pick = (
         select(Job.id)
         .where(*_due_filter())
@@ -80,6 +81,8 @@ def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None]:
         .with_for_update(of=Job, skip_locked=True)
     )
     policy = select(RunTemplate.overlap_policy).where(RunTemplate.id == Job.runtemplate_id)
+    # Asked here rather than per job: most jobs have no uploads and skip the query for them.
+    uploads = exists().where(FileUpload.job_id == Job.id)
     return (
         update(Job)
         .where(Job.id.in_(pick.scalar_subquery()), Job.status.in_(CLAIMABLE))
@@ -91,7 +94,12 @@ def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None]:
             heartbeat_at=P_NOW,
         )
         .returning(
-            Job.id, Job.runtemplate_id, Job.executor, Job.env_override, policy.scalar_subquery()
+            Job.id,
+            Job.runtemplate_id,
+            Job.executor,
+            Job.env_override,
+            policy.scalar_subquery(),
+            uploads,
         )
         .execution_options(synchronize_session=False)
     )
@@ -105,7 +113,10 @@ def anything_due(session: Session, now: datetime) -> bool:
 def claim_rows(session: Session, worker_id: int, limit: int, now: datetime) -> list[ClaimedJob]:
     params = {"p_now": now, "p_worker": worker_id, "p_limit": limit}
     rows = session.connection().execute(_claim_stmt(), params).all()
-    return [ClaimedJob(r[0], r[1], r[2], r[3], r[4] or OverlapPolicy.WAIT.value, now) for r in rows]
+    return [
+        ClaimedJob(r[0], r[1], r[2], r[3], r[4] or OverlapPolicy.WAIT.value, now, bool(r[5]))
+        for r in rows
+    ]
 
 
 def overlapping(session: Session, claimed: list[ClaimedJob]) -> list[ClaimedJob]:

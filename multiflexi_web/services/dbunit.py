@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import psycopg
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from multiflexi_web.database import write_session
@@ -28,6 +29,31 @@ def writing() -> Iterator[None]:
         return
     with _SQLITE_WRITES:
         yield
+
+
+@contextmanager
+def pipelined() -> Iterator[None]:
+    """PostgreSQL: the statements inside are sent without waiting for each one's answer, all
+    answered in one round trip at the end. Only for statements whose results are not read
+    (INSERTs, UPDATEs without RETURNING); a failure surfaces at the end, as a DBAPIError."""
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):  # another driver: one statement at a time
+        yield
+        return
+    try:
+        with raw.pipeline():
+            yield
+    except psycopg.Error as exc:
+        broken = raw.broken or raw.closed
+        if broken:
+            conn.invalidate(exc)  # never hand a dead connection back to the pool
+        raise DBAPIError.instance(
+            None, None, exc, psycopg.Error, connection_invalidated=bool(broken)
+        ) from exc
 
 
 def begin_write() -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from sqlalchemy.orm import Session, object_session
+
 from multiflexi_web import __version__
 from multiflexi_web.models import RunTemplate
 from multiflexi_web.services.credentials import plain_values
@@ -61,6 +63,7 @@ class TemplateContext:
     company_slug: str
     company_name: str
     layers: tuple[Layer, ...] = ()
+    upload_fields: frozenset[str] = frozenset()  # fields with a file stored with the template
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class ResolvedEnv:
 def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateContext:
     """Read a RunTemplate with its app, company and credentials into plain data."""
     from multiflexi_web.services.command import split_template, template_of
+    from multiflexi_web.services.job_inputs import template_fields
 
     app, company = rt.application, rt.company
     template = template_of(app.cmdparams_template, app.cmdparams)
@@ -92,7 +96,15 @@ def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateCo
         company_slug=company.slug,
         company_name=company.name,
         layers=tuple(_layers(rt, system_values)),
+        upload_fields=template_fields(_session_of(rt), rt.id),
     )
+
+
+def _session_of(rt: RunTemplate) -> Session:
+    session = object_session(rt)
+    if session is None:
+        raise ValueError(f"RunTemplate {rt.id} is not attached to a session")
+    return session
 
 
 def _layers(rt: RunTemplate, system_values: Mapping[str, str]) -> Iterable[Layer]:
@@ -127,14 +139,17 @@ def resolve(
     executor: str,
     workdir: Path,
     override: Mapping[str, str] | None = None,
+    uploads: Mapping[str, str] | None = None,
 ) -> ResolvedEnv:
-    """Merge the layers (later wins), then the platform's own variables on top."""
+    """Merge the layers (later wins), then the platform's own variables on top; an uploaded
+    file's path replaces the bare file name the portal put into the config or one-time env."""
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
     secret: set[str] = set()
     for layer in (
         *ctx.layers,
         Layer("override", override or {}),
+        Layer("upload", uploads or {}),
         _platform(ctx, job_id, executor, workdir),
     ):
         for key, value in layer.values.items():

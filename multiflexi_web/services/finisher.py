@@ -12,12 +12,15 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from datetime import datetime
 
 from flask import Flask
 
 from multiflexi_web.extensions import db
+from multiflexi_web.models import JobStatus
+from multiflexi_web.services import jobs
 from multiflexi_web.services.claim import ClaimedJob
-from multiflexi_web.services.dbunit import begin_write, retrying, writing
+from multiflexi_web.services.dbunit import begin_write, pipelined, retrying, writing
 from multiflexi_web.services.jobrun import JobRun
 
 log = logging.getLogger("multiflexi.executor")
@@ -79,18 +82,39 @@ class Finisher:
             with self.app.app_context():
                 successors = retrying(lambda: self._commit(batch), self.hard_stop, f"jobs={ids}")
         except Exception as exc:
-            log.warning("action=finish_failed jobs=%s error=%r", ids, exc)
+            log.warning("action=finish_failed jobs=%s error=%r", ids, exc, exc_info=True)
         with self._lock:
             self._pending -= {r.job.id for r in batch}
         self.claimed(successors)
 
     def _commit(self, batch: list[JobRun]) -> list[ClaimedJob]:
+        """Statuses first (each a conditional UPDATE whose answer decides the rest), then the
+        rows and counters without waiting on each statement, then the successors' claim."""
         with writing():
             begin_write()
-            for run in batch:
-                run.record_finish()
+            done = [run for run in batch if run.record_status()]
+            with pipelined():
+                for run in done:
+                    run.store_rows()
+                for rt_id, (ok, failed, last) in _counts(done).items():
+                    jobs.add_counts(rt_id, ok, failed, last)
             successors = self.claim()
             db.session.commit()
         for run in batch:
             run.recorded()
         return successors
+
+
+def _counts(runs: list[JobRun]) -> dict[int, tuple[int, int, datetime]]:
+    """Per RunTemplate (in id order, so two writers lock them alike): successes, failures and
+    the latest start."""
+    out: dict[int, tuple[int, int, datetime]] = {}
+    for run in sorted(runs, key=lambda r: r.job.runtemplate_id):
+        ok = run.outcome.status is JobStatus.SUCCEEDED
+        prev = out.get(run.job.runtemplate_id, (0, 0, run.job.started_at))
+        out[run.job.runtemplate_id] = (
+            prev[0] + ok,
+            prev[1] + (not ok),
+            max(prev[2], run.job.started_at),
+        )
+    return out

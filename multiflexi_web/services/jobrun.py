@@ -26,7 +26,7 @@ from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
-from multiflexi_web.services import artifacts, jobs, output
+from multiflexi_web.services import artifacts, job_inputs, jobs, output
 from multiflexi_web.services.claim import ClaimedJob
 from multiflexi_web.services.command import CommandError, fill_argv
 from multiflexi_web.services.dbunit import begin_write, retrying, writing
@@ -175,6 +175,7 @@ class JobRun:
                 executor=self.job.executor,
                 workdir=self.workdir,
                 override=override,
+                uploads=self._inputs(ctx),
             )
             argv = fill_argv(ctx.executable, ctx.cmd_words, env.values)
             module = registry.get(self.job.executor)
@@ -197,6 +198,20 @@ class JobRun:
         except Exception as exc:
             log.exception("action=module_error job=%s", self.job.id)
             return RunResult(None, error=f"executor module {module.name!r} failed: {exc}"), env
+
+    def _inputs(self, ctx: TemplateContext) -> dict[str, str]:
+        """Write the uploaded input files into the work directory; field -> path."""
+        if not (self.job.has_uploads or ctx.upload_fields):
+            return {}  # the common case: no query at all
+
+        def load() -> dict[str, tuple[str, bytes]]:
+            files = job_inputs.load(
+                db.session(), self.job.id, ctx.runtemplate_id, templated=bool(ctx.upload_fields)
+            )
+            db.session.commit()  # end the read: the job may run for hours
+            return files
+
+        return job_inputs.materialise(self.workdir, self.with_retries(load))
 
     def _make_workdir(self) -> None:
         try:
@@ -268,17 +283,25 @@ class JobRun:
     def record_finish(self) -> bool:
         """Inside the caller's write transaction: the final status, output, artifacts and the
         RunTemplate's counters (its row, shared by all its jobs, locked last)."""
+        return self._finish(then=self.store_rows, count=True)
+
+    def record_status(self) -> bool:
+        """Only the final status: the caller then stores the rows and adds the counters."""
+        return self._finish(then=None, count=False)
+
+    def _finish(self, *, then: Callable[[], None] | None, count: bool) -> bool:
         meta = self._meta_fields()
         record = jobs.RunRecord(meta["pid"], meta["command"], meta["env"], self.sink.counters())
         job = self.job
         if jobs.finish(
-            job.id, job.runtemplate_id, job.started_at, self.outcome, record, then=self._store
+            job.id, job.runtemplate_id, job.started_at, self.outcome, record, then, count=count
         ):
             return True
         log.warning("action=finish_skipped job=%s reason=no_longer_running", job.id)
         return False
 
-    def _store(self) -> None:
+    def store_rows(self) -> None:
+        """The output and artifact rows kept for the finish (no result is read: pipelinable)."""
         for batch in self._unsent:
             output.store(db.session(), batch, self.job.id, counters=False)
         artifacts.store(db.session(), self.rows)

@@ -167,11 +167,14 @@ def finish(
     outcome: Outcome,
     record: RunRecord | None = None,
     then: Callable[[], None] | None = None,
+    *,
+    count: bool = True,
 ) -> bool:
     """running -> a terminal status; counters and a retry follow. False if it was not running.
 
     `then` runs between the job's row and the RunTemplate's counters: the counters row is
-    shared by every job of the template, so it is locked last, just before the commit.
+    shared by every job of the template, so it is locked last, just before the commit. With
+    count=False the caller adds the counters itself (add_counts, once for many finishes).
     """
     now = utcnow()
     params: dict[str, Any] = {
@@ -189,14 +192,20 @@ def finish(
         return False
     if then is not None:
         then()
-    ok = outcome.status is JobStatus.SUCCEEDED
-    conn.execute(
-        job_sql.counters_stmt(),
-        {"p_rt": rt_id, "p_ok": int(ok), "p_failed": int(not ok), "p_started": started_at},
-    )
+    if count:
+        ok = outcome.status is JobStatus.SUCCEEDED
+        add_counts(rt_id, int(ok), int(not ok), started_at)
     if outcome.status in FAILURES and outcome.status is not JobStatus.CANCELLED:
         _maybe_retry(job_id, now)
     return True
+
+
+def add_counts(rt_id: int, ok: int, failed: int, last_started: datetime) -> None:
+    """The RunTemplate's success/failure counters and last run (finishes counted together)."""
+    db.session.connection().execute(
+        job_sql.counters_stmt(),
+        {"p_rt": rt_id, "p_ok": ok, "p_failed": failed, "p_started": last_started},
+    )
 
 
 def _maybe_retry(job_id: int, now: datetime) -> Job | None:
