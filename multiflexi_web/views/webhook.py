@@ -41,13 +41,14 @@ def _read_body(limit: int) -> bytes | None:
 
 @bp.post("/webhook/<token>")
 def receive_webhook(token: str) -> Response:
+    # The body is read before any database work: a slow client must not hold SQLite's lock.
+    body = _read_body(settings().webhook_max_bytes)
     # A writer from the start: SQLite would otherwise fail upgrading a read lock under load.
     write_session(db.session())
     source = webhook_source(token)
     if source is None:
         # The same answer for an unknown, disabled or non-webhook token: nothing to learn.
         return _answer(404, error="not found")
-    body = _read_body(settings().webhook_max_bytes)
     if body is None:
         return _answer(413, error=f"body larger than {settings().webhook_max_bytes} bytes")
     if not signature_ok(source, body, request.headers.get(SIGNATURE_HEADER)):
