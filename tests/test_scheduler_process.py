@@ -172,7 +172,18 @@ def test_three_schedulers_race_without_duplicates_or_gaps(
     epoch = time.time() + 6  # the fake clock reaches START once all three are up
     clock = f"{START.isoformat()},{epoch},{SPEED}"
     procs = [
-        spawn(db_url, "--interval", "0.1", "--batch", "40", MULTIFLEXI_FAKE_CLOCK=clock)
+        # Small batches in one lane make each tick many short transactions, so the other two
+        # schedulers, woken within 0.1 s, always join the race (SKIP LOCKED) for the same slot.
+        spawn(
+            db_url,
+            "--interval",
+            "0.1",
+            "--batch",
+            "10",
+            "--lanes",
+            "1",
+            MULTIFLEXI_FAKE_CLOCK=clock,
+        )
         for _ in range(3)
     ]
     time.sleep(max(0.0, epoch + FAKE_MINUTES * 60 / SPEED + 1 - time.time()))
