@@ -22,6 +22,7 @@ from multiflexi_web.models.job import (
     Job,
     JobOutput,
     JobStatus,
+    waiting,
 )
 from multiflexi_web.models.runtemplate import (
     Interval,
@@ -78,4 +79,5 @@ __all__ = [
     "User",
     "Worker",
     "utcnow",
+    "waiting",
 ]

@@ -6,7 +6,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TextClause,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from multiflexi_web.models.base import Base, JSONType, utcnow
@@ -52,6 +62,16 @@ LIVE_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.BLO
 ADHOC_TYPES = frozenset({"adhoc", "adhoc-web", "adhoc-cli", "adhoc-api", "event"})
 
 
+# Jobs an executor may claim: the predicate of the partial index ix_job_waiting. Queries use
+# `waiting()`, which renders exactly this expression with the same literals: with bound
+# parameters neither database can prove that a partial index applies (PostgreSQL's generic
+# plans, SQLite always). "IS TRUE" keeps SQLite from serving the term with an index on
+# `status` instead (it then read and sorted every waiting job on each claim).
+WAITING = (JobStatus.SCHEDULED.value, JobStatus.BLOCKED.value)
+WAITING_IN = "IN (" + ", ".join(f"'{s}'" for s in WAITING) + ")"
+WAITING_SQL = f"(status {WAITING_IN}) IS TRUE"
+
+
 def _set_index(name: str, *columns: str) -> Index:
     """An index over the rows whose first column is set (NULL in most jobs)."""
     where = text(f"{columns[0]} IS NOT NULL")
@@ -61,8 +81,17 @@ def _set_index(name: str, *columns: str) -> Index:
 class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
-        # Claiming: the oldest due scheduled job.
-        Index("ix_job_status_scheduled_for", "status", "scheduled_for"),
+        # Claiming and the queue: waiting jobs in due order. Partial, so a claim walks the
+        # index from its low end and stops at the first claimable row however long the backlog
+        # (a (status, scheduled_for) index cannot order two statuses: every claim read and
+        # sorted the whole backlog), and finished jobs' updates never enter it.
+        Index(
+            "ix_job_waiting",
+            "scheduled_for",
+            "id",
+            postgresql_where=text(WAITING_SQL),
+            sqlite_where=text(WAITING_SQL),
+        ),
         Index("ix_job_runtemplate_status", "runtemplate_id", "status"),
         # Only claimed jobs have a worker, only event-made ones an event, only retries a
         # predecessor: partial indexes keep the scheduler's inserts out of them. They still
@@ -135,6 +164,11 @@ class Job(Base):
     @property
     def status_enum(self) -> JobStatus:
         return JobStatus(self.status)
+
+
+def waiting() -> TextClause:
+    """The job table's waiting rows, in the very form of ix_job_waiting's predicate."""
+    return text(f"(job.status {WAITING_IN}) IS TRUE")
 
 
 class JobOutput(Base):

@@ -20,14 +20,16 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
+    literal_column,
     or_,
     select,
     update,
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.elements import TextClause
 
-from multiflexi_web.models import FileUpload, Job, JobStatus, OverlapPolicy, RunTemplate
+from multiflexi_web.models import FileUpload, Job, JobStatus, OverlapPolicy, RunTemplate, waiting
 from multiflexi_web.models.base import UTCDateTime
 
 CLAIMABLE = (JobStatus.SCHEDULED.value, JobStatus.BLOCKED.value)
@@ -53,7 +55,7 @@ P_WORKER = bindparam("p_worker", type_=Integer())
 P_LIMIT = bindparam("p_limit", type_=Integer())
 
 
-def _due_filter() -> list[ColumnElement[bool]]:
+def _due_filter() -> list[ColumnElement[bool] | TextClause]:
     """Due, claimable jobs whose RunTemplate has no running job (unless it allows overlap)."""
     other = aliased(Job)
     no_running = ~exists().where(
@@ -63,7 +65,7 @@ def _due_filter() -> list[ColumnElement[bool]]:
         RunTemplate.id == Job.runtemplate_id,
         RunTemplate.overlap_policy.in_([OverlapPolicy.ALLOW.value, OverlapPolicy.SKIP.value]),
     )
-    return [Job.status.in_(CLAIMABLE), Job.scheduled_for <= P_NOW, or_(exists(lenient), no_running)]
+    return [waiting(), Job.scheduled_for <= P_NOW, or_(exists(lenient), no_running)]
 
 
 @cache
@@ -82,7 +84,9 @@ def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None, bool
     )
     policy = select(RunTemplate.overlap_policy).where(RunTemplate.id == Job.runtemplate_id)
     # Asked here rather than per job: most jobs have no uploads and skip the query for them.
-    uploads = exists().where(FileUpload.job_id == Job.id)
+    # "job.id" spelt out: SQLite's RETURNING renders columns unqualified, and a bare `id` in
+    # the subquery would be file_upload's own.
+    uploads = exists().where(FileUpload.job_id == literal_column("job.id"))
     return (
         update(Job)
         .where(Job.id.in_(pick.scalar_subquery()), Job.status.in_(CLAIMABLE))

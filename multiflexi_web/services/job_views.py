@@ -18,6 +18,7 @@ from multiflexi_web.models import (
     Job,
     JobStatus,
     RunTemplate,
+    waiting,
 )
 
 PAGE_SIZE = 50
@@ -217,10 +218,8 @@ def queued_jobs(visible: set[int] | None, limit: int = QUEUE_LIMIT) -> list[Job]
             joinedload(Job.application).load_only(Application.id, Application.name),
             joinedload(Job.runtemplate).load_only(RunTemplate.id, RunTemplate.name),
         )
-        .where(Job.status.in_([JobStatus.SCHEDULED.value, JobStatus.BLOCKED.value]))
-        # coalesce(): sort the few waiting rows found by the status index; walking the
-        # planned-time index in order instead would pass every finished job.
-        .order_by(func.coalesce(Job.scheduled_for, Job.scheduled_for), Job.id)
+        .where(waiting())  # walks ix_job_waiting in this order: a page reads only its rows
+        .order_by(Job.scheduled_for, Job.id)
         .limit(limit)
     )
     if visible is not None:
