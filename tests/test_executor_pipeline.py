@@ -8,14 +8,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import JobOutput
+from multiflexi_web.models import JobOutput, utcnow
 from multiflexi_web.services.dbunit import pipelined
-from multiflexi_web.services.output import _OUTPUT_INSERT
+from multiflexi_web.services.job_sql import OUTPUT_INSERT
+from multiflexi_web.services.raw_sql import driver
 from tests.executor_support import schedule, shell_rt
 
 
 def _row(job_id: int, seq: int) -> dict[str, object]:
-    return {"job_id": job_id, "seq": seq, "stream": "stdout", "data": b"x"}
+    return {"job_id": job_id, "seq": seq, "stream": "stdout", "data": b"x", "created_at": utcnow()}
 
 
 def _count() -> int:
@@ -25,9 +26,9 @@ def _count() -> int:
 def test_pipelined_statements_are_applied(app: Flask) -> None:
     [job_id] = schedule(shell_rt("true"))
     with pipelined():
-        conn = db.session.connection()
-        conn.execute(_OUTPUT_INSERT, [_row(job_id, 1)])  # one row: no RETURNING to wait for
-        conn.execute(_OUTPUT_INSERT, [_row(job_id, 2), _row(job_id, 3)])
+        drv = driver(db.session())
+        drv.many(OUTPUT_INSERT, [_row(job_id, 1)])  # no RETURNING to wait for
+        drv.many(OUTPUT_INSERT, [_row(job_id, 2), _row(job_id, 3)])
     db.session.commit()
     assert _count() == 3
 
@@ -35,11 +36,11 @@ def test_pipelined_statements_are_applied(app: Flask) -> None:
 def test_a_failure_inside_is_a_dbapi_error_and_rolls_back(app: Flask) -> None:
     [job_id] = schedule(shell_rt("true"))
     with pytest.raises(DBAPIError), pipelined():
-        conn = db.session.connection()
-        conn.execute(_OUTPUT_INSERT, [_row(job_id, 1)])
-        conn.execute(_OUTPUT_INSERT, [_row(job_id + 1000, 1)])  # no such job: FK violation
+        drv = driver(db.session())
+        drv.many(OUTPUT_INSERT, [_row(job_id, 1)])
+        drv.many(OUTPUT_INSERT, [_row(job_id + 1000, 1)])  # no such job: FK violation
     db.session.rollback()
     assert _count() == 0
-    db.session.connection().execute(_OUTPUT_INSERT, [_row(job_id, 1)])  # usable again
+    driver(db.session()).many(OUTPUT_INSERT, [_row(job_id, 1)])  # usable again
     db.session.commit()
     assert _count() == 1

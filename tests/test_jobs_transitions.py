@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate, utcnow
 from multiflexi_web.services import jobs
+from multiflexi_web.services.claim import CLAIM
 from multiflexi_web.services.jobs import JobError, Outcome
+from multiflexi_web.services.raw_sql import driver
 from tests.executor_support import job, schedule, shell_rt
 from tests.factories import make_worker
 
@@ -174,18 +176,9 @@ def test_a_claim_reads_only_the_head_of_a_long_backlog(app: Flask) -> None:
     """The claim walks ix_job_waiting in due order and stops at its first rows: with an index
     on (status, scheduled_for) it read and sorted the whole backlog on every claim."""
     schedule(shell_rt("true", overlap_policy="allow"), 30)
-    worker = make_worker()
-    sent: list[tuple[str, Any]] = []
-
-    def keep(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        sent.append((statement, params))
-
-    event.listen(db.engine, "before_cursor_execute", keep)
-    try:
-        assert len(jobs.claim(worker.id, 1)) == 1
-    finally:
-        event.remove(db.engine, "before_cursor_execute", keep)
-    [(sql, params)] = [(s, p) for s, p in sent if s.lstrip().startswith("UPDATE job")]
+    sql, params = driver(db.session()).sql(
+        CLAIM, {"p_now": utcnow(), "p_worker": make_worker().id, "p_limit": 1}
+    )
     plan = _plan(sql, params)
     assert "ix_job_waiting" in plan, plan
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan

@@ -13,20 +13,20 @@ import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 import magic
-from sqlalchemy import Table, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from multiflexi_web.models import Artifact
+from multiflexi_web.models import Artifact, utcnow
+from multiflexi_web.services import job_sql
+from multiflexi_web.services.raw_sql import driver
 
 log = logging.getLogger(__name__)
 SNIFF_BYTES = 64 * 1024
 SMALL = 4096
 MAX_NAME = 200
-# inline: no implicit RETURNING of the new id (nothing reads it back; it can run pipelined)
-_ARTIFACT_INSERT = insert(cast(Table, Artifact.__table__)).inline()
 _magic_lock = threading.Lock()
 _magic: magic.Magic | None = None
 
@@ -185,7 +185,8 @@ def _inside_regular(path: Path, workdir: Path) -> bool:
 
 def store(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.connection().execute(_ARTIFACT_INSERT, rows)
+        now = utcnow()
+        driver(session).many(job_sql.ARTIFACT_INSERT, [{**r, "created_at": now} for r in rows])
 
 
 def list_for_job(session: Session, job_id: int) -> list[Artifact]:

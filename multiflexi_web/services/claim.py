@@ -16,7 +16,6 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
-    and_,
     bindparam,
     exists,
     func,
@@ -31,6 +30,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from multiflexi_web.models import FileUpload, Job, JobStatus, OverlapPolicy, RunTemplate, waiting
 from multiflexi_web.models.base import UTCDateTime
+from multiflexi_web.services.raw_sql import RawStatement, constants, driver
 
 CLAIMABLE = (JobStatus.SCHEDULED.value, JobStatus.BLOCKED.value)
 LOCK_CLASS = 0x4D46  # advisory lock namespace: 'MF'
@@ -48,8 +48,10 @@ class ClaimedJob:
     has_uploads: bool = False  # input files uploaded with the job (Run now)
 
 
-# The statements are built once with bound parameters: building them per claim costs more
-# CPU than running them (aliases, cache keys), and the executor claims hundreds of times a second.
+# The statements are built and compiled once, with bound parameters (raw_sql.RawStatement):
+# building or executing them through the ORM per claim cost more CPU than running them, and
+# the executor claims hundreds of times a second. Constant lists are literals for the same
+# reason (an IN list of bound parameters is re-rendered at every execution).
 P_NOW = bindparam("p_now", type_=UTCDateTime())
 P_WORKER = bindparam("p_worker", type_=Integer())
 P_LIMIT = bindparam("p_limit", type_=Integer())
@@ -63,7 +65,7 @@ def _due_filter() -> list[ColumnElement[bool] | TextClause]:
     )
     lenient = select(RunTemplate.id).where(
         RunTemplate.id == Job.runtemplate_id,
-        RunTemplate.overlap_policy.in_([OverlapPolicy.ALLOW.value, OverlapPolicy.SKIP.value]),
+        RunTemplate.overlap_policy.in_(constants(OverlapPolicy.ALLOW, OverlapPolicy.SKIP)),
     )
     return [waiting(), Job.scheduled_for <= P_NOW, or_(exists(lenient), no_running)]
 
@@ -73,7 +75,6 @@ def _due_stmt() -> Select[int]:
     return select(Job.id).where(*_due_filter()).limit(1)
 
 
-@cache
 def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None, bool]:
     pick = (
         select(Job.id)
@@ -89,7 +90,7 @@ def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None, bool
     uploads = exists().where(FileUpload.job_id == literal_column("job.id"))
     return (
         update(Job)
-        .where(Job.id.in_(pick.scalar_subquery()), Job.status.in_(CLAIMABLE))
+        .where(Job.id.in_(pick.scalar_subquery()), Job.status.in_(constants(*CLAIMABLE)))
         .values(
             status=RUNNING,
             worker_id=P_WORKER,
@@ -114,9 +115,20 @@ def anything_due(session: Session, now: datetime) -> bool:
     return session.connection().scalar(_due_stmt(), {"p_now": now}) is not None
 
 
+CLAIM = RawStatement(_claim_stmt)
+RUNNING_OF = RawStatement(
+    lambda: select(Job.id, Job.runtemplate_id).where(
+        Job.runtemplate_id == bindparam("p_rt"), Job.status == RUNNING
+    )
+)
+LOCK = RawStatement(
+    lambda: select(func.pg_advisory_xact_lock(LOCK_CLASS, bindparam("p_rt", type_=Integer())))
+)
+
+
 def claim_rows(session: Session, worker_id: int, limit: int, now: datetime) -> list[ClaimedJob]:
     params = {"p_now": now, "p_worker": worker_id, "p_limit": limit}
-    rows = session.connection().execute(_claim_stmt(), params).all()
+    rows = driver(session).rows(CLAIM, params)
     return [
         ClaimedJob(r[0], r[1], r[2], r[3], r[4] or OverlapPolicy.WAIT.value, now, bool(r[5]))
         for r in rows
@@ -129,14 +141,11 @@ def overlapping(session: Session, claimed: list[ClaimedJob]) -> list[ClaimedJob]
     if not strict:
         return []
     rt_ids = sorted({c.runtemplate_id for c in strict})
-    if session.get_bind().dialect.name == "postgresql":
+    drv = driver(session)
+    if drv.is_pg:
         for rt_id in rt_ids:  # sorted: two claimers never wait on each other in a cycle
-            session.execute(select(func.pg_advisory_xact_lock(LOCK_CLASS, rt_id)))
-    running = session.execute(
-        select(Job.id, Job.runtemplate_id).where(
-            and_(Job.runtemplate_id.in_(rt_ids), Job.status == RUNNING)
-        )
-    ).all()
+            drv.rows(LOCK, {"p_rt": rt_id})
+    running = [row for rt_id in rt_ids for row in drv.rows(RUNNING_OF, {"p_rt": rt_id})]
     mine = {c.id for c in claimed}
     losers = []
     for c in strict:

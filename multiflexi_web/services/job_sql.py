@@ -1,18 +1,19 @@
-"""Statements of the executor's hot path, built once with bound parameters.
+"""Statements of the executor's hot path, compiled once per dialect (services/raw_sql.py).
 
-The executor finishes hundreds of jobs a second; building these statements (coercions, cache
-keys) costs more CPU than running them. services/jobs.py executes them.
+The executor finishes hundreds of jobs a second; through the ORM session each statement cost
+more CPU than the database spent running it. services/jobs.py, output.py and artifacts.py run
+these on the session's connection.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BindParameter, Update, bindparam, case, update
+from sqlalchemy import BindParameter, Table, bindparam, case, insert, update
 
-from multiflexi_web.models import Job, JobStatus, RunTemplate
+from multiflexi_web.models import Artifact, Job, JobOutput, JobStatus, RunTemplate
 from multiflexi_web.models.base import UTCDateTime
+from multiflexi_web.services.raw_sql import RawStatement
 
 RUNNING = JobStatus.RUNNING.value
 COUNTERS = ("stdout_bytes", "stderr_bytes", "stdout_dropped", "stderr_dropped")
@@ -22,12 +23,11 @@ def _p(name: str) -> BindParameter[Any]:
     return bindparam(name)
 
 
-@cache
-def finish_stmt(with_record: bool) -> Update:
+def _finish(with_record: bool) -> Any:
     values: dict[str, Any] = {
         "status": _p("p_status"),
         "exit_code": _p("p_exit"),
-        "finished_at": _p("p_now"),
+        "finished_at": bindparam("p_now", type_=UTCDateTime()),
         "status_reason": _p("p_reason"),
     }
     if with_record:
@@ -36,8 +36,7 @@ def finish_stmt(with_record: bool) -> Update:
     return update(Job).where(Job.id == _p("p_id"), Job.status == RUNNING).values(values)
 
 
-@cache
-def counters_stmt() -> Update:
+def _counters() -> Any:
     started = bindparam("p_started", type_=UTCDateTime())
     return (
         update(RunTemplate)
@@ -50,5 +49,20 @@ def counters_stmt() -> Update:
                 (RunTemplate.last_run_at < started, started),
                 else_=RunTemplate.last_run_at,
             ),
+            # A run is not an edit of the template: keep updated_at (and skip its onupdate).
+            updated_at=RunTemplate.updated_at,
         )
     )
+
+
+def _insert_all(table: Any) -> Any:
+    """INSERT binding every column but the id (no Python-side defaults, no RETURNING)."""
+    cols = [c for c in cast(Table, table).columns if c.name != "id"]
+    return insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in cols})
+
+
+FINISH = RawStatement(lambda: _finish(False))
+FINISH_WITH_RECORD = RawStatement(lambda: _finish(True))
+COUNTS = RawStatement(_counters)
+OUTPUT_INSERT = RawStatement(lambda: _insert_all(JobOutput.__table__))
+ARTIFACT_INSERT = RawStatement(lambda: _insert_all(Artifact.__table__))

@@ -20,6 +20,7 @@ from multiflexi_web.models import Job, JobStatus, RunTemplate, Worker, utcnow
 from multiflexi_web.services import claim as claiming
 from multiflexi_web.services import job_sql
 from multiflexi_web.services.claim import CLAIMABLE, ClaimedJob
+from multiflexi_web.services.raw_sql import driver
 from multiflexi_web.services.secrets import cipher
 
 NOTIFY_CHANNEL = "multiflexi_jobs"
@@ -187,8 +188,8 @@ def finish(
     if record is not None:
         params.update(p_pid=record.pid, p_command=record.command, p_env=record.env)
         params.update({f"p_{c}": record.counters.get(c, 0) for c in job_sql.COUNTERS})
-    conn = db.session.connection()
-    if not conn.execute(job_sql.finish_stmt(record is not None), params).rowcount:
+    stmt = job_sql.FINISH_WITH_RECORD if record is not None else job_sql.FINISH
+    if not driver(db.session()).run(stmt, params):
         return False
     if then is not None:
         then()
@@ -202,9 +203,8 @@ def finish(
 
 def add_counts(rt_id: int, ok: int, failed: int, last_started: datetime) -> None:
     """The RunTemplate's success/failure counters and last run (finishes counted together)."""
-    db.session.connection().execute(
-        job_sql.counters_stmt(),
-        {"p_rt": rt_id, "p_ok": ok, "p_failed": failed, "p_started": last_started},
+    driver(db.session()).run(
+        job_sql.COUNTS, {"p_rt": rt_id, "p_ok": ok, "p_failed": failed, "p_started": last_started}
     )
 
 

@@ -11,20 +11,18 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from multiflexi_web.models import Job, JobOutput
+from multiflexi_web.models import Job, JobOutput, utcnow
+from multiflexi_web.services import job_sql
+from multiflexi_web.services.raw_sql import driver
 
 STREAMS = ("stdout", "stderr")
 ROW_MAX = 256 * 1024  # bytes merged into one row: also the granularity of tail eviction
 FLUSH_EVERY = 0.5  # seconds a chunk may wait before it is visible to readers
-
-
-# inline: no implicit RETURNING of the new id (nothing reads it back; it can run pipelined)
-_OUTPUT_INSERT = insert(cast(Table, JobOutput.__table__)).inline()
 
 
 @dataclass
@@ -164,8 +162,8 @@ def store(session: Session, batch: Batch, job_id: int, *, counters: bool = True)
     if not batch.rows and not batch.deletes:
         return
     if batch.rows:
-        # executemany of one cached statement (a trivial cache key: cheap per call)
-        session.connection().execute(_OUTPUT_INSERT, batch.rows)
+        now = utcnow()
+        driver(session).many(job_sql.OUTPUT_INSERT, [{**r, "created_at": now} for r in batch.rows])
     for stream, (head_seq, upto) in batch.deletes.items():
         session.execute(
             delete(JobOutput).where(
