@@ -15,12 +15,14 @@ from multiflexi_web.services.raw_sql import RawStatement, constants, driver
 from tests.executor_support import job, schedule, shell_rt
 
 RECORD = RawStatement(
-    lambda: update(Job)
-    .where(Job.id == bindparam("p_id"), Job.status.in_(constants("scheduled", "blocked")))
-    .values(
-        command=bindparam("p_command"),
-        env=bindparam("p_env"),
-        finished_at=bindparam("p_at", type_=UTCDateTime()),
+    lambda: (
+        update(Job)
+        .where(Job.id == bindparam("p_id"), Job.status.in_(constants("scheduled", "blocked")))
+        .values(
+            command=bindparam("p_command"),
+            env=bindparam("p_env"),
+            finished_at=bindparam("p_at", type_=UTCDateTime()),
+        )
     )
 )
 
