@@ -9,8 +9,11 @@ import shutil
 import sys
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from daemons.contexts import ContextCache
 from daemons.listener import start_listener
@@ -18,19 +21,26 @@ from daemons.runtime import HEARTBEAT_EVERY, Runtime, boot, rss_mb
 from multiflexi_web.extensions import db
 from multiflexi_web.services import jobs
 from multiflexi_web.services.claim import ClaimedJob
-from multiflexi_web.services.dbunit import writing
+from multiflexi_web.services.dbunit import begin_write, writing
 from multiflexi_web.services.finisher import Finisher
 from multiflexi_web.services.jobrun import JobRun, RunSettings
 
 SQLITE_POLL = 0.01  # SQLite has no NOTIFY: a cheap read this often
 PG_POLL = 1.0  # fallback when a NOTIFY was missed, and for jobs planned for later
 MEMORY_EXIT = 3
+# While jobs take less than this on average, each slot gets its next job claimed ahead, so a
+# slot never waits for the finisher's round trips between two short jobs (they took longer
+# than the jobs). Longer jobs gain nothing from it, and a job claimed ahead would wait behind
+# them while another executor could run it.
+CLAIM_AHEAD_BELOW = 0.1
 
 
 class Executor:
     def __init__(self, rt: Runtime, *, drain: bool = False) -> None:
         self.rt, self.s, self.drain = rt, rt.settings, drain
         self.running: dict[int, JobRun] = {}
+        self.ready: deque[ClaimedJob] = deque()  # claimed ahead, waiting for a slot
+        self.avg_seconds: float | None = None  # jobs' recent run time (moving average)
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.closed = threading.Event()  # ends helper threads when serve() returns
@@ -92,7 +102,7 @@ class Executor:
         if now >= self._next_reap:
             self._next_reap = now + self.reap_every
             with self.lock:
-                mine = set(self.running) | self.finisher.pending()
+                mine = set(self.running) | {c.id for c in self.ready} | self.finisher.pending()
             with writing():
                 lost = jobs.reap_lost(self.s.lost_after)
                 lost += jobs.reap_orphans(self.rt.worker_id or 0, mine)
@@ -106,15 +116,33 @@ class Executor:
         )
 
     def _start(self, claimed: ClaimedJob) -> None:
-        run = self._new_run(claimed)
+        """Run a claimed job in a free slot, or keep it ready for the next slot to free up."""
         with self.lock:
-            self.running[claimed.id] = run
+            if len(self.running) >= self.s.max_parallel:
+                self.ready.append(claimed)
+                return
+            run = self.running[claimed.id] = self._new_run(claimed)
         self.pool.submit(self._work, run)
 
-    def _reserve(self) -> int:
-        """Book the free slots for a claim (the main loop and the finisher both claim)."""
+    def _next_ready(self) -> None:
+        """A slot is free: start the job claimed ahead for it, if any."""
         with self.lock:
-            free = max(0, self.s.max_parallel - len(self.running) - self.reserved)
+            if not self.ready or self.rt.stop.is_set() or self.memory_exceeded:
+                return
+            claimed = self.ready.popleft()
+            run = self.running[claimed.id] = self._new_run(claimed)
+        self.pool.submit(self._work, run)
+
+    def _ahead(self) -> int:
+        short = self.avg_seconds is not None and self.avg_seconds < CLAIM_AHEAD_BELOW
+        return self.s.max_parallel if short else 0
+
+    def _reserve(self) -> int:
+        """Book the free places for a claim (the main loop and the finisher both claim): the
+        free slots, plus one job ahead per slot while jobs are short."""
+        with self.lock:
+            places = self.s.max_parallel + self._ahead()
+            free = max(0, places - len(self.running) - len(self.ready) - self.reserved)
             self.reserved += free
             return free
 
@@ -154,8 +182,12 @@ class Executor:
         except Exception as exc:
             self.rt.log("job_error", job=run.job.id, error=repr(exc)[:300])
         finally:
+            took = time.monotonic() - t0
             with self.lock:
                 self.running.pop(run.job.id, None)
+                avg = self.avg_seconds
+                self.avg_seconds = took if avg is None else 0.8 * avg + 0.2 * took
+            self._next_ready()
             self.wake.set()
 
     # -- the loop -------------------------------------------------------------------------------
@@ -169,7 +201,9 @@ class Executor:
                 if self._check_memory():
                     break
             claimed = self.rt.retry_db(self.tick)
-            idle = not claimed and not self.running and not self.finisher.pending()
+            idle = (
+                not claimed and not self.running and not self.ready and not self.finisher.pending()
+            )
             if self.drain and idle and not self._due():
                 break
             if not claimed or len(self.running) >= self.s.max_parallel:
@@ -203,6 +237,7 @@ class Executor:
         Past the memory limit the running jobs may take as long as they need, unless a
         SIGTERM comes meanwhile: from then on the stop grace counts.
         """
+        self._give_back_ready()
         while self.running and not self.rt.stop.wait(0.1):
             pass
         grace = self.s.stop_grace
@@ -217,6 +252,33 @@ class Executor:
         self.finisher.close()
         self.janitor.close()
         self.closed.set()
+
+    def _give_back_ready(self) -> None:
+        """Jobs claimed ahead that never started go back to the queue for any executor."""
+        with self.lock:
+            ready, self.ready = list(self.ready), deque()
+        if not ready:
+            return
+
+        def unit() -> None:
+            with self.rt.app.app_context(), writing():
+                begin_write()
+                for c in ready:
+                    jobs.release(c.id)
+                db.session.commit()
+
+        for delay in (0.5, 1.0, 2.0, None):  # a few tries: shutdown must not hang on it
+            try:
+                unit()
+                self.rt.log("jobs_given_back", count=len(ready))
+                return
+            except (OperationalError, DBAPIError) as exc:
+                with self.rt.app.app_context():
+                    db.session.rollback()
+                if delay is None or self.rt.hard_stop.wait(delay):
+                    # Still claimed by this worker: the reaper marks them lost once it is gone.
+                    self.rt.log("give_back_failed", jobs=len(ready), error=repr(exc)[:200])
+                    return
 
     def _wait_running(self, deadline: float, *, interruptible: bool = True) -> None:
         while self.running and time.monotonic() < deadline:

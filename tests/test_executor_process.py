@@ -78,6 +78,54 @@ def test_sigterm_lets_short_jobs_finish_and_stops_long_ones(
     assert "action=stopped" in log_text(tmp_path)
 
 
+def _counts(ids: list[int]) -> dict[str, int]:
+    db.session.rollback()
+    rows = db.session.execute(select(Job.status).where(Job.id.in_(ids))).scalars()
+    out: dict[str, int] = {}
+    for status in rows:
+        out[status] = out.get(status, 0) + 1
+    return out
+
+
+def test_sigterm_gives_back_the_jobs_claimed_ahead(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    """Short jobs get their successors claimed ahead; a stop returns those to the queue (not
+    lost, not run twice), and the next executor runs them."""
+    ids = schedule(shell_rt("echo $MULTIFLEXI_JOB_ID", overlap_policy="allow"), 400)
+    proc = start_daemon(db_url, tmp_path, **FAST)
+    try:
+        wait_for(lambda: _counts(ids).get("succeeded", 0) >= 40, 30, "40 jobs done")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        stop(proc)
+    left = _counts(ids)
+    assert set(left) <= {"succeeded", "scheduled"}, left
+    assert left.get("scheduled"), f"the stop came too late to test anything: {left}"
+    db.session.rollback()
+    assert not db.session.scalar(select(Job.worker_id).where(Job.status == "scheduled").limit(1))
+    rest = start_daemon(db_url, tmp_path, "--drain", **FAST)
+    assert rest.wait(60) == 0
+    assert _counts(ids) == {"succeeded": 400}
+    for job_id in ids[::50]:
+        assert output_of(job_id) == f"{job_id}\n".encode()
+
+
+@SQLITE_ONLY
+def test_long_jobs_are_not_claimed_ahead(app: Flask, db_url: str, tmp_path: Path) -> None:
+    """A job claimed ahead waits for a slot; behind long jobs it must stay in the queue."""
+    ids = schedule(shell_rt("sleep 0.4", overlap_policy="allow"), 6)
+    proc = start_daemon(db_url, tmp_path, MULTIFLEXI_MAX_PARALLEL="1")
+    try:
+        wait_for(lambda: _counts(ids).get("succeeded", 0) >= 2, 20, "two jobs done")
+        for _ in range(10):  # sampled while the daemon knows its jobs are long
+            assert _counts(ids).get("running", 0) <= 1, _counts(ids)
+            time.sleep(0.1)
+    finally:
+        stop(proc)
+
+
 @SQLITE_ONLY
 def test_second_sigterm_stops_at_once(app: Flask, db_url: str, tmp_path: Path) -> None:
     rt = shell_rt("trap '' TERM; echo up; sleep 60")

@@ -22,6 +22,7 @@ from multiflexi_web.services import jobs
 from multiflexi_web.services.claim import ClaimedJob
 from multiflexi_web.services.dbunit import begin_write, pipelined, retrying, writing
 from multiflexi_web.services.jobrun import JobRun
+from multiflexi_web.services.raw_sql import driver
 
 log = logging.getLogger("multiflexi.executor")
 MAX_BATCH = 64
@@ -88,21 +89,50 @@ class Finisher:
         self.claimed(successors)
 
     def _commit(self, batch: list[JobRun]) -> list[ClaimedJob]:
-        """Statuses first (each a conditional UPDATE whose answer decides the rest), then the
-        rows and counters without waiting on each statement, then the successors' claim."""
         with writing():
             begin_write()
-            done = [run for run in batch if run.record_status()]
-            with pipelined():
-                for run in done:
-                    run.store_rows()
-                for rt_id, (ok, failed, last) in _counts(done).items():
-                    jobs.add_counts(rt_id, ok, failed, last)
-            successors = self.claim()
+            successors = self._in_one_trip(batch) if self._one_trip_fits(batch) else None
+            if successors is None:
+                successors = self._step_by_step(batch)
             db.session.commit()
         for run in batch:
             run.recorded()
         return successors
+
+    def _step_by_step(self, batch: list[JobRun]) -> list[ClaimedJob]:
+        """Statuses first (each a conditional UPDATE whose answer decides the rest), then the
+        rows and counters without waiting on each statement, then the successors' claim."""
+        done = [run for run in batch if run.record_status()]
+        with pipelined():
+            for run in done:
+                run.store_rows()
+            for rt_id, (ok, failed, last) in _counts(done).items():
+                jobs.add_counts(rt_id, ok, failed, last)
+        return self.claim()
+
+    @staticmethod
+    def _one_trip_fits(batch: list[JobRun]) -> bool:
+        # Failures go step by step: one may need a retry, planned from the job's row.
+        return driver(db.session()).is_pg and all(
+            run.outcome.status is JobStatus.SUCCEEDED for run in batch
+        )
+
+    def _in_one_trip(self, batch: list[JobRun]) -> list[ClaimedJob] | None:
+        """PostgreSQL: statuses, rows, counters and the successors' claim in one round trip,
+        betting that every job is still ours (it is, unless it was reaped meanwhile). If one was
+        not, everything is rolled back and None says: go step by step."""
+        with pipelined():
+            answers = [run.send_success() for run in batch]
+            for run in batch:
+                run.store_rows()
+            for rt_id, (ok, failed, last) in _counts(batch).items():
+                jobs.add_counts(rt_id, ok, failed, last)
+            successors = self.claim()  # reading its rows ends the round trip
+        if all(ours() for ours in answers):
+            return successors
+        db.session.rollback()  # the claim too: step by step claims again
+        begin_write()
+        return None
 
 
 def _counts(runs: list[JobRun]) -> dict[int, tuple[int, int, datetime]]:

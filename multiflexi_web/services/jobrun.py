@@ -289,9 +289,16 @@ class JobRun:
         """Only the final status: the caller then stores the rows and adds the counters."""
         return self._finish(then=None, count=False)
 
-    def _finish(self, *, then: Callable[[], None] | None, count: bool) -> bool:
+    def send_success(self) -> Callable[[], bool]:
+        """The succeeded status, sent without waiting (see jobs.send_success)."""
+        return jobs.send_success(self.job.id, self._record())
+
+    def _record(self) -> jobs.RunRecord:
         meta = self._meta_fields()
-        record = jobs.RunRecord(meta["pid"], meta["command"], meta["env"], self.sink.counters())
+        return jobs.RunRecord(meta["pid"], meta["command"], meta["env"], self.sink.counters())
+
+    def _finish(self, *, then: Callable[[], None] | None, count: bool) -> bool:
+        record = self._record()
         job = self.job
         if jobs.finish(
             job.id, job.runtemplate_id, job.started_at, self.outcome, record, then, count=count

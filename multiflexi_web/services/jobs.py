@@ -109,14 +109,25 @@ def _give_back(c: ClaimedJob, now: datetime) -> None:
             "status_reason": "another job of this RunTemplate was running (overlap policy: skip)",
         }
     else:
-        values = {
-            "status": JobStatus.SCHEDULED.value,
-            "worker_id": None,
-            "claimed_at": None,
-            "started_at": None,
-            "heartbeat_at": None,
-        }
+        release(c.id)
+        return
     db.session.execute(update(Job).where(Job.id == c.id, Job.status == RUNNING).values(**values))
+
+
+def release(job_id: int) -> bool:
+    """running -> scheduled for a claimed job that never started (its claim is undone)."""
+    res = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING)
+        .values(
+            status=JobStatus.SCHEDULED.value,
+            worker_id=None,
+            claimed_at=None,
+            started_at=None,
+            heartbeat_at=None,
+        )
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 def anything_due(now: datetime | None = None) -> bool:
@@ -161,6 +172,32 @@ class RunRecord:
     counters: dict[str, int]
 
 
+def _finish_params(job_id: int, outcome: Outcome, record: RunRecord | None, now: datetime) -> Any:
+    params: dict[str, Any] = {
+        "p_id": job_id,
+        "p_status": outcome.status.value,
+        "p_exit": outcome.exit_code,
+        "p_now": now,
+        "p_reason": outcome.reason,
+    }
+    if record is not None:
+        params.update(p_pid=record.pid, p_command=record.command, p_env=record.env)
+        params.update({f"p_{c}": record.counters.get(c, 0) for c in job_sql.COUNTERS})
+    return params
+
+
+def send_success(job_id: int, record: RunRecord) -> Callable[[], bool]:
+    """running -> succeeded, sent without waiting for the answer (a PostgreSQL pipeline); the
+    returned function says, once the answer is in, whether the job was still running.
+
+    Only for successes: a failure may need a retry, which reads the job first (finish()).
+    The caller adds the counters (add_counts) and must roll back if any answer is False.
+    """
+    params = _finish_params(job_id, Outcome(JobStatus.SUCCEEDED, 0), record, utcnow())
+    rowcount = driver(db.session()).send(job_sql.FINISH_WITH_RECORD, params)
+    return lambda: rowcount() == 1
+
+
 def finish(
     job_id: int,
     rt_id: int,
@@ -178,16 +215,7 @@ def finish(
     count=False the caller adds the counters itself (add_counts, once for many finishes).
     """
     now = utcnow()
-    params: dict[str, Any] = {
-        "p_id": job_id,
-        "p_status": outcome.status.value,
-        "p_exit": outcome.exit_code,
-        "p_now": now,
-        "p_reason": outcome.reason,
-    }
-    if record is not None:
-        params.update(p_pid=record.pid, p_command=record.command, p_env=record.env)
-        params.update({f"p_{c}": record.counters.get(c, 0) for c in job_sql.COUNTERS})
+    params = _finish_params(job_id, outcome, record, now)
     stmt = job_sql.FINISH_WITH_RECORD if record is not None else job_sql.FINISH
     if not driver(db.session()).run(stmt, params):
         return False

@@ -116,6 +116,19 @@ class Driver:
             cur.execute(form.sql, self._args(form, params))
             return int(cur.rowcount)
 
+    def send(self, stmt: RawStatement, params: Mapping[str, Any]) -> Callable[[], int]:
+        """Execute without reading the answer yet (inside a PostgreSQL pipeline it is only sent);
+        the returned function gives the rowcount once the answer is in (after the pipeline)."""
+        form = stmt.form(self.dialect)
+        with self._cursor(form, keep=True) as cur:
+            cur.execute(form.sql, self._args(form, params))
+
+        def rowcount() -> int:
+            with self._cursor(form, cur) as done:
+                return int(done.rowcount)
+
+        return rowcount
+
     def rows(self, stmt: RawStatement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         form = stmt.form(self.dialect)
         with self._cursor(form) as cur:
@@ -130,12 +143,16 @@ class Driver:
             cur.executemany(form.sql, [self._args(form, r) for r in rows])
 
     @contextmanager
-    def _cursor(self, form: _Form) -> Iterator[Any]:
+    def _cursor(self, form: _Form, cur: Any = None, *, keep: bool = False) -> Iterator[Any]:
+        """A cursor (new, or the one given) closed afterwards unless `keep`, and errors
+        translated; a cursor kept after an error is closed all the same."""
         dbapi: Any = self.dialect.loaded_dbapi
-        cur = self.dbapi_conn.cursor()
+        cur = cur if cur is not None else self.dbapi_conn.cursor()
+        failed = False
         try:
             yield cur
         except dbapi.Error as exc:
+            failed = True
             gone = self.dialect.is_disconnect(exc, self.dbapi_conn, cur)
             if gone:
                 self.conn.invalidate(exc)
@@ -143,8 +160,9 @@ class Driver:
                 form.sql, None, exc, dbapi.Error, connection_invalidated=gone, dialect=self.dialect
             ) from exc
         finally:
-            with suppress(Exception):  # a cursor of a dead connection may refuse to close
-                cur.close()
+            if failed or not keep:
+                with suppress(Exception):  # a cursor of a dead connection may refuse to close
+                    cur.close()
 
 
 def driver(session: Session) -> Driver:
