@@ -87,9 +87,7 @@ def _counts(ids: list[int]) -> dict[str, int]:
     return out
 
 
-def test_sigterm_gives_back_the_jobs_claimed_ahead(
-    app: Flask, db_url: str, tmp_path: Path
-) -> None:
+def test_sigterm_gives_back_the_jobs_claimed_ahead(app: Flask, db_url: str, tmp_path: Path) -> None:
     """Short jobs get their successors claimed ahead; a stop returns those to the queue (not
     lost, not run twice), and the next executor runs them."""
     ids = schedule(shell_rt("echo $MULTIFLEXI_JOB_ID", overlap_policy="allow"), 400)
