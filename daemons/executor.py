@@ -116,9 +116,14 @@ class Executor:
         )
 
     def _start(self, claimed: ClaimedJob) -> None:
-        """Run a claimed job in a free slot, or keep it ready for the next slot to free up."""
+        """Run a claimed job in a free slot, or keep it ready for the next slot to free up.
+
+        Once stopping, nothing new starts: a job whose claim was already under way waits with
+        the ready ones, and _shutdown gives it back to the queue.
+        """
         with self.lock:
-            if len(self.running) >= self.s.max_parallel:
+            stopping = self.rt.stop.is_set() or self.memory_exceeded
+            if stopping or len(self.running) >= self.s.max_parallel:
                 self.ready.append(claimed)
                 return
             run = self.running[claimed.id] = self._new_run(claimed)
@@ -250,6 +255,7 @@ class Executor:
             self._wait_running(time.monotonic() + 10, interruptible=False)
         self.pool.shutdown(wait=not self.running)
         self.finisher.close()
+        self._give_back_ready()  # claimed by a finish that was under way when the stop came
         self.janitor.close()
         self.closed.set()
 

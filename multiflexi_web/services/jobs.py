@@ -103,31 +103,34 @@ def claim(
 def _give_back(c: ClaimedJob, now: datetime) -> None:
     """Undo a claim inside the claiming transaction (nobody else ever saw it running)."""
     if c.overlap_policy == "skip":
-        values: dict[str, Any] = {
-            "status": JobStatus.SKIPPED.value,
-            "finished_at": now,
-            "status_reason": "another job of this RunTemplate was running (overlap policy: skip)",
-        }
+        _from_running(
+            c.id,
+            status=JobStatus.SKIPPED.value,
+            finished_at=now,
+            status_reason="another job of this RunTemplate was running (overlap policy: skip)",
+        )
     else:
         release(c.id)
-        return
-    db.session.execute(update(Job).where(Job.id == c.id, Job.status == RUNNING).values(**values))
+
+
+def _from_running(job_id: int, **values: Any) -> bool:
+    """Change a job that is running, and only then (a conditional UPDATE): whether it was."""
+    res = db.session.execute(
+        update(Job).where(Job.id == job_id, Job.status == RUNNING).values(**values)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 def release(job_id: int) -> bool:
     """running -> scheduled for a claimed job that never started (its claim is undone)."""
-    res = db.session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING)
-        .values(
-            status=JobStatus.SCHEDULED.value,
-            worker_id=None,
-            claimed_at=None,
-            started_at=None,
-            heartbeat_at=None,
-        )
+    return _from_running(
+        job_id,
+        status=JobStatus.SCHEDULED.value,
+        worker_id=None,
+        claimed_at=None,
+        started_at=None,
+        heartbeat_at=None,
     )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 def anything_due(now: datetime | None = None) -> bool:
@@ -136,12 +139,7 @@ def anything_due(now: datetime | None = None) -> bool:
 
 def start(job_id: int, *, pid: int | None, command: list[str], env: list[dict[str, Any]]) -> bool:
     """Record what a running job runs (its status is already running since the claim)."""
-    res = db.session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING)
-        .values(pid=pid, command=command, env=env)
-    )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+    return _from_running(job_id, pid=pid, command=command, env=env)
 
 
 def heartbeat(job_id: int, now: datetime | None = None) -> bool | None:
@@ -259,19 +257,15 @@ def _maybe_retry(job_id: int, now: datetime) -> Job | None:
 
 def block(job_id: int, reason: str, until: datetime) -> bool:
     """running -> blocked (a credential is unavailable): claimable again from `until`."""
-    res = db.session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING)
-        .values(
-            status=JobStatus.BLOCKED.value,
-            block_reason=reason,
-            blocked_at=utcnow(),
-            scheduled_for=until,
-            worker_id=None,
-            started_at=None,
-        )
+    return _from_running(
+        job_id,
+        status=JobStatus.BLOCKED.value,
+        block_reason=reason,
+        blocked_at=utcnow(),
+        scheduled_for=until,
+        worker_id=None,
+        started_at=None,
     )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 # -- cancelling and reaping -------------------------------------------------------------------
