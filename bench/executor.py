@@ -141,9 +141,10 @@ def throughput(rt: RunTemplate, n: int, env: dict[str, str]) -> dict[str, Any]:
         jobs.enqueue(rt, schedule_type="adhoc-cli")
     db.session.commit()
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=env, check=False
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=env
     )
+    rss = _rss_samples(proc)
     wall = time.perf_counter() - t0
     first, last, done = db.session.execute(
         select(
@@ -155,11 +156,28 @@ def throughput(rt: RunTemplate, n: int, env: dict[str, str]) -> dict[str, Any]:
     span = (last - first).total_seconds()
     return {
         "exit": proc.returncode,
+        # SPEC §13: flat over the run (first quarter vs last quarter of the samples).
+        "rss_mb_first_quarter_max": max(rss[: max(1, len(rss) // 4)], default=0.0),
+        "rss_mb_last_quarter_max": max(rss[-max(1, len(rss) // 4) :], default=0.0),
         "succeeded": done,
         "jobs_per_s": round(n / span, 1),
         "wall_s_incl_startup": round(wall, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }
+
+
+def _rss_samples(proc: subprocess.Popen[bytes], every: float = 0.1) -> list[float]:
+    """The daemon's RSS (MB) every `every` seconds until it exits."""
+    out: list[float] = []
+    while proc.poll() is None:
+        try:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out.append(round(int(line.split()[1]) / 1024, 1))
+        except OSError:
+            pass
+        time.sleep(every)
+    return out
 
 
 def latency(rt: RunTemplate, n: int, env: dict[str, str]) -> dict[str, Any]:
