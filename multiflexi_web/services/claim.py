@@ -1,5 +1,7 @@
 """Claiming due jobs: one conditional UPDATE (SKIP LOCKED on PostgreSQL), then the overlap check.
 
+The statements and the (read-only) overlap check live here; services/jobs.py runs the claim.
+
 SQLite serialises writers (the caller holds BEGIN IMMEDIATE), so the UPDATE alone is atomic.
 On PostgreSQL two executors may claim jobs of one RunTemplate at the same moment, each unable to
 see the other's uncommitted claim; a transaction-scoped advisory lock per RunTemplate, taken
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -126,9 +129,8 @@ LOCK = RawStatement(
 )
 
 
-def claim_rows(session: Session, worker_id: int, limit: int, now: datetime) -> list[ClaimedJob]:
-    params = {"p_now": now, "p_worker": worker_id, "p_limit": limit}
-    rows = driver(session).rows(CLAIM, params)
+def claimed_jobs(rows: list[tuple[Any, ...]], now: datetime) -> list[ClaimedJob]:
+    """The rows CLAIM returned (jobs.claim runs it: the job service changes statuses)."""
     return [
         ClaimedJob(r[0], r[1], r[2], r[3], r[4] or OverlapPolicy.WAIT.value, now, bool(r[5]))
         for r in rows

@@ -90,7 +90,8 @@ def claim(
     """
     now = now or utcnow()
     write_session(db.session())
-    claimed = claiming.claim_rows(db.session(), worker_id, limit, now)
+    params = {"p_now": now, "p_worker": worker_id, "p_limit": limit}
+    claimed = claiming.claimed_jobs(driver(db.session()).rows(claiming.CLAIM, params), now)
     losers = claiming.overlapping(db.session(), claimed) if claimed else []
     for c in losers:
         _give_back(c, now)
