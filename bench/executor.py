@@ -82,7 +82,7 @@ def make_app(url: str, folder: Path) -> Flask:
     return create_app(settings=settings)
 
 
-def setup_template() -> RunTemplate:
+def setup_templates(count: int = 1, overlap: str = "allow") -> list[RunTemplate]:
     Base.metadata.create_all(db.engine)
     company = Company(name="Bench", slug="bench")
     app = Application(
@@ -94,12 +94,15 @@ def setup_template() -> RunTemplate:
     )
     db.session.add_all([company, app])
     db.session.flush()
-    rt = RunTemplate(
-        company_id=company.id, application_id=app.id, name="bench", overlap_policy="allow"
-    )
-    db.session.add(rt)
+    rts = [
+        RunTemplate(
+            company_id=company.id, application_id=app.id, name=f"bench{i}", overlap_policy=overlap
+        )
+        for i in range(count)
+    ]
+    db.session.add_all(rts)
     db.session.commit()
-    return rt
+    return rts
 
 
 def floor(n: int) -> float:
@@ -136,9 +139,9 @@ def daemon_env(url: str, folder: Path, parallel: int) -> dict[str, str]:
     return env
 
 
-def throughput(rt: RunTemplate, n: int, env: dict[str, str]) -> dict[str, Any]:
-    for _ in range(n):
-        jobs.enqueue(rt, schedule_type="adhoc-cli")
+def throughput(rts: list[RunTemplate], n: int, env: dict[str, str]) -> dict[str, Any]:
+    for i in range(n):
+        jobs.enqueue(rts[i % len(rts)], schedule_type="adhoc-cli")
     db.session.commit()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -234,6 +237,15 @@ def main() -> None:
         help="where job work directories (MULTIFLEXI_TMP) live: tmpfs is /dev/shm",
     )
     ap.add_argument(
+        "--templates", type=int, default=1, help="RunTemplates the jobs are spread over"
+    )
+    ap.add_argument(
+        "--overlap",
+        choices=["allow", "wait"],
+        default="allow",
+        help="their overlap policy: `wait` (the default for users) adds the per-template check",
+    )
+    ap.add_argument(
         "--repeat", type=int, default=1, help="runs, each on a fresh database (median and worst)"
     )
     args = ap.parse_args()
@@ -246,6 +258,8 @@ def main() -> None:
                 "db": args.db,
                 "jobs": args.jobs,
                 "parallel": args.parallel,
+                "templates": args.templates,
+                "overlap": args.overlap,
                 "workdir_on": args.workdir_on,
                 **(runs[0] if len(runs) == 1 else {"runs": runs}),
                 "ratio_to_floor_median": statistics.median(ratios),
@@ -269,12 +283,12 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(tmp)
         app = make_app(url, folder)
         with app.app_context():
-            rt = setup_template()
+            rts = setup_templates(args.templates, args.overlap)
             base = floor(args.jobs)
             env = daemon_env(url, folder, args.parallel)
             env["MULTIFLEXI_TMP"] = work
-            thr = throughput(rt, args.jobs, env)
-            lat = latency(rt, args.latency_jobs, env)
+            thr = throughput(rts, args.jobs, env)
+            lat = latency(rts[0], args.latency_jobs, env)
             db.session.remove()
             db.engine.dispose()
     return {

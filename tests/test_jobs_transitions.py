@@ -195,3 +195,32 @@ def _plan(sql: str, params: Any) -> str:
         cur.execute("SET LOCAL enable_sort = off")
         cur.execute("EXPLAIN " + sql, params)
         return "\n".join(r[0] for r in cur.fetchall())
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_two_claimers_racing_for_one_template_start_one_job(app: Flask, db_url: str) -> None:
+    """Neither claim sees the other's uncommitted one; the template's advisory lock makes the
+    later claimer wait and then see the job running, so it gives its job back."""
+    import threading
+
+    rt = shell_rt("true")  # the default overlap policy: one job at a time
+    first, second = schedule(rt, 2)
+    worker_a, worker_b = make_worker().id, make_worker().id
+    db.session.commit()
+    mine = jobs.claim(worker_a, 1, commit=False)  # holds the lock until it commits
+    assert [c.id for c in mine] == [first]
+    theirs: list[list[int]] = []
+
+    def rival() -> None:
+        with app.app_context():
+            theirs.append([c.id for c in jobs.claim(worker_b, 1)])
+
+    thread = threading.Thread(target=rival)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive()  # waiting for the template's lock
+    db.session.commit()
+    thread.join(10)
+    assert theirs == [[]]
+    assert (job(first).status, job(second).status) == ("running", "scheduled")
+    assert job(second).worker_id is None

@@ -25,8 +25,10 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import TextClause
@@ -119,13 +121,18 @@ def anything_due(session: Session, now: datetime) -> bool:
 
 
 CLAIM = RawStatement(_claim_stmt)
-RUNNING_OF = RawStatement(
-    lambda: select(Job.id, Job.runtemplate_id).where(
-        Job.runtemplate_id == bindparam("p_rt"), Job.status == RUNNING
-    )
+# PostgreSQL only: the RunTemplates' advisory locks, taken in the order of the (sorted) array,
+# then, in a later statement (a snapshot taken after the locks were granted), their running jobs.
+LOCK_ALL = RawStatement(
+    lambda: text(
+        "SELECT pg_advisory_xact_lock(:p_class, rt) FROM unnest(CAST(:p_rts AS integer[])) AS rt"
+    ).bindparams(bindparam("p_class", LOCK_CLASS, type_=Integer()))
 )
-LOCK = RawStatement(
-    lambda: select(func.pg_advisory_xact_lock(LOCK_CLASS, bindparam("p_rt", type_=Integer())))
+RUNNING_OF_ALL = RawStatement(
+    lambda: select(Job.id, Job.runtemplate_id).where(
+        Job.runtemplate_id == func.any(bindparam("p_rts", type_=ARRAY(Integer()))),
+        Job.status == RUNNING,
+    )
 )
 
 
@@ -144,10 +151,17 @@ def overlapping(session: Session, claimed: list[ClaimedJob]) -> list[ClaimedJob]
         return []
     rt_ids = sorted({c.runtemplate_id for c in strict})
     drv = driver(session)
+    running: list[tuple[Any, ...]] = []
     if drv.is_pg:
-        for rt_id in rt_ids:  # sorted: two claimers never wait on each other in a cycle
-            drv.rows(LOCK, {"p_rt": rt_id})
-    running = [row for rt_id in rt_ids for row in drv.rows(RUNNING_OF, {"p_rt": rt_id})]
+        # Sorted: two claimers never wait on each other in a cycle. Inside the finisher's
+        # pipeline both statements go in one round trip (the second still runs after the first).
+        locked = drv.send(LOCK_ALL, {"p_rts": rt_ids})
+        running = drv.rows(RUNNING_OF_ALL, {"p_rts": rt_ids})
+        locked()  # its answer is in by now: closes its cursor
+    else:
+        # SQLite: the claim ran as the only writer, so it saw every committed running job and
+        # skipped their templates; only two of this claim's own jobs can share a template.
+        running = [(c.id, c.runtemplate_id) for c in strict]
     mine = {c.id for c in claimed}
     losers = []
     for c in strict:
