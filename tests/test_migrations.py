@@ -49,14 +49,32 @@ def test_upgrade_matches_models_and_downgrades_to_base(empty_url: str, tmp_path:
             diff = compare_metadata(ctx, Base.metadata)
         assert diff == [], f"models and migrations differ: {diff}"
         migrated = _partial_indexes()
+        migrated_triggers = _triggers()
+        assert migrated_triggers, "the config_epoch triggers are missing"
         downgrade(revision="base")
+        assert _triggers() == {}
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         # Autogenerate does not compare partial indexes' predicates: the database's own
         # rendering of the migrated ones must equal that of the models' ones.
         Base.metadata.create_all(db.engine)
         assert migrated == _partial_indexes()
+        assert migrated_triggers == _triggers()
         Base.metadata.drop_all(db.engine)
         db.engine.dispose()
+
+
+def _triggers() -> dict[str, str]:
+    """Trigger name -> its definition, as the database itself renders it."""
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+            )
+        else:
+            rows = conn.exec_driver_sql(
+                "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal"
+            )
+        return {str(name): " ".join(str(sql).split()) for name, sql in rows}
 
 
 def _partial_indexes() -> dict[tuple[str, str], str]:

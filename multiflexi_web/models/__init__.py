@@ -5,6 +5,7 @@ from multiflexi_web.models.application import AppExitCode, AppField, Application
 from multiflexi_web.models.audit import AuditLog
 from multiflexi_web.models.base import Base, utcnow
 from multiflexi_web.models.company import Company, CompanyEnv
+from multiflexi_web.models.config_epoch import ConfigEpoch
 from multiflexi_web.models.credential import (
     Credential,
     CredentialPrototype,
@@ -53,6 +54,7 @@ __all__ = [
     "Company",
     "CompanyEnv",
     "CompanyMember",
+    "ConfigEpoch",
     "Credential",
     "CredentialPrototype",
     "CredentialPrototypeField",
