@@ -35,9 +35,10 @@ from sqlalchemy.sql.elements import TextClause
 
 from multiflexi_web.models import FileUpload, Job, JobStatus, OverlapPolicy, RunTemplate, waiting
 from multiflexi_web.models.base import UTCDateTime
+from multiflexi_web.models.job import WAITING
 from multiflexi_web.services.raw_sql import RawStatement, constants, driver
 
-CLAIMABLE = (JobStatus.SCHEDULED.value, JobStatus.BLOCKED.value)
+CLAIMABLE = WAITING  # the statuses ix_job_waiting holds
 LOCK_CLASS = 0x4D46  # advisory lock namespace: 'MF'
 RUNNING = JobStatus.RUNNING.value
 
@@ -95,7 +96,7 @@ def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None, bool
     uploads = exists().where(FileUpload.job_id == literal_column("job.id"))
     return (
         update(Job)
-        .where(Job.id.in_(pick.scalar_subquery()), Job.status.in_(constants(*CLAIMABLE)))
+        .where(Job.id.in_(pick.scalar_subquery()), waiting())
         .values(
             status=RUNNING,
             worker_id=P_WORKER,
