@@ -54,8 +54,8 @@ from multiflexi_web.models import (
     Job,
     RunTemplate,
 )
+from multiflexi_web.security.secrets import generate_key
 from multiflexi_web.services.events.catalog import RuleSpec, create_rule, create_source
-from multiflexi_web.services.secrets import generate_key
 
 BIN = Path(sys.executable).parent
 KEY = generate_key()

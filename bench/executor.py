@@ -41,11 +41,11 @@ sys.path.insert(0, str(ROOT))
 
 from multiflexi_web import create_app  # noqa: E402
 from multiflexi_web.config import Settings  # noqa: E402
-from multiflexi_web.database import write_session  # noqa: E402
+from multiflexi_web.db.engine import write_session  # noqa: E402
 from multiflexi_web.extensions import db  # noqa: E402
 from multiflexi_web.models import Application, Base, Company, Job, RunTemplate, utcnow  # noqa: E402
-from multiflexi_web.services import jobs  # noqa: E402
-from multiflexi_web.services.secrets import generate_key  # noqa: E402
+from multiflexi_web.security.secrets import generate_key  # noqa: E402
+from multiflexi_web.services.jobs import transitions as jobs  # noqa: E402
 
 PG_ADMIN = os.environ.get("MULTIFLEXI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SCRIPT = "echo hello; echo err >&2"

@@ -46,7 +46,7 @@ from multiflexi_web.models import (
     RunTemplate,
     User,
 )
-from multiflexi_web.services.secrets import generate_key
+from multiflexi_web.security.secrets import generate_key
 
 PASSWORD = "bench-password"  # noqa: S105 - a throwaway bench login
 COMPANIES, APPS, TEMPLATES = 20, 40, 400

@@ -35,8 +35,8 @@ from multiflexi_web import create_app
 from multiflexi_web.config import Settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, Base, Company, Job, RunTemplate
-from multiflexi_web.services.schedule import schedule_of
-from multiflexi_web.services.secrets import generate_key
+from multiflexi_web.security.secrets import generate_key
+from multiflexi_web.services.scheduling.times import schedule_of
 
 # (interval, cron, delay, timezone): a mix of codes, delays, zones and a custom cron.
 MIX = [

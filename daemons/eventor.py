@@ -24,8 +24,8 @@ from multiflexi_web.services.events import catalog
 from multiflexi_web.services.events.intake import NOTIFY_CHANNEL
 from multiflexi_web.services.events.process import process_batch
 from multiflexi_web.services.events.sink import DbSink
-from multiflexi_web.services.events.sources import KINDS
-from multiflexi_web.services.events.sources.base import SourceSpec
+from multiflexi_web.sources import KINDS
+from multiflexi_web.sources.base import SourceSpec
 
 SYNC_EVERY = 5.0  # how soon an added, changed or disabled source is picked up
 EXIT_MEMORY = 3

@@ -15,15 +15,15 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from daemons.contexts import ContextCache
-from daemons.listener import start_listener
 from daemons.runtime import HEARTBEAT_EVERY, Runtime, boot, rss_mb
 from multiflexi_web.extensions import db
-from multiflexi_web.services import jobs
-from multiflexi_web.services.claim import ClaimedJob
-from multiflexi_web.services.dbunit import begin_write, writing
-from multiflexi_web.services.finisher import Finisher
-from multiflexi_web.services.jobrun import JobRun, RunSettings
+from multiflexi_web.runner.contexts import ContextCache
+from multiflexi_web.runner.finish import Finisher
+from multiflexi_web.runner.listener import start_listener
+from multiflexi_web.runner.run import JobRun, RunSettings
+from multiflexi_web.runner.unit import begin_write, writing
+from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.jobs.claim import ClaimedJob
 
 SQLITE_POLL = 0.01  # SQLite has no NOTIFY: a cheap read this often
 PG_POLL = 1.0  # fallback when a NOTIFY was missed, and for jobs planned for later

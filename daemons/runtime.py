@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from daemons.sdnotify import notify
 from multiflexi_web import create_app
 from multiflexi_web.config import ConfigError, Settings, load_settings
-from multiflexi_web.database import engine_options
+from multiflexi_web.db.engine import engine_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Worker, utcnow
 

@@ -25,10 +25,11 @@ from flask import Flask, current_app
 from sqlalchemy import text
 
 from daemons.runtime import Runtime, boot
-from multiflexi_web.database import write_session
+from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
-from multiflexi_web.services import scheduling, settings
+from multiflexi_web.services import settings
+from multiflexi_web.services.scheduling import tick as scheduling
 
 DEFAULT_BATCH = 10_000
 # Two writers keep both of a small server's cores busy: one fills a batch while the other's

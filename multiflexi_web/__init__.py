@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 
 from multiflexi_web.config import PROJECT_ROOT, Settings, load_settings
-from multiflexi_web.database import engine_options, install_sqlite_hooks
+from multiflexi_web.db.engine import engine_options, install_sqlite_hooks
 from multiflexi_web.extensions import csrf, db, login_manager, migrate
 
 __version__ = "0.1.0"

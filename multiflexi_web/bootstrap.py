@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import User
+from multiflexi_web.security.secrets import generate_key
 from multiflexi_web.services import audit
-from multiflexi_web.services.secrets import generate_key
-from multiflexi_web.services.users import create_user, generate_password
+from multiflexi_web.services.accounts.users import create_user, generate_password
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def bootstrap(app: Flask) -> AdminLogin:
     with app.app_context():
         upgrade()
         admin = ensure_admin()
-        from multiflexi_web.services.app_import import import_demo_apps
+        from multiflexi_web.services.catalogue.app_import import import_demo_apps
 
         import_demo_apps()
         db.session.commit()

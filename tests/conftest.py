@@ -17,7 +17,7 @@ from multiflexi_web import create_app
 from multiflexi_web.config import Settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Base
-from multiflexi_web.services.secrets import generate_key
+from multiflexi_web.security.secrets import generate_key
 from tests.services import need
 
 PG_ADMIN_URL = os.environ.get(

@@ -17,7 +17,7 @@ from daemons.executor import Executor
 from daemons.runtime import Runtime
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Job, JobOutput, RunTemplate
-from multiflexi_web.services import jobs
+from multiflexi_web.services.jobs import transitions as jobs
 from tests.conftest import TEST_KEY
 from tests.factories import make_app, make_company
 

@@ -45,7 +45,7 @@ from multiflexi_web.models import (
     Worker,
     utcnow,
 )
-from multiflexi_web.services.secrets import cipher
+from multiflexi_web.security.secrets import cipher
 
 PASSWORD = "correct-horse-battery"
 T = TypeVar("T")
@@ -218,7 +218,7 @@ def make_job(
     schedule_type: str = "adhoc-web",
     output: str | None = None,
 ) -> Job:
-    """A job in any status (fixture data: real status changes go through services/jobs.py)."""
+    """A job in any status (fixture data: real status changes go through jobs/transitions.py)."""
     st = JobStatus(status)
     begin = started_at or utcnow() - timedelta(minutes=5)
     finished = st.is_terminal and st is not JobStatus.SKIPPED

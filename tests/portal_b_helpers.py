@@ -17,7 +17,7 @@ from multiflexi_web.models import (
     RunTemplateConfig,
     User,
 )
-from multiflexi_web.services.secrets import cipher
+from multiflexi_web.security.secrets import cipher
 from tests.factories import add_member, login, make_app, make_company, make_user
 
 ALL_FIELDS: list[dict[str, Any]] = [

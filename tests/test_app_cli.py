@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, AuditLog
-from multiflexi_web.services.app_schema import app_validator
+from multiflexi_web.services.catalogue.app_schema import app_validator
 from tests.services import upstream_files
 
 SHARED = upstream_files()

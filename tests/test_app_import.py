@@ -19,16 +19,16 @@ from sqlalchemy import func, inspect, select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AppExitCode, AppField, Application
-from multiflexi_web.services.app_export import AppExportError, export_app
-from multiflexi_web.services.app_import import (
+from multiflexi_web.services.catalogue.app_export import AppExportError, export_app
+from multiflexi_web.services.catalogue.app_import import (
     DEMO_DIR,
     import_app_bytes,
     import_app_paths,
     import_demo_apps,
 )
-from multiflexi_web.services.app_schema import app_validator
-from multiflexi_web.services.import_common import ImportResult
-from multiflexi_web.services.json_load import load_schema
+from multiflexi_web.services.catalogue.app_schema import app_validator
+from multiflexi_web.services.catalogue.import_common import ImportResult
+from multiflexi_web.services.catalogue.json_load import load_schema
 from tests.services import upstream_files
 
 SHARED = upstream_files()

@@ -11,7 +11,7 @@ from werkzeug.security import check_password_hash
 from multiflexi_web.bootstrap import ensure_admin, ensure_local_keys
 from multiflexi_web.extensions import db
 from multiflexi_web.models import User
-from multiflexi_web.services.secrets import Cipher
+from multiflexi_web.security.secrets import Cipher
 
 
 def test_local_keys_are_generated_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

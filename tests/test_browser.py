@@ -25,8 +25,8 @@ from multiflexi_web import create_app
 from multiflexi_web.config import load_settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Base
-from multiflexi_web.services.secrets import generate_key
-from multiflexi_web.services.users import create_user
+from multiflexi_web.security.secrets import generate_key
+from multiflexi_web.services.accounts.users import create_user
 from tests.services import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -10,7 +10,6 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, select, update
 
-from daemons.contexts import ContextCache
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
     AppField,
@@ -21,9 +20,11 @@ from multiflexi_web.models import (
     RunTemplateCredential,
     utcnow,
 )
-from multiflexi_web.services import jobs, slot_jobs
-from multiflexi_web.services.jobs import Outcome
-from multiflexi_web.services.runtemplates import set_config
+from multiflexi_web.runner.contexts import ContextCache
+from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.jobs.transitions import Outcome
+from multiflexi_web.services.runtemplates.configure import set_config
+from multiflexi_web.services.scheduling import slots as slot_jobs
 from tests.executor_support import schedule, shell_rt
 from tests.factories import make_company, make_credential, make_prototype, make_worker
 

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import CredentialPrototype, CredentialPrototypeField
-from multiflexi_web.services.credproto_import import (
+from multiflexi_web.services.catalogue.credproto_import import (
     import_credproto_bytes,
     import_credproto_paths,
 )
-from multiflexi_web.services.import_common import ImportResult
+from multiflexi_web.services.catalogue.import_common import ImportResult
 from tests.services import upstream_files
 
 SHARED = upstream_files() / "credentials"

@@ -9,10 +9,10 @@ from flask import Flask
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplateCredential
-from multiflexi_web.services.command import CommandError, build_argv
-from multiflexi_web.services.environment import result_path
-from multiflexi_web.services.runtemplates import set_config
-from multiflexi_web.services.secrets import MASK
+from multiflexi_web.security.secrets import MASK
+from multiflexi_web.services.jobs.command import CommandError, build_argv
+from multiflexi_web.services.jobs.environment import result_path
+from multiflexi_web.services.runtemplates.configure import set_config
 from tests.executor_support import drain, job, output_of, schedule, shell_rt
 from tests.factories import make_company, make_credential, make_prototype
 

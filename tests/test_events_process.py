@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, EventSource, EventStatus, Job, RunTemplate
+from multiflexi_web.security.secrets import cipher
 from multiflexi_web.services.events.catalog import (
     EventSourceError,
     RuleSpec,
@@ -22,9 +23,8 @@ from multiflexi_web.services.events.catalog import (
 )
 from multiflexi_web.services.events.process import has_pending, jobs_of, process_batch
 from multiflexi_web.services.events.sink import DbSink
-from multiflexi_web.services.events.sources import changes_db
 from multiflexi_web.services.events.store import Incoming, store_event
-from multiflexi_web.services.secrets import cipher
+from multiflexi_web.sources import changes_db
 from tests.factories import make_company, make_runtemplate
 
 

@@ -20,11 +20,11 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventSource, Job
+from multiflexi_web.security.secrets import cipher
 from multiflexi_web.services.events.catalog import RuleSpec, create_rule, create_source, spec_of
 from multiflexi_web.services.events.process import process_batch
 from multiflexi_web.services.events.sink import DbSink
-from multiflexi_web.services.events.sources import KINDS
-from multiflexi_web.services.secrets import cipher
+from multiflexi_web.sources import KINDS
 from tests.factories import make_company, make_runtemplate
 from tests.services import need_port
 

@@ -7,11 +7,11 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
+from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobOutput, utcnow
-from multiflexi_web.services.dbunit import pipelined
-from multiflexi_web.services.job_sql import OUTPUT_INSERT
-from multiflexi_web.services.raw_sql import driver
+from multiflexi_web.runner.unit import pipelined
+from multiflexi_web.services.jobs.statements import OUTPUT_INSERT
 from tests.executor_support import schedule, shell_rt
 
 

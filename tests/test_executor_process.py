@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job
-from multiflexi_web.services import jobs
+from multiflexi_web.services.jobs import transitions as jobs
 from tests.executor_support import (
     job,
     log_text,

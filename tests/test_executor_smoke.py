@@ -6,7 +6,7 @@ from flask import Flask
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus, RunTemplate
-from multiflexi_web.services import artifacts
+from multiflexi_web.services.jobs import artifacts
 from tests.executor_support import drain, job, output_of, schedule, shell_rt
 
 

@@ -10,9 +10,9 @@ from sqlalchemy import update
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import FileUpload, JobStatus, RunTemplate
-from multiflexi_web.services import runtemplate_ops
-from multiflexi_web.services.job_inputs import UploadError, materialise
-from multiflexi_web.services.job_meta import Upload, run_now
+from multiflexi_web.services.jobs.adhoc import Upload, run_now
+from multiflexi_web.services.jobs.inputs import UploadError, materialise
+from multiflexi_web.services.runtemplates import manage as runtemplate_ops
 from tests.executor_support import drain, job, output_of, schedule, shell_rt
 
 # Prints the file, its mode and where it sat (the work directory is gone after the run).

@@ -10,11 +10,11 @@ from flask import Flask
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus, RunTemplate
-from multiflexi_web.services import jobs
-from multiflexi_web.services.claim import ClaimedJob
-from multiflexi_web.services.finisher import Finisher
-from multiflexi_web.services.jobrun import JobRun, RunSettings
-from multiflexi_web.services.jobs import Outcome
+from multiflexi_web.runner.finish import Finisher
+from multiflexi_web.runner.run import JobRun, RunSettings
+from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.jobs.claim import ClaimedJob
+from multiflexi_web.services.jobs.transitions import Outcome
 from tests.executor_support import job, output_of, schedule, shell_rt
 from tests.factories import make_worker
 

@@ -9,8 +9,8 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from multiflexi_web.extensions import db
-from multiflexi_web.services import artifacts
-from multiflexi_web.services.secrets import cipher
+from multiflexi_web.security.secrets import cipher
+from multiflexi_web.services.jobs import artifacts
 from tests.executor_support import drain, job, shell_rt
 
 FIELDS = {

@@ -10,9 +10,9 @@ import pytest
 from flask import Flask
 
 from multiflexi_web.extensions import db
-from multiflexi_web.services import artifacts
-from multiflexi_web.services.artifacts import Collector, files_to_keep, safe_name
-from multiflexi_web.services.output import ROW_MAX, OutputSink
+from multiflexi_web.services.jobs import artifacts
+from multiflexi_web.services.jobs.artifacts import Collector, files_to_keep, safe_name
+from multiflexi_web.services.jobs.output import ROW_MAX, OutputSink
 from tests.executor_support import drain, job, output_of, schedule, shell_rt
 
 MB = 1024 * 1024

@@ -1,4 +1,4 @@
-"""services/jobs.py: every transition is conditional; claims respect time and overlap."""
+"""jobs/transitions.py: every transition is conditional; claims respect time and overlap."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate, utcnow
-from multiflexi_web.services import jobs
-from multiflexi_web.services.claim import CLAIM
-from multiflexi_web.services.jobs import JobError, Outcome
-from multiflexi_web.services.raw_sql import driver
+from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.jobs.claim import CLAIM
+from multiflexi_web.services.jobs.transitions import JobError, Outcome
 from tests.executor_support import job, schedule, shell_rt
 from tests.factories import make_worker
 

@@ -17,7 +17,7 @@ from multiflexi_web.models import (
     Role,
     RunTemplateCredential,
 )
-from multiflexi_web.services.credentials import plain_values
+from multiflexi_web.services.catalogue.credentials import plain_values
 from tests.factories import (
     add_member,
     client_for,

@@ -12,7 +12,7 @@ from sqlalchemy import event, func, select, update
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import FileUpload, Job, JobStatus, Role, utcnow
-from multiflexi_web.services.secrets import cipher
+from multiflexi_web.security.secrets import cipher
 from tests.factories import isolate_requests, make_app, make_company, make_job, make_runtemplate
 from tests.portal_b_helpers import add_output, fresh, member_client
 

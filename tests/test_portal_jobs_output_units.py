@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from multiflexi_web.services.ansi import AnsiConverter, Style, apply_sgr, to_html
-from multiflexi_web.services.live_output import render_chunks
+from multiflexi_web.views.jobs.ansi import AnsiConverter, Style, apply_sgr, to_html
+from multiflexi_web.views.jobs.live_output import render_chunks
 
 
 def test_html_is_escaped_before_colours() -> None:

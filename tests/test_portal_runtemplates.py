@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import FileUpload, Job, Role, RunTemplate
-from multiflexi_web.services.runtemplates import plain_config
-from multiflexi_web.services.secrets import cipher
+from multiflexi_web.security.secrets import cipher
+from multiflexi_web.services.runtemplates.configure import plain_config
 from tests.factories import (
     isolate_requests,
     make_app,

@@ -8,10 +8,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import bindparam, insert, select, update
 
+from multiflexi_web.db.raw import RawStatement, constants, driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate
 from multiflexi_web.models.base import UTCDateTime
-from multiflexi_web.services.raw_sql import RawStatement, constants, driver
 from tests.executor_support import job, schedule, shell_rt
 
 RECORD = RawStatement(

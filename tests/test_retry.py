@@ -10,8 +10,13 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AppExitCode, Application, Job, JobStatus, RunTemplate
-from multiflexi_web.services import jobs
-from multiflexi_web.services.retry import MAX_RETRY_DELAY, plan_retry, retry_delay, retry_refusal
+from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.jobs.retry import (
+    MAX_RETRY_DELAY,
+    plan_retry,
+    retry_delay,
+    retry_refusal,
+)
 from tests.factories import make_app, make_company, make_job
 
 NOW = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from multiflexi_web.models import RunTemplate
-from multiflexi_web.services.schedule import (
+from multiflexi_web.services.scheduling.times import (
     Schedule,
     ScheduleError,
     next_run,

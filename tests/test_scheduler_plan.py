@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from multiflexi_web.services.schedule import Schedule
-from multiflexi_web.services.scheduling import MISFIRE_GRACE, plan_slots
+from multiflexi_web.services.scheduling.tick import MISFIRE_GRACE, plan_slots
+from multiflexi_web.services.scheduling.times import Schedule
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 HOURLY = Schedule("0 * * * *", ZoneInfo("UTC"))

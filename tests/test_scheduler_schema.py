@@ -7,7 +7,7 @@ from sqlalchemy import func, inspect, select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate
-from multiflexi_web.services.companies import delete_company
+from multiflexi_web.services.accounts.companies import delete_company
 from tests.factories import make_company, make_job, make_runtemplate
 
 

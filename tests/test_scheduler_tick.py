@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from daemons.scheduler import tick
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, Company, Job, JobStatus, RunTemplate
-from multiflexi_web.services import jobs
-from multiflexi_web.services.schedule import refresh_next_run
+from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.scheduling.times import refresh_next_run
 from tests.factories import make_app, make_company, make_job
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)  # a Monday

@@ -18,10 +18,14 @@ from multiflexi_web.models import (
     CredentialPrototypeField,
     CredentialValue,
 )
-from multiflexi_web.services.companies import create_company
-from multiflexi_web.services.credentials import create_credential, plain_values
-from multiflexi_web.services.runtemplates import RunTemplateSpec, create_runtemplate, plain_config
-from multiflexi_web.services.secrets import Cipher, SecretError, generate_key
+from multiflexi_web.security.secrets import Cipher, SecretError, generate_key
+from multiflexi_web.services.accounts.companies import create_company
+from multiflexi_web.services.catalogue.credentials import create_credential, plain_values
+from multiflexi_web.services.runtemplates.configure import (
+    RunTemplateSpec,
+    create_runtemplate,
+    plain_config,
+)
 
 
 def seed() -> tuple[int, int]:
@@ -71,7 +75,7 @@ def test_secret_values_are_encrypted_at_rest(app: Flask) -> None:
 
 def test_empty_secret_keeps_old_value(app: Flask) -> None:
     from multiflexi_web.models import RunTemplate
-    from multiflexi_web.services.runtemplates import set_config
+    from multiflexi_web.services.runtemplates.configure import set_config
 
     _, rt_id = seed()
     rt = db.session.get(RunTemplate, rt_id)

@@ -9,17 +9,17 @@ import click
 from sqlalchemy import func, select
 
 from multiflexi_web.cli.common import domain_errors, emit, format_option
-from multiflexi_web.database import write_session
+from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, CredentialPrototype, CredentialPrototypeField
+from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services import audit
-from multiflexi_web.services.app_export import AppExportError, export_app_json
-from multiflexi_web.services.app_import import import_app_paths, import_demo_apps
-from multiflexi_web.services.applications import ApplicationError, get_application
-from multiflexi_web.services.credentials import CredentialError, get_prototype
-from multiflexi_web.services.credproto_import import import_credproto_paths
-from multiflexi_web.services.import_common import ImportResult
-from multiflexi_web.services.secrets import MASK
+from multiflexi_web.services.catalogue.app_export import AppExportError, export_app_json
+from multiflexi_web.services.catalogue.app_import import import_app_paths, import_demo_apps
+from multiflexi_web.services.catalogue.applications import ApplicationError, get_application
+from multiflexi_web.services.catalogue.credentials import CredentialError, get_prototype
+from multiflexi_web.services.catalogue.credproto_import import import_credproto_paths
+from multiflexi_web.services.catalogue.import_common import ImportResult
 
 APP_COLUMNS = ["id", "uuid", "name", "version", "enabled", "tags"]
 PROTO_COLUMNS = ["id", "code", "name", "version", "source_format", "fields"]

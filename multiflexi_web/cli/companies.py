@@ -11,7 +11,7 @@ from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company
 from multiflexi_web.services import audit
-from multiflexi_web.services.companies import CompanyError, create_company
+from multiflexi_web.services.accounts.companies import CompanyError, create_company
 
 COLUMNS = ["id", "name", "slug", "email", "enabled"]
 

@@ -11,8 +11,12 @@ from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Credential
 from multiflexi_web.services import audit
-from multiflexi_web.services.companies import CompanyError, get_company
-from multiflexi_web.services.credentials import CredentialError, create_credential, masked_values
+from multiflexi_web.services.accounts.companies import CompanyError, get_company
+from multiflexi_web.services.catalogue.credentials import (
+    CredentialError,
+    create_credential,
+    masked_values,
+)
 
 COLUMNS = ["id", "company_id", "prototype", "name"]
 

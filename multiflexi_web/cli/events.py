@@ -13,11 +13,11 @@ from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, EventSource
 from multiflexi_web.services import audit
-from multiflexi_web.services.companies import CompanyError, get_company
+from multiflexi_web.services.accounts.companies import CompanyError, get_company
 from multiflexi_web.services.events import catalog
 from multiflexi_web.services.events.catalog import EventSourceError, RuleSpec
 from multiflexi_web.services.events.process import jobs_of
-from multiflexi_web.services.events.sources import KINDS
+from multiflexi_web.sources import KINDS
 
 SOURCE_COLUMNS = ["id", "name", "kind", "enabled", "webhook_path", "last_error"]
 RULE_COLUMNS = ["id", "source_id", "name", "priority", "enabled", "runtemplate_id", "conditions"]

@@ -16,9 +16,11 @@ from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_
 from multiflexi_web.cli.runtemplates import runtemplate_group
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, Job, JobStatus, utcnow
-from multiflexi_web.services import artifacts, audit, jobs, output, settings
-from multiflexi_web.services.jobs import JobError
-from multiflexi_web.services.runtemplates import RunTemplateError, get_runtemplate
+from multiflexi_web.services import audit, settings
+from multiflexi_web.services.jobs import artifacts, output
+from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.jobs.transitions import JobError
+from multiflexi_web.services.runtemplates.configure import RunTemplateError, get_runtemplate
 
 COLUMNS = [
     "id",

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from multiflexi_web.models import MisfirePolicy, OverlapPolicy, RetryBackoff
-from multiflexi_web.services.schedule import Policies
+from multiflexi_web.services.scheduling.times import Policies
 
 F = TypeVar("F", bound=Callable[..., Any])
 POLICY_KEYS = ("misfire", "overlap", "max_attempts", "retry_backoff", "retry_min_gap")

@@ -10,10 +10,11 @@ from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_
 from multiflexi_web.cli.policy_options import policies_from, policy_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate
+from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services import audit
-from multiflexi_web.services.applications import ApplicationError, get_application
-from multiflexi_web.services.companies import CompanyError, get_company
-from multiflexi_web.services.runtemplates import (
+from multiflexi_web.services.accounts.companies import CompanyError, get_company
+from multiflexi_web.services.catalogue.applications import ApplicationError, get_application
+from multiflexi_web.services.runtemplates.configure import (
     RunTemplateError,
     RunTemplateSpec,
     ScheduleSpec,
@@ -21,7 +22,6 @@ from multiflexi_web.services.runtemplates import (
     get_runtemplate,
     list_runtemplates,
 )
-from multiflexi_web.services.secrets import MASK
 
 COLUMNS = [
     "id",

@@ -12,7 +12,7 @@ from multiflexi_web.cli.policy_options import policies_from, policy_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate, utcnow
 from multiflexi_web.services import audit, settings
-from multiflexi_web.services.runtemplates import (
+from multiflexi_web.services.runtemplates.configure import (
     RunTemplateError,
     ScheduleSpec,
     get_runtemplate,
@@ -20,7 +20,12 @@ from multiflexi_web.services.runtemplates import (
     set_schedule,
     set_timeout,
 )
-from multiflexi_web.services.schedule import ScheduleError, policies_of, schedule_for, zone_for
+from multiflexi_web.services.scheduling.times import (
+    ScheduleError,
+    policies_of,
+    schedule_for,
+    zone_for,
+)
 
 SCHEDULE_KEYS = ("interval", "cron", "delay", "timezone")
 

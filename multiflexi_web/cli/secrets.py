@@ -8,9 +8,9 @@ import click
 
 from multiflexi_web.cli.common import domain_errors, emit, format_option
 from multiflexi_web.extensions import db
+from multiflexi_web.security.rotation import rotate_all
+from multiflexi_web.security.secrets import SecretError, cipher, generate_key
 from multiflexi_web.services import audit
-from multiflexi_web.services.rotation import rotate_all
-from multiflexi_web.services.secrets import SecretError, cipher, generate_key
 
 
 @click.group("secrets")

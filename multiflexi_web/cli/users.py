@@ -7,7 +7,7 @@ import click
 from multiflexi_web.cli.common import domain_errors, emit, format_option
 from multiflexi_web.extensions import db
 from multiflexi_web.services import audit
-from multiflexi_web.services.users import UserError, create_user, generate_password
+from multiflexi_web.services.accounts.users import UserError, create_user, generate_password
 
 
 @click.group("user")

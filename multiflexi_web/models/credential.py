@@ -106,7 +106,7 @@ class CredentialValue(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     credential_id: Mapped[int] = mapped_column(ForeignKey("credential.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(128))
-    # Ciphertext when secret is true (services/secrets.py), plain text otherwise.
+    # Ciphertext when secret is true (security/secrets.py), plain text otherwise.
     value: Mapped[str] = mapped_column(Text, default="")
     secret: Mapped[bool] = mapped_column(default=False)
 

@@ -130,7 +130,7 @@ class Job(Base):
     command: Mapped[list[str] | None] = mapped_column(JSONType)
     # Resolved environment: [{"key", "value" (secrets redacted), "source", "secret"}].
     env: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
-    # One-time override, encrypted as a whole (it may carry secrets): services/secrets.py.
+    # One-time override, encrypted as a whole (it may carry secrets): security/secrets.py.
     env_override: Mapped[str | None] = mapped_column(Text)
     pid: Mapped[int | None]
     container_id: Mapped[str | None] = mapped_column(String(255))

@@ -103,7 +103,7 @@ class RunTemplateConfig(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     runtemplate_id: Mapped[int] = mapped_column(ForeignKey("runtemplate.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(128))
-    # Ciphertext when secret is true (services/secrets.py).
+    # Ciphertext when secret is true (security/secrets.py).
     value: Mapped[str] = mapped_column(Text, default="")
     secret: Mapped[bool] = mapped_column(default=False)
 

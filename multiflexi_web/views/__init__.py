@@ -21,20 +21,42 @@ def _load_user(user_id: str) -> User | None:
 
 
 def register_views(app: Flask) -> None:
-    from multiflexi_web.views import auth, dashboard, events, health, webhook
+    """Every blueprint, registered in one place; the writer hook runs before the login guard."""
+    from multiflexi_web.views import (
+        applications,
+        audit,
+        auth,
+        companies,
+        credentials,
+        credprototypes,
+        errors,
+        health,
+        members,
+        queue,
+        users,
+        webhook,
+        workers,
+    )
+    from multiflexi_web.views._helpers import begin_writer_for_changes
+    from multiflexi_web.views.dashboard import routes as dashboard
+    from multiflexi_web.views.events import routes as events
+    from multiflexi_web.views.jobs import artifacts as job_artifacts
+    from multiflexi_web.views.jobs import routes as jobs
+    from multiflexi_web.views.runtemplates import routes as runtemplates
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(dashboard.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(webhook.bp)
-    app.register_blueprint(events.bp)
-    _register_portal(app)
-    from multiflexi_web.views import job_artifacts, jobs, queue, runtemplates  # portal B
-
-    for module in (runtemplates, jobs, job_artifacts, queue):
+    blueprints = (
+        auth, dashboard, health, webhook, events, companies, members, applications,
+        credprototypes, credentials, users, audit, workers, runtemplates, jobs, job_artifacts,
+        queue,
+    )  # fmt: skip
+    # Registered before the login guard so the lock is taken before the first read.
+    app.before_request(begin_writer_for_changes)
+    for module in blueprints:
         app.register_blueprint(module.bp)
+    # Templates link to pages of other blueprints only where those are registered.
+    app.jinja_env.globals["has_endpoint"] = app.view_functions.__contains__
+    errors.register(app)
     login_manager.login_view = "auth.login"
-
     login_manager.user_loader(_load_user)
 
     @app.before_request
@@ -45,29 +67,3 @@ def register_views(app: Flask) -> None:
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login", next=request.full_path))
         return None
-
-
-def _register_portal(app: Flask) -> None:
-    """Company, application, credential, user, audit and worker pages, and the error pages."""
-    from multiflexi_web.views import (
-        applications,
-        audit,
-        companies,
-        credentials,
-        credprototypes,
-        errors,
-        members,
-        users,
-        workers,
-    )
-    from multiflexi_web.views._helpers import begin_writer_for_changes
-
-    # Registered before the login guard so the lock is taken before the first read.
-    app.before_request(begin_writer_for_changes)
-    # Templates link to pages of other blueprints only where those are registered.
-    app.jinja_env.globals["has_endpoint"] = app.view_functions.__contains__
-
-    portal = (companies, members, applications, credprototypes, credentials, users, audit, workers)
-    for module in portal:
-        app.register_blueprint(module.bp)
-    errors.register(app)

@@ -9,10 +9,10 @@ from typing import Any, TypeVar, cast
 from flask import abort, render_template, request
 from flask_login import current_user
 
-from multiflexi_web.database import write_session
+from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Role, User
-from multiflexi_web.services.access import require_global_admin, require_role
+from multiflexi_web.services.accounts.access import require_global_admin, require_role
 
 M = TypeVar("M")
 # Service errors read "field: reason" (or "field 'value': reason"); the head names the field.

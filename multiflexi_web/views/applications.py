@@ -7,10 +7,10 @@ from sqlalchemy import or_, select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application
-from multiflexi_web.services.app_export import AppExportError, export_app_json
-from multiflexi_web.services.app_import import import_app_bytes
 from multiflexi_web.services.audit import record
-from multiflexi_web.services.import_common import ImportResult
+from multiflexi_web.services.catalogue.app_export import AppExportError, export_app_json
+from multiflexi_web.services.catalogue.app_import import import_app_bytes
+from multiflexi_web.services.catalogue.import_common import ImportResult
 from multiflexi_web.views._helpers import flag, get_or_404, global_admin, is_htmx
 
 bp = Blueprint("applications", __name__, url_prefix="/applications")

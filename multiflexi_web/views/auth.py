@@ -10,8 +10,8 @@ from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db
 from multiflexi_web.services import settings
+from multiflexi_web.services.accounts.users import authenticate
 from multiflexi_web.services.audit import record
-from multiflexi_web.services.users import authenticate
 
 bp = Blueprint("auth", __name__)
 

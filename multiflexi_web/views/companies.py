@@ -8,9 +8,8 @@ from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, CompanyEnv, Role
-from multiflexi_web.services import access
-from multiflexi_web.services.audit import record
-from multiflexi_web.services.companies import (
+from multiflexi_web.services.accounts import access
+from multiflexi_web.services.accounts.companies import (
     CompanyError,
     create_company,
     delete_company,
@@ -18,6 +17,7 @@ from multiflexi_web.services.companies import (
     set_env,
     update_company,
 )
+from multiflexi_web.services.audit import record
 from multiflexi_web.views._helpers import (
     company_for,
     field_errors,

@@ -14,9 +14,9 @@ from multiflexi_web.models import (
     CredentialType,
     Role,
 )
-from multiflexi_web.services import access
+from multiflexi_web.services.accounts import access
 from multiflexi_web.services.audit import record
-from multiflexi_web.services.credentials import (
+from multiflexi_web.services.catalogue.credentials import (
     CredentialError,
     create_credential,
     credential_type_for,

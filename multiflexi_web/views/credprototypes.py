@@ -8,7 +8,7 @@ from sqlalchemy import select
 from multiflexi_web.extensions import db
 from multiflexi_web.models import CredentialPrototype
 from multiflexi_web.services.audit import record
-from multiflexi_web.services.credproto_import import import_credproto_bytes
+from multiflexi_web.services.catalogue.credproto_import import import_credproto_bytes
 from multiflexi_web.views._helpers import get_or_404, global_admin
 
 bp = Blueprint("credprototypes", __name__, url_prefix="/credential-prototypes")

@@ -7,9 +7,8 @@ from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Role
-from multiflexi_web.services import access
-from multiflexi_web.services.audit import record
-from multiflexi_web.services.members import (
+from multiflexi_web.services.accounts import access
+from multiflexi_web.services.accounts.members import (
     MemberError,
     add_member,
     members_of,
@@ -18,6 +17,7 @@ from multiflexi_web.services.members import (
     set_role,
     user_by_login,
 )
+from multiflexi_web.services.audit import record
 from multiflexi_web.views._helpers import company_for, field_errors, is_htmx, me, text
 
 bp = Blueprint("members", __name__, url_prefix="/companies/<int:company_id>/members")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint
 
 from multiflexi_web.models import utcnow
-from multiflexi_web.services.access import visible_company_ids
-from multiflexi_web.services.job_views import QUEUE_LIMIT, queue_count, queued_jobs, wait_text
+from multiflexi_web.services.accounts.access import visible_company_ids
 from multiflexi_web.views._helpers import me, render
+from multiflexi_web.views.jobs.queries import QUEUE_LIMIT, queue_count, queued_jobs, wait_text
 
 bp = Blueprint("queue", __name__, url_prefix="/queue")
 

@@ -8,15 +8,20 @@ from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, User
-from multiflexi_web.services.audit import record
-from multiflexi_web.services.members import MemberError, add_member, parse_role, remove_member
-from multiflexi_web.services.users import (
+from multiflexi_web.services.accounts.members import (
+    MemberError,
+    add_member,
+    parse_role,
+    remove_member,
+)
+from multiflexi_web.services.accounts.users import (
     UserError,
     create_user,
     generate_password,
     set_password,
     update_user,
 )
+from multiflexi_web.services.audit import record
 from multiflexi_web.views._helpers import (
     field_errors,
     flag,

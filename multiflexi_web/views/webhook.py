@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
-from multiflexi_web.database import write_session
+from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import csrf, db
 from multiflexi_web.services import settings
 from multiflexi_web.services.events.intake import (

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, EventSource, RunTemplate
+from multiflexi_web.security.secrets import MASK, cipher
 from multiflexi_web.services.events.process import rules_of
 from multiflexi_web.services.events.rules import (
     EventFacts,
@@ -19,9 +20,8 @@ from multiflexi_web.services.events.rules import (
     rule_matches,
     validate_rule_fields,
 )
-from multiflexi_web.services.events.sources import KINDS, validate_config
-from multiflexi_web.services.events.sources.base import SourceConfigError, SourceSpec
-from multiflexi_web.services.secrets import MASK, cipher
+from multiflexi_web.sources import KINDS, validate_config
+from multiflexi_web.sources.base import SourceConfigError, SourceSpec
 
 
 class EventSourceError(ValueError):

@@ -11,11 +11,11 @@ from urllib.parse import parse_qs
 
 from sqlalchemy import select, text
 
-from multiflexi_web.database import write_session
+from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventSource
+from multiflexi_web.security.secrets import cipher
 from multiflexi_web.services.events.store import decode_message, store_event
-from multiflexi_web.services.secrets import cipher
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 DELIVERY_HEADERS = ("X-Delivery-Id", "X-GitHub-Delivery")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from multiflexi_web.database import write_session
+from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
     Event,
@@ -19,8 +19,8 @@ from multiflexi_web.models import (
     RunTemplate,
     utcnow,
 )
-from multiflexi_web.services import jobs
 from multiflexi_web.services.events.rules import EventFacts, ordered, rule_env, rule_matches
+from multiflexi_web.services.jobs import transitions as jobs
 
 BATCH = 50
 # What one bad event (a rule edited by hand into nonsense, a key that cannot encrypt) may raise

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import Flask
 from sqlalchemy import select, update
 
-from multiflexi_web.database import write_session
+from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import EventSource, utcnow
 from multiflexi_web.services.events.store import Incoming, store_event

@@ -1,0 +1,1 @@
+"""Database plumbing: engine set-up per dialect, writer transactions, hot-path statements."""

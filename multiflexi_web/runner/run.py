@@ -1,0 +1,347 @@
+"""Running one claimed job: work directory, environment, argv, the module, output, finish.
+
+A short job touches the database once more after its claim: its finish (status, command,
+environment, output, artifacts, counters), recorded by the daemon's Finisher together with other
+finishes and the claim of successors. A job that runs longer than SYNC_FIRST also records its
+command, environment and pid, streams its output and beats its heartbeat while it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from multiflexi_web.executors import registry
+from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
+from multiflexi_web.extensions import db
+from multiflexi_web.models import JobStatus
+from multiflexi_web.runner.unit import begin_write, retrying, writing
+from multiflexi_web.security.secrets import cipher
+from multiflexi_web.services.jobs import artifacts, output
+from multiflexi_web.services.jobs import inputs as job_inputs
+from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.jobs.claim import ClaimedJob
+from multiflexi_web.services.jobs.command import CommandError, fill_argv
+from multiflexi_web.services.jobs.environment import (
+    RESULT_FILE,
+    ResolvedEnv,
+    TemplateContext,
+    resolve,
+)
+from multiflexi_web.services.jobs.transitions import Outcome
+
+log = logging.getLogger("multiflexi.executor")
+T = TypeVar("T")
+SYNC_FIRST = 0.3  # a job shorter than this touches the database only when it ends
+PENDING_MAX = 1024 * 1024  # ...unless its output would make the daemon hold more than this
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    tmp_dir: Path
+    artifact_dir: Path
+    inline_max: int
+    cap_bytes: int
+    job_timeout: int
+    kill_grace: float
+    keep_workdir_on_failure: bool
+    heartbeat_every: float
+
+
+class JobRun:
+    """One job from claim to finish; it is also the JobIO the executor module talks to."""
+
+    def __init__(
+        self,
+        claimed: ClaimedJob,
+        cfg: RunSettings,
+        hard_stop: threading.Event,
+        discard: Callable[[Path], None] | None = None,
+        recorder: Callable[[JobRun], None] | None = None,
+    ) -> None:
+        self.job, self.cfg, self.hard_stop = claimed, cfg, hard_stop
+        self.discard = discard or _remove
+        # Records the finish: the daemon's Finisher (off this thread, batched), else here.
+        self.recorder = recorder
+        self.outcome = Outcome(JobStatus.FAILED)
+        self.rows: list[dict[str, Any]] = []
+        self.sink = output.OutputSink(claimed.id, cfg.cap_bytes)
+        self.workdir = cfg.tmp_dir / f"job-{claimed.id}"
+        self.pid: int | None = None
+        self.stop_reason: str | None = None  # set by the daemon: shutdown
+        self.cancelled = False
+        self._meta: dict[str, Any] = {}
+        self._meta_saved = False
+        self._t0 = time.monotonic()
+        self._next_sync = self._t0 + SYNC_FIRST
+        self._unsent: list[output.Batch] = []
+
+    # -- JobIO ----------------------------------------------------------------------------------
+    def started(self, pid: int | None = None, container_id: str | None = None) -> None:
+        self.pid = pid
+        self._meta["pid"] = pid
+        if container_id:
+            self._meta["container_id"] = container_id
+
+    def output(self, stream: str, data: bytes) -> None:
+        self.sink.add(stream, data)
+        if self.sink.due() and (
+            self.sink.pending_bytes >= PENDING_MAX or time.monotonic() - self._t0 >= SYNC_FIRST
+        ):
+            self._sync(beat=False)
+
+    def should_stop(self) -> bool:
+        if self.hard_stop.is_set():
+            self.stop_reason = self.stop_reason or "executor received a second SIGTERM"
+            self.kill()
+        now = time.monotonic()
+        if now >= self._next_sync or (self.sink.due() and now - self._t0 >= SYNC_FIRST):
+            self._sync(beat=now >= self._next_sync)
+        return self.cancelled or self.stop_reason is not None
+
+    def kill(self) -> None:
+        """Second SIGTERM: no grace for the job's process group."""
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+    # -- while running --------------------------------------------------------------------------
+    def _sync(self, *, beat: bool) -> None:
+        """Stream output, record meta once, beat and read the cancel flag; never raise."""
+        self._unsent.append(self.sink.take())
+        try:
+            with writing():
+                self._sync_unit(beat)
+        except (OperationalError, DBAPIError) as exc:
+            db.session.rollback()
+            log.warning("action=sync_failed job=%s error=%s", self.job.id, _line(exc))
+        if beat:
+            self._next_sync = time.monotonic() + self.cfg.heartbeat_every
+
+    def _sync_unit(self, beat: bool) -> None:
+        begin_write()
+        if not self._meta_saved:
+            self._meta_saved = jobs.start(self.job.id, **self._meta_fields())
+        for batch in self._unsent:
+            output.store(db.session(), batch, self.job.id)
+        flag = jobs.heartbeat(self.job.id) if beat else False
+        db.session.commit()
+        self._unsent.clear()
+        if flag is None:  # reaped as lost meanwhile (e.g. a long outage): never run twice
+            self.stop_reason = self.stop_reason or "the job was no longer running in the database"
+        self.cancelled = self.cancelled or bool(flag)
+
+    def _meta_fields(self) -> dict[str, Any]:
+        return {
+            "pid": self._meta.get("pid"),
+            "command": self._meta.get("command", []),
+            "env": self._meta.get("env", []),
+        }
+
+    # -- the whole run --------------------------------------------------------------------------
+    def run(self, ctx: TemplateContext | None, problem: str | None = None) -> Outcome:
+        result, env = RunResult(None, error=problem), None
+        if ctx is not None and problem is None:
+            result, env = self._execute(ctx)
+        self.outcome = outcome = self._outcome(result)
+        if result.error:
+            self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
+        self.rows = self.with_retries(lambda: self._collect(ctx, env))
+        self._unsent.append(self.sink.take())
+        self._cleanup(outcome)  # everything kept is in memory or the artifact store by now
+        if self.recorder is not None:
+            self.recorder(self)
+        else:
+            self._persist(self._finish_alone)
+            self.recorded()
+        return outcome
+
+    def recorded(self) -> None:
+        """The finish is committed: let go of what was kept for it."""
+        self._unsent.clear()
+        self.rows = []
+
+    def _execute(self, ctx: TemplateContext) -> tuple[RunResult, ResolvedEnv | None]:
+        try:
+            self._make_workdir()
+            override = cipher().decrypt_json(self.job.env_override) if self.job.env_override else {}
+            env = resolve(
+                ctx,
+                job_id=self.job.id,
+                executor=self.job.executor,
+                workdir=self.workdir,
+                override=override,
+                uploads=self._inputs(ctx),
+            )
+            argv = fill_argv(ctx.executable, ctx.cmd_words, env.values)
+            module = registry.get(self.job.executor)
+        except (CommandError, KeyError, OSError, ValueError) as exc:
+            return RunResult(None, error=str(exc.args[0] if exc.args else exc)), None
+        self._meta.update(command=argv, env=env.entries)
+        spec = JobSpec(
+            job_id=self.job.id,
+            argv=tuple(argv),
+            env=env.values,
+            workdir=self.workdir,
+            app=AppInfo(ctx.application_name, ctx.executable, None),
+            timeout=float(ctx.timeout or self.cfg.job_timeout) or None,
+            kill_grace=self.cfg.kill_grace,
+            secret_keys=env.secret_keys,
+            options=dict(ctx.options),
+        )
+        try:
+            return module.run(spec, self), env
+        except Exception as exc:
+            log.exception("action=module_error job=%s", self.job.id)
+            return RunResult(None, error=f"executor module {module.name!r} failed: {exc}"), env
+
+    def _inputs(self, ctx: TemplateContext) -> dict[str, str]:
+        """Write the uploaded input files into the work directory; field -> path."""
+        if not (self.job.has_uploads or ctx.upload_fields):
+            return {}  # the common case: no query at all
+
+        def load() -> dict[str, tuple[str, bytes]]:
+            files = job_inputs.load(
+                db.session(), self.job.id, ctx.runtemplate_id, templated=bool(ctx.upload_fields)
+            )
+            db.session.commit()  # end the read: the job may run for hours
+            return files
+
+        return job_inputs.materialise(self.workdir, self.with_retries(load))
+
+    def _make_workdir(self) -> None:
+        try:
+            self.workdir.mkdir(mode=0o700)
+        except FileExistsError:  # left by a crash (job ids are unique, the files are stale)
+            shutil.rmtree(self.workdir)
+            self.workdir.mkdir(mode=0o700)
+        except FileNotFoundError:
+            self.workdir.parent.mkdir(parents=True, exist_ok=True)
+            self.workdir.mkdir(mode=0o700)
+
+    def _outcome(self, r: RunResult) -> Outcome:
+        if r.timed_out:
+            return Outcome(JobStatus.TIMED_OUT, r.exit_code, "timed out (process group killed)")
+        if r.cancelled and self.cancelled:
+            return Outcome(JobStatus.CANCELLED, r.exit_code, "cancelled on request while running")
+        if r.cancelled or self.stop_reason:
+            return Outcome(JobStatus.FAILED, r.exit_code, f"stopped: {self.stop_reason}")
+        if r.error:
+            return Outcome(JobStatus.FAILED, r.exit_code, r.error)
+        if r.exit_code == 0:
+            return Outcome(JobStatus.SUCCEEDED, 0)
+        return Outcome(JobStatus.FAILED, r.exit_code, f"exit code {r.exit_code}")
+
+    def _collect(
+        self, ctx: TemplateContext | None, env: ResolvedEnv | None
+    ) -> list[dict[str, Any]]:
+        """Artifacts: the output streams, then RESULT_FILE and files matching the app's patterns."""
+        col = artifacts.Collector(self.job.id, self.cfg.artifact_dir, self.cfg.inline_max)
+        try:
+            self._collect_streams(col)
+            result = env.values.get(RESULT_FILE) if env is not None else None
+            if ctx is not None and (result or ctx.artifact_patterns):
+                for path in artifacts.files_to_keep(
+                    self.workdir, ctx.artifact_patterns, Path(result) if result else None
+                ):
+                    col.add_file(path, str(path.relative_to(self.workdir)))
+        except OSError as exc:
+            log.warning("action=artifact_failed job=%s error=%s", self.job.id, exc)
+        return col.rows
+
+    def _collect_streams(self, col: artifacts.Collector) -> None:
+        for stream in output.STREAMS:
+            content = self.sink.memory_content(stream)
+            if content is not None:
+                if content:
+                    col.add_chunks(f"{stream}.txt", [content])
+                continue
+            self._flush_all()
+            st = self.sink.streams[stream]
+            chunks = output.stored_with_marker(db.session(), self.job.id, stream, st)
+            col.add_chunks(f"{stream}.txt", chunks, size=st.total - st.dropped)
+
+    def _flush_all(self) -> None:
+        self._unsent.append(self.sink.take())
+
+        def send() -> None:
+            begin_write()
+            for batch in self._unsent:
+                output.store(db.session(), batch, self.job.id, counters=False)
+
+        self._persist(send)
+        self._unsent.clear()
+
+    def _finish_alone(self) -> None:
+        begin_write()
+        self.record_finish()
+
+    def record_finish(self) -> bool:
+        """Inside the caller's write transaction: the final status, output, artifacts and the
+        RunTemplate's counters (its row, shared by all its jobs, locked last)."""
+        return self._finish(then=self.store_rows, count=True)
+
+    def record_status(self) -> bool:
+        """Only the final status: the caller then stores the rows and adds the counters."""
+        return self._finish(then=None, count=False)
+
+    def send_success(self) -> Callable[[], bool]:
+        """The succeeded status, sent without waiting (see jobs.send_success)."""
+        return jobs.send_success(self.job.id, self._record())
+
+    def _record(self) -> jobs.RunRecord:
+        meta = self._meta_fields()
+        return jobs.RunRecord(meta["pid"], meta["command"], meta["env"], self.sink.counters())
+
+    def _finish(self, *, then: Callable[[], None] | None, count: bool) -> bool:
+        record = self._record()
+        job = self.job
+        if jobs.finish(
+            job.id, job.runtemplate_id, job.started_at, self.outcome, record, then, count=count
+        ):
+            return True
+        log.warning("action=finish_skipped job=%s reason=no_longer_running", job.id)
+        return False
+
+    def store_rows(self) -> None:
+        """The output and artifact rows kept for the finish (no result is read: pipelinable)."""
+        for batch in self._unsent:
+            output.store(db.session(), batch, self.job.id, counters=False)
+        artifacts.store(db.session(), self.rows)
+
+    def _persist(self, fn: Callable[[], None]) -> None:
+        """Run a unit of work until it commits; a database outage only delays it."""
+
+        def unit() -> None:
+            with writing():
+                fn()
+                db.session.commit()
+
+        self.with_retries(unit)
+
+    def with_retries(self, fn: Callable[[], T]) -> T:
+        return retrying(fn, self.hard_stop, f"job={self.job.id}")
+
+    def _cleanup(self, outcome: Outcome) -> None:
+        keep = self.cfg.keep_workdir_on_failure and outcome.status is not JobStatus.SUCCEEDED
+        if not keep:
+            self.discard(self.workdir)
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

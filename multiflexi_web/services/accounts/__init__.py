@@ -1,0 +1,1 @@
+"""Companies, users, memberships and per-company access."""

@@ -1,0 +1,1 @@
+"""The catalogue: applications, credential prototypes and credentials, their import and export."""

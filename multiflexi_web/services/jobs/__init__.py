@@ -1,0 +1,1 @@
+"""Jobs: creation, every status change, retries, environment, command line, output and artifacts."""

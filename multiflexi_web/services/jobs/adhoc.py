@@ -1,0 +1,103 @@
+"""Ad-hoc job operations around transitions.py: run now with uploads, re-run, exit meanings."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import FileUpload, Job, RunTemplate
+from multiflexi_web.security.secrets import cipher
+from multiflexi_web.services.jobs import transitions as job_service
+from multiflexi_web.services.jobs.artifacts import safe_name
+
+ADHOC_WEB = "adhoc-web"
+_GENERIC = {
+    0: ("success", "success"),
+    1: ("general error", "error"),
+    2: ("misuse of the command (bad arguments)", "error"),
+    124: ("timed out", "error"),
+    126: ("the command is not executable", "error"),
+    127: ("the command was not found", "error"),
+}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file given for a file-path field: the field's env value becomes its (safe) name."""
+
+    field: str
+    filename: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class ExitMeaning:
+    code: int
+    text: str
+    severity: str
+    from_app: bool
+
+
+def exit_meaning(job: Job) -> ExitMeaning | None:
+    """What the exit code means: the app's own exitCodes first, then the usual conventions."""
+    code = job.exit_code
+    if code is None:
+        return None
+    declared = job.application.exit_code(code)
+    if declared is not None:
+        return ExitMeaning(code, declared.description, declared.severity, True)
+    if code in _GENERIC:
+        text, severity = _GENERIC[code]
+        return ExitMeaning(code, text, severity, False)
+    signum = -code if code < 0 else code - 128 if code > 128 else 0
+    if signum:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        return ExitMeaning(code, f"killed by {name}", "error", False)
+    return None
+
+
+def run_now(
+    rt: RunTemplate, env: dict[str, str], uploads: list[Upload], launched_by_id: int | None
+) -> Job:
+    """Queue an ad-hoc job with a one-time environment; uploaded files are stored with the job."""
+    override = dict(env)
+    rows = []
+    for up in uploads:
+        name = safe_name(up.filename)
+        override[up.field] = name
+        rows.append(FileUpload(field=up.field, filename=name, content=up.content))
+    job = job_service.enqueue(
+        rt, schedule_type=ADHOC_WEB, env_override=override or None, launched_by_id=launched_by_id
+    )
+    for row in rows:
+        row.job_id = job.id
+        db.session.add(row)
+    db.session.flush()
+    return job
+
+
+def one_time_env(job: Job) -> dict[str, str]:
+    if not job.env_override:
+        return {}
+    value = cipher().decrypt_json(job.env_override)
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def rerun(job: Job, launched_by_id: int | None) -> Job:
+    """A new ad-hoc job of the same RunTemplate with the same one-time env and uploaded files."""
+    uploads = db.session.scalars(select(FileUpload).where(FileUpload.job_id == job.id)).all()
+    env = one_time_env(job)
+    for up in uploads:
+        env.pop(up.field, None)
+    return run_now(
+        job.runtemplate,
+        env,
+        [Upload(up.field, up.filename, bytes(up.content)) for up in uploads],
+        launched_by_id,
+    )

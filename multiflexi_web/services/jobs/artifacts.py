@@ -1,0 +1,203 @@
+"""Artifacts: files kept from a job (output, RESULT_FILE, matches of the app's patterns)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import stat
+import threading
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import magic
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from multiflexi_web.db.raw import driver
+from multiflexi_web.models import Artifact, utcnow
+from multiflexi_web.services.jobs import statements as job_sql
+
+log = logging.getLogger(__name__)
+SNIFF_BYTES = 64 * 1024
+SMALL = 4096
+MAX_NAME = 200
+_magic_lock = threading.Lock()
+_magic: magic.Magic | None = None
+
+
+def safe_name(name: str) -> str:
+    """A flat file name that cannot point anywhere: no separators, no '..', no control chars."""
+    name = unicodedata.normalize("NFC", name)
+    parts = re.split(r"[/\\]+", name)
+    kept = [p for p in parts if p not in ("", ".", "..")]
+    flat = "_".join(kept)
+    flat = "".join(c for c in flat if c.isprintable() and c != "\x00").strip().lstrip(".")
+    return flat[:MAX_NAME] or "artifact"
+
+
+def mime_of(head: bytes) -> str:
+    if not head:
+        return "application/x-empty"
+    if len(head) <= SMALL:
+        return _mime_small(head)
+    return _mime(head)
+
+
+# Short outputs repeat a lot (every run of a job prints the same banner) and libmagic takes
+# milliseconds per call: remember the answers for small contents.
+@lru_cache(maxsize=1024)
+def _mime_small(head: bytes) -> str:
+    return _mime(head)
+
+
+def _mime(head: bytes) -> str:
+    # One libmagic handle (its database maps ~8 MB) shared under a lock: handles are not
+    # thread-safe, and one per job thread would cost that memory per thread.
+    global _magic
+    with _magic_lock:
+        if _magic is None:
+            _magic = magic.Magic(mime=True)
+        return str(_magic.from_buffer(head))
+
+
+class _Writer:
+    """Hashes and keeps content: in memory up to the inline limit, then in a file."""
+
+    def __init__(self, inline_max: int, disk_path: Path) -> None:
+        self.inline_max, self.disk_path = inline_max, disk_path
+        self.sha, self.size, self.head = hashlib.sha256(), 0, b""
+        self.buf: BinaryIO = io.BytesIO()
+        self.on_disk = False
+
+    def write(self, data: bytes) -> None:
+        if len(self.head) < SNIFF_BYTES:
+            self.head += data[: SNIFF_BYTES - len(self.head)]
+        self.sha.update(data)
+        self.size += len(data)
+        if not self.on_disk and self.size > self.inline_max:
+            self.spill()
+        self.buf.write(data)
+
+    def spill(self) -> None:
+        self.disk_path.parent.mkdir(parents=True, exist_ok=True)
+        so_far = self.buf.getvalue() if isinstance(self.buf, io.BytesIO) else b""
+        self.buf = open(self.disk_path, "wb")  # noqa: SIM115 - closed in row()
+        self.buf.write(so_far)
+        self.on_disk = True
+
+    def row(self, job_id: int, name: str, note: str | None) -> dict[str, Any]:
+        content = None
+        if self.on_disk:
+            self.buf.close()
+        else:
+            content = self.buf.getvalue() if isinstance(self.buf, io.BytesIO) else b""
+        return {
+            "job_id": job_id,
+            "filename": name,
+            "mime_type": mime_of(self.head),
+            "size": self.size,
+            "sha256": self.sha.hexdigest(),
+            "content": content,
+            "storage_path": str(self.disk_path) if self.on_disk else None,
+            "note": note,
+        }
+
+
+class Collector:
+    """Builds the artifact rows of one job; names are made safe and unique within the job."""
+
+    def __init__(self, job_id: int, artifact_dir: Path, inline_max: int) -> None:
+        self.job_id, self.dir, self.inline_max = job_id, artifact_dir / str(job_id), inline_max
+        self.rows: list[dict[str, Any]] = []
+        self._names: set[str] = set()
+
+    def _unique(self, name: str) -> str:
+        base, n = safe_name(name), 1
+        name = base
+        while name in self._names:
+            n += 1
+            stem, dot, ext = base.rpartition(".")
+            name = f"{stem}-{n}.{ext}" if dot and stem else f"{base}-{n}"
+        self._names.add(name)
+        return name
+
+    def add_chunks(
+        self, name: str, chunks: Iterable[bytes], note: str | None = None, size: int = 0
+    ) -> None:
+        """Store chunks as one artifact; a known `size` over the inline limit goes to disk now."""
+        name = self._unique(name)
+        w = _Writer(self.inline_max, self.dir / name)
+        if size > self.inline_max:
+            w.spill()
+        for chunk in chunks:
+            w.write(chunk)
+        self.rows.append(w.row(self.job_id, name, note))
+
+    def add_file(self, path: Path, name: str, note: str | None = None) -> None:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            self.add_chunks(name, iter(lambda: fh.read(1024 * 1024), b""), note, size)
+
+
+def files_to_keep(workdir: Path, patterns: Iterable[str], result_file: Path | None) -> list[Path]:
+    """RESULT_FILE first, then files matching a pattern; only regular files inside workdir."""
+    regexes = _compile(patterns)
+    found: list[Path] = []
+    if result_file is not None and _inside_regular(result_file, workdir):
+        found.append(result_file)
+    if regexes:
+        for root, dirs, files in os.walk(workdir, followlinks=False):
+            dirs.sort()
+            for fname in sorted(files):
+                path = Path(root, fname)
+                rel = str(path.relative_to(workdir))
+                matched = any(r.search(fname) or r.search(rel) for r in regexes)
+                if matched and path not in found and _inside_regular(path, workdir):
+                    found.append(path)
+    return found
+
+
+def _compile(patterns: Iterable[str]) -> list[re.Pattern[str]]:
+    out = []
+    for p in patterns:
+        try:
+            out.append(re.compile(p))
+        except re.error as exc:
+            log.warning("artifact pattern %r ignored: %s", p, exc)
+    return out
+
+
+def _inside_regular(path: Path, workdir: Path) -> bool:
+    """A regular file (not a link) whose real location is inside the work directory."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    real = os.path.realpath(path)
+    return stat.S_ISREG(st.st_mode) and real.startswith(os.path.realpath(workdir) + os.sep)
+
+
+def store(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        now = utcnow()
+        driver(session).many(job_sql.ARTIFACT_INSERT, [{**r, "created_at": now} for r in rows])
+
+
+def list_for_job(session: Session, job_id: int) -> list[Artifact]:
+    return list(
+        session.scalars(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.id))
+    )
+
+
+def content_of(artifact: Artifact) -> bytes:
+    if artifact.content is not None:
+        return bytes(artifact.content)
+    if artifact.storage_path:
+        return Path(artifact.storage_path).read_bytes()
+    return b""

@@ -1,0 +1,200 @@
+"""A job's environment, resolved layer by layer (SPEC §4) with the source of every key."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlalchemy.orm import Session, object_session
+
+from multiflexi_web import __version__
+from multiflexi_web.models import RunTemplate
+from multiflexi_web.security.secrets import MASK
+from multiflexi_web.services.catalogue.credentials import plain_values
+from multiflexi_web.services.runtemplates.configure import plain_config
+
+# The daemon's own settings never reach a job, even when they sit in the system env file.
+PLATFORM_SECRETS = frozenset(
+    {
+        "DATABASE_URL",
+        "ENCRYPTION_MASTER_KEY",
+        "ENCRYPTION_OLD_KEYS",
+        "MULTIFLEXI_MASTER_KEY",
+        "SECRET_KEY",
+        "DB_PASSWORD",
+        "DB_USERNAME",
+        "DB_CONNECTION",
+        "DB_HOST",
+        "DB_PORT",
+        "DB_DATABASE",
+    }
+)
+# What a process needs to behave normally, taken from the daemon's own environment.
+BASE_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME")
+RESULT_FILE = "RESULT_FILE"
+
+
+@dataclass(frozen=True)
+class Layer:
+    source: str
+    values: Mapping[str, str]
+    secret: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class TemplateContext:
+    """Everything about a RunTemplate a job needs, as plain data (cacheable between jobs)."""
+
+    runtemplate_id: int
+    runtemplate_name: str
+    timeout: int | None
+    options: Mapping[str, Any]
+    application_id: int
+    application_name: str
+    application_uuid: str
+    executable: str
+    cmd_template: str
+    cmd_words: tuple[str, ...]
+    artifact_patterns: tuple[str, ...]
+    company_id: int
+    company_slug: str
+    company_name: str
+    layers: tuple[Layer, ...] = ()
+    upload_fields: frozenset[str] = frozenset()  # fields with a file stored with the template
+
+
+@dataclass(frozen=True)
+class ResolvedEnv:
+    values: dict[str, str]
+    entries: list[dict[str, Any]]
+    secret_keys: frozenset[str] = field(default_factory=frozenset)
+
+
+def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateContext:
+    """Read a RunTemplate with its app, company and credentials into plain data."""
+    from multiflexi_web.services.jobs.command import split_template, template_of
+    from multiflexi_web.services.jobs.inputs import template_fields
+
+    app, company = rt.application, rt.company
+    template = template_of(app.cmdparams_template, app.cmdparams)
+    return TemplateContext(
+        runtemplate_id=rt.id,
+        runtemplate_name=rt.name,
+        timeout=rt.timeout,
+        options=dict(rt.executor_options or {}),
+        application_id=app.id,
+        application_name=app.name,
+        application_uuid=app.uuid,
+        executable=app.executable,
+        cmd_template=template,
+        cmd_words=split_template(template),
+        artifact_patterns=tuple(str(a.get("path", "")) for a in app.artifacts if a.get("path")),
+        company_id=company.id,
+        company_slug=company.slug,
+        company_name=company.name,
+        layers=tuple(_layers(rt, system_values)),
+        upload_fields=template_fields(_session_of(rt), rt.id),
+    )
+
+
+def _session_of(rt: RunTemplate) -> Session:
+    session = object_session(rt)
+    if session is None:
+        raise ValueError(f"RunTemplate {rt.id} is not attached to a session")
+    return session
+
+
+def _layers(rt: RunTemplate, system_values: Mapping[str, str]) -> Iterable[Layer]:
+    app = rt.application
+    yield Layer("daemon", {k: os.environ[k] for k in BASE_KEYS if k in os.environ})
+    yield Layer(
+        "application",
+        {f.keyname: f.default for f in app.fields if f.default is not None},
+        frozenset(f.keyname for f in app.fields if f.secret or f.type == "password"),
+    )
+    yield Layer("system", {k: v for k, v in system_values.items() if k not in PLATFORM_SECRETS})
+    yield Layer("company", {e.key: e.value for e in rt.company.env})
+    yield Layer("runtemplate", plain_config(rt), frozenset(c.key for c in rt.config if c.secret))
+    for link in rt.credentials:
+        cred = link.credential
+        proto_secret = {
+            f.keyword
+            for f in cred.credential_type.prototype.fields
+            if f.secret or f.type in {"password", "secret"}
+        }
+        yield Layer(
+            f"credential:{cred.name}",
+            plain_values(cred),
+            frozenset(proto_secret | {v.key for v in cred.values if v.secret}),
+        )
+
+
+def resolve(
+    ctx: TemplateContext,
+    *,
+    job_id: int,
+    executor: str,
+    workdir: Path,
+    override: Mapping[str, str] | None = None,
+    uploads: Mapping[str, str] | None = None,
+) -> ResolvedEnv:
+    """Merge the layers (later wins), then the platform's own variables on top; an uploaded
+    file's path replaces the bare file name the portal put into the config or one-time env."""
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    secret: set[str] = set()
+    for layer in (
+        *ctx.layers,
+        Layer("override", override or {}),
+        Layer("upload", uploads or {}),
+        _platform(ctx, job_id, executor, workdir),
+    ):
+        for key, value in layer.values.items():
+            values[key], sources[key] = str(value), layer.source
+        secret |= layer.secret
+    if RESULT_FILE in values:
+        values[RESULT_FILE] = str(result_path(values[RESULT_FILE], workdir))
+        sources[RESULT_FILE] = "platform"
+    entries = [
+        {
+            "key": k,
+            "value": MASK if k in secret else values[k],
+            "source": sources[k],
+            "secret": k in secret,
+        }
+        for k in sorted(values)
+    ]
+    return ResolvedEnv(values, entries, frozenset(secret & values.keys()))
+
+
+def _platform(ctx: TemplateContext, job_id: int, executor: str, workdir: Path) -> Layer:
+    return Layer(
+        "platform",
+        {
+            "MULTIFLEXI_JOB_ID": str(job_id),
+            "MULTIFLEXI_EXECUTOR": executor,
+            "MULTIFLEXI_VERSION": __version__,
+            "MULTIFLEXI_TMP": str(workdir),
+            "MULTIFLEXI_APPLICATION_ID": str(ctx.application_id),
+            "MULTIFLEXI_APPLICATION_NAME": ctx.application_name,
+            "MULTIFLEXI_APPLICATION_UUID": ctx.application_uuid,
+            "MULTIFLEXI_COMPANY_ID": str(ctx.company_id),
+            "MULTIFLEXI_COMPANY_CODE": ctx.company_slug,
+            "MULTIFLEXI_COMPANY_NAME": ctx.company_name,
+            "MULTIFLEXI_RUNTEMPLATE_ID": str(ctx.runtemplate_id),
+            "MULTIFLEXI_RUNTEMPLATE_NAME": ctx.runtemplate_name,
+        },
+    )
+
+
+def result_path(value: str, workdir: Path) -> Path:
+    """RESULT_FILE inside the work directory; a path that would escape it keeps only its name."""
+    raw = PurePosixPath(value.replace("\x00", ""))
+    parts = [p for p in raw.parts if p not in ("/", ".", "")]
+    if raw.is_absolute() or ".." in parts or not parts:
+        name = raw.name if raw.name not in ("", ".", "..") else "result"
+        return workdir / name
+    return workdir.joinpath(*parts)

@@ -1,0 +1,68 @@
+"""Statements of the executor's hot path, compiled once per dialect (db/raw.py).
+
+The executor finishes hundreds of jobs a second; through the ORM session each statement cost
+more CPU than the database spent running it. transitions.py, output.py and artifacts.py run
+these on the session's connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import BindParameter, Table, bindparam, case, insert, update
+
+from multiflexi_web.db.raw import RawStatement
+from multiflexi_web.models import Artifact, Job, JobOutput, JobStatus, RunTemplate
+from multiflexi_web.models.base import UTCDateTime
+
+RUNNING = JobStatus.RUNNING.value
+COUNTERS = ("stdout_bytes", "stderr_bytes", "stdout_dropped", "stderr_dropped")
+
+
+def _p(name: str) -> BindParameter[Any]:
+    return bindparam(name)
+
+
+def _finish(with_record: bool) -> Any:
+    values: dict[str, Any] = {
+        "status": _p("p_status"),
+        "exit_code": _p("p_exit"),
+        "finished_at": bindparam("p_now", type_=UTCDateTime()),
+        "status_reason": _p("p_reason"),
+    }
+    if with_record:
+        values.update(pid=_p("p_pid"), command=_p("p_command"), env=_p("p_env"))
+        values.update({c: _p(f"p_{c}") for c in COUNTERS})
+    return update(Job).where(Job.id == _p("p_id"), Job.status == RUNNING).values(values)
+
+
+def _counters() -> Any:
+    started = bindparam("p_started", type_=UTCDateTime())
+    return (
+        update(RunTemplate)
+        .where(RunTemplate.id == _p("p_rt"))
+        .values(
+            success_count=RunTemplate.success_count + _p("p_ok"),
+            failure_count=RunTemplate.failure_count + _p("p_failed"),
+            last_run_at=case(
+                (RunTemplate.last_run_at.is_(None), started),
+                (RunTemplate.last_run_at < started, started),
+                else_=RunTemplate.last_run_at,
+            ),
+            # A run is not an edit of the template: keep updated_at (and skip its onupdate).
+            updated_at=RunTemplate.updated_at,
+        )
+    )
+
+
+def _insert_all(table: Any) -> Any:
+    """INSERT binding every column but the id (no Python-side defaults, no RETURNING)."""
+    cols = [c for c in cast(Table, table).columns if c.name != "id"]
+    return insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in cols})
+
+
+FINISH = RawStatement(lambda: _finish(False))
+FINISH_WITH_RECORD = RawStatement(lambda: _finish(True))
+COUNTS = RawStatement(_counters)
+OUTPUT_INSERT = RawStatement(lambda: _insert_all(JobOutput.__table__))
+ARTIFACT_INSERT = RawStatement(lambda: _insert_all(Artifact.__table__))

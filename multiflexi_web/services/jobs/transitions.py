@@ -1,0 +1,344 @@
+"""The job service: the only code that creates jobs and changes their status.
+
+Every transition is a conditional UPDATE on the expected status, so of two processes racing
+for the same job exactly one wins; terminal statuses never change again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import aliased
+
+from multiflexi_web.db.engine import write_session
+from multiflexi_web.db.raw import driver
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Job, JobStatus, RunTemplate, Worker, utcnow
+from multiflexi_web.security.secrets import cipher
+from multiflexi_web.services.jobs import claim as claiming
+from multiflexi_web.services.jobs import statements as job_sql
+from multiflexi_web.services.jobs.claim import CLAIMABLE, ClaimedJob
+
+NOTIFY_CHANNEL = "multiflexi_jobs"
+RUNNING = JobStatus.RUNNING.value
+FAILURES = {JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.CANCELLED}
+ORPHAN_GRACE = timedelta(seconds=10)
+
+
+class JobError(ValueError):
+    """A job operation was refused; the message names the job and the reason."""
+
+
+def enqueue(
+    rt: RunTemplate,
+    *,
+    schedule_type: str,
+    when: datetime | None = None,
+    env_override: dict[str, str] | None = None,
+    slot_at: datetime | None = None,
+    launched_by_id: int | None = None,
+    event_id: int | None = None,
+    retry_of: Job | None = None,
+    status: JobStatus = JobStatus.SCHEDULED,
+) -> Job:
+    """Add a job for a RunTemplate (flushed, not committed); executors are woken on commit."""
+    job = Job(
+        runtemplate_id=rt.id,
+        company_id=rt.company_id,
+        application_id=rt.application_id,
+        status=status.value,
+        schedule_type=schedule_type,
+        scheduled_for=when or utcnow(),
+        slot_at=slot_at,
+        executor=rt.executor,
+        env_override=cipher().encrypt_json(env_override) if env_override else None,
+        launched_by_id=launched_by_id,
+        event_id=event_id,
+        attempt=(retry_of.attempt + 1) if retry_of else 1,
+        retry_of_id=retry_of.id if retry_of else None,
+        app_version=rt.application.version,
+    )
+    if status is JobStatus.SKIPPED:
+        job.finished_at = utcnow()
+        job.status_reason = "slot missed while no scheduler ran (misfire policy: skip)"
+    db.session.add(job)
+    db.session.flush()
+    _notify()
+    return job
+
+
+def _notify() -> None:
+    # NOTIFY is transactional on PostgreSQL: executors hear it only when the job is committed.
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+# -- claiming and running ---------------------------------------------------------------------
+
+
+def claim(
+    worker_id: int, limit: int, now: datetime | None = None, *, commit: bool = True
+) -> list[ClaimedJob]:
+    """scheduled|blocked -> running for up to `limit` due jobs.
+
+    Commits unless `commit` is false: the executor then claims a finished job's successor in
+    the same transaction that records the finish (one commit per job instead of two).
+    """
+    now = now or utcnow()
+    write_session(db.session())
+    params = {"p_now": now, "p_worker": worker_id, "p_limit": limit}
+    claimed = claiming.claimed_jobs(driver(db.session()).rows(claiming.CLAIM, params), now)
+    losers = claiming.overlapping(db.session(), claimed) if claimed else []
+    for c in losers:
+        _give_back(c, now)
+    if commit:
+        db.session.commit()
+    lost = {c.id for c in losers}
+    return [c for c in claimed if c.id not in lost]
+
+
+def _give_back(c: ClaimedJob, now: datetime) -> None:
+    """Undo a claim inside the claiming transaction (nobody else ever saw it running)."""
+    if c.overlap_policy == "skip":
+        _from_running(
+            c.id,
+            status=JobStatus.SKIPPED.value,
+            finished_at=now,
+            status_reason="another job of this RunTemplate was running (overlap policy: skip)",
+        )
+    else:
+        release(c.id)
+
+
+def _from_running(job_id: int, **values: Any) -> bool:
+    """Change a job that is running, and only then (a conditional UPDATE): whether it was."""
+    res = db.session.execute(
+        update(Job).where(Job.id == job_id, Job.status == RUNNING).values(**values)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def release(job_id: int) -> bool:
+    """running -> scheduled for a claimed job that never started (its claim is undone)."""
+    return _from_running(
+        job_id,
+        status=JobStatus.SCHEDULED.value,
+        worker_id=None,
+        claimed_at=None,
+        started_at=None,
+        heartbeat_at=None,
+    )
+
+
+def anything_due(now: datetime | None = None) -> bool:
+    return claiming.anything_due(db.session(), now or utcnow())
+
+
+def start(job_id: int, *, pid: int | None, command: list[str], env: list[dict[str, Any]]) -> bool:
+    """Record what a running job runs (its status is already running since the claim)."""
+    return _from_running(job_id, pid=pid, command=command, env=env)
+
+
+def heartbeat(job_id: int, now: datetime | None = None) -> bool | None:
+    """Beat a running job; returns whether a cancel was requested, None if it no longer runs."""
+    row = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING)
+        .values(heartbeat_at=now or utcnow())
+        .returning(Job.cancel_requested)
+    ).first()
+    return None if row is None else bool(row[0])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: JobStatus
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the executor learned while running a job, written with its final status."""
+
+    pid: int | None
+    command: list[str]
+    env: list[dict[str, Any]]
+    counters: dict[str, int]
+
+
+def _finish_params(job_id: int, outcome: Outcome, record: RunRecord | None, now: datetime) -> Any:
+    params: dict[str, Any] = {
+        "p_id": job_id,
+        "p_status": outcome.status.value,
+        "p_exit": outcome.exit_code,
+        "p_now": now,
+        "p_reason": outcome.reason,
+    }
+    if record is not None:
+        params.update(p_pid=record.pid, p_command=record.command, p_env=record.env)
+        params.update({f"p_{c}": record.counters.get(c, 0) for c in job_sql.COUNTERS})
+    return params
+
+
+def send_success(job_id: int, record: RunRecord) -> Callable[[], bool]:
+    """running -> succeeded, sent without waiting for the answer (a PostgreSQL pipeline); the
+    returned function says, once the answer is in, whether the job was still running.
+
+    Only for successes: a failure may need a retry, which reads the job first (finish()).
+    The caller adds the counters (add_counts) and must roll back if any answer is False.
+    """
+    params = _finish_params(job_id, Outcome(JobStatus.SUCCEEDED, 0), record, utcnow())
+    rowcount = driver(db.session()).send(job_sql.FINISH_WITH_RECORD, params)
+    return lambda: rowcount() == 1
+
+
+def finish(
+    job_id: int,
+    rt_id: int,
+    started_at: datetime,
+    outcome: Outcome,
+    record: RunRecord | None = None,
+    then: Callable[[], None] | None = None,
+    *,
+    count: bool = True,
+) -> bool:
+    """running -> a terminal status; counters and a retry follow. False if it was not running.
+
+    `then` runs between the job's row and the RunTemplate's counters: the counters row is
+    shared by every job of the template, so it is locked last, just before the commit. With
+    count=False the caller adds the counters itself (add_counts, once for many finishes).
+    """
+    now = utcnow()
+    params = _finish_params(job_id, outcome, record, now)
+    stmt = job_sql.FINISH_WITH_RECORD if record is not None else job_sql.FINISH
+    if not driver(db.session()).run(stmt, params):
+        return False
+    if then is not None:
+        then()
+    if count:
+        ok = outcome.status is JobStatus.SUCCEEDED
+        add_counts(rt_id, int(ok), int(not ok), started_at)
+    if outcome.status in FAILURES and outcome.status is not JobStatus.CANCELLED:
+        _maybe_retry(job_id, now)
+    return True
+
+
+def add_counts(rt_id: int, ok: int, failed: int, last_started: datetime) -> None:
+    """The RunTemplate's success/failure counters and last run (finishes counted together)."""
+    driver(db.session()).run(
+        job_sql.COUNTS, {"p_rt": rt_id, "p_ok": ok, "p_failed": failed, "p_started": last_started}
+    )
+
+
+def _maybe_retry(job_id: int, now: datetime) -> Job | None:
+    from multiflexi_web.services.jobs.retry import plan_retry
+
+    job = db.session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        return None
+    when = plan_retry(job, now)
+    if when is None:
+        return None
+    override = cipher().decrypt_json(job.env_override) if job.env_override else None
+    return enqueue(
+        job.runtemplate,
+        schedule_type="retry",
+        when=when,
+        env_override=override,
+        retry_of=job,
+        launched_by_id=job.launched_by_id,
+        event_id=job.event_id,
+    )
+
+
+def block(job_id: int, reason: str, until: datetime) -> bool:
+    """running -> blocked (a credential is unavailable): claimable again from `until`."""
+    return _from_running(
+        job_id,
+        status=JobStatus.BLOCKED.value,
+        block_reason=reason,
+        blocked_at=utcnow(),
+        scheduled_for=until,
+        worker_id=None,
+        started_at=None,
+    )
+
+
+# -- cancelling and reaping -------------------------------------------------------------------
+
+
+def cancel(job_id: int, by: str = "cli") -> str:
+    """Cancel a waiting job at once, or ask the executor to stop a running one."""
+    res = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
+        .values(
+            status=JobStatus.CANCELLED.value,
+            finished_at=utcnow(),
+            status_reason=f"cancelled by {by} before it started",
+        )
+    )
+    if res.rowcount:  # type: ignore[attr-defined]
+        return "cancelled"
+    res = db.session.execute(
+        update(Job).where(Job.id == job_id, Job.status == RUNNING).values(cancel_requested=True)
+    )
+    if res.rowcount:  # type: ignore[attr-defined]
+        return "cancel requested"
+    status = db.session.scalar(select(Job.status).where(Job.id == job_id))
+    if status is None:
+        raise JobError(f"job {job_id}: not found")
+    raise JobError(f"job {job_id}: already {status}, nothing to cancel")
+
+
+def mark_lost(job_id: int, reason: str) -> bool:
+    """running -> lost (its executor died); counters and a retry follow."""
+    row = db.session.execute(
+        select(Job.runtemplate_id, Job.started_at).where(Job.id == job_id)
+    ).first()
+    if row is None:
+        return False
+    return finish(job_id, row[0], row[1] or utcnow(), Outcome(JobStatus.LOST, None, reason))
+
+
+def reap_lost(lost_after: float, now: datetime | None = None) -> list[int]:
+    """Mark lost every running job whose own and whose worker's heartbeats are both stale."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=lost_after)
+    w = aliased(Worker)
+    stale = db.session.execute(
+        select(Job.id, w.id, w.heartbeat_at)
+        .outerjoin(w, w.id == Job.worker_id)
+        .where(
+            Job.status == RUNNING,
+            Job.heartbeat_at < cutoff,
+            (w.id.is_(None)) | (w.heartbeat_at < cutoff) | (w.status == "stopped"),
+        )
+    ).all()
+    reaped = []
+    for job_id, worker_id, beat in stale:
+        reason = (
+            f"executor worker {worker_id} stopped heartbeating (last {beat:%Y-%m-%d %H:%M:%S}Z)"
+            if beat
+            else "its executor worker is gone"
+        )
+        if mark_lost(job_id, reason):
+            reaped.append(job_id)
+    return reaped
+
+
+def reap_orphans(worker_id: int, running: set[int], now: datetime | None = None) -> list[int]:
+    """Jobs claimed by this worker that it does not run (a claim whose reply was lost)."""
+    now = now or utcnow()
+    ids = db.session.scalars(
+        select(Job.id).where(
+            Job.worker_id == worker_id, Job.status == RUNNING, Job.claimed_at < now - ORPHAN_GRACE
+        )
+    ).all()
+    reason = "claimed by this executor but never started (claim interrupted)"
+    return [i for i in ids if i not in running and mark_lost(i, reason)]

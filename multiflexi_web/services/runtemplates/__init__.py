@@ -1,0 +1,1 @@
+"""RunTemplates: creation, configuration values, credentials, clone and delete."""

@@ -1,0 +1,172 @@
+"""RunTemplates: creation, config values (secret ones encrypted), credentials per requirement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from multiflexi_web.executors import registry as executor_registry
+from multiflexi_web.executors.base import AppInfo
+from multiflexi_web.extensions import db
+from multiflexi_web.models import (
+    Application,
+    Company,
+    Credential,
+    RunTemplate,
+    RunTemplateConfig,
+    RunTemplateCredential,
+    utcnow,
+)
+from multiflexi_web.security.secrets import reveal, value_to_store
+from multiflexi_web.services import settings
+from multiflexi_web.services.catalogue.fields import FieldValueError, normalise_value
+from multiflexi_web.services.scheduling import times as schedule
+from multiflexi_web.services.scheduling.times import Policies
+
+
+class RunTemplateError(ValueError):
+    """A RunTemplate operation was refused; the message names the field and the reason."""
+
+
+@dataclass
+class ScheduleSpec:
+    interval: str = "n"
+    cron: str | None = None
+    delay: int = 0
+    timezone: str | None = None
+
+
+@dataclass
+class RunTemplateSpec:
+    name: str
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
+    executor: str = "native"
+    config: dict[str, str] = field(default_factory=dict)
+    credential_ids: list[int] = field(default_factory=list)
+    timeout: int | None = None
+    active: bool = True
+    policies: Policies = field(default_factory=Policies)
+
+
+def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec) -> RunTemplate:
+    if not spec.name.strip():
+        raise RunTemplateError("name: must not be empty")
+    rt = RunTemplate(company_id=company.id, application_id=app.id, name=spec.name.strip())
+    rt.company, rt.application = company, app
+    rt.active = spec.active
+    set_executor(rt, spec.executor)
+    set_timeout(rt, spec.timeout)
+    set_schedule(rt, spec.schedule)
+    set_policies(rt, spec.policies)
+    db.session.add(rt)
+    db.session.flush()
+    set_config(rt, spec.config)
+    for cred_id in spec.credential_ids:
+        assign_credential(rt, cred_id)
+    db.session.flush()
+    return rt
+
+
+def set_executor(rt: RunTemplate, name: str) -> None:
+    try:
+        module = executor_registry.get(name)
+    except KeyError as exc:
+        raise RunTemplateError(f"executor {name!r}: {exc.args[0]}") from None
+    problem = module.unusable_reason(AppInfo.of(rt.application))
+    if problem:
+        raise RunTemplateError(f"executor {name!r}: {problem}")
+    rt.executor = name
+
+
+def set_timeout(rt: RunTemplate, timeout: int | None) -> None:
+    if timeout is not None and timeout <= 0:
+        raise RunTemplateError(f"timeout {timeout}: must be a positive number of seconds")
+    rt.timeout = timeout
+
+
+def set_schedule(rt: RunTemplate, spec: ScheduleSpec) -> None:
+    try:
+        schedule.validate(spec.interval, spec.cron, spec.timezone, spec.delay)
+    except schedule.ScheduleError as exc:
+        raise RunTemplateError(str(exc)) from None
+    rt.interval, rt.cron, rt.delay, rt.timezone = (
+        spec.interval,
+        spec.cron or None,
+        spec.delay,
+        spec.timezone or None,
+    )
+    schedule.refresh_next_run(rt, utcnow(), settings().timezone)
+
+
+def set_policies(rt: RunTemplate, policies: Policies) -> None:
+    try:
+        schedule.apply_policies(rt, policies)
+    except schedule.ScheduleError as exc:
+        raise RunTemplateError(str(exc)) from None
+
+
+def set_config(rt: RunTemplate, values: dict[str, str]) -> None:
+    """Validate values against the app's field types and store them; secrets encrypted."""
+    app = rt.application
+    existing = {c.key: c for c in rt.config}
+    for key, raw in values.items():
+        fdef = app.field(key)
+        try:
+            value = normalise_value(
+                fdef.type if fdef else "string", raw, fdef.options if fdef else None
+            )
+        except FieldValueError as exc:
+            raise RunTemplateError(f"config {key}: {exc}") from None
+        secret = bool(fdef and (fdef.secret or fdef.type == "password"))
+        row = existing.get(key)
+        stored = value_to_store(value, secret, row)
+        if stored is None:
+            continue
+        if row is None:
+            rt.config.append(RunTemplateConfig(key=key, value=stored, secret=secret))
+        else:
+            row.value, row.secret = stored, secret
+
+
+def plain_config(rt: RunTemplate) -> dict[str, str]:
+    return {row.key: reveal(row) for row in rt.config}
+
+
+def assign_credential(rt: RunTemplate, credential_id: int) -> RunTemplateCredential:
+    """Bind a credential for the requirement its prototype satisfies, replacing an earlier one."""
+    cred = db.session.get(Credential, credential_id)
+    if cred is None or cred.company_id != rt.company_id:
+        raise RunTemplateError(f"credential {credential_id}: not found in this company")
+    code = cred.credential_type.prototype.code
+    if code not in rt.application.requirements:
+        raise RunTemplateError(
+            f"credential {credential_id}: its prototype {code!r} is not required by "
+            f"{rt.application.name!r} (requires: {_listed(rt.application.requirements)})"
+        )
+    for link in list(rt.credentials):
+        if link.requirement == code:
+            rt.credentials.remove(link)
+    db.session.flush()
+    link = RunTemplateCredential(credential_id=cred.id, requirement=code)
+    link.credential = cred
+    rt.credentials.append(link)
+    return link
+
+
+def _listed(items: list[str]) -> str:
+    return ", ".join(items) or "none"
+
+
+def get_runtemplate(rt_id: int) -> RunTemplate:
+    rt = db.session.get(RunTemplate, rt_id)
+    if rt is None:
+        raise RunTemplateError(f"runtemplate {rt_id}: not found")
+    return rt
+
+
+def list_runtemplates(company_id: int | None = None) -> list[RunTemplate]:
+    q = select(RunTemplate).order_by(RunTemplate.id)
+    if company_id is not None:
+        q = q.where(RunTemplate.company_id == company_id)
+    return list(db.session.scalars(q))

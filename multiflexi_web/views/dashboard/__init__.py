@@ -1,0 +1,1 @@
+"""The dashboard page, its figures and SVG charts."""

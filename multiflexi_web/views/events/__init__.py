@@ -1,0 +1,1 @@
+"""Event source, rule and received-event pages."""

@@ -1,0 +1,246 @@
+"""Event sources, their rules, the rule tester and received events with the jobs they made."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import (
+    Company,
+    CompanyMember,
+    Event,
+    EventSource,
+    Role,
+    RunTemplate,
+)
+from multiflexi_web.services.accounts import access
+from multiflexi_web.services.audit import record
+from multiflexi_web.services.events import catalog
+from multiflexi_web.services.events.catalog import EventSourceError
+from multiflexi_web.services.events.process import jobs_of
+from multiflexi_web.sources import KINDS
+from multiflexi_web.views._helpers import field_errors, flag, get_or_404, is_htmx, me, text
+from multiflexi_web.views.events.rules import (
+    can_manage,
+    create_rule,
+    delete_rule,
+    edit_rule,
+    source_for,
+)
+
+bp = Blueprint("events", __name__, url_prefix="/events")
+SOURCE_FIELDS = ("name", "kind", "company", "config", "secret")
+
+# Rule pages live beside, on this blueprint.
+bp.add_url_rule(
+    "/sources/<int:source_id>/rules/new", "create_rule", create_rule, methods=["GET", "POST"]
+)
+bp.add_url_rule("/rules/<int:rule_id>/edit", "edit_rule", edit_rule, methods=["GET", "POST"])
+bp.add_url_rule("/rules/<int:rule_id>/delete", "delete_rule", delete_rule, methods=["POST"])
+Page = str | tuple[str, int] | Response
+
+
+def visible_sources() -> list[EventSource]:
+    query = select(EventSource).order_by(EventSource.name)
+    ids = access.visible_company_ids(me())
+    if ids is not None:
+        query = query.where(EventSource.company_id.in_(ids))
+    return list(db.session.scalars(query))
+
+
+def managed_companies() -> list[Company]:
+    query = select(Company).order_by(Company.name)
+    if not me().is_admin:
+        admin_of = select(CompanyMember.company_id).where(
+            CompanyMember.user_id == me().id, CompanyMember.role == Role.ADMIN.value
+        )
+        query = query.where(Company.id.in_(admin_of))
+    return list(db.session.scalars(query))
+
+
+def recent(source_ids: list[int], limit: int = 50) -> list[tuple[Event, list[Any]]]:
+    if not source_ids:
+        return []
+    events = list(
+        db.session.scalars(
+            select(Event)
+            .where(Event.source_id.in_(source_ids))
+            .order_by(Event.id.desc())
+            .limit(limit)
+        )
+    )
+    made = jobs_of([e.id for e in events])
+    return [(e, made[e.id]) for e in events]
+
+
+@bp.get("/")
+def index() -> str:
+    sources = visible_sources()
+    return render_template(
+        "events/index.html",
+        sources=sources,
+        events=recent([s.id for s in sources]),
+        names={s.id: s.name for s in sources},
+        can_create=bool(managed_companies()) or me().is_admin,
+    )
+
+
+@bp.route("/sources/new", methods=["GET", "POST"])
+def create_source() -> Page:
+    companies = managed_companies()
+    if not companies and not me().is_admin:
+        abort(403)
+    if request.method == "GET":
+        return _source_form(None, {"kind": "webhook", "config": "{}"}, {}, companies)
+    company_id = int(text("company")) if text("company").isdigit() else None
+    try:
+        if not can_manage(company_id):
+            raise EventSourceError("company: choose a company you administer")
+        source = catalog.create_source(
+            text("name"),
+            text("kind", 16),
+            _config(),
+            secret=request.form.get("secret") or None,
+            company_id=company_id,
+            enabled=flag("enabled"),
+        )
+    except EventSourceError as exc:
+        db.session.rollback()
+        return _source_form(None, request.form, field_errors(exc, SOURCE_FIELDS), companies), 400
+    record("create", "event_source", source.id, f"event source {source.name} created")
+    db.session.commit()
+    flash(f"Event source {source.name} created.", "info")
+    return redirect(url_for(".source", source_id=source.id))
+
+
+@bp.get("/sources/<int:source_id>")
+def source(source_id: int) -> str:
+    src = source_for(source_id)
+    return _source_page(src)
+
+
+def _source_page(src: EventSource, **extra: Any) -> str:
+    rules = catalog.list_rules(src.id)
+    rts = {
+        rt.id: rt
+        for rt in db.session.scalars(
+            select(RunTemplate).where(RunTemplate.id.in_([r.runtemplate_id for r in rules]))
+        )
+    }
+    webhook_url = (
+        url_for("webhook.receive_webhook", token=src.token, _external=True)
+        if src.kind == "webhook" and src.token
+        else None
+    )
+    return render_template(
+        "events/source.html",
+        source=src,
+        rules=rules,
+        runtemplates=rts,
+        events=recent([src.id], 20),
+        can_manage=can_manage(src.company_id),
+        webhook_url=webhook_url,
+        config_json=json.dumps(catalog.redacted_config(src.config), indent=2, sort_keys=True),
+        kind=KINDS.get(src.kind),
+        **extra,
+    )
+
+
+@bp.route("/sources/<int:source_id>/edit", methods=["GET", "POST"])
+def edit_source(source_id: int) -> Page:
+    src = source_for(source_id, Role.ADMIN)
+    companies = managed_companies()
+    if request.method == "GET":
+        form = {
+            "name": src.name,
+            "kind": src.kind,
+            "enabled": src.enabled,
+            "config": json.dumps(src.config, indent=2, sort_keys=True),
+        }
+        return _source_form(src, form, {}, companies)
+    try:
+        catalog.update_source(
+            src,
+            name=text("name"),
+            config=_config(),
+            enabled=flag("enabled"),
+            secret=request.form.get("secret") or None,
+            clear_secret=flag("clear_secret"),
+        )
+    except EventSourceError as exc:
+        db.session.rollback()
+        return _source_form(src, request.form, field_errors(exc, SOURCE_FIELDS), companies), 400
+    record("update", "event_source", src.id, f"event source {src.name} edited")
+    db.session.commit()
+    flash("Event source saved.", "info")
+    return redirect(url_for(".source", source_id=src.id))
+
+
+@bp.post("/sources/<int:source_id>/delete")
+def delete_source(source_id: int) -> Response:
+    src = source_for(source_id, Role.ADMIN)
+    name = src.name
+    catalog.delete_source(src)
+    record("delete", "event_source", source_id, f"event source {name} deleted")
+    db.session.commit()
+    flash(f"Event source {name} deleted.", "info")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/sources/<int:source_id>/test")
+def test_payload(source_id: int) -> Page:
+    """The rule tester: which rules this payload would fire, with their environment."""
+    src = source_for(source_id)
+    raw = request.form.get("payload", "")
+    try:
+        hits, error = catalog.try_payload(src, json.loads(raw)), None
+    except json.JSONDecodeError as exc:
+        hits, error = [], f"payload: not valid JSON ({exc})"
+    db.session.rollback()  # the tester never writes
+    context = {"hits": hits, "test_error": error, "payload": raw, "tested": True}
+    if is_htmx():
+        return render_template("events/_test_result.html", source=src, **context)
+    return _source_page(src, **context), 400 if error else 200
+
+
+@bp.get("/<int:event_id>")
+def event(event_id: int) -> str:
+    ev = get_or_404(Event, event_id)
+    src = source_for(ev.source_id)
+    return render_template(
+        "events/event.html",
+        event=ev,
+        source=src,
+        jobs=jobs_of([ev.id])[ev.id],
+        payload_json=json.dumps(ev.payload, indent=2, ensure_ascii=False, sort_keys=True),
+        raw_text=(ev.raw_body or b"")[:65536].decode("utf-8", errors="replace"),
+    )
+
+
+def _config() -> dict[str, Any]:
+    raw = request.form.get("config", "").strip() or "{}"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise EventSourceError(f"config: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise EventSourceError("config: must be a JSON object")
+    return value
+
+
+def _source_form(
+    src: EventSource | None, form: Any, errors: dict[str, str], companies: list[Company]
+) -> str:
+    return render_template(
+        "events/source_form.html",
+        source=src,
+        form=form,
+        errors=errors,
+        companies=companies,
+        kinds=KINDS,
+    )

@@ -1,0 +1,1 @@
+"""RunTemplate pages: list, detail, the wizard and edit form, Run now."""

@@ -1,0 +1,252 @@
+"""Reading the RunTemplate forms: typed config values, uploads, credentials, schedule, env."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.datastructures import FileStorage, ImmutableMultiDict, MultiDict
+
+from multiflexi_web.db.engine import write_session
+from multiflexi_web.extensions import db
+from multiflexi_web.models import AppField, Application, FieldType
+from multiflexi_web.services.accounts.companies import ENV_KEY_RE
+from multiflexi_web.services.catalogue.fields import option_values
+from multiflexi_web.services.jobs.adhoc import Upload
+from multiflexi_web.services.jobs.artifacts import safe_name
+from multiflexi_web.services.runtemplates.configure import (
+    RunTemplateError,
+    RunTemplateSpec,
+    ScheduleSpec,
+)
+from multiflexi_web.services.scheduling.times import Policies
+
+Form = MultiDict[str, str] | ImmutableMultiDict[str, str]
+Files = MultiDict[str, FileStorage] | ImmutableMultiDict[str, FileStorage]
+MAX_ENV_ROWS = 100
+_DELAY_RE = re.compile(r"^(\d+):([0-5]?\d)(?::([0-5]?\d))?$")
+_TRUE = {"1", "true", "yes", "on", "y"}
+# Form inputs a service error can name as its first word.
+_TARGETS = {
+    "name",
+    "interval",
+    "cron",
+    "delay",
+    "timezone",
+    "executor",
+    "timeout",
+    "misfire",
+    "overlap",
+    "max_attempts",
+    "retry_backoff",
+    "retry_min_gap",
+}
+
+
+@dataclass(frozen=True)
+class FieldView:
+    """One config field as the form shows it."""
+
+    key: str
+    label: str
+    # The widget: checkbox, select, password, textarea, file, number, float, email, url, text.
+    kind: str
+    description: str
+    hint: str
+    required: bool
+    default: str
+    options: list[tuple[str, str]] = field(default_factory=list)
+
+
+_WIDGETS = {
+    FieldType.BOOL: "checkbox",
+    FieldType.SET: "select",
+    FieldType.PASSWORD: "password",
+    FieldType.TEXT: "textarea",
+    FieldType.FILE_PATH: "file",
+    FieldType.INTEGER: "number",
+    FieldType.FLOAT: "float",
+    FieldType.EMAIL: "email",
+    FieldType.URL: "url",
+}
+
+
+def _options(options: Any) -> list[tuple[str, str]]:
+    if isinstance(options, dict):
+        return [(str(k), str(v)) for k, v in options.items()]
+    if isinstance(options, list):
+        return [
+            (str(o.get("value")), str(o.get("label") or o.get("value")))
+            if isinstance(o, dict)
+            else (str(o), str(o))
+            for o in options
+        ]
+    return [(v, v) for v in option_values(options)]
+
+
+def field_view(f: AppField) -> FieldView:
+    try:
+        kind = _WIDGETS.get(FieldType(f.type), "text")
+    except ValueError:
+        kind = "text"
+    if f.secret and kind == "text":
+        kind = "password"
+    return FieldView(
+        key=f.keyname,
+        label=f.name or f.keyname,
+        kind=kind,
+        description=f.description or "",
+        hint=f.hint or "",
+        required=f.required,
+        default=f.default or "",
+        options=_options(f.options) if kind == "select" else [],
+    )
+
+
+def is_true(value: str | None) -> bool:
+    return (value or "").strip().lower() in _TRUE
+
+
+def parse_config(
+    form: Form, files: Files, app: Application, stored_files: set[str]
+) -> tuple[dict[str, str], list[Upload]]:
+    """Config values and uploads from `cfg-<KEY>` / `file-<KEY>` inputs."""
+    values: dict[str, str] = {}
+    uploads: list[Upload] = []
+    for f in app.fields:
+        view = field_view(f)
+        name = f"cfg-{f.keyname}"
+        if view.kind == "checkbox":
+            # A hidden "false" precedes the checkbox: the last value sent is the truth.
+            sent = form.getlist(name)
+            values[f.keyname] = "true" if sent and is_true(sent[-1]) else "false"
+        elif view.kind == "file":
+            upload = files.get(f"file-{f.keyname}")
+            if upload is not None and upload.filename:
+                content = upload.read()
+                uploads.append(Upload(f.keyname, safe_name(upload.filename), content))
+                values[f.keyname] = uploads[-1].filename
+            elif form.get(name, "").strip() or f.keyname not in stored_files:
+                values[f.keyname] = form.get(name, "")
+        elif view.kind == "password":
+            # Write-only: an empty input means "keep what is stored" (or "not set" when new).
+            if form.get(name, ""):
+                values[f.keyname] = form.get(name, "")
+        elif name in form:
+            values[f.keyname] = form.get(name, "")
+    return values, uploads
+
+
+def _int(raw: str, what: str, *, allow_empty: bool = True) -> int | None:
+    raw = raw.strip()
+    if not raw and allow_empty:
+        return None
+    if not raw.isdigit():
+        raise RunTemplateError(f"{what} {raw!r}: must be a whole number of seconds")
+    return int(raw)
+
+
+def parse_delay(raw: str) -> int:
+    """Seconds, or hh:mm[:ss] as upstream writes it."""
+    raw = raw.strip()
+    if not raw:
+        return 0
+    m = _DELAY_RE.match(raw)
+    if m:
+        return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3) or 0)
+    if raw.isdigit():
+        return int(raw)
+    raise RunTemplateError(f"delay {raw!r}: give seconds (7200) or hh:mm:ss (02:00:00)")
+
+
+def parse_schedule(form: Form) -> ScheduleSpec:
+    return ScheduleSpec(
+        interval=form.get("interval", "n").strip() or "n",
+        cron=form.get("cron", "").strip() or None,
+        delay=parse_delay(form.get("delay", "")),
+        timezone=form.get("timezone", "").strip() or None,
+    )
+
+
+def parse_policies(form: Form) -> Policies:
+    """Misfire, overlap and retry settings; absent inputs keep the defaults."""
+    default = Policies()
+    attempts = _int(form.get("max_attempts", ""), "max_attempts")
+    gap = _int(form.get("retry_min_gap", ""), "retry_min_gap")
+    return Policies(
+        misfire=form.get("misfire", "").strip() or default.misfire,
+        overlap=form.get("overlap", "").strip() or default.overlap,
+        max_attempts=default.max_attempts if attempts is None else attempts,
+        retry_backoff=form.get("retry_backoff", "").strip() or default.retry_backoff,
+        retry_min_gap=default.retry_min_gap if gap is None else gap,
+    )
+
+
+def parse_credentials(form: Form, requirements: list[str]) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for code in requirements:
+        raw = form.get(f"cred-{code}", "").strip()
+        if raw and not raw.isdigit():
+            raise RunTemplateError(f"credential {raw!r}: not a credential id")
+        out[code] = int(raw) if raw else None
+    return out
+
+
+def parse_spec(form: Form, app: Application, config: dict[str, str]) -> RunTemplateSpec:
+    """Name, schedule, executor, timeout, active and config; credentials are bound separately."""
+    return RunTemplateSpec(
+        name=form.get("name", "").strip()[:255],
+        schedule=parse_schedule(form),
+        executor=form.get("executor", "native").strip() or "native",
+        config=config,
+        timeout=_int(form.get("timeout", ""), "timeout"),
+        policies=parse_policies(form),
+        active=is_true((form.getlist("active") or ["false"])[-1]),
+    )
+
+
+def parse_env_rows(form: Form) -> dict[str, str]:
+    """One-time environment from parallel `env_key` / `env_value` rows; empty rows are ignored."""
+    keys, values = form.getlist("env_key"), form.getlist("env_value")
+    if len(keys) > MAX_ENV_ROWS:
+        raise RunTemplateError(f"env: at most {MAX_ENV_ROWS} variables at once")
+    env: dict[str, str] = {}
+    for i, key in enumerate(keys):
+        key = key.strip()
+        value = values[i] if i < len(values) else ""
+        if not key:
+            if value:
+                raise RunTemplateError(f"env row {i + 1}: a value was given without a name")
+            continue
+        if not ENV_KEY_RE.match(key):
+            raise RunTemplateError(
+                f"env {key!r}: names are letters, digits and _ and do not start with a digit"
+            )
+        if key.startswith("MULTIFLEXI_"):
+            raise RunTemplateError(f"env {key!r}: MULTIFLEXI_* variables are set by the platform")
+        env[key] = value
+    return env
+
+
+def error_target(message: str) -> str:
+    """The form input a service error is about: `config KEY: …` -> cfg-KEY, `cron …` -> cron."""
+    head = message.split(":", 1)[0].split()
+    if not head:
+        return "_form"
+    word = head[0]
+    if word == "config" and len(head) > 1:
+        return f"cfg-{head[1]}"
+    if word in _TARGETS:
+        return word
+    if word in {"env", "env row"}:
+        return "env"
+    return "_form"
+
+
+def begin_write() -> None:
+    """Start the unit of work as a writer. On SQLite the login check already opened a read
+    transaction; upgrading it later fails at once if a daemon wrote meanwhile, so it is ended
+    here and an IMMEDIATE one begun (a no-op difference on PostgreSQL)."""
+    db.session.commit()
+    write_session(db.session())

@@ -1,0 +1,137 @@
+"""RunTemplates: list, detail with tabs, edit, clone, delete; the wizard and Run now live beside."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+from werkzeug.wrappers import Response
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Application, Company, Role, RunTemplate
+from multiflexi_web.security.secrets import MASK
+from multiflexi_web.services import settings
+from multiflexi_web.services.accounts.access import has_role, scoped
+from multiflexi_web.services.audit import record
+from multiflexi_web.services.runtemplates.configure import RunTemplateError, ScheduleSpec
+from multiflexi_web.services.runtemplates.manage import (
+    clone,
+    delete_runtemplate,
+    live_job_count,
+    preview,
+    template_uploads,
+)
+from multiflexi_web.services.scheduling.times import INTERVAL_NAMES, ScheduleError
+from multiflexi_web.views._helpers import int_arg, me, owned_by_company
+from multiflexi_web.views.jobs.queries import JobFilter, duration_text, list_jobs
+from multiflexi_web.views.runtemplates.forms import begin_write
+from multiflexi_web.views.runtemplates.run import run
+from multiflexi_web.views.runtemplates.wizard import edit, new, schedule_preview
+
+bp = Blueprint("runtemplates", __name__, url_prefix="/runtemplates")
+TABS = ("overview", "config", "credentials", "schedule", "jobs")
+Page = str | tuple[str, int] | Response
+
+# The wizard, the edit form, the schedule preview and Run now are in their own modules.
+bp.add_url_rule("/new", "new", new, methods=["GET", "POST"])
+bp.add_url_rule("/<int:rt_id>/edit", "edit", edit, methods=["GET", "POST"])
+bp.add_url_rule("/schedule-preview", "schedule_preview", schedule_preview)
+bp.add_url_rule("/<int:rt_id>/run", "run", run, methods=["GET", "POST"])
+
+
+@bp.get("/")
+def index() -> str:
+    company_id, app_id = int_arg("company"), int_arg("app")
+    q = (
+        select(RunTemplate)
+        .options(joinedload(RunTemplate.company), joinedload(RunTemplate.application))
+        .order_by(RunTemplate.name, RunTemplate.id)
+    )
+    q = scoped(q, RunTemplate.company_id, me())
+    if company_id is not None:
+        q = q.where(RunTemplate.company_id == company_id)
+    if app_id is not None:
+        q = q.where(RunTemplate.application_id == app_id)
+    companies = db.session.scalars(scoped(select(Company).order_by(Company.name), Company.id, me()))
+    apps = db.session.scalars(select(Application).order_by(Application.name))
+    return render_template(
+        "runtemplates/index.html",
+        runtemplates=db.session.scalars(q.limit(1000)).unique().all(),
+        companies=companies.all(),
+        apps=apps.all(),
+        company_id=company_id,
+        app_id=app_id,
+        intervals=INTERVAL_NAMES,
+    )
+
+
+@bp.get("/<int:rt_id>")
+def detail(rt_id: int) -> str:
+    rt = owned_by_company(RunTemplate, rt_id, Role.VIEWER)
+    tab = request.args.get("tab", "overview")
+    tab = tab if tab in TABS else "overview"
+    context: dict[str, object] = {
+        "rt": rt,
+        "tab": tab,
+        "tabs": TABS,
+        "intervals": INTERVAL_NAMES,
+        "mask": MASK,
+        "can_operate": has_role(me(), rt.company_id, Role.OPERATOR),
+        "uploads": template_uploads(rt.id),
+        "fields": {f.keyname: f for f in rt.application.fields},
+    }
+    if tab in {"overview", "schedule"}:
+        context["upcoming"], context["schedule_error"] = _upcoming(rt)
+    if tab == "jobs":
+        page = list_jobs(JobFilter(runtemplate=rt.id), None, limit=25)
+        context.update(page=page, filt=JobFilter(runtemplate=rt.id), duration=duration_text)
+    return render_template("runtemplates/detail.html", **context)
+
+
+def _upcoming(rt: RunTemplate) -> tuple[list[object], str | None]:
+    spec = ScheduleSpec(rt.interval, rt.cron, rt.delay, rt.timezone)
+    try:
+        return list(preview(spec, settings().timezone)) if rt.active else [], None
+    except ScheduleError as exc:
+        return [], str(exc)
+
+
+@bp.post("/<int:rt_id>/clone")
+def clone_view(rt_id: int) -> Response:
+    begin_write()
+    rt = owned_by_company(RunTemplate, rt_id, Role.OPERATOR)
+    copy = clone(rt)
+    record("create", "runtemplate", copy.id, f"runtemplate {copy.name} cloned from {rt.id}")
+    db.session.commit()
+    flash(f"Cloned as {copy.name!r}; the copy is inactive until you activate it.", "info")
+    return redirect(url_for("runtemplates.detail", rt_id=copy.id))
+
+
+@bp.route("/<int:rt_id>/delete", methods=["GET", "POST"])
+def delete(rt_id: int) -> Page:
+    rt = owned_by_company(RunTemplate, rt_id, Role.OPERATOR)
+    if request.method == "GET":
+        return render_template(
+            "runtemplates/delete.html", rt=rt, live=live_job_count(rt.id), error=None
+        )
+    begin_write()
+    rt = owned_by_company(RunTemplate, rt_id, Role.OPERATOR)
+    if request.form.get("confirm_name", "").strip() != rt.name.strip():
+        return _delete_refused(rt, "Type the template's name exactly to confirm.")
+    name, company_id = rt.name, rt.company_id
+    try:
+        delete_runtemplate(rt)
+    except RunTemplateError as exc:
+        db.session.rollback()
+        return _delete_refused(rt, str(exc))
+    record("delete", "runtemplate", rt_id, f"runtemplate {name} deleted")
+    db.session.commit()
+    flash(f"RunTemplate {name!r} deleted.", "info")
+    return redirect(url_for("runtemplates.index", company=company_id))
+
+
+def _delete_refused(rt: RunTemplate, message: str) -> tuple[str, int]:
+    page = render_template(
+        "runtemplates/delete.html", rt=rt, live=live_job_count(rt.id), error=message
+    )
+    return page, 400

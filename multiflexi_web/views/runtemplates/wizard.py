@@ -1,0 +1,275 @@
+"""The RunTemplate wizard (company -> application -> one form) and the edit form it shares."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from multiflexi_web.executors import registry as executor_registry
+from multiflexi_web.extensions import db
+from multiflexi_web.models import (
+    Application,
+    Company,
+    CompanyMember,
+    MisfirePolicy,
+    OverlapPolicy,
+    RetryBackoff,
+    Role,
+    RunTemplate,
+)
+from multiflexi_web.services import settings
+from multiflexi_web.services.audit import record
+from multiflexi_web.services.runtemplates.configure import (
+    RunTemplateError,
+    create_runtemplate,
+    set_config,
+    set_executor,
+    set_policies,
+    set_schedule,
+    set_timeout,
+)
+from multiflexi_web.services.runtemplates.manage import (
+    credential_choices,
+    credential_keys,
+    enabled_apps,
+    missing_required,
+    preview,
+    set_credentials,
+    store_uploads,
+    template_uploads,
+)
+from multiflexi_web.services.scheduling.times import (
+    INTERVAL_NAMES,
+    Policies,
+    ScheduleError,
+    policies_of,
+)
+from multiflexi_web.views._helpers import company_for, get_or_404, int_arg, me, owned_by_company
+from multiflexi_web.views.runtemplates.forms import (
+    begin_write,
+    error_target,
+    field_view,
+    parse_config,
+    parse_credentials,
+    parse_schedule,
+    parse_spec,
+)
+
+Page = str | tuple[str, int] | Response
+
+
+def new() -> Page:
+    """Step 1 picks the company, step 2 the application, then one form for the rest."""
+    company_id, app_id = int_arg("company"), int_arg("app")
+    if company_id is None:
+        return render_template("runtemplates/wizard_company.html", companies=_operable_companies())
+    company = company_for(company_id, Role.OPERATOR)
+    if app_id is None:
+        return render_template("runtemplates/wizard_app.html", company=company, apps=enabled_apps())
+    app = get_or_404(Application, app_id)
+    if request.method == "GET":
+        return _form(company, app, None, _new_state(company, app), {})
+    return _create(company, app)
+
+
+def _operable_companies() -> list[Company]:
+    user = me()
+    q = select(Company).order_by(Company.name)
+    if not user.is_admin:
+        q = q.join(CompanyMember, CompanyMember.company_id == Company.id).where(
+            CompanyMember.user_id == user.id,
+            CompanyMember.role.in_([Role.OPERATOR.value, Role.ADMIN.value]),
+        )
+    return list(db.session.scalars(q))
+
+
+def _new_state(company: Company, app: Application) -> dict[str, Any]:
+    choices = credential_choices(company.id, list(app.requirements))
+    return {
+        "name": app.title or app.name,
+        "interval": "n",
+        "cron": "",
+        "delay": "0",
+        "timezone": "",
+        "executor": "native",
+        "timeout": "",
+        "active": True,
+        **_policy_state(Policies()),
+        "values": {f.keyname: f.default or "" for f in app.fields},
+        "creds": {code: (c[0].id if len(c) == 1 else None) for code, c in choices.items()},
+    }
+
+
+def _rt_state(rt: RunTemplate) -> dict[str, Any]:
+    return {
+        "name": rt.name,
+        "interval": rt.interval,
+        "cron": rt.cron or "",
+        "delay": str(rt.delay),
+        "timezone": rt.timezone or "",
+        "executor": rt.executor,
+        "timeout": rt.timeout or "",
+        "active": rt.active,
+        **_policy_state(policies_of(rt)),
+        # Secret values are never sent back to the browser.
+        "values": {c.key: "" if c.secret else c.value for c in rt.config},
+        "creds": {link.requirement: link.credential_id for link in rt.credentials},
+    }
+
+
+POLICY_KEYS = ("misfire", "overlap", "max_attempts", "retry_backoff", "retry_min_gap")
+
+
+def _policy_state(p: Policies) -> dict[str, Any]:
+    return {
+        "misfire": p.misfire,
+        "overlap": p.overlap,
+        "max_attempts": p.max_attempts,
+        "retry_backoff": p.retry_backoff,
+        "retry_min_gap": p.retry_min_gap,
+    }
+
+
+def _posted_state(app: Application) -> dict[str, Any]:
+    form = request.form
+    fields = ("name", "interval", "cron", "delay", "timezone", "executor", "timeout")
+    state: dict[str, Any] = {k: form.get(k, "") for k in (*fields, *POLICY_KEYS)}
+    state["active"] = (form.getlist("active") or ["false"])[-1] == "true"
+    secret = {f.keyname for f in app.fields if field_view(f).kind == "password"}
+    state["values"] = {
+        f.keyname: "" if f.keyname in secret else (form.getlist(f"cfg-{f.keyname}") or [""])[-1]
+        for f in app.fields
+    }
+    state["creds"] = {
+        c: int(v) if (v := form.get(f"cred-{c}", "")).isdigit() else None for c in app.requirements
+    }
+    return state
+
+
+def _form(
+    company: Company,
+    app: Application,
+    rt: RunTemplate | None,
+    state: dict[str, Any],
+    errors: dict[str, str],
+    status: int = 200,
+) -> tuple[str, int]:
+    stored_secrets = {c.key for c in rt.config if c.secret and c.value} if rt else set()
+    page = render_template(
+        "runtemplates/form.html",
+        company=company,
+        app=app,
+        rt=rt,
+        state=state,
+        errors=errors,
+        fields=[field_view(f) for f in app.fields],
+        stored_secrets=stored_secrets,
+        uploads=template_uploads(rt.id) if rt else {},
+        cred_choices=credential_choices(company.id, list(app.requirements)),
+        executors=[(n, executor_registry.get(n).description) for n in executor_registry.names()],
+        intervals=INTERVAL_NAMES,
+        choices={
+            "misfire": [m.value for m in MisfirePolicy],
+            "overlap": [m.value for m in OverlapPolicy],
+            "retry_backoff": [m.value for m in RetryBackoff],
+        },
+        preview=_preview_context(request.values if request.method == "POST" else state),
+    )
+    return page, status
+
+
+def _create(company: Company, app: Application) -> Page:
+    begin_write()
+    values, uploads = parse_config(request.form, request.files, app, set())
+    try:
+        rt = create_runtemplate(company, app, parse_spec(request.form, app, values))
+        set_credentials(rt, parse_credentials(request.form, list(app.requirements)))
+        store_uploads(rt, uploads)
+    except RunTemplateError as exc:
+        return _refused(company, app, None, {error_target(str(exc)): str(exc)})
+    missing = missing_required(rt, company, credential_keys(rt))
+    if missing:
+        return _refused(company, app, None, _missing_errors(missing))
+    record("create", "runtemplate", rt.id, f"runtemplate {rt.name} created")
+    db.session.commit()
+    flash(f"RunTemplate {rt.name!r} created.", "info")
+    return redirect(url_for("runtemplates.detail", rt_id=rt.id))
+
+
+def edit(rt_id: int) -> Page:
+    rt = owned_by_company(RunTemplate, rt_id, Role.OPERATOR)
+    if request.method == "GET":
+        return _form(rt.company, rt.application, rt, _rt_state(rt), {})
+    begin_write()
+    app = rt.application
+    values, uploads = parse_config(request.form, request.files, app, set(template_uploads(rt.id)))
+    try:
+        _update(rt, app, values)
+        store_uploads(rt, uploads)
+    except RunTemplateError as exc:
+        return _refused(rt.company, app, rt, {error_target(str(exc)): str(exc)})
+    missing = missing_required(rt, rt.company, credential_keys(rt))
+    if missing:
+        return _refused(rt.company, app, rt, _missing_errors(missing))
+    record("update", "runtemplate", rt.id, f"runtemplate {rt.name} updated")
+    db.session.commit()
+    flash(f"RunTemplate {rt.name!r} saved.", "info")
+    return redirect(url_for("runtemplates.detail", rt_id=rt.id))
+
+
+def _update(rt: RunTemplate, app: Application, values: dict[str, str]) -> None:
+    spec = parse_spec(request.form, app, values)
+    if not spec.name:
+        raise RunTemplateError("name: must not be empty")
+    rt.name = spec.name
+    set_executor(rt, spec.executor)
+    set_timeout(rt, spec.timeout)
+    rt.active = spec.active  # before the schedule: it decides whether there is a next run
+    set_schedule(rt, spec.schedule)
+    set_policies(rt, spec.policies)
+    set_config(rt, values)
+    set_credentials(rt, parse_credentials(request.form, list(app.requirements)))
+
+
+def _refused(
+    company: Company, app: Application, rt: RunTemplate | None, errors: dict[str, str]
+) -> tuple[str, int]:
+    db.session.rollback()
+    fresh = db.session.get(RunTemplate, rt.id) if rt else None
+    return _form(company, app, fresh, _posted_state(app), errors, 400)
+
+
+def _missing_errors(keys: list[str]) -> dict[str, str]:
+    errors = {
+        f"cfg-{k}": f"config {k}: required (no default, company value or credential sets it)"
+        for k in keys
+    }
+    errors["_form"] = f"Required values missing: {', '.join(keys)}"
+    return errors
+
+
+def schedule_preview() -> str:
+    """The next run times for the schedule being typed (an htmx fragment)."""
+    return render_template(
+        "runtemplates/_schedule_preview.html", preview=_preview_context(request.values)
+    )
+
+
+def _preview_context(values: Any) -> dict[str, Any]:
+    tz_name = (values.get("timezone") or "").strip() or settings().timezone
+    try:
+        spec = parse_schedule(values)
+        times = preview(spec, settings().timezone)
+    except (ScheduleError, RunTemplateError) as exc:
+        return {"error": str(exc), "times": [], "manual": False, "tz": tz_name}
+    tz = ZoneInfo(tz_name)
+    return {
+        "error": None,
+        "manual": spec.interval == "n",
+        "times": [(t, t.astimezone(tz)) for t in times],
+        "tz": tz_name,
+    }
