@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
-from sqlalchemy import or_, select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application
@@ -11,7 +10,9 @@ from multiflexi_web.services.audit import record
 from multiflexi_web.services.catalogue.app_export import AppExportError, export_app_json
 from multiflexi_web.services.catalogue.app_import import import_app_bytes
 from multiflexi_web.services.catalogue.import_common import ImportResult
+from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import flag, get_or_404, global_admin, is_htmx
+from multiflexi_web.views.queries.catalogue import applications
 
 bp = Blueprint("applications", __name__, url_prefix="/applications")
 MAX_FILES = 50
@@ -21,11 +22,7 @@ MAX_FILES = 50
 def index() -> str:
     search = request.args.get("q", "").strip()[:100]
     tag = request.args.get("tag", "").strip()[:64]
-    query = select(Application).order_by(Application.name)
-    if search:
-        like = f"%{search}%"
-        query = query.where(or_(Application.name.ilike(like), Application.description.ilike(like)))
-    apps = list(db.session.scalars(query))
+    apps = applications(search)
     # Tags live in a JSON list; filtering them here keeps one query for SQLite and PostgreSQL.
     tags = sorted({t for a in apps for t in (a.tags or [])}, key=str.lower)
     if tag:
@@ -56,15 +53,19 @@ def export(app_id: int) -> Response:
 
 
 @bp.post("/<int:app_id>/enabled")
-def set_enabled(app_id: int) -> Response:
+def set_enabled(app_id: int) -> Page:
     global_admin()
     app = get_or_404(Application, app_id)
-    app.enabled = flag("enabled")
-    state = "enabled" if app.enabled else "disabled"
-    record("update", "application", app.id, f"application {app.name} {state}")
-    db.session.commit()
-    flash(f"{app.name} {state}.", "info")
-    return redirect(url_for(".detail", app_id=app.id))  # type: ignore[return-value]
+
+    def change() -> str:
+        app.enabled = flag("enabled")
+        return "enabled" if app.enabled else "disabled"
+
+    return commit_change(
+        change,
+        lambda state: Audit("update", "application", app.id, f"application {app.name} {state}"),
+        lambda state: flash_redirect(f"{app.name} {state}.", ".detail", app_id=app.id),
+    )
 
 
 @bp.route("/import", methods=["GET", "POST"])

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
-from werkzeug.wrappers import Response
 
-from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, CompanyEnv, Role
 from multiflexi_web.services.accounts import access
 from multiflexi_web.services.accounts.companies import (
@@ -17,7 +14,7 @@ from multiflexi_web.services.accounts.companies import (
     set_env,
     update_company,
 )
-from multiflexi_web.services.audit import record
+from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import (
     company_for,
     field_errors,
@@ -29,16 +26,15 @@ from multiflexi_web.views._helpers import (
     optional_text,
     text,
 )
+from multiflexi_web.views.queries.accounts import visible_companies
 
 bp = Blueprint("companies", __name__, url_prefix="/companies")
 FIELDS = ("name", "slug", "email", "zabbix_host")
-Page = str | tuple[str, int] | Response
 
 
 @bp.get("/")
 def index() -> str:
-    query = access.scoped(select(Company).order_by(Company.name), Company.id, me())
-    return render_template("companies/index.html", companies=db.session.scalars(query).all())
+    return render_template("companies/index.html", companies=visible_companies(me()))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -46,18 +42,13 @@ def create() -> Page:
     global_admin()
     if request.method == "GET":
         return render_template("companies/form.html", company=None, form={}, errors={})
-    try:
-        company = create_company(text("name"), text("slug", 64), email=optional_text("email"))
-    except CompanyError as exc:
-        db.session.rollback()
-        errors = field_errors(exc, FIELDS)
-        return render_template(
-            "companies/form.html", company=None, form=request.form, errors=errors
-        ), 400
-    record("create", "company", company.id, f"company {company.slug} created")
-    db.session.commit()
-    flash(f"Company {company.name} created.", "info")
-    return redirect(url_for(".detail", company_id=company.id))
+    return commit_change(
+        lambda: create_company(text("name"), text("slug", 64), email=optional_text("email")),
+        lambda c: Audit("create", "company", c.id, f"company {c.slug} created"),
+        lambda c: flash_redirect(f"Company {c.name} created.", ".detail", company_id=c.id),
+        lambda exc: _form(None, exc),
+        (CompanyError,),
+    )
 
 
 @bp.get("/<int:company_id>")
@@ -75,25 +66,27 @@ def edit(company_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
     if request.method == "GET":
         return render_template("companies/form.html", company=company, form=company, errors={})
-    try:
-        update_company(
+    return commit_change(
+        lambda: update_company(
             company,
             name=text("name"),
             slug=text("slug", 64),
             email=optional_text("email"),
             enabled=flag("enabled"),
             zabbix_host=optional_text("zabbix_host"),
-        )
-    except CompanyError as exc:
-        db.session.rollback()
-        errors = field_errors(exc, FIELDS)
-        return render_template(
-            "companies/form.html", company=company, form=request.form, errors=errors
-        ), 400
-    record("update", "company", company.id, f"company {company.slug} edited")
-    db.session.commit()
-    flash("Company saved.", "info")
-    return redirect(url_for(".detail", company_id=company.id))
+        ),
+        lambda _: Audit("update", "company", company.id, f"company {company.slug} edited"),
+        lambda _: flash_redirect("Company saved.", ".detail", company_id=company.id),
+        lambda exc: _form(company, exc),
+        (CompanyError,),
+    )
+
+
+def _form(company: Company | None, exc: ValueError) -> tuple[str, int]:
+    """The company form again, with the service's error on the field it names."""
+    errors = field_errors(exc, FIELDS)
+    page = render_template("companies/form.html", company=company, form=request.form, errors=errors)
+    return page, 400
 
 
 @bp.route("/<int:company_id>/delete", methods=["GET", "POST"])
@@ -106,15 +99,16 @@ def delete(company_id: int) -> Page:
         error = "Type the company's slug to confirm."
         return render_template("companies/delete.html", company=company, error=error), 400
     slug = company.slug
-    try:
-        delete_company(company)
-    except CompanyError as exc:
-        db.session.rollback()
-        return render_template("companies/delete.html", company=company, error=str(exc)), 400
-    record("delete", "company", company_id, f"company {slug} deleted")
-    db.session.commit()
-    flash(f"Company {slug} deleted.", "info")
-    return redirect(url_for(".index"))
+    return commit_change(
+        lambda: delete_company(company),
+        lambda _: Audit("delete", "company", company_id, f"company {slug} deleted"),
+        lambda _: flash_redirect(f"Company {slug} deleted.", ".index"),
+        lambda exc: (
+            render_template("companies/delete.html", company=company, error=str(exc)),
+            400,
+        ),
+        (CompanyError,),
+    )
 
 
 @bp.get("/<int:company_id>/env")
@@ -127,14 +121,18 @@ def env(company_id: int) -> str:
 def env_set(company_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
     key, value = text("key", 128), request.form.get("value", "")
-    try:
-        set_env(company, {key: value})
-    except CompanyError as exc:
-        db.session.rollback()
-        return _env_page(company, {"key": str(exc)}, request.form), 200 if is_htmx() else 400
-    record("update", "company_env", company.id, f"company {company.slug}: env {key} set")
-    db.session.commit()
-    return _env_done(company)
+    return commit_change(
+        lambda: set_env(company, {key: value}),
+        lambda _: Audit(
+            "update", "company_env", company.id, f"company {company.slug}: env {key} set"
+        ),
+        lambda _: _env_done(company),
+        lambda exc: (
+            _env_page(company, {"key": str(exc)}, request.form),
+            200 if is_htmx() else 400,
+        ),
+        (CompanyError,),
+    )
 
 
 @bp.post("/<int:company_id>/env/<int:env_id>/delete")
@@ -144,10 +142,13 @@ def env_delete(company_id: int, env_id: int) -> Page:
     if row.company_id != company.id:
         return _env_page(company, {"_form": "no such variable"}, {}), 404
     key = row.key
-    delete_env(company, key)
-    record("delete", "company_env", company.id, f"company {company.slug}: env {key} removed")
-    db.session.commit()
-    return _env_done(company)
+    return commit_change(
+        lambda: delete_env(company, key),
+        lambda _: Audit(
+            "delete", "company_env", company.id, f"company {company.slug}: env {key} removed"
+        ),
+        lambda _: _env_done(company),
+    )
 
 
 def _env_page(company: Company, errors: dict[str, str], form: object) -> str:

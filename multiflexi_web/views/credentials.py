@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
-from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
@@ -15,7 +13,6 @@ from multiflexi_web.models import (
     Role,
 )
 from multiflexi_web.services.accounts import access
-from multiflexi_web.services.audit import record
 from multiflexi_web.services.catalogue.credentials import (
     CredentialError,
     create_credential,
@@ -26,6 +23,13 @@ from multiflexi_web.services.catalogue.credentials import (
     update_credential,
     value_errors,
 )
+from multiflexi_web.views._change import (
+    Audit,
+    Page,
+    commit_change,
+    flash_error_redirect,
+    flash_redirect,
+)
 from multiflexi_web.views._helpers import (
     company_for,
     field_errors,
@@ -34,37 +38,25 @@ from multiflexi_web.views._helpers import (
     owned_by_company,
     text,
 )
+from multiflexi_web.views.queries import catalogue
 
 bp = Blueprint("credentials", __name__)
-Page = str | tuple[str, int] | Response
 
 
 @bp.get("/credentials/")
 def index() -> str:
-    query = access.scoped(
-        select(Credential).order_by(Credential.company_id, Credential.name),
-        Credential.company_id,
-        me(),
-    )
-    creds = db.session.scalars(query).all()
-    ids = {c.company_id for c in creds}
-    names = dict(
-        db.session.execute(select(Company.id, Company.name).where(Company.id.in_(ids))).all()
-    )
+    creds, names = catalogue.visible_credentials(me())
     return render_template("credentials/index.html", credentials=creds, company_names=names)
 
 
 @bp.get("/companies/<int:company_id>/credentials")
 def company_credentials(company_id: int) -> str:
     company = company_for(company_id)
-    creds = db.session.scalars(
-        select(Credential).where(Credential.company_id == company.id).order_by(Credential.name)
-    ).all()
     return render_template(
         "credentials/company.html",
         company=company,
-        credentials=creds,
-        prototypes=_prototypes(),
+        credentials=catalogue.company_credentials(company.id),
+        prototypes=catalogue.prototypes(),
         can_admin=access.has_role(me(), company.id, Role.ADMIN),
     )
 
@@ -80,19 +72,19 @@ def create(company_id: int) -> Page:
     if request.method == "GET":
         return _form(company, proto, None, {}, {})
     name, values = text("name"), _values(proto)
+    form = {"name": name, **values}
     errors = value_errors(proto, values)
-    if not errors:
-        try:
-            cred = create_credential(company, proto.code, name, values)
-        except CredentialError as exc:
-            db.session.rollback()
-            errors = field_errors(exc, ("name",))
     if errors:
-        return _form(company, proto, None, errors, {"name": name, **values}), 400
-    record("create", "credential", cred.id, f"credential {name} created in {company.slug}")
-    db.session.commit()
-    flash(f"Credential {name} created.", "info")
-    return redirect(url_for(".detail", credential_id=cred.id))
+        return _form(company, proto, None, errors, form), 400
+    return commit_change(
+        lambda: create_credential(company, proto.code, name, values),
+        lambda c: Audit(
+            "create", "credential", c.id, f"credential {name} created in {company.slug}"
+        ),
+        lambda c: flash_redirect(f"Credential {name} created.", ".detail", credential_id=c.id),
+        lambda exc: (_form(company, proto, None, field_errors(exc, ("name",)), form), 400),
+        (CredentialError,),
+    )
 
 
 @bp.get("/credentials/<int:credential_id>")
@@ -115,50 +107,42 @@ def edit(credential_id: int) -> Page:
         shown = {v.key: v.value for v in cred.values if not v.secret}
         return _form(company, proto, cred, {}, {"name": cred.name, **shown})
     name, values = text("name"), _values(proto)
+    form = {"name": name, **_plain(proto, values)}
     errors = value_errors(proto, values)
-    if not errors:
-        try:
-            update_credential(cred, name, values)
-        except CredentialError as exc:
-            db.session.rollback()
-            errors = field_errors(exc, ("name",))
     if errors:
-        return _form(company, proto, cred, errors, {"name": name, **_plain(proto, values)}), 400
-    record("update", "credential", cred.id, f"credential {cred.name} edited")
-    db.session.commit()
-    flash("Credential saved.", "info")
-    return redirect(url_for(".detail", credential_id=cred.id))
+        return _form(company, proto, cred, errors, form), 400
+    return commit_change(
+        lambda: update_credential(cred, name, values),
+        lambda _: Audit("update", "credential", cred.id, f"credential {cred.name} edited"),
+        lambda _: flash_redirect("Credential saved.", ".detail", credential_id=cred.id),
+        lambda exc: (_form(company, proto, cred, field_errors(exc, ("name",)), form), 400),
+        (CredentialError,),
+    )
 
 
 @bp.post("/credentials/<int:credential_id>/delete")
 def delete(credential_id: int) -> Page:
     cred = owned_by_company(Credential, credential_id, Role.ADMIN)
     company_id, name = cred.company_id, cred.name
-    try:
-        delete_credential(cred)
-    except CredentialError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for(".detail", credential_id=credential_id))
-    record("delete", "credential", credential_id, f"credential {name} deleted")
-    db.session.commit()
-    flash(f"Credential {name} deleted.", "info")
-    return redirect(url_for(".company_credentials", company_id=company_id))
+    return commit_change(
+        lambda: delete_credential(cred),
+        lambda _: Audit("delete", "credential", credential_id, f"credential {name} deleted"),
+        lambda _: flash_redirect(
+            f"Credential {name} deleted.", ".company_credentials", company_id=company_id
+        ),
+        lambda exc: flash_error_redirect(exc, ".detail", credential_id=credential_id),
+        (CredentialError,),
+    )
 
 
 @bp.get("/companies/<int:company_id>/credential-types")
 def types(company_id: int) -> str:
     company = company_for(company_id)
-    rows = db.session.scalars(
-        select(CredentialType)
-        .where(CredentialType.company_id == company.id)
-        .order_by(CredentialType.name)
-    ).all()
     return render_template(
         "credentials/types.html",
         company=company,
-        types=rows,
-        prototypes=_prototypes(),
+        types=catalogue.company_credential_types(company.id),
+        prototypes=catalogue.prototypes(),
         can_admin=access.has_role(me(), company.id, Role.ADMIN),
     )
 
@@ -171,31 +155,30 @@ def type_create(company_id: int) -> Page:
     if proto is None:
         flash("Choose a credential prototype.", "error")
         return redirect(url_for(".types", company_id=company.id))
-    ctype = credential_type_for(company, proto)
-    record("create", "credential_type", ctype.id, f"type {proto.code} in {company.slug}")
-    db.session.commit()
-    flash(f"Credential type {ctype.name} is configured.", "info")
-    return redirect(url_for(".types", company_id=company.id))
+    return commit_change(
+        lambda: credential_type_for(company, proto),
+        lambda t: Audit("create", "credential_type", t.id, f"type {proto.code} in {company.slug}"),
+        lambda t: flash_redirect(
+            f"Credential type {t.name} is configured.", ".types", company_id=company.id
+        ),
+    )
 
 
 @bp.post("/credential-types/<int:credtype_id>/delete")
-def type_delete(credtype_id: int) -> Response:
+def type_delete(credtype_id: int) -> Page:
     ctype = owned_by_company(CredentialType, credtype_id, Role.ADMIN)
     company_id, name = ctype.company_id, ctype.name
-    try:
-        delete_credential_type(ctype)
-    except CredentialError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for(".types", company_id=company_id))
-    record("delete", "credential_type", credtype_id, f"credential type {name} deleted")
-    db.session.commit()
-    flash(f"Credential type {name} deleted.", "info")
-    return redirect(url_for(".types", company_id=company_id))
-
-
-def _prototypes() -> list[CredentialPrototype]:
-    return list(db.session.scalars(select(CredentialPrototype).order_by(CredentialPrototype.name)))
+    return commit_change(
+        lambda: delete_credential_type(ctype),
+        lambda _: Audit(
+            "delete", "credential_type", credtype_id, f"credential type {name} deleted"
+        ),
+        lambda _: flash_redirect(
+            f"Credential type {name} deleted.", ".types", company_id=company_id
+        ),
+        lambda exc: flash_error_redirect(exc, ".types", company_id=company_id),
+        (CredentialError,),
+    )
 
 
 def _values(proto: CredentialPrototype) -> dict[str, str]:

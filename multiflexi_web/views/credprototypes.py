@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
-from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import CredentialPrototype
 from multiflexi_web.services.audit import record
 from multiflexi_web.services.catalogue.credproto_import import import_credproto_bytes
 from multiflexi_web.views._helpers import get_or_404, global_admin
+from multiflexi_web.views.queries.catalogue import prototypes
 
 bp = Blueprint("credprototypes", __name__, url_prefix="/credential-prototypes")
 MAX_FILES = 50
@@ -18,11 +18,7 @@ MAX_FILES = 50
 @bp.get("/")
 def index() -> str:
     code = request.args.get("code", "").strip()[:64]
-    query = select(CredentialPrototype).order_by(CredentialPrototype.name)
-    if code:
-        query = query.where(CredentialPrototype.code == code)
-    protos = db.session.scalars(query).all()
-    return render_template("credprototypes/index.html", prototypes=protos, code=code)
+    return render_template("credprototypes/index.html", prototypes=prototypes(code), code=code)
 
 
 @bp.get("/<int:prototype_id>")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from werkzeug.wrappers import Response
 
-from multiflexi_web.extensions import db
-from multiflexi_web.models import Company, Role
+from multiflexi_web.models import Company, Role, User
 from multiflexi_web.services.accounts import access
 from multiflexi_web.services.accounts.members import (
     MemberError,
@@ -17,11 +15,10 @@ from multiflexi_web.services.accounts.members import (
     set_role,
     user_by_login,
 )
-from multiflexi_web.services.audit import record
+from multiflexi_web.views._change import Audit, Page, commit_change
 from multiflexi_web.views._helpers import company_for, field_errors, is_htmx, me, text
 
 bp = Blueprint("members", __name__, url_prefix="/companies/<int:company_id>/members")
-Page = str | tuple[str, int] | Response
 
 
 @bp.get("/")
@@ -32,47 +29,56 @@ def index(company_id: int) -> str:
 @bp.post("/")
 def add(company_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
-    try:
-        user = user_by_login(text("login", 64))
-        role = parse_role(text("role", 16))
+
+    def change() -> tuple[User, Role]:
+        user, role = user_by_login(text("login", 64)), parse_role(text("role", 16))
         add_member(company, user, role)
-    except MemberError as exc:
-        db.session.rollback()
-        errors = field_errors(exc, ("login", "role"))
-        return _page(company, errors, request.form), 200 if is_htmx() else 400
-    record(
-        "update", "company_member", company.id, f"{user.login} added to {company.slug} as {role}"
+        return user, role
+
+    return commit_change(
+        change,
+        lambda ur: Audit(
+            "update",
+            "company_member",
+            company.id,
+            f"{ur[0].login} added to {company.slug} as {ur[1]}",
+        ),
+        lambda ur: _done(company, f"{ur[0].login} is now {ur[1].value} of {company.name}."),
+        lambda exc: _refused(company, field_errors(exc, ("login", "role")), request.form, 400),
+        (MemberError,),
     )
-    db.session.commit()
-    return _done(company, f"{user.login} is now {role.value} of {company.name}.")
 
 
 @bp.post("/<int:user_id>/role")
 def change_role(company_id: int, user_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
-    try:
+
+    def change() -> str:
         role = parse_role(text("role", 16))
         member = set_role(company, user_id, role)
-    except MemberError as exc:
-        db.session.rollback()
-        return _page(company, {"_form": str(exc)}, {}), 200 if is_htmx() else 400
-    summary = f"{member.user.login} is now {role.value} of {company.slug}"
-    record("update", "company_member", company.id, summary)
-    db.session.commit()
-    return _done(company, summary + ".")
+        return f"{member.user.login} is now {role.value} of {company.slug}"
+
+    return commit_change(
+        change,
+        lambda summary: Audit("update", "company_member", company.id, summary),
+        lambda summary: _done(company, summary + "."),
+        lambda exc: _refused(company, {"_form": str(exc)}, {}, 400),
+        (MemberError,),
+    )
 
 
 @bp.post("/<int:user_id>/delete")
 def remove(company_id: int, user_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
-    try:
-        remove_member(company, user_id)
-    except MemberError as exc:
-        db.session.rollback()
-        return _page(company, {"_form": str(exc)}, {}), 200 if is_htmx() else 404
-    record("delete", "company_member", company.id, f"user {user_id} removed from {company.slug}")
-    db.session.commit()
-    return _done(company, "Member removed.")
+    return commit_change(
+        lambda: remove_member(company, user_id),
+        lambda _: Audit(
+            "delete", "company_member", company.id, f"user {user_id} removed from {company.slug}"
+        ),
+        lambda _: _done(company, "Member removed."),
+        lambda exc: _refused(company, {"_form": str(exc)}, {}, 404),
+        (MemberError,),
+    )
 
 
 def _page(company: Company, errors: dict[str, str], form: object) -> str:
@@ -86,6 +92,13 @@ def _page(company: Company, errors: dict[str, str], form: object) -> str:
         errors=errors,
         form=form,
     )
+
+
+def _refused(
+    company: Company, errors: dict[str, str], form: object, status: int
+) -> tuple[str, int]:
+    """The members table again with the error; htmx swaps it in, so it is a 200 there."""
+    return _page(company, errors, form), 200 if is_htmx() else status
 
 
 def _done(company: Company, message: str) -> Page:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
-from werkzeug.wrappers import Response
+from flask import Blueprint, render_template, request
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Company, User
+from multiflexi_web.models import Company, Role, User
 from multiflexi_web.services.accounts.members import (
     MemberError,
     add_member,
@@ -21,7 +19,7 @@ from multiflexi_web.services.accounts.users import (
     set_password,
     update_user,
 )
-from multiflexi_web.services.audit import record
+from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import (
     field_errors,
     flag,
@@ -30,10 +28,10 @@ from multiflexi_web.views._helpers import (
     optional_text,
     text,
 )
+from multiflexi_web.views.queries.accounts import all_companies, all_users
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 FIELDS = ("login", "password", "email", "full_name", "enabled", "is_admin")
-Page = str | tuple[str, int] | Response
 
 
 @bp.before_request
@@ -43,8 +41,7 @@ def _only_global_admins() -> None:
 
 @bp.get("/")
 def index() -> str:
-    users = db.session.scalars(select(User).order_by(User.login)).all()
-    return render_template("users/index.html", users=users)
+    return render_template("users/index.html", users=all_users())
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -52,19 +49,22 @@ def create() -> Page:
     if request.method == "GET":
         return render_template("users/form.html", user=None, form={}, errors={})
     password = request.form.get("password", "") or generate_password()
-    try:
+    generated = password if not request.form.get("password") else None
+
+    def change() -> User:
         user = create_user(
             text("login", 64), password, is_admin=flag("is_admin"), email=optional_text("email")
         )
         user.full_name = optional_text("full_name")
-    except UserError as exc:
-        db.session.rollback()
-        errors = field_errors(exc, FIELDS)
-        return render_template("users/form.html", user=None, form=request.form, errors=errors), 400
-    record("create", "user", user.id, f"user {user.login} created")
-    db.session.commit()
-    generated = password if not request.form.get("password") else None
-    return _detail(user, generated)
+        return user
+
+    return commit_change(
+        change,
+        lambda user: Audit("create", "user", user.id, f"user {user.login} created"),
+        lambda user: _detail(user, generated),
+        lambda exc: _form(None, exc),
+        (UserError,),
+    )
 
 
 @bp.get("/<int:user_id>")
@@ -77,23 +77,25 @@ def edit(user_id: int) -> Page:
     user = get_or_404(User, user_id)
     if request.method == "GET":
         return render_template("users/form.html", user=user, form=user, errors={})
-    try:
-        update_user(
+    return commit_change(
+        lambda: update_user(
             user,
             acting=global_admin(),
             email=optional_text("email"),
             full_name=optional_text("full_name"),
             enabled=flag("enabled"),
             is_admin=flag("is_admin"),
-        )
-    except UserError as exc:
-        db.session.rollback()
-        errors = field_errors(exc, FIELDS)
-        return render_template("users/form.html", user=user, form=request.form, errors=errors), 400
-    record("update", "user", user.id, f"user {user.login} edited")
-    db.session.commit()
-    flash("User saved.", "info")
-    return redirect(url_for(".detail", user_id=user.id))
+        ),
+        lambda _: Audit("update", "user", user.id, f"user {user.login} edited"),
+        lambda _: flash_redirect("User saved.", ".detail", user_id=user.id),
+        lambda exc: _form(user, exc),
+        (UserError,),
+    )
+
+
+def _form(user: User | None, exc: ValueError) -> tuple[str, int]:
+    errors = field_errors(exc, FIELDS)
+    return render_template("users/form.html", user=user, form=request.form, errors=errors), 400
 
 
 @bp.post("/<int:user_id>/password")
@@ -101,62 +103,73 @@ def reset_password(user_id: int) -> Page:
     user = get_or_404(User, user_id)
     typed = request.form.get("password", "")
     password = typed or generate_password()
-    try:
+
+    def change() -> None:
         set_password(user, password)
-    except UserError as exc:
-        db.session.rollback()
-        return _detail(user, None, {"password": str(exc).split(": ", 1)[-1]}), 400
-    user.locked_until, user.failed_logins = None, 0
-    record("update", "user", user.id, f"password of {user.login} reset")
-    db.session.commit()
-    if typed:
-        flash(f"Password of {user.login} changed.", "info")
-        return redirect(url_for(".detail", user_id=user.id))
-    return _detail(user, password)
+        user.locked_until, user.failed_logins = None, 0
+
+    def done(_: None) -> Page:
+        if typed:
+            return flash_redirect(f"Password of {user.login} changed.", ".detail", user_id=user.id)
+        return _detail(user, password)
+
+    return commit_change(
+        change,
+        lambda _: Audit("update", "user", user.id, f"password of {user.login} reset"),
+        done,
+        lambda exc: (_detail(user, None, {"password": str(exc).split(": ", 1)[-1]}), 400),
+        (UserError,),
+    )
 
 
 @bp.post("/<int:user_id>/memberships")
 def add_membership(user_id: int) -> Page:
     user = get_or_404(User, user_id)
     raw = request.form.get("company_id", "")
-    company = db.session.get(Company, int(raw)) if raw.isdigit() else None
-    try:
-        if company is None:
+    found = db.session.get(Company, int(raw)) if raw.isdigit() else None
+
+    def change() -> tuple[Company, Role]:
+        if found is None:
             raise MemberError("company_id: choose a company")
         role = parse_role(text("role", 16))
-        add_member(company, user, role)
-    except MemberError as exc:
-        db.session.rollback()
-        return _detail(user, None, field_errors(exc, ("company_id", "role"))), 400
-    record(
-        "update", "company_member", company.id, f"{user.login} added to {company.slug} as {role}"
+        add_member(found, user, role)
+        return found, role
+
+    return commit_change(
+        change,
+        lambda cr: Audit(
+            "update", "company_member", cr[0].id, f"{user.login} added to {cr[0].slug} as {cr[1]}"
+        ),
+        lambda cr: flash_redirect(
+            f"{user.login} is now {cr[1].value} of {cr[0].name}.", ".detail", user_id=user.id
+        ),
+        lambda exc: (_detail(user, None, field_errors(exc, ("company_id", "role"))), 400),
+        (MemberError,),
     )
-    db.session.commit()
-    flash(f"{user.login} is now {role.value} of {company.name}.", "info")
-    return redirect(url_for(".detail", user_id=user.id))
 
 
 @bp.post("/<int:user_id>/memberships/<int:company_id>/delete")
 def remove_membership(user_id: int, company_id: int) -> Page:
     user = get_or_404(User, user_id)
     company = get_or_404(Company, company_id)
-    try:
-        remove_member(company, user.id)
-    except MemberError as exc:
-        db.session.rollback()
-        return _detail(user, None, {"_form": str(exc)}), 404
-    record("delete", "company_member", company.id, f"{user.login} removed from {company.slug}")
-    db.session.commit()
-    flash(f"{user.login} removed from {company.name}.", "info")
-    return redirect(url_for(".detail", user_id=user.id))
+    return commit_change(
+        lambda: remove_member(company, user.id),
+        lambda _: Audit(
+            "delete", "company_member", company.id, f"{user.login} removed from {company.slug}"
+        ),
+        lambda _: flash_redirect(
+            f"{user.login} removed from {company.name}.", ".detail", user_id=user.id
+        ),
+        lambda exc: (_detail(user, None, {"_form": str(exc)}), 404),
+        (MemberError,),
+    )
 
 
 def _detail(user: User, generated: str | None, errors: dict[str, str] | None = None) -> str:
-    companies = db.session.scalars(select(Company).order_by(Company.name)).all()
     return render_template(
         "users/detail.html",
         user=user,
         generated=generated,
-        companies=companies,
+        companies=all_companies(),
         errors=errors or {},
     )

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, render_template
-from sqlalchemy import func, select
 
-from multiflexi_web.extensions import db
-from multiflexi_web.models import Job, JobStatus, Worker, utcnow
+from multiflexi_web.models import Worker, utcnow
 from multiflexi_web.services import settings
 from multiflexi_web.views._helpers import is_htmx
+from multiflexi_web.views.queries.operations import workers_with_running
 
 bp = Blueprint("workers", __name__, url_prefix="/workers")
 
@@ -27,24 +26,14 @@ def is_stale(worker: Worker, now: datetime, lost_after: float) -> bool:
 @bp.get("/")
 def index() -> str:
     now, lost_after = utcnow(), settings().lost_after
-    workers = db.session.scalars(
-        select(Worker).order_by(Worker.stopped_at.is_not(None), Worker.kind, Worker.id.desc())
-    ).all()
-    running = dict(
-        db.session.execute(
-            select(Job.worker_id, func.count())
-            .where(Job.status == JobStatus.RUNNING.value, Job.worker_id.is_not(None))
-            .group_by(Job.worker_id)
-        ).all()
-    )
     rows = [
         {
             "worker": w,
             "age": heartbeat_age(w, now),
             "stale": is_stale(w, now, lost_after),
-            "running": running.get(w.id, 0),
+            "running": running,
         }
-        for w in workers
+        for w, running in workers_with_running()
     ]
     template = "workers/_table.html" if is_htmx() else "workers/index.html"
     return render_template(template, rows=rows, lost_after=lost_after)

@@ -1,0 +1,1 @@
+"""Read models of the single-module portal views, by area."""
