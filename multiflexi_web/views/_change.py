@@ -62,3 +62,8 @@ def flash_error_redirect(error: ValueError, endpoint: str, **values: Any) -> Res
     """A refusal shown on the page the user came from."""
     flash(str(error), "error")
     return redirect(url_for(endpoint, **values))
+
+
+def discard_changes() -> None:
+    """A request that only tries something (the rule tester) throws its unit of work away."""
+    db.session.rollback()

@@ -5,26 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
-from werkzeug.wrappers import Response
+from flask import Blueprint, abort, render_template, request, url_for
 
-from multiflexi_web.extensions import db
-from multiflexi_web.models import (
-    Company,
-    CompanyMember,
-    Event,
-    EventSource,
-    Role,
-    RunTemplate,
-)
-from multiflexi_web.services.accounts import access
-from multiflexi_web.services.audit import record
+from multiflexi_web.models import Company, Event, EventSource, Role
 from multiflexi_web.services.events import catalog
 from multiflexi_web.services.events.catalog import EventSourceError
 from multiflexi_web.services.events.process import jobs_of
 from multiflexi_web.sources import KINDS
+from multiflexi_web.views._change import (
+    Audit,
+    Page,
+    commit_change,
+    discard_changes,
+    flash_redirect,
+)
 from multiflexi_web.views._helpers import field_errors, flag, get_or_404, is_htmx, me, text
+from multiflexi_web.views.events.queries import recent, runtemplates_by_id, visible_sources
 from multiflexi_web.views.events.rules import (
     can_manage,
     create_rule,
@@ -32,6 +28,7 @@ from multiflexi_web.views.events.rules import (
     edit_rule,
     source_for,
 )
+from multiflexi_web.views.queries.accounts import companies_with_role
 
 bp = Blueprint("events", __name__, url_prefix="/events")
 SOURCE_FIELDS = ("name", "kind", "company", "config", "secret")
@@ -42,45 +39,15 @@ bp.add_url_rule(
 )
 bp.add_url_rule("/rules/<int:rule_id>/edit", "edit_rule", edit_rule, methods=["GET", "POST"])
 bp.add_url_rule("/rules/<int:rule_id>/delete", "delete_rule", delete_rule, methods=["POST"])
-Page = str | tuple[str, int] | Response
-
-
-def visible_sources() -> list[EventSource]:
-    query = select(EventSource).order_by(EventSource.name)
-    ids = access.visible_company_ids(me())
-    if ids is not None:
-        query = query.where(EventSource.company_id.in_(ids))
-    return list(db.session.scalars(query))
 
 
 def managed_companies() -> list[Company]:
-    query = select(Company).order_by(Company.name)
-    if not me().is_admin:
-        admin_of = select(CompanyMember.company_id).where(
-            CompanyMember.user_id == me().id, CompanyMember.role == Role.ADMIN.value
-        )
-        query = query.where(Company.id.in_(admin_of))
-    return list(db.session.scalars(query))
-
-
-def recent(source_ids: list[int], limit: int = 50) -> list[tuple[Event, list[Any]]]:
-    if not source_ids:
-        return []
-    events = list(
-        db.session.scalars(
-            select(Event)
-            .where(Event.source_id.in_(source_ids))
-            .order_by(Event.id.desc())
-            .limit(limit)
-        )
-    )
-    made = jobs_of([e.id for e in events])
-    return [(e, made[e.id]) for e in events]
+    return companies_with_role(me(), (Role.ADMIN,))
 
 
 @bp.get("/")
 def index() -> str:
-    sources = visible_sources()
+    sources = visible_sources(me())
     return render_template(
         "events/index.html",
         sources=sources,
@@ -98,10 +65,11 @@ def create_source() -> Page:
     if request.method == "GET":
         return _source_form(None, {"kind": "webhook", "config": "{}"}, {}, companies)
     company_id = int(text("company")) if text("company").isdigit() else None
-    try:
+
+    def change() -> EventSource:
         if not can_manage(company_id):
             raise EventSourceError("company: choose a company you administer")
-        source = catalog.create_source(
+        return catalog.create_source(
             text("name"),
             text("kind", 16),
             _config(),
@@ -109,13 +77,14 @@ def create_source() -> Page:
             company_id=company_id,
             enabled=flag("enabled"),
         )
-    except EventSourceError as exc:
-        db.session.rollback()
-        return _source_form(None, request.form, field_errors(exc, SOURCE_FIELDS), companies), 400
-    record("create", "event_source", source.id, f"event source {source.name} created")
-    db.session.commit()
-    flash(f"Event source {source.name} created.", "info")
-    return redirect(url_for(".source", source_id=source.id))
+
+    return commit_change(
+        change,
+        lambda s: Audit("create", "event_source", s.id, f"event source {s.name} created"),
+        lambda s: flash_redirect(f"Event source {s.name} created.", ".source", source_id=s.id),
+        lambda exc: _source_refused(None, exc, companies),
+        (EventSourceError,),
+    )
 
 
 @bp.get("/sources/<int:source_id>")
@@ -126,12 +95,7 @@ def source(source_id: int) -> str:
 
 def _source_page(src: EventSource, **extra: Any) -> str:
     rules = catalog.list_rules(src.id)
-    rts = {
-        rt.id: rt
-        for rt in db.session.scalars(
-            select(RunTemplate).where(RunTemplate.id.in_([r.runtemplate_id for r in rules]))
-        )
-    }
+    rts = runtemplates_by_id([r.runtemplate_id for r in rules])
     webhook_url = (
         url_for("webhook.receive_webhook", token=src.token, _external=True)
         if src.kind == "webhook" and src.token
@@ -163,33 +127,31 @@ def edit_source(source_id: int) -> Page:
             "config": json.dumps(src.config, indent=2, sort_keys=True),
         }
         return _source_form(src, form, {}, companies)
-    try:
-        catalog.update_source(
+    return commit_change(
+        lambda: catalog.update_source(
             src,
             name=text("name"),
             config=_config(),
             enabled=flag("enabled"),
             secret=request.form.get("secret") or None,
             clear_secret=flag("clear_secret"),
-        )
-    except EventSourceError as exc:
-        db.session.rollback()
-        return _source_form(src, request.form, field_errors(exc, SOURCE_FIELDS), companies), 400
-    record("update", "event_source", src.id, f"event source {src.name} edited")
-    db.session.commit()
-    flash("Event source saved.", "info")
-    return redirect(url_for(".source", source_id=src.id))
+        ),
+        lambda _: Audit("update", "event_source", src.id, f"event source {src.name} edited"),
+        lambda _: flash_redirect("Event source saved.", ".source", source_id=src.id),
+        lambda exc: _source_refused(src, exc, companies),
+        (EventSourceError,),
+    )
 
 
 @bp.post("/sources/<int:source_id>/delete")
-def delete_source(source_id: int) -> Response:
+def delete_source(source_id: int) -> Page:
     src = source_for(source_id, Role.ADMIN)
     name = src.name
-    catalog.delete_source(src)
-    record("delete", "event_source", source_id, f"event source {name} deleted")
-    db.session.commit()
-    flash(f"Event source {name} deleted.", "info")
-    return redirect(url_for(".index"))
+    return commit_change(
+        lambda: catalog.delete_source(src),
+        lambda _: Audit("delete", "event_source", source_id, f"event source {name} deleted"),
+        lambda _: flash_redirect(f"Event source {name} deleted.", ".index"),
+    )
 
 
 @bp.post("/sources/<int:source_id>/test")
@@ -201,7 +163,7 @@ def test_payload(source_id: int) -> Page:
         hits, error = catalog.try_payload(src, json.loads(raw)), None
     except json.JSONDecodeError as exc:
         hits, error = [], f"payload: not valid JSON ({exc})"
-    db.session.rollback()  # the tester never writes
+    discard_changes()  # the tester never writes
     context = {"hits": hits, "test_error": error, "payload": raw, "tested": True}
     if is_htmx():
         return render_template("events/_test_result.html", source=src, **context)
@@ -231,6 +193,12 @@ def _config() -> dict[str, Any]:
     if not isinstance(value, dict):
         raise EventSourceError("config: must be a JSON object")
     return value
+
+
+def _source_refused(
+    src: EventSource | None, exc: ValueError, companies: list[Company]
+) -> tuple[str, int]:
+    return _source_form(src, request.form, field_errors(exc, SOURCE_FIELDS), companies), 400
 
 
 def _source_form(

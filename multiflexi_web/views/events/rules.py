@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
-from werkzeug.wrappers import Response
+from flask import abort, render_template, request
 
-from multiflexi_web.extensions import db
 from multiflexi_web.models import EventRule, EventSource, Role, RunTemplate
 from multiflexi_web.services.accounts import access
-from multiflexi_web.services.audit import record
 from multiflexi_web.services.events import catalog
 from multiflexi_web.services.events.catalog import EventSourceError, RuleSpec
 from multiflexi_web.services.events.rules import (
@@ -21,10 +17,11 @@ from multiflexi_web.services.events.rules import (
     parse_conditions,
     parse_env_mapping,
 )
+from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import field_errors, flag, get_or_404, me, text
+from multiflexi_web.views.events.queries import rule_targets
 
 RULE_FIELDS = ("runtemplate", "name", "priority", "conditions", "env_mapping", "operation")
-Page = str | tuple[str, int] | Response
 
 
 def source_for(source_id: int, minimum: Role = Role.VIEWER) -> EventSource:
@@ -48,15 +45,13 @@ def create_rule(source_id: int) -> Page:
     src = source_for(source_id, Role.ADMIN)
     if request.method == "GET":
         return _rule_form(src, None, {"operation": "any", "enabled": True, "priority": 0}, {})
-    try:
-        rule = catalog.create_rule(src, _rule_spec(src))
-    except (EventSourceError, RuleError) as exc:
-        db.session.rollback()
-        return _rule_form(src, None, request.form, field_errors(exc, RULE_FIELDS)), 400
-    record("create", "event_rule", rule.id, f"event rule {rule.id} on {src.name} created")
-    db.session.commit()
-    flash("Rule created.", "info")
-    return redirect(url_for("events.source", source_id=src.id))
+    return commit_change(
+        lambda: catalog.create_rule(src, _rule_spec(src)),
+        lambda r: Audit("create", "event_rule", r.id, f"event rule {r.id} on {src.name} created"),
+        lambda _: flash_redirect("Rule created.", "events.source", source_id=src.id),
+        lambda exc: _rule_refused(src, None, exc),
+        (EventSourceError, RuleError),
+    )
 
 
 def edit_rule(rule_id: int) -> Page:
@@ -74,25 +69,27 @@ def edit_rule(rule_id: int) -> Page:
             "env_mapping": "\n".join(f"{k}={v}" for k, v in rule.env_mapping.items()),
         }
         return _rule_form(src, rule, form, {})
-    try:
-        catalog.update_rule(rule, _rule_spec(src))
-    except (EventSourceError, RuleError) as exc:
-        db.session.rollback()
-        return _rule_form(src, rule, request.form, field_errors(exc, RULE_FIELDS)), 400
-    record("update", "event_rule", rule.id, f"event rule {rule.id} edited")
-    db.session.commit()
-    flash("Rule saved.", "info")
-    return redirect(url_for("events.source", source_id=src.id))
+    return commit_change(
+        lambda: catalog.update_rule(rule, _rule_spec(src)),
+        lambda _: Audit("update", "event_rule", rule.id, f"event rule {rule.id} edited"),
+        lambda _: flash_redirect("Rule saved.", "events.source", source_id=src.id),
+        lambda exc: _rule_refused(src, rule, exc),
+        (EventSourceError, RuleError),
+    )
 
 
-def delete_rule(rule_id: int) -> Response:
+def delete_rule(rule_id: int) -> Page:
     rule = get_or_404(EventRule, rule_id)
     src = source_for(rule.source_id, Role.ADMIN)
-    catalog.delete_rule(rule)
-    record("delete", "event_rule", rule_id, f"event rule {rule_id} deleted")
-    db.session.commit()
-    flash("Rule deleted.", "info")
-    return redirect(url_for("events.source", source_id=src.id))
+    return commit_change(
+        lambda: catalog.delete_rule(rule),
+        lambda _: Audit("delete", "event_rule", rule_id, f"event rule {rule_id} deleted"),
+        lambda _: flash_redirect("Rule deleted.", "events.source", source_id=src.id),
+    )
+
+
+def _rule_refused(src: EventSource, rule: EventRule | None, exc: ValueError) -> tuple[str, int]:
+    return _rule_form(src, rule, request.form, field_errors(exc, RULE_FIELDS)), 400
 
 
 def _rule_spec(src: EventSource) -> RuleSpec:
@@ -115,11 +112,7 @@ def _rule_spec(src: EventSource) -> RuleSpec:
 
 
 def _targets(src: EventSource) -> list[RunTemplate]:
-    """RunTemplates a rule of this source may start: its company's (any, for a global one)."""
-    query = select(RunTemplate).order_by(RunTemplate.name)
-    if src.company_id is not None:
-        query = query.where(RunTemplate.company_id == src.company_id)
-    return list(db.session.scalars(query.limit(2000)))
+    return rule_targets(src.company_id)
 
 
 def _rule_form(src: EventSource, rule: EventRule | None, form: Any, errors: dict[str, str]) -> str:

@@ -16,9 +16,8 @@ def workers_with_running() -> list[tuple[Worker, int]]:
     running = select(Job.worker_id, func.count()).where(
         Job.status == JobStatus.RUNNING.value, Job.worker_id.is_not(None)
     )
-    counts: dict[int | None, int] = dict(
-        db.session.execute(running.group_by(Job.worker_id)).tuples()
-    )
+    rows = db.session.execute(running.group_by(Job.worker_id))
+    counts = {worker_id: count for worker_id, count in rows}
     return [(w, counts.get(w.id, 0)) for w in workers]
 
 

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
-from werkzeug.wrappers import Response
+from flask import Blueprint, render_template, request
 
-from multiflexi_web.extensions import db
-from multiflexi_web.models import Application, Company, Role, RunTemplate
+from multiflexi_web.models import Role, RunTemplate
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services import settings
-from multiflexi_web.services.accounts.access import has_role, scoped
-from multiflexi_web.services.audit import record
+from multiflexi_web.services.accounts.access import has_role
 from multiflexi_web.services.runtemplates.configure import RunTemplateError, ScheduleSpec
 from multiflexi_web.services.runtemplates.manage import (
     clone,
@@ -22,15 +17,18 @@ from multiflexi_web.services.runtemplates.manage import (
     template_uploads,
 )
 from multiflexi_web.services.scheduling.times import INTERVAL_NAMES, ScheduleError
+from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import int_arg, me, owned_by_company
 from multiflexi_web.views.jobs.queries import JobFilter, duration_text, list_jobs
+from multiflexi_web.views.queries.accounts import visible_companies
+from multiflexi_web.views.queries.catalogue import applications
 from multiflexi_web.views.runtemplates.forms import begin_write
+from multiflexi_web.views.runtemplates.queries import list_runtemplates
 from multiflexi_web.views.runtemplates.run import run
 from multiflexi_web.views.runtemplates.wizard import edit, new, schedule_preview
 
 bp = Blueprint("runtemplates", __name__, url_prefix="/runtemplates")
 TABS = ("overview", "config", "credentials", "schedule", "jobs")
-Page = str | tuple[str, int] | Response
 
 # The wizard, the edit form, the schedule preview and Run now are in their own modules.
 bp.add_url_rule("/new", "new", new, methods=["GET", "POST"])
@@ -42,23 +40,11 @@ bp.add_url_rule("/<int:rt_id>/run", "run", run, methods=["GET", "POST"])
 @bp.get("/")
 def index() -> str:
     company_id, app_id = int_arg("company"), int_arg("app")
-    q = (
-        select(RunTemplate)
-        .options(joinedload(RunTemplate.company), joinedload(RunTemplate.application))
-        .order_by(RunTemplate.name, RunTemplate.id)
-    )
-    q = scoped(q, RunTemplate.company_id, me())
-    if company_id is not None:
-        q = q.where(RunTemplate.company_id == company_id)
-    if app_id is not None:
-        q = q.where(RunTemplate.application_id == app_id)
-    companies = db.session.scalars(scoped(select(Company).order_by(Company.name), Company.id, me()))
-    apps = db.session.scalars(select(Application).order_by(Application.name))
     return render_template(
         "runtemplates/index.html",
-        runtemplates=db.session.scalars(q.limit(1000)).unique().all(),
-        companies=companies.all(),
-        apps=apps.all(),
+        runtemplates=list_runtemplates(me(), company_id, app_id),
+        companies=visible_companies(me()),
+        apps=applications(),
         company_id=company_id,
         app_id=app_id,
         intervals=INTERVAL_NAMES,
@@ -97,14 +83,18 @@ def _upcoming(rt: RunTemplate) -> tuple[list[object], str | None]:
 
 
 @bp.post("/<int:rt_id>/clone")
-def clone_view(rt_id: int) -> Response:
+def clone_view(rt_id: int) -> Page:
     begin_write()
     rt = owned_by_company(RunTemplate, rt_id, Role.OPERATOR)
-    copy = clone(rt)
-    record("create", "runtemplate", copy.id, f"runtemplate {copy.name} cloned from {rt.id}")
-    db.session.commit()
-    flash(f"Cloned as {copy.name!r}; the copy is inactive until you activate it.", "info")
-    return redirect(url_for("runtemplates.detail", rt_id=copy.id))
+    return commit_change(
+        lambda: clone(rt),
+        lambda c: Audit("create", "runtemplate", c.id, f"runtemplate {c.name} cloned from {rt.id}"),
+        lambda c: flash_redirect(
+            f"Cloned as {c.name!r}; the copy is inactive until you activate it.",
+            "runtemplates.detail",
+            rt_id=c.id,
+        ),
+    )
 
 
 @bp.route("/<int:rt_id>/delete", methods=["GET", "POST"])
@@ -119,15 +109,15 @@ def delete(rt_id: int) -> Page:
     if request.form.get("confirm_name", "").strip() != rt.name.strip():
         return _delete_refused(rt, "Type the template's name exactly to confirm.")
     name, company_id = rt.name, rt.company_id
-    try:
-        delete_runtemplate(rt)
-    except RunTemplateError as exc:
-        db.session.rollback()
-        return _delete_refused(rt, str(exc))
-    record("delete", "runtemplate", rt_id, f"runtemplate {name} deleted")
-    db.session.commit()
-    flash(f"RunTemplate {name!r} deleted.", "info")
-    return redirect(url_for("runtemplates.index", company=company_id))
+    return commit_change(
+        lambda: delete_runtemplate(rt),
+        lambda _: Audit("delete", "runtemplate", rt_id, f"runtemplate {name} deleted"),
+        lambda _: flash_redirect(
+            f"RunTemplate {name!r} deleted.", "runtemplates.index", company=company_id
+        ),
+        lambda exc: _delete_refused(rt, str(exc)),
+        (RunTemplateError,),
+    )
 
 
 def _delete_refused(rt: RunTemplate, message: str) -> tuple[str, int]:

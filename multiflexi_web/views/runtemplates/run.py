@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
-from werkzeug.wrappers import Response
+from flask import render_template, request
 
-from multiflexi_web.extensions import db
-from multiflexi_web.models import Role, RunTemplate
-from multiflexi_web.services.audit import record
+from multiflexi_web.models import Job, Role, RunTemplate
 from multiflexi_web.services.jobs.adhoc import Upload, run_now
 from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.runtemplates.configure import RunTemplateError
 from multiflexi_web.services.runtemplates.manage import template_uploads
+from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import me, owned_by_company
 from multiflexi_web.views.runtemplates.forms import begin_write, field_view, parse_env_rows
 
-Page = str | tuple[str, int] | Response
 ENV_ROWS = 5
 
 
@@ -53,22 +50,26 @@ def run(rt_id: int) -> Page:
         return _page(rt, None, [])
     begin_write()
     rt = owned_by_company(RunTemplate, rt_id, Role.OPERATOR)
-    try:
+
+    def change() -> tuple[Job, list[str]]:
         env = parse_env_rows(request.form)
-    except RunTemplateError as exc:
-        db.session.rollback()
-        posted = list(
-            zip(request.form.getlist("env_key"), request.form.getlist("env_value"), strict=False)
-        )
-        return _page(rt, str(exc), posted, 400)
-    job = run_now(rt, env, _uploads(rt), me().id)
-    record(
-        "run",
-        "runtemplate",
-        rt.id,
-        f"job {job.id} started by hand",
-        details={"job_id": job.id, "env_keys": sorted(env)},
+        return run_now(rt, env, _uploads(rt), me().id), sorted(env)
+
+    return commit_change(
+        change,
+        lambda je: Audit(
+            "run",
+            "runtemplate",
+            rt.id,
+            f"job {je[0].id} started by hand",
+            details={"job_id": je[0].id, "env_keys": je[1]},
+        ),
+        lambda je: flash_redirect(f"Job {je[0].id} queued.", "jobs.detail", job_id=je[0].id),
+        lambda exc: _page(rt, str(exc), _posted_rows(), 400),
+        (RunTemplateError,),
     )
-    db.session.commit()
-    flash(f"Job {job.id} queued.", "info")
-    return redirect(url_for("jobs.detail", job_id=job.id))
+
+
+def _posted_rows() -> list[tuple[str, str]]:
+    form = request.form
+    return list(zip(form.getlist("env_key"), form.getlist("env_value"), strict=False))

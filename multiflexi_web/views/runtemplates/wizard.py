@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import flash, redirect, render_template, request, url_for
-from sqlalchemy import select
-from werkzeug.wrappers import Response
+from flask import render_template, request
 
 from multiflexi_web.executors import registry as executor_registry
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
     Application,
     Company,
-    CompanyMember,
     MisfirePolicy,
     OverlapPolicy,
     RetryBackoff,
@@ -22,7 +19,6 @@ from multiflexi_web.models import (
     RunTemplate,
 )
 from multiflexi_web.services import settings
-from multiflexi_web.services.audit import record
 from multiflexi_web.services.runtemplates.configure import (
     RunTemplateError,
     create_runtemplate,
@@ -48,7 +44,9 @@ from multiflexi_web.services.scheduling.times import (
     ScheduleError,
     policies_of,
 )
+from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import company_for, get_or_404, int_arg, me, owned_by_company
+from multiflexi_web.views.queries.accounts import companies_with_role
 from multiflexi_web.views.runtemplates.forms import (
     begin_write,
     error_target,
@@ -59,14 +57,21 @@ from multiflexi_web.views.runtemplates.forms import (
     parse_spec,
 )
 
-Page = str | tuple[str, int] | Response
+
+class MissingValues(RunTemplateError):
+    """Required config values that no default, company value or credential sets."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(f"Required values missing: {', '.join(keys)}")
+        self.keys = keys
 
 
 def new() -> Page:
     """Step 1 picks the company, step 2 the application, then one form for the rest."""
     company_id, app_id = int_arg("company"), int_arg("app")
     if company_id is None:
-        return render_template("runtemplates/wizard_company.html", companies=_operable_companies())
+        companies = companies_with_role(me(), (Role.OPERATOR, Role.ADMIN))
+        return render_template("runtemplates/wizard_company.html", companies=companies)
     company = company_for(company_id, Role.OPERATOR)
     if app_id is None:
         return render_template("runtemplates/wizard_app.html", company=company, apps=enabled_apps())
@@ -74,17 +79,6 @@ def new() -> Page:
     if request.method == "GET":
         return _form(company, app, None, _new_state(company, app), {})
     return _create(company, app)
-
-
-def _operable_companies() -> list[Company]:
-    user = me()
-    q = select(Company).order_by(Company.name)
-    if not user.is_admin:
-        q = q.join(CompanyMember, CompanyMember.company_id == Company.id).where(
-            CompanyMember.user_id == user.id,
-            CompanyMember.role.in_([Role.OPERATOR.value, Role.ADMIN.value]),
-        )
-    return list(db.session.scalars(q))
 
 
 def _new_state(company: Company, app: Application) -> dict[str, Any]:
@@ -185,19 +179,23 @@ def _form(
 def _create(company: Company, app: Application) -> Page:
     begin_write()
     values, uploads = parse_config(request.form, request.files, app, set())
-    try:
+
+    def change() -> RunTemplate:
         rt = create_runtemplate(company, app, parse_spec(request.form, app, values))
         set_credentials(rt, parse_credentials(request.form, list(app.requirements)))
         store_uploads(rt, uploads)
-    except RunTemplateError as exc:
-        return _refused(company, app, None, {error_target(str(exc)): str(exc)})
-    missing = missing_required(rt, company, credential_keys(rt))
-    if missing:
-        return _refused(company, app, None, _missing_errors(missing))
-    record("create", "runtemplate", rt.id, f"runtemplate {rt.name} created")
-    db.session.commit()
-    flash(f"RunTemplate {rt.name!r} created.", "info")
-    return redirect(url_for("runtemplates.detail", rt_id=rt.id))
+        _require_values(rt, company)
+        return rt
+
+    return commit_change(
+        change,
+        lambda rt: Audit("create", "runtemplate", rt.id, f"runtemplate {rt.name} created"),
+        lambda rt: flash_redirect(
+            f"RunTemplate {rt.name!r} created.", "runtemplates.detail", rt_id=rt.id
+        ),
+        lambda exc: _refused(company, app, None, _errors(exc)),
+        (RunTemplateError,),
+    )
 
 
 def edit(rt_id: int) -> Page:
@@ -207,18 +205,28 @@ def edit(rt_id: int) -> Page:
     begin_write()
     app = rt.application
     values, uploads = parse_config(request.form, request.files, app, set(template_uploads(rt.id)))
-    try:
+    company = rt.company
+
+    def change() -> None:
         _update(rt, app, values)
         store_uploads(rt, uploads)
-    except RunTemplateError as exc:
-        return _refused(rt.company, app, rt, {error_target(str(exc)): str(exc)})
-    missing = missing_required(rt, rt.company, credential_keys(rt))
+        _require_values(rt, company)
+
+    return commit_change(
+        change,
+        lambda _: Audit("update", "runtemplate", rt.id, f"runtemplate {rt.name} updated"),
+        lambda _: flash_redirect(
+            f"RunTemplate {rt.name!r} saved.", "runtemplates.detail", rt_id=rt.id
+        ),
+        lambda exc: _refused(company, app, rt, _errors(exc)),
+        (RunTemplateError,),
+    )
+
+
+def _require_values(rt: RunTemplate, company: Company) -> None:
+    missing = missing_required(rt, company, credential_keys(rt))
     if missing:
-        return _refused(rt.company, app, rt, _missing_errors(missing))
-    record("update", "runtemplate", rt.id, f"runtemplate {rt.name} updated")
-    db.session.commit()
-    flash(f"RunTemplate {rt.name!r} saved.", "info")
-    return redirect(url_for("runtemplates.detail", rt_id=rt.id))
+        raise MissingValues(missing)
 
 
 def _update(rt: RunTemplate, app: Application, values: dict[str, str]) -> None:
@@ -238,9 +246,16 @@ def _update(rt: RunTemplate, app: Application, values: dict[str, str]) -> None:
 def _refused(
     company: Company, app: Application, rt: RunTemplate | None, errors: dict[str, str]
 ) -> tuple[str, int]:
-    db.session.rollback()
+    """The form again after the change was rolled back, showing the stored RunTemplate."""
     fresh = db.session.get(RunTemplate, rt.id) if rt else None
     return _form(company, app, fresh, _posted_state(app), errors, 400)
+
+
+def _errors(exc: ValueError) -> dict[str, str]:
+    """A refusal on the field it names; missing values on each of their fields."""
+    if isinstance(exc, MissingValues):
+        return _missing_errors(exc.keys)
+    return {error_target(str(exc)): str(exc)}
 
 
 def _missing_errors(keys: list[str]) -> dict[str, str]:
