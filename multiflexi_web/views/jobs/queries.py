@@ -261,3 +261,28 @@ def duration_text(start: datetime | None, end: datetime | None) -> str:
         return ""
     seconds = (end - start).total_seconds()
     return f"{seconds:.1f}s" if seconds < 60 else _duration_words(seconds)
+
+
+def filter_choices(
+    visible: set[int] | None, company: int | None
+) -> dict[str, list[tuple[int, str]]]:
+    """Options of the job list's filter selects: only what the user may see.
+    RunTemplates are offered once a company is chosen (there can be thousands)."""
+    companies = select(Company.id, Company.name).order_by(Company.name)
+    if visible is not None:
+        companies = companies.where(Company.id.in_(visible or {-1}))
+    apps = select(Application.id, Application.name).order_by(Application.name)
+    choices: dict[str, list[tuple[int, str]]] = {
+        "companies": [(r.id, r.name) for r in db.session.execute(companies)],
+        "apps": [(r.id, r.name) for r in db.session.execute(apps)],
+        "runtemplates": [],
+    }
+    if company is not None and (visible is None or company in visible):
+        rts = (
+            select(RunTemplate.id, RunTemplate.name)
+            .where(RunTemplate.company_id == company)
+            .order_by(RunTemplate.name)
+            .limit(500)
+        )
+        choices["runtemplates"] = [(r.id, r.name) for r in db.session.execute(rts)]
+    return choices

@@ -2,48 +2,40 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator
 
 from flask import (
     Blueprint,
     abort,
-    flash,
-    redirect,
     render_template,
     request,
     stream_with_context,
-    url_for,
 )
-from sqlalchemy import select
-from sqlalchemy.orm import load_only
 from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import (
-    LIVE_STATUSES,
-    ActionRun,
-    Application,
-    Artifact,
-    Company,
-    FileUpload,
-    Job,
-    JobStatus,
-    Role,
-    RunTemplate,
-    User,
-    Worker,
-    utcnow,
-)
-from multiflexi_web.security.secrets import MASK
-from multiflexi_web.services.accounts.access import RANK, require_role, role_in, visible_company_ids
-from multiflexi_web.services.audit import record
+from multiflexi_web.models import Job, JobStatus, Role
+from multiflexi_web.services.accounts.access import require_role, visible_company_ids
 from multiflexi_web.services.jobs import transitions as job_service
-from multiflexi_web.services.jobs.adhoc import exit_meaning, one_time_env, rerun
+from multiflexi_web.services.jobs.adhoc import rerun
 from multiflexi_web.services.jobs.output import STREAMS, stream_bytes
+from multiflexi_web.views._change import (
+    Audit,
+    Page,
+    commit_change,
+    flash_error_redirect,
+    flash_redirect,
+)
 from multiflexi_web.views._helpers import is_htmx, me, owned_by_company, render
 from multiflexi_web.views.jobs.live_output import read_batch
-from multiflexi_web.views.jobs.queries import JobFilter, JobFilterError, duration_text, list_jobs
+from multiflexi_web.views.jobs.page import details_context, load_job, summary_context
+from multiflexi_web.views.jobs.queries import (
+    JobFilter,
+    JobFilterError,
+    duration_text,
+    filter_choices,
+    list_jobs,
+)
 from multiflexi_web.views.runtemplates.forms import begin_write
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
@@ -66,89 +58,27 @@ def index() -> str | tuple[str, int]:
         "jobs/_table.html",
         page=page,
         filt=filt,
-        choices=_filter_choices(visible, filt),
+        choices={} if is_htmx() else filter_choices(visible, filt.company),
         statuses=[s.value for s in JobStatus],
         duration=duration_text,
     )
 
 
-def _filter_choices(visible: set[int] | None, filt: JobFilter) -> dict[str, list[tuple[int, str]]]:
-    """Options of the filter selects (only what the user may see); skipped for htmx polls.
-    RunTemplates are offered once a company is chosen (there can be thousands)."""
-    if is_htmx():
-        return {}
-    companies = select(Company.id, Company.name).order_by(Company.name)
-    if visible is not None:
-        companies = companies.where(Company.id.in_(visible or {-1}))
-    apps = select(Application.id, Application.name).order_by(Application.name)
-    choices = {
-        "companies": [(r.id, r.name) for r in db.session.execute(companies)],
-        "apps": [(r.id, r.name) for r in db.session.execute(apps)],
-        "runtemplates": [],
-    }
-    if filt.company is not None and (visible is None or filt.company in visible):
-        rts = (
-            select(RunTemplate.id, RunTemplate.name)
-            .where(RunTemplate.company_id == filt.company)
-            .order_by(RunTemplate.name)
-            .limit(500)
-        )
-        choices["runtemplates"] = [(r.id, r.name) for r in db.session.execute(rts)]
-    return choices
-
-
 @bp.get("/<int:job_id>")
 def detail(job_id: int) -> str:
-    job = owned_by_company(Job, job_id, Role.VIEWER)
-    context = _detail_context(job)
+    """The job page; htmx polls ask for one part, built alone (the summary every 2 seconds)."""
+    details = is_htmx() and request.args.get("part") == "details"
+    job = load_job(job_id, named=not details)
+    if job is None:
+        abort(404)
+    role = require_role(me(), job.company_id, Role.VIEWER)
+    if details:
+        return render_template("jobs/_details.html", **details_context(job))
     if is_htmx():
-        part = "details" if request.args.get("part") == "details" else "summary"
-        return render_template(f"jobs/_{part}.html", **context)
+        return render_template("jobs/_summary.html", **summary_context(job, role))
     batch = read_batch(job.id, 0, byte_cap=INITIAL_OUTPUT_BYTES)
+    context = {**summary_context(job, role), **details_context(job)}
     return render_template("jobs/detail.html", batch=batch, **context)
-
-
-def _detail_context(job: Job) -> dict[str, object]:
-    role = role_in(me(), job.company_id)
-    artifacts = db.session.scalars(
-        select(Artifact)
-        .options(
-            load_only(
-                Artifact.id,
-                Artifact.filename,
-                Artifact.mime_type,
-                Artifact.size,
-                Artifact.sha256,
-                Artifact.note,
-            )
-        )
-        .where(Artifact.job_id == job.id)
-        .order_by(Artifact.id)
-    ).all()
-    uploads = db.session.scalars(
-        select(FileUpload)
-        .options(load_only(FileUpload.id, FileUpload.field, FileUpload.filename))
-        .where(FileUpload.job_id == job.id)
-        .order_by(FileUpload.id)
-    ).all()
-    actions = db.session.scalars(
-        select(ActionRun).where(ActionRun.job_id == job.id).order_by(ActionRun.id)
-    ).all()
-    return {
-        "job": job,
-        "live": job.status in LIVE_STATUSES,
-        "mask": MASK,
-        "command_text": shlex.join(job.command) if job.command else "",
-        "one_time_keys": sorted(one_time_env(job)),
-        "launched_by": db.session.get(User, job.launched_by_id) if job.launched_by_id else None,
-        "worker": db.session.get(Worker, job.worker_id) if job.worker_id else None,
-        "can_operate": role is not None and RANK[role] >= RANK[Role.OPERATOR],
-        "meaning": exit_meaning(job),
-        "artifacts": artifacts,
-        "uploads": uploads,
-        "actions": actions,
-        "duration": duration_text(job.started_at, job.finished_at or (job.started_at and utcnow())),
-    }
 
 
 @bp.get("/<int:job_id>/output")
@@ -181,27 +111,26 @@ def output_text(job_id: int, stream: str) -> Response:
 
 
 @bp.post("/<int:job_id>/cancel")
-def cancel(job_id: int) -> Response:
+def cancel(job_id: int) -> Page:
     begin_write()
     job = owned_by_company(Job, job_id, Role.OPERATOR)
-    try:
-        outcome = job_service.cancel(job.id, by=me().login)
-    except job_service.JobError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("jobs.detail", job_id=job_id))
-    record("cancel", "job", job_id, f"job {job_id}: {outcome}")
-    db.session.commit()
-    flash(f"Job {job_id}: {outcome}.", "info")
-    return redirect(url_for("jobs.detail", job_id=job_id))
+    return commit_change(
+        lambda: job_service.cancel(job.id, by=me().login),
+        lambda outcome: Audit("cancel", "job", job_id, f"job {job_id}: {outcome}"),
+        lambda outcome: flash_redirect(f"Job {job_id}: {outcome}.", "jobs.detail", job_id=job_id),
+        lambda exc: flash_error_redirect(exc, "jobs.detail", job_id=job_id),
+        (job_service.JobError,),
+    )
 
 
 @bp.post("/<int:job_id>/rerun")
-def rerun_job(job_id: int) -> Response:
+def rerun_job(job_id: int) -> Page:
     begin_write()
     job = owned_by_company(Job, job_id, Role.OPERATOR)
-    new = rerun(job, launched_by_id=me().id)
-    record("run", "job", new.id, f"job {new.id} re-run of job {job.id}")
-    db.session.commit()
-    flash(f"Job {new.id} queued: a re-run of job {job.id}.", "info")
-    return redirect(url_for("jobs.detail", job_id=new.id))
+    return commit_change(
+        lambda: rerun(job, launched_by_id=me().id),
+        lambda new: Audit("run", "job", new.id, f"job {new.id} re-run of job {job.id}"),
+        lambda new: flash_redirect(
+            f"Job {new.id} queued: a re-run of job {job.id}.", "jobs.detail", job_id=new.id
+        ),
+    )

@@ -1,0 +1,80 @@
+"""Read models of the job page: the summary's facts and the details, each built on its own."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, load_only
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import (
+    LIVE_STATUSES,
+    ActionRun,
+    Artifact,
+    FileUpload,
+    Job,
+    Role,
+    User,
+    Worker,
+    utcnow,
+)
+from multiflexi_web.security.secrets import MASK
+from multiflexi_web.services.accounts.access import RANK
+from multiflexi_web.services.jobs.adhoc import exit_meaning, one_time_env
+from multiflexi_web.views.jobs.queries import duration_text
+
+# The summary names the job's RunTemplate, application and company: loaded with the job.
+NAMED = (joinedload(Job.runtemplate), joinedload(Job.application), joinedload(Job.company))
+
+
+def load_job(job_id: int, *, named: bool) -> Job | None:
+    return db.session.get(Job, job_id, options=NAMED if named else ())
+
+
+def summary_context(job: Job, role: Role) -> dict[str, Any]:
+    """What jobs/_summary.html renders (the 2-second poll of a live job)."""
+    return {
+        "job": job,
+        "live": job.status in LIVE_STATUSES,
+        "launched_by": db.session.get(User, job.launched_by_id) if job.launched_by_id else None,
+        "worker": db.session.get(Worker, job.worker_id) if job.worker_id else None,
+        "can_operate": RANK[role] >= RANK[Role.OPERATOR],
+        "meaning": exit_meaning(job),
+        "duration": duration_text(job.started_at, job.finished_at or (job.started_at and utcnow())),
+    }
+
+
+def details_context(job: Job) -> dict[str, Any]:
+    """What jobs/_details.html renders: command, environment, artifacts, uploads, actions."""
+    return {
+        "job": job,
+        "live": job.status in LIVE_STATUSES,
+        "mask": MASK,
+        "command_text": shlex.join(job.command) if job.command else "",
+        "one_time_keys": sorted(one_time_env(job)),
+        "artifacts": _artifacts(job.id),
+        "uploads": _uploads(job.id),
+        "actions": _actions(job.id),
+    }
+
+
+def _artifacts(job_id: int) -> list[Artifact]:
+    columns = (Artifact.id, Artifact.filename, Artifact.mime_type, Artifact.size, Artifact.sha256)
+    query = select(Artifact).options(load_only(*columns, Artifact.note))
+    return list(db.session.scalars(query.where(Artifact.job_id == job_id).order_by(Artifact.id)))
+
+
+def _uploads(job_id: int) -> list[FileUpload]:
+    query = select(FileUpload).options(
+        load_only(FileUpload.id, FileUpload.field, FileUpload.filename)
+    )
+    return list(
+        db.session.scalars(query.where(FileUpload.job_id == job_id).order_by(FileUpload.id))
+    )
+
+
+def _actions(job_id: int) -> list[ActionRun]:
+    query = select(ActionRun).where(ActionRun.job_id == job_id).order_by(ActionRun.id)
+    return list(db.session.scalars(query))
