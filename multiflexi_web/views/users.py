@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -106,9 +107,10 @@ def reset_password(user_id: int) -> Page:
     except UserError as exc:
         db.session.rollback()
         return _detail(user, None, {"password": str(exc).split(": ", 1)[-1]}), 400
-    user.locked_until, user.failed_logins = None, 0
     record("update", "user", user.id, f"password of {user.login} reset")
     db.session.commit()
+    if user.id == current_user.id:
+        login_user(user)  # the reset ended every session of the user; this one goes on
     if typed:
         flash(f"Password of {user.login} changed.", "info")
         return redirect(url_for(".detail", user_id=user.id))
