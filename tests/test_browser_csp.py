@@ -114,7 +114,11 @@ def test_the_policy_is_enforced_and_violations_are_seen(site: Site, page: Any) -
         "() => { const s = document.createElement('script');"
         " s.textContent = 'window.__ran = true'; document.head.appendChild(s); }"
     )
-    page.wait_for_function("window.__violations.length > 0")
+    # Waits on the event itself (wait_for_function's string predicates need eval: refused).
+    page.evaluate(
+        "() => window.__violations.length || new Promise((done) =>"
+        " document.addEventListener('securitypolicyviolation', done, {once: true}))"
+    )
     assert page.evaluate("window.__ran === undefined")
     assert page.evaluate("window.__violations")[0].startswith("script-src")
     page.console_errors.clear()
