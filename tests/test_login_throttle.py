@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -10,10 +11,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
+from multiflexi_web import create_app
+from multiflexi_web.config import ConfigError, load_settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AuditLog, LoginThrottle, utcnow
 from multiflexi_web.services.accounts import throttle
 from multiflexi_web.services.accounts.throttle import Policy
+from tests.conftest import make_settings, reset_schema
 from tests.factories import PASSWORD, isolate_requests, make_user, reread
 
 ATTACKER, ADMIN_HOME, ADMIN_TRAVEL = "203.0.113.66", "198.51.100.7", "192.0.2.40"
@@ -135,3 +139,39 @@ def test_unknown_logins_are_throttled_like_real_ones(app: Flask, clock: list[dat
     isolate_requests(app)
     codes = _hammer(app.test_client(), ATTACKER, "nobody", 12)
     assert codes[:5] == [401] * 5 and codes[-1] == 429
+
+
+def _failed_login_keys(app: Flask) -> set[str]:
+    app.test_client().post(
+        "/login",
+        data={"login": "bob", "password": "wrong"},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    reread()
+    return set(db.session.scalars(select(LoginThrottle.key).where(LoginThrottle.key.like("ip:%"))))
+
+
+def test_x_forwarded_for_is_believed_only_from_trusted_proxies(app: Flask) -> None:
+    isolate_requests(app)
+    assert _failed_login_keys(app) == {"ip:127.0.0.1"}
+    assert db.session.scalars(select(AuditLog.ip)).all() == ["127.0.0.1"]
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_counts(db_url: str, tmp_path: Path) -> None:
+    settings = make_settings(db_url, tmp_path, trusted_proxies=1)
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, settings=settings)
+    with app.app_context():
+        reset_schema()
+        isolate_requests(app)
+        assert _failed_login_keys(app) == {"ip:203.0.113.9"}
+        assert db.session.scalars(select(AuditLog.ip)).all() == ["203.0.113.9"]
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_trusted_proxies_must_be_a_count() -> None:
+    with pytest.raises(ConfigError, match="MULTIFLEXI_TRUSTED_PROXIES"):
+        load_settings(
+            {"MULTIFLEXI_TRUSTED_PROXIES": "nginx", "MULTIFLEXI_ENV_FILE": "/nonexistent"}
+        )
