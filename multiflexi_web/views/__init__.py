@@ -15,9 +15,16 @@ PUBLIC_ENDPOINTS = {"auth.login", "static", "health.health"}
 PUBLIC_PREFIXES = ("webhook.",)
 
 
-def _load_user(user_id: str) -> User | None:
+def _load_user(session_id: str) -> User | None:
+    """The user of a session id "id:epoch" (User.get_id) while its epoch is current: logout,
+    a new password or changed powers bump it, and every older cookie stops working."""
+    user_id, _, epoch = session_id.partition(":")
+    if not user_id.isdigit() or not epoch.isdigit():
+        return None  # also a cookie from before epochs existed: log in again
     user = db.session.get(User, int(user_id))
-    return user if user is not None and user.enabled else None
+    if user is None or not user.enabled or user.session_epoch != int(epoch):
+        return None
+    return user
 
 
 def register_views(app: Flask) -> None:
