@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import load_only
 from werkzeug.wrappers import Response
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
     LIVE_STATUSES,
@@ -44,7 +45,6 @@ from multiflexi_web.services.jobs.output import STREAMS, stream_bytes
 from multiflexi_web.views._helpers import is_htmx, me, owned_by_company, render
 from multiflexi_web.views.jobs.live_output import read_batch
 from multiflexi_web.views.jobs.queries import JobFilter, JobFilterError, duration_text, list_jobs
-from multiflexi_web.views.runtemplates.forms import begin_write
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 # The detail page renders this much stored output; the rest streams in through the poller.

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, Company, Role, RunTemplate
 from multiflexi_web.security.secrets import MASK
@@ -24,7 +25,6 @@ from multiflexi_web.services.runtemplates.manage import (
 from multiflexi_web.services.scheduling.times import INTERVAL_NAMES, ScheduleError
 from multiflexi_web.views._helpers import int_arg, me, owned_by_company
 from multiflexi_web.views.jobs.queries import JobFilter, duration_text, list_jobs
-from multiflexi_web.views.runtemplates.forms import begin_write
 from multiflexi_web.views.runtemplates.run import run
 from multiflexi_web.views.runtemplates.wizard import edit, new, schedule_preview
 

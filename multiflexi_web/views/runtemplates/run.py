@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Role, RunTemplate
 from multiflexi_web.services.audit import record
@@ -13,7 +14,7 @@ from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.runtemplates.configure import RunTemplateError
 from multiflexi_web.services.runtemplates.manage import template_uploads
 from multiflexi_web.views._helpers import me, owned_by_company
-from multiflexi_web.views.runtemplates.forms import begin_write, field_view, parse_env_rows
+from multiflexi_web.views.runtemplates.forms import field_view, parse_env_rows
 
 Page = str | tuple[str, int] | Response
 ENV_ROWS = 5

@@ -9,6 +9,7 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.executors import registry as executor_registry
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
@@ -50,7 +51,6 @@ from multiflexi_web.services.scheduling.times import (
 )
 from multiflexi_web.views._helpers import company_for, get_or_404, int_arg, me, owned_by_company
 from multiflexi_web.views.runtemplates.forms import (
-    begin_write,
     error_target,
     field_view,
     parse_config,
