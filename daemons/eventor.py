@@ -16,9 +16,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-import psycopg
-
 from daemons.runtime import Runtime, boot
+from multiflexi_web.db.listen import start_listener
 from multiflexi_web.extensions import db
 from multiflexi_web.services.events import catalog
 from multiflexi_web.services.events.intake import NOTIFY_CHANNEL
@@ -138,31 +137,11 @@ def poll_all_once(rt: Runtime) -> None:
             poll(spec, DbSink(rt.app, spec.id, rt.stop, retry=rt.retry_db, log=rt.log))
 
 
-def listen(url: str, wake: threading.Event, stop: threading.Event) -> None:
-    """PostgreSQL: wake the loop when the portal commits a webhook event (NOTIFY)."""
-    while not stop.is_set():
-        try:
-            dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
-            with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                wake.set()
-                while not stop.is_set():
-                    for _ in conn.notifies(timeout=1.0, stop_after=1):
-                        wake.set()
-        except psycopg.Error:
-            stop.wait(2.0)  # the main loop's retry_db reports the outage
-
-
 def run(rt: Runtime, poll: float) -> int:
     wake = threading.Event()
     consumers = Consumers(rt, wake)
     if not rt.settings.is_sqlite:
-        threading.Thread(
-            target=listen,
-            args=(rt.settings.database_url, wake, rt.stop),
-            name="listen",
-            daemon=True,
-        ).start()
+        start_listener(rt.settings.database_url, NOTIFY_CHANNEL, wake, rt.stop)
     next_sync, code = 0.0, 0
     try:
         while not rt.stop.is_set():

@@ -16,8 +16,6 @@ from multiflexi_web.db import retry as db_retry
 from multiflexi_web.db.retry import is_transient, retry
 from multiflexi_web.errors import first_line
 
-PROBE = "retry_probe"
-
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
@@ -25,12 +23,12 @@ def engine(db_url: str) -> Iterator[Engine]:
     args = {"timeout": 0} if db_url.startswith("sqlite") else {}  # SQLite: locked fails at once
     eng = create_engine(db_url, connect_args=args)
     with eng.begin() as conn:
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PROBE}")
-        conn.exec_driver_sql(f"CREATE TABLE {PROBE} (id INTEGER PRIMARY KEY, v INTEGER)")
-        conn.exec_driver_sql(f"INSERT INTO {PROBE} VALUES (1, 0)")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS retry_probe")
+        conn.exec_driver_sql("CREATE TABLE retry_probe (id INTEGER PRIMARY KEY, v INTEGER)")
+        conn.exec_driver_sql("INSERT INTO retry_probe VALUES (1, 0)")
     yield eng
     with eng.begin() as conn:
-        conn.exec_driver_sql(f"DROP TABLE {PROBE}")
+        conn.exec_driver_sql("DROP TABLE retry_probe")
     eng.dispose()
 
 
@@ -47,8 +45,8 @@ def is_pg(engine: Engine) -> bool:
 
 def test_a_refused_row_or_a_wrong_statement_is_not_transient(engine: Engine) -> None:
     with engine.connect() as conn:
-        duplicate = error_of(conn, f"INSERT INTO {PROBE} VALUES (1, 1)")
-        wrong = error_of(conn, f"SELECT nope FROM {PROBE}")
+        duplicate = error_of(conn, "INSERT INTO retry_probe VALUES (1, 1)")
+        wrong = error_of(conn, "SELECT nope FROM retry_probe")
     assert isinstance(duplicate, IntegrityError) and not is_transient(duplicate)
     assert not is_transient(wrong)
     assert not is_transient(ValueError("database is locked"))  # not a database error at all
@@ -59,16 +57,16 @@ def test_another_writer_holding_the_database_is_transient(engine: Engine) -> Non
     with engine.connect() as first, engine.connect() as second:
         if is_pg(engine):
             first = first.execution_options(isolation_level="REPEATABLE READ")
-            first.exec_driver_sql(f"SELECT v FROM {PROBE} WHERE id = 1")  # its snapshot
+            first.exec_driver_sql("SELECT v FROM retry_probe WHERE id = 1")  # its snapshot
         else:
-            first.exec_driver_sql(f"UPDATE {PROBE} SET v = 1 WHERE id = 1")  # holds the lock
+            first.exec_driver_sql("UPDATE retry_probe SET v = 1 WHERE id = 1")  # holds the lock
         if is_pg(engine):
-            second.exec_driver_sql(f"UPDATE {PROBE} SET v = 2 WHERE id = 1")
+            second.exec_driver_sql("UPDATE retry_probe SET v = 2 WHERE id = 1")
             second.commit()
-            exc = error_of(first, f"UPDATE {PROBE} SET v = 3 WHERE id = 1")
+            exc = error_of(first, "UPDATE retry_probe SET v = 3 WHERE id = 1")
             assert getattr(exc.orig, "sqlstate", None) == "40001"
         else:
-            exc = error_of(second, f"UPDATE {PROBE} SET v = 2 WHERE id = 1")
+            exc = error_of(second, "UPDATE retry_probe SET v = 2 WHERE id = 1")
             assert "database is locked" in str(exc)
     assert isinstance(exc, OperationalError) and is_transient(exc)
 
