@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.listen import start_listener
+from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
 from multiflexi_web.runner.contexts import ContextCache
@@ -277,7 +278,7 @@ class Executor:
             self.rt.retry_db(unit, max_wait=2.0, tries=4)  # a few tries: shutdown must not hang
         except DBAPIError as exc:
             # Still claimed by this worker: the reaper marks them lost once it is gone.
-            self.rt.log("give_back_failed", jobs=len(ready), error=repr(exc)[:200])
+            self.rt.log("give_back_failed", jobs=len(ready), error=first_line(exc))
             return
         self.rt.log("jobs_given_back", count=len(ready))
 
