@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from multiflexi_web.db.engine import begin_write
+from multiflexi_web.db.retry import retry
+from multiflexi_web.errors import first_line
 from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
-from multiflexi_web.runner.unit import begin_write, retrying, writing
+from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.security.secrets import cipher
 from multiflexi_web.services.jobs import artifacts, output
 from multiflexi_web.services.jobs import inputs as job_inputs
@@ -123,9 +126,9 @@ class JobRun:
         try:
             with writing():
                 self._sync_unit(beat)
-        except (OperationalError, DBAPIError) as exc:
+        except DBAPIError as exc:
             db.session.rollback()
-            log.warning("action=sync_failed job=%s error=%s", self.job.id, _line(exc))
+            log.warning("action=sync_failed job=%s error=%s", self.job.id, first_line(exc))
         if beat:
             self._next_sync = time.monotonic() + self.cfg.heartbeat_every
 
@@ -331,7 +334,7 @@ class JobRun:
         self.with_retries(unit)
 
     def with_retries(self, fn: Callable[[], T]) -> T:
-        return retrying(fn, self.hard_stop, f"job={self.job.id}")
+        return retry(fn, self.hard_stop, f"job={self.job.id}", max_wait=RETRY_MAX_WAIT)
 
     def _cleanup(self, outcome: Outcome) -> None:
         keep = self.cfg.keep_workdir_on_failure and outcome.status is not JobStatus.SUCCEEDED
@@ -341,7 +344,3 @@ class JobRun:
 
 def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

@@ -8,8 +8,6 @@ from typing import Any
 
 from werkzeug.datastructures import FileStorage, ImmutableMultiDict, MultiDict
 
-from multiflexi_web.db.engine import write_session
-from multiflexi_web.extensions import db
 from multiflexi_web.models import AppField, Application, FieldType
 from multiflexi_web.services.accounts.companies import ENV_KEY_RE
 from multiflexi_web.services.catalogue.fields import option_values
@@ -242,11 +240,3 @@ def error_target(message: str) -> str:
     if word in {"env", "env row"}:
         return "env"
     return "_form"
-
-
-def begin_write() -> None:
-    """Start the unit of work as a writer. On SQLite the login check already opened a read
-    transaction; upgrading it later fails at once if a daemon wrote meanwhile, so it is ended
-    here and an IMMEDIATE one begun (a no-op difference on PostgreSQL)."""
-    db.session.commit()
-    write_session(db.session())

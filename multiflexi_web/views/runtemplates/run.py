@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import render_template, request
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.models import Job, Role, RunTemplate
 from multiflexi_web.services.jobs.adhoc import Upload, run_now
 from multiflexi_web.services.jobs.artifacts import safe_name
@@ -11,7 +12,7 @@ from multiflexi_web.services.runtemplates.configure import RunTemplateError
 from multiflexi_web.services.runtemplates.manage import template_uploads
 from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import me, owned_by_company
-from multiflexi_web.views.runtemplates.forms import begin_write, field_view, parse_env_rows
+from multiflexi_web.views.runtemplates.forms import field_view, parse_env_rows
 
 ENV_ROWS = 5
 

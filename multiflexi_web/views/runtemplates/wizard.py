@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import render_template, request
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.executors import registry as executor_registry
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
@@ -48,7 +49,6 @@ from multiflexi_web.views._change import Audit, Page, commit_change, flash_redir
 from multiflexi_web.views._helpers import company_for, get_or_404, int_arg, me, owned_by_company
 from multiflexi_web.views.queries.accounts import companies_with_role
 from multiflexi_web.views.runtemplates.forms import (
-    begin_write,
     error_target,
     field_view,
     parse_config,
