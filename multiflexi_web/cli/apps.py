@@ -13,6 +13,7 @@ from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, CredentialPrototype, CredentialPrototypeField
 from multiflexi_web.security.secrets import MASK
+from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services import audit
 from multiflexi_web.services.catalogue.app_export import AppExportError, export_app_json
 from multiflexi_web.services.catalogue.app_import import import_app_paths, import_demo_apps
@@ -46,8 +47,8 @@ def app_detail(a: Application) -> dict[str, Any]:
             "keyname": f.keyname,
             "type": f.type,
             "required": f.required,
-            "secret": f.secret,
-            "default": MASK if f.secret and f.default else f.default,
+            "secret": is_secret_field(f),
+            "default": MASK if is_secret_field(f) and f.default else f.default,
             "description": f.description,
         }
         for f in a.fields
@@ -244,8 +245,8 @@ def credproto_show(code: str, fmt: str) -> None:
             "keyword": f.keyword,
             "type": f.type,
             "required": f.required,
-            "secret": f.secret,
-            "default": MASK if f.secret and f.default else f.default,
+            "secret": is_secret_field(f),
+            "default": MASK if is_secret_field(f) and f.default else f.default,
             "description": f.description,
         }
         for f in p.fields

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
 TRUE_WORDS = {"1", "true", "yes", "on", "y"}
 FALSE_WORDS = {"0", "false", "no", "off", "n", ""}
+# Field types whose values are secret whatever the flag says ("secret" exists in credential
+# formats; application imports turn it into "password").
+SECRET_FIELD_TYPES = frozenset({"password", "secret"})
 
 
 class FieldValueError(ValueError):
     """A value does not fit its field's type."""
+
+
+class FieldDef(Protocol):
+    """An application field or a credential prototype field."""
+
+    type: str
+    secret: bool
+
+
+def is_secret_field(field: FieldDef | None) -> bool:
+    """The one rule of what is secret: a field of a secret type or with its secret flag set.
+    Its values are encrypted at rest, masked on every page and never printed by the CLI."""
+    return field is not None and (bool(field.secret) or field.type in SECRET_FIELD_TYPES)
 
 
 def option_values(options: Any) -> list[str]:
@@ -25,7 +41,7 @@ def option_values(options: Any) -> list[str]:
 
 
 def normalise_value(ftype: str, raw: str, options: Any = None) -> str:
-    value = raw.strip() if ftype not in {"text", "password"} else raw
+    value = raw if ftype == "text" or ftype in SECRET_FIELD_TYPES else raw.strip()
     if value == "":
         return ""
     if ftype == "bool":

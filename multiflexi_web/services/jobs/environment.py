@@ -14,6 +14,7 @@ from multiflexi_web import __version__
 from multiflexi_web.models import RunTemplate
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.catalogue.credentials import plain_values
+from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services.runtemplates.configure import plain_config
 
 # The daemon's own settings never reach a job, even when they sit in the system env file.
@@ -113,18 +114,15 @@ def _layers(rt: RunTemplate, system_values: Mapping[str, str]) -> Iterable[Layer
     yield Layer(
         "application",
         {f.keyname: f.default for f in app.fields if f.default is not None},
-        frozenset(f.keyname for f in app.fields if f.secret or f.type == "password"),
+        frozenset(f.keyname for f in app.fields if is_secret_field(f)),
     )
     yield Layer("system", {k: v for k, v in system_values.items() if k not in PLATFORM_SECRETS})
     yield Layer("company", {e.key: e.value for e in rt.company.env})
     yield Layer("runtemplate", plain_config(rt), frozenset(c.key for c in rt.config if c.secret))
     for link in rt.credentials:
         cred = link.credential
-        proto_secret = {
-            f.keyword
-            for f in cred.credential_type.prototype.fields
-            if f.secret or f.type in {"password", "secret"}
-        }
+        proto = cred.credential_type.prototype
+        proto_secret = {f.keyword for f in proto.fields if is_secret_field(f)}
         yield Layer(
             f"credential:{cred.name}",
             plain_values(cred),

@@ -20,7 +20,11 @@ from multiflexi_web.models import (
 )
 from multiflexi_web.security.secrets import reveal, value_to_store
 from multiflexi_web.services import settings
-from multiflexi_web.services.catalogue.fields import FieldValueError, normalise_value
+from multiflexi_web.services.catalogue.fields import (
+    FieldValueError,
+    is_secret_field,
+    normalise_value,
+)
 from multiflexi_web.services.scheduling import times as schedule
 from multiflexi_web.services.scheduling.times import Policies
 
@@ -118,7 +122,7 @@ def set_config(rt: RunTemplate, values: dict[str, str]) -> None:
             )
         except FieldValueError as exc:
             raise RunTemplateError(f"config {key}: {exc}") from None
-        secret = bool(fdef and (fdef.secret or fdef.type == "password"))
+        secret = is_secret_field(fdef)
         row = existing.get(key)
         stored = value_to_store(value, secret, row)
         if stored is None:

@@ -12,7 +12,7 @@ from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AppField, Application, FieldType
 from multiflexi_web.services.accounts.companies import ENV_KEY_RE
-from multiflexi_web.services.catalogue.fields import option_values
+from multiflexi_web.services.catalogue.fields import is_secret_field, option_values
 from multiflexi_web.services.jobs.adhoc import Upload
 from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.runtemplates.configure import (
@@ -90,7 +90,7 @@ def field_view(f: AppField) -> FieldView:
         kind = _WIDGETS.get(FieldType(f.type), "text")
     except ValueError:
         kind = "text"
-    if f.secret and kind == "text":
+    if is_secret_field(f) and kind == "text":
         kind = "password"
     return FieldView(
         key=f.keyname,

@@ -23,6 +23,7 @@ from multiflexi_web.models import (
 )
 from multiflexi_web.services import settings
 from multiflexi_web.services.audit import record
+from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services.runtemplates.configure import (
     RunTemplateError,
     create_runtemplate,
@@ -139,7 +140,7 @@ def _posted_state(app: Application) -> dict[str, Any]:
     fields = ("name", "interval", "cron", "delay", "timezone", "executor", "timeout")
     state: dict[str, Any] = {k: form.get(k, "") for k in (*fields, *POLICY_KEYS)}
     state["active"] = (form.getlist("active") or ["false"])[-1] == "true"
-    secret = {f.keyname for f in app.fields if field_view(f).kind == "password"}
+    secret = {f.keyname for f in app.fields if is_secret_field(f)}
     state["values"] = {
         f.keyname: "" if f.keyname in secret else (form.getlist(f"cfg-{f.keyname}") or [""])[-1]
         for f in app.fields
