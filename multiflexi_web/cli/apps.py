@@ -13,13 +13,13 @@ from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, CredentialPrototype, CredentialPrototypeField
 from multiflexi_web.security.secrets import MASK
-from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services import audit
 from multiflexi_web.services.catalogue.app_export import AppExportError, export_app_json
 from multiflexi_web.services.catalogue.app_import import import_app_paths, import_demo_apps
 from multiflexi_web.services.catalogue.applications import ApplicationError, get_application
 from multiflexi_web.services.catalogue.credentials import CredentialError, get_prototype
 from multiflexi_web.services.catalogue.credproto_import import import_credproto_paths
+from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services.catalogue.import_common import ImportResult
 
 APP_COLUMNS = ["id", "uuid", "name", "version", "enabled", "tags"]

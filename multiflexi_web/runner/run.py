@@ -27,8 +27,8 @@ from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner.unit import begin_write, retrying, writing
-from multiflexi_web.security.secrets import cipher
-from multiflexi_web.services.jobs import artifacts, output
+from multiflexi_web.security.masking import Masker, StreamMasker
+from multiflexi_web.services.jobs import artifacts, onetime, output
 from multiflexi_web.services.jobs import inputs as job_inputs
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
@@ -86,6 +86,8 @@ class JobRun:
         self._t0 = time.monotonic()
         self._next_sync = self._t0 + SYNC_FIRST
         self._unsent: list[output.Batch] = []
+        self.masker = Masker(())  # the job's known secret values, once its env is resolved
+        self._masks: dict[str, StreamMasker] = {}  # per stream, only when the job has secrets
 
     # -- JobIO ----------------------------------------------------------------------------------
     def started(self, pid: int | None = None, container_id: str | None = None) -> None:
@@ -95,6 +97,8 @@ class JobRun:
             self._meta["container_id"] = container_id
 
     def output(self, stream: str, data: bytes) -> None:
+        if self._masks:
+            data = self._masks[stream].feed(data)
         self.sink.add(stream, data)
         if self.sink.due() and (
             self.sink.pending_bytes >= PENDING_MAX or time.monotonic() - self._t0 >= SYNC_FIRST
@@ -154,9 +158,13 @@ class JobRun:
         result, env = RunResult(None, error=problem), None
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
+        for stream, mask in self._masks.items():
+            if rest := mask.flush():
+                self.sink.add(stream, rest)
         self.outcome = outcome = self._outcome(result)
         if result.error:
-            self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
+            error = self.masker.text(result.error)
+            self.sink.add("stderr", f"multiflexi: {error}\n".encode())
         self.rows = self.with_retries(lambda: self._collect(ctx, env))
         self._unsent.append(self.sink.take())
         self._cleanup(outcome)  # everything kept is in memory or the artifact store by now
@@ -175,20 +183,23 @@ class JobRun:
     def _execute(self, ctx: TemplateContext) -> tuple[RunResult, ResolvedEnv | None]:
         try:
             self._make_workdir()
-            override = cipher().decrypt_json(self.job.env_override) if self.job.env_override else {}
+            once = onetime.unseal(self.job.env_override)
             env = resolve(
                 ctx,
                 job_id=self.job.id,
                 executor=self.job.executor,
                 workdir=self.workdir,
-                override=override,
+                override=once.values,
+                override_secret=once.secret,
                 uploads=self._inputs(ctx),
             )
             argv = fill_argv(ctx.executable, ctx.cmd_words, env.values)
             module = registry.get(self.job.executor)
         except (CommandError, KeyError, OSError, ValueError) as exc:
             return RunResult(None, error=str(exc.args[0] if exc.args else exc)), None
-        self._meta.update(command=argv, env=env.entries)
+        self._meta.update(command=self._shown_argv(ctx, env), env=self._shown_env(env))
+        if ctx.mask_output and self.masker:
+            self._masks = {s: StreamMasker(self.masker) for s in output.STREAMS}
         spec = JobSpec(
             job_id=self.job.id,
             argv=tuple(argv),
@@ -205,6 +216,18 @@ class JobRun:
         except Exception as exc:
             log.exception("action=module_error job=%s", self.job.id)
             return RunResult(None, error=f"executor module {module.name!r} failed: {exc}"), env
+
+    def _shown_argv(self, ctx: TemplateContext, env: ResolvedEnv) -> list[str]:
+        """The argv as stored and shown: secret values masked (the real one lives only in
+        this process's memory and the job's)."""
+        self.masker = Masker(env.secret_values())
+        words = fill_argv(ctx.executable, ctx.cmd_words, env.masked_values())
+        return [self.masker.text(w) for w in words]
+
+    def _shown_env(self, env: ResolvedEnv) -> list[dict[str, Any]]:
+        """The environment as stored and shown: sources kept, secret values (also inside
+        other values) masked."""
+        return [{**e, "value": self.masker.text(str(e["value"]))} for e in env.entries]
 
     def _inputs(self, ctx: TemplateContext) -> dict[str, str]:
         """Write the uploaded input files into the work directory; field -> path."""

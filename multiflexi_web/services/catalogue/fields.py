@@ -31,6 +31,24 @@ def is_secret_field(field: FieldDef | None) -> bool:
     return field is not None and (bool(field.secret) or field.type in SECRET_FIELD_TYPES)
 
 
+# Environment names that hold secrets whatever their source: a word of the name (split at "_")
+# containing one of these, or a word that is or ends with KEY/KEYS (API_KEY, APIKEY, SSH_KEYS).
+# Words that only start with KEY (KEYNAME, KEYBOARD, KEYWORD) are not secret; PWD is the shell's
+# working directory, not a password.
+SECRET_NAME_PARTS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN")
+SECRET_NAME_WORDS = frozenset({"PASS", "PSK"})
+
+
+def is_secret_name(name: str) -> bool:
+    """The one rule of which environment names are secret (one-time, company, system values)."""
+    for word in name.upper().split("_"):
+        if word in SECRET_NAME_WORDS or word.endswith(("KEY", "KEYS")):
+            return True
+        if any(part in word for part in SECRET_NAME_PARTS):
+            return True
+    return False
+
+
 def option_values(options: Any) -> list[str]:
     """The allowed values of a `set` field, from a list or a {value: label} object."""
     if isinstance(options, dict):

@@ -51,6 +51,7 @@ class RunTemplateSpec:
     timeout: int | None = None
     active: bool = True
     policies: Policies = field(default_factory=Policies)
+    mask_output: bool = True  # known secret values masked in the stored output
 
 
 def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec) -> RunTemplate:
@@ -58,7 +59,7 @@ def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec
         raise RunTemplateError("name: must not be empty")
     rt = RunTemplate(company_id=company.id, application_id=app.id, name=spec.name.strip())
     rt.company, rt.application = company, app
-    rt.active = spec.active
+    rt.active, rt.mask_output = spec.active, spec.mask_output
     set_executor(rt, spec.executor)
     set_timeout(rt, spec.timeout)
     set_schedule(rt, spec.schedule)

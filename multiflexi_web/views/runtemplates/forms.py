@@ -203,6 +203,8 @@ def parse_spec(form: Form, app: Application, config: dict[str, str]) -> RunTempl
         timeout=_int(form.get("timeout", ""), "timeout"),
         policies=parse_policies(form),
         active=is_true((form.getlist("active") or ["false"])[-1]),
+        # Masking stays on unless the form says otherwise (a hidden "false" precedes the box).
+        mask_output=is_true((form.getlist("mask_output") or ["true"])[-1]),
     )
 
 
@@ -227,6 +229,13 @@ def parse_env_rows(form: Form) -> dict[str, str]:
             raise RunTemplateError(f"env {key!r}: MULTIFLEXI_* variables are set by the platform")
         env[key] = value
     return env
+
+
+def parse_env_secrets(form: Form) -> frozenset[str]:
+    """Keys of the one-time rows whose `env_secret` checkbox (value: the row's index) is on."""
+    keys = form.getlist("env_key")
+    marked = {int(i) for i in form.getlist("env_secret") if i.isdigit() and int(i) < len(keys)}
+    return frozenset(keys[i].strip() for i in marked if keys[i].strip())
 
 
 def error_target(message: str) -> str:

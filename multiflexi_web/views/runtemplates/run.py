@@ -8,12 +8,18 @@ from werkzeug.wrappers import Response
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Role, RunTemplate
 from multiflexi_web.services.audit import record
+from multiflexi_web.services.catalogue.fields import is_secret_name
 from multiflexi_web.services.jobs.adhoc import Upload, run_now
 from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.runtemplates.configure import RunTemplateError
 from multiflexi_web.services.runtemplates.manage import template_uploads
 from multiflexi_web.views._helpers import me, owned_by_company
-from multiflexi_web.views.runtemplates.forms import begin_write, field_view, parse_env_rows
+from multiflexi_web.views.runtemplates.forms import (
+    begin_write,
+    field_view,
+    parse_env_rows,
+    parse_env_secrets,
+)
 
 Page = str | tuple[str, int] | Response
 ENV_ROWS = 5
@@ -33,9 +39,9 @@ def _uploads(rt: RunTemplate) -> list[Upload]:
 
 
 def _page(
-    rt: RunTemplate, error: str | None, rows: list[tuple[str, str]], status: int = 200
+    rt: RunTemplate, error: str | None, rows: list[tuple[str, str, bool]], status: int = 200
 ) -> tuple[str, int]:
-    rows = rows + [("", "")] * max(ENV_ROWS - len(rows), 1)
+    rows = rows + [("", "", False)] * max(ENV_ROWS - len(rows), 1)
     page = render_template(
         "runtemplates/run.html",
         rt=rt,
@@ -45,6 +51,18 @@ def _page(
         stored_files=template_uploads(rt.id),
     )
     return page, status
+
+
+def _posted_rows() -> list[tuple[str, str, bool]]:
+    """The rows to show again after an error: a secret value is never sent back."""
+    secret = parse_env_secrets(request.form)
+    rows = []
+    for key, value in zip(
+        request.form.getlist("env_key"), request.form.getlist("env_value"), strict=False
+    ):
+        hidden = key.strip() in secret or is_secret_name(key.strip())
+        rows.append((key, "" if hidden else value, key.strip() in secret))
+    return rows
 
 
 def run(rt_id: int) -> Page:
@@ -57,11 +75,8 @@ def run(rt_id: int) -> Page:
         env = parse_env_rows(request.form)
     except RunTemplateError as exc:
         db.session.rollback()
-        posted = list(
-            zip(request.form.getlist("env_key"), request.form.getlist("env_value"), strict=False)
-        )
-        return _page(rt, str(exc), posted, 400)
-    job = run_now(rt, env, _uploads(rt), me().id)
+        return _page(rt, str(exc), _posted_rows(), 400)
+    job = run_now(rt, env, _uploads(rt), me().id, parse_env_secrets(request.form))
     record(
         "run",
         "runtemplate",
