@@ -17,6 +17,7 @@ class Masker:
     def __init__(self, secrets: Iterable[str]) -> None:
         values = sorted({s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
         encoded = [v.encode() for v in values]
+        self.values = tuple(encoded)
         self.longest = max((len(v) for v in encoded), default=0)
         self._text = re.compile("|".join(map(re.escape, values))) if values else None
         self.bytes_pattern = re.compile(b"|".join(map(re.escape, encoded))) if values else None
@@ -39,6 +40,7 @@ class StreamMasker:
 
     def __init__(self, masker: Masker) -> None:
         self._pattern = masker.bytes_pattern
+        self._values = masker.values
         self._keep = max(masker.longest - 1, 0)
         self._held = b""
 
@@ -47,6 +49,9 @@ class StreamMasker:
             return data
         text = self._held + data
         cut = max(len(text) - self._keep, 0)
+        if not any(v in text for v in self._values):  # the usual chunk: C-speed substring tests
+            self._held = text[cut:]
+            return text[:cut]
         out, pos = bytearray(), 0
         # Every match starting before `cut` is complete in `text` (it is at most `keep`+1 long).
         for m in self._pattern.finditer(text, 0, len(text)):
