@@ -102,3 +102,16 @@ def test_cli_secret_env_is_marked(app: Flask, runner: FlaskCliRunner) -> None:
     once = unseal(job(row["id"]).env_override)
     assert once.values == {"A": "1", "B": "2"} and once.secret == {"B"}
     db.session.rollback()
+
+
+def test_an_error_naming_a_secret_is_masked(app: Flask) -> None:
+    rt = shell_rt("true")
+    rt.application.executable = "/nonexistent/{ONCE}"
+    db.session.commit()
+    [job_id] = schedule(rt, env_override={"ONCE": "one-time-value"}, secret_keys={"ONCE"})
+    drain(app)
+    done = job(job_id)
+    assert done.status == "failed" and MASK in (done.status_reason or "")
+    assert "one-time-value" not in (done.status_reason or "")
+    assert done.command == [f"/nonexistent/{MASK}", "-c", "true"]
+    assert b"one-time-value" not in output_of(job_id, "stderr")

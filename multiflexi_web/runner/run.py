@@ -9,6 +9,7 @@ command, environment and pid, streams its output and beats its heartbeat while i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -161,10 +162,11 @@ class JobRun:
         for stream, mask in self._masks.items():
             if rest := mask.flush():
                 self.sink.add(stream, rest)
+        if result.error:  # it becomes the job's status reason and a line of its stderr
+            result = dataclasses.replace(result, error=self.masker.text(result.error))
         self.outcome = outcome = self._outcome(result)
         if result.error:
-            error = self.masker.text(result.error)
-            self.sink.add("stderr", f"multiflexi: {error}\n".encode())
+            self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
         self.rows = self.with_retries(lambda: self._collect(ctx, env))
         self._unsent.append(self.sink.take())
         self._cleanup(outcome)  # everything kept is in memory or the artifact store by now
