@@ -7,6 +7,7 @@ import json
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.security.masking import Masker, StreamMasker
@@ -14,6 +15,7 @@ from multiflexi_web.security.secrets import MASK, cipher
 from multiflexi_web.services.catalogue.fields import is_secret_name
 from multiflexi_web.services.jobs.onetime import seal, unseal
 from tests.executor_support import drain, job, output_of, schedule, shell_rt
+from tests.factories import make_app, make_company
 
 M = MASK.encode()
 
@@ -115,3 +117,45 @@ def test_an_error_naming_a_secret_is_masked(app: Flask) -> None:
     assert "one-time-value" not in (done.status_reason or "")
     assert done.command == [f"/nonexistent/{MASK}", "-c", "true"]
     assert b"one-time-value" not in output_of(job_id, "stderr")
+
+
+def test_the_edit_form_turns_output_masking_off_and_on(app: Flask) -> None:
+    from multiflexi_web.models import RunTemplate
+    from tests.factories import client_for, make_runtemplate, make_user
+    from tests.portal_b_helpers import fresh
+
+    rt = make_runtemplate(make_company(), make_app(), name="switch")
+    client = client_for(app, make_user(is_admin=True))
+    assert 'name="mask_output" value="true" id="mask_output" checked' in client.get(
+        f"/runtemplates/{rt.id}/edit"
+    ).get_data(as_text=True)
+    for sent, expected in ((["false"], False), (["false", "true"], True)):
+        data = {"name": "switch", "interval": "n", "executor": "native", "mask_output": sent}
+        resp = client.post(f"/runtemplates/{rt.id}/edit", data=data)
+        assert resp.status_code == 302, resp.get_data(as_text=True)
+        assert fresh(RunTemplate, rt.id).mask_output is expected
+
+
+def test_secret_named_company_env_is_encrypted_shown_masked_and_rotated(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    from multiflexi_web.models import CompanyEnv
+    from multiflexi_web.security.secrets import Cipher, SecretError, generate_key, reveal
+    from multiflexi_web.services.accounts.companies import set_env, shown_env
+
+    company = make_company()
+    set_env(company, {"SMTP_PASSWORD": "env-secret", "REGION": "eu"})
+    db.session.commit()
+    rows = {e.key: e for e in company.env}
+    assert rows["SMTP_PASSWORD"].secret and "env-secret" not in rows["SMTP_PASSWORD"].value
+    assert (rows["REGION"].secret, rows["REGION"].value) == (False, "eu")
+    assert shown_env(company) == {"SMTP_PASSWORD": MASK, "REGION": "eu"}
+    new_key = generate_key()
+    result = runner.invoke(args=["secrets", "rotate-key", "--new-key", new_key, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["company_env_values"] == 1
+    db.session.expire_all()
+    row = db.session.scalars(select(CompanyEnv).where(CompanyEnv.secret)).one()
+    assert Cipher(new_key).decrypt(row.value) == "env-secret"
+    with pytest.raises(SecretError):
+        reveal(row)  # the app still has the old key: the value really moved to the new one
