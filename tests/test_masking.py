@@ -150,12 +150,16 @@ def test_secret_named_company_env_is_encrypted_shown_masked_and_rotated(
     assert rows["SMTP_PASSWORD"].secret and "env-secret" not in rows["SMTP_PASSWORD"].value
     assert (rows["REGION"].secret, rows["REGION"].value) == (False, "eu")
     assert shown_env(company) == {"SMTP_PASSWORD": MASK, "REGION": "eu"}
+    company.env.append(CompanyEnv(key="OLD_TOKEN", value="old-plain"))  # set before encryption
+    db.session.commit()
     new_key = generate_key()
     result = runner.invoke(args=["secrets", "rotate-key", "--new-key", new_key, "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["company_env_values"] == 1
+    assert json.loads(result.stdout)["company_env_values"] == 2
     db.session.expire_all()
-    row = db.session.scalars(select(CompanyEnv).where(CompanyEnv.secret)).one()
-    assert Cipher(new_key).decrypt(row.value) == "env-secret"
+    rows = {e.key: e for e in db.session.scalars(select(CompanyEnv).where(CompanyEnv.secret))}
+    assert Cipher(new_key).decrypt(rows["SMTP_PASSWORD"].value) == "env-secret"
+    assert Cipher(new_key).decrypt(rows["OLD_TOKEN"].value) == "old-plain"
+    row = rows["SMTP_PASSWORD"]
     with pytest.raises(SecretError):
         reveal(row)  # the app still has the old key: the value really moved to the new one

@@ -15,6 +15,7 @@ from multiflexi_web.models import (
     RunTemplateConfig,
 )
 from multiflexi_web.security.secrets import Cipher
+from multiflexi_web.services.catalogue.fields import is_secret_name
 
 
 @dataclass(frozen=True)
@@ -57,5 +58,10 @@ def rotate_all(old: Cipher, new_key: str) -> RotationReport:
         src.secret = value
     for env, value in zip(envs, new_envs, strict=True):
         env.value = value
+    # Rows set before company env secrets were encrypted: encrypted now, under the new key.
+    plain = db.session.scalars(select(CompanyEnv).where(CompanyEnv.secret.is_(False)))
+    for env in [e for e in plain if is_secret_name(e.key)]:
+        env.value, env.secret = new.encrypt(env.value), True
+        envs.append(env)
     db.session.flush()
     return RotationReport(len(creds), len(configs), len(jobs), len(sources), len(envs))
