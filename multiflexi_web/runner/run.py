@@ -28,7 +28,7 @@ from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner.unit import begin_write, retrying, writing
-from multiflexi_web.security.masking import Masker, StreamMasker
+from multiflexi_web.security.masking import JobMasks
 from multiflexi_web.services.jobs import artifacts, onetime, output
 from multiflexi_web.services.jobs import inputs as job_inputs
 from multiflexi_web.services.jobs import transitions as jobs
@@ -87,8 +87,7 @@ class JobRun:
         self._t0 = time.monotonic()
         self._next_sync = self._t0 + SYNC_FIRST
         self._unsent: list[output.Batch] = []
-        self.masker = Masker(())  # the job's known secret values, once its env is resolved
-        self._masks: dict[str, StreamMasker] = {}  # per stream, only when the job has secrets
+        self.masks = JobMasks()  # the job's known secret values, once its env is resolved
 
     # -- JobIO ----------------------------------------------------------------------------------
     def started(self, pid: int | None = None, container_id: str | None = None) -> None:
@@ -98,8 +97,8 @@ class JobRun:
             self._meta["container_id"] = container_id
 
     def output(self, stream: str, data: bytes) -> None:
-        if self._masks:
-            data = self._masks[stream].feed(data)
+        if self.masks.streams:
+            data = self.masks.streams[stream].feed(data)
         self.sink.add(stream, data)
         if self.sink.due() and (
             self.sink.pending_bytes >= PENDING_MAX or time.monotonic() - self._t0 >= SYNC_FIRST
@@ -159,11 +158,10 @@ class JobRun:
         result, env = RunResult(None, error=problem), None
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
-        for stream, mask in self._masks.items():
-            if rest := mask.flush():
-                self.sink.add(stream, rest)
+        for stream, rest in self.masks.rests():
+            self.sink.add(stream, rest)
         if result.error:  # it becomes the job's status reason and a line of its stderr
-            result = dataclasses.replace(result, error=self.masker.text(result.error))
+            result = dataclasses.replace(result, error=self.masks.text(result.error))
         self.outcome = outcome = self._outcome(result)
         if result.error:
             self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
@@ -199,9 +197,8 @@ class JobRun:
             module = registry.get(self.job.executor)
         except (CommandError, KeyError, OSError, ValueError) as exc:
             return RunResult(None, error=str(exc.args[0] if exc.args else exc)), None
+        self.masks = JobMasks(env.secret_values(), output.STREAMS if ctx.mask_output else ())
         self._meta.update(command=self._shown_argv(ctx, env), env=self._shown_env(env))
-        if ctx.mask_output and self.masker:
-            self._masks = {s: StreamMasker(self.masker) for s in output.STREAMS}
         spec = JobSpec(
             job_id=self.job.id,
             argv=tuple(argv),
@@ -222,14 +219,13 @@ class JobRun:
     def _shown_argv(self, ctx: TemplateContext, env: ResolvedEnv) -> list[str]:
         """The argv as stored and shown: secret values masked (the real one lives only in
         this process's memory and the job's)."""
-        self.masker = Masker(env.secret_values())
         words = fill_argv(ctx.executable, ctx.cmd_words, env.masked_values())
-        return [self.masker.text(w) for w in words]
+        return [self.masks.text(w) for w in words]
 
     def _shown_env(self, env: ResolvedEnv) -> list[dict[str, Any]]:
         """The environment as stored and shown: sources kept, secret values (also inside
         other values) masked."""
-        return [{**e, "value": self.masker.text(str(e["value"]))} for e in env.entries]
+        return [{**e, "value": self.masks.text(str(e["value"]))} for e in env.entries]
 
     def _inputs(self, ctx: TemplateContext) -> dict[str, str]:
         """Write the uploaded input files into the work directory; field -> path."""

@@ -68,3 +68,19 @@ class StreamMasker:
         """The held-back rest at the end of the stream."""
         rest, self._held = self._held, b""
         return self._pattern.sub(MASK_BYTES, rest) if self._pattern is not None else rest
+
+
+class JobMasks:
+    """A job's masking: its secret values for what is stored, and per output stream a
+    StreamMasker when its output is masked (none at all when the job has no secrets)."""
+
+    def __init__(self, secrets: Iterable[str] = (), streams: Iterable[str] = ()) -> None:
+        self.masker = Masker(secrets)
+        self.streams = {s: StreamMasker(self.masker) for s in streams} if self.masker else {}
+
+    def text(self, value: str) -> str:
+        return self.masker.text(value)
+
+    def rests(self) -> list[tuple[str, bytes]]:
+        """What each stream held back, masked: at the end of the job."""
+        return [(s, rest) for s, m in self.streams.items() if (rest := m.flush())]
