@@ -163,3 +163,22 @@ def test_secret_named_company_env_is_encrypted_shown_masked_and_rotated(
     row = rows["SMTP_PASSWORD"]
     with pytest.raises(SecretError):
         reveal(row)  # the app still has the old key: the value really moved to the new one
+
+
+def test_a_refused_run_now_form_never_sends_a_secret_value_back(app: Flask) -> None:
+    from tests.factories import client_for, make_runtemplate, make_user
+
+    rt = make_runtemplate(make_company(), make_app())
+    client = client_for(app, make_user(is_admin=True))
+    data = {
+        "env_key": ["MARKED", "DB_PASSWORD", "PLAIN", "1BAD"],
+        "env_value": ["marked-value", "named-value", "plain-value", "x"],
+        "env_secret": "0",
+    }
+    resp = client.post(f"/runtemplates/{rt.id}/run", data=data)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "1BAD" in page
+    assert "marked-value" not in page and "named-value" not in page
+    assert (
+        "plain-value" in page and 'name="env_secret" value="0" aria-label="secret" checked' in page
+    )
