@@ -8,6 +8,8 @@ from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db, login_manager
 from multiflexi_web.models import User
+from multiflexi_web.security.secrets import MASK
+from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
 
 # Endpoints reachable without a session; everything else requires login.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.health"}
@@ -62,6 +64,9 @@ def register_views(app: Flask) -> None:
         app.register_blueprint(module.bp)
     # Templates link to pages of other blueprints only where those are registered.
     app.jinja_env.globals["has_endpoint"] = app.view_functions.__contains__
+    app.jinja_env.tests["secret_field"] = is_secret_field
+    app.jinja_env.tests["secret_name"] = is_secret_name
+    app.jinja_env.globals["MASK"] = MASK
     errors.register(app)
     login_manager.login_view = "auth.login"
     login_manager.user_loader(_load_user)

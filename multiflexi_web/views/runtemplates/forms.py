@@ -10,7 +10,7 @@ from werkzeug.datastructures import FileStorage, ImmutableMultiDict, MultiDict
 
 from multiflexi_web.models import AppField, Application, FieldType
 from multiflexi_web.services.accounts.companies import ENV_KEY_RE
-from multiflexi_web.services.catalogue.fields import option_values
+from multiflexi_web.services.catalogue.fields import is_secret_field, option_values
 from multiflexi_web.services.jobs.adhoc import Upload
 from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.runtemplates.configure import (
@@ -88,7 +88,7 @@ def field_view(f: AppField) -> FieldView:
         kind = _WIDGETS.get(FieldType(f.type), "text")
     except ValueError:
         kind = "text"
-    if f.secret and kind == "text":
+    if is_secret_field(f) and kind == "text":
         kind = "password"
     return FieldView(
         key=f.keyname,
@@ -201,6 +201,8 @@ def parse_spec(form: Form, app: Application, config: dict[str, str]) -> RunTempl
         timeout=_int(form.get("timeout", ""), "timeout"),
         policies=parse_policies(form),
         active=is_true((form.getlist("active") or ["false"])[-1]),
+        # Masking stays on unless the form says otherwise (a hidden "false" precedes the box).
+        mask_output=is_true((form.getlist("mask_output") or ["true"])[-1]),
     )
 
 
@@ -225,6 +227,13 @@ def parse_env_rows(form: Form) -> dict[str, str]:
             raise RunTemplateError(f"env {key!r}: MULTIFLEXI_* variables are set by the platform")
         env[key] = value
     return env
+
+
+def parse_env_secrets(form: Form) -> frozenset[str]:
+    """Keys of the one-time rows whose `env_secret` checkbox (value: the row's index) is on."""
+    keys = form.getlist("env_key")
+    marked = {int(i) for i in form.getlist("env_secret") if i.isdigit() and int(i) < len(keys)}
+    return frozenset(keys[i].strip() for i in marked if keys[i].strip())
 
 
 def error_target(message: str) -> str:
