@@ -77,7 +77,12 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_S.SCHEDULED, _S.RUNNING, _CLAIM, "due: an executor claims it"),
     Transition(_S.BLOCKED, _S.RUNNING, _CLAIM, "its block ended: claimed again"),
     Transition(_S.RUNNING, _S.SKIPPED, _CLAIM, "another job of its template runs (overlap: skip)"),
-    Transition(_S.RUNNING, _S.SCHEDULED, "jobs.transitions.release", "claimed, never started"),
+    Transition(
+        _S.RUNNING,
+        _S.SCHEDULED,
+        "jobs.transitions.release",
+        "another job of its template runs (overlap: wait)",
+    ),
     Transition(_S.RUNNING, _S.BLOCKED, "jobs.transitions.block", "a credential is unavailable"),
     Transition(_S.RUNNING, _S.SUCCEEDED, "jobs.transitions.send_success", "exit 0 (pipelined)"),
     Transition(_S.RUNNING, _S.SUCCEEDED, _FINISH, "exit 0"),

@@ -157,7 +157,8 @@ def _check_created(groups: SlotGroups) -> None:
     """Refuse a plan whose runs the job state table does not let a slot's job start as."""
     wrong = {r.status for _, _, runs in groups for r in runs} - CREATED
     if wrong:
-        raise ValueError(f"slot jobs cannot be created as {sorted(wrong)} (models/job.py)")
+        names = ", ".join(sorted(str(s) for s in wrong))
+        raise ValueError(f"slot jobs cannot be created {names} (models/job.py TRANSITIONS)")
 
 
 def _sqlite_insert(groups: SlotGroups, now: datetime) -> int:
