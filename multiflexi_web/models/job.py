@@ -250,6 +250,18 @@ def status_in(statuses: tuple[JobStatus, ...]) -> ColumnElement[bool]:
     return Job.status.in_([s.value for s in statuses])
 
 
+class Move(NamedTuple):
+    """A writer's change from the table: the WHERE on the status and the status it sets."""
+
+    where: ColumnElement[bool]
+    to: str
+
+
+def move(by: str, to: JobStatus) -> Move:
+    """The change `by` makes to `to` (refused if the table lacks it); build it at import."""
+    return Move(status_in(sources(by, to=to)), to.value)
+
+
 class JobOutput(Base):
     """A raw chunk of a job's stdout or stderr, in arrival order (id)."""
 

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import ColumnElement, select, text, update
 from sqlalchemy.orm import aliased
 
 from multiflexi_web.db.engine import write_session
 from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate, Worker, utcnow
-from multiflexi_web.models.job import created, sources, status_in
+from multiflexi_web.models.job import Move, created, move
 from multiflexi_web.security.secrets import cipher
 from multiflexi_web.services.jobs import claim as claiming
 from multiflexi_web.services.jobs import statements as job_sql
@@ -29,14 +29,14 @@ RUNNING = JobStatus.RUNNING.value
 FAILURES = {JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.CANCELLED}
 ORPHAN_GRACE = timedelta(seconds=10)
 
-# Each change's WHERE on the status, from the job state table (models/job.py TRANSITIONS),
-# built once: a change the table lacks fails at import.
+# Each change's WHERE on the status and the status it sets, from the job state table
+# (models/job.py TRANSITIONS), built once: a change the table lacks fails at import.
 _BY = "jobs.transitions."
 _CREATED = frozenset(created(_BY + "enqueue"))
-_SKIP_CLAIMED = status_in(sources(_BY + "claim", to=JobStatus.SKIPPED))
-_RELEASE = status_in(sources(_BY + "release", to=JobStatus.SCHEDULED))
-_BLOCK = status_in(sources(_BY + "block", to=JobStatus.BLOCKED))
-_CANCEL = status_in(sources(_BY + "cancel", to=JobStatus.CANCELLED))
+_SKIP_CLAIMED = move(_BY + "claim", JobStatus.SKIPPED)
+_RELEASE = move(_BY + "release", JobStatus.SCHEDULED)
+_BLOCK = move(_BY + "block", JobStatus.BLOCKED)
+_CANCEL = move(_BY + "cancel", JobStatus.CANCELLED)
 _IS_RUNNING = Job.status == RUNNING  # the running job's own fields (no status change)
 
 
@@ -117,10 +117,9 @@ def claim(
 def _give_back(c: ClaimedJob, now: datetime) -> None:
     """Undo a claim inside the claiming transaction (nobody else ever saw it running)."""
     if c.overlap_policy == "skip":
-        _change(
+        _move(
             c.id,
             _SKIP_CLAIMED,
-            status=JobStatus.SKIPPED.value,
             finished_at=now,
             status_reason="another job of this RunTemplate was running (overlap policy: skip)",
         )
@@ -128,19 +127,23 @@ def _give_back(c: ClaimedJob, now: datetime) -> None:
         release(c.id)
 
 
-def _change(job_id: int, expected: Any, **values: Any) -> bool:
+def _change(job_id: int, expected: ColumnElement[bool], **values: Any) -> bool:
     """Change a job in the expected status, and only then (a conditional UPDATE): whether it
     was. `expected` is a WHERE on the status built above from the job state table."""
     res = db.session.execute(update(Job).where(Job.id == job_id, expected).values(**values))
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
+def _move(job_id: int, change: Move, **values: Any) -> bool:
+    """A status change from the table, with the other columns it sets."""
+    return _change(job_id, change.where, status=change.to, **values)
+
+
 def release(job_id: int) -> bool:
     """running -> scheduled for a claimed job that never started (its claim is undone)."""
-    return _change(
+    return _move(
         job_id,
         _RELEASE,
-        status=JobStatus.SCHEDULED.value,
         worker_id=None,
         claimed_at=None,
         started_at=None,
@@ -272,10 +275,9 @@ def _maybe_retry(job_id: int, now: datetime) -> Job | None:
 
 def block(job_id: int, reason: str, until: datetime) -> bool:
     """running -> blocked (a credential is unavailable): claimable again from `until`."""
-    return _change(
+    return _move(
         job_id,
         _BLOCK,
-        status=JobStatus.BLOCKED.value,
         block_reason=reason,
         blocked_at=utcnow(),
         scheduled_for=until,
@@ -291,9 +293,9 @@ def cancel(job_id: int, by: str = "cli") -> str:
     """Cancel a waiting job at once, or ask the executor to stop a running one."""
     res = db.session.execute(
         update(Job)
-        .where(Job.id == job_id, _CANCEL)
+        .where(Job.id == job_id, _CANCEL.where)
         .values(
-            status=JobStatus.CANCELLED.value,
+            status=_CANCEL.to,
             finished_at=utcnow(),
             status_reason=f"cancelled by {by} before it started",
         )
