@@ -98,11 +98,11 @@ def reset_schema() -> None:
     """
     engine = db.engine
     if engine.dialect.name != "postgresql":
-        _create(engine)
+        create_schema(engine)
         return
     url = str(engine.url)
     if url not in _PG_READY:
-        _create(engine)
+        create_schema(engine)
         _PG_READY.add(url)
     tables = reversed(Base.metadata.sorted_tables)
     # Names come from our own metadata, not from input.
@@ -117,7 +117,8 @@ def reset_schema() -> None:
             conn.exec_driver_sql(restarts)
 
 
-def _create(engine: Engine) -> None:
+def create_schema(engine: Engine) -> None:
+    """The models' tables, and the job state guard on them."""
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
         state_guard.install(conn)

@@ -2,10 +2,10 @@
 
 Triggers generated from TRANSITIONS: creating a job in a status no transition creates, or an
 UPDATE of status to a status no transition reaches from the old one (same status allowed),
-aborts the statement. Installed by conftest on every database the `app` fixture makes, so the
-whole suite checks every transition any code under test makes, daemons in subprocesses
+aborts the statement. Installed by conftest.create_schema on every database the tests make, so
+the whole suite checks every transition any code under test makes, daemons in subprocesses
 included. The database cannot know the writing function: `by` is checked by the import-time
-look-ups (models/job.py sources/made) and tests/test_job_states.py.
+look-ups (models/job.py sources, made, move) and tests/test_job_states.py.
 """
 
 from __future__ import annotations
