@@ -1,8 +1,9 @@
-"""Tenant-supplied expressions cannot stall a daemon: artifact patterns run on RE2, walks are capped."""
+"""Tenant-supplied expressions cannot stall a daemon: patterns run on RE2, walks are capped."""
 
 from __future__ import annotations
 
 import signal
+from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def test_evil_pattern_is_linear() -> None:
 
 def test_patterns_re2_cannot_run_are_named() -> None:
     for pattern in (r"(a)\1", "x(?=y)", "(?<!a)b"):
-        with pytest.raises(ExpressionError, match="pattern .*not supported"):
+        with pytest.raises(ExpressionError, match=r"pattern .*not supported"):
             compile_pattern(pattern)
     with pytest.raises(ExpressionError, match="longer than 500"):
         compile_pattern("a" * 501)
@@ -87,6 +88,8 @@ def test_evil_artifact_pattern_does_not_stall_the_executor(
     assert "aaa" in names and EVIL_NAME not in names
 
 
-def _heartbeat() -> object:
+def _heartbeat() -> datetime:
     db.session.rollback()
-    return db.session.scalar(select(Worker.heartbeat_at).where(Worker.kind == "executor"))
+    beat = db.session.scalar(select(Worker.heartbeat_at).where(Worker.kind == "executor"))
+    assert beat is not None
+    return beat
