@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import signal
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
