@@ -13,7 +13,14 @@ from multiflexi_web.models.credential import (
     CredentialType,
     CredentialValue,
 )
-from multiflexi_web.models.event import Event, EventRule, EventSource, EventStatus, SourceKind
+from multiflexi_web.models.event import (
+    Event,
+    EventRule,
+    EventSource,
+    EventStatus,
+    SourceKind,
+    WebhookSignature,
+)
 from multiflexi_web.models.job import (
     ADHOC_TYPES,
     LIVE_STATUSES,
@@ -79,6 +86,7 @@ __all__ = [
     "RunTemplateCredential",
     "SourceKind",
     "User",
+    "WebhookSignature",
     "Worker",
     "utcnow",
     "waiting",

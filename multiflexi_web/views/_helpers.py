@@ -12,6 +12,7 @@ from flask_login import current_user
 from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Role, User
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services.accounts.access import require_global_admin, require_role
 
 M = TypeVar("M")
@@ -83,13 +84,12 @@ def field_errors(exc: ValueError, fields: Iterable[str], default: str = "_form")
 
 
 def page_size(default: int = 50, maximum: int = 200) -> int:
-    raw = request.args.get("limit", "")
-    return min(int(raw), maximum) if raw.isdigit() and int(raw) > 0 else default
+    raw = parse_id(request.args.get("limit", ""))
+    return min(raw, maximum) if raw else default
 
 
 def int_arg(name: str) -> int | None:
-    raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() else None
+    return parse_id(request.args.get(name, ""))
 
 
 def next_cursor(rows: Sequence[Any], limit: int) -> int | None:

@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, User
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services.accounts.members import (
     MemberError,
     add_member,
@@ -119,7 +120,8 @@ def reset_password(user_id: int) -> Page:
 def add_membership(user_id: int) -> Page:
     user = get_or_404(User, user_id)
     raw = request.form.get("company_id", "")
-    company = db.session.get(Company, int(raw)) if raw.isdigit() else None
+    company_id = parse_id(raw)
+    company = db.session.get(Company, company_id) if company_id is not None else None
     try:
         if company is None:
             raise MemberError("company_id: choose a company")

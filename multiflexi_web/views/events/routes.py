@@ -18,6 +18,7 @@ from multiflexi_web.models import (
     Role,
     RunTemplate,
 )
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services.accounts import access
 from multiflexi_web.services.audit import record
 from multiflexi_web.services.events import catalog
@@ -97,7 +98,7 @@ def create_source() -> Page:
         abort(403)
     if request.method == "GET":
         return _source_form(None, {"kind": "webhook", "config": "{}"}, {}, companies)
-    company_id = int(text("company")) if text("company").isdigit() else None
+    company_id = parse_id(text("company"))
     try:
         if not can_manage(company_id):
             raise EventSourceError("company: choose a company you administer")

@@ -20,6 +20,7 @@ from multiflexi_web.models import (
     RunTemplate,
     waiting,
 )
+from multiflexi_web.models.bounds import parse_id
 
 PAGE_SIZE = 50
 QUEUE_LIMIT = 200
@@ -49,9 +50,10 @@ def _int_arg(args: Mapping[str, str], name: str) -> int | None:
     raw = (args.get(name) or "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise JobFilterError(f"{name}: must be a whole number, got {raw!r}")
-    return int(raw)
+    value = parse_id(raw)
+    if value is None:
+        raise JobFilterError(f"{name}: must be a whole number, got {raw[:40]!r}")
+    return value
 
 
 def _date_arg(args: Mapping[str, str], name: str) -> date | None:

@@ -35,6 +35,7 @@ from multiflexi_web.models import (
     Worker,
     utcnow,
 )
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.accounts.access import RANK, require_role, role_in, visible_company_ids
 from multiflexi_web.services.audit import record
@@ -154,10 +155,11 @@ def _detail_context(job: Job) -> dict[str, object]:
 @bp.get("/<int:job_id>/output")
 def output(job_id: int) -> str:
     """New output after `after` (a chunk id) as a fragment; its poller stops once the job ended."""
-    after = request.args.get("after", "0")
-    if not after.isdigit():
-        abort(400, description=f"after: must be a chunk id (a whole number), got {after!r}")
-    batch = read_batch(job_id, int(after))
+    raw = request.args.get("after", "0")
+    after = parse_id(raw)
+    if after is None:
+        abort(400, description=f"after: must be a chunk id (a whole number), got {raw[:40]!r}")
+    batch = read_batch(job_id, after)
     if batch is None:
         abort(404)
     require_role(me(), batch.company_id, Role.VIEWER)
