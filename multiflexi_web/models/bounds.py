@@ -56,3 +56,18 @@ def parse_id(raw: str) -> int | None:
     if text.isascii() and text.isdigit() and len(text) <= ID_DIGITS:
         return int(text)
     return None
+
+
+JSON_DEPTH = 64  # payloads and definitions nest a few levels; deeper is refused, not recursed
+
+
+def check_json_depth(value: object, name: str) -> None:
+    """BoundError when a parsed JSON value nests deeper than JSON_DEPTH (checked iteratively)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > JSON_DEPTH:
+                raise BoundError(f"{name}: nested deeper than {JSON_DEPTH} levels")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)

@@ -76,7 +76,7 @@ def optional_text(name: str, max_len: int = 255) -> str | None:
 def field_errors(exc: ValueError, fields: Iterable[str], default: str = "_form") -> dict[str, str]:
     """Attach a service error to the form field its message names, else to the whole form."""
     message = str(exc)
-    match = _FIELD_RE.match(message)
+    match = _FIELD_RE.match(message[:200])  # the field is named first; the tail may be input
     names = set(fields)
     if match and match.group(1) in names:
         return {match.group(1): message[match.end() :]}

@@ -18,7 +18,7 @@ from multiflexi_web.models import (
     Role,
     RunTemplate,
 )
-from multiflexi_web.models.bounds import parse_id
+from multiflexi_web.models.bounds import SIGNATURE_TOLERANCE, BoundError, parse_id
 from multiflexi_web.services.accounts import access
 from multiflexi_web.services.audit import record
 from multiflexi_web.services.events import catalog
@@ -35,7 +35,15 @@ from multiflexi_web.views.events.rules import (
 )
 
 bp = Blueprint("events", __name__, url_prefix="/events")
-SOURCE_FIELDS = ("name", "kind", "company", "config", "secret")
+SOURCE_FIELDS = (
+    "name",
+    "kind",
+    "company",
+    "config",
+    "secret",
+    "require_timestamp",
+    "signature_tolerance",
+)
 
 # Rule pages live beside, on this blueprint.
 bp.add_url_rule(
@@ -110,6 +118,7 @@ def create_source() -> Page:
             company_id=company_id,
             enabled=flag("enabled"),
         )
+        _set_signing(source)
     except EventSourceError as exc:
         db.session.rollback()
         return _source_form(None, request.form, field_errors(exc, SOURCE_FIELDS), companies), 400
@@ -162,6 +171,8 @@ def edit_source(source_id: int) -> Page:
             "kind": src.kind,
             "enabled": src.enabled,
             "config": json.dumps(src.config, indent=2, sort_keys=True),
+            "require_timestamp": src.require_timestamp,
+            "signature_tolerance": src.signature_tolerance,
         }
         return _source_form(src, form, {}, companies)
     try:
@@ -173,6 +184,7 @@ def edit_source(source_id: int) -> Page:
             secret=request.form.get("secret") or None,
             clear_secret=flag("clear_secret"),
         )
+        _set_signing(src)
     except EventSourceError as exc:
         db.session.rollback()
         return _source_form(src, request.form, field_errors(exc, SOURCE_FIELDS), companies), 400
@@ -199,9 +211,9 @@ def test_payload(source_id: int) -> Page:
     src = source_for(source_id)
     raw = request.form.get("payload", "")
     try:
-        hits, error = catalog.try_payload(src, json.loads(raw)), None
-    except json.JSONDecodeError as exc:
-        hits, error = [], f"payload: not valid JSON ({exc})"
+        hits, error = catalog.try_payload(src, catalog.parse_test_payload(raw)), None
+    except EventSourceError as exc:
+        hits, error = [], str(exc)
     db.session.rollback()  # the tester never writes
     context = {"hits": hits, "test_error": error, "payload": raw, "tested": True}
     if is_htmx():
@@ -221,6 +233,15 @@ def event(event_id: int) -> str:
         payload_json=json.dumps(ev.payload, indent=2, ensure_ascii=False, sort_keys=True),
         raw_text=(ev.raw_body or b"")[:65536].decode("utf-8", errors="replace"),
     )
+
+
+def _set_signing(src: EventSource) -> None:
+    """The webhook signing inputs (absent on other kinds' forms: the defaults)."""
+    try:
+        tolerance = SIGNATURE_TOLERANCE.parse(text("signature_tolerance", 40) or "300")
+    except BoundError as exc:
+        raise EventSourceError(str(exc)) from None
+    catalog.set_signing(src, require_timestamp=flag("require_timestamp"), tolerance=tolerance)
 
 
 def _config() -> dict[str, Any]:
