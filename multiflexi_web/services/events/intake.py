@@ -109,8 +109,8 @@ def first_sighting(source: EventSource, verdict: Verdict) -> bool:
     stmt = insert(WebhookSignature).values(
         source_id=source.id, signature=verdict.stamped, expires_at=max(expires, now)
     )
-    result = session.execute(stmt.on_conflict_do_nothing())
-    return bool(getattr(result, "rowcount", 0))
+    added = session.execute(stmt.on_conflict_do_nothing().returning(WebhookSignature.id))
+    return added.first() is not None
 
 
 def delivery_id(headers: Mapping[str, str]) -> str | None:

@@ -27,6 +27,7 @@ SENSITIVE_HEADERS = frozenset(
         "x-gitlab-token",
         "x-hub-signature",
         "x-hub-signature-256",
+        "x-multiflexi-signature",
     }
 )
 
