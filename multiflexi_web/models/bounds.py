@@ -47,13 +47,14 @@ RULE_PRIORITY = Bound("priority", -1_000_000, 1_000_000)
 SIGNATURE_TOLERANCE = Bound("signature_tolerance", 1, DAY, "seconds")
 
 
-ID_DIGITS = 18  # every id (BIGINT included) and count fits; longer input is no id
+BIGINT_MAX = 2**63 - 1  # ids of the tables that grow without bound (jobs, output, audit)
 
 
-def parse_id(raw: str) -> int | None:
-    """A row id or count typed in a form or a query string; None when it is not one."""
+def parse_id(raw: str, high: int = INT32_MAX) -> int | None:
+    """A row id or count typed in a form or a query string; None when it is not one. `high` is
+    the column's type: PostgreSQL refuses a larger parameter with an error, not "no row"."""
     text = raw.strip()
-    if text.isascii() and text.isdigit() and len(text) <= ID_DIGITS:
+    if text.isascii() and text.isdigit() and len(text) <= len(str(high)) and int(text) <= high:
         return int(text)
     return None
 

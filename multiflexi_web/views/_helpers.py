@@ -12,7 +12,7 @@ from flask_login import current_user
 from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Role, User
-from multiflexi_web.models.bounds import parse_id
+from multiflexi_web.models.bounds import INT32_MAX, parse_id
 from multiflexi_web.services.accounts.access import require_global_admin, require_role
 
 M = TypeVar("M")
@@ -88,8 +88,8 @@ def page_size(default: int = 50, maximum: int = 200) -> int:
     return min(raw, maximum) if raw else default
 
 
-def int_arg(name: str) -> int | None:
-    return parse_id(request.args.get(name, ""))
+def int_arg(name: str, high: int = INT32_MAX) -> int | None:
+    return parse_id(request.args.get(name, ""), high)
 
 
 def next_cursor(rows: Sequence[Any], limit: int) -> int | None:

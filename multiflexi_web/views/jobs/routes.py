@@ -35,7 +35,7 @@ from multiflexi_web.models import (
     Worker,
     utcnow,
 )
-from multiflexi_web.models.bounds import parse_id
+from multiflexi_web.models.bounds import BIGINT_MAX, parse_id
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.accounts.access import RANK, require_role, role_in, visible_company_ids
 from multiflexi_web.services.audit import record
@@ -156,7 +156,7 @@ def _detail_context(job: Job) -> dict[str, object]:
 def output(job_id: int) -> str:
     """New output after `after` (a chunk id) as a fragment; its poller stops once the job ended."""
     raw = request.args.get("after", "0")
-    after = parse_id(raw)
+    after = parse_id(raw, BIGINT_MAX)
     if after is None:
         abort(400, description=f"after: must be a chunk id (a whole number), got {raw[:40]!r}")
     batch = read_batch(job_id, after)
