@@ -6,16 +6,21 @@ import signal
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Worker
+from multiflexi_web.models import Event, EventRule, Job, Worker
 from multiflexi_web.security.expressions import ExpressionError, check_path, compile_pattern
+from multiflexi_web.services.events.catalog import RuleSpec, create_rule, create_source
 from multiflexi_web.services.jobs import artifacts
-from tests.executor_support import job, schedule, shell_rt, show_logs, start_daemon, stop, wait_for
+from tests.executor_support import job, schedule, shell_rt, show_logs, start_daemon, stop
+from tests.factories import make_company, make_runtemplate
+from tests.test_eventor import spawn_eventor, wait_for
+from tests.test_eventor import stop as stop_eventor
 
 EVIL = "(a+)+$"  # exponential on Python's backtracking engine for "aaaa…!"
 EVIL_NAME = "a" * 64 + "!"
@@ -93,3 +98,50 @@ def _heartbeat() -> datetime:
     beat = db.session.scalar(select(Worker.heartbeat_at).where(Worker.kind == "executor"))
     assert beat is not None
     return beat
+
+
+def test_evil_rules_and_paths_do_not_stall_the_eventor(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    """Rules stored before the caps (100,000-step paths, 100,000 'in' values, a 100,000-char
+    selector) against large nested payloads: the eventor processes every event, keeps beating,
+    and a sane rule still makes its jobs."""
+    source = create_source("evil", "webhook")
+    company = make_company()
+    long_path = "$" + ".a" * 50_000
+    evil = EventRule(
+        source_id=source.id,
+        runtemplate_id=make_runtemplate(company).id,
+        name="evil",
+        priority=1,
+        conditions=[
+            {"path": long_path, "op": "exists"},
+            {"path": "$.list", "op": "in", "value": list(range(100_000))},
+        ],
+        env_mapping={"X": "$" + "[0]" * 50_000, "Y": "$." + "b" * 100_000},
+    )
+    db.session.add(evil)
+    create_rule(source, RuleSpec(make_runtemplate(company).id, env_mapping={"N": "$.n"}))
+    nested: object = {"leaf": 1}
+    for _ in range(60):
+        nested = {"a": nested}
+    payloads = [{"n": i, "a": nested, "list": list(range(20_000))} for i in range(5)]
+    db.session.add_all(Event(source_id=source.id, payload=p) for p in payloads)
+    db.session.commit()
+    log = tmp_path / "eventor.log"
+    proc = spawn_eventor(db_url, log, "--poll", "0.05")
+    try:
+        wait_for(lambda: _eventor_beat() is not None, 30, "the eventor's worker row")
+        wait_for(lambda: _jobs_made() == 5, 120, "the sane rule's five jobs")
+        beat = _eventor_beat()
+        wait_for(lambda: (_eventor_beat() or beat) > beat, 60, "the eventor's next heartbeat")
+    finally:
+        stop_eventor(proc, log)
+
+
+def _jobs_made() -> int:
+    return db.session.scalar(select(func.count(Job.id))) or 0
+
+
+def _eventor_beat() -> Any:
+    return db.session.scalar(select(Worker.heartbeat_at).where(Worker.kind == "eventor"))
