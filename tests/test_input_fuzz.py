@@ -66,6 +66,7 @@ LINES = st.lists(
     st.one_of(
         st.sampled_from(["$.a == 1", "$.a exists", "$.a in 1, 2", "$" + ".a" * 40 + " exists"]),
         st.builds(lambda p, v: f"{p} == {v}", st.text(max_size=30), JSON_TEXTS),
+        st.builds(lambda op, v: f"$.a {op} {v}", st.sampled_from(["==", "in"]), JSON_TEXTS),
         st.text(max_size=60),
     ),
     max_size=5,

@@ -70,7 +70,7 @@ def _value(raw: str) -> Any:
     """A config or condition value: JSON when it parses (42, true, [..]), else the text."""
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or a number or nesting JSON cannot take
         return raw
 
 

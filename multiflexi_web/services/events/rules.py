@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from multiflexi_web.models import EventRule, SourceKind
+from multiflexi_web.models.bounds import BoundError, check_json_depth
 from multiflexi_web.security.expressions import PATH_DEPTH, PATH_MAX, ExpressionError, check_path
 
 OPS = ("equals", "exists", "in")
@@ -243,15 +244,25 @@ def parse_env_mapping(text: str) -> dict[str, str]:
     return out
 
 
-def _typed(raw: str) -> Any:
+def _loads(raw: str) -> Any:
+    """JSON when the text is JSON (42, true, [..]), else the text itself."""
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # also 5,000-digit numbers and very deep lists
         return raw
+
+
+def _typed(raw: str) -> Any:
+    value = _loads(raw)
+    try:
+        check_json_depth(value, f"value {raw[:40]!r}")
+    except BoundError as exc:
+        raise RuleError(str(exc)) from None
+    return value
 
 
 def _text(value: Any) -> str:
     # A string that would read back as something else ("42", "true") keeps its JSON quotes.
-    if isinstance(value, str) and _typed(value) == value and "," not in value:
+    if isinstance(value, str) and _loads(value) == value and "," not in value:
         return value
     return json.dumps(value, ensure_ascii=False)
