@@ -218,3 +218,27 @@ def test_credential_form(client: FlaskClient) -> None:
         assert resp.status_code in (302, 400), resp.text[:500]
 
     check()
+
+
+URLS = [
+    "/companies/{}/edit",
+    "/credentials/{}",
+    "/runtemplates/{}/edit",
+    "/jobs/{}",
+    "/events/{}",
+    "/events/sources/{}",
+    "/applications/{}",
+]
+
+
+def test_ids_in_urls(client: FlaskClient) -> None:
+    """Ids past any column type (SQLite overflow, PostgreSQL out-of-range) are no page."""
+    _admin(client)
+    ids = st.one_of(st.integers(min_value=0, max_value=10**30), st.sampled_from([2**31, 2**63]))
+
+    @given(url=st.sampled_from(URLS), object_id=ids)
+    def check(url: str, object_id: int) -> None:
+        resp = client.get(url.format(object_id))
+        assert resp.status_code in (400, 404), resp.text[:500]
+
+    check()
