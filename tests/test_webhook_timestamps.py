@@ -98,12 +98,18 @@ def test_wrong_or_malformed_stamped_signatures_are_refused(client: FlaskClient) 
         "no v1": {"X-MultiFlexi-Signature": f"t={int(time.time())}"},
         "huge t": {"X-MultiFlexi-Signature": "t=" + "9" * 5000 + ",v1=00"},
         "garbage": {"X-MultiFlexi-Signature": "\x7f" * 3000},
+        "non-ASCII v1": {"X-MultiFlexi-Signature": f"t={int(time.time())},v1=\xe9"},
     }
     for name, headers in bad.items():
         resp = client.post(url, data=BODY, headers=headers)
         assert resp.status_code == 401, name
         assert "X-MultiFlexi-Signature" in resp.get_json()["error"], name
     assert _event_count() == 0
+
+
+def test_non_ascii_body_only_signature_is_refused(client: FlaskClient) -> None:
+    resp = client.post(_source(), data=BODY, headers={"X-Hub-Signature-256": "sha256=\xe9"})
+    assert resp.status_code == 401
 
 
 def test_required_timestamp_refuses_the_body_only_signature(client: FlaskClient) -> None:

@@ -49,10 +49,12 @@ def signature_ok(source: EventSource, body: bytes, header: str | None) -> bool:
     """True without a secret; with one, `sha256=<hex HMAC of the raw body>` must match."""
     if not source.secret:
         return True
-    if not header or not header.startswith("sha256="):
+    given = (header or "").removeprefix("sha256=").strip().lower()
+    # compare_digest refuses non-ASCII text (TypeError): such a header is simply wrong.
+    if not header or not header.startswith("sha256=") or not given.isascii():
         return False
     expected = hmac.new(cipher().decrypt(source.secret).encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+    return hmac.compare_digest(expected, given)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def check_signature(
 def _check_stamped(source: EventSource, body: bytes, header: str, now: float) -> Verdict:
     parts = [p.strip().partition("=") for p in header[:1024].split(",")]
     stamps = [v for k, _, v in parts if k == "t" and v.isascii() and v.isdigit() and len(v) < 12]
-    given = [v.lower() for k, _, v in parts if k == "v1"]
+    given = [v.lower() for k, _, v in parts if k == "v1" and v.isascii()]
     if not stamps or not given:
         return Verdict(f"missing or malformed {STAMPED_HEADER}: send t=<unix time>,v1=<hex>")
     t = int(stamps[0])
