@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, Job, Worker
 from multiflexi_web.security.expressions import ExpressionError, check_path, compile_pattern
+from multiflexi_web.services.catalogue.fields import FieldValueError, normalise_value
 from multiflexi_web.services.events.catalog import RuleSpec, create_rule, create_source
 from multiflexi_web.services.jobs import artifacts
 from tests.executor_support import job, schedule, shell_rt, show_logs, start_daemon, stop
@@ -43,6 +44,13 @@ def test_patterns_re2_cannot_run_are_named() -> None:
             compile_pattern(pattern)
     with pytest.raises(ExpressionError, match="longer than 500"):
         compile_pattern("a" * 501)
+
+
+def test_long_email_value_is_refused_without_backtracking() -> None:
+    """EMAIL_RE is quadratic on 'a@....' (minutes at 100 kB): the length is checked first."""
+    with pytest.raises(FieldValueError, match="is not an e-mail address"):
+        normalise_value("email", "a@" + "." * 100_000 + "x y")
+    assert normalise_value("email", "ops@example.com") == "ops@example.com"
 
 
 def test_json_path_bounds() -> None:
