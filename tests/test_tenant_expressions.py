@@ -75,6 +75,7 @@ def test_artifact_scan_stops_at_the_cap(tmp_path: Path, monkeypatch: pytest.Monk
     assert not [p for p in found if p.name == "deep.json"]
 
 
+@pytest.mark.slow
 def test_evil_artifact_pattern_does_not_stall_the_executor(
     app: Flask, db_url: str, tmp_path: Path
 ) -> None:
@@ -108,6 +109,7 @@ def _heartbeat() -> datetime:
     return beat
 
 
+@pytest.mark.slow
 def test_evil_rules_and_paths_do_not_stall_the_eventor(
     app: Flask, db_url: str, tmp_path: Path
 ) -> None:

@@ -153,6 +153,8 @@ def test_source_form_takes_the_flag_and_refuses_a_huge_tolerance(client: FlaskCl
     source = db.session.scalar(select(EventSource).where(EventSource.name == "formhook"))
     assert source is not None
     assert (source.require_timestamp, source.signature_tolerance) == (True, 120)
+    page = client.get(f"/events/sources/{source.id}").text
+    assert "with a signed time required (X-MultiFlexi-Signature, within 120 s" in page
 
 
 def test_remembered_signatures_are_pruned_after_the_window(client: FlaskClient) -> None:
