@@ -11,6 +11,8 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
 
 from multiflexi_web import create_app
@@ -25,6 +27,21 @@ PG_ADMIN_URL = os.environ.get(
     "MULTIFLEXI_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 TEST_KEY = generate_key()
+
+# Fuzz tests: few examples, same ones every run (CI), no example database written to the tree;
+# HYPOTHESIS_PROFILE=explore searches wider with fresh examples.
+hypothesis_settings.register_profile(
+    "ci",
+    max_examples=50,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "explore", parent=hypothesis_settings.get_profile("ci"), max_examples=500, derandomize=False
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _pg_available() -> bool:

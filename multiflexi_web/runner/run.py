@@ -270,7 +270,10 @@ class JobRun:
     def _collect(
         self, ctx: TemplateContext | None, env: ResolvedEnv | None
     ) -> list[dict[str, Any]]:
-        """Artifacts: the output streams, then RESULT_FILE and files matching the app's patterns."""
+        """Artifacts: the output streams, then RESULT_FILE and files matching the app's patterns.
+
+        On the job's own thread: the worker heartbeat thread and the main loop (signals) go on
+        meanwhile, and the scan is bounded (RE2 patterns, artifacts.SCAN_MAX files)."""
         col = artifacts.Collector(self.job.id, self.cfg.artifact_dir, self.cfg.inline_max)
         try:
             self._collect_streams(col)

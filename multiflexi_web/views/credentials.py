@@ -12,6 +12,7 @@ from multiflexi_web.models import (
     CredentialType,
     Role,
 )
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services.accounts import access
 from multiflexi_web.services.catalogue.credentials import (
     CredentialError,
@@ -66,7 +67,7 @@ def company_credentials(company_id: int) -> str:
 def create(company_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
     raw_id = request.values.get("prototype_id", "")
-    proto = db.session.get(CredentialPrototype, int(raw_id)) if raw_id.isdigit() else None
+    proto = db.session.get(CredentialPrototype, parse_id(raw_id) or 0)
     if proto is None:
         flash("Choose a credential prototype first.", "error")
         return redirect(url_for(".company_credentials", company_id=company.id))
@@ -152,7 +153,7 @@ def types(company_id: int) -> str:
 def type_create(company_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
     raw_id = request.form.get("prototype_id", "")
-    proto = db.session.get(CredentialPrototype, int(raw_id)) if raw_id.isdigit() else None
+    proto = db.session.get(CredentialPrototype, parse_id(raw_id) or 0)
     if proto is None:
         flash("Choose a credential prototype.", "error")
         return redirect(url_for(".types", company_id=company.id))

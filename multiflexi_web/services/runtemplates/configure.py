@@ -18,6 +18,7 @@ from multiflexi_web.models import (
     RunTemplateCredential,
     utcnow,
 )
+from multiflexi_web.models.bounds import TIMEOUT, BoundError
 from multiflexi_web.security.secrets import reveal, value_to_store
 from multiflexi_web.services import settings
 from multiflexi_web.services.catalogue.fields import (
@@ -85,8 +86,11 @@ def set_executor(rt: RunTemplate, name: str) -> None:
 
 
 def set_timeout(rt: RunTemplate, timeout: int | None) -> None:
-    if timeout is not None and timeout <= 0:
-        raise RunTemplateError(f"timeout {timeout}: must be a positive number of seconds")
+    if timeout is not None:
+        try:
+            TIMEOUT.check(timeout)
+        except BoundError as exc:
+            raise RunTemplateError(str(exc)) from None
     rt.timeout = timeout
 
 

@@ -19,6 +19,7 @@ from multiflexi_web.models import (
     Role,
     RunTemplate,
 )
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services import settings
 from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services.runtemplates.configure import (
@@ -142,9 +143,7 @@ def _posted_state(app: Application) -> dict[str, Any]:
         f.keyname: "" if f.keyname in secret else (form.getlist(f"cfg-{f.keyname}") or [""])[-1]
         for f in app.fields
     }
-    state["creds"] = {
-        c: int(v) if (v := form.get(f"cred-{c}", "")).isdigit() else None for c in app.requirements
-    }
+    state["creds"] = {c: parse_id(form.get(f"cred-{c}", "")) for c in app.requirements}
     return state
 
 
