@@ -1,0 +1,113 @@
+"""The Kubernetes objects of one job: its Pod and its Secret, as plain API bodies."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from multiflexi_web.executors.base import AppInfo, JobSpec
+from multiflexi_web.executors.container_env import container_env
+
+MAIN, KEEPER, MOUNT = "job", "keeper", "/work"
+LABEL = "multiflexi.job"
+DAY = 86400
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+RESOURCE_KEYS = frozenset({"requests", "limits"})
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What the module takes from the app's `kubernetes` block (no helm binary is used)."""
+
+    image: str | None = None
+    namespace: str | None = None
+    resources: dict[str, Any] | None = None
+    chart: str | None = None  # helm.chart of an enabled helm block: reported, not deployed
+
+
+def hints_of(app: AppInfo) -> Hints:
+    """Read the block; a malformed hint raises ValueError naming it."""
+    block: Mapping[str, Any] = app.kubernetes or {}
+    helm: Mapping[str, Any] = block.get("helm") or {}
+    if not isinstance(helm, Mapping):
+        raise ValueError("kubernetes.helm must be an object")
+    namespace = block.get("namespace") or helm.get("namespace") or None
+    if namespace is not None and not (isinstance(namespace, str) and DNS_LABEL.match(namespace)):
+        raise ValueError(f"kubernetes.namespace {namespace!r} is not a DNS-1123 label")
+    resources = block.get("resources")
+    if resources is not None and not (
+        isinstance(resources, dict) and set(resources) <= RESOURCE_KEYS
+    ):
+        raise ValueError("kubernetes.resources must be an object with requests and/or limits")
+    image = block.get("image")
+    if image is not None and not (isinstance(image, str) and image.strip()):
+        raise ValueError("kubernetes.image must be an image reference")
+    chart = helm.get("chart") if helm.get("enabled") else None
+    return Hints(image, namespace, resources, str(chart) if chart else None)
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    name: str
+    namespace: str
+    pod: dict[str, Any]
+    secret: dict[str, Any] | None  # None when the job has no secret values
+
+
+def plan(spec: JobSpec, hints: Hints, namespace: str, helper: str | None, start: float) -> PodPlan:
+    """The Pod (main container + a `sleep` keeper holding /work readable) and its Secret."""
+    name = f"mf-job-{spec.job_id}-{secrets.token_hex(3)}"
+    labels = {LABEL: str(spec.job_id), "app.kubernetes.io/managed-by": "multiflexi"}
+    meta = {"name": name, "labels": labels}
+    env, stored = _env(spec, name)
+    image = hints.image or spec.app.ociimage or ""
+    # The Pod ends itself even if the daemon never comes back to delete it.
+    bound = int((spec.timeout or DAY) + start + 600)
+    mounts = [{"name": "work", "mountPath": MOUNT}]
+    main: dict[str, Any] = {
+        "name": MAIN,
+        "image": image,
+        "command": list(spec.argv),
+        "workingDir": MOUNT,
+        "env": env,
+        "volumeMounts": mounts,
+    }
+    if hints.resources:
+        main["resources"] = hints.resources
+    keeper = {"name": KEEPER, "image": helper or image, "command": ["sleep", str(bound)]}
+    pod_spec = {
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": bound,
+        "terminationGracePeriodSeconds": max(1, int(spec.kill_grace)),
+        "automountServiceAccountToken": False,  # a job gets no credentials for the cluster
+        "enableServiceLinks": False,  # nor the namespace's service addresses as env
+        "volumes": [{"name": "work", "emptyDir": {}}],
+        "containers": [main, {**keeper, "volumeMounts": mounts}],
+    }
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
+    secret = None
+    if stored:
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in stored.items()}
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque"}
+        secret["data"] = data
+    return PodPlan(name, namespace, pod, secret)
+
+
+def _env(spec: JobSpec, secret_name: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Env entries for the main container; secret values only as references into the Secret."""
+    entries: list[dict[str, Any]] = []
+    stored: dict[str, str] = {}
+    for i, (key, value) in enumerate(sorted(container_env(spec, MOUNT).items())):
+        if key not in spec.secret_keys:
+            entries.append({"name": key, "value": value})
+            continue
+        data_key = key if SECRET_KEY.match(key) else f"value-{i}"
+        stored[data_key] = value
+        ref = {"secretKeyRef": {"name": secret_name, "key": data_key}}
+        entries.append({"name": key, "valueFrom": ref})
+    return entries, stored
