@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from multiflexi_web.config import ConfigError, read_sources
 
 DEFAULT_BASE_URL = "https://management.azure.com"
@@ -115,6 +113,7 @@ class ClientSecretToken:
             return self._token
 
     def _request(self, scopes: tuple[str, ...]) -> dict[str, Any]:
+        import requests
         from azure.core.exceptions import ClientAuthenticationError
 
         form = {
