@@ -14,6 +14,7 @@ from flask import Flask
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus, RunTemplate
 from multiflexi_web.services.jobs import artifacts
+from multiflexi_web.services.runtemplates.configure import RunTemplateError, set_executor
 from tests import fake_arm, fake_k8s
 from tests.executor_support import drain, job, output_of, schedule
 from tests.factories import make_app, make_company
@@ -116,3 +117,25 @@ def test_an_azure_job_needing_a_result_file_fails_clearly(
         "azure: RESULT_FILE is not supported: Azure Container Instances cannot copy files out"
     )
     assert fake.calls == []
+
+
+def test_saving_a_runtemplate_checks_the_module(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rt = cloud_rt("native", result_file=False)
+    for key in ("AZURE_SUBSCRIPTION_ID", "KUBECONFIG"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MULTIFLEXI_ENV_FILE", "/nonexistent")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(
+        RunTemplateError, match="executor 'azure': AZURE_SUBSCRIPTION_ID is not set"
+    ):
+        set_executor(rt, "azure")
+    with pytest.raises(RunTemplateError, match="executor 'kubernetes': KUBECONFIG: no kubeconfig"):
+        set_executor(rt, "kubernetes")
+    monkeypatch.setenv("KUBECONFIG", str(FakeKube().kubeconfig(tmp_path)))
+    set_executor(rt, "kubernetes")
+    assert rt.executor == "kubernetes"
+    rt.application.ociimage = None
+    with pytest.raises(RunTemplateError, match=r"has no OCI image \(ociimage\)"):
+        set_executor(rt, "kubernetes")
