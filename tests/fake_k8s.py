@@ -93,6 +93,7 @@ class FakeKube:
     tar: bytes = field(default_factory=_empty_tar)
     exec_ok: bool = True
     fail: dict[str, int] = field(default_factory=dict)  # call kind -> HTTP status to answer
+    blips: int = 0  # this many pod reads answer 503 first
     calls: list[Call] = field(default_factory=list)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     pod_deleted: threading.Event = field(default_factory=threading.Event)
@@ -168,7 +169,10 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
             call = Call(method, parts.path, parse_qs(parts.query), body, headers)
             fake.calls.append(call)
             m = ROUTE.match(parts.path)
-            if call.kind in fake.fail:
+            if call.kind == "GET pods" and fake.blips > 0:
+                fake.blips -= 1
+                self._json(503, {"kind": "Status", "message": "apiserver restarting"})
+            elif call.kind in fake.fail:
                 self._json(fake.fail[call.kind], {"kind": "Status", "message": "denied by test"})
             elif m is None:
                 self._json(404, {"kind": "Status", "message": "no such route"})

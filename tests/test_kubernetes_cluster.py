@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
-from multiflexi_web.executors.kubernetes import K8sSettings, KubernetesExecutor, api_client
+from multiflexi_web.executors.k8s_config import K8sSettings, api_client
+from multiflexi_web.executors.kubernetes import KubernetesExecutor
 from tests.test_native import RecordingIO
 
 

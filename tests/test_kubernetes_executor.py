@@ -233,6 +233,22 @@ def test_an_invalid_image_fails_without_waiting(
     assert kube.objects == {}
 
 
+def test_a_brief_api_outage_does_not_fail_the_job(kube: FakeKube, tmp_path: Path) -> None:
+    kube.blips = 3
+    kube.status = lambda n: terminated(5)
+    result, _ = run(spec(tmp_path / "w"))
+    assert result == RunResult(5)
+    assert [c.kind for c in kube.calls].count("GET pods") == 4 and kube.objects == {}
+
+
+def test_an_unreachable_api_is_a_clear_error(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = FakeKube()
+    env.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path)))  # port 0: nothing answers
+    result, _ = run(spec(tmp_path / "w", secret_keys=frozenset()))
+    assert result.error is not None
+    assert result.error.startswith("kubernetes API unreachable:"), result.error
+
+
 def test_a_refused_pod_still_deletes_the_secret(kube: FakeKube, tmp_path: Path) -> None:
     kube.fail["POST pods"] = 403
     result, _ = run(spec(tmp_path / "w"))

@@ -1,5 +1,6 @@
-"""Azure executor module: one Azure Container Instances container group per job
-(docs/executors.md). The Azure SDK is imported only when a job or a check needs it."""
+"""Azure executor module: one Azure Container Instances container group per job."""
+
+# See docs/executors.md. The Azure SDK is imported only where a job or a check needs it.
 
 from __future__ import annotations
 

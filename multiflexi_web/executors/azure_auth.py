@@ -1,5 +1,7 @@
-"""Azure settings and credential: DefaultAzureCredential when azure-identity is installed, else
-a client-secret credential from AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET."""
+"""Azure settings and the credential the management client signs its requests with."""
+
+# DefaultAzureCredential when azure-identity is installed; it is not a dependency, so without it a
+# client-secret credential from AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET.
 
 from __future__ import annotations
 

@@ -1,80 +1,28 @@
-"""Kubernetes executor module: a bare one-shot Pod per job (docs/executors.md).
+"""Kubernetes executor module: a bare one-shot Pod per job (docs/executors.md)."""
 
-The kubernetes client is imported only when a job or a check needs it: the executor daemon
-of a native-only installation never pays for it.
-"""
+# The kubernetes client is imported only where a job or a check needs it: the executor daemon
+# of a native-only installation never loads it.
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
-import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from multiflexi_web.config import ConfigError, read_sources
+from multiflexi_web.config import ConfigError
 from multiflexi_web.executors import k8s_files
 from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
 from multiflexi_web.executors.container_env import input_files
+from multiflexi_web.executors.k8s_config import K8sSettings, api_client
 from multiflexi_web.executors.k8s_objects import MAIN, PodPlan, hints_of, plan
 
 log = logging.getLogger("multiflexi.executor.kubernetes")
 # Waiting reasons that never resolve by waiting; the others get MULTIFLEXI_K8S_START_TIMEOUT.
 HOPELESS = frozenset({"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"})
 LOG_GRACE = 30.0  # after the container ended, how long its log stream may take to close
-
-
-@dataclass(frozen=True)
-class K8sSettings:
-    namespace: str = "default"
-    start_timeout: float = 300.0
-    poll: float = 1.0
-    helper_image: str | None = None
-    kubeconfig: str | None = None
-
-    @classmethod
-    def load(cls, src: Mapping[str, str] | None = None) -> K8sSettings:
-        src = read_sources() if src is None else src
-        return cls(
-            namespace=src.get("MULTIFLEXI_K8S_NAMESPACE", "").strip() or "default",
-            start_timeout=_seconds(src, "MULTIFLEXI_K8S_START_TIMEOUT", 300.0),
-            poll=_seconds(src, "MULTIFLEXI_K8S_POLL", 1.0),
-            helper_image=src.get("MULTIFLEXI_K8S_HELPER_IMAGE", "").strip() or None,
-            kubeconfig=src.get("KUBECONFIG", "").strip() or None,
-        )
-
-
-def _seconds(src: Mapping[str, str], key: str, default: float) -> float:
-    raw = src.get(key, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ConfigError(f"{key}: expected a positive number of seconds, got {raw!r}")
-    return value
-
-
-def api_client(cfg: K8sSettings) -> Any:
-    """A client from KUBECONFIG (or ~/.kube/config), else the in-cluster service account."""
-    from kubernetes import client, config
-
-    conf = client.Configuration()
-    path = cfg.kubeconfig or str(Path("~/.kube/config").expanduser())
-    try:
-        if any(Path(p).is_file() for p in path.split(os.pathsep) if p):
-            config.load_kube_config(config_file=path, client_configuration=conf)  # type: ignore[no-untyped-call]
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
-        else:
-            raise ConfigError(f"KUBECONFIG: no kubeconfig at {path} and not inside a cluster")
-    except config.ConfigException as exc:
-        raise ConfigError(f"KUBECONFIG: {path}: {exc}") from exc
-    return client.ApiClient(conf)
+OUTAGE_GRACE = 60.0  # how long status reads may fail (5xx, no connection) before the job does
 
 
 class KubernetesExecutor:
@@ -121,15 +69,19 @@ class PodRun:
         self.t0 = time.monotonic()
         self.logs: k8s_files.LogFollower | None = None
         self.pod_deleted = False
+        self.failing_since: float | None = None
 
     def run(self) -> RunResult:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             self._create()
             return self._supervise()
         except ApiException as exc:
             return RunResult(None, error=f"kubernetes API: {_api_error(exc)}")
+        except HTTPError as exc:
+            return RunResult(None, error=f"kubernetes API unreachable: {exc}")
         finally:
             self._drain(0)
             self._delete()
@@ -145,7 +97,10 @@ class PodRun:
             stop = self._stop_requested()
             if stop is not None:
                 return stop
-            pod = self.core.read_namespaced_pod(self.p.name, self.p.namespace)
+            pod = self._read_pod()
+            if pod is None:
+                self._drain(self.cfg.poll)
+                continue
             state = _main_state(pod)
             if state is not None and state.terminated is not None:
                 return self._finish(state.terminated)
@@ -154,6 +109,25 @@ class PodRun:
             elif (problem := self._start_problem(pod)) is not None:
                 return RunResult(None, error=problem)
             self._drain(self.cfg.poll)
+
+    def _read_pod(self) -> Any:
+        """The Pod, or None while the API is briefly away (a blip must not fail a long job)."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            pod = self.core.read_namespaced_pod(self.p.name, self.p.namespace)
+        except (ApiException, HTTPError) as exc:
+            if isinstance(exc, ApiException) and 0 < (exc.status or 0) < 500:
+                raise
+            now = time.monotonic()
+            self.failing_since = self.failing_since or now
+            if now - self.failing_since >= OUTAGE_GRACE:
+                raise
+            log.warning("action=k8s_read_failed pod=%s error=%s", self.p.name, exc)
+            return None
+        self.failing_since = None
+        return pod
 
     def _stop_requested(self) -> RunResult | None:
         timeout = self.spec.timeout
@@ -217,11 +191,12 @@ class PodRun:
 
     def _delete_quietly(self, method: Any, grace: int) -> None:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             method(self.p.name, self.p.namespace, grace_period_seconds=grace)
-        except ApiException as exc:
-            if exc.status != 404:  # a leftover: labelled multiflexi.job=<id> for a sweep
+        except (ApiException, HTTPError) as exc:
+            if getattr(exc, "status", None) != 404:  # a leftover, labelled for a sweep
                 log.warning("action=k8s_delete_failed pod=%s error=%s", self.p.name, exc)
 
 
