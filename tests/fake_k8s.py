@@ -148,6 +148,8 @@ def serving(fake: FakeKube) -> Iterator[FakeKube]:
 
 def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, and a chunked log stream, as the API server
+
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
@@ -212,9 +214,11 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
         def _log(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            fake.log(self.wfile)  # type: ignore[arg-type]  # HTTP/1.0: the stream ends when the connection closes
-            self.close_connection = True
+            fake.log(_Chunked(self.wfile))  # type: ignore[arg-type]
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
 
         def _exec(self) -> None:
             key = self.headers["Sec-WebSocket-Key"]
@@ -239,6 +243,22 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
 
     return Handler
+
+
+class _Chunked:
+    """What the scripted log writes goes out as HTTP/1.1 chunks, flushed at once."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self.out.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.out.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 def _frame(payload: bytes) -> bytes:

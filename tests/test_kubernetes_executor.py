@@ -265,6 +265,19 @@ def test_a_failed_copy_fails_the_job_and_still_cleans_up(kube: FakeKube, tmp_pat
     assert kube.objects == {}
 
 
+def test_result_files_past_the_cap_fail_the_job(
+    kube: FakeKube, env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env.setenv("MULTIFLEXI_K8S_COPY_MAX_MB", "1")
+    kube.tar = make_tar({"./big.bin": os.urandom(1536 * 1024)})
+    result, _ = run(spec(tmp_path / "w"))
+    assert result.exit_code == 0 and result.error == (
+        "result files could not be copied out: the result files pass 1 MiB "
+        "(MULTIFLEXI_K8S_COPY_MAX_MB)"
+    )
+    assert not (tmp_path / "w" / "big.bin").exists() and kube.objects == {}
+
+
 def test_input_files_are_refused_before_anything_is_created(kube: FakeKube, tmp_path: Path) -> None:
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "upload.csv").write_text("a,b")

@@ -18,6 +18,7 @@ class K8sSettings:
     poll: float = 1.0
     helper_image: str | None = None
     kubeconfig: str | None = None
+    copy_max_mb: float = 1024.0
 
     @classmethod
     def load(cls, src: Mapping[str, str] | None = None) -> K8sSettings:
@@ -28,17 +29,18 @@ class K8sSettings:
             poll=_seconds(src, "MULTIFLEXI_K8S_POLL", 1.0),
             helper_image=src.get("MULTIFLEXI_K8S_HELPER_IMAGE", "").strip() or None,
             kubeconfig=src.get("KUBECONFIG", "").strip() or None,
+            copy_max_mb=_seconds(src, "MULTIFLEXI_K8S_COPY_MAX_MB", 1024.0, "MiB"),
         )
 
 
-def _seconds(src: Mapping[str, str], key: str, default: float) -> float:
+def _seconds(src: Mapping[str, str], key: str, default: float, unit: str = "seconds") -> float:
     raw = src.get(key, "").strip()
     try:
         value = float(raw) if raw else default
     except ValueError:
         value = -1.0
     if value <= 0:
-        raise ConfigError(f"{key}: expected a positive number of seconds, got {raw!r}")
+        raise ConfigError(f"{key}: expected a positive number of {unit}, got {raw!r}")
     return value
 
 

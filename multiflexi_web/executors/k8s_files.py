@@ -12,6 +12,8 @@ from typing import IO, Any
 from multiflexi_web.executors.k8s_objects import KEEPER, MAIN, MOUNT
 
 READ_SIZE = 64 * 1024
+MIB = 1024 * 1024
+STDERR_KEEP = 4096  # of tar's complaints, the tail is kept for the job's error
 END = b""  # the follower's last item: the log stream is over
 
 
@@ -58,9 +60,16 @@ class LogFollower:
         return out
 
 
-def copy_out(core: Any, name: str, namespace: str, workdir: Path) -> None:
+class _Discard:
+    """Replaces the exec client's copy of everything it received (it would hold the whole tar)."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def copy_out(core: Any, name: str, namespace: str, workdir: Path, limit_mb: float) -> None:
     """`tar cf - -C /work .` in the keeper container, unpacked into the job's work directory;
-    raises RuntimeError with the reason when the copy fails."""
+    raises RuntimeError with the reason when the copy fails or passes `limit_mb`."""
     from kubernetes.stream import stream
 
     ws = stream(
@@ -76,8 +85,9 @@ def copy_out(core: Any, name: str, namespace: str, workdir: Path) -> None:
         binary=True,
         _preload_content=False,
     )
+    ws._all = _Discard()
     with tempfile.TemporaryFile() as buf:
-        errors = _pump(ws, buf)
+        errors = _pump(ws, buf, int(limit_mb * MIB))
         code = ws.returncode
         if code != 0:
             text = errors.decode(errors="replace").strip()
@@ -86,16 +96,21 @@ def copy_out(core: Any, name: str, namespace: str, workdir: Path) -> None:
         _unpack(buf, workdir)
 
 
-def _pump(ws: Any, buf: IO[bytes]) -> bytes:
-    """Stdout of the exec into `buf` until the stream closes; stderr is returned."""
+def _pump(ws: Any, buf: IO[bytes], limit: int) -> bytes:
+    """Stdout of the exec into `buf` until the stream closes; stderr's tail is returned."""
     errors: bytes = b""
     try:
-        while ws.is_open():
-            ws.update(timeout=1)
+        while True:
+            is_open = ws.is_open()
+            if is_open:
+                ws.update(timeout=1)
             buf.write(ws.read_channel(1))
-            errors += ws.read_channel(2)
-        buf.write(ws.read_channel(1))
-        errors += ws.read_channel(2)
+            errors = (errors + ws.read_channel(2))[-STDERR_KEEP:]
+            if buf.tell() > limit:
+                size = f"{limit / MIB:g} MiB"
+                raise RuntimeError(f"the result files pass {size} (MULTIFLEXI_K8S_COPY_MAX_MB)")
+            if not is_open:
+                break
     finally:
         ws.close()
     return errors

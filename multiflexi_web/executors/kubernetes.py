@@ -173,7 +173,9 @@ class PodRun:
             if note:
                 self.io.output("stderr", f"multiflexi: {note}\n".encode())
         try:
-            k8s_files.copy_out(self.core, self.p.name, self.p.namespace, self.spec.workdir)
+            k8s_files.copy_out(
+                self.core, self.p.name, self.p.namespace, self.spec.workdir, self.cfg.copy_max_mb
+            )
         except Exception as exc:  # the job's result files are lost: say why
             return RunResult(code, error=f"result files could not be copied out: {exc}")
         return RunResult(code)
