@@ -12,8 +12,9 @@ import pytest
 from flask import Flask
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import JobStatus, RunTemplate
+from multiflexi_web.models import AppField, JobStatus, RunTemplate
 from multiflexi_web.services.jobs import artifacts
+from multiflexi_web.services.jobs.adhoc import Upload, run_now
 from multiflexi_web.services.runtemplates.configure import RunTemplateError, set_executor
 from tests import fake_arm, fake_k8s
 from tests.executor_support import drain, job, output_of, schedule
@@ -83,6 +84,30 @@ def test_a_kubernetes_job_through_the_runner(
     assert base64.b64decode(data["TOKEN"]).decode() == SECRET
     assert fake.objects == {}  # Pod and Secret deleted
     assert SECRET not in json.dumps(j.env)  # the recorded environment masks it
+
+
+def test_a_kubernetes_job_gets_its_uploaded_file(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeKube()
+    with fake_k8s.serving(fake):
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path)))
+        monkeypatch.setenv("MULTIFLEXI_K8S_POLL", "0.02")
+        rt = cloud_rt("kubernetes", result_file=False)
+        rt.application.fields.append(AppField(position=9, keyname="INPUT_FILE", type="file-path"))
+        db.session.commit()
+        job_id = run_now(rt, {}, [Upload("INPUT_FILE", "in.csv", b"a;b\n1;2\n")], None).id
+        db.session.commit()
+        drain(app)
+
+    assert job(job_id).status == JobStatus.SUCCEEDED.value, job(job_id).status_reason
+    main = fake.one("POST pods").body["spec"]["containers"][0]
+    assert {"name": "INPUT_FILE", "value": "/work/in.csv"} in main["env"]
+    [mount] = [m for m in main["volumeMounts"] if m["name"] == "inputs"]
+    assert mount["mountPath"] == "/work/in.csv"
+    data = fake.one("POST secrets").body["data"]
+    assert base64.b64decode(data[mount["subPath"]]) == b"a;b\n1;2\n"
+    assert fake.objects == {}
 
 
 def test_an_azure_job_through_the_runner(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:

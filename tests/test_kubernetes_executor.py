@@ -278,11 +278,46 @@ def test_result_files_past_the_cap_fail_the_job(
     assert not (tmp_path / "w" / "big.bin").exists() and kube.objects == {}
 
 
-def test_input_files_are_refused_before_anything_is_created(kube: FakeKube, tmp_path: Path) -> None:
+def test_input_files_travel_in_the_secret_and_are_mounted_under_work(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "w"
+    (workdir / "FIELD").mkdir(parents=True)
+    (workdir / "upload.csv").write_bytes(b"a;b\n\x00\xff")
+    (workdir / "FIELD" / "upload.csv").write_bytes(b"second")
+    job = spec(workdir)
+    env = {**job.env, "INPUT": str(workdir / "upload.csv")}
+    result, _ = run(spec(workdir, env=env, secret_keys=frozenset()))
+    assert result == RunResult(0)
+    data = kube.one("POST secrets").body["data"]
+    assert {k: base64.b64decode(v) for k, v in data.items()} == {
+        "multiflexi-input-0": b"second",
+        "multiflexi-input-1": b"a;b\n\x00\xff",
+    }
+    pod = kube.one("POST pods").body
+    main = pod["spec"]["containers"][0]
+    assert main["volumeMounts"][1:] == [
+        {"name": "inputs", "mountPath": "/work/FIELD/upload.csv",
+         "subPath": "multiflexi-input-0", "readOnly": True},
+        {"name": "inputs", "mountPath": "/work/upload.csv",
+         "subPath": "multiflexi-input-1", "readOnly": True},
+    ]  # fmt: skip
+    name = pod["metadata"]["name"]
+    assert pod["spec"]["volumes"][1] == {
+        "name": "inputs",
+        "secret": {"secretName": name, "defaultMode": 0o444},
+    }
+    assert {"name": "INPUT", "value": "/work/upload.csv"} in main["env"]
+    assert kube.objects == {}
+
+
+def test_input_files_too_big_for_a_secret_are_refused_before_anything_is_created(
+    kube: FakeKube, tmp_path: Path
+) -> None:
     (tmp_path / "w").mkdir()
-    (tmp_path / "w" / "upload.csv").write_text("a,b")
+    (tmp_path / "w" / "upload.bin").write_bytes(b"x" * (600 * 1024))
     result, _ = run(spec(tmp_path / "w"))
-    assert result.error == "kubernetes: input files are not supported: ['upload.csv']"
+    assert result.error == ("kubernetes: input files of 600 KiB pass the 512 KiB a Secret holds")
     assert kube.calls == []
 
 

@@ -59,55 +59,74 @@ class PodPlan:
     secret: dict[str, Any] | None  # None when the job has no secret values
 
 
-def plan(spec: JobSpec, hints: Hints, namespace: str, helper: str | None, start: float) -> PodPlan:
-    """The Pod (main container + a `sleep` keeper holding /work readable) and its Secret."""
+def plan(
+    spec: JobSpec,
+    hints: Hints,
+    namespace: str,
+    helper: str | None,
+    start: float,
+    inputs: Mapping[str, bytes] | None = None,
+) -> PodPlan:
+    """The Pod (main container + a `sleep` keeper holding /work readable) and its Secret, which
+    carries the secret values and the uploaded input files."""
     name = f"mf-job-{spec.job_id}-{secrets.token_hex(3)}"
     labels = {LABEL: str(spec.job_id), "app.kubernetes.io/managed-by": "multiflexi"}
     meta = {"name": name, "labels": labels}
     env, stored = _env(spec, name)
+    input_mounts = _inputs(inputs or {}, stored)
     image = hints.image or spec.app.ociimage or ""
     # The Pod ends itself even if the daemon never comes back to delete it.
     bound = int((spec.timeout or DAY) + start + 600)
-    mounts = [{"name": "work", "mountPath": MOUNT}]
-    main: dict[str, Any] = {
-        "name": MAIN,
-        "image": image,
-        "command": list(spec.argv),
-        "workingDir": MOUNT,
-        "env": env,
-        "volumeMounts": mounts,
-    }
+    work = [{"name": "work", "mountPath": MOUNT}]
+    main: dict[str, Any] = {"name": MAIN, "image": image, "command": list(spec.argv)}
+    main.update(workingDir=MOUNT, env=env, volumeMounts=work + input_mounts)
     if hints.resources:
         main["resources"] = hints.resources
     keeper = {"name": KEEPER, "image": helper or image, "command": ["sleep", str(bound)]}
+    volumes: list[dict[str, Any]] = [{"name": "work", "emptyDir": {}}]
+    if input_mounts:
+        volumes.append({"name": "inputs", "secret": {"secretName": name, "defaultMode": 0o444}})
     pod_spec = {
         "restartPolicy": "Never",
         "activeDeadlineSeconds": bound,
         "terminationGracePeriodSeconds": max(1, int(spec.kill_grace)),
         "automountServiceAccountToken": False,  # a job gets no credentials for the cluster
         "enableServiceLinks": False,  # nor the namespace's service addresses as env
-        "volumes": [{"name": "work", "emptyDir": {}}],
-        "containers": [main, {**keeper, "volumeMounts": mounts}],
+        "volumes": volumes,
+        "containers": [main, {**keeper, "volumeMounts": work}],
     }
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
-    secret = None
-    if stored:
-        data = {k: base64.b64encode(v.encode()).decode() for k, v in stored.items()}
-        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque"}
-        secret["data"] = data
-    return PodPlan(name, namespace, pod, secret)
+    return PodPlan(name, namespace, pod, _secret(meta, stored))
 
 
-def _env(spec: JobSpec, secret_name: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def _secret(meta: dict[str, Any], stored: dict[str, bytes]) -> dict[str, Any] | None:
+    if not stored:
+        return None
+    data = {k: base64.b64encode(v).decode() for k, v in stored.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data}
+
+
+def _inputs(inputs: Mapping[str, bytes], stored: dict[str, bytes]) -> list[dict[str, Any]]:
+    """Each input file into the Secret, mounted read-only at its place under /work."""
+    mounts = []
+    for i, (rel, content) in enumerate(sorted(inputs.items())):
+        key = f"multiflexi-input-{i}"
+        stored[key] = content
+        path = f"{MOUNT}/{rel}"
+        mounts.append({"name": "inputs", "mountPath": path, "subPath": key, "readOnly": True})
+    return mounts
+
+
+def _env(spec: JobSpec, secret_name: str) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """Env entries for the main container; secret values only as references into the Secret."""
     entries: list[dict[str, Any]] = []
-    stored: dict[str, str] = {}
+    stored: dict[str, bytes] = {}
     for i, (key, value) in enumerate(sorted(container_env(spec, MOUNT).items())):
         if key not in spec.secret_keys:
             entries.append({"name": key, "value": value})
             continue
-        data_key = key if SECRET_KEY.match(key) else f"value-{i}"
-        stored[data_key] = value
+        data_key = key if SECRET_KEY.match(key) else f"multiflexi-value-{i}"
+        stored[data_key] = value.encode()
         ref = {"secretKeyRef": {"name": secret_name, "key": data_key}}
         entries.append({"name": key, "valueFrom": ref})
     return entries, stored

@@ -22,6 +22,7 @@ log = logging.getLogger("multiflexi.executor.kubernetes")
 # Waiting reasons that never resolve by waiting; the others get MULTIFLEXI_K8S_START_TIMEOUT.
 HOPELESS = frozenset({"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"})
 LOG_GRACE = 30.0  # after the container ended, how long its log stream may take to close
+INPUT_MAX = 512 * 1024  # uploaded files travel in the job's Secret (1 MiB, base64 inside)
 OUTAGE_GRACE = 60.0  # how long status reads may fail (5xx, no connection) before the job does
 
 
@@ -40,22 +41,30 @@ class KubernetesExecutor:
         return None
 
     def run(self, spec: JobSpec, io: JobIO) -> RunResult:
-        inputs = input_files(spec.workdir)
-        if inputs:
-            return RunResult(None, error=f"kubernetes: input files are not supported: {inputs}")
         try:
+            inputs = _read_inputs(spec)
             cfg = K8sSettings.load()
             hints = hints_of(spec.app)
             client = api_client(cfg)
-        except (ValueError, ConfigError) as exc:
+        except (ValueError, ConfigError, OSError) as exc:
             return RunResult(None, error=f"kubernetes: {exc}")
         namespace = hints.namespace or cfg.namespace
-        pod = plan(spec, hints, namespace, cfg.helper_image, cfg.start_timeout)
+        pod = plan(spec, hints, namespace, cfg.helper_image, cfg.start_timeout, inputs)
         if hints.chart:
             note = f"multiflexi: helm chart {hints.chart} is not deployed by this module\n"
             io.output("stderr", note.encode())
         with client:
             return PodRun(client, cfg, spec, io, pod).run()
+
+
+def _read_inputs(spec: JobSpec) -> dict[str, bytes]:
+    """The uploaded input files, for the job's Secret (which Kubernetes caps at 1 MiB)."""
+    names = input_files(spec.workdir)
+    sizes = sum((spec.workdir / n).stat().st_size for n in names)
+    if sizes > INPUT_MAX:
+        kib = f"{sizes // 1024} KiB"
+        raise ValueError(f"input files of {kib} pass the {INPUT_MAX // 1024} KiB a Secret holds")
+    return {n: (spec.workdir / n).read_bytes() for n in names}
 
 
 class PodRun:
