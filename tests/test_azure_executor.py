@@ -143,6 +143,27 @@ def test_a_group_that_fails_without_an_exit_reports_why(arm: FakeArm, tmp_path: 
     assert arm.kinds()[-1] == "DELETE group" and arm.groups == {}
 
 
+def test_a_container_that_never_starts_fails_with_the_last_event(
+    arm: FakeArm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MULTIFLEXI_AZURE_START_TIMEOUT", "0.2")
+    arm.state = lambda n: ("Waiting", None, "Pending")
+    arm.events = ["Pulling image", "Failed to pull image example.org/demo:1: not found"]
+    result, _ = run(spec(tmp_path / "w"))
+    assert result.exit_code is None and result.error is not None
+    assert result.error.startswith("the container did not start within ")
+    assert result.error.endswith(" s: Failed to pull image example.org/demo:1: not found")
+    assert arm.kinds()[-1] == "DELETE group" and arm.groups == {}
+
+
+def test_a_terminated_container_without_an_exit_code_is_an_error(
+    arm: FakeArm, tmp_path: Path
+) -> None:
+    arm.state = lambda n: ("Terminated", None, "Failed")
+    result, _ = run(spec(tmp_path / "w"))
+    assert result == RunResult(None, error="the container terminated without an exit code")
+
+
 def test_a_refused_create_is_a_clear_error(arm: FakeArm, tmp_path: Path) -> None:
     arm.fail["PUT group"] = 403
     result, _ = run(spec(tmp_path / "w"))

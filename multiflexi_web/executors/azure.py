@@ -126,17 +126,27 @@ class GroupRun:
             group = self.client.container_groups.get(
                 self.cfg.resource_group, self.name, **self.opts
             )
-            state = _current_state(group)
-            if state is not None and state.state == "Terminated":
-                self._logs()
-                # Upstream read the exit code of its `az` command; this is the container's.
-                return RunResult(int(state.exit_code) if state.exit_code is not None else None)
-            if (problem := _ended_without_exit(group)) is not None:
-                self._logs()
-                return RunResult(None, error=problem)
-            if state is not None and state.state == "Running":
-                self._logs()
+            result = self._step(group)
+            if result is not None:
+                return result
             time.sleep(self.cfg.poll)
+
+    def _step(self, group: Any) -> RunResult | None:
+        """What one read of the group says: the result, or None while the job goes on."""
+        state = _current_state(group)
+        if state is not None and state.state == "Terminated":
+            self._logs()
+            return _exit_of(state)
+        if (problem := _ended_without_exit(group)) is not None:
+            self._logs()
+            return RunResult(None, error=problem)
+        if state is not None and state.state == "Running":
+            self._logs()
+        elif (waited := time.monotonic() - self.t0) >= self.cfg.start_timeout:
+            why = _last_event(group) or "still waiting"
+            error = f"the container did not start within {waited:.0f} s: {why}"
+            return RunResult(None, error=error)
+        return None
 
     def _stop_requested(self) -> RunResult | None:
         timeout = self.spec.timeout
@@ -178,14 +188,28 @@ def _current_state(group: Any) -> Any:
     return view.current_state if view is not None else None
 
 
+def _exit_of(state: Any) -> RunResult:
+    """Upstream returned the exit code of its last `az` command; this is the container's own."""
+    if state.exit_code is None:
+        return RunResult(None, error="the container terminated without an exit code")
+    return RunResult(int(state.exit_code))
+
+
+def _last_event(group: Any) -> str | None:
+    """The newest event message of the group or its container (e.g. a failed image pull)."""
+    views = [group.instance_view] + [c.instance_view for c in group.containers or []]
+    messages = [e.message for v in views if v is not None for e in v.events or [] if e.message]
+    return messages[-1] if messages else None
+
+
 def _ended_without_exit(group: Any) -> str | None:
     """The group is over (or failed to provision) but its container never reported an exit."""
     view = group.instance_view
     state = view.state if view is not None else None
     if state not in ENDED and group.provisioning_state != "Failed":
         return None
-    events = [e.message for e in (view.events if view is not None else None) or [] if e.message]
-    detail = f": {events[-1]}" if events else ""
+    event = _last_event(group)
+    detail = f": {event}" if event else ""
     return (
         f"the container group ended ({state or group.provisioning_state}) without an exit{detail}"
     )

@@ -29,6 +29,7 @@ class AzureSettings:
     cpu: float = 1.0
     memory_gb: float = 1.5
     poll: float = 5.0
+    start_timeout: float = 600.0
 
     @classmethod
     def load(cls, src: Mapping[str, str] | None = None) -> AzureSettings:
@@ -41,6 +42,7 @@ class AzureSettings:
             cpu=_positive(src, "MULTIFLEXI_AZURE_CPU", 1.0),
             memory_gb=_positive(src, "MULTIFLEXI_AZURE_MEMORY_GB", 1.5),
             poll=_positive(src, "MULTIFLEXI_AZURE_POLL", 5.0),
+            start_timeout=_positive(src, "MULTIFLEXI_AZURE_START_TIMEOUT", 600.0),
         )
 
     @property
