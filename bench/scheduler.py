@@ -30,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import scratch_database
 
-from daemons.scheduler import DEFAULT_LANES, tick
 from multiflexi_web import create_app
 from multiflexi_web.config import Settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, Base, Company, Job, RunTemplate
 from multiflexi_web.security.secrets import generate_key
+from multiflexi_web.services.scheduling.batches import DEFAULT_LANES, tick
 from multiflexi_web.services.scheduling.times import schedule_of
 
 # (interval, cron, delay, timezone): a mix of codes, delays, zones and a custom cron.

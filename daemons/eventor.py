@@ -9,97 +9,22 @@ Without options it runs until SIGTERM.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
-
-import psycopg
 
 from daemons.runtime import Runtime, boot
+from multiflexi_web.db.listen import start_listener
 from multiflexi_web.extensions import db
-from multiflexi_web.services.events import catalog
+from multiflexi_web.services.events.consumers import Consumers, consumed_specs
 from multiflexi_web.services.events.intake import NOTIFY_CHANNEL
 from multiflexi_web.services.events.process import process_batch
 from multiflexi_web.services.events.sink import DbSink
 from multiflexi_web.sources import KINDS
-from multiflexi_web.sources.base import SourceSpec
 
 SYNC_EVERY = 5.0  # how soon an added, changed or disabled source is picked up
 EXIT_MEMORY = 3
-
-
-@dataclass
-class _Running:
-    thread: threading.Thread
-    stop: threading.Event
-    fingerprint: str
-
-
-class Consumers:
-    """One thread per enabled consumed source; restarted when it dies or its source changes."""
-
-    def __init__(self, rt: Runtime, wake: threading.Event) -> None:
-        self.rt, self.wake = rt, wake
-        self.running: dict[int, _Running] = {}
-
-    def sync(self) -> None:
-        specs = {s.id: s for s in self.rt.retry_db(self._load)}
-        for source_id in list(self.running):
-            current = self.running[source_id]
-            spec = specs.get(source_id)
-            if (
-                spec is None
-                or _fingerprint(spec) != current.fingerprint
-                or not current.thread.is_alive()
-            ):
-                self._stop(source_id)
-        for source_id, spec in specs.items():
-            if source_id not in self.running:
-                self._start(spec)
-
-    def _load(self) -> list[SourceSpec]:
-        with self.rt.app.app_context():
-            return [catalog.spec_of(s) for s in catalog.consumed_sources()]
-
-    def _start(self, spec: SourceSpec) -> None:
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self._run, args=(spec, stop), name=f"source-{spec.id}", daemon=True
-        )
-        self.running[spec.id] = _Running(thread, stop, _fingerprint(spec))
-        thread.start()
-        self.rt.log("consumer_started", source=spec.id, kind=spec.kind)
-
-    def _run(self, spec: SourceSpec, stop: threading.Event) -> None:
-        consumer = KINDS[spec.kind].consumer
-        assert consumer is not None  # noqa: S101 - only consumed kinds are loaded
-        sink = DbSink(
-            self.rt.app, spec.id, stop, retry=self.rt.retry_db, wake=self.wake, log=self.rt.log
-        )
-        try:
-            consumer(spec, sink)
-        except Exception as exc:  # thread boundary: logged here, sync() restarts the consumer
-            self.rt.log("consumer_crashed", source=spec.id, error=f"{type(exc).__name__}: {exc}")
-
-    def _stop(self, source_id: int, wait: float = 5.0) -> None:
-        running = self.running.pop(source_id)
-        running.stop.set()
-        running.thread.join(timeout=wait)
-        self.rt.log("consumer_stopped", source=source_id)
-
-    def stop_all(self) -> None:
-        for running in self.running.values():
-            running.stop.set()
-        deadline = time.monotonic() + self.rt.settings.stop_grace
-        for source_id in list(self.running):
-            self._stop(source_id, max(0.1, deadline - time.monotonic()))
-
-
-def _fingerprint(spec: SourceSpec) -> str:
-    return json.dumps([spec.kind, dict(spec.config), spec.secret], sort_keys=True, default=str)
 
 
 def tick(rt: Runtime) -> int:
@@ -132,37 +57,19 @@ def drain(rt: Runtime) -> int:
 
 def poll_all_once(rt: Runtime) -> None:
     """One pass over every source that can be polled (changes-db), in this thread."""
-    for spec in Consumers(rt, threading.Event())._load():
+    for spec in consumed_specs(rt.app):
         poll = KINDS[spec.kind].poll_once
         if poll is not None:
             poll(spec, DbSink(rt.app, spec.id, rt.stop, retry=rt.retry_db, log=rt.log))
 
 
-def listen(url: str, wake: threading.Event, stop: threading.Event) -> None:
-    """PostgreSQL: wake the loop when the portal commits a webhook event (NOTIFY)."""
-    while not stop.is_set():
-        try:
-            dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
-            with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                wake.set()
-                while not stop.is_set():
-                    for _ in conn.notifies(timeout=1.0, stop_after=1):
-                        wake.set()
-        except psycopg.Error:
-            stop.wait(2.0)  # the main loop's retry_db reports the outage
-
-
 def run(rt: Runtime, poll: float) -> int:
     wake = threading.Event()
-    consumers = Consumers(rt, wake)
+    consumers = Consumers(
+        rt.app, wake, retry=rt.retry_db, log=rt.log, stop_grace=rt.settings.stop_grace
+    )
     if not rt.settings.is_sqlite:
-        threading.Thread(
-            target=listen,
-            args=(rt.settings.database_url, wake, rt.stop),
-            name="listen",
-            daemon=True,
-        ).start()
+        start_listener(rt.settings.database_url, NOTIFY_CHANNEL, wake, rt.stop)
     next_sync, code = 0.0, 0
     try:
         while not rt.stop.is_set():

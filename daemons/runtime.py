@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import signal
 import socket
 import sys
@@ -15,13 +14,16 @@ from typing import TypeVar
 
 from flask import Flask
 from sqlalchemy import update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from daemons.sdnotify import notify
 from multiflexi_web import create_app
 from multiflexi_web.config import ConfigError, Settings, load_settings
 from multiflexi_web.db.engine import engine_options
+from multiflexi_web.db.retry import retry
+from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
+from multiflexi_web.memory import rss_mb
 from multiflexi_web.models import Worker, utcnow
 
 T = TypeVar("T")
@@ -39,6 +41,7 @@ class Runtime:
         self.stop = threading.Event()  # first SIGTERM: finish current work, then exit
         self.hard_stop = threading.Event()  # second SIGTERM: stop at once
         self.worker_id: int | None = None
+        self.heartbeat_every = HEARTBEAT_EVERY
         self._hb_thread: threading.Thread | None = None
 
     # -- signals -------------------------------------------------------------------------------
@@ -81,8 +84,8 @@ class Runtime:
                     notify("WATCHDOG=1")
                     if extra is not None:
                         extra()
-                except (OperationalError, DBAPIError) as exc:
-                    self.log("heartbeat_failed", error=_one_line(exc))
+                except DBAPIError as exc:
+                    self.log("heartbeat_failed", error=first_line(exc))
 
         self._hb_thread = threading.Thread(target=loop, name="heartbeat", daemon=True)
         self._hb_thread.start()
@@ -109,27 +112,17 @@ class Runtime:
                     .values(status="stopped", stopped_at=utcnow(), heartbeat_at=utcnow())
                 )
                 db.session.commit()
-        except (OperationalError, DBAPIError) as exc:
-            self.log("unregister_failed", error=_one_line(exc))
+        except DBAPIError as exc:
+            self.log("unregister_failed", error=first_line(exc))
         self.log("stopped")
 
     # -- database outages ----------------------------------------------------------------------
-    def retry_db(self, fn: Callable[[], T], *, max_wait: float = 30.0) -> T:
-        """Run fn; while the database is unreachable, log and retry with capped backoff."""
-        delay = 0.5
-        while True:
-            try:
-                return fn()
-            except (OperationalError, DBAPIError) as exc:
-                if not _is_connection_error(exc):
-                    raise
-                self.log("db_unavailable", error=_one_line(exc), retry_in=f"{delay:.1f}s")
-                with self.app.app_context():
-                    db.session.rollback()
-                    db.session.remove()
-                if self.hard_stop.wait(delay):
-                    raise
-                delay = min(delay * 2, max_wait)
+    def retry_db(
+        self, fn: Callable[[], T], *, max_wait: float = 30.0, tries: int | None = None
+    ) -> T:
+        """Run fn; through transient database errors (db/retry.py) log, back off and retry."""
+        label = f"daemon={self.kind} worker={self.worker_id}"
+        return retry(fn, self.hard_stop, label, max_wait=max_wait, tries=tries)
 
     # -- memory ceiling ------------------------------------------------------------------------
     def over_memory_limit(self) -> bool:
@@ -142,37 +135,6 @@ class Runtime:
         parts = [f"daemon={self.kind}", f"worker={self.worker_id}", f"action={action}"]
         parts += [f"{k}={v}" for k, v in fields.items()]
         log.log(level, " ".join(parts))
-
-
-def rss_mb() -> float:
-    """Current resident set size in MiB (from /proc; falls back to the peak)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            pages = int(fh.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
-    except (OSError, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _is_connection_error(exc: DBAPIError) -> bool:
-    if exc.connection_invalidated:
-        return True
-    text = str(exc.orig).lower()
-    return any(
-        s in text
-        for s in (
-            "connection",
-            "server closed",
-            "terminating",
-            "could not connect",
-            "database is locked",
-            "the database system is",
-        )
-    )
-
-
-def _one_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
 
 
 def setup_logging() -> None:

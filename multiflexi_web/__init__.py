@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from multiflexi_web.config import PROJECT_ROOT, Settings, load_settings
 from multiflexi_web.db.engine import engine_options, install_sqlite_hooks
@@ -32,6 +33,10 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
+    _behind_proxies(app, settings.trusted_proxies)
+    from multiflexi_web.security import headers
+
+    headers.install(app, https=settings.session_cookie_secure)
     with app.app_context():
         install_sqlite_hooks(db.engine)
     from multiflexi_web.views import register_views
@@ -63,6 +68,12 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": None,
     }
+
+
+def _behind_proxies(app: Flask, hops: int) -> None:
+    # Only then is X-Forwarded-For believed: login throttling and audit key on the client address.
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def _ensure_sqlite_folder(url: str) -> None:

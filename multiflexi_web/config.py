@@ -147,6 +147,7 @@ class Settings:
     login_lockout_seconds: int = 900
     webhook_max_bytes: int = 1024 * 1024
     session_cookie_secure: bool = False
+    trusted_proxies: int = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -222,5 +223,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         session_cookie_secure=_parse(
             src, "MULTIFLEXI_SECURE_COOKIES", False, _bool, "must be true or false"
+        ),
+        trusted_proxies=_parse(
+            src,
+            "MULTIFLEXI_TRUSTED_PROXIES",
+            0,
+            _non_negative_int,
+            "must be the number of reverse proxies in front of the portal (0 = none)",
         ),
     )

@@ -20,3 +20,13 @@ document.addEventListener("htmx:configRequest", (event) => {
   document.addEventListener("htmx:oobAfterSwap", stick);
   document.addEventListener("DOMContentLoaded", stick);
 })();
+
+// Forms that ask before they act (data-confirm): the policy forbids inline onsubmit handlers.
+// Capture phase, so a refusal also stops htmx's own submit handler on the form.
+document.addEventListener("submit", (event) => {
+  const message = event.target instanceof HTMLFormElement ? event.target.dataset.confirm : null;
+  if (message && !window.confirm(message)) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+}, true);

@@ -13,10 +13,10 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from daemons.executor import Executor
 from daemons.runtime import Runtime
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Job, JobOutput, RunTemplate
+from multiflexi_web.runner.pool import Executor
 from multiflexi_web.services.jobs import transitions as jobs
 from tests.conftest import TEST_KEY
 from tests.factories import make_app, make_company

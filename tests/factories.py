@@ -46,6 +46,7 @@ from multiflexi_web.models import (
     utcnow,
 )
 from multiflexi_web.security.secrets import cipher
+from multiflexi_web.services.catalogue.fields import is_secret_field
 
 PASSWORD = "correct-horse-battery"
 T = TypeVar("T")
@@ -174,7 +175,7 @@ def make_credential(
     ctype = make_credential_type(company, prototype)
     proto = db.session.get(CredentialPrototype, ctype.prototype_id)
     assert proto is not None
-    secret_keys = {f.keyword for f in proto.fields if f.secret or f.type == "password"}
+    secret_keys = {f.keyword for f in proto.fields if is_secret_field(f)}
     given = values if values is not None else {"LOGIN": "alice", "PASSWORD": "s3cret-value"}
     cred = Credential(
         company_id=company.id, credential_type_id=ctype.id, name=name or f"cred{_n()}"

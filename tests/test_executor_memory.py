@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 from flask import Flask
 
-from daemons.executor import MEMORY_EXIT, Executor
 from daemons.runtime import Runtime
 from multiflexi_web.extensions import db
+from multiflexi_web.runner.pool import MEMORY_EXIT, Executor
 from tests.executor_support import job, output_of, schedule, shell_rt, wait_for
 
 

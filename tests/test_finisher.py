@@ -86,8 +86,8 @@ def test_a_job_reaped_meanwhile_keeps_its_status_and_is_not_counted(
 
 
 def test_jobs_claimed_ahead_go_back_to_the_queue_on_stop(app: Flask) -> None:
-    from daemons.executor import Executor
     from daemons.runtime import Runtime
+    from multiflexi_web.runner.pool import Executor
 
     ids = schedule(shell_rt("true", overlap_policy="allow"), 3)
     rt = Runtime("executor", app)

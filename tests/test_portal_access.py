@@ -43,7 +43,7 @@ from tests.factories import (
 SKIPPED_PREFIXES = ("api.",)
 # POST routes any logged-in user may use, with the reason; they must not change the database.
 POST_FOR_EVERYONE = {
-    "auth.logout": "ends one's own session",
+    "auth.logout": "ends one's own sessions (moves one's session epoch; not walked below)",
     "events.test_payload": "the rule tester only evaluates a payload against the rules",
 }
 # Query-string parameters a route needs to reach its real work: {endpoint: {arg: PARAMS key}}.

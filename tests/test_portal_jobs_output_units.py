@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from multiflexi_web.views.jobs.ansi import AnsiConverter, Style, apply_sgr, to_html
+from multiflexi_web.config import PROJECT_ROOT
+from multiflexi_web.views.jobs.ansi import (
+    AnsiConverter,
+    Style,
+    _nearest,
+    apply_sgr,
+    palette_css,
+    palette_rgb,
+    to_html,
+)
 from multiflexi_web.views.jobs.live_output import render_chunks
 
 
@@ -19,10 +28,22 @@ def test_bright_bold_background_and_reset() -> None:
     )
 
 
-def test_256_and_truecolour_become_inline_hex_only() -> None:
-    assert to_html("\x1b[38;5;196mx") == '<span style="color:#ff0000">x</span>'
-    assert to_html("\x1b[48;2;1;2;300mx") == '<span style="background-color:#0102ff">x</span>'
-    assert to_html("\x1b[38;5;244mx") == '<span style="color:#808080">x</span>'
+def test_256_and_truecolour_become_palette_classes_never_inline_styles() -> None:
+    # The CSP forbids style attributes: 24-bit colours take the nearest of the 256 entries.
+    assert to_html("\x1b[38;5;196mx") == '<span class="ansi-fg-c196">x</span>'
+    assert to_html("\x1b[48;2;1;2;300mx") == '<span class="ansi-bg-c21">x</span>'
+    assert to_html("\x1b[38;5;244mx") == '<span class="ansi-fg-c244">x</span>'
+    assert to_html("\x1b[38;2;255;0;0mx") == '<span class="ansi-fg-c196">x</span>'
+    assert to_html("\x1b[38;2;130;130;131mx") == '<span class="ansi-fg-c244">x</span>'
+    css = (PROJECT_ROOT / "static" / "ansi256.css").read_text()
+    assert ".ansi-fg-c196 { color: #ff0000; }" in css
+    assert ".ansi-bg-c21 { background: #0000ff; }" in css
+    assert ".ansi-fg-c244 { color: #808080; }" in css
+
+
+def test_the_palette_stylesheet_is_generated_from_the_palette() -> None:
+    assert (PROJECT_ROOT / "static" / "ansi256.css").read_text() == palette_css()
+    assert all(palette_rgb(_nearest(palette_rgb(n))) == palette_rgb(n) for n in range(16, 256))
 
 
 def test_non_colour_sequences_and_controls_are_dropped() -> None:

@@ -9,10 +9,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from daemons.scheduler import tick
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, Company, Job, JobStatus, RunTemplate
 from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.scheduling.batches import tick
 from multiflexi_web.services.scheduling.times import refresh_next_run
 from tests.factories import make_app, make_company, make_job
 

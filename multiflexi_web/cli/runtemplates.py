@@ -49,6 +49,7 @@ def runtemplate_row(rt: RunTemplate) -> dict[str, Any]:
         "timezone": rt.timezone,
         "executor": rt.executor,
         "active": rt.active,
+        "mask_output": rt.mask_output,
         "timeout": rt.timeout,
         "misfire_policy": rt.misfire_policy,
         "overlap_policy": rt.overlap_policy,
@@ -80,6 +81,7 @@ def runtemplate_group() -> None:
 @click.option("--credential", "credentials", multiple=True, type=int, metavar="ID")
 @click.option("--timeout", type=int, help="Seconds before the job is stopped.")
 @click.option("--inactive", is_flag=True, help="Create it inactive.")
+@click.option("--no-mask-output", is_flag=True, help="Show known secret values in the job output.")
 @policy_options()
 @format_option
 @domain_errors(CompanyError, ApplicationError, RunTemplateError)
@@ -96,6 +98,7 @@ def create(
     credentials: tuple[int, ...],
     timeout: int | None,
     inactive: bool,
+    no_mask_output: bool,
     fmt: str,
     **policies: Any,
 ) -> None:
@@ -109,6 +112,7 @@ def create(
         timeout=timeout,
         active=not inactive,
         policies=policies_from(policies),
+        mask_output=not no_mask_output,
     )
     rt = create_runtemplate(get_company(company_ref), get_application(app_ref), spec)
     audit.record("create", "runtemplate", rt.id, f"runtemplate {name} created", actor="cli")

@@ -1,1 +1,1 @@
-"""Database plumbing: engine set-up per dialect, writer transactions, hot-path statements."""
+"""Database plumbing: engine set-up, writer transactions, transient-error retry, LISTEN, raw SQL."""

@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
+from multiflexi_web.extensions import db
+
 # SQLite: the driver's implicit BEGIN is switched off so that we choose the lock mode. A unit of
 # work that will write asks for IMMEDIATE up front (see write_session) so it never fails halfway
 # with "database is locked" when upgrading a read lock under WAL.
@@ -51,3 +53,12 @@ def write_session(session: Session) -> Session:
         return session
     session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
     return session
+
+
+def begin_write() -> None:
+    """Begin the current unit of work as a writer. A read transaction already open (on the
+    portal, the login check's) is committed first: on SQLite, upgrading it later fails at once
+    if a daemon wrote meanwhile, so an IMMEDIATE one is begun instead (no-op on PostgreSQL)."""
+    if db.session().in_transaction():
+        db.session.commit()
+    write_session(db.session())

@@ -25,6 +25,7 @@ from multiflexi_web.models.job import (
     JobStatus,
     waiting,
 )
+from multiflexi_web.models.login_throttle import LoginThrottle
 from multiflexi_web.models.runtemplate import (
     Interval,
     MisfirePolicy,
@@ -70,6 +71,7 @@ __all__ = [
     "Job",
     "JobOutput",
     "JobStatus",
+    "LoginThrottle",
     "MisfirePolicy",
     "OverlapPolicy",
     "RetryBackoff",

@@ -31,11 +31,15 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     enabled: Mapped[bool] = mapped_column(default=True)
     is_admin: Mapped[bool] = mapped_column(default=False)
+    # No longer used (the per-account lockout became login_throttle); a later migration may
+    # drop them, this one only adds.
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     last_login_ip: Mapped[str | None] = mapped_column(String(64))
     password_changed_at: Mapped[datetime | None]
+    # Part of every session's user id: bumping it (logout, password, powers) ends all sessions.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     memberships: Mapped[list[CompanyMember]] = relationship(
@@ -59,7 +63,8 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """Flask-Login's alternative id: "id:epoch"; views/__init__.py rejects a stale epoch."""
+        return f"{self.id}:{self.session_epoch}"
 
 
 class CompanyMember(Base):

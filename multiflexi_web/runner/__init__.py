@@ -1,1 +1,1 @@
-"""The executor's run machinery (run, finish, units of work) that daemons/executor.py drives."""
+"""The executor's run machinery (job slots, run, finish, units of work) for daemons/executor.py."""

@@ -16,11 +16,13 @@ from datetime import datetime
 
 from flask import Flask
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.raw import driver
+from multiflexi_web.db.retry import retry
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner.run import JobRun
-from multiflexi_web.runner.unit import begin_write, pipelined, retrying, writing
+from multiflexi_web.runner.unit import RETRY_MAX_WAIT, pipelined, writing
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
 
@@ -81,7 +83,12 @@ class Finisher:
         successors: list[ClaimedJob] = []
         try:
             with self.app.app_context():
-                successors = retrying(lambda: self._commit(batch), self.hard_stop, f"jobs={ids}")
+                successors = retry(
+                    lambda: self._commit(batch),
+                    self.hard_stop,
+                    f"jobs={ids}",
+                    max_wait=RETRY_MAX_WAIT,
+                )
         except Exception as exc:
             log.warning("action=finish_failed jobs=%s error=%r", ids, exc, exc_info=True)
         with self._lock:

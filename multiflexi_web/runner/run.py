@@ -9,6 +9,7 @@ command, environment and pid, streams its output and beats its heartbeat while i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -20,15 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from multiflexi_web.db.engine import begin_write
+from multiflexi_web.db.retry import retry
+from multiflexi_web.errors import first_line
 from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
-from multiflexi_web.runner.unit import begin_write, retrying, writing
-from multiflexi_web.security.secrets import cipher
-from multiflexi_web.services.jobs import artifacts, output
+from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
+from multiflexi_web.security.masking import JobMasks
+from multiflexi_web.services.jobs import artifacts, onetime, output
 from multiflexi_web.services.jobs import inputs as job_inputs
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
@@ -86,6 +90,7 @@ class JobRun:
         self._t0 = time.monotonic()
         self._next_sync = self._t0 + SYNC_FIRST
         self._unsent: list[output.Batch] = []
+        self.masks = JobMasks()  # the job's known secret values, once its env is resolved
 
     # -- JobIO ----------------------------------------------------------------------------------
     def started(self, pid: int | None = None, container_id: str | None = None) -> None:
@@ -95,6 +100,8 @@ class JobRun:
             self._meta["container_id"] = container_id
 
     def output(self, stream: str, data: bytes) -> None:
+        if self.masks.streams:
+            data = self.masks.streams[stream].feed(data)
         self.sink.add(stream, data)
         if self.sink.due() and (
             self.sink.pending_bytes >= PENDING_MAX or time.monotonic() - self._t0 >= SYNC_FIRST
@@ -123,9 +130,9 @@ class JobRun:
         try:
             with writing():
                 self._sync_unit(beat)
-        except (OperationalError, DBAPIError) as exc:
+        except DBAPIError as exc:
             db.session.rollback()
-            log.warning("action=sync_failed job=%s error=%s", self.job.id, _line(exc))
+            log.warning("action=sync_failed job=%s error=%s", self.job.id, first_line(exc))
         if beat:
             self._next_sync = time.monotonic() + self.cfg.heartbeat_every
 
@@ -154,6 +161,10 @@ class JobRun:
         result, env = RunResult(None, error=problem), None
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
+        for stream, rest in self.masks.rests():
+            self.sink.add(stream, rest)
+        if result.error:  # it becomes the job's status reason and a line of its stderr
+            result = dataclasses.replace(result, error=self.masks.text(result.error))
         self.outcome = outcome = self._outcome(result)
         if result.error:
             self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
@@ -175,20 +186,22 @@ class JobRun:
     def _execute(self, ctx: TemplateContext) -> tuple[RunResult, ResolvedEnv | None]:
         try:
             self._make_workdir()
-            override = cipher().decrypt_json(self.job.env_override) if self.job.env_override else {}
+            once = onetime.unseal(self.job.env_override)
             env = resolve(
                 ctx,
                 job_id=self.job.id,
                 executor=self.job.executor,
                 workdir=self.workdir,
-                override=override,
+                override=once.values,
+                override_secret=once.secret,
                 uploads=self._inputs(ctx),
             )
             argv = fill_argv(ctx.executable, ctx.cmd_words, env.values)
             module = registry.get(self.job.executor)
         except (CommandError, KeyError, OSError, ValueError) as exc:
             return RunResult(None, error=str(exc.args[0] if exc.args else exc)), None
-        self._meta.update(command=argv, env=env.entries)
+        self.masks = JobMasks(env.secret_values(), output.STREAMS if ctx.mask_output else ())
+        self._meta.update(command=self._shown_argv(ctx, env), env=self._shown_env(env))
         spec = JobSpec(
             job_id=self.job.id,
             argv=tuple(argv),
@@ -205,6 +218,17 @@ class JobRun:
         except Exception as exc:
             log.exception("action=module_error job=%s", self.job.id)
             return RunResult(None, error=f"executor module {module.name!r} failed: {exc}"), env
+
+    def _shown_argv(self, ctx: TemplateContext, env: ResolvedEnv) -> list[str]:
+        """The argv as stored and shown: secret values masked (the real one lives only in
+        this process's memory and the job's)."""
+        words = fill_argv(ctx.executable, ctx.cmd_words, env.masked_values())
+        return [self.masks.text(w) for w in words]
+
+    def _shown_env(self, env: ResolvedEnv) -> list[dict[str, Any]]:
+        """The environment as stored and shown: sources kept, secret values (also inside
+        other values) masked."""
+        return [{**e, "value": self.masks.text(str(e["value"]))} for e in env.entries]
 
     def _inputs(self, ctx: TemplateContext) -> dict[str, str]:
         """Write the uploaded input files into the work directory; field -> path."""
@@ -331,7 +355,7 @@ class JobRun:
         self.with_retries(unit)
 
     def with_retries(self, fn: Callable[[], T]) -> T:
-        return retrying(fn, self.hard_stop, f"job={self.job.id}")
+        return retry(fn, self.hard_stop, f"job={self.job.id}", max_wait=RETRY_MAX_WAIT)
 
     def _cleanup(self, outcome: Outcome) -> None:
         keep = self.cfg.keep_workdir_on_failure and outcome.status is not JobStatus.SUCCEEDED
@@ -341,7 +365,3 @@ class JobRun:
 
 def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

@@ -1,23 +1,20 @@
-"""Units of work of the executor: one SQLite writer at a time, retried through outages."""
+"""Units of work of the executor: one SQLite writer at a time, PostgreSQL statements pipelined."""
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 import psycopg
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 
-log = logging.getLogger("multiflexi.executor")
-T = TypeVar("T")
 _SQLITE_WRITES = threading.Lock()
+# Longest wait between two tries of a job's unit of work while the database is away: a job that
+# finished during an outage is recorded within this long after the database is back.
+RETRY_MAX_WAIT = 10.0
 
 
 @contextmanager
@@ -54,27 +51,3 @@ def pipelined() -> Iterator[None]:
         raise DBAPIError.instance(
             None, None, exc, psycopg.Error, connection_invalidated=bool(broken)
         ) from exc
-
-
-def begin_write() -> None:
-    """End any read (SQLite cannot upgrade a stale snapshot), then begin as a writer."""
-    if db.session().in_transaction():
-        db.session.commit()
-    write_session(db.session())
-
-
-def retrying(fn: Callable[[], T], hard_stop: threading.Event, what: str) -> T:
-    """Run fn until the database answers: rolled back and retried with backoff (not after a
-    second SIGTERM, which must stop the daemon even while the database is away)."""
-    delay = 0.5
-    while True:
-        try:
-            return fn()
-        except (OperationalError, DBAPIError) as exc:
-            db.session.rollback()
-            if hard_stop.is_set():
-                raise
-            line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            log.warning("action=db_retry %s retry_in=%.1fs error=%s", what, delay, line)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)

@@ -23,7 +23,9 @@ def record(
     user_id = None
     ip = None
     if has_request_context():
-        ip = request.headers.get("X-Forwarded-For", request.remote_addr)
+        # Never the raw X-Forwarded-For (anyone can send one): behind trusted proxies
+        # ProxyFix has already put the client's address here (MULTIFLEXI_TRUSTED_PROXIES).
+        ip = request.remote_addr
         if current_user.is_authenticated:
             user_id = current_user.id
             actor = actor or current_user.login

@@ -8,6 +8,8 @@ from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db, login_manager
 from multiflexi_web.models import User
+from multiflexi_web.security.secrets import MASK
+from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
 
 # Endpoints reachable without a session; everything else requires login.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.health"}
@@ -15,9 +17,16 @@ PUBLIC_ENDPOINTS = {"auth.login", "static", "health.health"}
 PUBLIC_PREFIXES = ("webhook.",)
 
 
-def _load_user(user_id: str) -> User | None:
+def _load_user(session_id: str) -> User | None:
+    """The user of a session id "id:epoch" (User.get_id) while its epoch is current: logout,
+    a new password or changed powers bump it, and every older cookie stops working."""
+    user_id, _, epoch = session_id.partition(":")
+    if not user_id.isdigit() or not epoch.isdigit():
+        return None  # also a cookie from before epochs existed: log in again
     user = db.session.get(User, int(user_id))
-    return user if user is not None and user.enabled else None
+    if user is None or not user.enabled or user.session_epoch != int(epoch):
+        return None
+    return user
 
 
 def register_views(app: Flask) -> None:
@@ -55,6 +64,9 @@ def register_views(app: Flask) -> None:
         app.register_blueprint(module.bp)
     # Templates link to pages of other blueprints only where those are registered.
     app.jinja_env.globals["has_endpoint"] = app.view_functions.__contains__
+    app.jinja_env.tests["secret_field"] = is_secret_field
+    app.jinja_env.tests["secret_name"] = is_secret_name
+    app.jinja_env.globals["MASK"] = MASK
     errors.register(app)
     login_manager.login_view = "auth.login"
     login_manager.user_loader(_load_user)

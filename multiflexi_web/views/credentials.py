@@ -23,6 +23,7 @@ from multiflexi_web.services.catalogue.credentials import (
     update_credential,
     value_errors,
 )
+from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.views._change import (
     Audit,
     Page,
@@ -187,7 +188,7 @@ def _values(proto: CredentialPrototype) -> dict[str, str]:
 
 def _plain(proto: CredentialPrototype, values: dict[str, str]) -> dict[str, str]:
     """Values to show again in a failed form: never the secret ones."""
-    secret = {f.keyword for f in proto.fields if f.secret or f.type == "password"}
+    secret = {f.keyword for f in proto.fields if is_secret_field(f)}
     return {k: v for k, v in values.items() if k not in secret}
 
 

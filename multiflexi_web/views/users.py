@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
+from flask_login import current_user, login_user
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Role, User
@@ -106,9 +107,10 @@ def reset_password(user_id: int) -> Page:
 
     def change() -> None:
         set_password(user, password)
-        user.locked_until, user.failed_logins = None, 0
 
     def done(_: None) -> Page:
+        if user.id == current_user.id:
+            login_user(user)  # the reset ended every session of the user; this one goes on
         if typed:
             return flash_redirect(f"Password of {user.login} changed.", ".detail", user_id=user.id)
         return _detail(user, password)

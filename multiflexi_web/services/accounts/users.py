@@ -1,9 +1,8 @@
-"""User accounts: creation, password checks with lockout."""
+"""User accounts: creation, password checks, and ending a user's sessions."""
 
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -43,33 +42,30 @@ def create_user(
 
 
 def set_password(user: User, password: str) -> None:
+    """A new password also ends every session of the user (a thief's copy included)."""
     if len(password) < 8:
         raise UserError("password: must be at least 8 characters")
     user.password_hash = generate_password_hash(password)
     user.password_changed_at = utcnow()
+    end_sessions(user)
 
 
-def authenticate(
-    login: str, password: str, *, max_failures: int, lockout_seconds: int, ip: str | None
-) -> User | None:
-    """The user when the password is right and the account usable; counts failures and locks."""
+def end_sessions(user: User) -> None:
+    """Invalidate every session cookie issued to the user so far (see User.get_id)."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+
+
+def authenticate(login: str, password: str, *, ip: str | None) -> User | None:
+    """The user when the password is right and the account enabled (throttling is the
+    caller's: services/accounts/throttle.py)."""
     user = db.session.scalar(select(User).where(User.login == login))
-    now = utcnow()
     if user is None:
         # Same work as a real check so timing does not reveal which logins exist.
         check_password_hash(_DUMMY_HASH, password)
         return None
-    if user.locked_until is not None and user.locked_until > now:
-        return None
     if not check_password_hash(user.password_hash, password) or not user.enabled:
-        user.failed_logins += 1
-        if user.failed_logins >= max_failures:
-            user.locked_until = now + timedelta(seconds=lockout_seconds)
-            user.failed_logins = 0
         return None
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    user.last_login_at = utcnow()
     user.last_login_ip = ip
     return user
 
@@ -93,8 +89,8 @@ def update_user(
         raise UserError("is_admin: you cannot remove your own administrator rights")
     if email and "@" not in email:
         raise UserError(f"email {email!r}: is not an e-mail address")
+    if (user.enabled, user.is_admin) != (enabled, is_admin):
+        end_sessions(user)  # powers changed: sessions start again with the new ones
     user.email, user.full_name = email, full_name
     user.enabled, user.is_admin = enabled, is_admin
-    if enabled:
-        user.locked_until, user.failed_logins = None, 0
     db.session.flush()

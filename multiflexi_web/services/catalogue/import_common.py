@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
 
+from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Base, FieldType
 from multiflexi_web.services.catalogue.json_load import FileImportError
@@ -80,7 +81,7 @@ def import_file(path: Path, kind: str, import_one: ImportOne) -> ImportResult:
     except FileImportError as exc:
         result.status, result.error = "failed", str(exc)
     except (IntegrityError, DataError) as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        reason = first_line(exc.orig or exc)
         result.status, result.error = "failed", f"{path}: the database refused it: {reason}"
     return result
 

@@ -6,7 +6,7 @@ for the same job exactly one wins; terminal statuses never change again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,8 +18,8 @@ from multiflexi_web.db.engine import write_session
 from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate, Worker, utcnow
-from multiflexi_web.security.secrets import cipher
 from multiflexi_web.services.jobs import claim as claiming
+from multiflexi_web.services.jobs import onetime
 from multiflexi_web.services.jobs import statements as job_sql
 from multiflexi_web.services.jobs.claim import CLAIMABLE, ClaimedJob
 
@@ -39,6 +39,7 @@ def enqueue(
     schedule_type: str,
     when: datetime | None = None,
     env_override: dict[str, str] | None = None,
+    secret_keys: Iterable[str] = (),
     slot_at: datetime | None = None,
     launched_by_id: int | None = None,
     event_id: int | None = None,
@@ -55,7 +56,7 @@ def enqueue(
         scheduled_for=when or utcnow(),
         slot_at=slot_at,
         executor=rt.executor,
-        env_override=cipher().encrypt_json(env_override) if env_override else None,
+        env_override=onetime.seal(env_override, secret_keys),
         launched_by_id=launched_by_id,
         event_id=event_id,
         attempt=(retry_of.attempt + 1) if retry_of else 1,
@@ -244,12 +245,13 @@ def _maybe_retry(job_id: int, now: datetime) -> Job | None:
     when = plan_retry(job, now)
     if when is None:
         return None
-    override = cipher().decrypt_json(job.env_override) if job.env_override else None
+    override = onetime.unseal(job.env_override)
     return enqueue(
         job.runtemplate,
         schedule_type="retry",
         when=when,
-        env_override=override,
+        env_override=override.values,
+        secret_keys=override.secret,
         retry_of=job,
         launched_by_id=job.launched_by_id,
         event_id=job.event_id,

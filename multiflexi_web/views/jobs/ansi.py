@@ -22,46 +22,60 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]")
 
 @dataclass(frozen=True)
 class Style:
-    fg: str | None = None  # "c1".."c15" palette class or "#rrggbb"
+    fg: str | None = None  # "c0".."c255": a palette class (never an inline style: the CSP)
     bg: str | None = None
     flags: frozenset[str] = frozenset()  # bold, dim, italic, underline
 
     def span_open(self) -> str:
         classes = [f"ansi-{n}" for n in sorted(self.flags)]
-        styles: list[str] = []
-        for prefix, prop, value in (("fg", "color", self.fg), ("bg", "background-color", self.bg)):
-            if value is None:
-                continue
-            if value.startswith("#"):
-                styles.append(f"{prop}:{value}")
-            else:
-                classes.append(f"ansi-{prefix}-{value}")
-        if not classes and not styles:
-            return ""
-        attrs = f' class="{" ".join(classes)}"' if classes else ""
-        attrs += f' style="{";".join(styles)}"' if styles else ""
-        return f"<span{attrs}>"
+        classes += [f"ansi-{prefix}-{v}" for prefix, v in (("fg", self.fg), ("bg", self.bg)) if v]
+        return f'<span class="{" ".join(classes)}">' if classes else ""
 
 
-def _palette_256(n: int) -> str:
-    if n < 16:
-        return f"c{n}"
+_CUBE = (0, 95, 135, 175, 215, 255)
+
+
+def palette_rgb(n: int) -> tuple[int, int, int]:
+    """The colour of xterm's entry 16..255 (6x6x6 cube, then 24 greys); 0..15 are themed."""
     if n < 232:
         n -= 16
-        steps = [0, 95, 135, 175, 215, 255]
-        r, g, b = steps[n // 36], steps[(n // 6) % 6], steps[n % 6]
-        return f"#{r:02x}{g:02x}{b:02x}"
+        return _CUBE[n // 36], _CUBE[(n // 6) % 6], _CUBE[n % 6]
     level = 8 + (n - 232) * 10
-    return f"#{level:02x}{level:02x}{level:02x}"
+    return level, level, level
+
+
+def _nearest(rgb: tuple[int, int, int]) -> int:
+    """The palette entry closest to a 24-bit colour: shown by class, never by inline style."""
+    r, g, b = (_cube_index(v) for v in rgb)
+    grey = min(23, max(0, round((sum(rgb) / 3 - 8) / 10)))
+    candidates = (16 + 36 * r + 6 * g + b, 232 + grey)
+    return min(candidates, key=lambda n: _distance(palette_rgb(n), rgb))
+
+
+def _cube_index(value: int) -> int:
+    return min(range(6), key=lambda i: abs(_CUBE[i] - value))
+
+
+def _distance(a: tuple[int, int, int], b: tuple[int, int, int]) -> int:
+    return sum((x - y) ** 2 for x, y in zip(a, b, strict=True))
+
+
+def palette_css() -> str:
+    """The rules of static/ansi256.css (entries 16..255; a test keeps the file equal to this)."""
+    lines = ["/* Generated from multiflexi_web/views/jobs/ansi.py palette_css(): do not edit. */"]
+    for n in range(16, 256):
+        hexa = "#{:02x}{:02x}{:02x}".format(*palette_rgb(n))
+        lines.append(f".ansi-fg-c{n} {{ color: {hexa}; }} .ansi-bg-c{n} {{ background: {hexa}; }}")
+    return "\n".join(lines) + "\n"
 
 
 def _extended(params: list[int], i: int) -> tuple[str | None, int]:
     """Colour from `38;5;n` or `38;2;r;g;b` starting at params[i] (the 5 or 2); next index."""
     if i < len(params) and params[i] == 5 and i + 1 < len(params):
-        return _palette_256(min(max(params[i + 1], 0), 255)), i + 2
+        return f"c{min(max(params[i + 1], 0), 255)}", i + 2
     if i < len(params) and params[i] == 2 and i + 3 < len(params):
         r, g, b = (min(max(v, 0), 255) for v in params[i + 1 : i + 4])
-        return f"#{r:02x}{g:02x}{b:02x}", i + 4
+        return f"c{_nearest((r, g, b))}", i + 4
     return None, len(params)
 
 

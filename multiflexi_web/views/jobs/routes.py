@@ -13,6 +13,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, Role
 from multiflexi_web.services.accounts.access import require_role, visible_company_ids
@@ -36,7 +37,6 @@ from multiflexi_web.views.jobs.queries import (
     filter_choices,
     list_jobs,
 )
-from multiflexi_web.views.runtemplates.forms import begin_write
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 # The detail page renders this much stored output; the rest streams in through the poller.

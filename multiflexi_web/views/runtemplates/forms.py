@@ -8,11 +8,9 @@ from typing import Any
 
 from werkzeug.datastructures import FileStorage, ImmutableMultiDict, MultiDict
 
-from multiflexi_web.db.engine import write_session
-from multiflexi_web.extensions import db
 from multiflexi_web.models import AppField, Application, FieldType
 from multiflexi_web.services.accounts.companies import ENV_KEY_RE
-from multiflexi_web.services.catalogue.fields import option_values
+from multiflexi_web.services.catalogue.fields import is_secret_field, option_values
 from multiflexi_web.services.jobs.adhoc import Upload
 from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.runtemplates.configure import (
@@ -90,7 +88,7 @@ def field_view(f: AppField) -> FieldView:
         kind = _WIDGETS.get(FieldType(f.type), "text")
     except ValueError:
         kind = "text"
-    if f.secret and kind == "text":
+    if is_secret_field(f) and kind == "text":
         kind = "password"
     return FieldView(
         key=f.keyname,
@@ -203,6 +201,8 @@ def parse_spec(form: Form, app: Application, config: dict[str, str]) -> RunTempl
         timeout=_int(form.get("timeout", ""), "timeout"),
         policies=parse_policies(form),
         active=is_true((form.getlist("active") or ["false"])[-1]),
+        # Masking stays on unless the form says otherwise (a hidden "false" precedes the box).
+        mask_output=is_true((form.getlist("mask_output") or ["true"])[-1]),
     )
 
 
@@ -229,6 +229,13 @@ def parse_env_rows(form: Form) -> dict[str, str]:
     return env
 
 
+def parse_env_secrets(form: Form) -> frozenset[str]:
+    """Keys of the one-time rows whose `env_secret` checkbox (value: the row's index) is on."""
+    keys = form.getlist("env_key")
+    marked = {int(i) for i in form.getlist("env_secret") if i.isdigit() and int(i) < len(keys)}
+    return frozenset(keys[i].strip() for i in marked if keys[i].strip())
+
+
 def error_target(message: str) -> str:
     """The form input a service error is about: `config KEY: …` -> cfg-KEY, `cron …` -> cron."""
     head = message.split(":", 1)[0].split()
@@ -242,11 +249,3 @@ def error_target(message: str) -> str:
     if word in {"env", "env row"}:
         return "env"
     return "_form"
-
-
-def begin_write() -> None:
-    """Start the unit of work as a writer. On SQLite the login check already opened a read
-    transaction; upgrading it later fails at once if a daemon wrote meanwhile, so it is ended
-    here and an IMMEDIATE one begun (a no-op difference on PostgreSQL)."""
-    db.session.commit()
-    write_session(db.session())

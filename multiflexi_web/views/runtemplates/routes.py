@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.models import Role, RunTemplate
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services import settings
@@ -22,7 +23,6 @@ from multiflexi_web.views._helpers import int_arg, me, owned_by_company
 from multiflexi_web.views.jobs.queries import JobFilter, duration_text, list_jobs
 from multiflexi_web.views.queries.accounts import visible_companies
 from multiflexi_web.views.queries.catalogue import applications
-from multiflexi_web.views.runtemplates.forms import begin_write
 from multiflexi_web.views.runtemplates.queries import list_runtemplates
 from multiflexi_web.views.runtemplates.run import run
 from multiflexi_web.views.runtemplates.wizard import edit, new, schedule_preview

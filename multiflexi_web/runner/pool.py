@@ -1,0 +1,297 @@
+"""The executor's job slots: claim, run each job in a thread, reap the lost, stop in time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
+
+from multiflexi_web.db.engine import begin_write
+from multiflexi_web.db.listen import start_listener
+from multiflexi_web.errors import first_line
+from multiflexi_web.extensions import db
+from multiflexi_web.memory import rss_mb
+from multiflexi_web.runner.contexts import ContextCache
+from multiflexi_web.runner.finish import Finisher
+from multiflexi_web.runner.host import Host
+from multiflexi_web.runner.janitor import Janitor
+from multiflexi_web.runner.run import JobRun, RunSettings
+from multiflexi_web.runner.unit import writing
+from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.jobs.claim import ClaimedJob
+
+SQLITE_POLL = 0.01  # SQLite has no NOTIFY: a cheap read this often
+PG_POLL = 1.0  # fallback when a NOTIFY was missed, and for jobs planned for later
+MEMORY_EXIT = 3
+# While jobs take less than this on average, each slot gets its next job claimed ahead, so a
+# slot never waits for the finisher's round trips between two short jobs (they took longer
+# than the jobs). Longer jobs gain nothing from it, and a job claimed ahead would wait behind
+# them while another executor could run it.
+CLAIM_AHEAD_BELOW = 0.1
+
+
+class Executor:
+    """The job slots of one executor process."""
+
+    def __init__(self, rt: Host, *, drain: bool = False) -> None:
+        self.rt, self.s, self.drain = rt, rt.settings, drain
+        self.running: dict[int, JobRun] = {}
+        self.ready: deque[ClaimedJob] = deque()  # claimed ahead, waiting for a slot
+        self.avg_seconds: float | None = None  # jobs' recent run time (moving average)
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.closed = threading.Event()  # ends helper threads when serve() returns
+        self.pool = ThreadPoolExecutor(self.s.max_parallel, thread_name_prefix="job")
+        self.contexts = ContextCache()
+        self.janitor = Janitor()
+        self.reserved = 0
+        self._finisher_slots = 0
+        self.finisher = Finisher(
+            rt.app,
+            rt.hard_stop,
+            self._claim_successors,
+            self._successors_claimed,
+            max_pending=self.s.max_parallel,
+        )
+        self.beat_every = min(self.rt.heartbeat_every, max(self.s.lost_after / 3, 0.2))
+        self.reap_every = max(0.5, min(self.s.lost_after / 4, 15.0))
+        self._next_reap = self._next_beat = 0.0
+        self.memory_exceeded = False
+        self.run_settings = RunSettings(
+            tmp_dir=Path(self.s.tmp_dir),
+            artifact_dir=Path(self.s.artifact_dir),
+            inline_max=self.s.artifact_inline_max_mb * 1024 * 1024,
+            cap_bytes=self.s.output_cap_mb * 1024 * 1024,
+            job_timeout=self.s.job_timeout,
+            kill_grace=self.s.kill_grace,
+            keep_workdir_on_failure=self.s.keep_workdir_on_failure,
+            heartbeat_every=min(1.0, self.beat_every),
+        )
+
+    # -- one pass -------------------------------------------------------------------------------
+    def tick(self) -> int:
+        """Reap when due, then claim as many due jobs as there are free slots; returns the count."""
+        with self.rt.app.app_context():
+            self._maintain(time.monotonic())
+            if self.rt.stop.is_set() or self.memory_exceeded or self.finisher.pending():
+                return 0  # a pending finish claims the successors in its own transaction
+            if self.s.is_sqlite:
+                due = jobs.anything_due()
+                db.session.rollback()  # end the read: the claim must begin as a writer
+                if not due:
+                    return 0
+            free = self._reserve()
+            if not free:
+                return 0
+            try:
+                with writing():
+                    claimed = jobs.claim(self.rt.worker_id or 0, free)
+                for c in claimed:
+                    self._start(c)
+            finally:
+                self._release(free)
+        return len(claimed)
+
+    def _maintain(self, now: float) -> None:
+        if now >= self._next_beat and self.beat_every < self.rt.heartbeat_every:
+            self.rt.beat()  # the shared heartbeat thread is too slow for a short lost_after
+            self._next_beat = now + self.beat_every
+        if now >= self._next_reap:
+            self._next_reap = now + self.reap_every
+            with self.lock:
+                mine = set(self.running) | {c.id for c in self.ready} | self.finisher.pending()
+            with writing():
+                lost = jobs.reap_lost(self.s.lost_after)
+                lost += jobs.reap_orphans(self.rt.worker_id or 0, mine)
+                db.session.commit()
+            for job_id in lost:
+                self.rt.log("job_lost", job=job_id)
+
+    def _new_run(self, claimed: ClaimedJob) -> JobRun:
+        return JobRun(
+            claimed, self.run_settings, self.rt.hard_stop, self.janitor.put, self.finisher.submit
+        )
+
+    def _start(self, claimed: ClaimedJob) -> None:
+        """Run a claimed job in a free slot, or keep it ready for the next slot to free up.
+
+        Once stopping, nothing new starts: a job whose claim was already under way waits with
+        the ready ones, and _shutdown gives it back to the queue.
+        """
+        with self.lock:
+            stopping = self.rt.stop.is_set() or self.memory_exceeded
+            if stopping or len(self.running) >= self.s.max_parallel:
+                self.ready.append(claimed)
+                return
+            run = self.running[claimed.id] = self._new_run(claimed)
+        self.pool.submit(self._work, run)
+
+    def _next_ready(self) -> None:
+        """A slot is free: start the job claimed ahead for it, if any."""
+        with self.lock:
+            if not self.ready or self.rt.stop.is_set() or self.memory_exceeded:
+                return
+            claimed = self.ready.popleft()
+            run = self.running[claimed.id] = self._new_run(claimed)
+        self.pool.submit(self._work, run)
+
+    def _ahead(self) -> int:
+        short = self.avg_seconds is not None and self.avg_seconds < CLAIM_AHEAD_BELOW
+        return self.s.max_parallel if short else 0
+
+    def _reserve(self) -> int:
+        """Book the free places for a claim (the main loop and the finisher both claim): the
+        free slots, plus one job ahead per slot while jobs are short."""
+        with self.lock:
+            places = self.s.max_parallel + self._ahead()
+            free = max(0, places - len(self.running) - len(self.ready) - self.reserved)
+            self.reserved += free
+            return free
+
+    def _release(self, slots: int) -> None:
+        with self.lock:
+            self.reserved -= slots
+
+    def _claim_successors(self) -> list[ClaimedJob]:
+        """Inside the finisher's transaction: jobs for the slots the finished ones freed."""
+        self._release(self._finisher_slots)  # a retried transaction claims again
+        self._finisher_slots = 0
+        if self.rt.stop.is_set() or self.memory_exceeded:
+            return []
+        self._finisher_slots = slots = self._reserve()
+        return jobs.claim(self.rt.worker_id or 0, slots, commit=False) if slots else []
+
+    def _successors_claimed(self, claimed: list[ClaimedJob]) -> None:
+        for c in claimed:
+            self._start(c)
+        self._release(self._finisher_slots)
+        self._finisher_slots = 0
+        self.wake.set()
+
+    def _work(self, run: JobRun) -> None:
+        t0 = time.monotonic()
+        try:
+            with self.rt.app.app_context():
+                ctx, problem = run.with_retries(lambda: self.contexts.get(run.job.runtemplate_id))
+                outcome = run.run(ctx, problem)  # its finish is recorded by the finisher
+            self.rt.log(
+                "job_finished",
+                job=run.job.id,
+                status=outcome.status.value,
+                exit=outcome.exit_code,
+                secs=f"{time.monotonic() - t0:.3f}",
+            )
+        except Exception as exc:
+            self.rt.log("job_error", job=run.job.id, error=repr(exc)[:300])
+        finally:
+            took = time.monotonic() - t0
+            with self.lock:
+                self.running.pop(run.job.id, None)
+                avg = self.avg_seconds
+                self.avg_seconds = took if avg is None else 0.8 * avg + 0.2 * took
+            self._next_ready()
+            self.wake.set()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def serve(self) -> int:
+        if not self.s.is_sqlite:
+            start_listener(self.s.database_url, jobs.NOTIFY_CHANNEL, self.wake, self.closed)
+        next_mem = 0.0
+        while not self.rt.stop.is_set():
+            if time.monotonic() >= next_mem:
+                next_mem = time.monotonic() + 1.0
+                if self._check_memory():
+                    break
+            claimed = self.rt.retry_db(self.tick)
+            idle = (
+                not claimed and not self.running and not self.ready and not self.finisher.pending()
+            )
+            if self.drain and idle and not self._due():
+                break
+            if not claimed or len(self.running) >= self.s.max_parallel:
+                self.wake.wait(SQLITE_POLL if self.s.is_sqlite else PG_POLL)
+                self.wake.clear()
+        self._shutdown()
+        return MEMORY_EXIT if self.memory_exceeded else 0
+
+    def _due(self) -> bool:
+        def check() -> bool:
+            with self.rt.app.app_context():
+                return jobs.anything_due()
+
+        return self.rt.retry_db(check)
+
+    def _check_memory(self) -> bool:
+        if not self.rt.over_memory_limit():
+            return False
+        self.memory_exceeded = True
+        self.rt.log(
+            "memory_limit",
+            rss_mb=f"{rss_mb():.0f}",
+            limit_mb=self.s.memory_limit_mb,
+            running=len(self.running),
+        )
+        return True
+
+    def _shutdown(self) -> None:
+        """Stop claiming; let running jobs finish within the stop grace, then stop them.
+
+        Past the memory limit the running jobs may take as long as they need, unless a
+        SIGTERM comes meanwhile: from then on the stop grace counts.
+        """
+        self._give_back_ready()
+        while self.running and not self.rt.stop.wait(0.1):
+            pass
+        grace = self.s.stop_grace
+        self._wait_running(time.monotonic() + grace)
+        if self.running and not self.rt.hard_stop.is_set():
+            self._stop_all(f"executor shutting down (stop grace of {grace:g}s passed)")
+            self._wait_running(time.monotonic() + self.s.kill_grace + 5)
+        if self.rt.hard_stop.is_set():
+            self._stop_all("executor received a second SIGTERM", kill=True)
+            self._wait_running(time.monotonic() + 10, interruptible=False)
+        self.pool.shutdown(wait=not self.running)
+        self.finisher.close()
+        self._give_back_ready()  # claimed by a finish that was under way when the stop came
+        self.janitor.close()
+        self.closed.set()
+
+    def _give_back_ready(self) -> None:
+        """Jobs claimed ahead that never started go back to the queue for any executor."""
+        with self.lock:
+            ready, self.ready = list(self.ready), deque()
+        if not ready:
+            return
+
+        def unit() -> None:
+            with self.rt.app.app_context(), writing():
+                begin_write()
+                for c in ready:
+                    jobs.release(c.id)
+                db.session.commit()
+
+        try:
+            self.rt.retry_db(unit, max_wait=2.0, tries=4)  # a few tries: shutdown must not hang
+        except DBAPIError as exc:
+            # Still claimed by this worker: the reaper marks them lost once it is gone.
+            self.rt.log("give_back_failed", jobs=len(ready), error=first_line(exc))
+            return
+        self.rt.log("jobs_given_back", count=len(ready))
+
+    def _wait_running(self, deadline: float, *, interruptible: bool = True) -> None:
+        while self.running and time.monotonic() < deadline:
+            if self.rt.hard_stop.wait(0.05) and interruptible:
+                return
+
+    def _stop_all(self, reason: str, *, kill: bool = False) -> None:
+        with self.lock:
+            runs = list(self.running.values())
+        for run in runs:
+            run.stop_reason = reason
+            if kill:
+                run.kill()
+        self.rt.log("stopping_jobs", count=len(runs), reason=reason.replace(" ", "_"))
