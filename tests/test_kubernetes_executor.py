@@ -111,10 +111,16 @@ def test_a_job_runs_as_a_pod_with_its_secrets_in_a_secret(kube: FakeKube, tmp_pa
     spec_ = pod["spec"]
     assert spec_["restartPolicy"] == "Never"
     assert spec_["automountServiceAccountToken"] is False
+    assert spec_["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     main, keeper = spec_["containers"]
     assert main["image"] == keeper["image"] == "example.org/demo:1"
     assert main["command"] == ["/app/run", "--flag", "a b"]
     assert keeper["command"][0] == "sleep"
+    assert (
+        main["volumeMounts"] == keeper["volumeMounts"] == [{"name": "work", "mountPath": "/work"}]
+    )
+    for c in (main, keeper):
+        assert c["securityContext"] == {"allowPrivilegeEscalation": False}
     env = {e["name"]: e for e in main["env"]}
     assert env["TOKEN"] == {
         "name": "TOKEN",

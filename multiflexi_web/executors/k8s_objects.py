@@ -18,6 +18,9 @@ DAY = 86400
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 RESOURCE_KEYS = frozenset({"requests", "limits"})
+# Tenant code: no setuid gains, the runtime's default seccomp filter (root images still run).
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False}
+POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,12 @@ def plan(
     work = [{"name": "work", "mountPath": MOUNT}]
     main: dict[str, Any] = {"name": MAIN, "image": image, "command": list(spec.argv)}
     main.update(workingDir=MOUNT, env=env, volumeMounts=work + input_mounts)
+    main["securityContext"] = CONTAINER_SECURITY
     if hints.resources:
         main["resources"] = hints.resources
-    keeper = {"name": KEEPER, "image": helper or image, "command": ["sleep", str(bound)]}
+    keeper: dict[str, Any] = {"name": KEEPER, "image": helper or image}
+    keeper["command"] = ["sleep", str(bound)]
+    keeper.update(securityContext=CONTAINER_SECURITY, volumeMounts=work)
     volumes: list[dict[str, Any]] = [{"name": "work", "emptyDir": {}}]
     if input_mounts:
         volumes.append({"name": "inputs", "secret": {"secretName": name, "defaultMode": 0o444}})
@@ -93,7 +99,8 @@ def plan(
         "automountServiceAccountToken": False,  # a job gets no credentials for the cluster
         "enableServiceLinks": False,  # nor the namespace's service addresses as env
         "volumes": volumes,
-        "containers": [main, {**keeper, "volumeMounts": work}],
+        "securityContext": POD_SECURITY,
+        "containers": [main, keeper],
     }
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
     return PodPlan(name, namespace, pod, _secret(meta, stored))
