@@ -208,6 +208,18 @@ def test_cancel_deletes_the_pod_and_the_secret(kube: FakeKube, tmp_path: Path) -
     assert kube.objects == {}
 
 
+def test_cancel_while_the_files_are_copied_stops_the_copy(kube: FakeKube, tmp_path: Path) -> None:
+    class CancelAtCopy(RecordingIO):
+        def should_stop(self) -> bool:  # asked between reads of the copy: also the heartbeat
+            return "GET exec" in kube.kinds()
+
+    kube.tar = make_tar({"./out.txt": b"x" * 200_000})
+    result, _ = run(spec(tmp_path / "w"), CancelAtCopy())
+    assert result.cancelled and result.exit_code is None
+    assert not (tmp_path / "w" / "out.txt").exists()
+    assert kube.kinds()[-2:] == ["DELETE pods", "DELETE secrets"] and kube.objects == {}
+
+
 def test_an_unschedulable_pod_fails_with_the_reason(
     kube: FakeKube, env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ import queue
 import tarfile
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -67,9 +68,16 @@ class _Discard:
         pass
 
 
-def copy_out(core: Any, name: str, namespace: str, workdir: Path, limit_mb: float) -> None:
+class CopyStopped(Exception):
+    """The job was cancelled or timed out while its files were being copied."""
+
+
+def copy_out(
+    core: Any, name: str, namespace: str, workdir: Path, limit_mb: float, stop: Callable[[], bool]
+) -> None:
     """`tar cf - -C /work .` in the keeper container, unpacked into the job's work directory;
-    raises RuntimeError with the reason when the copy fails or passes `limit_mb`."""
+    raises RuntimeError with the reason when the copy fails or passes `limit_mb`. `stop` is
+    asked between reads (it also beats the job's heartbeat: a big copy takes a while)."""
     from kubernetes.stream import stream
 
     ws = stream(
@@ -87,7 +95,7 @@ def copy_out(core: Any, name: str, namespace: str, workdir: Path, limit_mb: floa
     )
     ws._all = _Discard()
     with tempfile.TemporaryFile() as buf:
-        errors = _pump(ws, buf, int(limit_mb * MIB))
+        errors = _pump(ws, buf, int(limit_mb * MIB), stop)
         code = ws.returncode
         if code != 0:
             text = errors.decode(errors="replace").strip()
@@ -96,7 +104,7 @@ def copy_out(core: Any, name: str, namespace: str, workdir: Path, limit_mb: floa
         _unpack(buf, workdir)
 
 
-def _pump(ws: Any, buf: IO[bytes], limit: int) -> bytes:
+def _pump(ws: Any, buf: IO[bytes], limit: int, stop: Callable[[], bool]) -> bytes:
     """Stdout of the exec into `buf` until the stream closes; stderr's tail is returned."""
     errors: bytes = b""
     try:
@@ -111,6 +119,8 @@ def _pump(ws: Any, buf: IO[bytes], limit: int) -> bytes:
                 raise RuntimeError(f"the result files pass {size} (MULTIFLEXI_K8S_COPY_MAX_MB)")
             if not is_open:
                 break
+            if stop():
+                raise CopyStopped
     finally:
         ws.close()
     return errors

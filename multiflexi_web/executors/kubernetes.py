@@ -138,9 +138,16 @@ class PodRun:
         self.failing_since = None
         return pod
 
-    def _stop_requested(self) -> RunResult | None:
+    def _timed_out(self) -> bool:
         timeout = self.spec.timeout
-        timed_out = timeout is not None and time.monotonic() - self.t0 >= timeout
+        return timeout is not None and time.monotonic() - self.t0 >= timeout
+
+    def _stopping(self) -> bool:
+        """Asked often: it is also what beats the job's heartbeat (JobIO.should_stop)."""
+        return self.io.should_stop() or self._timed_out()
+
+    def _stop_requested(self) -> RunResult | None:
+        timed_out = self._timed_out()
         if not timed_out and not self.io.should_stop():
             return None
         self._delete_pod()
@@ -183,8 +190,11 @@ class PodRun:
                 self.io.output("stderr", f"multiflexi: {note}\n".encode())
         try:
             k8s_files.copy_out(
-                self.core, self.p.name, self.p.namespace, self.spec.workdir, self.cfg.copy_max_mb
-            )
+                self.core, self.p.name, self.p.namespace, self.spec.workdir,
+                self.cfg.copy_max_mb, self._stopping,
+            )  # fmt: skip
+        except k8s_files.CopyStopped:
+            return self._stop_requested() or RunResult(code, cancelled=True)
         except Exception as exc:  # the job's result files are lost: say why
             return RunResult(code, error=f"result files could not be copied out: {exc}")
         return RunResult(code)
