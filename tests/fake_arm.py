@@ -33,6 +33,8 @@ class Call:
         """e.g. 'PUT group', 'GET group', 'GET logs', 'DELETE group', 'POST token'."""
         if self.path.endswith("/oauth2/v2.0/token"):
             return f"{self.method} token"
+        if self.path.startswith("/operations/"):
+            return f"{self.method} operation"
         m = GROUP.match(self.path)
         what = ("logs" if m.group(4) else "group") if m else self.path
         return f"{self.method} {what}"
@@ -53,6 +55,10 @@ class FakeArm:
     state: Callable[[int], tuple[str, int | None, str]] = lambda n: ("Terminated", 0, "Succeeded")
     logs: Callable[[int], str] = lambda n: ""
     events: list[str] = field(default_factory=list)
+    # Statuses of the PUT's asynchronous operation, one per poll (the last repeats); empty: the
+    # PUT answers provisioningState Succeeded at once.
+    provisioning: list[str] = field(default_factory=list)
+    op_reads: int = 0
     fail: dict[str, int] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -133,6 +139,8 @@ def _handler(fake: FakeArm) -> type[BaseHTTPRequestHandler]:
             if call.kind in fake.fail:
                 error = {"code": "Denied", "message": "denied by test"}
                 return self._json(fake.fail[call.kind], {"error": error})
+            if call.kind == "GET operation":
+                return self._operation()
             if call.kind == "POST token":
                 doc = {"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"}
                 return self._json(200, doc)
@@ -143,10 +151,12 @@ def _handler(fake: FakeArm) -> type[BaseHTTPRequestHandler]:
 
         def _group(self, method: str, name: str, logs: bool, body: Any) -> None:
             if method == "PUT":
-                body["properties"]["provisioningState"] = "Succeeded"
+                state = "Creating" if fake.provisioning else "Succeeded"
+                body["properties"]["provisioningState"] = state
                 body.update(id=self.path.split("?")[0], name=name)
                 fake.groups[name] = body
-                return self._json(201, body)
+                op = {"Azure-AsyncOperation": f"{fake.url}/operations/{name}"}
+                return self._json(201, body, op if fake.provisioning else {})
             if name not in fake.groups:
                 error = {"code": "ResourceNotFound", "message": f"{name} not found"}
                 return self._json(404, {"error": error})
@@ -158,9 +168,22 @@ def _handler(fake: FakeArm) -> type[BaseHTTPRequestHandler]:
                 return self._json(200, {"content": fake.logs(fake.log_reads - 1)})
             self._json(200, fake._group_view(name))
 
-        def _json(self, code: int, doc: Any) -> None:
+        def _operation(self) -> None:
+            status = fake.provisioning[min(fake.op_reads, len(fake.provisioning) - 1)]
+            fake.op_reads += 1
+            doc: dict[str, Any] = {"status": status}
+            if status == "Failed":
+                doc["error"] = {"code": "InaccessibleImage", "message": "image not accessible"}
+            elif status == "Succeeded":
+                for group in fake.groups.values():
+                    group["properties"]["provisioningState"] = "Succeeded"
+            self._json(200, doc)
+
+        def _json(self, code: int, doc: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(doc).encode()
             self.send_response(code)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

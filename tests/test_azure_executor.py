@@ -106,6 +106,53 @@ def test_a_job_runs_as_a_container_group(arm: FakeArm, tmp_path: Path) -> None:
     assert arm.one("DELETE group").path == put.path and arm.groups == {}
 
 
+def test_provisioning_is_waited_for_and_heard_stop_requests(arm: FakeArm, tmp_path: Path) -> None:
+    class Counting(RecordingIO):
+        asked = 0
+
+        def should_stop(self) -> bool:
+            self.asked += 1
+            return False
+
+    arm.provisioning = ["InProgress", "InProgress", "Succeeded"]
+    rec = Counting()
+    result, _ = run(spec(tmp_path / "w"), rec)
+    assert result == RunResult(0)
+    assert arm.kinds(without="GET group") == [
+        "POST token", "PUT group", "GET operation", "GET logs", "DELETE group"
+    ]  # fmt: skip
+    assert arm.op_reads == 3 and rec.asked >= 3  # asked between the operation's polls
+
+
+def test_cancel_during_provisioning_deletes_the_group(arm: FakeArm, tmp_path: Path) -> None:
+    class CancelWhileProvisioning(RecordingIO):
+        def should_stop(self) -> bool:
+            return arm.op_reads >= 2
+
+    arm.provisioning = ["InProgress"]
+    result, _ = run(spec(tmp_path / "w"), CancelWhileProvisioning())
+    assert result.cancelled
+    assert arm.kinds()[-1] == "DELETE group" and arm.groups == {}
+
+
+def test_provisioning_past_the_start_timeout_fails_the_job(
+    arm: FakeArm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MULTIFLEXI_AZURE_START_TIMEOUT", "0.2")
+    arm.provisioning = ["InProgress"]
+    result, _ = run(spec(tmp_path / "w"))
+    assert result.error is not None
+    assert result.error.startswith("the group was not provisioned within "), result.error
+    assert arm.kinds()[-1] == "DELETE group" and arm.groups == {}
+
+
+def test_a_failed_provisioning_is_a_clear_error(arm: FakeArm, tmp_path: Path) -> None:
+    arm.provisioning = ["InProgress", "Failed"]
+    result, _ = run(spec(tmp_path / "w"))
+    assert result.error is not None and "image not accessible" in result.error
+    assert arm.kinds()[-1] == "DELETE group" and arm.groups == {}
+
+
 def test_exit_code_zero_succeeds(arm: FakeArm, tmp_path: Path) -> None:
     result, _ = run(spec(tmp_path / "w"))
     assert result == RunResult(0)

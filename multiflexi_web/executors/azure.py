@@ -107,16 +107,28 @@ class GroupRun:
         from azure.core.exceptions import AzureError
 
         try:
-            groups = self.client.container_groups
-            body = group_body(self.spec, self.cfg)
-            rg = self.cfg.resource_group
-            groups.begin_create_or_update(rg, self.name, body, **self.opts).result()
-            self.io.started(container_id=self.name)
-            return self._supervise()
+            return self._provision() or self._supervise()
         except AzureError as exc:
             return RunResult(None, error=f"azure API: {_message(exc)}")
         finally:
             self._delete()
+
+    def _provision(self) -> RunResult | None:
+        """Create the group and wait for its provisioning (ACI pulls the image meanwhile, which
+        may take minutes): stop requests are heard, and so the job's heartbeat goes on."""
+        groups = self.client.container_groups
+        body = group_body(self.spec, self.cfg)
+        rg = self.cfg.resource_group
+        poller = groups.begin_create_or_update(rg, self.name, body, **self.opts)
+        self.io.started(container_id=self.name)
+        while not poller.done():
+            if (stop := self._stop_requested()) is not None:
+                return stop
+            if (waited := time.monotonic() - self.t0) >= self.cfg.start_timeout:
+                return RunResult(None, error=f"the group was not provisioned within {waited:.0f} s")
+            poller.wait(self.cfg.poll)
+        poller.result()  # a failed provisioning raises, with ARM's message
+        return None
 
     def _supervise(self) -> RunResult:
         while True:
