@@ -17,6 +17,7 @@ from multiflexi_web.executors.container_env import container_env, input_files
 log = logging.getLogger("multiflexi.executor.azure")
 CONTAINER = "job"
 MOUNT = "/tmp"  # noqa: S108 - MULTIFLEXI_TMP inside the container: ACI mounts nothing of the daemon's
+DELETE_WAIT = 10.0  # seconds a finished job waits for its group's deletion to complete
 ENDED = frozenset({"Succeeded", "Failed", "Stopped"})  # a group's instance-view states
 
 
@@ -188,7 +189,12 @@ class GroupRun:
         self.deleted = True
         try:
             groups = self.client.container_groups
-            groups.begin_delete(self.cfg.resource_group, self.name, **self.opts).result()
+            poller = groups.begin_delete(self.cfg.resource_group, self.name, **self.opts)
+            # Accepted is enough: ARM finishes on its own, and the job's finish (its heartbeat
+            # paused meanwhile) must not wait long for that.
+            poller.wait(DELETE_WAIT)
+            if poller.done():
+                poller.result()  # a failed deletion raises
         except ResourceNotFoundError:
             pass
         except AzureError as exc:  # a leftover: tagged multiflexi.job=<id> for a sweep
