@@ -53,7 +53,7 @@ class KubernetesExecutor:
         if hints.chart:
             note = f"multiflexi: helm chart {hints.chart} is not deployed by this module\n"
             io.output("stderr", note.encode())
-        with client:
+        with client:  # one per job: the exec stream API swaps the client's call_api meanwhile
             return PodRun(client, cfg, spec, io, pod).run()
 
 
