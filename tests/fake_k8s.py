@@ -92,6 +92,7 @@ class FakeKube:
     log: Callable[[BinaryIO], object] = lambda out: None
     tar: bytes = field(default_factory=_empty_tar)
     exec_ok: bool = True
+    exec_drops: bool = False  # the exec stream ends without the status message
     fail: dict[str, int] = field(default_factory=dict)  # call kind -> HTTP status to answer
     blips: int = 0  # this many pod reads answer 503 first
     calls: list[Call] = field(default_factory=list)
@@ -237,7 +238,8 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(_frame(b"\x02tar: /work: No such file or directory\n"))
                 cause = {"reason": "ExitCode", "message": "2"}
                 status = {"status": "Failure", "details": {"causes": [cause]}}
-            self.wfile.write(_frame(b"\x03" + json.dumps(status).encode()))
+            if not fake.exec_drops:
+                self.wfile.write(_frame(b"\x03" + json.dumps(status).encode()))
             self.wfile.write(b"\x88\x02\x03\xe8")  # close, 1000
             self.wfile.flush()
             self.close_connection = True

@@ -284,6 +284,17 @@ def test_a_failed_copy_fails_the_job_and_still_cleans_up(kube: FakeKube, tmp_pat
     assert kube.objects == {}
 
 
+def test_an_exec_stream_without_a_status_fails_the_job_clearly(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    kube.exec_drops = True
+    result, _ = run(spec(tmp_path / "w"))
+    assert result.exit_code == 0 and result.error == (
+        "result files could not be copied out: the exec stream ended without tar's exit status"
+    )
+    assert kube.objects == {}
+
+
 def test_result_files_past_the_cap_fail_the_job(
     kube: FakeKube, env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

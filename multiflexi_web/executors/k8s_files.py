@@ -96,12 +96,20 @@ def copy_out(
     ws._all = _Discard()
     with tempfile.TemporaryFile() as buf:
         errors = _pump(ws, buf, int(limit_mb * MIB), stop)
-        code = ws.returncode
+        code = _returncode(ws)
         if code != 0:
             text = errors.decode(errors="replace").strip()
             raise RuntimeError(f"tar in the {KEEPER} container exited {code}: {text}")
         buf.seek(0)
         _unpack(buf, workdir)
+
+
+def _returncode(ws: Any) -> int:
+    """tar's exit status from the stream's status channel."""
+    try:
+        return int(ws.returncode)
+    except (TypeError, KeyError, IndexError, ValueError):  # no or a garbled status message
+        raise RuntimeError("the exec stream ended without tar's exit status") from None
 
 
 def _pump(ws: Any, buf: IO[bytes], limit: int, stop: Callable[[], bool]) -> bytes:
