@@ -11,13 +11,14 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from multiflexi_web import create_app
 from multiflexi_web.config import Settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Base
 from multiflexi_web.security.secrets import generate_key
+from tests import state_guard
 from tests.services import need
 
 PG_ADMIN_URL = os.environ.get(
@@ -92,15 +93,16 @@ def reset_schema() -> None:
     """Empty tables: create on SQLite's fresh file; on the shared PostgreSQL database delete rows.
 
     DELETE + sequence restart is ~10x faster than TRUNCATE of every table (which takes an
-    exclusive lock and new files per table) and the suite resets before each test.
+    exclusive lock and new files per table) and the suite resets before each test. Each new
+    schema gets the job state guard (tests/state_guard.py); DELETE leaves it in place.
     """
     engine = db.engine
     if engine.dialect.name != "postgresql":
-        Base.metadata.create_all(engine)
+        create_schema(engine)
         return
     url = str(engine.url)
     if url not in _PG_READY:
-        Base.metadata.create_all(engine)
+        create_schema(engine)
         _PG_READY.add(url)
     tables = reversed(Base.metadata.sorted_tables)
     # Names come from our own metadata, not from input.
@@ -113,6 +115,13 @@ def reset_schema() -> None:
         restarts = "; ".join(f'ALTER SEQUENCE "{name}" RESTART' for name in seqs)
         if restarts:
             conn.exec_driver_sql(restarts)
+
+
+def create_schema(engine: Engine) -> None:
+    """The models' tables, and the job state guard on them."""
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        state_guard.install(conn)
 
 
 @pytest.fixture
