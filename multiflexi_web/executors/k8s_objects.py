@@ -62,13 +62,17 @@ class PodPlan:
     secret: dict[str, Any] | None  # None when the job has no secret values
 
 
+@dataclass(frozen=True)
+class PodSettings:
+    """What the daemon's configuration adds to a job's Pod."""
+
+    namespace: str
+    helper_image: str | None
+    start_timeout: float
+
+
 def plan(
-    spec: JobSpec,
-    hints: Hints,
-    namespace: str,
-    helper: str | None,
-    start: float,
-    inputs: Mapping[str, bytes] | None = None,
+    spec: JobSpec, hints: Hints, cfg: PodSettings, inputs: Mapping[str, bytes] | None = None
 ) -> PodPlan:
     """The Pod (main container + a `sleep` keeper holding /work readable) and its Secret, which
     carries the secret values and the uploaded input files."""
@@ -77,18 +81,10 @@ def plan(
     meta = {"name": name, "labels": labels}
     env, stored = _env(spec, name)
     input_mounts = _inputs(inputs or {}, stored)
-    image = hints.image or spec.app.ociimage or ""
     # The Pod ends itself even if the daemon never comes back to delete it.
-    bound = int((spec.timeout or DAY) + start + 600)
-    work = [{"name": "work", "mountPath": MOUNT}]
-    main: dict[str, Any] = {"name": MAIN, "image": image, "command": list(spec.argv)}
-    main.update(workingDir=MOUNT, env=env, volumeMounts=work + input_mounts)
-    main["securityContext"] = CONTAINER_SECURITY
-    if hints.resources:
-        main["resources"] = hints.resources
-    keeper: dict[str, Any] = {"name": KEEPER, "image": helper or image}
-    keeper["command"] = ["sleep", str(bound)]
-    keeper.update(securityContext=CONTAINER_SECURITY, volumeMounts=work)
+    bound = int((spec.timeout or DAY) + cfg.start_timeout + 600)
+    main, keeper = _containers(spec, hints, cfg.helper_image, bound)
+    main.update(env=env, volumeMounts=main["volumeMounts"] + input_mounts)
     volumes: list[dict[str, Any]] = [{"name": "work", "emptyDir": {}}]
     if input_mounts:
         volumes.append({"name": "inputs", "secret": {"secretName": name, "defaultMode": 0o444}})
@@ -103,7 +99,24 @@ def plan(
         "containers": [main, keeper],
     }
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
-    return PodPlan(name, namespace, pod, _secret(meta, stored))
+    return PodPlan(name, hints.namespace or cfg.namespace, pod, _secret(meta, stored))
+
+
+def _containers(
+    spec: JobSpec, hints: Hints, helper: str | None, bound: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job's container and the keeper, both with /work mounted."""
+    image = hints.image or spec.app.ociimage or ""
+    common = {"securityContext": CONTAINER_SECURITY}
+    work = [{"name": "work", "mountPath": MOUNT}]
+    main: dict[str, Any] = {"name": MAIN, "image": image, "command": list(spec.argv), **common}
+    main.update(workingDir=MOUNT, volumeMounts=work)
+    if hints.resources:
+        main["resources"] = hints.resources
+    sleep = ["sleep", str(bound)]
+    keeper: dict[str, Any] = {"name": KEEPER, "image": helper or image, "command": sleep}
+    keeper.update(common, volumeMounts=work)
+    return main, keeper
 
 
 def _secret(meta: dict[str, Any], stored: dict[str, bytes]) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from multiflexi_web.executors import k8s_files
 from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
 from multiflexi_web.executors.container_env import input_files
 from multiflexi_web.executors.k8s_config import K8sSettings, api_client
-from multiflexi_web.executors.k8s_objects import MAIN, PodPlan, hints_of, plan
+from multiflexi_web.executors.k8s_objects import MAIN, PodPlan, PodSettings, hints_of, plan
 
 log = logging.getLogger("multiflexi.executor.kubernetes")
 # Waiting reasons that never resolve by waiting; the others get MULTIFLEXI_K8S_START_TIMEOUT.
@@ -48,8 +48,8 @@ class KubernetesExecutor:
             client = api_client(cfg)
         except (ValueError, ConfigError, OSError) as exc:
             return RunResult(None, error=f"kubernetes: {exc}")
-        namespace = hints.namespace or cfg.namespace
-        pod = plan(spec, hints, namespace, cfg.helper_image, cfg.start_timeout, inputs)
+        settings = PodSettings(cfg.namespace, cfg.helper_image, cfg.start_timeout)
+        pod = plan(spec, hints, settings, inputs)
         if hints.chart:
             note = f"multiflexi: helm chart {hints.chart} is not deployed by this module\n"
             io.output("stderr", note.encode())
