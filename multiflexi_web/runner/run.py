@@ -207,7 +207,7 @@ class JobRun:
             argv=tuple(argv),
             env=env.values,
             workdir=self.workdir,
-            app=AppInfo(ctx.application_name, ctx.executable, None),
+            app=AppInfo(ctx.application_name, ctx.executable, ctx.ociimage, ctx.kubernetes),
             timeout=float(ctx.timeout or self.cfg.job_timeout) or None,
             kill_grace=self.cfg.kill_grace,
             secret_keys=env.secret_keys,

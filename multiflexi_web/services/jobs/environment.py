@@ -66,6 +66,8 @@ class TemplateContext:
     layers: tuple[Layer, ...] = ()
     upload_fields: frozenset[str] = frozenset()  # fields with a file stored with the template
     mask_output: bool = True  # known secret values masked in the stored output
+    ociimage: str | None = None  # for the container modules
+    kubernetes: Mapping[str, Any] | None = None  # the app's `kubernetes` block
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateCo
         layers=tuple(_layers(rt, system_values)),
         upload_fields=template_fields(_session_of(rt), rt.id),
         mask_output=rt.mask_output,
+        ociimage=app.ociimage or None,
+        kubernetes=dict(app.kubernetes) if app.kubernetes else None,
     )
 
 
