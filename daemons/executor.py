@@ -16,12 +16,14 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from daemons.runtime import HEARTBEAT_EVERY, Runtime, boot, rss_mb
+from multiflexi_web.config import ConfigError
 from multiflexi_web.extensions import db
 from multiflexi_web.runner.contexts import ContextCache
 from multiflexi_web.runner.finish import Finisher
 from multiflexi_web.runner.listener import start_listener
 from multiflexi_web.runner.run import JobRun, RunSettings
 from multiflexi_web.runner.unit import begin_write, writing
+from multiflexi_web.security.process import job_identity
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
 
@@ -38,6 +40,7 @@ CLAIM_AHEAD_BELOW = 0.1
 class Executor:
     def __init__(self, rt: Runtime, *, drain: bool = False) -> None:
         self.rt, self.s, self.drain = rt, rt.settings, drain
+        run_as = job_identity(self.s)  # first: a ConfigError must leave no threads behind
         self.running: dict[int, JobRun] = {}
         self.ready: deque[ClaimedJob] = deque()  # claimed ahead, waiting for a slot
         self.avg_seconds: float | None = None  # jobs' recent run time (moving average)
@@ -69,6 +72,7 @@ class Executor:
             kill_grace=self.s.kill_grace,
             keep_workdir_on_failure=self.s.keep_workdir_on_failure,
             heartbeat_every=min(1.0, self.beat_every),
+            run_as=run_as,
         )
 
     # -- one pass -------------------------------------------------------------------------------
@@ -331,9 +335,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     rt = boot("executor")
+    try:
+        executor = Executor(rt, drain=args.drain)
+    except ConfigError as exc:
+        print(f"multiflexi-executor: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    rt.log("jobs_run_as", user=executor.run_settings.run_as or f"uid {os.getuid()}")
     rt.register()
     rt.start_heartbeat()
-    executor = Executor(rt, drain=args.drain)
     code = executor.serve()
     rt.unregister()
     sys.stderr.flush()

@@ -23,6 +23,7 @@ from multiflexi_web.config import ConfigError, Settings, load_settings
 from multiflexi_web.db.engine import engine_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Worker, utcnow
+from multiflexi_web.security.process import harden_daemon
 
 T = TypeVar("T")
 log = logging.getLogger("multiflexi.daemon")
@@ -193,6 +194,7 @@ def boot(kind: str) -> Runtime:
     except ConfigError as exc:
         print(f"multiflexi-{kind}: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+    harden_daemon(kind, settings)
     rt = Runtime(kind, app)
     rt.install_signals()
     return rt

@@ -109,6 +109,7 @@ def create(
         timeout=timeout,
         active=not inactive,
         policies=policies_from(policies),
+        admin=True,  # the CLI is the platform operator's
     )
     rt = create_runtemplate(get_company(company_ref), get_application(app_ref), spec)
     audit.record("create", "runtemplate", rt.id, f"runtemplate {name} created", actor="cli")

@@ -128,7 +128,7 @@ def env_set(company_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
     key, value = text("key", 128), request.form.get("value", "")
     try:
-        set_env(company, {key: value})
+        set_env(company, {key: value}, admin=me().is_admin)
     except CompanyError as exc:
         db.session.rollback()
         return _env_page(company, {"key": str(exc)}, request.form), 200 if is_htmx() else 400

@@ -7,7 +7,8 @@ import re
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Company, CompanyEnv
+from multiflexi_web.models import AppField, Company, CompanyEnv
+from multiflexi_web.security import env_names
 
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -26,7 +27,12 @@ def validate_env_key(key: str) -> str:
 
 
 def create_company(
-    name: str, slug: str, *, email: str | None = None, env: dict[str, str] | None = None
+    name: str,
+    slug: str,
+    *,
+    email: str | None = None,
+    env: dict[str, str] | None = None,
+    admin: bool = False,
 ) -> Company:
     name = name.strip()
     if not name:
@@ -38,15 +44,33 @@ def create_company(
     company = Company(name=name, slug=slug, email=email)
     db.session.add(company)
     db.session.flush()
-    set_env(company, env or {})
+    set_env(company, env or {}, admin=admin)
     return company
 
 
-def set_env(company: Company, values: dict[str, str]) -> None:
+def check_env_names(names: list[str], *, admin: bool) -> None:
+    """A company admin may set names some application declares plus the allow-list; a global
+    admin any name; loader and interpreter variables nobody (security/env_names.py)."""
+    declared: set[str] = set()
+    if not admin and any(n not in env_names.allowed() for n in names):
+        declared = set(
+            db.session.scalars(select(AppField.keyname).where(AppField.keyname.in_(names)))
+        )
+    try:
+        env_names.check_all(
+            names, what="env key", admin=admin, declared=declared, allow=env_names.allowed()
+        )
+    except env_names.EnvNameError as exc:
+        raise CompanyError(str(exc)) from None
+
+
+def set_env(company: Company, values: dict[str, str], *, admin: bool = False) -> None:
     """Set (add or replace) the given keys of the company environment."""
     existing = {row.key: row for row in company.env}
-    for key, value in values.items():
+    for key in values:
         validate_env_key(key)
+    check_env_names(list(values), admin=admin)
+    for key, value in values.items():
         if key in existing:
             existing[key].value = value
         else:

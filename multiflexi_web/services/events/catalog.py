@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, EventSource, RunTemplate
+from multiflexi_web.security import env_names
 from multiflexi_web.security.secrets import MASK, cipher
 from multiflexi_web.services.events.process import rules_of
 from multiflexi_web.services.events.rules import (
@@ -111,6 +112,7 @@ class RuleSpec:
     env_mapping: dict[str, str] = field(default_factory=dict)
     priority: int = 0
     enabled: bool = True
+    admin: bool = False  # a global admin may map names the application does not declare
 
 
 def create_rule(source: EventSource, spec: RuleSpec) -> EventRule:
@@ -118,8 +120,7 @@ def create_rule(source: EventSource, spec: RuleSpec) -> EventRule:
         validate_rule_fields(spec.conditions, spec.env_mapping, spec.operation)
     except RuleError as exc:
         raise EventSourceError(str(exc)) from None
-    if db.session.get(RunTemplate, spec.runtemplate_id) is None:
-        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    _check_target(spec)
     rule = EventRule(
         source_id=source.id,
         runtemplate_id=spec.runtemplate_id,
@@ -134,6 +135,26 @@ def create_rule(source: EventSource, spec: RuleSpec) -> EventRule:
     db.session.add(rule)
     db.session.flush()
     return rule
+
+
+def _check_target(spec: RuleSpec) -> None:
+    """The RunTemplate exists and the mapped names are ones this actor may set for its app:
+    declared fields, EVENT_* and the allow-list (security/env_names.py)."""
+    rt = db.session.get(RunTemplate, spec.runtemplate_id)
+    if rt is None:
+        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    names = [k for k in spec.env_mapping if not k.startswith("EVENT_")]
+    declared = {f.keyname for f in rt.application.fields}
+    try:
+        env_names.check_all(
+            names,
+            what="env_mapping key",
+            admin=spec.admin,
+            declared=declared,
+            allow=env_names.allowed(),
+        )
+    except env_names.EnvNameError as exc:
+        raise EventSourceError(str(exc)) from None
 
 
 def list_rules(source_id: int | None = None) -> list[EventRule]:
@@ -207,8 +228,7 @@ def update_rule(rule: EventRule, spec: RuleSpec) -> None:
         validate_rule_fields(spec.conditions, spec.env_mapping, spec.operation)
     except RuleError as exc:
         raise EventSourceError(str(exc)) from None
-    if db.session.get(RunTemplate, spec.runtemplate_id) is None:
-        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    _check_target(spec)
     rule.runtemplate_id, rule.name = spec.runtemplate_id, spec.name.strip()
     rule.conditions, rule.env_mapping = spec.conditions, spec.env_mapping
     rule.evidence, rule.operation = spec.evidence or None, spec.operation

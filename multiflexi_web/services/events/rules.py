@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from multiflexi_web.models import EventRule, SourceKind
+from multiflexi_web.security.env_names import forbidden_reason
 
 OPS = ("equals", "exists", "in")
 OPERATIONS = ("any", "create", "update", "delete")
@@ -152,6 +153,9 @@ def validate_rule_fields(
     for key, selector in env_mapping.items():
         if not ENV_KEY_RE.match(key):
             raise RuleError(f"env_mapping key {key!r}: letters, digits and _, not a leading digit")
+        reason = forbidden_reason(key)
+        if reason:
+            raise RuleError(f"env_mapping key {key!r}: not allowed, {reason}")
         if not isinstance(selector, str) or not selector.strip():
             raise RuleError(f"env_mapping {key}: the selector must be a path such as $.a.b")
 

@@ -37,7 +37,7 @@ def safe_name(name: str) -> str:
     parts = re.split(r"[/\\]+", name)
     kept = [p for p in parts if p not in ("", ".", "..")]
     flat = "_".join(kept)
-    flat = "".join(c for c in flat if c.isprintable() and c != "\x00").strip().lstrip(".")
+    flat = "".join(c for c in flat if c.isprintable() and c != "\x00").strip().lstrip(".-")
     return flat[:MAX_NAME] or "artifact"
 
 

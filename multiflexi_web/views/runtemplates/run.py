@@ -7,8 +7,9 @@ from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Role, RunTemplate
+from multiflexi_web.security.env_names import EnvNameError
 from multiflexi_web.services.audit import record
-from multiflexi_web.services.jobs.adhoc import Upload, run_now
+from multiflexi_web.services.jobs.adhoc import Upload, check_one_time_env, run_now
 from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.runtemplates.configure import RunTemplateError
 from multiflexi_web.services.runtemplates.manage import template_uploads
@@ -55,13 +56,14 @@ def run(rt_id: int) -> Page:
     rt = owned_by_company(RunTemplate, rt_id, Role.OPERATOR)
     try:
         env = parse_env_rows(request.form)
-    except RunTemplateError as exc:
+        check_one_time_env(rt, env, admin=me().is_admin)
+    except (RunTemplateError, EnvNameError) as exc:
         db.session.rollback()
         posted = list(
             zip(request.form.getlist("env_key"), request.form.getlist("env_value"), strict=False)
         )
         return _page(rt, str(exc), posted, 400)
-    job = run_now(rt, env, _uploads(rt), me().id)
+    job = run_now(rt, env, _uploads(rt), me().id, admin=me().is_admin)
     record(
         "run",
         "runtemplate",
