@@ -144,6 +144,7 @@ def test_as_root_jobs_run_as_the_job_user_and_reach_nothing(
     if db_url.startswith("sqlite"):
         assert "db=0" not in out
     assert f"HOME={tmp_path / 'work' / f'job-{job_id}'}" in out
+    assert stat.S_IMODE((tmp_path / "work").stat().st_mode) == 0o711  # enter, never list
 
 
 def _as_nobody(tmp_path: Path) -> tuple[list[str], dict[str, object], dict[str, str]]:
