@@ -258,6 +258,8 @@ def key_value(src: Mapping[str, str], name: str) -> str:
     if not path:
         return ""
     try:
+        if Path(path).stat().st_mode & 0o077:
+            raise ConfigError(f"{name}_FILE: {path} is readable by others; chmod 600 it")
         return Path(path).read_text().strip()
     except OSError as exc:
         raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror or exc}") from None
