@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 
 from multiflexi_web.security.env_names import EnvNameError, check, forbidden_reason
+from multiflexi_web.services.events.catalog import (
+    EventSourceError,
+    RuleSpec,
+    create_rule,
+    create_source,
+)
+from multiflexi_web.services.runtemplates.configure import RunTemplateError, set_config
+from tests.factories import make_app, make_company, make_runtemplate
 
 
 @pytest.mark.parametrize(
@@ -43,3 +52,18 @@ def test_declared_fields_and_allow_list_for_tenants() -> None:
     with pytest.raises(EnvNameError, match="'OTHER': not a field of the application"):
         check("OTHER", what="env", admin=False, declared={"ABRAFLEXI_URL"})
     check("OTHER", what="env", admin=True)  # a global admin: any acceptable name
+
+
+def test_event_rules_and_runtemplate_config_follow_the_rule(app: Flask) -> None:
+    rt = make_runtemplate(make_company(), make_app(fields=[{"keyname": "DOC"}]))
+    source = create_source("hook", "webhook", {})
+    create_rule(source, RuleSpec(rt.id, env_mapping={"DOC": "$.d", "EVENT_X": "$.x"}))
+    with pytest.raises(EventSourceError, match="'OTHER': not a field"):
+        create_rule(source, RuleSpec(rt.id, env_mapping={"OTHER": "$.o"}))
+    with pytest.raises(EventSourceError, match="'LD_PRELOAD': not allowed"):
+        create_rule(source, RuleSpec(rt.id, env_mapping={"LD_PRELOAD": "$.o"}, admin=True))
+    with pytest.raises(RunTemplateError, match="config 'PYTHONPATH': not allowed"):
+        set_config(rt, {"PYTHONPATH": "/tmp"}, admin=True)
+    with pytest.raises(RunTemplateError, match="config 'OTHER': not a field"):
+        set_config(rt, {"OTHER": "x"})
+    set_config(rt, {"DOC": "x", "OTHER": "y"}, admin=True)
