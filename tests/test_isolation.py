@@ -229,3 +229,27 @@ def test_files_of_the_platform_are_private(app: Flask, db_url: str, tmp_path: Pa
         for path in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
             if path.exists():
                 assert mode(path) == 0o600, path
+
+
+def test_a_file_in_the_work_directory_never_replaces_the_command(tmp_path: Path) -> None:
+    """An uploaded file called like the command, even with '.' or '' on PATH, is not run."""
+    from multiflexi_web.executors.base import AppInfo, JobSpec
+    from multiflexi_web.executors.native import NativeExecutor
+    from tests.test_native import RecordingIO
+
+    fake = tmp_path / "echo"
+    fake.write_text("#!/bin/sh\necho shadowed\n")
+    fake.chmod(0o755)
+
+    def spec(argv0: str) -> JobSpec:
+        env = {"PATH": f".::{tmp_path}/..:/usr/bin:/bin"}
+        app = AppInfo("t", argv0, None)
+        return JobSpec(job_id=1, argv=(argv0, "real"), env=env, workdir=tmp_path, app=app)
+
+    io = RecordingIO()
+    result = NativeExecutor().run(spec("echo"), io)
+    assert (result.exit_code, io.text()) == (0, b"real\n")
+    io = RecordingIO()
+    result = NativeExecutor().run(spec("./echo"), io)
+    assert result.exit_code == 127 and "relative" in (result.error or "")
+    assert io.text() == b""
