@@ -40,7 +40,9 @@ def _feature_groups() -> list[click.Command]:
 
 def _create_app() -> Flask:
     from multiflexi_web import create_app
+    from multiflexi_web.security.process import private_umask
 
+    private_umask()  # `multiflexi db upgrade` may create the SQLite file: the platform's only
     return create_app()
 
 
