@@ -340,7 +340,11 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"multiflexi-executor: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    rt.log("jobs_run_as", user=executor.run_settings.run_as or f"uid {os.getuid()}")
+    run_as = executor.run_settings.run_as
+    rt.log(
+        "jobs_run_as",
+        **({"user": run_as.name, "uid": run_as.uid} if run_as else {"uid": os.getuid()}),
+    )
     rt.register()
     rt.start_heartbeat()
     code = executor.serve()

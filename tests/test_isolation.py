@@ -137,7 +137,7 @@ def test_as_root_jobs_run_as_the_job_user_and_reach_nothing(
     log = _run_executor(db_url, tmp_path, MULTIFLEXI_JOB_USER=JOB_USER, **env)
 
     uid = pwd.getpwnam(JOB_USER).pw_uid  # created by the executor when missing
-    assert f"action=jobs_run_as user=RunAs(name='{JOB_USER}'" in log
+    assert f"action=jobs_run_as user={JOB_USER} uid={uid}" in log
     out = output_of(job_id).decode()
     assert out.splitlines()[0] == str(uid)
     _secrets_absent(out, key_file)
