@@ -253,3 +253,48 @@ def test_a_file_in_the_work_directory_never_replaces_the_command(tmp_path: Path)
     result = NativeExecutor().run(spec("./echo"), io)
     assert result.exit_code == 127 and "relative" in (result.error or "")
     assert io.text() == b""
+
+
+CAPS = "setuid,setgid,chown,kill,dac_override,fowner"  # systemd/multiflexi-executor.service
+
+
+@SQLITE_ONLY
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the executor capabilities needs root")
+def test_the_systemd_design_non_root_executor_with_capabilities(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    """User=multiflexi + AmbientCapabilities=: jobs run as the job user with no capability,
+    and reach neither the daemon's memory nor its key file."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is needed to start the executor with capabilities")
+    job_id, key_file = _probe_job(app, db_url, tmp_path)
+    rt = shell_rt("grep CapEff /proc/self/status")
+    [caps_job] = schedule(rt)
+    db.session.remove()
+    db.engine.dispose()
+    python, ids, extra = _as_nobody(tmp_path)
+    prefix = [setpriv, f"--reuid={ids['user']}", f"--regid={ids['group']}", "--clear-groups"]
+    prefix += [f"--inh-caps=+{CAPS.replace(',', ',+')}"]
+    prefix += [f"--ambient-caps=+{CAPS.replace(',', ',+')}", "--"]
+    env = daemon_env(db_url, tmp_path, MULTIFLEXI_JOB_USER=JOB_USER, **extra)
+    env.update(ENCRYPTION_MASTER_KEY="", ENCRYPTION_MASTER_KEY_FILE=str(key_file))
+    with (tmp_path / "executor.log").open("ab") as fh:
+        proc = subprocess.Popen(
+            [*prefix, *python, "-m", "daemons.executor", "--drain"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    assert proc.wait(120) == 0
+
+    uid = pwd.getpwnam(JOB_USER).pw_uid
+    assert (
+        f"action=jobs_run_as user={JOB_USER} uid={uid}" in (tmp_path / "executor.log").read_text()
+    )
+    out = output_of(job_id).decode()
+    assert out.splitlines()[0] == str(uid)
+    _secrets_absent(out, key_file)
+    assert "db=0" not in out
+    assert output_of(caps_job).decode().split() == ["CapEff:", "0000000000000000"]

@@ -17,7 +17,7 @@ READ_SIZE = 64 * 1024
 TICK = 0.2  # how often a quiet job checks its timeout and stop requests
 LINGER = 1.0  # after the main process exits, how long leftovers may keep its pipes open
 EXITED = "exited"  # the selector key of the process's pidfd
-JOB_UMASK = 0o077  # what a job writes in its work directory is its own (the daemon is root)
+JOB_UMASK = 0o077  # what a job writes is its own (the daemon reads it with its privileges)
 
 
 _DEVNULL: int | None = None
