@@ -9,17 +9,19 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
+from multiflexi_web import create_app
 from multiflexi_web.extensions import db
 from multiflexi_web.models import CompanyEnv, Role
 from multiflexi_web.security.env_names import EnvNameError
 from multiflexi_web.services.jobs.adhoc import run_now
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, make_settings, reset_schema
 from tests.executor_support import (
     daemon_env,
     job,
@@ -155,26 +157,42 @@ def _as_nobody(tmp_path: Path) -> tuple[list[str], dict[str, object], dict[str, 
     if not os.access(system_python, os.X_OK):
         pytest.skip("/usr/bin/python3 is needed to run the executor as nobody")
     nobody = pwd.getpwnam("nobody")
-    for path in (tmp_path, *tmp_path.rglob("*")):
-        os.chown(path, nobody.pw_uid, nobody.pw_gid)
-    for parent in tmp_path.parents:  # nobody must reach its directory (search only)
-        parent.chmod(stat.S_IMODE(parent.stat().st_mode) | 0o001)
-    ids: dict[str, object] = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
     # redis wants the async_timeout backport below Python 3.11.3 (Debian has 3.11.2).
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "async_timeout.py").write_text("from asyncio import timeout\n")
-    os.chown(shim, nobody.pw_uid, nobody.pw_gid)
+    for path in (tmp_path, *tmp_path.rglob("*")):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    ids: dict[str, object] = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
     path = f"{Path(__file__).resolve().parent.parent}:{venv_lib / 'site-packages'}:{shim}"
     return [str(system_python)], ids, {"PYTHONPATH": path, "HOME": str(tmp_path)}
 
 
-@SQLITE_ONLY
+@pytest.fixture
+def outside() -> Iterator[tuple[Flask, str, Path]]:
+    """An app on a SQLite file in a folder of /tmp of its own: pytest's own folders are reset
+    to 0700 by every pytest session that starts (other users of the machine too), so `nobody`
+    could not rely on reaching them."""
+    base = Path(tempfile.mkdtemp(prefix="multiflexi-isolation-"))
+    url = f"sqlite:///{base / 'multiflexi.db'}"
+    app = create_app({"TESTING": True}, settings=make_settings(url, base, job_user=""))
+    try:
+        with app.app_context():
+            reset_schema()
+            yield app, url, base
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        show_logs(base)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_a_daemon_that_cannot_switch_users_hides_its_memory(
-    app: Flask, db_url: str, tmp_path: Path
+    outside: tuple[Flask, str, Path],
 ) -> None:
     """Same uid as its jobs (the weaker mode): PR_SET_DUMPABLE 0 keeps /proc/<daemon>/environ
     and maps closed to them. As root the test runs the executor as nobody: it cannot switch."""
+    app, db_url, tmp_path = outside
     job_id, _ = _probe_job(app, db_url, tmp_path)
     db.session.remove()
     db.engine.dispose()
@@ -258,16 +276,16 @@ def test_a_file_in_the_work_directory_never_replaces_the_command(tmp_path: Path)
 CAPS = "setuid,setgid,chown,kill,dac_override,fowner"  # systemd/multiflexi-executor.service
 
 
-@SQLITE_ONLY
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving the executor capabilities needs root")
 def test_the_systemd_design_non_root_executor_with_capabilities(
-    app: Flask, db_url: str, tmp_path: Path
+    outside: tuple[Flask, str, Path],
 ) -> None:
     """User=multiflexi + AmbientCapabilities=: jobs run as the job user with no capability,
     and reach neither the daemon's memory nor its key file."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is needed to start the executor with capabilities")
+    app, db_url, tmp_path = outside
     job_id, key_file = _probe_job(app, db_url, tmp_path)
     rt = shell_rt("grep CapEff /proc/self/status")
     [caps_job] = schedule(rt)
