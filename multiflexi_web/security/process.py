@@ -128,13 +128,15 @@ def private_sqlite(url: str) -> None:
             path.chmod(0o600)
 
 
-def private_files(settings: Settings, *, shared_tmp: bool = False) -> None:
-    """Tighten the database, artifact store and work area; `shared_tmp`: jobs run as another
-    user and must reach their own work directory by its path (0711: enter, never list)."""
+def private_files(settings: Settings, *, work_area: bool, shared_tmp: bool = False) -> None:
+    """Tighten the database, artifact store and (`work_area`: the executor, its owner) the work
+    area; `shared_tmp`: jobs run as another user and must reach their own work directory by
+    its path (0711: enter, never list)."""
     private_sqlite(settings.database_url)
     private_dir(Path(settings.artifact_dir))
-    private_dir(Path(settings.tmp_dir), 0o711 if shared_tmp else 0o700)
-    if shared_tmp:
+    if work_area:
+        private_dir(Path(settings.tmp_dir), 0o711 if shared_tmp else 0o700)
+    if work_area and shared_tmp:
         _searchable_ancestors(Path(settings.tmp_dir))
 
 
@@ -156,7 +158,7 @@ def harden_daemon(kind: str, settings: Settings) -> None:
     clear_ambient_caps()
     set_undumpable()
     switching = kind == "executor" and bool(settings.job_user) and can_switch_user()
-    private_files(settings, shared_tmp=switching)
+    private_files(settings, work_area=kind == "executor", shared_tmp=switching)
     if kind == "executor" and not switching:
         log.warning(
             "daemon=executor action=jobs_share_user uid=%s reason=%s",
