@@ -83,6 +83,7 @@ def make_settings(db_url: str, tmp_path: Path, **extra: object) -> Settings:
         "tmp_dir": str(tmp_path / "work"),
         "artifact_dir": str(tmp_path / "artifacts"),
         "max_parallel": 2,
+        "job_user": "",  # jobs as the test's own user; tests/test_isolation.py switches users
     }
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]

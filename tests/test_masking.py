@@ -144,7 +144,7 @@ def test_secret_named_company_env_is_encrypted_shown_masked_and_rotated(
     from multiflexi_web.services.accounts.companies import set_env, shown_env
 
     company = make_company()
-    set_env(company, {"SMTP_PASSWORD": "env-secret", "REGION": "eu"})
+    set_env(company, {"SMTP_PASSWORD": "env-secret", "REGION": "eu"}, admin=True)
     db.session.commit()
     rows = {e.key: e for e in company.env}
     assert rows["SMTP_PASSWORD"].secret and "env-secret" not in rows["SMTP_PASSWORD"].value

@@ -41,7 +41,7 @@ def company_group() -> None:
 @domain_errors(CompanyError)
 def create(name: str, slug: str, email: str | None, env: tuple[str, ...], fmt: str) -> None:
     """Create a company."""
-    company = create_company(name, slug, email=email, env=parse_pairs(env))
+    company = create_company(name, slug, email=email, env=parse_pairs(env), admin=True)
     audit.record("create", "company", company.id, f"company {slug} created", actor="cli")
     db.session.commit()
     emit(company_row(company), fmt, COLUMNS)

@@ -190,6 +190,7 @@ def create_rule(
         parse_pairs(env, "--env"),
         priority,
         not disabled,
+        admin=True,  # the CLI is the platform operator's
     )
     rule = catalog.create_rule(catalog.get_source(source_ref), spec)
     audit.record("create", "event_rule", rule.id, f"event rule {rule.id} created", actor="cli")

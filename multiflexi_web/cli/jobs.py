@@ -16,9 +16,11 @@ from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_
 from multiflexi_web.cli.runtemplates import runtemplate_group
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, Job, JobStatus, utcnow
+from multiflexi_web.security.env_names import EnvNameError
 from multiflexi_web.services import audit, settings
 from multiflexi_web.services.jobs import artifacts, output
 from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.jobs.adhoc import check_one_time_env
 from multiflexi_web.services.jobs.transitions import JobError
 from multiflexi_web.services.runtemplates.configure import RunTemplateError, get_runtemplate
 
@@ -87,7 +89,7 @@ def parse_when(raw: str) -> datetime:
 )
 @click.option("--count", type=click.IntRange(1, 10000), default=1, show_default=True)
 @format_option
-@domain_errors(RunTemplateError)
+@domain_errors(RunTemplateError, EnvNameError)
 def schedule(
     rt_id: int,
     when_raw: str,
@@ -100,6 +102,7 @@ def schedule(
     when, secret = parse_when(when_raw), parse_pairs(secret_env, "--secret-env")
     override = {**parse_pairs(env), **secret}
     rt = get_runtemplate(rt_id)
+    check_one_time_env(rt, override, admin=True)  # the platform operator's; never LD_* etc.
     made = [
         jobs.enqueue(
             rt,

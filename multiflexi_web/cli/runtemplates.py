@@ -120,6 +120,7 @@ def create(
         active=not inactive,
         policies=policies_from(policies),
         mask_output=not no_mask_output,
+        admin=True,  # the CLI is the platform operator's
     )
     rt = create_runtemplate(get_company(company_ref), get_application(app_ref), spec)
     audit.record("create", "runtemplate", rt.id, f"runtemplate {name} created", actor="cli")

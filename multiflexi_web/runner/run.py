@@ -27,7 +27,7 @@ from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.retry import retry
 from multiflexi_web.errors import first_line
 from multiflexi_web.executors import registry
-from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
+from multiflexi_web.executors.base import AppInfo, JobSpec, RunAs, RunResult
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
@@ -61,6 +61,7 @@ class RunSettings:
     kill_grace: float
     keep_workdir_on_failure: bool
     heartbeat_every: float
+    run_as: RunAs | None = None  # jobs run as this user (the daemon is root or has the caps)
 
 
 class JobRun:
@@ -200,6 +201,9 @@ class JobRun:
             module = registry.get(self.job.executor)
         except (CommandError, KeyError, OSError, ValueError) as exc:
             return RunResult(None, error=str(exc.args[0] if exc.args else exc)), None
+        for dropped in env.dropped:
+            log.warning("action=env_dropped job=%s name=%s", self.job.id, dropped.split()[0])
+            self.sink.add("stderr", f"multiflexi: environment ignored: {dropped}\n".encode())
         self.masks = JobMasks(env.secret_values(), output.STREAMS if ctx.mask_output else ())
         self._meta.update(command=self._shown_argv(ctx, env), env=self._shown_env(env))
         spec = JobSpec(
@@ -212,6 +216,7 @@ class JobRun:
             kill_grace=self.cfg.kill_grace,
             secret_keys=env.secret_keys,
             options=dict(ctx.options),
+            run_as=self.cfg.run_as,
         )
         try:
             return module.run(spec, self), env
@@ -242,7 +247,8 @@ class JobRun:
             db.session.commit()  # end the read: the job may run for hours
             return files
 
-        return job_inputs.materialise(self.workdir, self.with_retries(load))
+        owner = (self.cfg.run_as.uid, self.cfg.run_as.gid) if self.cfg.run_as else None
+        return job_inputs.materialise(self.workdir, self.with_retries(load), owner)
 
     def _make_workdir(self) -> None:
         try:
@@ -251,8 +257,10 @@ class JobRun:
             shutil.rmtree(self.workdir)
             self.workdir.mkdir(mode=0o700)
         except FileNotFoundError:
-            self.workdir.parent.mkdir(parents=True, exist_ok=True)
+            self.workdir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.workdir.mkdir(mode=0o700)
+        if self.cfg.run_as is not None:  # the job's own: the daemon (root or caps) still reads it
+            os.chown(self.workdir, self.cfg.run_as.uid, self.cfg.run_as.gid)
 
     def _outcome(self, r: RunResult) -> Outcome:
         if r.timed_out:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, EventSource, RunTemplate
 from multiflexi_web.models.bounds import RULE_PRIORITY, SIGNATURE_TOLERANCE, BoundError
+from multiflexi_web.security import env_names
 from multiflexi_web.security.secrets import MASK, cipher
 from multiflexi_web.services.events.process import rules_of
 from multiflexi_web.services.events.rules import (
@@ -113,6 +114,7 @@ class RuleSpec:
     env_mapping: dict[str, str] = field(default_factory=dict)
     priority: int = 0
     enabled: bool = True
+    admin: bool = False  # a global admin may map names the application does not declare
 
 
 def _validate_rule(spec: RuleSpec) -> None:
@@ -125,8 +127,7 @@ def _validate_rule(spec: RuleSpec) -> None:
 
 def create_rule(source: EventSource, spec: RuleSpec) -> EventRule:
     _validate_rule(spec)
-    if db.session.get(RunTemplate, spec.runtemplate_id) is None:
-        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    _check_target(spec)
     rule = EventRule(
         source_id=source.id,
         runtemplate_id=spec.runtemplate_id,
@@ -141,6 +142,26 @@ def create_rule(source: EventSource, spec: RuleSpec) -> EventRule:
     db.session.add(rule)
     db.session.flush()
     return rule
+
+
+def _check_target(spec: RuleSpec) -> None:
+    """The RunTemplate exists and the mapped names are ones this actor may set for its app:
+    declared fields, EVENT_* and the allow-list (security/env_names.py)."""
+    rt = db.session.get(RunTemplate, spec.runtemplate_id)
+    if rt is None:
+        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    names = [k for k in spec.env_mapping if not k.startswith("EVENT_")]
+    declared = {f.keyname for f in rt.application.fields}
+    try:
+        env_names.check_all(
+            names,
+            what="env_mapping key",
+            admin=spec.admin,
+            declared=declared,
+            allow=env_names.allowed(),
+        )
+    except env_names.EnvNameError as exc:
+        raise EventSourceError(str(exc)) from None
 
 
 def list_rules(source_id: int | None = None) -> list[EventRule]:
@@ -238,8 +259,7 @@ def delete_source(source: EventSource) -> None:
 
 def update_rule(rule: EventRule, spec: RuleSpec) -> None:
     _validate_rule(spec)
-    if db.session.get(RunTemplate, spec.runtemplate_id) is None:
-        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    _check_target(spec)
     rule.runtemplate_id, rule.name = spec.runtemplate_id, spec.name.strip()
     rule.conditions, rule.env_mapping = spec.conditions, spec.env_mapping
     rule.evidence, rule.operation = spec.evidence or None, spec.operation

@@ -10,6 +10,7 @@ from typing import Any
 
 from multiflexi_web.models import EventRule, SourceKind
 from multiflexi_web.models.bounds import BoundError, check_json_depth
+from multiflexi_web.security.env_names import forbidden_reason
 from multiflexi_web.security.expressions import PATH_DEPTH, PATH_MAX, ExpressionError, check_path
 
 OPS = ("equals", "exists", "in")
@@ -162,6 +163,9 @@ def validate_rule_fields(
     for key, selector in env_mapping.items():
         if not ENV_KEY_RE.match(key[:256]):
             raise RuleError(f"env_mapping key {key!r}: letters, digits and _, not a leading digit")
+        reason = forbidden_reason(key)
+        if reason:
+            raise RuleError(f"env_mapping key {key!r}: not allowed, {reason}")
         if not isinstance(selector, str) or not selector.strip():
             raise RuleError(f"env_mapping {key}: the selector must be a path such as $.a.b")
         _check_path(selector, f"env_mapping {key}:")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import FileUpload, Job, RunTemplate
+from multiflexi_web.security import env_names
 from multiflexi_web.services.jobs import transitions as job_service
 from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.jobs.onetime import unseal
@@ -63,15 +64,26 @@ def exit_meaning(job: Job) -> ExitMeaning | None:
     return None
 
 
+def check_one_time_env(rt: RunTemplate, names: Iterable[str], *, admin: bool) -> None:
+    """Raise EnvNameError for a name this actor may not set (security/env_names.py)."""
+    declared = {f.keyname for f in rt.application.fields}
+    env_names.check_all(
+        names, what="env", admin=admin, declared=declared, allow=env_names.allowed()
+    )
+
+
 def run_now(
     rt: RunTemplate,
     env: dict[str, str],
     uploads: list[Upload],
     launched_by_id: int | None,
     secret: Iterable[str] = (),
+    *,
+    admin: bool = False,
 ) -> Job:
     """Queue an ad-hoc job with a one-time environment (the `secret` keys marked secret);
     uploaded files are stored with the job."""
+    check_one_time_env(rt, [*env, *(up.field for up in uploads)], admin=admin)
     override = dict(env)
     rows = []
     for up in uploads:
@@ -100,7 +112,7 @@ def rerun(job: Job, launched_by_id: int | None) -> Job:
     """A new ad-hoc job of the same RunTemplate with the same one-time env and uploaded files."""
     uploads = db.session.scalars(select(FileUpload).where(FileUpload.job_id == job.id)).all()
     once = unseal(job.env_override)
-    env = dict(once.values)
+    env = {k: v for k, v in once.values.items() if env_names.forbidden_reason(k) is None}
     for up in uploads:
         env.pop(up.field, None)
     return run_now(
@@ -109,4 +121,5 @@ def rerun(job: Job, launched_by_id: int | None) -> Job:
         [Upload(up.field, up.filename, bytes(up.content)) for up in uploads],
         launched_by_id,
         once.secret,
+        admin=True,  # re-running what was accepted (the job start drops forbidden names)
     )

@@ -41,7 +41,7 @@ def safe_name(name: str) -> str:
     parts = re.split(r"[/\\]+", name)
     kept = [p for p in parts if p not in ("", ".", "..")]
     flat = "_".join(kept)
-    flat = "".join(c for c in flat if c.isprintable() and c != "\x00").strip().lstrip(".")
+    flat = "".join(c for c in flat if c.isprintable() and c != "\x00").strip().lstrip(".-")
     return flat[:MAX_NAME] or "artifact"
 
 
@@ -144,8 +144,14 @@ class Collector:
         self.rows.append(w.row(self.job_id, name, note))
 
     def add_file(self, path: Path, name: str, note: str | None = None) -> None:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
+        # The job owns its work directory and may swap a file for a link after it was checked:
+        # the last component is opened without following links and must still be regular.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(f"{name}: not a regular file")
+            size = st.st_size
             self.add_chunks(name, iter(lambda: fh.read(1024 * 1024), b""), note, size)
 
 

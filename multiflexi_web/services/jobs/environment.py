@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, object_session
 
 from multiflexi_web import __version__
 from multiflexi_web.models import RunTemplate
+from multiflexi_web.security.env_names import forbidden_reason
 from multiflexi_web.security.secrets import MASK, reveal
 from multiflexi_web.services.catalogue.credentials import plain_values
 from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
@@ -33,9 +34,14 @@ PLATFORM_SECRETS = frozenset(
         "DB_DATABASE",
     }
 )
-# What a process needs to behave normally, taken from the daemon's own environment.
-BASE_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME")
+# All a job takes from the daemon's own environment (nothing else of os.environ leaks): what a
+# process needs to behave normally. PATH keeps absolute entries only, so that a file in the
+# job's work directory can never be found as a command; HOME is the work directory (platform).
+BASE_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 RESULT_FILE = "RESULT_FILE"
+# Layers set by the platform or its operator, not by a tenant: their names are not filtered.
+TRUSTED_SOURCES = frozenset({"daemon", "system", "platform"})
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class ResolvedEnv:
     values: dict[str, str]
     entries: list[dict[str, Any]]
     secret_keys: frozenset[str] = field(default_factory=frozenset)
+    dropped: tuple[str, ...] = ()  # "NAME (source): reason" of each name refused at start
 
     def secret_values(self) -> list[str]:
         return [self.values[k] for k in self.secret_keys if self.values[k]]
@@ -123,7 +130,7 @@ def _session_of(rt: RunTemplate) -> Session:
 
 def _layers(rt: RunTemplate, system_values: Mapping[str, str]) -> Iterable[Layer]:
     app = rt.application
-    yield Layer("daemon", {k: os.environ[k] for k in BASE_KEYS if k in os.environ})
+    yield Layer("daemon", daemon_base())
     yield Layer(
         "application",
         {f.keyname: f.default for f in app.fields if f.default is not None},
@@ -147,6 +154,13 @@ def _layers(rt: RunTemplate, system_values: Mapping[str, str]) -> Iterable[Layer
         )
 
 
+def daemon_base() -> dict[str, str]:
+    base = {k: os.environ[k] for k in BASE_KEYS if k in os.environ}
+    path = [p for p in base.get("PATH", "").split(os.pathsep) if p.startswith("/")]
+    base["PATH"] = os.pathsep.join(path) or DEFAULT_PATH
+    return base
+
+
 def resolve(
     ctx: TemplateContext,
     *,
@@ -163,6 +177,7 @@ def resolve(
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
     secret: set[str] = set()
+    dropped: list[str] = []
     for layer in (
         *ctx.layers,
         Layer("override", override or {}, override_secret),
@@ -170,6 +185,10 @@ def resolve(
         _platform(ctx, job_id, executor, workdir),
     ):
         for key, value in layer.values.items():
+            reason = None if layer.source in TRUSTED_SOURCES else forbidden_reason(key)
+            if reason:  # a row saved before the rule, or written past it: defence in depth
+                dropped.append(f"{key} ({layer.source}): {reason}")
+                continue
             values[key], sources[key] = str(value), layer.source
         secret |= layer.secret
     secret |= {k for k in values if is_secret_name(k)}
@@ -185,7 +204,7 @@ def resolve(
         }
         for k in sorted(values)
     ]
-    return ResolvedEnv(values, entries, frozenset(secret & values.keys()))
+    return ResolvedEnv(values, entries, frozenset(secret & values.keys()), tuple(dropped))
 
 
 def _platform(ctx: TemplateContext, job_id: int, executor: str, workdir: Path) -> Layer:
@@ -196,6 +215,7 @@ def _platform(ctx: TemplateContext, job_id: int, executor: str, workdir: Path) -
             "MULTIFLEXI_EXECUTOR": executor,
             "MULTIFLEXI_VERSION": __version__,
             "MULTIFLEXI_TMP": str(workdir),
+            "HOME": str(workdir),
             "MULTIFLEXI_APPLICATION_ID": str(ctx.application_id),
             "MULTIFLEXI_APPLICATION_NAME": ctx.application_name,
             "MULTIFLEXI_APPLICATION_UUID": ctx.application_uuid,

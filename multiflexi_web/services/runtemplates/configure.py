@@ -19,6 +19,7 @@ from multiflexi_web.models import (
     utcnow,
 )
 from multiflexi_web.models.bounds import TIMEOUT, BoundError
+from multiflexi_web.security import env_names
 from multiflexi_web.security.secrets import reveal, value_to_store
 from multiflexi_web.services import settings
 from multiflexi_web.services.catalogue.fields import (
@@ -53,6 +54,7 @@ class RunTemplateSpec:
     active: bool = True
     policies: Policies = field(default_factory=Policies)
     mask_output: bool = True  # known secret values masked in the stored output
+    admin: bool = False  # a global admin may also set names the application does not declare
 
 
 def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec) -> RunTemplate:
@@ -67,7 +69,7 @@ def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec
     set_policies(rt, spec.policies)
     db.session.add(rt)
     db.session.flush()
-    set_config(rt, spec.config)
+    set_config(rt, spec.config, admin=spec.admin)
     for cred_id in spec.credential_ids:
         assign_credential(rt, cred_id)
     db.session.flush()
@@ -115,10 +117,18 @@ def set_policies(rt: RunTemplate, policies: Policies) -> None:
         raise RunTemplateError(str(exc)) from None
 
 
-def set_config(rt: RunTemplate, values: dict[str, str]) -> None:
-    """Validate values against the app's field types and store them; secrets encrypted."""
+def set_config(rt: RunTemplate, values: dict[str, str], *, admin: bool = False) -> None:
+    """Validate names (security/env_names.py) and values against the app's field types and
+    store them; secrets encrypted."""
     app = rt.application
     existing = {c.key: c for c in rt.config}
+    declared = {f.keyname for f in app.fields}
+    try:
+        env_names.check_all(
+            values, what="config", admin=admin, declared=declared, allow=env_names.allowed()
+        )
+    except env_names.EnvNameError as exc:
+        raise RunTemplateError(str(exc)) from None
     for key, raw in values.items():
         fdef = app.field(key)
         try:

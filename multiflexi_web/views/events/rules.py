@@ -110,6 +110,7 @@ def _rule_spec(src: EventSource) -> RuleSpec:
         parse_env_mapping(request.form.get("env_mapping", "")),
         priority,
         flag("enabled"),
+        admin=me().is_admin,
     )
 
 

@@ -6,6 +6,7 @@ from flask import render_template, request
 
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.models import Job, Role, RunTemplate
+from multiflexi_web.security.env_names import EnvNameError
 from multiflexi_web.services.catalogue.fields import is_secret_name
 from multiflexi_web.services.jobs.adhoc import Upload, run_now
 from multiflexi_web.services.jobs.artifacts import safe_name
@@ -68,7 +69,8 @@ def run(rt_id: int) -> Page:
     def change() -> tuple[Job, list[str]]:
         env = parse_env_rows(request.form)
         secret = parse_env_secrets(request.form)
-        return run_now(rt, env, _uploads(rt), me().id, secret), sorted(env)
+        job = run_now(rt, env, _uploads(rt), me().id, secret, admin=me().is_admin)
+        return job, sorted(env)
 
     return commit_change(
         change,
@@ -81,5 +83,5 @@ def run(rt_id: int) -> Page:
         ),
         lambda je: flash_redirect(f"Job {je[0].id} queued.", "jobs.detail", job_id=je[0].id),
         lambda exc: _page(rt, str(exc), _posted_rows(), 400),
-        (RunTemplateError,),
+        (RunTemplateError, EnvNameError),
     )
