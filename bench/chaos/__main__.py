@@ -37,7 +37,8 @@ def chosen(args: argparse.Namespace) -> list[Scenario]:
     return list(SCENARIOS)
 
 
-def run(args: argparse.Namespace) -> list[Result]:
+def run(args: argparse.Namespace) -> tuple[list[Result], bool]:
+    """The results of the scenarios run, and whether an interrupt cut the run short."""
     results: list[Result] = []
     suite = Suite(keep=args.keep)
     with interrupts_as_exceptions():
@@ -46,9 +47,12 @@ def run(args: argparse.Namespace) -> list[Result]:
                 print(f"== {sc.name}: {sc.what}", file=sys.stderr, flush=True)
                 results.append(suite.run(sc, args.quick, args.jobs))
                 print(markdown(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            print("interrupted: stopping everything the run started", file=sys.stderr)
+            return results, True
         finally:
             suite.close()
-    return results
+    return results, False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,11 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         for s in SCENARIOS:
             print(f"{s.name:36} {'quick ' if s.in_quick else ''}{s.what}")
         return 0
-    results = run(args)
+    results, interrupted = run(args)
     print(markdown(results))
     print(as_json(results))
     if args.json:
         args.json.write_text(as_json(results))
+    if interrupted:
+        return 130
     bad = any(r.twice or r.lost or r.misrecorded for r in results)
     return 1 if args.strict and bad else 0
 

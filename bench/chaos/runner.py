@@ -24,12 +24,15 @@ NO_ENV_FILES = {"MULTIFLEXI_ENV_FILE": "/nonexistent", "MULTIFLEXI_LOCAL_ENV": "
 
 @contextlib.contextmanager
 def interrupts_as_exceptions() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise KeyboardInterrupt, so every finally block below runs."""
+    """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt, so every finally block below runs
+    (SIGINT too: a shell starting us in the background may have set it to be ignored)."""
 
     def raise_interrupt(_sig: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    old = {s: signal.signal(s, raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old = {
+        s: signal.signal(s, raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         yield
     finally:
