@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos.account import Result, account, classify, read_runs
+from bench.chaos.account import Result, account, classify, outlived, read_runs
 from bench.chaos.infra import _pg_bin, pids_mentioning
 from bench.chaos.report import as_json, markdown
 from bench.chaos.runner import Suite
@@ -66,6 +66,22 @@ def test_account_groups_retries_and_measures_recovery(tmp_path: Path) -> None:
     rows = [row(1, "lost"), row(2, retry_of=1), row(3, "running")]
     res = account("x", rows, path, T0 - timedelta(seconds=2), expected=[("event", "9")])
     assert (res.jobs, res.once, res.lost, res.not_terminal, res.recovery_s) == (3, 1, 2, 1, 2.0)
+
+
+def test_two_jobs_for_one_slot_are_one_logical_job_run_twice(tmp_path: Path) -> None:
+    slot = T0 - timedelta(minutes=1)
+    rows = [
+        JobRow(1, "succeeded", 1, None, 7, slot, T0, None),
+        JobRow(2, "succeeded", 1, None, 7, slot, T0, None),
+    ]
+    path = side(tmp_path, "1 - 10 start 1", "1 - 10 end 2", "2 - 11 start 3", "2 - 11 end 4")
+    res = account("slots", rows, path, None)
+    assert (res.jobs, res.twice, res.overlapping, res.recovery_s) == (1, 1, 0, None)
+
+
+def test_outlived_counts_job_processes_alive_after_a_kill(tmp_path: Path) -> None:
+    path = side(tmp_path, "1 - 10 start 1", "1 - 10 end 9", "2 - 11 start 1", "2 - 11 beat 5.5")
+    assert outlived(path, killed_at=5.0) == 1  # job 1 wrote 4 s after the kill, job 2 0.5 s
 
 
 # -- a quick run of real scenarios on a private PostgreSQL ----------------------------------------
