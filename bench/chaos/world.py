@@ -45,6 +45,7 @@ class Params:
     short_sleep: float = 1.0
     long_sleep: float = 20.0  # longer than the reaper's period (MULTIFLEXI_LOST_AFTER / 4, <= 15)
     long_every: int = 4  # every 4th job is a long one
+    executors: int = 2  # executor daemons in the single-fault scenarios (the others reap)
     parallel: int = 4  # MULTIFLEXI_MAX_PARALLEL per executor
     max_attempts: int = 3  # a job the reaper marks lost is retried (rescued) this many times
     lost_after: float | None = None  # MULTIFLEXI_LOST_AFTER; None = the platform's default (60)

@@ -16,7 +16,9 @@ from bench.chaos.scenarios.external import broker_restart_eventor, disk_full_art
 from bench.chaos.world import Params, World
 
 # --quick: few short jobs and a short MULTIFLEXI_LOST_AFTER, so a scenario takes seconds.
-QUICK = Params(jobs=8, short_sleep=0.3, long_sleep=4.0, lost_after=3.0, fault_seconds=5.0)
+QUICK = Params(
+    jobs=8, short_sleep=0.3, long_sleep=4.0, lost_after=3.0, fault_seconds=5.0, executors=1
+)
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,10 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("kill9_executor", kill9_executor, "kill -9 the executor mid-jobs, start another",
+    # Single faults run Params.executors (2) executor daemons: the one left reaps the other's jobs.
+    Scenario("kill9_executor", kill9_executor, "kill -9 an executor mid-jobs, start another",
              in_quick=True),
-    Scenario("sigterm_executor", sigterm_executor, "SIGTERM the executor mid-jobs, start another"),
+    Scenario("sigterm_executor", sigterm_executor, "SIGTERM an executor mid-jobs, start another"),
     Scenario("kill_connections", kill_connections,
              "pg_terminate_backend of every connection every 1-2 s for 20 s", in_quick=True),
     Scenario("pg_restart", pg_restart, "pg_ctl restart -m fast while jobs run"),
@@ -47,7 +50,7 @@ SCENARIOS = [
              params=Params(settle=420.0)),
     Scenario("three_executors_three_schedulers", three_executors_three_schedulers,
              "3 executors + 3 schedulers (fake clock, minutely slots) + eventor; one executor"
-             " and one scheduler kill -9'd", params=Params(jobs=30, parallel=2)),
+             " and one scheduler kill -9'd", params=Params(jobs=30, executors=3, parallel=2)),
     Scenario("sqlite_two_executors_cli_enqueue", sqlite_two_executors_cli_enqueue,
              "2 executors on one SQLite file, `multiflexi runtemplate schedule` meanwhile",
              backend="sqlite"),

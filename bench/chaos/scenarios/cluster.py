@@ -47,7 +47,7 @@ def three_executors_three_schedulers(w: World) -> Outcome:
     start = _minute(utc_now() - timedelta(hours=2))
     rt_id = _minutely(w, start + timedelta(minutes=1))
     clock = fake_clock(start)
-    executors = [w.daemon("executor") for _ in range(3)]
+    executors = [w.daemon("executor") for _ in range(w.params.executors)]
     schedulers = [w.daemon("scheduler", MULTIFLEXI_FAKE_CLOCK=clock) for _ in range(3)]
     w.daemon("eventor")
     w.enqueue(w.params.jobs)

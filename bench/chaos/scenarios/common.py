@@ -34,9 +34,9 @@ def mid_jobs(w: World, done: int | None = None, timeout: float = 60) -> None:
 
 
 def restart_executor(w: World, sig: int) -> Outcome:
-    """One executor, jobs, `sig` to it mid-jobs, wait for it to exit, start a new one."""
+    """Executors, jobs, `sig` to the first one mid-jobs, wait for it to exit, start a new one."""
     w.setup()
-    ex = w.daemon("executor")
+    ex, *_ = [w.daemon("executor") for _ in range(w.params.executors)]
     w.enqueue(w.params.jobs)
     mid_jobs(w)
     killed_at = time.time()

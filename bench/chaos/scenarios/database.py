@@ -12,7 +12,8 @@ from bench.chaos.world import World, utc_now
 
 def _running(w: World) -> None:
     w.setup()
-    w.daemon("executor")
+    for _ in range(w.params.executors):
+        w.daemon("executor")
     w.enqueue(w.params.jobs)
     mid_jobs(w)
 
