@@ -16,6 +16,7 @@ from types import FrameType
 from bench.chaos.account import Result, account, outlived
 from bench.chaos.infra import PrivatePostgres, Procs, kill_strays, pids_mentioning
 from bench.chaos.scenarios import Scenario
+from bench.chaos.scenarios.common import Outcome
 from bench.chaos.world import ROOT, World, migrate, wait_until
 
 TEMPLATE = "chaos_template"
@@ -61,34 +62,17 @@ class Suite:
         return self.pg
 
     def run(self, sc: Scenario, quick: bool, jobs: int | None) -> Result:
+        """One scenario on a fresh database; whatever happens, its processes are gone after."""
         params = sc.for_run(quick, jobs)
         procs = Procs(self.folder / "logs")
         pg = self.postgres() if sc.backend == "postgres" else None
-        template = TEMPLATE if pg else None
-        w = World(sc.name, self.folder / sc.name, params, procs, pg, template)
-        cleanups = []
-        t0 = time.monotonic()
+        w = World(sc.name, self.folder / sc.name, params, procs, pg, TEMPLATE if pg else None)
         try:
+            t0 = time.monotonic()
             out = sc.run(w)
-            faulted = time.monotonic()
-            cleanups = out.cleanups
             if out.skipped:
                 return Result(sc.name, skipped=out.skipped)
-            probes = w.enqueue_probes()  # so there is always a job to measure recovery by
-            settled = wait_until(w.all_terminal, params.settle)
-            # Job processes orphaned by a killed executor may still write their lines.
-            wait_until(lambda: not pids_mentioning(str(w.side)), params.long_sleep + 15)
-            procs.stop_all()
-            done = time.monotonic()
-            res = account(sc.name, w.rows(), w.side, out.cleared, out.expected)
-            res.notes.update(out.notes, settled=settled, probes=len(probes))
-            # seconds until the fault cleared + seconds after it until every job was terminal
-            res.notes["seconds"] = f"{faulted - t0:.0f}+{done - faulted:.0f}"
-            if out.settled_notes is not None:
-                res.notes.update(out.settled_notes(w))
-            if out.killed_at is not None:
-                res.notes["outlived_kill"] = outlived(w.side, out.killed_at)
-            return res
+            return self._measure(w, out, time.monotonic() - t0)
         except Exception as exc:  # a measuring tool reports a broken scenario and goes on
             traceback.print_exc()
             return Result(sc.name, skipped=f"harness error: {exc!r}"[:300])
@@ -96,10 +80,26 @@ class Suite:
             procs.stop_all()
             kill_strays(str(w.side))
             w.close()
-            for cleanup in cleanups:
-                cleanup()
             if pg is not None and not (pg.data / "postmaster.pid").exists():
-                pg.start()
+                pg.start()  # an interrupted outage
+
+    def _measure(self, w: World, out: Outcome, fault_s: float) -> Result:
+        """Probe jobs, wait for every job to be terminal and every job process to end, count."""
+        t0 = time.monotonic()
+        probes = w.enqueue_probes()  # so there is always a job to measure recovery by
+        settled = wait_until(w.all_terminal, w.params.settle)
+        # Job processes orphaned by a killed executor may still write their lines.
+        wait_until(lambda: not pids_mentioning(str(w.side)), w.params.long_sleep + 15)
+        w.procs.stop_all()
+        res = account(w.name, w.rows(), w.side, out.cleared, out.expected)
+        res.notes.update(out.notes, settled=settled, probes=len(probes))
+        # seconds until the fault cleared + seconds after it until every job was terminal
+        res.notes["seconds"] = f"{fault_s:.0f}+{time.monotonic() - t0:.0f}"
+        if out.settled_notes is not None:
+            res.notes.update(out.settled_notes(w))
+        if out.killed_at is not None:
+            res.notes["outlived_kill"] = outlived(w.side, out.killed_at)
+        return res
 
     def close(self) -> None:
         if self.pg is not None:

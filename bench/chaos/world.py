@@ -90,6 +90,7 @@ class World:
         self.monitor = create_engine(self.url, poolclass=NullPool)
         self.rts: dict[str, RunTemplate] = {}
         self.flask: Flask | None = None
+        self.cleanups: list[Callable[[], None]] = []  # run by close(), after the daemons stop
 
     # -- setup ----------------------------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
@@ -237,6 +238,8 @@ class World:
         return bool(rows) and all(r.status in TERMINAL for r in rows)
 
     def close(self) -> None:
+        for cleanup in self.cleanups:
+            cleanup()
         self.monitor.dispose()
         if self.flask is not None:
             with self.flask.app_context(), contextlib.suppress(Exception):

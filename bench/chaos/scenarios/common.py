@@ -21,7 +21,6 @@ class Outcome:
     skipped: str | None = None
     killed_at: float | None = None  # time.time() of a kill -9: job processes must die with it
     notes: dict[str, Any] = field(default_factory=dict)
-    cleanups: list[Callable[[], None]] = field(default_factory=list)
     # More notes, computed once every job is terminal.
     settled_notes: Callable[[World], dict[str, Any]] | None = None
 

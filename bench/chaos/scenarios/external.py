@@ -28,7 +28,8 @@ def disk_full_artifacts(w: World) -> Outcome:
     why = mount_tmpfs(folder, TMPFS_KB)
     if why:
         return Outcome(skipped=why)
-    out = Outcome(cleanups=[lambda: unmount(folder)])
+    w.cleanups.append(lambda: unmount(folder))
+    out = Outcome()
     w.params.extra_env["MULTIFLEXI_ARTIFACT_INLINE_MAX_MB"] = "0"  # every artifact on disk
     w.setup()
     w.rts["short"] = w.add_rt("artifact", w.params.short_sleep, ARTIFACT_BYTES)
