@@ -15,6 +15,9 @@ from bench.chaos.scenarios.database import db_outage, kill_connections, pg_resta
 from bench.chaos.scenarios.external import broker_restart_eventor, disk_full_artifacts
 from bench.chaos.world import Params, World
 
+# Long jobs outlive MULTIFLEXI_LOST_AFTER's default (60 s) and the 45/60 s outages.
+OUTLIVE_REAPER = Params(long_sleep=90.0, settle=300.0)
+
 # --quick: few short jobs and a short MULTIFLEXI_LOST_AFTER, so a scenario takes seconds.
 QUICK = Params(
     jobs=8, short_sleep=0.3, long_sleep=4.0, lost_after=3.0, fault_seconds=5.0, executors=1
@@ -39,15 +42,17 @@ class Scenario:
 SCENARIOS = [
     # Single faults run Params.executors (2) executor daemons: the one left reaps the other's jobs.
     Scenario("kill9_executor", kill9_executor, "kill -9 an executor mid-jobs, start another",
-             in_quick=True),
+             params=OUTLIVE_REAPER, in_quick=True),
     Scenario("sigterm_executor", sigterm_executor, "SIGTERM an executor mid-jobs, start another"),
     Scenario("kill_connections", kill_connections,
              "pg_terminate_backend of every connection every 1-2 s for 20 s", in_quick=True),
     Scenario("pg_restart", pg_restart, "pg_ctl restart -m fast while jobs run"),
-    Scenario("db_outage_45s", db_outage(45), "PostgreSQL stopped 45 s, LOST_AFTER default"),
-    Scenario("db_outage_60s", db_outage(60), "PostgreSQL stopped 60 s, LOST_AFTER default"),
+    Scenario("db_outage_45s", db_outage(45), "PostgreSQL stopped 45 s, LOST_AFTER default",
+             params=OUTLIVE_REAPER),
+    Scenario("db_outage_60s", db_outage(60), "PostgreSQL stopped 60 s, LOST_AFTER default",
+             params=OUTLIVE_REAPER),
     Scenario("db_outage_5min", db_outage(300), "PostgreSQL stopped 5 min, LOST_AFTER default",
-             params=Params(settle=420.0)),
+             params=replace(OUTLIVE_REAPER, settle=420.0)),
     Scenario("three_executors_three_schedulers", three_executors_three_schedulers,
              "3 executors + 3 schedulers (fake clock, minutely slots) + eventor; one executor"
              " and one scheduler kill -9'd", params=Params(jobs=30, executors=3, parallel=2)),
