@@ -15,14 +15,18 @@ from multiflexi_web.db.listen import start_listener
 from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
+from multiflexi_web.models import JobStatus
 from multiflexi_web.runner.contexts import ContextCache
 from multiflexi_web.runner.finish import Finisher
 from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.janitor import Janitor
+from multiflexi_web.runner.journal import Journal
+from multiflexi_web.runner.reaper import Reaper
 from multiflexi_web.runner.run import JobRun, RunSettings
 from multiflexi_web.runner.unit import writing
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
+from multiflexi_web.services.jobs.transitions import Outcome
 
 SQLITE_POLL = 0.01  # SQLite has no NOTIFY: a cheap read this often
 PG_POLL = 1.0  # fallback when a NOTIFY was missed, and for jobs planned for later
@@ -50,16 +54,18 @@ class Executor:
         self.janitor = Janitor()
         self.reserved = 0
         self._finisher_slots = 0
+        self.claimed_when: dict[int, float] = {}  # job id -> monotonic time its claim was sent
+        self.journal = Journal(Path(self.s.state_path), self.s.journal_max_mb * 1024 * 1024)
         self.finisher = Finisher(
             rt.app,
             rt.hard_stop,
             self._claim_successors,
             self._successors_claimed,
             max_pending=self.s.max_parallel,
+            journal=self.journal,
+            worker_id=rt.worker_id or 0,
         )
-        self.beat_every = min(self.rt.heartbeat_every, max(self.s.lost_after / 3, 0.2))
-        self.reap_every = max(0.5, min(self.s.lost_after / 4, 15.0))
-        self._next_reap = self._next_beat = 0.0
+        self.reaper = Reaper(rt, self.journal, self._mine)
         self.memory_exceeded = False
         self.run_settings = RunSettings(
             tmp_dir=Path(self.s.tmp_dir),
@@ -69,16 +75,18 @@ class Executor:
             job_timeout=self.s.job_timeout,
             kill_grace=self.s.kill_grace,
             keep_workdir_on_failure=self.s.keep_workdir_on_failure,
-            heartbeat_every=min(1.0, self.beat_every),
+            heartbeat_every=min(1.0, self.rt.heartbeat_every),
         )
 
     # -- one pass -------------------------------------------------------------------------------
     def tick(self) -> int:
         """Reap when due, then claim as many due jobs as there are free slots; returns the count."""
         with self.rt.app.app_context():
-            self._maintain(time.monotonic())
+            self.reaper.maintain()
             if self.rt.stop.is_set() or self.memory_exceeded or self.finisher.pending():
                 return 0  # a pending finish claims the successors in its own transaction
+            if self.journal.full():
+                return 0  # finishes the database has not taken yet: no more work until it does
             if self.s.is_sqlite:
                 due = jobs.anything_due()
                 db.session.rollback()  # end the read: the claim must begin as a writer
@@ -88,32 +96,52 @@ class Executor:
             if not free:
                 return 0
             try:
+                sent = time.monotonic()
                 with writing():
                     claimed = jobs.claim(self.rt.worker_id or 0, free)
+                self._claimed_at(claimed, sent)
                 for c in claimed:
                     self._start(c)
             finally:
                 self._release(free)
         return len(claimed)
 
-    def _maintain(self, now: float) -> None:
-        if now >= self._next_beat and self.beat_every < self.rt.heartbeat_every:
-            self.rt.beat()  # the shared heartbeat thread is too slow for a short lost_after
-            self._next_beat = now + self.beat_every
-        if now >= self._next_reap:
-            self._next_reap = now + self.reap_every
-            with self.lock:
-                mine = set(self.running) | {c.id for c in self.ready} | self.finisher.pending()
-            with writing():
-                lost = jobs.reap_lost(self.s.lost_after)
-                lost += jobs.reap_orphans(self.rt.worker_id or 0, mine)
-                db.session.commit()
-            for job_id in lost:
-                self.rt.log("job_lost", job=job_id)
+    def _mine(self) -> set[int]:
+        with self.lock:
+            return set(self.running) | {c.id for c in self.ready} | self.finisher.pending()
+
+    def _claimed_at(self, claimed: list[ClaimedJob], sent: float) -> None:
+        with self.lock:
+            for c in claimed:
+                self.claimed_when[c.id] = sent
+
+    def _claim_holds(self, job_id: int) -> bool:
+        """Start a claimed job only while its claim holds: known locally while the lease never
+        lapsed since the claim, else asked of the database (a reaper may have taken it)."""
+        with self.lock:
+            sent = self.claimed_when.pop(job_id, 0.0)
+        if self.rt.lease.holds_claim(sent):
+            return True
+
+        def check() -> bool:
+            with self.rt.app.app_context():
+                held = jobs.still_claimed(job_id, self.rt.worker_id or 0)
+                db.session.rollback()
+                return held
+
+        if self.rt.retry_db(check):
+            return True
+        self.rt.log("claim_lost", job=job_id)
+        return False
 
     def _new_run(self, claimed: ClaimedJob) -> JobRun:
         return JobRun(
-            claimed, self.run_settings, self.rt.hard_stop, self.janitor.put, self.finisher.submit
+            claimed,
+            self.run_settings,
+            self.rt.hard_stop,
+            self.janitor.put,
+            self.finisher.submit,
+            self.rt.lease,
         )
 
     def _start(self, claimed: ClaimedJob) -> None:
@@ -163,7 +191,12 @@ class Executor:
         if self.rt.stop.is_set() or self.memory_exceeded:
             return []
         self._finisher_slots = slots = self._reserve()
-        return jobs.claim(self.rt.worker_id or 0, slots, commit=False) if slots else []
+        if not slots or self.journal.full():
+            return []
+        sent = time.monotonic()
+        claimed = jobs.claim(self.rt.worker_id or 0, slots, commit=False)
+        self._claimed_at(claimed, sent)
+        return claimed
 
     def _successors_claimed(self, claimed: list[ClaimedJob]) -> None:
         for c in claimed:
@@ -175,6 +208,8 @@ class Executor:
     def _work(self, run: JobRun) -> None:
         t0 = time.monotonic()
         try:
+            if not self._claim_holds(run.job.id):
+                return
             with self.rt.app.app_context():
                 ctx, problem = run.with_retries(lambda: self.contexts.get(run.job.runtemplate_id))
                 outcome = run.run(ctx, problem)  # its finish is recorded by the finisher
@@ -187,6 +222,9 @@ class Executor:
             )
         except Exception as exc:
             self.rt.log("job_error", job=run.job.id, error=repr(exc)[:300])
+            if not run.handed_over:  # its finish was never recorded: record the failure
+                run.outcome = Outcome(JobStatus.FAILED, None, f"executor error: {first_line(exc)}")
+                self.finisher.submit(run)
         finally:
             took = time.monotonic() - t0
             with self.lock:
@@ -200,6 +238,9 @@ class Executor:
     def serve(self) -> int:
         if not self.s.is_sqlite:
             start_listener(self.s.database_url, jobs.NOTIFY_CHANNEL, self.wake, self.closed)
+        replayed = self.rt.retry_db(self.reaper.replay_journals)  # before any claim
+        if replayed:
+            self.rt.log("journal_replayed", entries=replayed)
         next_mem = 0.0
         while not self.rt.stop.is_set():
             if time.monotonic() >= next_mem:
@@ -257,6 +298,7 @@ class Executor:
         self.pool.shutdown(wait=not self.running)
         self.finisher.close()
         self._give_back_ready()  # claimed by a finish that was under way when the stop came
+        self.journal.close()
         self.janitor.close()
         self.closed.set()
 
