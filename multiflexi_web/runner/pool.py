@@ -85,8 +85,8 @@ class Executor:
             self.reaper.maintain()
             if self.rt.stop.is_set() or self.memory_exceeded or self.finisher.pending():
                 return 0  # a pending finish claims the successors in its own transaction
-            if self.journal.full():
-                return 0  # finishes the database has not taken yet: no more work until it does
+            if self.journal.full() or self.rt.lease.lost():
+                return 0  # unrecorded finishes pile up, or our jobs may be taken over: wait
             if self.s.is_sqlite:
                 due = jobs.anything_due()
                 db.session.rollback()  # end the read: the claim must begin as a writer
@@ -191,7 +191,7 @@ class Executor:
         if self.rt.stop.is_set() or self.memory_exceeded:
             return []
         self._finisher_slots = slots = self._reserve()
-        if not slots or self.journal.full():
+        if not slots or self.journal.full() or self.rt.lease.lost():
             return []
         sent = time.monotonic()
         claimed = jobs.claim(self.rt.worker_id or 0, slots, commit=False)

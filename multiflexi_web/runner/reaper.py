@@ -33,10 +33,15 @@ class Reaper:
 
     def replay_journals(self) -> int:
         """Record what this host's dead executors journaled (each entry through the retry)."""
+
+        def in_app(unit: Callable[[], None]) -> None:
+            with self.rt.app.app_context():
+                unit()
+
         return replay_orphans(
             Path(self.s.state_path),
             self.journal.path,
-            lambda unit: self.rt.retry_db(unit),
+            lambda unit: self.rt.retry_db(lambda: in_app(unit)),
         )
 
     def maintain(self) -> None:

@@ -260,6 +260,8 @@ class JobRun:
             return Outcome(JobStatus.TIMED_OUT, r.exit_code, "timed out (process group killed)")
         if r.cancelled and self.cancelled:
             return Outcome(JobStatus.CANCELLED, r.exit_code, "cancelled on request while running")
+        if self.lease_lost_after_success(r):
+            return Outcome(JobStatus.SUCCEEDED, 0)
         if r.cancelled or self.stop_reason:
             return Outcome(JobStatus.FAILED, r.exit_code, f"stopped: {self.stop_reason}")
         if r.error:
@@ -267,6 +269,13 @@ class JobRun:
         if r.exit_code == 0:
             return Outcome(JobStatus.SUCCEEDED, 0)
         return Outcome(JobStatus.FAILED, r.exit_code, f"exit code {r.exit_code}")
+
+    def lease_lost_after_success(self, r: RunResult) -> bool:
+        """Stopped for a lost lease, but the program said it succeeded (it ended as the stop
+        came, or handled the TERM): its work is done, and a failure would be re-run."""
+        return bool(self.stop_reason and self.stop_reason.startswith("lease lost")) and (
+            r.exit_code == 0 and not r.error and not r.timed_out
+        )
 
     def _collect(
         self, ctx: TemplateContext | None, env: ResolvedEnv | None
