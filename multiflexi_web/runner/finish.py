@@ -52,6 +52,8 @@ class Finisher:
         self.claim, self.claimed = claim, claimed  # successors: claimed in, handed out after
         self.queue: queue.Queue[JobRun | None] = queue.Queue(maxsize=max_pending)
         self._pending: set[int] = set()
+        self._journaled: set[int] = set()  # jobs whose finish is in the journal file
+        self._closing = False  # close() was asked: record what is queued, then end
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="finisher", daemon=True)
         self.thread.start()
@@ -72,33 +74,36 @@ class Finisher:
         self.thread.join(timeout)
 
     def _loop(self) -> None:
-        while (first := self.queue.get()) is not None:
-            batch, stop = [first], False
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._record(batch)
-            if stop:
-                return
+        while not self._closing and (first := self.queue.get()) is not None:
+            self._record([first, *self._take(MAX_BATCH - 1)])
 
-    def _record(self, batch: list[JobRun], journaled: bool = False) -> None:
-        """Commit the batch, however many tries it takes; journal it at its first failure."""
+    def _take(self, most: int) -> list[JobRun]:
+        """Finished runs waiting in the queue, up to `most` (the close marker is noted)."""
+        runs: list[JobRun] = []
+        while len(runs) < most and not self._closing:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._closing = True
+            else:
+                runs.append(item)
+        return runs
+
+    def _record(self, batch: list[JobRun]) -> None:
+        """Commit the batch, however many tries it takes. While it fails, every run finishing
+        meanwhile joins it, and each is journaled at once: all of them survive a crash."""
         delay = FIRST_WAIT
         while True:
             try:
                 successors = self._try(batch)
                 break
             except Exception as exc:
-                journaled = journaled or self._journal(batch)
+                self._journal(batch)
                 if not is_transient(exc) and len(batch) > 1:
                     for run in batch:  # a refused batch: find the one run that is refused
-                        self._record([run], journaled)
+                        self._record([run])
                     return
                 log.warning(
                     "action=finish_retry jobs=%s retry_in=%.1fs error=%s",
@@ -109,6 +114,8 @@ class Finisher:
                 if self.hard_stop.wait(delay):
                     self._let_go(batch)  # recorded from the journal by the next executor
                     return
+                batch += self._take(self.queue.maxsize)
+                self._journal(batch)
                 delay = min(delay * 2, RETRY_MAX_WAIT)
         self._let_go(batch)
         self.claimed(successors)
@@ -123,16 +130,17 @@ class Finisher:
                 safe_rollback()
                 raise
 
-    def _journal(self, batch: list[JobRun]) -> bool:
-        """Keep the batch on disk too: a crash now must not lose a result that was produced."""
-        if self.journal is None:
-            return False
+    def _journal(self, batch: list[JobRun]) -> None:
+        """Keep the runs on disk too: a crash now must not lose a result that was produced."""
+        new = [run for run in batch if run.job.id not in self._journaled]
+        if self.journal is None or not new:
+            return
         try:
-            self.journal.append([run.journal_entry(self.worker_id) for run in batch])
+            self.journal.append([run.journal_entry(self.worker_id) for run in new])
         except OSError as exc:  # kept in memory all the same; said loudly
-            log.error("action=journal_failed jobs=%s error=%s", _ids(batch), exc)
-            return False
-        return True
+            log.error("action=journal_failed jobs=%s error=%s", _ids(new), exc)
+            return
+        self._journaled.update(run.job.id for run in new)
 
     def _let_go(self, batch: list[JobRun]) -> None:
         with self._lock:
@@ -146,6 +154,7 @@ class Finisher:
             return  # a batch may have been let go unrecorded: its entries must stay
         try:
             journal.clear()
+            self._journaled.clear()
         except OSError as exc:
             log.error("action=journal_clear_failed error=%s", exc)
 

@@ -298,7 +298,8 @@ class Executor:
         self.pool.shutdown(wait=not self.running)
         self.finisher.close()
         self._give_back_ready()  # claimed by a finish that was under way when the stop came
-        self.journal.close()
+        if not self.finisher.thread.is_alive():  # else it may still write: the exit closes it
+            self.journal.close()
         self.janitor.close()
         self.closed.set()
 
