@@ -65,7 +65,7 @@ def test_a_claimed_ahead_job_reaped_meanwhile_is_not_started(
     still_claimed = jobs.still_claimed
     monkeypatch.setattr(jobs, "still_claimed", lambda j, w: asked.append(j) or still_claimed(j, w))
     claimed = jobs.claim(executor.rt.worker_id or 0, 2)
-    executor._claimed_at(claimed, time.monotonic())
+    executor.claims.made(claimed, time.monotonic())
     _lapse(executor.rt.lease)
     assert jobs.mark_lost(reaped, "test: reaped while its executor was cut off")
     db.session.commit()
@@ -83,7 +83,7 @@ def test_without_a_lapse_a_claim_starts_without_asking(
     [only] = schedule(shell_rt("true"))
     monkeypatch.setattr(jobs, "still_claimed", lambda j, w: pytest.fail("asked the database"))
     claimed = jobs.claim(executor.rt.worker_id or 0, 1)
-    executor._claimed_at(claimed, time.monotonic())
+    executor.claims.made(claimed, time.monotonic())
     executor._start(claimed[0])
     wait_for(lambda: job(only).status == "succeeded" and _idle(executor), 30, "the job")
 
@@ -92,7 +92,7 @@ def test_a_lost_lease_stops_the_running_jobs(executor: Executor, tmp_path: Path)
     started = tmp_path / "started"
     [long] = schedule(shell_rt(f"touch {started}; sleep 60", max_attempts=2))
     claimed = jobs.claim(executor.rt.worker_id or 0, 1)
-    executor._claimed_at(claimed, time.monotonic())
+    executor.claims.made(claimed, time.monotonic())
     executor._start(claimed[0])
     wait_for(started.exists, 30, "the job's process")
     executor.rt.lease.renewed_at -= executor.rt.lease.fence_after  # nobody could beat meanwhile

@@ -16,6 +16,7 @@ from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
 from multiflexi_web.models import JobStatus
+from multiflexi_web.runner.claims import Claims
 from multiflexi_web.runner.contexts import ContextCache
 from multiflexi_web.runner.finish import Finisher
 from multiflexi_web.runner.host import Host
@@ -54,7 +55,7 @@ class Executor:
         self.janitor = Janitor()
         self.reserved = 0
         self._finisher_slots = 0
-        self.claimed_when: dict[int, float] = {}  # job id -> monotonic time its claim was sent
+        self.claims = Claims(rt)
         self.journal = Journal(Path(self.s.state_path), self.s.journal_max_mb * 1024 * 1024)
         self.finisher = Finisher(
             rt.app,
@@ -99,7 +100,7 @@ class Executor:
                 sent = time.monotonic()
                 with writing():
                     claimed = jobs.claim(self.rt.worker_id or 0, free)
-                self._claimed_at(claimed, sent)
+                self.claims.made(claimed, sent)
                 for c in claimed:
                     self._start(c)
             finally:
@@ -109,30 +110,6 @@ class Executor:
     def _mine(self) -> set[int]:
         with self.lock:
             return set(self.running) | {c.id for c in self.ready} | self.finisher.pending()
-
-    def _claimed_at(self, claimed: list[ClaimedJob], sent: float) -> None:
-        with self.lock:
-            for c in claimed:
-                self.claimed_when[c.id] = sent
-
-    def _claim_holds(self, job_id: int) -> bool:
-        """Start a claimed job only while its claim holds: known locally while the lease never
-        lapsed since the claim, else asked of the database (a reaper may have taken it)."""
-        with self.lock:
-            sent = self.claimed_when.pop(job_id, 0.0)
-        if self.rt.lease.holds_claim(sent):
-            return True
-
-        def check() -> bool:
-            with self.rt.app.app_context():
-                held = jobs.still_claimed(job_id, self.rt.worker_id or 0)
-                db.session.rollback()
-                return held
-
-        if self.rt.retry_db(check):
-            return True
-        self.rt.log("claim_lost", job=job_id)
-        return False
 
     def _new_run(self, claimed: ClaimedJob) -> JobRun:
         return JobRun(
@@ -195,7 +172,7 @@ class Executor:
             return []
         sent = time.monotonic()
         claimed = jobs.claim(self.rt.worker_id or 0, slots, commit=False)
-        self._claimed_at(claimed, sent)
+        self.claims.made(claimed, sent)
         return claimed
 
     def _successors_claimed(self, claimed: list[ClaimedJob]) -> None:
@@ -208,7 +185,7 @@ class Executor:
     def _work(self, run: JobRun) -> None:
         t0 = time.monotonic()
         try:
-            if not self._claim_holds(run.job.id):
+            if not self.claims.holds(run.job.id):
                 return
             with self.rt.app.app_context():
                 ctx, problem = run.with_retries(lambda: self.contexts.get(run.job.runtemplate_id))
