@@ -129,3 +129,17 @@ def test_a_reaper_judges_others_only_once_connected_for_lost_after(
     assert job(job_id).status == "lost"
     db.session.expire_all()
     assert db.session.get(Worker, dead).status == "dead"  # type: ignore[union-attr]
+
+
+def test_a_worker_marked_dead_that_beats_again_runs_again(app: Flask) -> None:
+    from daemons.runtime import Runtime
+
+    host = Runtime("executor", app)
+    host.register()
+    later = jobs.database_now() + timedelta(seconds=120)  # as seen by a reaper 2 minutes on
+    assert host.worker_id in jobs.mark_dead_workers(60, now=later)
+    db.session.commit()
+    host.beat()
+    db.session.expire_all()
+    back = db.session.get(Worker, host.worker_id)
+    assert back is not None and (back.status, back.stopped_at) == ("running", None)

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError
-
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.retry import LINK, retry, safe_rollback
 from multiflexi_web.errors import first_line
@@ -143,7 +141,7 @@ class JobRun:
         try:
             with writing():
                 self._sync_unit(beat)
-        except DBAPIError as exc:
+        except Exception as exc:  # whatever a dying connection raises: the job runs on
             safe_rollback()
             LINK.failed()
             log.warning("action=sync_failed job=%s error=%s", self.job.id, first_line(exc))
