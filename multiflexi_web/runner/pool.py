@@ -24,7 +24,7 @@ from multiflexi_web.runner.janitor import Janitor
 from multiflexi_web.runner.journal import Journal
 from multiflexi_web.runner.reaper import Reaper
 from multiflexi_web.runner.run import JobRun, RunSettings
-from multiflexi_web.runner.unit import writing
+from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
 from multiflexi_web.services.jobs.transitions import Outcome
@@ -224,7 +224,7 @@ class Executor:
                 next_mem = time.monotonic() + 1.0
                 if self._check_memory():
                     break
-            claimed = self.rt.retry_db(self.tick)
+            claimed = self.rt.retry_db(self.tick, max_wait=RETRY_MAX_WAIT)  # back soon after
             idle = (
                 not claimed and not self.running and not self.ready and not self.finisher.pending()
             )
