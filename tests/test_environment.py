@@ -45,7 +45,8 @@ def test_precedence_sources_and_secrets(
     company = make_company(env={k: "co" for k in _layers_for(2)})
     fields = [{"keyname": k, "default": "app"} for k in KEYS]
     fields.append({"keyname": "API_PASSWORD", "type": "password"})
-    rt = shell_rt("env", company, fields=fields)
+    # Output masking off: the job's own output must show that the process got the real value.
+    rt = shell_rt("env", company, fields=fields, mask_output=False)
     set_config(rt, {**{k: "rt" for k in _layers_for(3)}, "API_PASSWORD": "hunter2"})
     proto = make_prototype(fields=[{"keyword": k, "type": "string"} for k in _layers_for(4)])
     cred = make_credential(

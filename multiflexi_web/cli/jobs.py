@@ -78,15 +78,36 @@ def parse_when(raw: str) -> datetime:
 @click.argument("rt_id", type=int)
 @click.option("--when", "when_raw", default="now", show_default=True, help="now or ISO 8601.")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="One-time environment.")
+@click.option(
+    "--secret-env",
+    "secret_env",
+    multiple=True,
+    metavar="K=V",
+    help="One-time environment value marked secret (masked everywhere, also in the output).",
+)
 @click.option("--count", type=click.IntRange(1, 10000), default=1, show_default=True)
 @format_option
 @domain_errors(RunTemplateError)
-def schedule(rt_id: int, when_raw: str, env: tuple[str, ...], count: int, fmt: str) -> None:
+def schedule(
+    rt_id: int,
+    when_raw: str,
+    env: tuple[str, ...],
+    secret_env: tuple[str, ...],
+    count: int,
+    fmt: str,
+) -> None:
     """Queue a run of a RunTemplate (it never moves the template's schedule)."""
-    when, override = parse_when(when_raw), parse_pairs(env)
+    when, secret = parse_when(when_raw), parse_pairs(secret_env, "--secret-env")
+    override = {**parse_pairs(env), **secret}
     rt = get_runtemplate(rt_id)
     made = [
-        jobs.enqueue(rt, schedule_type="adhoc-cli", when=when, env_override=override or None)
+        jobs.enqueue(
+            rt,
+            schedule_type="adhoc-cli",
+            when=when,
+            env_override=override or None,
+            secret_keys=secret,
+        )
         for _ in range(count)
     ]
     audit.record("schedule", "runtemplate", rt.id, f"{count} job(s) scheduled", actor="cli")

@@ -3,6 +3,7 @@ touch the database; the executor daemon translates between them and the job rows
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,10 +19,16 @@ class AppInfo:
     name: str
     executable: str
     ociimage: str | None
+    kubernetes: Mapping[str, Any] | None = None  # the app JSON's `kubernetes` block
 
     @classmethod
     def of(cls, app: Application) -> AppInfo:
-        return cls(name=app.name, executable=app.executable, ociimage=app.ociimage or None)
+        return cls(
+            name=app.name,
+            executable=app.executable,
+            ociimage=app.ociimage or None,
+            kubernetes=app.kubernetes or None,
+        )
 
 
 @dataclass(frozen=True)

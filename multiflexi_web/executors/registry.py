@@ -28,6 +28,10 @@ def _load() -> None:
     if _MODULES:
         return
     # Each implementation is listed here, not found by import side effects.
+    from multiflexi_web.executors.azure import AzureExecutor
+    from multiflexi_web.executors.kubernetes import KubernetesExecutor
     from multiflexi_web.executors.native import NativeExecutor
 
     register(NativeExecutor())
+    register(KubernetesExecutor())
+    register(AzureExecutor())

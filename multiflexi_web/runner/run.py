@@ -9,6 +9,7 @@ command, environment and pid, streams its output and beats its heartbeat while i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -29,8 +30,8 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner.lease import Lease
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
-from multiflexi_web.security.secrets import cipher
-from multiflexi_web.services.jobs import artifacts, output
+from multiflexi_web.security.masking import JobMasks
+from multiflexi_web.services.jobs import artifacts, onetime, output
 from multiflexi_web.services.jobs import inputs as job_inputs
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
@@ -91,6 +92,7 @@ class JobRun:
         self._t0 = time.monotonic()
         self._next_sync = self._t0 + SYNC_FIRST
         self._unsent: list[output.Batch] = []
+        self.masks = JobMasks()  # the job's known secret values, once its env is resolved
 
     # -- JobIO ----------------------------------------------------------------------------------
     def started(self, pid: int | None = None, container_id: str | None = None) -> None:
@@ -100,6 +102,8 @@ class JobRun:
             self._meta["container_id"] = container_id
 
     def output(self, stream: str, data: bytes) -> None:
+        if self.masks.streams:
+            data = self.masks.streams[stream].feed(data)
         self.sink.add(stream, data)
         if self.sink.due() and (
             self.sink.pending_bytes >= PENDING_MAX or time.monotonic() - self._t0 >= SYNC_FIRST
@@ -173,6 +177,10 @@ class JobRun:
         result, env = RunResult(None, error=problem), None
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
+        for stream, rest in self.masks.rests():
+            self.sink.add(stream, rest)
+        if result.error:  # it becomes the job's status reason and a line of its stderr
+            result = dataclasses.replace(result, error=self.masks.text(result.error))
         self.outcome = outcome = self._outcome(result)
         if result.error:
             self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
@@ -198,26 +206,28 @@ class JobRun:
     def _execute(self, ctx: TemplateContext) -> tuple[RunResult, ResolvedEnv | None]:
         try:
             self._make_workdir()
-            override = cipher().decrypt_json(self.job.env_override) if self.job.env_override else {}
+            once = onetime.unseal(self.job.env_override)
             env = resolve(
                 ctx,
                 job_id=self.job.id,
                 executor=self.job.executor,
                 workdir=self.workdir,
-                override=override,
+                override=once.values,
+                override_secret=once.secret,
                 uploads=self._inputs(ctx),
             )
             argv = fill_argv(ctx.executable, ctx.cmd_words, env.values)
             module = registry.get(self.job.executor)
         except (CommandError, KeyError, OSError, ValueError) as exc:
             return RunResult(None, error=str(exc.args[0] if exc.args else exc)), None
-        self._meta.update(command=argv, env=env.entries)
+        self.masks = JobMasks(env.secret_values(), output.STREAMS if ctx.mask_output else ())
+        self._meta.update(command=self._shown_argv(ctx, env), env=self._shown_env(env))
         spec = JobSpec(
             job_id=self.job.id,
             argv=tuple(argv),
             env=env.values,
             workdir=self.workdir,
-            app=AppInfo(ctx.application_name, ctx.executable, None),
+            app=AppInfo(ctx.application_name, ctx.executable, ctx.ociimage, ctx.kubernetes),
             timeout=float(ctx.timeout or self.cfg.job_timeout) or None,
             kill_grace=self.cfg.kill_grace,
             secret_keys=env.secret_keys,
@@ -228,6 +238,17 @@ class JobRun:
         except Exception as exc:
             log.exception("action=module_error job=%s", self.job.id)
             return RunResult(None, error=f"executor module {module.name!r} failed: {exc}"), env
+
+    def _shown_argv(self, ctx: TemplateContext, env: ResolvedEnv) -> list[str]:
+        """The argv as stored and shown: secret values masked (the real one lives only in
+        this process's memory and the job's)."""
+        words = fill_argv(ctx.executable, ctx.cmd_words, env.masked_values())
+        return [self.masks.text(w) for w in words]
+
+    def _shown_env(self, env: ResolvedEnv) -> list[dict[str, Any]]:
+        """The environment as stored and shown: sources kept, secret values (also inside
+        other values) masked."""
+        return [{**e, "value": self.masks.text(str(e["value"]))} for e in env.entries]
 
     def _inputs(self, ctx: TemplateContext) -> dict[str, str]:
         """Write the uploaded input files into the work directory; field -> path."""
@@ -278,7 +299,10 @@ class JobRun:
     def _collect(
         self, ctx: TemplateContext | None, env: ResolvedEnv | None
     ) -> list[dict[str, Any]]:
-        """Artifacts: the output streams, then RESULT_FILE and files matching the app's patterns."""
+        """Artifacts: the output streams, then RESULT_FILE and files matching the app's patterns.
+
+        On the job's own thread: the worker heartbeat thread and the main loop (signals) go on
+        meanwhile, and the scan is bounded (RE2 patterns, artifacts.SCAN_MAX files)."""
         col = artifacts.Collector(self.job.id, self.cfg.artifact_dir, self.cfg.inline_max)
         try:
             self._collect_streams(col)

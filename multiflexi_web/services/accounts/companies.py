@@ -8,6 +8,8 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, CompanyEnv
+from multiflexi_web.security.secrets import MASK, cipher
+from multiflexi_web.services.catalogue.fields import is_secret_name
 
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,15 +45,23 @@ def create_company(
 
 
 def set_env(company: Company, values: dict[str, str]) -> None:
-    """Set (add or replace) the given keys of the company environment."""
+    """Set (add or replace) the given keys of the company environment; a value named like a
+    secret is stored encrypted."""
     existing = {row.key: row for row in company.env}
     for key, value in values.items():
         validate_env_key(key)
+        secret = is_secret_name(key)
+        stored = cipher().encrypt(value) if secret else value
         if key in existing:
-            existing[key].value = value
+            existing[key].value, existing[key].secret = stored, secret
         else:
-            company.env.append(CompanyEnv(key=key, value=value))
+            company.env.append(CompanyEnv(key=key, value=stored, secret=secret))
     db.session.flush()
+
+
+def shown_env(company: Company) -> dict[str, str]:
+    """The company environment safe to show: secret values (or secret-named ones) masked."""
+    return {e.key: MASK if e.secret or is_secret_name(e.key) else e.value for e in company.env}
 
 
 def get_company(ref: str | int) -> Company:

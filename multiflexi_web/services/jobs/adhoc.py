@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import FileUpload, Job, RunTemplate
-from multiflexi_web.security.secrets import cipher
 from multiflexi_web.services.jobs import transitions as job_service
 from multiflexi_web.services.jobs.artifacts import safe_name
+from multiflexi_web.services.jobs.onetime import unseal
 
 ADHOC_WEB = "adhoc-web"
 _GENERIC = {
@@ -63,9 +64,14 @@ def exit_meaning(job: Job) -> ExitMeaning | None:
 
 
 def run_now(
-    rt: RunTemplate, env: dict[str, str], uploads: list[Upload], launched_by_id: int | None
+    rt: RunTemplate,
+    env: dict[str, str],
+    uploads: list[Upload],
+    launched_by_id: int | None,
+    secret: Iterable[str] = (),
 ) -> Job:
-    """Queue an ad-hoc job with a one-time environment; uploaded files are stored with the job."""
+    """Queue an ad-hoc job with a one-time environment (the `secret` keys marked secret);
+    uploaded files are stored with the job."""
     override = dict(env)
     rows = []
     for up in uploads:
@@ -73,7 +79,11 @@ def run_now(
         override[up.field] = name
         rows.append(FileUpload(field=up.field, filename=name, content=up.content))
     job = job_service.enqueue(
-        rt, schedule_type=ADHOC_WEB, env_override=override or None, launched_by_id=launched_by_id
+        rt,
+        schedule_type=ADHOC_WEB,
+        env_override=override or None,
+        secret_keys=secret,
+        launched_by_id=launched_by_id,
     )
     for row in rows:
         row.job_id = job.id
@@ -83,16 +93,14 @@ def run_now(
 
 
 def one_time_env(job: Job) -> dict[str, str]:
-    if not job.env_override:
-        return {}
-    value = cipher().decrypt_json(job.env_override)
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return unseal(job.env_override).values
 
 
 def rerun(job: Job, launched_by_id: int | None) -> Job:
     """A new ad-hoc job of the same RunTemplate with the same one-time env and uploaded files."""
     uploads = db.session.scalars(select(FileUpload).where(FileUpload.job_id == job.id)).all()
-    env = one_time_env(job)
+    once = unseal(job.env_override)
+    env = dict(once.values)
     for up in uploads:
         env.pop(up.field, None)
     return run_now(
@@ -100,4 +108,5 @@ def rerun(job: Job, launched_by_id: int | None) -> Job:
         env,
         [Upload(up.field, up.filename, bytes(up.content)) for up in uploads],
         launched_by_id,
+        once.secret,
     )

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session, object_session
 
 from multiflexi_web import __version__
 from multiflexi_web.models import RunTemplate
-from multiflexi_web.security.secrets import MASK
+from multiflexi_web.security.secrets import MASK, reveal
 from multiflexi_web.services.catalogue.credentials import plain_values
+from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
 from multiflexi_web.services.runtemplates.configure import plain_config
 
 # The daemon's own settings never reach a job, even when they sit in the system env file.
@@ -64,6 +65,9 @@ class TemplateContext:
     company_name: str
     layers: tuple[Layer, ...] = ()
     upload_fields: frozenset[str] = frozenset()  # fields with a file stored with the template
+    mask_output: bool = True  # known secret values masked in the stored output
+    ociimage: str | None = None  # for the container modules
+    kubernetes: Mapping[str, Any] | None = None  # the app's `kubernetes` block
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,13 @@ class ResolvedEnv:
     values: dict[str, str]
     entries: list[dict[str, Any]]
     secret_keys: frozenset[str] = field(default_factory=frozenset)
+
+    def secret_values(self) -> list[str]:
+        return [self.values[k] for k in self.secret_keys if self.values[k]]
+
+    def masked_values(self) -> dict[str, str]:
+        """The values with every secret one as a mask: for what is stored or shown."""
+        return {k: MASK if k in self.secret_keys else v for k, v in self.values.items()}
 
 
 def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateContext:
@@ -97,6 +108,9 @@ def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateCo
         company_name=company.name,
         layers=tuple(_layers(rt, system_values)),
         upload_fields=template_fields(_session_of(rt), rt.id),
+        mask_output=rt.mask_output,
+        ociimage=app.ociimage or None,
+        kubernetes=dict(app.kubernetes) if app.kubernetes else None,
     )
 
 
@@ -113,18 +127,19 @@ def _layers(rt: RunTemplate, system_values: Mapping[str, str]) -> Iterable[Layer
     yield Layer(
         "application",
         {f.keyname: f.default for f in app.fields if f.default is not None},
-        frozenset(f.keyname for f in app.fields if f.secret or f.type == "password"),
+        frozenset(f.keyname for f in app.fields if is_secret_field(f)),
     )
     yield Layer("system", {k: v for k, v in system_values.items() if k not in PLATFORM_SECRETS})
-    yield Layer("company", {e.key: e.value for e in rt.company.env})
+    yield Layer(
+        "company",
+        {e.key: reveal(e) for e in rt.company.env},
+        frozenset(e.key for e in rt.company.env if e.secret),
+    )
     yield Layer("runtemplate", plain_config(rt), frozenset(c.key for c in rt.config if c.secret))
     for link in rt.credentials:
         cred = link.credential
-        proto_secret = {
-            f.keyword
-            for f in cred.credential_type.prototype.fields
-            if f.secret or f.type in {"password", "secret"}
-        }
+        proto = cred.credential_type.prototype
+        proto_secret = {f.keyword for f in proto.fields if is_secret_field(f)}
         yield Layer(
             f"credential:{cred.name}",
             plain_values(cred),
@@ -139,22 +154,25 @@ def resolve(
     executor: str,
     workdir: Path,
     override: Mapping[str, str] | None = None,
+    override_secret: frozenset[str] = frozenset(),
     uploads: Mapping[str, str] | None = None,
 ) -> ResolvedEnv:
     """Merge the layers (later wins), then the platform's own variables on top; an uploaded
-    file's path replaces the bare file name the portal put into the config or one-time env."""
+    file's path replaces the bare file name the portal put into the config or one-time env.
+    A key is secret when any layer says so or its name looks like a secret's."""
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
     secret: set[str] = set()
     for layer in (
         *ctx.layers,
-        Layer("override", override or {}),
+        Layer("override", override or {}, override_secret),
         Layer("upload", uploads or {}),
         _platform(ctx, job_id, executor, workdir),
     ):
         for key, value in layer.values.items():
             values[key], sources[key] = str(value), layer.source
         secret |= layer.secret
+    secret |= {k for k in values if is_secret_name(k)}
     if RESULT_FILE in values:
         values[RESULT_FILE] = str(result_path(values[RESULT_FILE], workdir))
         sources[RESULT_FILE] = "platform"

@@ -18,9 +18,14 @@ from multiflexi_web.models import (
     RunTemplateCredential,
     utcnow,
 )
+from multiflexi_web.models.bounds import TIMEOUT, BoundError
 from multiflexi_web.security.secrets import reveal, value_to_store
 from multiflexi_web.services import settings
-from multiflexi_web.services.catalogue.fields import FieldValueError, normalise_value
+from multiflexi_web.services.catalogue.fields import (
+    FieldValueError,
+    is_secret_field,
+    normalise_value,
+)
 from multiflexi_web.services.scheduling import times as schedule
 from multiflexi_web.services.scheduling.times import Policies
 
@@ -47,6 +52,7 @@ class RunTemplateSpec:
     timeout: int | None = None
     active: bool = True
     policies: Policies = field(default_factory=Policies)
+    mask_output: bool = True  # known secret values masked in the stored output
 
 
 def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec) -> RunTemplate:
@@ -54,7 +60,7 @@ def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec
         raise RunTemplateError("name: must not be empty")
     rt = RunTemplate(company_id=company.id, application_id=app.id, name=spec.name.strip())
     rt.company, rt.application = company, app
-    rt.active = spec.active
+    rt.active, rt.mask_output = spec.active, spec.mask_output
     set_executor(rt, spec.executor)
     set_timeout(rt, spec.timeout)
     set_schedule(rt, spec.schedule)
@@ -80,8 +86,11 @@ def set_executor(rt: RunTemplate, name: str) -> None:
 
 
 def set_timeout(rt: RunTemplate, timeout: int | None) -> None:
-    if timeout is not None and timeout <= 0:
-        raise RunTemplateError(f"timeout {timeout}: must be a positive number of seconds")
+    if timeout is not None:
+        try:
+            TIMEOUT.check(timeout)
+        except BoundError as exc:
+            raise RunTemplateError(str(exc)) from None
     rt.timeout = timeout
 
 
@@ -118,7 +127,7 @@ def set_config(rt: RunTemplate, values: dict[str, str]) -> None:
             )
         except FieldValueError as exc:
             raise RunTemplateError(f"config {key}: {exc}") from None
-        secret = bool(fdef and (fdef.secret or fdef.type == "password"))
+        secret = is_secret_field(fdef)
         row = existing.get(key)
         stored = value_to_store(value, secret, row)
         if stored is None:
