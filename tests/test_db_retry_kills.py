@@ -19,7 +19,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
 from multiflexi_web.db import retry as db_retry
-from multiflexi_web.db.retry import LINK, retry
+from multiflexi_web.db.retry import LINK, retry, safe_rollback
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Worker
 from multiflexi_web.runner.unit import pipelined
@@ -150,3 +150,15 @@ def test_killed_during_the_rollback(app: Flask, worker: int) -> None:
 def _listener(engine: Any, name: str) -> Any:
     [fn] = [f for f in getattr(engine.dispatch, name) if getattr(f, "__name__", "") == "kill"]
     return fn
+
+
+def test_a_killed_connection_fails_no_app_context_teardown_after_safe_rollback(
+    app: Flask,
+) -> None:
+    """Without it the teardown's rollback raises: a job recorded succeeded logged job_error."""
+    with app.app_context():
+        db.session.execute(text("SELECT 1"))  # a transaction open on the connection...
+        terminate(backend_pid())  # ...that is killed
+        safe_rollback()
+    with app.app_context():
+        assert db.session.execute(text("SELECT 1")).scalar() == 1  # a fresh connection

@@ -3,6 +3,7 @@ reaping that waits until the reaper itself has been connected for LOST_AFTER."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from daemons.runtime import Runtime
 from multiflexi_web.db.retry import LINK
@@ -143,3 +144,28 @@ def test_a_worker_marked_dead_that_beats_again_runs_again(app: Flask) -> None:
     db.session.expire_all()
     back = db.session.get(Worker, host.worker_id)
     assert back is not None and (back.status, back.stopped_at) == ("running", None)
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_connection_killed_under_a_job_thread_is_no_job_error(
+    executor: Executor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from multiflexi_web.runner.contexts import ContextCache
+    from tests.pg_kill import backend_pid, terminate
+
+    caplog.set_level(logging.INFO)
+    [only] = schedule(shell_rt("echo done"))
+    get = ContextCache.get
+
+    def get_then_die(self: ContextCache, rt_id: int) -> object:
+        found = get(self, rt_id)
+        db.session.execute(text("SELECT 1"))  # the job thread's session holds a connection...
+        terminate(backend_pid())  # ...killed while the job runs
+        return found
+
+    monkeypatch.setattr(ContextCache, "get", get_then_die)
+    claimed = jobs.claim(executor.rt.worker_id or 0, 1)
+    executor.claims.made(claimed, time.monotonic())
+    executor._start(claimed[0])
+    wait_for(lambda: job(only).status == "succeeded" and _idle(executor), 30, "the job")
+    assert "job_finished" in caplog.text and "job_error" not in caplog.text

@@ -127,8 +127,11 @@ class Finisher:
             except BaseException as exc:
                 if not isinstance(exc, Exception) or is_transient(exc):
                     LINK.failed()
-                safe_rollback()
                 raise
+            finally:
+                # Never let the context's teardown roll back a killed connection: it would
+                # raise after the commit, and the successors claimed in it would be forgotten.
+                safe_rollback()
 
     def _journal(self, batch: list[JobRun]) -> None:
         """Keep the runs on disk too: a crash now must not lose a result that was produced."""

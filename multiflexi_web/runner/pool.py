@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.listen import start_listener
+from multiflexi_web.db.retry import safe_rollback
 from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
@@ -188,8 +189,13 @@ class Executor:
             if not self.claims.holds(run.job.id):
                 return
             with self.rt.app.app_context():
-                ctx, problem = run.with_retries(lambda: self.contexts.get(run.job.runtemplate_id))
-                outcome = run.run(ctx, problem)  # its finish is recorded by the finisher
+                try:
+                    ctx, problem = run.with_retries(
+                        lambda: self.contexts.get(run.job.runtemplate_id)
+                    )
+                    outcome = run.run(ctx, problem)  # its finish is recorded by the finisher
+                finally:
+                    safe_rollback()  # the teardown must not fail on a connection killed meanwhile
             self.rt.log(
                 "job_finished",
                 job=run.job.id,
