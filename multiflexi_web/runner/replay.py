@@ -35,7 +35,8 @@ def replay_orphans(
             raise
         orphan.done()
         count += len(entries)
-        log.info("action=journal_replayed file=%s entries=%d", orphan.path.name, len(entries))
+        if entries:  # an empty file is only what a crashed executor left: removed quietly
+            log.info("action=journal_replayed file=%s entries=%d", orphan.path.name, len(entries))
     return count
 
 
