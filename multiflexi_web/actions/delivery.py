@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -32,7 +32,19 @@ def missing(fields: Iterable[ConfigField], values: Mapping[str, str], kind: str)
 
 
 def secret_values(fields: Iterable[ConfigField], values: Mapping[str, str]) -> list[str]:
-    return [values[f.key] for f in fields if f.secret and values.get(f.key)]
+    """The secret config values; for a secret URL (a webhook whose address is its key) also
+    its path and last path segment, which peers and error messages echo on their own."""
+    found: list[str] = []
+    for f in fields:
+        value = values.get(f.key)
+        if f.secret and value:
+            found.append(value)
+            if f.type == "url":
+                path = urlsplit(value).path
+                # Short parts ("/", "hooks") are no key; redacting them would garble the text.
+                parts = (path, path.rstrip("/").rpartition("/")[2])
+                found += [part for part in parts if len(part) >= 8]
+    return found
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
