@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from multiflexi_web.actions.email import Email
-from tests.action_support import closed_port, make_context, self_signed
+from tests.action_peers import closed_port, make_context, self_signed
 
 PASSWORD = "mail-SECRET-pw@1"
 
@@ -134,6 +134,17 @@ def test_starttls_login_from_config_with_attachment(tmp_path: Path) -> None:
     assert attachment.get_content_type() == "text/csv"
     assert attachment.get_content().encode() == b"r" * 60
     assert PASSWORD not in str(outcome)
+
+
+def test_attachment_named_by_produced_name_with_the_file_extension(tmp_path: Path) -> None:
+    path = tmp_path / "0-invoices_2024.csv"
+    path.write_text("id;total\n1;10\n")
+    with smtp_server(tmp_path, "starttls") as peer:
+        ctx = make_context(config=config(peer), produced_files={"invoices": path})
+        assert Email().perform(ctx).ok
+    [attachment] = list(peer.inbox.messages[0].iter_attachments())
+    assert attachment.get_filename() == "invoices.csv"
+    assert attachment.get_content_type() == "text/csv"
 
 
 def test_attachments_over_the_limit_are_listed_not_sent(tmp_path: Path) -> None:

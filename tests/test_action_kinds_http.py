@@ -17,7 +17,7 @@ from multiflexi_web.actions.mattermost import Mattermost
 from multiflexi_web.actions.redmine_issue import RedmineIssue
 from multiflexi_web.actions.slack import Slack
 from multiflexi_web.actions.trigger_jenkins import TriggerJenkins
-from tests.action_support import closed_port, http_peer, make_context
+from tests.action_peers import closed_port, http_peer, make_context
 
 TOKEN = "tok-SECRET-1f2e3d"
 BUILD_TOKEN = "build/SECRET&9"

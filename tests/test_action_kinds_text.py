@@ -6,7 +6,7 @@ from __future__ import annotations
 from multiflexi_web.actions.base import ConfigField
 from multiflexi_web.actions.delivery import RESPONSE_LIMIT, bounded, redact, secret_values
 from multiflexi_web.actions.render import fenced, issue_body, render
-from tests.action_support import make_context
+from tests.action_peers import make_context
 
 
 def test_render_fills_job_fields_and_leaves_the_rest_alone() -> None:

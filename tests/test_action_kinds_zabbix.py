@@ -10,7 +10,7 @@ from typing import Any
 
 from multiflexi_web.actions.base import AppRef
 from multiflexi_web.actions.zabbix import Zabbix
-from tests.action_support import closed_port, make_context, zabbix_trapper
+from tests.action_peers import closed_port, make_context, zabbix_trapper
 
 
 def processed(request: dict[str, Any]) -> dict[str, Any]:

@@ -89,11 +89,18 @@ def compose(ctx: ActionContext, values: dict[str, str], limit: int) -> EmailMess
     attached, skipped = pick_attachments(ctx.produced_files, limit)
     message.set_content(body_text(ctx, values["body"], skipped, limit))
     for name, path in attached:
-        maintype, _, subtype = (
-            mimetypes.guess_type(name)[0] or "application/octet-stream"
-        ).partition("/")
-        message.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=name)
+        filename = attachment_name(name, path)
+        kind = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        maintype, _, subtype = kind.partition("/")
+        message.add_attachment(
+            path.read_bytes(), maintype=maintype, subtype=subtype, filename=filename
+        )
     return message
+
+
+def attachment_name(name: str, path: Path) -> str:
+    """The produced name, given the file's extension when it has none ("invoices" -> .csv)."""
+    return name if Path(name).suffix or not path.suffix else f"{name}{path.suffix}"
 
 
 def pick_attachments(
