@@ -4,85 +4,13 @@ attachments within the limit; failures mapped to retryable or not."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import socket
-import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from multiflexi_web.actions.email import Email
-from tests.action_peers import closed_port, make_context, self_signed
-
-PASSWORD = "mail-SECRET-pw@1"
-
-
-@dataclass
-class Inbox:
-    messages: list[EmailMessage] = field(default_factory=list)
-    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
-    rcpt_reply: str | None = None
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if self.rcpt_reply:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 Message accepted"
-
-
-def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
-        b"mailer",
-        PASSWORD.encode(),
-    )
-    return AuthResult(success=ok, handled=False)
-
-
-@dataclass
-class MailPeer:
-    port: int
-    inbox: Inbox
-    cert: Path
-
-
-@contextmanager
-def smtp_server(tmp_path: Path, mode: str, inbox: Inbox | None = None) -> Iterator[MailPeer]:
-    """mode: "starttls" (required, login required after it), "tls" (implicit), "plain"."""
-    cert, key = self_signed(tmp_path)
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
-    inbox = inbox or Inbox()
-    port = closed_port()
-    kwargs: dict[str, Any] = {"authenticator": authenticate}
-    if mode == "starttls":
-        kwargs |= {"tls_context": server_tls, "require_starttls": True, "auth_required": True}
-    elif mode == "tls":
-        kwargs |= {"ssl_context": server_tls, "auth_require_tls": False}
-    else:
-        kwargs |= {"auth_require_tls": False}
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, **kwargs)
-    controller.start()
-    try:
-        yield MailPeer(port, inbox, cert)
-    finally:
-        controller.stop()
+from tests.action_peers import PASSWORD, Inbox, MailPeer, closed_port, make_context, smtp_server
 
 
 def config(peer: MailPeer, **extra: str) -> dict[str, str]:
