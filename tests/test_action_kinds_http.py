@@ -4,8 +4,13 @@ mapping (5xx/timeouts/refused retryable, 4xx not) and secrets kept out of outcom
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
+import ssl
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -17,7 +22,7 @@ from multiflexi_web.actions.mattermost import Mattermost
 from multiflexi_web.actions.redmine_issue import RedmineIssue
 from multiflexi_web.actions.slack import Slack
 from multiflexi_web.actions.trigger_jenkins import TriggerJenkins
-from tests.action_peers import closed_port, http_peer, make_context
+from tests.action_peers import closed_port, http_peer, make_context, self_signed
 
 TOKEN = "tok-SECRET-1f2e3d"
 BUILD_TOKEN = "build/SECRET&9"
@@ -330,3 +335,30 @@ def test_secret_fields_are_declared(kind: str) -> None:
     }
     assert secret == expected[kind]
     assert action.name == kind
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/hook", "hooks.example.test/x", "http://"])
+def test_malformed_url_is_a_config_error(url: str) -> None:
+    outcome = Slack().perform(make_context(config={"webhook_url": url}))
+    assert not outcome.ok and not outcome.retryable
+    assert (outcome.error or "").startswith("bad request:")
+
+
+def test_untrusted_https_certificate_is_not_retryable(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)  # signed by no CA the client trusts
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with contextlib.suppress(OSError), context.wrap_socket(conn, server_side=True):
+                pass
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/hooks/x"
+        outcome = Slack().perform(make_context(config={"webhook_url": url}))
+        thread.join(10)
+    assert not outcome.ok and not outcome.retryable
+    assert (outcome.error or "").startswith("TLS:")

@@ -75,7 +75,10 @@ def http_outcome(response: requests.Response, ok: Iterable[int], secrets: list[s
 
 
 def failure(exc: requests.RequestException, timeout: float, secrets: list[str]) -> Outcome:
-    """Timeouts and connection failures are retryable; a malformed URL is a config error."""
+    """Timeouts and connection failures are retryable; a malformed URL or a certificate that
+    does not verify is a config error."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Outcome(ok=False, error=bounded(f"TLS: {exc}", secrets))
     if isinstance(exc, requests.Timeout):
         return Outcome(
             ok=False, error=bounded(f"timeout after {timeout:g}s: {exc}", secrets), retryable=True
