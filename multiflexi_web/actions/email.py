@@ -29,7 +29,7 @@ ATTACHMENT_LIMIT = 5 * 1024 * 1024
 class Email:
     name = "Email"
     description = "Send an e-mail with the job's result, output tail and produced files"
-    fields = (
+    fields: tuple[ConfigField, ...] = (
         ConfigField("to", "string", "Recipients, comma-separated", True),
         ConfigField("from", "email", "Sender address", True),
         ConfigField(

@@ -24,7 +24,7 @@ def repository(homepage: str | None) -> tuple[str, str] | None:
 class Github:
     name = "Github"
     description = "Open a GitHub issue in the application's repository (its homepage)"
-    fields = (
+    fields: tuple[ConfigField, ...] = (
         ConfigField(
             "token", "password", "GitHub token allowed to create issues", True, secret=True
         ),

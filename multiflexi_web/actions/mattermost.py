@@ -11,7 +11,7 @@ from multiflexi_web.actions.slack import DEFAULT_MESSAGE
 class Mattermost:
     name = "Mattermost"
     description = "Post a message to a Mattermost incoming webhook"
-    fields = (
+    fields: tuple[ConfigField, ...] = (
         # The webhook URL is itself the credential: whoever has it can post.
         ConfigField("webhook_url", "url", "Incoming webhook URL", True, secret=True),
         ConfigField("message", "text", "Message template", default=DEFAULT_MESSAGE),

@@ -10,7 +10,7 @@ from multiflexi_web.actions.render import issue_body, render
 class RedmineIssue:
     name = "RedmineIssue"
     description = "Open an issue in a Redmine project"
-    fields = (
+    fields: tuple[ConfigField, ...] = (
         ConfigField("url", "url", "Redmine base URL", True),
         ConfigField("token", "password", "Redmine API key", True, secret=True),
         ConfigField("project_id", "string", "Project id or identifier", True),

@@ -15,7 +15,7 @@ DEFAULT_MESSAGE = (
 class Slack:
     name = "Slack"
     description = "Post a message to a Slack incoming webhook"
-    fields = (
+    fields: tuple[ConfigField, ...] = (
         # The webhook URL is itself the credential: whoever has it can post.
         ConfigField("webhook_url", "url", "Incoming webhook URL", True, secret=True),
         ConfigField("message", "text", "Message template", default=DEFAULT_MESSAGE),

@@ -25,7 +25,7 @@ BUILD_QUEUED = frozenset({200, 201, 302})
 class TriggerJenkins:
     name = "TriggerJenkins"
     description = "Start a Jenkins build (buildWithParameters) with the job's result"
-    fields = (
+    fields: tuple[ConfigField, ...] = (
         ConfigField("url", "url", "Jenkins base URL", True),
         ConfigField("job_name", "string", "Job name (folders as a/b)", True),
         ConfigField("user", "string", "User for basic auth"),

@@ -24,7 +24,7 @@ class ProtocolError(Exception):
 class Zabbix:
     name = "Zabbix"
     description = "Send the job's output or metrics file to a Zabbix trapper item"
-    fields = (
+    fields: tuple[ConfigField, ...] = (
         ConfigField("server", "string", "Zabbix server or proxy address", default="127.0.0.1"),
         ConfigField("port", "integer", "Trapper port", default="10051"),
         ConfigField("host", "string", "Zabbix host when the company has no zabbix_host"),
