@@ -3,9 +3,10 @@ touch the database; the executor daemon translates between them and the job rows
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from multiflexi_web.models import Application
@@ -18,10 +19,16 @@ class AppInfo:
     name: str
     executable: str
     ociimage: str | None
+    kubernetes: Mapping[str, Any] | None = None  # the app JSON's `kubernetes` block
 
     @classmethod
     def of(cls, app: Application) -> AppInfo:
-        return cls(name=app.name, executable=app.executable, ociimage=app.ociimage or None)
+        return cls(
+            name=app.name,
+            executable=app.executable,
+            ociimage=app.ociimage or None,
+            kubernetes=app.kubernetes or None,
+        )
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class JobSpec:
     kill_grace: float = 10.0
     secret_keys: frozenset[str] = frozenset()
     options: dict[str, Any] = field(default_factory=dict)
+    worker_id: int | None = None  # the executor running it (container modules label with it)
 
 
 @dataclass(frozen=True)
@@ -68,3 +76,27 @@ class ExecutorModule(Protocol):
         ...
 
     def run(self, spec: JobSpec, io: JobIO) -> RunResult: ...
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something a module left on its engine for a job (e.g. a container), found by label."""
+
+    ref: str
+    job_id: int
+    worker_id: int | None
+
+
+@runtime_checkable
+class EngineModule(Protocol):
+    """Optional: a module driving an engine that may be absent and may keep leftovers after a
+    crash. The executor reports engine_problem() on its worker row and removes the leftovers
+    of jobs that are not running (runner/engines.py)."""
+
+    def engine_problem(self) -> str | None:
+        """Why this host cannot run the module at all (not configured, unreachable), or None."""
+        ...
+
+    def leftovers(self) -> list[Leftover]: ...
+
+    def remove_leftover(self, ref: str) -> None: ...

@@ -70,6 +70,7 @@ class Executor:
             kill_grace=self.s.kill_grace,
             keep_workdir_on_failure=self.s.keep_workdir_on_failure,
             heartbeat_every=min(1.0, self.beat_every),
+            worker_id=rt.worker_id,
         )
 
     # -- one pass -------------------------------------------------------------------------------

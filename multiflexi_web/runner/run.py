@@ -60,6 +60,7 @@ class RunSettings:
     kill_grace: float
     keep_workdir_on_failure: bool
     heartbeat_every: float
+    worker_id: int | None = None
 
 
 class JobRun:
@@ -197,11 +198,12 @@ class JobRun:
             argv=tuple(argv),
             env=env.values,
             workdir=self.workdir,
-            app=AppInfo(ctx.application_name, ctx.executable, None),
+            app=AppInfo(ctx.application_name, ctx.executable, ctx.ociimage, ctx.kubernetes),
             timeout=float(ctx.timeout or self.cfg.job_timeout) or None,
             kill_grace=self.cfg.kill_grace,
             secret_keys=env.secret_keys,
             options=dict(ctx.options),
+            worker_id=self.cfg.worker_id,
         )
         try:
             return module.run(spec, self), env

@@ -64,6 +64,8 @@ class TemplateContext:
     company_name: str
     layers: tuple[Layer, ...] = ()
     upload_fields: frozenset[str] = frozenset()  # fields with a file stored with the template
+    ociimage: str | None = None  # for the container modules
+    kubernetes: Mapping[str, Any] | None = None  # the app's `kubernetes` block
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateCo
         company_name=company.name,
         layers=tuple(_layers(rt, system_values)),
         upload_fields=template_fields(_session_of(rt), rt.id),
+        ociimage=app.ociimage or None,
+        kubernetes=dict(app.kubernetes) if app.kubernetes else None,
     )
 
 

@@ -1,0 +1,271 @@
+"""One job in one container: image, create, attach, start, stream, police, exit code, remove.
+
+The output is attached before the container starts (nothing is missed, and the engine keeps no
+log of its own: log driver `none`) and read by a helper thread into a bounded queue; the job
+thread hands it to the JobIO (which talks to the database) and polls timeout and stop requests
+in between, like the native module. Whatever happens, the container is removed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import LogConfig
+from requests.exceptions import RequestException
+
+from multiflexi_web.errors import first_line
+from multiflexi_web.executors import engine
+from multiflexi_web.executors.base import JobIO, JobSpec, RunResult
+from multiflexi_web.executors.container_options import ContainerOptions
+from multiflexi_web.executors.container_user import ContainerUser
+
+log = logging.getLogger("multiflexi.executor")
+WORKDIR = "/work"  # where the job's work directory appears inside the container
+LABEL_JOB, LABEL_WORKER = "multiflexi.job", "multiflexi.worker"
+TICK = 0.2  # how often a quiet job checks its timeout and stop requests
+QUEUE_CHUNKS = 64  # output chunks buffered between the reader thread and the job thread
+DONE = ("", b"")  # the reader's last item
+
+
+class RunProblem(Exception):
+    """The job could not run; args: (exit code or None, message)."""
+
+
+class ContainerRun:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        spec: JobSpec,
+        io: JobIO,
+        opts: ContainerOptions,
+        user: ContainerUser,
+    ) -> None:
+        self.api, self.client, self.spec, self.io, self.opts = client.api, client, spec, io, opts
+        self.user = user
+        self.queue: queue.Queue[tuple[str, bytes]] = queue.Queue(QUEUE_CHUNKS)
+        self.abandoned = threading.Event()
+        self.reason: str | None = None
+        self.deadline = time.monotonic() + spec.timeout if spec.timeout else None
+        self.kill_at: float | None = None
+        self.stream_error: str | None = None
+        self.ct = ""  # the container's id once created
+
+    def run(self) -> RunResult:
+        try:
+            self._image()
+            ct = self.ct = self._create()
+        except RunProblem as exc:
+            return RunResult(exc.args[0], error=exc.args[1])
+        try:
+            self.user.hand_over(self.spec.workdir)
+            return self._supervise(ct)
+        except RunProblem as exc:
+            return RunResult(exc.args[0], error=exc.args[1])
+        finally:
+            self.abandoned.set()
+            remove(self.api, ct)
+            self.user.take_back(self.spec.workdir)
+
+    # -- before it starts -----------------------------------------------------------------------
+    def _image(self) -> None:
+        image, pull = self.spec.app.ociimage or "", self.opts.pull
+        if not image:
+            raise RunProblem(None, "the application has no OCI image (ociimage)")
+        if pull != "always":
+            try:
+                self.api.inspect_image(image)
+                return
+            except ImageNotFound:
+                if pull == "never":
+                    raise RunProblem(
+                        None, f"image {image!r} is not on the engine and the pull policy is never"
+                    ) from None
+            except (DockerException, RequestException) as exc:
+                raise RunProblem(
+                    None, f"cannot inspect image {image!r}: {first_line(exc)}"
+                ) from None
+        self._pull(image)
+
+    def _pull(self, image: str) -> None:
+        repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+        try:
+            self.api.pull(repo, tag=tag or "latest", timeout=engine.PULL_TIMEOUT)
+        except (DockerException, RequestException) as exc:
+            raise RunProblem(None, f"cannot pull image {image!r}: {first_line(exc)}") from None
+
+    def _create(self) -> str:
+        spec, host = self.spec, str(self.spec.workdir)
+        labels = {LABEL_JOB: str(spec.job_id), LABEL_WORKER: str(spec.worker_id or "")}
+        try:
+            ct = self.client.containers.create(
+                spec.app.ociimage,
+                entrypoint=[to_container(spec.argv[0], host)],
+                command=[to_container(a, host) for a in spec.argv[1:]],
+                environment=container_env(spec.env, host),
+                name=f"multiflexi-job-{spec.job_id}-{secrets.token_hex(3)}",
+                labels=labels,
+                user=self.user.spec,
+                working_dir=WORKDIR,
+                volumes={host: {"bind": WORKDIR, "mode": "rw"}},
+                log_config=LogConfig(type="none"),
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                stdin_open=False,
+                tty=False,
+                **self.opts.host_config(),
+            )
+        except (DockerException, RequestException) as exc:
+            raise RunProblem(None, f"cannot create the container: {first_line(exc)}") from None
+        return str(ct.id)
+
+    # -- while it runs --------------------------------------------------------------------------
+    def _supervise(self, ct: str) -> RunResult:
+        try:
+            stream = self.api.attach(ct, stdout=True, stderr=True, stream=True, demux=True)
+        except (DockerException, RequestException) as exc:
+            raise RunProblem(None, f"cannot attach to the container: {first_line(exc)}") from None
+        reader = threading.Thread(target=self._read, args=(stream,), name=f"attach-{ct[:12]}")
+        reader.daemon = True
+        reader.start()
+        try:
+            self.api.start(ct)
+        except (DockerException, RequestException) as exc:
+            code = 127 if re.search(r"not found|no such file", str(exc), re.I) else 126
+            raise RunProblem(
+                code, f"cannot start {self.spec.argv[0]!r}: {first_line(exc)}"
+            ) from None
+        self.io.started(container_id=ct)
+        self._pump()
+        code = self._exit_code(ct)
+        return self._result(ct, code)
+
+    def _read(self, stream: Iterator[tuple[bytes | None, bytes | None]]) -> None:
+        try:
+            for out, err in stream:
+                if out:
+                    self._put(("stdout", out))
+                if err:
+                    self._put(("stderr", err))
+        except Exception as exc:  # the engine went away: reported, the job thread decides
+            self.stream_error = first_line(exc)
+        finally:
+            self._put(DONE)
+
+    def _put(self, item: tuple[str, bytes]) -> None:
+        while not self.abandoned.is_set():
+            with contextlib.suppress(queue.Full):
+                self.queue.put(item, timeout=TICK)
+                return
+
+    def _pump(self) -> None:
+        """Hand the output over until the container's streams close."""
+        while True:
+            try:
+                stream, data = self.queue.get(timeout=TICK)
+            except queue.Empty:
+                stream, data = "", b"-"
+            if (stream, data) == DONE:
+                return
+            if stream:
+                self.io.output(stream, data)
+            self._police(time.monotonic())
+
+    def _police(self, now: float) -> None:
+        if self.reason is None:
+            if self.deadline is not None and now >= self.deadline:
+                self.reason = "timeout"
+            elif self.io.should_stop():
+                self.reason = "stop"
+            if self.reason is not None:
+                self._signal("SIGTERM")
+                self.kill_at = now + self.spec.kill_grace
+        if self.kill_at is not None and now >= self.kill_at:
+            self._signal("SIGKILL")
+            self.kill_at = float("inf")
+
+    def _signal(self, sig: str) -> None:
+        with contextlib.suppress(DockerException, RequestException):
+            self.api.kill(self.ct, signal=sig)
+
+    def _exit_code(self, ct: str) -> int:
+        """The streams closed: wait for the exit (still policing: a job may close them early)."""
+        while True:
+            try:
+                return int(self.api.wait(ct, timeout=TICK * 5)["StatusCode"])
+            except RequestException:  # the wait's read timeout (TESTING.md: a ConnectionError)
+                self._police(time.monotonic())
+            except DockerException as exc:
+                raise RunProblem(None, f"lost the container: {first_line(exc)}") from None
+
+    def _result(self, ct: str, code: int) -> RunResult:
+        timed_out, cancelled = self.reason == "timeout", self.reason == "stop"
+        error = None
+        if code != 0 and not (timed_out or cancelled):
+            error = self._killed_reason(ct, code)
+        if error is None and self.stream_error:
+            error = f"the output stream broke: {self.stream_error}"
+        return RunResult(code, timed_out=timed_out, cancelled=cancelled, error=error)
+
+    def _killed_reason(self, ct: str, code: int) -> str | None:
+        limit = f"{(self.opts.memory or 0) // (1024 * 1024)} MiB"
+        if self._oom_killed(ct):
+            return f"killed by the container's memory limit ({limit})"
+        if code == 137 and self.opts.memory:  # Podman does not report OOMKilled
+            return f"killed by SIGKILL (exit 137), most likely by the memory limit ({limit})"
+        return None
+
+    def _oom_killed(self, ct: str) -> bool:
+        try:
+            state: dict[str, Any] = self.api.inspect_container(ct)["State"]
+        except (DockerException, RequestException):
+            return False
+        return bool(state.get("OOMKilled"))
+
+
+def _problem(code: int | None, what: str, exc: BaseException) -> RunProblem:
+    return RunProblem(code, f"{what}: {first_line(exc)}")
+
+
+def _line(exc: BaseException) -> str:
+    return first_line(exc).replace(" ", "_")
+
+
+def remove(api: Any, ct: str) -> None:
+    """Remove a container, running or not; already gone is fine."""
+    try:
+        api.remove_container(ct, force=True, v=True)
+    except NotFound:
+        pass
+    except (APIError, DockerException, RequestException) as exc:
+        # Left for the reaper (runner/engines.py), which removes it by its labels.
+        log.warning(
+            "action=container_remove_failed container=%s error=%s", ct[:12], first_line(exc)
+        )
+
+
+def to_container(value: str, host_workdir: str) -> str:
+    """A host path inside the work directory, as the container sees it."""
+    return re.sub(re.escape(host_workdir) + r"(?=/|$|[^\w.-])", WORKDIR, value)
+
+
+# Taken from the daemon's own environment for native jobs; the image's values are right here.
+DAEMON_KEYS = ("PATH", "HOME", "USER", "LOGNAME")
+
+
+def container_env(env: dict[str, str], host_workdir: str) -> dict[str, str]:
+    return {
+        k: to_container(v, host_workdir)
+        for k, v in env.items()
+        if not (k in DAEMON_KEYS and os.environ.get(k) == v)
+    }

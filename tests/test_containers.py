@@ -1,0 +1,154 @@
+"""The docker and podman modules against real engines (tests/engines.py starts private ones)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import docker
+import pytest
+
+from multiflexi_web.executors import registry
+from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
+from multiflexi_web.executors.container_run import LABEL_JOB
+from tests.engines import Engine, engine, engines  # noqa: F401  (fixtures)
+
+DEADLINE = 30.0
+
+
+class Recorder:
+    """A JobIO that keeps what the module reports; `seen` fires when `expect` was output."""
+
+    def __init__(self, expect: bytes = b"", stop: threading.Event | None = None) -> None:
+        self.chunks: list[tuple[str, bytes]] = []
+        self.container_id: str | None = None
+        self.expect, self.seen = expect, threading.Event()
+        self.stop = stop or threading.Event()
+
+    def started(self, pid: int | None = None, container_id: str | None = None) -> None:
+        self.container_id = container_id
+
+    def output(self, stream: str, data: bytes) -> None:
+        self.chunks.append((stream, data))
+        if self.expect and self.expect in self.text("stdout"):
+            self.seen.set()
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set()
+
+    def text(self, stream: str) -> bytes:
+        return b"".join(d for s, d in self.chunks if s == stream)
+
+
+def spec(eng: Engine, tmp_path: Path, script: str, job_id: int = 1, **kw: object) -> JobSpec:
+    workdir = tmp_path / f"job-{job_id}"
+    workdir.mkdir(mode=0o700)
+    env = {"MULTIFLEXI_TMP": str(workdir), **kw.pop("env", {})}  # type: ignore[dict-item]
+    return JobSpec(
+        job_id=job_id,
+        argv=("sh", "-c", script),
+        env=env,
+        workdir=workdir,
+        app=AppInfo("busybox", "sh", eng.image),
+        worker_id=7,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def run(eng: Engine, s: JobSpec, io: Recorder) -> RunResult:
+    return registry.get(eng.name).run(s, io)
+
+
+def containers(eng: Engine) -> list[object]:
+    client = docker.DockerClient(base_url=eng.host)
+    return list(client.api.containers(all=True, filters={"label": LABEL_JOB}))
+
+
+def test_env_arrives_literally_and_streams_are_separate(engine: Engine, tmp_path: Path) -> None:
+    nasty = {"QUOTED": "it's \"quoted\"", "SPACED": "a  b  c", "SUBST": "$(id) `id` ${HOME}"}
+    s = spec(
+        engine,
+        tmp_path,
+        'printf "%s|" "$QUOTED" "$SPACED" "$SUBST"; echo oops >&2; id -u; pwd; exit 3',
+        env=nasty,
+    )
+    io = Recorder()
+    result = run(engine, s, io)
+    assert result.exit_code == 3 and result.error is None
+    out = io.text("stdout").decode()
+    assert out.startswith("it's \"quoted\"|a  b  c|$(id) `id` ${HOME}|")
+    import os
+
+    assert f"\n{os.getuid()}\n/work\n" in "\n" + out.split("|")[-1].lstrip("\n")
+    assert io.text("stderr") == b"oops\n"
+    assert io.container_id and containers(engine) == []
+
+
+def test_result_file_and_uploads_share_the_work_directory(engine: Engine, tmp_path: Path) -> None:
+    s = spec(engine, tmp_path, 'cat "$INPUT" > "$RESULT_FILE"; echo "$RESULT_FILE"')
+    (s.workdir / "in.json").write_text('{"a": 1}')
+    s.env.update(INPUT=str(s.workdir / "in.json"), RESULT_FILE=str(s.workdir / "out.json"))
+    io = Recorder()
+    assert run(engine, s, io).exit_code == 0
+    assert io.text("stdout") == b"/work/out.json\n"
+    assert (s.workdir / "out.json").read_text() == '{"a": 1}'
+    assert (s.workdir / "out.json").stat().st_uid == __import__("os").getuid()
+
+
+def test_output_is_live_before_the_container_ends(engine: Engine, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    s = spec(engine, tmp_path, "echo first; while [ ! -e /work/go ]; do sleep 0.05; done; echo last")
+    del gate
+    io = Recorder(expect=b"first\n")
+    box: dict[str, RunResult] = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", run(engine, s, io)))
+    t.start()
+    try:
+        assert io.seen.wait(DEADLINE), "no live output"
+        assert "r" not in box and io.text("stdout") == b"first\n"
+    finally:
+        (s.workdir / "go").touch()
+        t.join(DEADLINE)
+    assert box["r"].exit_code == 0 and io.text("stdout") == b"first\nlast\n"
+
+
+def test_memory_hog_is_killed_by_the_limit(engine: Engine, tmp_path: Path) -> None:
+    s = spec(
+        engine,
+        tmp_path,
+        "exec dd if=/dev/zero of=/dev/null bs=64M count=1",
+        options={"memory": "16m"},
+    )
+    result = run(engine, s, Recorder())
+    assert result.exit_code == 137
+    assert result.error and "memory limit (16 MiB)" in result.error
+    assert containers(engine) == []
+
+
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+def test_timeout_and_cancel_leave_no_container(engine: Engine, tmp_path: Path, how: str) -> None:
+    stop = threading.Event()
+    io = Recorder(expect=b"up\n", stop=stop)
+    script = "trap 'echo term; exit 143' TERM; echo up; while true; do sleep 0.1; done"
+    s = spec(engine, tmp_path, script, timeout=1.0 if how == "timeout" else None, kill_grace=5.0)
+    box: dict[str, RunResult] = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", run(engine, s, io)))
+    t.start()
+    assert io.seen.wait(DEADLINE)
+    if how == "cancel":
+        stop.set()
+    t.join(DEADLINE)
+    result = box["r"]
+    assert (result.timed_out, result.cancelled) == (how == "timeout", how == "cancel")
+    assert result.exit_code == 143 and b"term\n" in io.text("stdout")
+    assert containers(engine) == []
+
+
+def test_missing_image_with_never_pull_is_refused(engine: Engine, tmp_path: Path) -> None:
+    s = spec(engine, tmp_path, "true", options={"pull": "never"})
+    s = JobSpec(**{**s.__dict__, "app": AppInfo("x", "sh", "multiflexi-test/absent:1")})
+    result = run(engine, s, Recorder())
+    assert result.exit_code is None
+    assert result.error == (
+        "image 'multiflexi-test/absent:1' is not on the engine and the pull policy is never"
+    )
