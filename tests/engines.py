@@ -174,15 +174,15 @@ class Engines:
         return self.started[name]
 
 
-@pytest.fixture(scope="session")
-def engines() -> Iterator[Engines]:
+@pytest.fixture(scope="session", name="engines")
+def engines_fixture() -> Iterator[Engines]:
     e = Engines()
     with e.stack:
         yield e
 
 
-@pytest.fixture(params=["docker", "podman"])
-def engine(
+@pytest.fixture(params=["docker", "podman"], name="engine")
+def engine_fixture(
     request: pytest.FixtureRequest, engines: Engines, monkeypatch: pytest.MonkeyPatch
 ) -> Engine:
     """One real engine, the module pointed at it through its setting."""

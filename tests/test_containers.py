@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
 from multiflexi_web.executors.container_run import LABEL_JOB
-from tests.engines import Engine, engine, engines  # noqa: F401  (fixtures)
+from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
 
 DEADLINE = 30.0
 
@@ -65,7 +66,7 @@ def containers(eng: Engine) -> list[object]:
 
 
 def test_env_arrives_literally_and_streams_are_separate(engine: Engine, tmp_path: Path) -> None:
-    nasty = {"QUOTED": "it's \"quoted\"", "SPACED": "a  b  c", "SUBST": "$(id) `id` ${HOME}"}
+    nasty = {"QUOTED": 'it\'s "quoted"', "SPACED": "a  b  c", "SUBST": "$(id) `id` ${HOME}"}
     s = spec(
         engine,
         tmp_path,
@@ -76,9 +77,7 @@ def test_env_arrives_literally_and_streams_are_separate(engine: Engine, tmp_path
     result = run(engine, s, io)
     assert result.exit_code == 3 and result.error is None
     out = io.text("stdout").decode()
-    assert out.startswith("it's \"quoted\"|a  b  c|$(id) `id` ${HOME}|")
-    import os
-
+    assert out.startswith('it\'s "quoted"|a  b  c|$(id) `id` ${HOME}|')
     assert f"\n{os.getuid()}\n/work\n" in "\n" + out.split("|")[-1].lstrip("\n")
     assert io.text("stderr") == b"oops\n"
     assert io.container_id and containers(engine) == []
@@ -92,13 +91,12 @@ def test_result_file_and_uploads_share_the_work_directory(engine: Engine, tmp_pa
     assert run(engine, s, io).exit_code == 0
     assert io.text("stdout") == b"/work/out.json\n"
     assert (s.workdir / "out.json").read_text() == '{"a": 1}'
-    assert (s.workdir / "out.json").stat().st_uid == __import__("os").getuid()
+    assert (s.workdir / "out.json").stat().st_uid == os.getuid()
 
 
 def test_output_is_live_before_the_container_ends(engine: Engine, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    s = spec(engine, tmp_path, "echo first; while [ ! -e /work/go ]; do sleep 0.05; done; echo last")
-    del gate
+    script = "echo first; while [ ! -e /work/go ]; do sleep 0.05; done; echo last"
+    s = spec(engine, tmp_path, script)
     io = Recorder(expect=b"first\n")
     box: dict[str, RunResult] = {}
     t = threading.Thread(target=lambda: box.setdefault("r", run(engine, s, io)))

@@ -16,6 +16,7 @@ from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
 from multiflexi_web.runner.contexts import ContextCache
+from multiflexi_web.runner.engines import EngineWatch
 from multiflexi_web.runner.finish import Finisher
 from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.janitor import Janitor
@@ -61,6 +62,7 @@ class Executor:
         self.reap_every = max(0.5, min(self.s.lost_after / 4, 15.0))
         self._next_reap = self._next_beat = 0.0
         self.memory_exceeded = False
+        self.engines = EngineWatch(rt, self._mine, self.reap_every)
         self.run_settings = RunSettings(
             tmp_dir=Path(self.s.tmp_dir),
             artifact_dir=Path(self.s.artifact_dir),
@@ -103,14 +105,18 @@ class Executor:
             self._next_beat = now + self.beat_every
         if now >= self._next_reap:
             self._next_reap = now + self.reap_every
-            with self.lock:
-                mine = set(self.running) | {c.id for c in self.ready} | self.finisher.pending()
+            mine = self._mine()
             with writing():
                 lost = jobs.reap_lost(self.s.lost_after)
                 lost += jobs.reap_orphans(self.rt.worker_id or 0, mine)
                 db.session.commit()
             for job_id in lost:
                 self.rt.log("job_lost", job=job_id)
+
+    def _mine(self) -> set[int]:
+        """The jobs this executor holds: running, claimed ahead, or being recorded."""
+        with self.lock:
+            return set(self.running) | {c.id for c in self.ready} | self.finisher.pending()
 
     def _new_run(self, claimed: ClaimedJob) -> JobRun:
         return JobRun(
@@ -201,6 +207,7 @@ class Executor:
     def serve(self) -> int:
         if not self.s.is_sqlite:
             start_listener(self.s.database_url, jobs.NOTIFY_CHANNEL, self.wake, self.closed)
+        self.engines.start(self.closed)  # reports usable modules, removes leftover containers
         next_mem = 0.0
         while not self.rt.stop.is_set():
             if time.monotonic() >= next_mem:

@@ -97,6 +97,7 @@ class JobRun:
         self._meta["pid"] = pid
         if container_id:
             self._meta["container_id"] = container_id
+            self._next_sync = self._t0  # recorded at once: the reaper and the portal need it
 
     def output(self, stream: str, data: bytes) -> None:
         self.sink.add(stream, data)
@@ -151,6 +152,7 @@ class JobRun:
             "pid": self._meta.get("pid"),
             "command": self._meta.get("command", []),
             "env": self._meta.get("env", []),
+            "container_id": self._meta.get("container_id"),
         }
 
     # -- the whole run --------------------------------------------------------------------------
