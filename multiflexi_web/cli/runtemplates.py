@@ -23,6 +23,7 @@ from multiflexi_web.services.runtemplates.configure import (
     list_runtemplates,
 )
 
+OPT_HELP = "Container settings: pull, memory, cpus, pids, network (docker, podman)."
 COLUMNS = [
     "id",
     "company_id",
@@ -48,6 +49,7 @@ def runtemplate_row(rt: RunTemplate) -> dict[str, Any]:
         "delay": rt.delay,
         "timezone": rt.timezone,
         "executor": rt.executor,
+        "executor_options": dict(rt.executor_options or {}),
         "active": rt.active,
         "timeout": rt.timeout,
         "misfire_policy": rt.misfire_policy,
@@ -76,6 +78,7 @@ def runtemplate_group() -> None:
 @click.option("--delay", type=int, default=0, show_default=True, help="Seconds added to each slot.")
 @click.option("--timezone", help="IANA zone for cron math (default MULTIFLEXI_TIMEZONE).")
 @click.option("--executor", default="native", show_default=True)
+@click.option("--executor-option", "executor_options", multiple=True, metavar="K=V", help=OPT_HELP)
 @click.option("--config", "config", multiple=True, metavar="K=V")
 @click.option("--credential", "credentials", multiple=True, type=int, metavar="ID")
 @click.option("--timeout", type=int, help="Seconds before the job is stopped.")
@@ -92,6 +95,7 @@ def create(
     delay: int,
     timezone: str | None,
     executor: str,
+    executor_options: tuple[str, ...],
     config: tuple[str, ...],
     credentials: tuple[int, ...],
     timeout: int | None,
@@ -104,6 +108,7 @@ def create(
         name=name,
         schedule=ScheduleSpec(interval=interval, cron=cron, delay=delay, timezone=timezone),
         executor=executor,
+        executor_options=parse_pairs(executor_options, "--executor-option"),
         config=parse_pairs(config, "--config"),
         credential_ids=list(credentials),
         timeout=timeout,
