@@ -164,6 +164,12 @@ class Engines:
         self.started: dict[str, Engine] = {}
         self.tar: Path | None = None
 
+    def __enter__(self) -> Engines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
     def get(self, name: str) -> Engine:
         if name not in self.started:
             why = missing(name)
