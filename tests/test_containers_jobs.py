@@ -14,10 +14,12 @@ from multiflexi_web.executors.container_run import LABEL_JOB
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, JobStatus, RunTemplate, Worker
 from multiflexi_web.runner.engines import MODULES_KEY, EngineWatch
+from multiflexi_web.services.jobs import transitions as jobs
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
 from tests.executor_support import (
     drain,
     job,
+    output_of,
     schedule,
     shell_rt,
     show_logs,
@@ -74,6 +76,31 @@ def test_memory_limit_reported_on_the_job(app: Flask, engine: Engine) -> None:
     j = job(job_id)
     assert (j.status, j.exit_code) == (JobStatus.FAILED.value, 137)
     assert j.status_reason and "memory limit (16 MiB)" in j.status_reason
+
+
+def test_live_output_cancel_and_timeout_through_the_daemon(
+    app: Flask, engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    script = "echo up; exec sleep 600"
+    cancel_rt, timed_rt = container_rt(engine, script), container_rt(engine, script, timeout=2)
+    [cancel_id], [timeout_id] = schedule(cancel_rt), schedule(timed_rt)
+    proc = start_daemon(
+        db_url, tmp_path, MULTIFLEXI_KILL_GRACE="1", **{engine.env_key: engine.host}
+    )
+    try:
+        wait_for(lambda: output_of(cancel_id) == b"up\n", DEADLINE, "output stored while running")
+        assert job(cancel_id).status == JobStatus.RUNNING.value
+        assert jobs.cancel(cancel_id) == "cancel requested"
+        db.session.commit()
+        wait_for(lambda: job(cancel_id).status == "cancelled", DEADLINE, "the job cancelled")
+        wait_for(lambda: job(timeout_id).status == "timed_out", DEADLINE, "the job timed out")
+        assert labelled(engine) == []
+    except BaseException:
+        show_logs(tmp_path)
+        raise
+    finally:
+        stop(proc)
+    assert job(cancel_id).exit_code == 137  # sleep as PID 1 ignores TERM: killed after the grace
 
 
 def test_kill_9_leaves_no_container_after_start_up(

@@ -60,6 +60,7 @@ class ContainerRun:
         self.kill_at: float | None = None
         self.stream_error: str | None = None
         self.ct = ""  # the container's id once created
+        self.exit_code: int | None = None  # once the engine reported the exit
 
     def run(self) -> RunResult:
         try:
@@ -74,7 +75,7 @@ class ContainerRun:
             return RunResult(exc.args[0], error=exc.args[1])
         finally:
             self.abandoned.set()
-            remove(self.api, ct)
+            remove(self.api, ct, kill=self.exit_code is None)
             self.user.take_back(self.spec.workdir)
 
     # -- before it starts -----------------------------------------------------------------------
@@ -146,6 +147,7 @@ class ContainerRun:
                 code, f"cannot start {self.spec.argv[0]!r}: {first_line(exc)}"
             ) from None
         self.io.started(container_id=ct)
+        self._police(time.monotonic())  # at least once: the daemon records the id meanwhile
         self._pump()
         code = self._exit_code(ct)
         return self._result(ct, code)
@@ -202,7 +204,8 @@ class ContainerRun:
         """The streams closed: wait for the exit (still policing: a job may close them early)."""
         while True:
             try:
-                return int(self.api.wait(ct, timeout=TICK * 5)["StatusCode"])
+                self.exit_code = int(self.api.wait(ct, timeout=TICK * 5)["StatusCode"])
+                return self.exit_code
             except RequestException:  # the wait's read timeout (TESTING.md: a ConnectionError)
                 self._police(time.monotonic())
             except DockerException as exc:
@@ -241,8 +244,12 @@ def _line(exc: BaseException) -> str:
     return first_line(exc).replace(" ", "_")
 
 
-def remove(api: Any, ct: str) -> None:
-    """Remove a container, running or not; already gone is fine."""
+def remove(api: Any, ct: str, *, kill: bool = True) -> None:
+    """Remove a container, running or not; already gone is fine. A running one is killed
+    first: a forced remove may give it the engine's stop timeout (Podman: 10 s) first."""
+    if kill:
+        with contextlib.suppress(DockerException, RequestException):
+            api.kill(ct, signal="SIGKILL")
     try:
         api.remove_container(ct, force=True, v=True)
     except NotFound:
