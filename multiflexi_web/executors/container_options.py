@@ -33,7 +33,7 @@ class ContainerOptions:
     network: str = "none"
 
     def host_config(self) -> dict[str, Any]:
-        """The limits as docker SDK `containers.create` keyword arguments."""
+        """The limits as docker SDK `create_host_config` keyword arguments."""
         args: dict[str, Any] = {"network_mode": self.network}
         if self.memory is not None:
             args["mem_limit"] = args["memswap_limit"] = self.memory  # no swap beyond the limit

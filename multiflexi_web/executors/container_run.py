@@ -36,6 +36,8 @@ LABEL_JOB, LABEL_WORKER = "multiflexi.job", "multiflexi.worker"
 TICK = 0.2  # how often a quiet job checks its timeout and stop requests
 QUEUE_CHUNKS = 64  # output chunks buffered between the reader thread and the job thread
 DONE = ("", b"")  # the reader's last item
+WAIT = 1.0  # seconds one wait for the exit may take before the job thread polices again
+ENGINE_GONE = 60.0  # seconds without an answer from the engine before a job is given up
 
 
 class RunProblem(Exception):
@@ -51,7 +53,7 @@ class ContainerRun:
         opts: ContainerOptions,
         user: ContainerUser,
     ) -> None:
-        self.api, self.client, self.spec, self.io, self.opts = client.api, client, spec, io, opts
+        self.api, self.spec, self.io, self.opts = client.api, spec, io, opts
         self.user = user
         self.queue: queue.Queue[tuple[str, bytes]] = queue.Queue(QUEUE_CHUNKS)
         self.abandoned = threading.Event()
@@ -109,7 +111,14 @@ class ContainerRun:
         spec, host = self.spec, str(self.spec.workdir)
         labels = {LABEL_JOB: str(spec.job_id), LABEL_WORKER: str(spec.worker_id or "")}
         try:
-            ct = self.client.containers.create(
+            host_config = self.api.create_host_config(
+                binds={host: {"bind": WORKDIR, "mode": "rw"}},
+                log_config=LogConfig(type="none"),
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                **self.opts.host_config(),
+            )
+            created = self.api.create_container(
                 spec.app.ociimage,
                 entrypoint=[to_container(spec.argv[0], host)],
                 command=[to_container(a, host) for a in spec.argv[1:]],
@@ -118,17 +127,11 @@ class ContainerRun:
                 labels=labels,
                 user=self.user.spec,
                 working_dir=WORKDIR,
-                volumes={host: {"bind": WORKDIR, "mode": "rw"}},
-                log_config=LogConfig(type="none"),
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                stdin_open=False,
-                tty=False,
-                **self.opts.host_config(),
+                host_config=host_config,
             )
         except (DockerException, RequestException) as exc:
-            raise RunProblem(None, f"cannot create the container: {first_line(exc)}") from None
-        return str(ct.id)
+            raise _problem(None, "cannot create the container", exc) from None
+        return str(created["Id"])
 
     # -- while it runs --------------------------------------------------------------------------
     def _supervise(self, ct: str) -> RunResult:
@@ -201,15 +204,27 @@ class ContainerRun:
             self.api.kill(self.ct, signal=sig)
 
     def _exit_code(self, ct: str) -> int:
-        """The streams closed: wait for the exit (still policing: a job may close them early)."""
+        """The streams closed: wait for the exit (still policing: a job may close them early).
+        A wait that ends before its timeout without an answer means the engine is away; after
+        ENGINE_GONE seconds of that the job is given up (the reaper removes the container)."""
+        failing_since: float | None = None
         while True:
+            t0 = time.monotonic()
             try:
-                self.exit_code = int(self.api.wait(ct, timeout=TICK * 5)["StatusCode"])
+                self.exit_code = int(self.api.wait(ct, timeout=WAIT)["StatusCode"])
                 return self.exit_code
-            except RequestException:  # the wait's read timeout (TESTING.md: a ConnectionError)
-                self._police(time.monotonic())
+            except RequestException as exc:  # a read timeout is a ConnectionError (TESTING.md)
+                now = time.monotonic()
+                if now - t0 < WAIT / 2:  # not a timeout: the engine does not answer
+                    failing_since = failing_since or now
+                    if now - failing_since >= ENGINE_GONE:
+                        raise _problem(None, "lost the container engine", exc) from None
+                    self.abandoned.wait(TICK)
+                else:
+                    failing_since = None
+                self._police(now)
             except DockerException as exc:
-                raise RunProblem(None, f"lost the container: {first_line(exc)}") from None
+                raise _problem(None, "lost the container", exc) from None
 
     def _result(self, ct: str, code: int) -> RunResult:
         timed_out, cancelled = self.reason == "timeout", self.reason == "stop"
