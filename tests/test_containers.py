@@ -9,9 +9,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from multiflexi_web.executors import registry
+from multiflexi_web.executors import container_options, registry
 from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
-from multiflexi_web.executors.container_run import LABEL_JOB
+from multiflexi_web.executors.container_run import LABEL_JOB, container_env, to_container
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
 
 DEADLINE = 30.0
@@ -150,3 +150,48 @@ def test_missing_image_with_never_pull_is_refused(engine: Engine, tmp_path: Path
     assert result.error == (
         "image 'multiflexi-test/absent:1' is not on the engine and the pull policy is never"
     )
+
+
+def test_work_directory_paths_are_rewritten_exactly() -> None:
+    host = "/var/tmp/job-5"
+    assert to_container("/var/tmp/job-5", host) == "/work"
+    assert to_container("/var/tmp/job-5/in.csv", host) == "/work/in.csv"
+    assert to_container("--out=/var/tmp/job-5/r.json", host) == "--out=/work/r.json"
+    assert to_container("/var/tmp/job-55/x", host) == "/var/tmp/job-55/x"  # another job's
+    assert to_container("/var/tmp/job-5.bak", host) == "/var/tmp/job-5.bak"
+    env = container_env({"PATH": os.environ["PATH"], "A": "/var/tmp/job-5/a"}, host)
+    assert env == {"A": "/work/a"}  # the daemon's PATH is not the image's
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"memory": "1x"}, "executor option memory='1x': must be bytes or a size like 512m, 2g"),
+        ({"memory": "1m"}, "executor option memory='1m': must be at least 6m"),
+        ({"cpus": "many"}, "executor option cpus='many': must be a number of CPUs like 0.5 or 2"),
+        ({"pids": "0"}, "executor option pids='0': must be a positive whole number"),
+        ({"network": "host"}, "executor option network='host': must be one of none, bridge"),
+        (
+            {"pull": "sometimes"},
+            "executor option pull='sometimes': must be one of if-missing, always, never",
+        ),
+        (
+            {"privileged": "1"},
+            "executor option 'privileged': unknown (known: pull, memory, cpus, pids, network)",
+        ),
+    ],
+)
+def test_options_are_refused_with_the_key(options: dict[str, str], message: str) -> None:
+    assert container_options.problem(options) == message
+
+
+def test_options_become_limits() -> None:
+    opts = container_options.parse({"memory": "64m", "cpus": "0.5", "pids": "32"})
+    assert opts.host_config() == {
+        "network_mode": "none",
+        "mem_limit": 64 * 1024 * 1024,
+        "memswap_limit": 64 * 1024 * 1024,
+        "nano_cpus": 500_000_000,
+        "pids_limit": 32,
+    }
+    assert opts.pull == "if-missing"

@@ -13,7 +13,8 @@ from daemons.runtime import Runtime
 from multiflexi_web.executors.container_run import LABEL_JOB
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, JobStatus, RunTemplate, Worker
-from multiflexi_web.runner.engines import MODULES_KEY, EngineWatch
+from multiflexi_web.models.worker import MODULES_KEY
+from multiflexi_web.runner.engines import EngineWatch
 from multiflexi_web.services.jobs import transitions as jobs
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
 from tests.executor_support import (

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from multiflexi_web.executors import engine as engines
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate, Worker
-from multiflexi_web.runner.engines import MODULES_KEY
+from multiflexi_web.models.worker import MODULES_KEY
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
 from tests.factories import make_app, make_company, make_runtemplate, make_worker
 from tests.portal_b_helpers import operator_setup

@@ -25,10 +25,9 @@ from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import Leftover
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, Worker, utcnow
+from multiflexi_web.models.worker import MODULES_KEY
 from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.unit import writing
-
-MODULES_KEY = "modules"  # worker.info[MODULES_KEY]: module name -> None (usable) or the reason
 
 
 class EngineWatch:

@@ -18,7 +18,7 @@ from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import AppInfo, EngineModule, ExecutorModule
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, Worker, utcnow
-from multiflexi_web.runner.engines import MODULES_KEY
+from multiflexi_web.models.worker import MODULES_KEY
 from multiflexi_web.services import settings
 
 
