@@ -65,6 +65,18 @@ def test_cli_refuses_an_engine_that_does_not_answer(
     assert f"the Docker engine at unix://{tmp_path}/absent.sock does not answer" in out
 
 
+def test_podman_needs_a_unix_socket(
+    app: Flask, runner: FlaskCliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONTAINER_HOST", "ssh://core@127.0.0.1/run/podman/podman.sock")
+    code, out = create(runner, make_app(ociimage=IMAGE).id, "--executor", "podman")
+    assert code != 0
+    assert (
+        "executor 'podman': MULTIFLEXI_PODMAN_HOST or CONTAINER_HOST must name a unix:// socket, "
+        "got 'ssh://core@127.0.0.1/run/podman/podman.sock'"
+    ) in out
+
+
 def test_a_live_executor_reporting_the_module_makes_it_usable(
     app: Flask, runner: FlaskCliRunner
 ) -> None:

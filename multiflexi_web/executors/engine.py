@@ -34,6 +34,7 @@ class EngineKind:
     title: str
     keys: tuple[str, ...]  # settings naming the address, first found wins
     sockets: tuple[str, ...]  # usual system sockets, used when no setting is given
+    unix_only: bool = False  # Podman's service: a local socket (ssh:// is podman-remote's)
 
     def address(self) -> str | None:
         src = read_sources()
@@ -55,6 +56,7 @@ PODMAN = EngineKind(
     "Podman",
     ("MULTIFLEXI_PODMAN_HOST", "CONTAINER_HOST"),
     ("/run/podman/podman.sock",),
+    unix_only=True,
 )
 
 _lock = threading.Lock()
@@ -78,8 +80,8 @@ def _new_client(kind: EngineKind, address: str) -> docker.DockerClient:
         return docker.DockerClient.from_env(
             environment=src, timeout=API_TIMEOUT, max_pool_size=POOL_SIZE
         )
-    if not address.startswith("unix://"):
-        raise DockerException(f"{kind.keys[0]} must be a unix:// socket, got {address!r}")
+    if kind.unix_only and not address.startswith("unix://"):
+        raise DockerException(f"{kind.keys[0]} must name a unix:// socket, got {address!r}")
     return docker.DockerClient(base_url=address, timeout=API_TIMEOUT, max_pool_size=POOL_SIZE)
 
 
@@ -88,6 +90,8 @@ def problem(kind: EngineKind) -> str | None:
     address = kind.address()
     if address is None:
         return kind.not_configured()
+    if kind.unix_only and not address.startswith("unix://"):
+        return f"{' or '.join(kind.keys)} must name a unix:// socket, got {address!r}"
     now = time.monotonic()
     with _lock:
         cached = _pings.get(address)
