@@ -70,7 +70,8 @@ def test_env_arrives_literally_and_streams_are_separate(engine: Engine, tmp_path
     s = spec(
         engine,
         tmp_path,
-        'printf "%s|" "$QUOTED" "$SPACED" "$SUBST"; echo oops >&2; id -u; pwd; exit 3',
+        'printf "%s|" "$QUOTED" "$SPACED" "$SUBST"; echo oops >&2; id -u; pwd; '
+        'echo "$MULTIFLEXI_TMP"; exit 3',
         env=nasty,
     )
     io = Recorder()
@@ -78,7 +79,7 @@ def test_env_arrives_literally_and_streams_are_separate(engine: Engine, tmp_path
     assert result.exit_code == 3 and result.error is None
     out = io.text("stdout").decode()
     assert out.startswith('it\'s "quoted"|a  b  c|$(id) `id` ${HOME}|')
-    assert f"\n{os.getuid()}\n/work\n" in "\n" + out.split("|")[-1].lstrip("\n")
+    assert out.split("|")[-1] == f"{os.getuid()}\n/work\n/work\n"  # MULTIFLEXI_TMP rewritten
     assert io.text("stderr") == b"oops\n"
     assert io.container_id and containers(engine) == []
 
@@ -92,6 +93,20 @@ def test_result_file_and_uploads_share_the_work_directory(engine: Engine, tmp_pa
     assert io.text("stdout") == b"/work/out.json\n"
     assert (s.workdir / "out.json").read_text() == '{"a": 1}'
     assert (s.workdir / "out.json").stat().st_uid == os.getuid()
+
+
+def test_a_configured_user_gets_the_work_directory_and_gives_it_back(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("handing the work directory to another user needs root")
+    monkeypatch.setenv("MULTIFLEXI_CONTAINER_USER", "4321:4321")
+    s = spec(engine, tmp_path, "id -u; mkdir /work/out && echo made > /work/out/f")
+    io = Recorder()
+    assert run(engine, s, io).exit_code == 0
+    assert io.text("stdout") == b"4321\n"
+    for path in (s.workdir, s.workdir / "out", s.workdir / "out" / "f"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (os.getuid(), os.getgid())
 
 
 def test_output_is_live_before_the_container_ends(engine: Engine, tmp_path: Path) -> None:
