@@ -20,6 +20,7 @@ from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401 
 from tests.executor_support import (
     drain,
     job,
+    log_text,
     output_of,
     schedule,
     shell_rt,
@@ -102,6 +103,29 @@ def test_live_output_cancel_and_timeout_through_the_daemon(
     finally:
         stop(proc)
     assert job(cancel_id).exit_code == 137  # sleep as PID 1 ignores TERM: killed after the grace
+
+
+def test_second_sigterm_kills_the_container_at_once(
+    app: Flask, engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    (job_id,) = schedule(container_rt(engine, "echo up; exec sleep 600"))  # PID 1 ignores TERM
+    settings = {"MULTIFLEXI_STOP_GRACE": "0", "MULTIFLEXI_KILL_GRACE": "600"}
+    proc = start_daemon(db_url, tmp_path, **settings, **{engine.env_key: engine.host})
+    try:
+        wait_for(lambda: output_of(job_id) == b"up\n", DEADLINE, "the job running")
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "action=stopping_jobs" in log_text(tmp_path), DEADLINE, "TERM sent")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(DEADLINE)
+    except BaseException:
+        show_logs(tmp_path)
+        raise
+    finally:
+        stop(proc)
+    j = job(job_id)
+    assert (j.status, j.exit_code) == (JobStatus.FAILED.value, 137)
+    assert j.status_reason == "stopped: executor received a second SIGTERM"
+    assert labelled(engine) == []
 
 
 def test_kill_9_leaves_no_container_after_start_up(

@@ -90,8 +90,8 @@ class Leftover:
 @runtime_checkable
 class EngineModule(Protocol):
     """Optional: a module driving an engine that may be absent and may keep leftovers after a
-    crash. The executor reports engine_problem() on its worker row and removes the leftovers
-    of jobs that are not running (runner/engines.py)."""
+    crash. The executor reports engine_problem() on its worker row, removes the leftovers of
+    jobs that are not running (runner/engines.py) and calls kill_all() on a hard stop."""
 
     def engine_problem(self) -> str | None:
         """Why this host cannot run the module at all (not configured, unreachable), or None."""
@@ -100,3 +100,7 @@ class EngineModule(Protocol):
     def leftovers(self) -> list[Leftover]: ...
 
     def remove_leftover(self, ref: str) -> None: ...
+
+    def kill_all(self) -> None:
+        """The daemon's second SIGTERM: kill every job this module runs, without grace."""
+        ...

@@ -199,6 +199,12 @@ class ContainerRun:
             self._signal("SIGKILL")
             self.kill_at = float("inf")
 
+    def kill(self) -> None:
+        """No grace (the daemon's second SIGTERM); the job counts as stopped."""
+        self.reason = self.reason or "stop"
+        if self.ct:
+            self._signal("SIGKILL")
+
     def _signal(self, sig: str) -> None:
         with contextlib.suppress(DockerException, RequestException):
             self.api.kill(self.ct, signal=sig)

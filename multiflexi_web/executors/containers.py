@@ -6,6 +6,7 @@ the docker SDK speaks (TESTING.md), so both engines share every line of the run.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,8 @@ class ContainerExecutor:
         self.kind = kind
         self.name = kind.name
         self.description = f"Runs the application's OCI image in a {kind.title} container"
+        self._runs: set[ContainerRun] = set()
+        self._lock = threading.Lock()
 
     def unusable_reason(self, app: AppInfo) -> str | None:
         if not app.ociimage:
@@ -48,7 +51,20 @@ class ContainerExecutor:
             client = engine.client(self.kind, address)
         except (ValueError, DockerException) as exc:
             return RunResult(None, error=str(exc))
-        return ContainerRun(client, spec, io, opts, user).run()
+        run = ContainerRun(client, spec, io, opts, user)
+        with self._lock:
+            self._runs.add(run)
+        try:
+            return run.run()
+        finally:
+            with self._lock:
+                self._runs.discard(run)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            runs = list(self._runs)
+        for run in runs:
+            run.kill()
 
     def leftovers(self) -> list[Leftover]:
         """Every container this platform started on the engine (by label), if it answers."""

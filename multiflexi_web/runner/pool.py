@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.listen import start_listener
 from multiflexi_web.errors import first_line
+from multiflexi_web.executors import registry
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
 from multiflexi_web.runner.contexts import ContextCache
@@ -302,4 +303,6 @@ class Executor:
             run.stop_reason = reason
             if kill:
                 run.kill()
+        for module in registry.engine_modules() if kill else ():
+            module.kill_all()  # containers: no process group of ours to kill
         self.rt.log("stopping_jobs", count=len(runs), reason=reason.replace(" ", "_"))
