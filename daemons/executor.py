@@ -7,6 +7,7 @@ import os
 import sys
 
 from daemons.runtime import boot
+from multiflexi_web.config import ConfigError
 from multiflexi_web.runner.pool import Executor
 
 
@@ -17,9 +18,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     rt = boot("executor")
+    try:
+        executor = Executor(rt, drain=args.drain)
+    except ConfigError as exc:
+        print(f"multiflexi-executor: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    run_as = executor.run_settings.run_as
+    rt.log(
+        "jobs_run_as",
+        **({"user": run_as.name, "uid": run_as.uid} if run_as else {"uid": os.getuid()}),
+    )
     rt.register()
     rt.start_heartbeat()
-    executor = Executor(rt, drain=args.drain)
     code = executor.serve()
     rt.unregister()
     sys.stderr.flush()

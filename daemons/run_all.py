@@ -79,11 +79,16 @@ class Supervisor:
 def main() -> None:
     os.chdir(PROJECT_ROOT)
     from multiflexi_web.bootstrap import bootstrap, ensure_local_keys
+    from multiflexi_web.security.process import ensure_job_user, private_umask
 
+    private_umask()  # the children inherit it: database, artifacts, work directories, .env
     local_env = Path(os.environ.get("MULTIFLEXI_LOCAL_ENV", str(PROJECT_ROOT / ".env")))
     written = ensure_local_keys(local_env)
     if written:
         print(f"run: generated {', '.join(written)} into {local_env}", file=sys.stderr)
+    job_user = os.environ.get("MULTIFLEXI_JOB_USER", "multiflexi-job")
+    if os.geteuid() == 0 and job_user != "daemon" and ensure_job_user(job_user) is None:
+        print(f"run: cannot create the job user {job_user!r}; the executor will refuse to start")
     from multiflexi_web import create_app
 
     admin = bootstrap(create_app())

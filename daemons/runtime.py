@@ -25,6 +25,7 @@ from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
 from multiflexi_web.models import Worker, utcnow
+from multiflexi_web.security.process import harden_daemon
 
 T = TypeVar("T")
 log = logging.getLogger("multiflexi.daemon")
@@ -155,6 +156,7 @@ def boot(kind: str) -> Runtime:
     except ConfigError as exc:
         print(f"multiflexi-{kind}: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+    harden_daemon(kind, settings)
     rt = Runtime(kind, app)
     rt.install_signals()
     return rt

@@ -78,4 +78,7 @@ def _behind_proxies(app: Flask, hops: int) -> None:
 
 def _ensure_sqlite_folder(url: str) -> None:
     if url.startswith("sqlite:///") and ":memory:" not in url:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        from multiflexi_web.security.process import private_sqlite
+
+        private_sqlite(url)

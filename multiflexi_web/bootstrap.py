@@ -41,10 +41,12 @@ def ensure_local_keys(env_file: Path) -> list[str]:
         if name not in present and not os.environ.get(name)
     ]
     if lines:
-        with env_file.open("a") as fh:
+        fd = os.open(env_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a") as fh:
             if existing and not existing.endswith("\n"):
                 fh.write("\n")
             fh.write("\n".join(lines) + "\n")
+    if env_file.exists() and env_file.stat().st_mode & 0o077:  # keys: the daemon user's only
         env_file.chmod(0o600)
     return [line.split("=", 1)[0] for line in lines]
 

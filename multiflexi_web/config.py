@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from multiflexi_web.security.env_names import DEFAULT_ALLOW, EnvNameError, parse_allow
+
 DEFAULT_ENV_FILE = "/etc/multiflexi/multiflexi.env"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -148,6 +150,8 @@ class Settings:
     webhook_max_bytes: int = 1024 * 1024
     session_cookie_secure: bool = False
     trusted_proxies: int = 0
+    env_allow: frozenset[str] = DEFAULT_ALLOW
+    job_user: str = "multiflexi-job"
 
     @property
     def is_sqlite(self) -> bool:
@@ -159,8 +163,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     src = read_sources(environ)
     return Settings(
         database_url=database_url(src),
-        secret_key=src.get("SECRET_KEY", "") or "",
-        encryption_master_key=src.get("ENCRYPTION_MASTER_KEY", "")
+        secret_key=key_value(src, "SECRET_KEY"),
+        encryption_master_key=key_value(src, "ENCRYPTION_MASTER_KEY")
         or src.get("MULTIFLEXI_MASTER_KEY", ""),
         encryption_old_keys=tuple(
             k.strip() for k in src.get("ENCRYPTION_OLD_KEYS", "").split(",") if k.strip()
@@ -231,4 +235,39 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             _non_negative_int,
             "must be the number of reverse proxies in front of the portal (0 = none)",
         ),
+        env_allow=_env_allow(src.get("MULTIFLEXI_ENV_ALLOW", "")),
+        job_user=_job_user(src.get("MULTIFLEXI_JOB_USER", "")),
     )
+
+
+def _job_user(raw: str) -> str:
+    """The job user's name; "daemon" means jobs run as the daemon's own user (tests, dev)."""
+    name = raw.strip() or "multiflexi-job"
+    return "" if name == "daemon" else name
+
+
+def _env_allow(raw: str) -> frozenset[str]:
+    try:
+        return parse_allow(raw)
+    except EnvNameError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+# A key may come from a file instead of the environment: NAME_FILE, or systemd's
+# LoadCredential= (a file named like the key, lower case, in $CREDENTIALS_DIRECTORY).
+def key_value(src: Mapping[str, str], name: str) -> str:
+    """The key's value: NAME, else the file NAME_FILE, else $CREDENTIALS_DIRECTORY/name."""
+    if src.get(name):
+        return src[name]
+    path = src.get(f"{name}_FILE", "").strip()
+    if not path and src.get("CREDENTIALS_DIRECTORY"):
+        candidate = Path(src["CREDENTIALS_DIRECTORY"]) / name.lower()
+        path = str(candidate) if candidate.is_file() else ""
+    if not path:
+        return ""
+    try:
+        if Path(path).stat().st_mode & 0o077:
+            raise ConfigError(f"{name}_FILE: {path} is readable by others; chmod 600 it")
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror or exc}") from None

@@ -11,19 +11,37 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import text
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from sqlalchemy import Engine, text
 
 from multiflexi_web import create_app
 from multiflexi_web.config import Settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Base
 from multiflexi_web.security.secrets import generate_key
+from tests import state_guard
 from tests.services import need
 
 PG_ADMIN_URL = os.environ.get(
     "MULTIFLEXI_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 TEST_KEY = generate_key()
+
+# Fuzz tests: few examples, same ones every run (CI), no example database written to the tree;
+# HYPOTHESIS_PROFILE=explore searches wider with fresh examples.
+hypothesis_settings.register_profile(
+    "ci",
+    max_examples=50,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "explore", parent=hypothesis_settings.get_profile("ci"), max_examples=500, derandomize=False
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _pg_available() -> bool:
@@ -65,6 +83,7 @@ def make_settings(db_url: str, tmp_path: Path, **extra: object) -> Settings:
         "tmp_dir": str(tmp_path / "work"),
         "artifact_dir": str(tmp_path / "artifacts"),
         "max_parallel": 2,
+        "job_user": "",  # jobs as the test's own user; tests/test_isolation.py switches users
     }
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]
@@ -92,15 +111,16 @@ def reset_schema() -> None:
     """Empty tables: create on SQLite's fresh file; on the shared PostgreSQL database delete rows.
 
     DELETE + sequence restart is ~10x faster than TRUNCATE of every table (which takes an
-    exclusive lock and new files per table) and the suite resets before each test.
+    exclusive lock and new files per table) and the suite resets before each test. Each new
+    schema gets the job state guard (tests/state_guard.py); DELETE leaves it in place.
     """
     engine = db.engine
     if engine.dialect.name != "postgresql":
-        Base.metadata.create_all(engine)
+        create_schema(engine)
         return
     url = str(engine.url)
     if url not in _PG_READY:
-        Base.metadata.create_all(engine)
+        create_schema(engine)
         _PG_READY.add(url)
     tables = reversed(Base.metadata.sorted_tables)
     # Names come from our own metadata, not from input.
@@ -113,6 +133,13 @@ def reset_schema() -> None:
         restarts = "; ".join(f'ALTER SEQUENCE "{name}" RESTART' for name in seqs)
         if restarts:
             conn.exec_driver_sql(restarts)
+
+
+def create_schema(engine: Engine) -> None:
+    """The models' tables, and the job state guard on them."""
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        state_guard.install(conn)
 
 
 @pytest.fixture

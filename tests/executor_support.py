@@ -95,6 +95,7 @@ def daemon_env(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
         MULTIFLEXI_ENV_FILE="/nonexistent",
         MULTIFLEXI_LOCAL_ENV="/nonexistent",
         MULTIFLEXI_MAX_PARALLEL="2",
+        MULTIFLEXI_JOB_USER="daemon",  # tests/test_isolation.py runs jobs as the job user
     )
     env.update(extra)
     return env

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
@@ -46,6 +47,8 @@ from multiflexi_web.models import (
     utcnow,
 )
 from multiflexi_web.security.secrets import cipher
+from multiflexi_web.services.catalogue.fields import is_secret_field
+from tests import state_guard
 
 PASSWORD = "correct-horse-battery"
 T = TypeVar("T")
@@ -174,7 +177,7 @@ def make_credential(
     ctype = make_credential_type(company, prototype)
     proto = db.session.get(CredentialPrototype, ctype.prototype_id)
     assert proto is not None
-    secret_keys = {f.keyword for f in proto.fields if f.secret or f.type == "password"}
+    secret_keys = {f.keyword for f in proto.fields if is_secret_field(f)}
     given = values if values is not None else {"LOGIN": "alice", "PASSWORD": "s3cret-value"}
     cred = Credential(
         company_id=company.id, credential_type_id=ctype.id, name=name or f"cred{_n()}"
@@ -218,15 +221,20 @@ def make_job(
     schedule_type: str = "adhoc-web",
     output: str | None = None,
 ) -> Job:
-    """A job in any status (fixture data: real status changes go through jobs/transitions.py)."""
+    """A job in any status (fixture data: real status changes go through jobs/transitions.py).
+
+    It is created and moved along the job state table's shortest path to `status`, so the
+    test databases' guard (tests/state_guard.py) accepts it like any real job.
+    """
     st = JobStatus(status)
+    path = state_guard.path_to(st)
     begin = started_at or utcnow() - timedelta(minutes=5)
     finished = st.is_terminal and st is not JobStatus.SKIPPED
     job = Job(
         runtemplate_id=rt.id,
         company_id=rt.company_id,
         application_id=rt.application_id,
-        status=st.value,
+        status=path[0].value,
         schedule_type=schedule_type,
         scheduled_for=begin,
         started_at=begin if st is not JobStatus.SCHEDULED else None,
@@ -236,6 +244,9 @@ def make_job(
         env=[],
     )
     _save(job)
+    for step in path[1:]:
+        db.session.execute(update(Job).where(Job.id == job.id).values(status=step.value))
+    db.session.commit()
     if output is not None:
         _save(JobOutput(job_id=job.id, seq=1, stream="stdout", data=output.encode()))
     return job

@@ -19,6 +19,7 @@ from sqlalchemy import func, inspect, select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AppExitCode, AppField, Application
+from multiflexi_web.security.expressions import check_patterns
 from multiflexi_web.services.catalogue.app_export import AppExportError, export_app
 from multiflexi_web.services.catalogue.app_import import (
     DEMO_DIR,
@@ -338,6 +339,14 @@ def test_other_schema_failures(app: Flask, tmp_path: Path) -> None:
             minimal(artifacts=[{"name": "a", "path": "([", "type": "file"}]),
             "$.artifacts[0].path: '([' is not a 'regex'",
         ),
+        "backreference": (
+            minimal(artifacts=[{"name": "a", "path": "(a)\\1", "type": "file"}]),
+            "$.artifacts[0].path: pattern '(a)\\\\1': invalid escape sequence",
+        ),
+        "lookahead": (
+            minimal(artifacts=[{"name": "a", "path": "x(?=y)", "type": "file"}]),
+            "$.artifacts[0].path: pattern 'x(?=y)': invalid perl operator",
+        ),
         "key": (
             minimal(environment={"A=B": {"type": "string"}}),
             "$.environment: 'A=B' does not match",
@@ -527,3 +536,16 @@ def test_mutated_documents_import_or_fail_cleanly(app: Flask) -> None:
             app_validator().validate(export_app(the_app(result)))
     db.session.commit()
     assert statuses == {"imported", "updated", "failed"}
+
+
+def test_upstream_artifact_patterns_compile_in_linear_time() -> None:
+    """Every artifact pattern of the upstream apps on this machine is an RE2 pattern."""
+    files = sorted(upstream_files().glob("apps/*.json")) + sorted(DEMO_DIR.glob("*.json"))
+    paths = [
+        str(art["path"])
+        for f in files
+        for art in json.loads(f.read_text("utf-8")).get("artifacts") or []
+        if isinstance(art, dict) and art.get("path")
+    ]
+    assert paths, "no artifact patterns found"
+    check_patterns(paths, "upstream")

@@ -24,9 +24,9 @@ from werkzeug.serving import make_server
 from multiflexi_web import create_app
 from multiflexi_web.config import load_settings
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Base
 from multiflexi_web.security.secrets import generate_key
 from multiflexi_web.services.accounts.users import create_user
+from tests.conftest import create_schema
 from tests.services import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -117,7 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = _environment(tmp)
     app = create_app(settings=load_settings(env))
     with app.app_context():
-        Base.metadata.create_all(db.engine)
+        create_schema(db.engine)
         create_user(ADMIN, PASSWORD, is_admin=True)
         db.session.commit()
         db.session.remove()

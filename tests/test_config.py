@@ -104,3 +104,29 @@ def test_cli_reports_bad_config_in_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "Error: configuration: MULTIFLEXI_MAX_PARALLEL: must be a positive integer, got 'lots'"
     ]
+
+
+def test_keys_from_files_and_credentials_directory(tmp_path: Path) -> None:
+    secret, master = tmp_path / "secret", tmp_path / "creds" / "encryption_master_key"
+    master.parent.mkdir()
+    for path, text in ((secret, "s3cret\n"), (master, "m4ster\n")):
+        path.write_text(text)
+        path.chmod(0o600)
+    settings = load_settings(
+        env(tmp_path, SECRET_KEY_FILE=str(secret), CREDENTIALS_DIRECTORY=str(master.parent))
+    )
+    assert (settings.secret_key, settings.encryption_master_key) == ("s3cret", "m4ster")
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"SECRET_KEY_FILE: .* readable by others"):
+        load_settings(env(tmp_path, SECRET_KEY_FILE=str(secret)))
+    with pytest.raises(ConfigError, match="ENCRYPTION_MASTER_KEY_FILE: cannot read"):
+        load_settings(env(tmp_path, ENCRYPTION_MASTER_KEY_FILE=str(tmp_path / "absent")))
+
+
+def test_env_allow_and_job_user(tmp_path: Path) -> None:
+    settings = load_settings(env(tmp_path, MULTIFLEXI_ENV_ALLOW="HTTPS_PROXY, NO_PROXY"))
+    assert {"HTTPS_PROXY", "NO_PROXY", "TZ"} <= settings.env_allow
+    assert settings.job_user == "multiflexi-job"
+    assert load_settings(env(tmp_path, MULTIFLEXI_JOB_USER="daemon")).job_user == ""
+    with pytest.raises(ConfigError, match="MULTIFLEXI_ENV_ALLOW 'LD_PRELOAD': never allowed"):
+        load_settings(env(tmp_path, MULTIFLEXI_ENV_ALLOW="LD_PRELOAD"))

@@ -10,8 +10,9 @@ import docker
 import pytest
 
 from multiflexi_web.executors import container_options, registry
-from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
-from multiflexi_web.executors.container_run import LABEL_JOB, container_env, to_container
+from multiflexi_web.executors.base import AppInfo, JobSpec, RunAs, RunResult
+from multiflexi_web.executors.container_env import container_env, remap
+from multiflexi_web.executors.container_run import LABEL_JOB
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
 
 DEADLINE = 30.0
@@ -109,6 +110,17 @@ def test_a_configured_user_gets_the_work_directory_and_gives_it_back(
         assert (path.stat().st_uid, path.stat().st_gid) == (os.getuid(), os.getgid())
 
 
+def test_the_job_user_runs_the_container(engine: Engine, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("a job user needs a daemon running as root")
+    s = spec(engine, tmp_path, "id -u; echo made > /work/f", run_as=RunAs("job", 4322, 4322))
+    os.chown(s.workdir, 4322, 4322)  # as runner/run.py does for a job user
+    io = Recorder()
+    assert run(engine, s, io).exit_code == 0
+    assert io.text("stdout") == b"4322\n"
+    assert (s.workdir / "f").stat().st_uid == 4322  # the job's own, like a native job's files
+
+
 def test_output_is_live_before_the_container_ends(engine: Engine, tmp_path: Path) -> None:
     script = "echo first; while [ ! -e /work/go ]; do sleep 0.05; done; echo last"
     s = spec(engine, tmp_path, script)
@@ -167,15 +179,21 @@ def test_missing_image_with_never_pull_is_refused(engine: Engine, tmp_path: Path
     )
 
 
-def test_work_directory_paths_are_rewritten_exactly() -> None:
+def test_work_directory_paths_are_rewritten_exactly(tmp_path: Path) -> None:
     host = "/var/tmp/job-5"
-    assert to_container("/var/tmp/job-5", host) == "/work"
-    assert to_container("/var/tmp/job-5/in.csv", host) == "/work/in.csv"
-    assert to_container("--out=/var/tmp/job-5/r.json", host) == "--out=/work/r.json"
-    assert to_container("/var/tmp/job-55/x", host) == "/var/tmp/job-55/x"  # another job's
-    assert to_container("/var/tmp/job-5.bak", host) == "/var/tmp/job-5.bak"
-    env = container_env({"PATH": os.environ["PATH"], "A": "/var/tmp/job-5/a"}, host)
-    assert env == {"A": "/work/a"}  # the daemon's PATH is not the image's
+    assert remap("/var/tmp/job-5", host, "/work") == "/work"
+    assert remap("/var/tmp/job-5/in.csv", host, "/work") == "/work/in.csv"
+    assert remap("--out=/var/tmp/job-5/r.json", host, "/work") == "--out=/work/r.json"
+    assert remap("/var/tmp/job-55/x", host, "/work") == "/var/tmp/job-55/x"  # another job's
+    assert remap("/var/tmp/job-5.bak", host, "/work") == "/var/tmp/job-5.bak"
+    s = JobSpec(
+        1,
+        ("sh",),
+        {"PATH": os.environ["PATH"], "A": f"{tmp_path}/a"},
+        tmp_path,
+        AppInfo("x", "sh", "img"),
+    )
+    assert container_env(s, "/work") == {"A": "/work/a"}  # the daemon's PATH is not the image's
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import RunTemplateCredential
+from multiflexi_web.models import RunTemplateConfig, RunTemplateCredential
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.jobs.command import CommandError, build_argv
 from multiflexi_web.services.jobs.environment import result_path
@@ -45,8 +45,12 @@ def test_precedence_sources_and_secrets(
     company = make_company(env={k: "co" for k in _layers_for(2)})
     fields = [{"keyname": k, "default": "app"} for k in KEYS]
     fields.append({"keyname": "API_PASSWORD", "type": "password"})
-    rt = shell_rt("env", company, fields=fields)
-    set_config(rt, {**{k: "rt" for k in _layers_for(3)}, "API_PASSWORD": "hunter2"})
+    # Output masking off: the job's own output must show that the process got the real value.
+    rt = shell_rt("env", company, fields=fields, mask_output=False)
+    tenant_keys = [k for k in _layers_for(3) if not k.startswith("MULTIFLEXI_")]
+    set_config(rt, {**{k: "rt" for k in tenant_keys}, "API_PASSWORD": "hunter2"})
+    # A platform name is refused when saved; an old row holding one still never wins.
+    rt.config.append(RunTemplateConfig(key="MULTIFLEXI_JOB_ID", value="rt", secret=False))
     proto = make_prototype(fields=[{"keyword": k, "type": "string"} for k in _layers_for(4)])
     cred = make_credential(
         company, proto, name="the-cred", values=dict.fromkeys(_layers_for(4), "cred")

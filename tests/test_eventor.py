@@ -81,7 +81,9 @@ def test_two_eventors_never_make_a_job_twice(app: Flask, db_url: str, tmp_path: 
     source = create_source("burst", "webhook")
     for priority in (1, 2):
         rt = make_runtemplate(make_company())
-        create_rule(source, RuleSpec(rt.id, priority=priority, env_mapping={"N": "$.n"}))
+        create_rule(
+            source, RuleSpec(rt.id, priority=priority, env_mapping={"N": "$.n"}, admin=True)
+        )
     db.session.commit()
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [spawn_eventor(db_url, log, "--poll", "0.05") for log in logs]

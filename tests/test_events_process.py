@@ -47,7 +47,7 @@ def _store(source: EventSource, payload: Any, delivery: str | None = None) -> Ev
 def test_matching_rules_each_make_one_job_with_mapped_env(app: Flask) -> None:
     source = create_source("gh", "webhook")
     low, high, other = _rt(), _rt(), _rt()
-    create_rule(source, RuleSpec(low.id, "low", env_mapping={"REPO": "$.repo.name"}))
+    create_rule(source, RuleSpec(low.id, "low", env_mapping={"REPO": "$.repo.name"}, admin=True))
     create_rule(
         source,
         RuleSpec(
@@ -140,7 +140,12 @@ def test_the_rule_tester_shows_matches_and_env(app: Flask) -> None:
     rt = _rt()
     rule = create_rule(
         source,
-        RuleSpec(rt.id, env_mapping={"N": "$.n"}, conditions=[{"path": "$.n", "op": "exists"}]),
+        RuleSpec(
+            rt.id,
+            env_mapping={"N": "$.n"},
+            conditions=[{"path": "$.n", "op": "exists"}],
+            admin=True,
+        ),
     )
     [hit] = try_payload(source, {"n": 5})
     assert hit.rule.id == rule.id and hit.env == {"EVENT_ID": "", "EVENT_SOURCE": "s", "N": "5"}
@@ -186,7 +191,11 @@ def test_changes_db_poll_stores_each_change_once_and_moves_the_cursor(
     create_rule(
         source,
         RuleSpec(
-            rt.id, evidence="faktura-vydana", operation="update", env_mapping={"KOD": "$.kod"}
+            rt.id,
+            evidence="faktura-vydana",
+            operation="update",
+            env_mapping={"KOD": "$.kod"},
+            admin=True,
         ),
     )
     db.session.commit()

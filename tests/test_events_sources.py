@@ -44,7 +44,7 @@ def unique(prefix: str) -> str:
 
 def with_rule(source: EventSource, **env: str) -> int:
     rt = make_runtemplate(make_company())
-    create_rule(source, RuleSpec(rt.id, env_mapping=env))
+    create_rule(source, RuleSpec(rt.id, env_mapping=env, admin=True))
     db.session.commit()
     return rt.id
 

@@ -82,6 +82,7 @@ def test_run_all_bootstraps_serves_and_stops(tmp_path: Path) -> None:
     try:
         password = read_until(proc, r"with password: (\S+)", 90).group(1)
         assert "ENCRYPTION_MASTER_KEY=" in (tmp_path / ".env").read_text()
+        assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600  # the keys: ours only
         page = wait_http(f"http://127.0.0.1:{port}/login", 60)
         assert page.status_code == 200 and "Log in" in page.text
         session = requests.Session()
@@ -98,6 +99,7 @@ def test_run_all_bootstraps_serves_and_stops(tmp_path: Path) -> None:
         assert session.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
         kids = children_of(proc.pid)
         assert len(kids) == 4, f"expected portal + 3 daemons, got {kids}"
+        assert (tmp_path / "var" / "multiflexi.db").stat().st_mode & 0o777 == 0o600
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert proc.wait(timeout=40) == 0
         time.sleep(0.5)

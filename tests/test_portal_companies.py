@@ -13,6 +13,7 @@ from multiflexi_web.models import AuditLog, Company, CompanyEnv, CompanyMember, 
 from tests.factories import (
     add_member,
     client_for,
+    make_app,
     make_company,
     make_credential,
     make_job,
@@ -103,6 +104,7 @@ def test_delete_is_refused_while_a_job_is_queued(app: Flask) -> None:
 
 def test_env_editor_page_and_htmx_fragment(app: Flask) -> None:
     company = make_company(env={"KEEP": "1"})
+    make_app(fields=[{"keyname": "NEW"}, {"keyname": "FRAG"}])  # names a company admin may set
     admin = make_user()
     add_member(admin, company, Role.ADMIN)
     client = client_for(app, admin)
@@ -122,6 +124,32 @@ def test_env_editor_page_and_htmx_fragment(app: Flask) -> None:
     reread()
     keys = set(db.session.scalars(select(CompanyEnv.key).where(CompanyEnv.company_id == 1)))
     assert keys == {"NEW", "FRAG"}
+
+
+def test_company_admin_sets_only_declared_or_allowed_names(app: Flask) -> None:
+    company = make_company()
+    make_app(fields=[{"keyname": "ABRAFLEXI_URL"}])
+    admin = make_user()
+    add_member(admin, company, Role.ADMIN)
+    client = client_for(app, admin)
+    path = f"/companies/{company.id}/env"
+    for key, why in (
+        ("LD_PRELOAD", "loader"),
+        ("PYTHONPATH", "interpreter"),
+        ("PATH", "loader"),
+        ("UNDECLARED", "not a field of the application"),
+    ):
+        resp = client.post(path, data={"key": key, "value": "/tmp/x"})
+        assert resp.status_code == 400, key
+        assert key in resp.get_data(as_text=True) and why in resp.get_data(as_text=True), key
+    assert client.post(path, data={"key": "ABRAFLEXI_URL", "value": "u"}).status_code == 302
+    assert client.post(path, data={"key": "TZ", "value": "UTC"}).status_code == 302
+    glob = client_for(app, make_user(is_admin=True))
+    assert glob.post(path, data={"key": "UNDECLARED", "value": "v"}).status_code == 302
+    assert glob.post(path, data={"key": "LD_PRELOAD", "value": "x"}).status_code == 400
+    reread()
+    keys = set(db.session.scalars(select(CompanyEnv.key).where(CompanyEnv.company_id == 1)))
+    assert keys == {"ABRAFLEXI_URL", "TZ", "UNDECLARED"}
 
 
 def test_viewer_reads_env_without_edit_controls(app: Flask) -> None:

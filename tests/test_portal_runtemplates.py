@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -262,6 +263,9 @@ def test_detail_tabs_render(app: Flask, client: FlaskClient) -> None:
 
 
 def test_run_now_queues_a_job_with_one_time_env_and_file(app: Flask, client: FlaskClient) -> None:
+    # DAY and EXTRA are no fields of the app: a global admin allowed them (MULTIFLEXI_ENV_ALLOW).
+    allow = app.config["MULTIFLEXI"].env_allow | {"DAY", "EXTRA"}
+    app.config["MULTIFLEXI"] = replace(app.config["MULTIFLEXI"], env_allow=allow)
     company, user = operator_setup(client)
     rt = make_runtemplate(company, typed_app())
     form = client.get(f"/runtemplates/{rt.id}/run").text
@@ -295,6 +299,15 @@ def test_run_now_refuses_bad_env_names(app: Flask, client: FlaskClient) -> None:
             f"/runtemplates/{rt.id}/run", data={"env_key": [key], "env_value": ["x"]}
         )
         assert resp.status_code == 400 and reason in resp.text
+    for key, reason in (
+        ("LD_PRELOAD", "read by the loader"),
+        ("PYTHONPATH", "read by the loader"),
+        ("UNDECLARED", "not a field of the application"),
+    ):
+        resp = client.post(
+            f"/runtemplates/{rt.id}/run", data={"env_key": [key], "env_value": ["/tmp/x"]}
+        )
+        assert resp.status_code == 400 and key in resp.text and reason in resp.text, key
     orphan = client.post(f"/runtemplates/{rt.id}/run", data={"env_key": [""], "env_value": ["v"]})
     assert orphan.status_code == 400 and "without a name" in orphan.text
     assert db.session.scalar(select(Job.id)) is None

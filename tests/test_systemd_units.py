@@ -20,6 +20,7 @@ COMMON = [
     "Restart=always",
     "RestartSec=10",
     "Type=notify",
+    "UMask=0077",  # SPEC §15: files the platform writes are its own user's only
 ]
 UNITS: dict[str, tuple[str, list[str]]] = {
     "multiflexi-executor.service": (
@@ -29,6 +30,12 @@ UNITS: dict[str, tuple[str, list[str]]] = {
             "Environment=MULTIFLEXI_MEMORY_LIMIT_MB=1800",
             "WatchdogSec=180",
             "KillMode=mixed",  # SIGTERM to the daemon alone, so running jobs get their grace
+            "Environment=MULTIFLEXI_JOB_USER=multiflexi-job",  # jobs never as multiflexi
+            "AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_CHOWN CAP_KILL CAP_DAC_OVERRIDE "
+            "CAP_FOWNER",
+            "CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_CHOWN CAP_KILL CAP_DAC_OVERRIDE "
+            "CAP_FOWNER",
+            "NoNewPrivileges=yes",
         ],
     ),
     "multiflexi-scheduler.service": ("multiflexi-scheduler", ["WatchdogSec=180"]),
@@ -74,3 +81,9 @@ def test_systemd_analyze_verify_is_clean(unit: str, tmp_path: Path) -> None:
         [analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60, check=False
     )
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_sysusers_declares_the_platform_and_the_job_user() -> None:
+    lines = (PROJECT_ROOT / "systemd" / "multiflexi.sysusers.conf").read_text().splitlines()
+    users = [ln.split()[1] for ln in lines if ln.startswith("u ")]
+    assert users == ["multiflexi", "multiflexi-job"]

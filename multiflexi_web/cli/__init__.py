@@ -48,6 +48,9 @@ cli = FlaskGroup(create_app=_create_app, help="MultiFlexi administration.")
 
 
 def main() -> None:
+    from multiflexi_web.security.process import private_umask
+
+    private_umask()  # `multiflexi db upgrade` may create the SQLite file: the platform's only
     try:
         cli.main(prog_name="multiflexi")
     except ConfigError as exc:

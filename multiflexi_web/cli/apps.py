@@ -19,6 +19,7 @@ from multiflexi_web.services.catalogue.app_import import import_app_paths, impor
 from multiflexi_web.services.catalogue.applications import ApplicationError, get_application
 from multiflexi_web.services.catalogue.credentials import CredentialError, get_prototype
 from multiflexi_web.services.catalogue.credproto_import import import_credproto_paths
+from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services.catalogue.import_common import ImportResult
 
 APP_COLUMNS = ["id", "uuid", "name", "version", "enabled", "tags"]
@@ -46,8 +47,8 @@ def app_detail(a: Application) -> dict[str, Any]:
             "keyname": f.keyname,
             "type": f.type,
             "required": f.required,
-            "secret": f.secret,
-            "default": MASK if f.secret and f.default else f.default,
+            "secret": is_secret_field(f),
+            "default": MASK if is_secret_field(f) and f.default else f.default,
             "description": f.description,
         }
         for f in a.fields
@@ -244,8 +245,8 @@ def credproto_show(code: str, fmt: str) -> None:
             "keyword": f.keyword,
             "type": f.type,
             "required": f.required,
-            "secret": f.secret,
-            "default": MASK if f.secret and f.default else f.default,
+            "secret": is_secret_field(f),
+            "default": MASK if is_secret_field(f) and f.default else f.default,
             "description": f.description,
         }
         for f in p.fields

@@ -6,11 +6,12 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from multiflexi_web.extensions import db
+from multiflexi_web.models.bounds import Bound, BoundError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,3 +91,34 @@ def domain_errors(*errors: type[Exception]) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+if TYPE_CHECKING:  # generic in the installed click; older releases are not subscriptable
+    _IntParam = click.ParamType[int, Any]
+else:
+    _IntParam = click.ParamType
+
+
+class BoundedInt(_IntParam):
+    """A whole number within a Bound: the portal's range and message, on the command line."""
+
+    name = "integer"
+
+    def __init__(self, bound: Bound) -> None:
+        self.bound = bound
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            value = str(value)
+        try:
+            return self.bound.parse(str(value))
+        except BoundError as exc:
+            self.fail(str(exc), param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        return f"{self.bound.low}..{self.bound.high}"
+
+
+def in_range(bound: Bound) -> BoundedInt:
+    """A click type for a bounded number: the same range as the portal's forms and services."""
+    return BoundedInt(bound)

@@ -11,7 +11,7 @@ from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company
 from multiflexi_web.services import audit
-from multiflexi_web.services.accounts.companies import CompanyError, create_company
+from multiflexi_web.services.accounts.companies import CompanyError, create_company, shown_env
 
 COLUMNS = ["id", "name", "slug", "email", "enabled"]
 
@@ -23,7 +23,7 @@ def company_row(c: Company) -> dict[str, Any]:
         "slug": c.slug,
         "email": c.email,
         "enabled": c.enabled,
-        "env": {e.key: e.value for e in c.env},
+        "env": shown_env(c),
     }
 
 
@@ -41,7 +41,7 @@ def company_group() -> None:
 @domain_errors(CompanyError)
 def create(name: str, slug: str, email: str | None, env: tuple[str, ...], fmt: str) -> None:
     """Create a company."""
-    company = create_company(name, slug, email=email, env=parse_pairs(env))
+    company = create_company(name, slug, email=email, env=parse_pairs(env), admin=True)
     audit.record("create", "company", company.id, f"company {slug} created", actor="cli")
     db.session.commit()
     emit(company_row(company), fmt, COLUMNS)

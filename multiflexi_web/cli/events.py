@@ -12,6 +12,7 @@ from flask import current_app
 from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, EventSource
+from multiflexi_web.models.bounds import RULE_PRIORITY, SIGNATURE_TOLERANCE
 from multiflexi_web.services import audit
 from multiflexi_web.services.accounts.companies import CompanyError, get_company
 from multiflexi_web.services.events import catalog
@@ -41,6 +42,8 @@ def source_row(s: EventSource) -> dict[str, Any]:
         "company_id": s.company_id,
         "config": catalog.redacted_config(s.config),
         "has_secret": bool(s.secret),
+        "require_timestamp": s.require_timestamp,
+        "signature_tolerance": s.signature_tolerance,
         "webhook_path": webhook_path(s),
         "last_processed_id": s.last_processed_id,
         "last_error": s.last_error,
@@ -67,7 +70,7 @@ def _value(raw: str) -> Any:
     """A config or condition value: JSON when it parses (42, true, [..]), else the text."""
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or a number or nesting JSON cannot take
         return raw
 
 
@@ -84,6 +87,18 @@ def source_group() -> None:
 )
 @click.option("--company", "company_ref", help="Company id or slug.")
 @click.option("--secret-stdin", is_flag=True, help="Read the HMAC secret or password from stdin.")
+@click.option(
+    "--require-timestamp",
+    is_flag=True,
+    help="Webhook: accept only X-MultiFlexi-Signature (signed time; replays refused).",
+)
+@click.option(
+    "--signature-tolerance",
+    type=click.IntRange(SIGNATURE_TOLERANCE.low, SIGNATURE_TOLERANCE.high),
+    default=300,
+    show_default=True,
+    help="Webhook: seconds the signed time may differ from this machine's clock.",
+)
 @click.option("--disabled", is_flag=True)
 @format_option
 @domain_errors(EventSourceError, CompanyError)
@@ -93,6 +108,8 @@ def create_source(
     config: tuple[str, ...],
     company_ref: str | None,
     secret_stdin: bool,
+    require_timestamp: bool,
+    signature_tolerance: int,
     disabled: bool,
     fmt: str,
 ) -> None:
@@ -103,6 +120,7 @@ def create_source(
     source = catalog.create_source(
         name, kind, values, secret=secret or None, company_id=company_id, enabled=not disabled
     )
+    catalog.set_signing(source, require_timestamp=require_timestamp, tolerance=signature_tolerance)
     audit.record("create", "event_source", source.id, f"event source {name} created", actor="cli")
     db.session.commit()
     emit({**source_row(source), "token": source.token}, fmt, SOURCE_COLUMNS)
@@ -130,7 +148,12 @@ def rule_group() -> None:
 @click.option("--evidence", help="changes-db: entity type (empty = any).")
 @click.option("--operation", default="any", show_default=True, help="any create update delete")
 @click.option("--env", "env", multiple=True, metavar="KEY=$.a.b", help="Payload value to env.")
-@click.option("--priority", type=int, default=0, show_default=True)
+@click.option(
+    "--priority",
+    type=click.IntRange(RULE_PRIORITY.low, RULE_PRIORITY.high),
+    default=0,
+    show_default=True,
+)
 @click.option("--disabled", is_flag=True)
 @format_option
 @domain_errors(EventSourceError)
@@ -167,6 +190,7 @@ def create_rule(
         parse_pairs(env, "--env"),
         priority,
         not disabled,
+        admin=True,  # the CLI is the platform operator's
     )
     rule = catalog.create_rule(catalog.get_source(source_ref), spec)
     audit.record("create", "event_rule", rule.id, f"event rule {rule.id} created", actor="cli")
@@ -221,9 +245,9 @@ def _read_payload(arg: str) -> Any:
         name = arg[1:]
         text = sys.stdin.read() if name == "-" else click.open_file(name).read()
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
+        return catalog.parse_test_payload(text)
+    except EventSourceError as exc:
+        raise click.BadParameter(str(exc), param_hint="--payload") from None
 
 
 @click.group("event")

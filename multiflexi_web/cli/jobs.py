@@ -16,9 +16,11 @@ from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_
 from multiflexi_web.cli.runtemplates import runtemplate_group
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, Job, JobStatus, utcnow
+from multiflexi_web.security.env_names import EnvNameError
 from multiflexi_web.services import audit, settings
 from multiflexi_web.services.jobs import artifacts, output
 from multiflexi_web.services.jobs import transitions as jobs
+from multiflexi_web.services.jobs.adhoc import check_one_time_env
 from multiflexi_web.services.jobs.transitions import JobError
 from multiflexi_web.services.runtemplates.configure import RunTemplateError, get_runtemplate
 
@@ -78,15 +80,37 @@ def parse_when(raw: str) -> datetime:
 @click.argument("rt_id", type=int)
 @click.option("--when", "when_raw", default="now", show_default=True, help="now or ISO 8601.")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="One-time environment.")
+@click.option(
+    "--secret-env",
+    "secret_env",
+    multiple=True,
+    metavar="K=V",
+    help="One-time environment value marked secret (masked everywhere, also in the output).",
+)
 @click.option("--count", type=click.IntRange(1, 10000), default=1, show_default=True)
 @format_option
-@domain_errors(RunTemplateError)
-def schedule(rt_id: int, when_raw: str, env: tuple[str, ...], count: int, fmt: str) -> None:
+@domain_errors(RunTemplateError, EnvNameError)
+def schedule(
+    rt_id: int,
+    when_raw: str,
+    env: tuple[str, ...],
+    secret_env: tuple[str, ...],
+    count: int,
+    fmt: str,
+) -> None:
     """Queue a run of a RunTemplate (it never moves the template's schedule)."""
-    when, override = parse_when(when_raw), parse_pairs(env)
+    when, secret = parse_when(when_raw), parse_pairs(secret_env, "--secret-env")
+    override = {**parse_pairs(env), **secret}
     rt = get_runtemplate(rt_id)
+    check_one_time_env(rt, override, admin=True)  # the platform operator's; never LD_* etc.
     made = [
-        jobs.enqueue(rt, schedule_type="adhoc-cli", when=when, env_override=override or None)
+        jobs.enqueue(
+            rt,
+            schedule_type="adhoc-cli",
+            when=when,
+            env_override=override or None,
+            secret_keys=secret,
+        )
         for _ in range(count)
     ]
     audit.record("schedule", "runtemplate", rt.id, f"{count} job(s) scheduled", actor="cli")

@@ -7,7 +7,9 @@ from typing import Any, TypeVar
 
 import click
 
+from multiflexi_web.cli.common import in_range
 from multiflexi_web.models import MisfirePolicy, OverlapPolicy, RetryBackoff
+from multiflexi_web.models.bounds import MAX_ATTEMPTS, RETRY_MIN_GAP
 from multiflexi_web.services.scheduling.times import Policies
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,7 +41,7 @@ def policy_options(*, update: bool = False) -> Callable[[F], F]:
         ),
         click.option(
             "--max-attempts",
-            type=int,
+            type=in_range(MAX_ATTEMPTS),
             default=default(base.max_attempts),
             help="Attempts per job including retries.",
         ),
@@ -51,7 +53,7 @@ def policy_options(*, update: bool = False) -> Callable[[F], F]:
         ),
         click.option(
             "--retry-min-gap",
-            type=int,
+            type=in_range(RETRY_MIN_GAP),
             default=default(base.retry_min_gap),
             help="Seconds of the first wait before a retry.",
         ),

@@ -6,10 +6,11 @@ from typing import Any
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs
+from multiflexi_web.cli.common import domain_errors, emit, format_option, in_range, parse_pairs
 from multiflexi_web.cli.policy_options import policies_from, policy_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate
+from multiflexi_web.models.bounds import DELAY, TIMEOUT
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services import audit
 from multiflexi_web.services.accounts.companies import CompanyError, get_company
@@ -51,6 +52,7 @@ def runtemplate_row(rt: RunTemplate) -> dict[str, Any]:
         "executor": rt.executor,
         "executor_options": dict(rt.executor_options or {}),
         "active": rt.active,
+        "mask_output": rt.mask_output,
         "timeout": rt.timeout,
         "misfire_policy": rt.misfire_policy,
         "overlap_policy": rt.overlap_policy,
@@ -75,14 +77,21 @@ def runtemplate_group() -> None:
 @click.option("--name", required=True)
 @click.option("--interval", default="n", show_default=True, help="n i h d w m y c")
 @click.option("--cron", help="5-field cron (with --interval c).")
-@click.option("--delay", type=int, default=0, show_default=True, help="Seconds added to each slot.")
+@click.option(
+    "--delay",
+    type=in_range(DELAY),
+    default=0,
+    show_default=True,
+    help="Seconds added to each slot.",
+)
 @click.option("--timezone", help="IANA zone for cron math (default MULTIFLEXI_TIMEZONE).")
 @click.option("--executor", default="native", show_default=True)
 @click.option("--executor-option", "executor_options", multiple=True, metavar="K=V", help=OPT_HELP)
 @click.option("--config", "config", multiple=True, metavar="K=V")
 @click.option("--credential", "credentials", multiple=True, type=int, metavar="ID")
-@click.option("--timeout", type=int, help="Seconds before the job is stopped.")
+@click.option("--timeout", type=in_range(TIMEOUT), help="Seconds before the job is stopped.")
 @click.option("--inactive", is_flag=True, help="Create it inactive.")
+@click.option("--no-mask-output", is_flag=True, help="Show known secret values in the job output.")
 @policy_options()
 @format_option
 @domain_errors(CompanyError, ApplicationError, RunTemplateError)
@@ -100,6 +109,7 @@ def create(
     credentials: tuple[int, ...],
     timeout: int | None,
     inactive: bool,
+    no_mask_output: bool,
     fmt: str,
     **policies: Any,
 ) -> None:
@@ -114,6 +124,8 @@ def create(
         timeout=timeout,
         active=not inactive,
         policies=policies_from(policies),
+        mask_output=not no_mask_output,
+        admin=True,  # the CLI is the platform operator's
     )
     rt = create_runtemplate(get_company(company_ref), get_application(app_ref), spec)
     audit.record("create", "runtemplate", rt.id, f"runtemplate {name} created", actor="cli")

@@ -7,10 +7,11 @@ from typing import Any
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs
+from multiflexi_web.cli.common import domain_errors, emit, format_option, in_range, parse_pairs
 from multiflexi_web.cli.policy_options import policies_from, policy_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate, utcnow
+from multiflexi_web.models.bounds import DELAY, TIMEOUT
 from multiflexi_web.services import audit, settings
 from multiflexi_web.services.runtemplates.configure import (
     RunTemplateError,
@@ -37,9 +38,11 @@ OPT_HELP = "Container settings (docker, podman): pull, memory, cpus, pids, netwo
 @click.option("--name")
 @click.option("--interval", help="n i h d w m y c (c = custom, with --cron).")
 @click.option("--cron", help="5-field cron; implies --interval c.")
-@click.option("--delay", type=int, help="Seconds added to each slot (daily + 7200 = 02:00).")
+@click.option(
+    "--delay", type=in_range(DELAY), help="Seconds added to each slot (daily + 7200 = 02:00)."
+)
 @click.option("--timezone", help="IANA zone for cron math; '' = MULTIFLEXI_TIMEZONE.")
-@click.option("--timeout", type=int, help="Seconds before the job is stopped.")
+@click.option("--timeout", type=in_range(TIMEOUT), help="Seconds before the job is stopped.")
 @click.option("--executor", help="Another executor module (refused when it cannot run the app).")
 @click.option("--executor-option", "executor_options", multiple=True, metavar="K=V", help=OPT_HELP)
 @click.option("--active/--inactive", default=None, help="Enable or disable the schedule.")

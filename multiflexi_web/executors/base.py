@@ -32,6 +32,15 @@ class AppInfo:
 
 
 @dataclass(frozen=True)
+class RunAs:
+    """The unprivileged user a job runs as when the daemon can switch users."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """A job, fully resolved: what to run, with which environment, where."""
 
@@ -44,6 +53,7 @@ class JobSpec:
     kill_grace: float = 10.0
     secret_keys: frozenset[str] = frozenset()
     options: dict[str, Any] = field(default_factory=dict)
+    run_as: RunAs | None = None  # None: the daemon's own user (see docs/security.md)
     worker_id: int | None = None  # the executor running it (container modules label with it)
 
 

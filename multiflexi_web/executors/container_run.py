@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import re
 import secrets
@@ -27,6 +26,7 @@ from requests.exceptions import RequestException
 from multiflexi_web.errors import first_line
 from multiflexi_web.executors import engine
 from multiflexi_web.executors.base import JobIO, JobSpec, RunResult
+from multiflexi_web.executors.container_env import container_env, remap
 from multiflexi_web.executors.container_options import ContainerOptions
 from multiflexi_web.executors.container_user import ContainerUser
 
@@ -120,9 +120,9 @@ class ContainerRun:
             )
             created = self.api.create_container(
                 spec.app.ociimage,
-                entrypoint=[to_container(spec.argv[0], host)],
-                command=[to_container(a, host) for a in spec.argv[1:]],
-                environment=container_env(spec.env, host),
+                entrypoint=[remap(spec.argv[0], host, WORKDIR)],
+                command=[remap(a, host, WORKDIR) for a in spec.argv[1:]],
+                environment=container_env(spec, WORKDIR),
                 name=f"multiflexi-job-{spec.job_id}-{secrets.token_hex(3)}",
                 labels=labels,
                 user=self.user.spec,
@@ -280,20 +280,3 @@ def remove(api: Any, ct: str, *, kill: bool = True) -> None:
         log.warning(
             "action=container_remove_failed container=%s error=%s", ct[:12], first_line(exc)
         )
-
-
-def to_container(value: str, host_workdir: str) -> str:
-    """A host path inside the work directory, as the container sees it."""
-    return re.sub(re.escape(host_workdir) + r"(?=/|$|[^\w.-])", WORKDIR, value)
-
-
-# Taken from the daemon's own environment for native jobs; the image's values are right here.
-DAEMON_KEYS = ("PATH", "HOME", "USER", "LOGNAME")
-
-
-def container_env(env: dict[str, str], host_workdir: str) -> dict[str, str]:
-    return {
-        k: to_container(v, host_workdir)
-        for k, v in env.items()
-        if not (k in DAEMON_KEYS and os.environ.get(k) == v)
-    }

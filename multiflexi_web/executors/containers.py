@@ -47,7 +47,7 @@ class ContainerExecutor:
             return RunResult(None, error=self.kind.not_configured())
         try:
             opts = container_options.parse(spec.options)
-            user = container_user.configured()
+            user = container_user.for_job(spec.run_as)
             client = engine.client(self.kind, address)
         except (ValueError, DockerException) as exc:
             return RunResult(None, error=str(exc))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import time
+from typing import Any
 
 from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
 
@@ -15,6 +17,7 @@ READ_SIZE = 64 * 1024
 TICK = 0.2  # how often a quiet job checks its timeout and stop requests
 LINGER = 1.0  # after the main process exits, how long leftovers may keep its pipes open
 EXITED = "exited"  # the selector key of the process's pidfd
+JOB_UMASK = 0o077  # what a job writes is its own (the daemon reads it with its privileges)
 
 
 _DEVNULL: int | None = None
@@ -39,20 +42,49 @@ class NativeExecutor:
 
     def run(self, spec: JobSpec, io: JobIO) -> RunResult:
         try:
+            executable = resolve_executable(spec.argv[0], spec.env.get("PATH", ""))
             proc = subprocess.Popen(
-                list(spec.argv),
+                [executable, *spec.argv[1:]],
                 cwd=spec.workdir,
                 env=spec.env,
                 stdin=_devnull(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 process_group=0,
+                umask=JOB_UMASK,
+                **_identity(spec),
             )
         except OSError as exc:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
             return RunResult(code, error=f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}")
         io.started(pid=proc.pid)
         return _Supervisor(proc, spec, io).run()
+
+
+def resolve_executable(name: str, path: str) -> str:
+    """An absolute path, or a bare name looked up in PATH's absolute entries: never the job's
+    work directory (an uploaded file called like the command must not replace it)."""
+    if name.startswith("/"):
+        return name
+    if "/" in name:
+        raise FileNotFoundError(
+            2,
+            f"{name!r} is relative; an application's executable must be "
+            "an absolute path or a command name found on PATH",
+        )
+    dirs = os.pathsep.join(d for d in path.split(os.pathsep) if d.startswith("/"))
+    found = shutil.which(name, path=dirs) if dirs else None
+    if found is None:
+        raise FileNotFoundError(2, f"{name!r} not found on PATH")
+    return found
+
+
+def _identity(spec: JobSpec) -> dict[str, Any]:
+    """Switch to the job user in the child, before exec, with no supplementary groups; the
+    kernel drops every capability of a root parent on that switch (see docs/security.md)."""
+    if spec.run_as is None:
+        return {}
+    return {"user": spec.run_as.uid, "group": spec.run_as.gid, "extra_groups": []}
 
 
 def _pidfd(pid: int) -> int | None:

@@ -44,9 +44,13 @@ def _load() -> None:
         return
     # Each implementation is listed here, not found by import side effects.
     from multiflexi_web.executors import engine
+    from multiflexi_web.executors.azure import AzureExecutor
     from multiflexi_web.executors.containers import ContainerExecutor
+    from multiflexi_web.executors.kubernetes import KubernetesExecutor
     from multiflexi_web.executors.native import NativeExecutor
 
     register(NativeExecutor())
     register(ContainerExecutor(engine.DOCKER))
     register(ContainerExecutor(engine.PODMAN))
+    register(KubernetesExecutor())
+    register(AzureExecutor())

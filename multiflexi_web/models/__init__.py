@@ -13,7 +13,14 @@ from multiflexi_web.models.credential import (
     CredentialType,
     CredentialValue,
 )
-from multiflexi_web.models.event import Event, EventRule, EventSource, EventStatus, SourceKind
+from multiflexi_web.models.event import (
+    Event,
+    EventRule,
+    EventSource,
+    EventStatus,
+    SourceKind,
+    WebhookSignature,
+)
 from multiflexi_web.models.job import (
     ADHOC_TYPES,
     LIVE_STATUSES,
@@ -81,6 +88,7 @@ __all__ = [
     "RunTemplateCredential",
     "SourceKind",
     "User",
+    "WebhookSignature",
     "Worker",
     "utcnow",
     "waiting",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from multiflexi_web.models.base import Base, utcnow
@@ -43,6 +43,8 @@ class CompanyEnv(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(128))
+    # Ciphertext when secret is true: the key is named like a secret (catalogue/fields.py).
     value: Mapped[str] = mapped_column(Text, default="")
+    secret: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     company: Mapped[Company] = relationship(back_populates="env")

@@ -23,7 +23,14 @@ EPOCH_ID = 1
 
 # table -> the UPDATE columns that matter (None: any column); inserts and deletes always count.
 WATCHED: dict[str, tuple[str, ...] | None] = {
-    "runtemplate": ("name", "timeout", "executor_options", "application_id", "company_id"),
+    "runtemplate": (
+        "name",
+        "timeout",
+        "executor_options",
+        "application_id",
+        "company_id",
+        "mask_output",
+    ),
     "runtemplate_config": None,
     "runtemplate_credential": None,
     "application": None,

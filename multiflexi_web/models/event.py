@@ -37,6 +37,10 @@ class EventSource(Base):
     secret: Mapped[str | None] = mapped_column(Text)
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     enabled: Mapped[bool] = mapped_column(default=True)
+    # Webhook: only `X-MultiFlexi-Signature: t=…,v1=…` requests (signed time, replays refused).
+    require_timestamp: Mapped[bool] = mapped_column(default=False)
+    # Webhook: seconds a signed time may differ from ours (bounds: services/events/intake.py).
+    signature_tolerance: Mapped[int] = mapped_column(default=300)
     last_processed_id: Mapped[int] = mapped_column(BigInteger, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
@@ -87,3 +91,16 @@ class EventRule(Base):
     priority: Mapped[int] = mapped_column(default=0)
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookSignature(Base):
+    """A timestamped webhook signature seen recently: the same one again is a replay."""
+
+    __tablename__ = "webhook_signature"
+    __table_args__ = (UniqueConstraint("source_id", "signature"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("event_source.id", ondelete="CASCADE"))
+    signature: Mapped[str] = mapped_column(String(64))
+    # Past this the signed time is out of the window anyway: the row can go.
+    expires_at: Mapped[datetime] = mapped_column(index=True)

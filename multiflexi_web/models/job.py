@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -46,28 +47,98 @@ class JobStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset(
-    {
-        JobStatus.SUCCEEDED,
-        JobStatus.FAILED,
-        JobStatus.TIMED_OUT,
-        JobStatus.CANCELLED,
-        JobStatus.LOST,
-        JobStatus.SKIPPED,
-    }
+class Transition(NamedTuple):
+    """One edge of the job state machine: `by` moves a job from `frm` (None: creates it) to `to`.
+
+    `by` names the service function that makes the change, relative to multiflexi_web.services.
+    """
+
+    frm: JobStatus | None
+    to: JobStatus
+    by: str
+    why: str
+
+
+_S = JobStatus
+_ENQUEUE, _BULK = "jobs.transitions.enqueue", "scheduling.slots.insert_bulk"
+_CLAIM, _FINISH = "jobs.transitions.claim", "jobs.transitions.finish"
+_CANCEL = "jobs.transitions.cancel"
+
+# The job state machine, its one definition. Every status writer takes the statuses of its SQL
+# from it (sources(), created(), status_in()), the test databases refuse any change it lacks
+# (tests/state_guard.py) and docs/job-states.md shows it (tests/test_job_states.py compares).
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(None, _S.SCHEDULED, _ENQUEUE, "Run now, a CLI job, an event's job, a retry"),
+    Transition(None, _S.SKIPPED, _ENQUEUE, "a scheduler slot not to run (small batch)"),
+    Transition(None, _S.SCHEDULED, _BULK, "a scheduler slot comes due"),
+    Transition(
+        None, _S.SKIPPED, _BULK, "a slot missed (misfire, catch-up) or whose template is busy"
+    ),
+    Transition(_S.SCHEDULED, _S.RUNNING, _CLAIM, "due: an executor claims it"),
+    Transition(_S.BLOCKED, _S.RUNNING, _CLAIM, "its block ended: claimed again"),
+    Transition(_S.RUNNING, _S.SKIPPED, _CLAIM, "another job of its template runs (overlap: skip)"),
+    Transition(
+        _S.RUNNING,
+        _S.SCHEDULED,
+        "jobs.transitions.release",
+        "another job of its template runs (overlap: wait)",
+    ),
+    Transition(_S.RUNNING, _S.BLOCKED, "jobs.transitions.block", "a credential is unavailable"),
+    Transition(_S.RUNNING, _S.SUCCEEDED, "jobs.transitions.send_success", "exit 0 (pipelined)"),
+    Transition(_S.RUNNING, _S.SUCCEEDED, _FINISH, "exit 0"),
+    Transition(_S.RUNNING, _S.FAILED, _FINISH, "non-zero exit, start failed, executor stopped"),
+    Transition(_S.RUNNING, _S.TIMED_OUT, _FINISH, "ran past its timeout: killed"),
+    Transition(_S.RUNNING, _S.CANCELLED, _FINISH, "cancel requested while running: killed"),
+    Transition(_S.RUNNING, _S.LOST, "jobs.transitions.mark_lost", "its executor died (reap_*)"),
+    Transition(_S.SCHEDULED, _S.CANCELLED, _CANCEL, "cancelled before it started"),
+    Transition(_S.BLOCKED, _S.CANCELLED, _CANCEL, "cancelled while blocked"),
 )
-LIVE_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.BLOCKED})
+_PAIRS = frozenset((t.frm, t.to) for t in TRANSITIONS)
+
+# Derived from the table: a terminal status is one no transition leaves.
+TERMINAL_STATUSES = frozenset(s for s in JobStatus if s not in {t.frm for t in TRANSITIONS})
+LIVE_STATUSES = frozenset(JobStatus) - TERMINAL_STATUSES
 
 # schedule_type values for jobs that are not tied to a schedule slot.
 ADHOC_TYPES = frozenset({"adhoc", "adhoc-web", "adhoc-cli", "adhoc-api", "event"})
 
 
-# Jobs an executor may claim: the predicate of the partial index ix_job_waiting. Queries use
-# `waiting()`, which renders exactly this expression with the same literals: with bound
-# parameters neither database can prove that a partial index applies (PostgreSQL's generic
-# plans, SQLite always). "IS TRUE" keeps SQLite from serving the term with an index on
-# `status` instead (it then read and sorted every waiting job on each claim).
-WAITING = (JobStatus.SCHEDULED.value, JobStatus.BLOCKED.value)
+def allowed(frm: JobStatus | None, to: JobStatus) -> bool:
+    """Whether the table has the change (frm None: creating a job in status `to`)."""
+    return (frm, to) in _PAIRS
+
+
+def sources(*by: str, to: JobStatus | None = None) -> tuple[JobStatus, ...]:
+    """The statuses these functions move jobs from (to `to`, or to anything), in table order;
+    an empty answer is refused: the caller names a change the table lacks."""
+    found = [t.frm for t in TRANSITIONS if t.by in by and to in (None, t.to) and t.frm is not None]
+    if not found:
+        raise LookupError(f"job state table: {' or '.join(by)} never moves a job to {to}")
+    return tuple(dict.fromkeys(found))
+
+
+def made(by: str, frm: JobStatus | None, to: JobStatus) -> JobStatus:
+    """`to`, once the table has this change by `by`: a writer names each change it makes."""
+    if not any(t.frm is frm and t.to is to and t.by == by for t in TRANSITIONS):
+        raise LookupError(f"job state table: {by} never moves a job from {frm} to {to}")
+    return to
+
+
+def created(by: str) -> tuple[JobStatus, ...]:
+    """The statuses `by` creates jobs in; refused if it creates none."""
+    found = tuple(t.to for t in TRANSITIONS if t.by == by and t.frm is None)
+    if not found:
+        raise LookupError(f"job state table: {by} creates no job")
+    return found
+
+
+# Jobs an executor may claim: the statuses the claim moves to running (the only way to run),
+# and the predicate of the partial index ix_job_waiting. Queries use `waiting()`, which
+# renders exactly this expression with the same literals: with bound parameters neither
+# database can prove that a partial index applies (PostgreSQL's generic plans, SQLite
+# always). "IS TRUE" keeps SQLite from serving the term with an index on `status` instead (it
+# then read and sorted every waiting job on each claim).
+WAITING = tuple(s.value for s in sources(_CLAIM, to=JobStatus.RUNNING))
 WAITING_IN = "IN (" + ", ".join(f"'{s}'" for s in WAITING) + ")"
 WAITING_SQL = f"(status {WAITING_IN}) IS TRUE"
 
@@ -169,6 +240,26 @@ class Job(Base):
 def waiting() -> TextClause:
     """The job table's waiting rows, in the very form of ix_job_waiting's predicate."""
     return text(f"(job.status {WAITING_IN}) IS TRUE")
+
+
+def status_in(statuses: tuple[JobStatus, ...]) -> ColumnElement[bool]:
+    """Job.status is one of these (from sources()): `=` for one, else an IN list. Build it
+    once, at import: a writer's WHERE on the status is fixed."""
+    if len(statuses) == 1:
+        return Job.status == statuses[0].value
+    return Job.status.in_([s.value for s in statuses])
+
+
+class Move(NamedTuple):
+    """A writer's change from the table: the WHERE on the status and the status it sets."""
+
+    where: ColumnElement[bool]
+    to: str
+
+
+def move(by: str, to: JobStatus) -> Move:
+    """The change `by` makes to `to` (refused if the table lacks it); build it at import."""
+    return Move(status_in(sources(by, to=to)), to.value)
 
 
 class JobOutput(Base):

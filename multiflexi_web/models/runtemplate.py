@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from multiflexi_web.models.base import Base, JSONType, utcnow
@@ -83,6 +83,8 @@ class RunTemplate(Base):
     topics: Mapped[list[str]] = mapped_column(JSONType, default=list)
     # Executor-module settings (e.g. docker memory limit); plain values only.
     executor_options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Known secret values of a job masked in its stored output (SPEC §15); off only on purpose.
+    mask_output: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

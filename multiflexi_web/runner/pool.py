@@ -23,6 +23,7 @@ from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.janitor import Janitor
 from multiflexi_web.runner.run import JobRun, RunSettings
 from multiflexi_web.runner.unit import writing
+from multiflexi_web.security.process import job_identity
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
 
@@ -41,6 +42,7 @@ class Executor:
 
     def __init__(self, rt: Host, *, drain: bool = False) -> None:
         self.rt, self.s, self.drain = rt, rt.settings, drain
+        run_as = job_identity(self.s)  # first: a ConfigError must leave no threads behind
         self.running: dict[int, JobRun] = {}
         self.ready: deque[ClaimedJob] = deque()  # claimed ahead, waiting for a slot
         self.avg_seconds: float | None = None  # jobs' recent run time (moving average)
@@ -73,6 +75,7 @@ class Executor:
             kill_grace=self.s.kill_grace,
             keep_workdir_on_failure=self.s.keep_workdir_on_failure,
             heartbeat_every=min(1.0, self.beat_every),
+            run_as=run_as,
             worker_id=rt.worker_id,
         )
 

@@ -9,6 +9,7 @@ command, environment and pid, streams its output and beats its heartbeat while i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -26,12 +27,12 @@ from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.retry import retry
 from multiflexi_web.errors import first_line
 from multiflexi_web.executors import registry
-from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
+from multiflexi_web.executors.base import AppInfo, JobSpec, RunAs, RunResult
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
-from multiflexi_web.security.secrets import cipher
-from multiflexi_web.services.jobs import artifacts, output
+from multiflexi_web.security.masking import JobMasks
+from multiflexi_web.services.jobs import artifacts, onetime, output
 from multiflexi_web.services.jobs import inputs as job_inputs
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
@@ -60,6 +61,7 @@ class RunSettings:
     kill_grace: float
     keep_workdir_on_failure: bool
     heartbeat_every: float
+    run_as: RunAs | None = None  # jobs run as this user (the daemon is root or has the caps)
     worker_id: int | None = None
 
 
@@ -90,6 +92,7 @@ class JobRun:
         self._t0 = time.monotonic()
         self._next_sync = self._t0 + SYNC_FIRST
         self._unsent: list[output.Batch] = []
+        self.masks = JobMasks()  # the job's known secret values, once its env is resolved
 
     # -- JobIO ----------------------------------------------------------------------------------
     def started(self, pid: int | None = None, container_id: str | None = None) -> None:
@@ -100,6 +103,8 @@ class JobRun:
             self._next_sync = self._t0  # recorded at once: the reaper and the portal need it
 
     def output(self, stream: str, data: bytes) -> None:
+        if self.masks.streams:
+            data = self.masks.streams[stream].feed(data)
         self.sink.add(stream, data)
         if self.sink.due() and (
             self.sink.pending_bytes >= PENDING_MAX or time.monotonic() - self._t0 >= SYNC_FIRST
@@ -160,6 +165,10 @@ class JobRun:
         result, env = RunResult(None, error=problem), None
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
+        for stream, rest in self.masks.rests():
+            self.sink.add(stream, rest)
+        if result.error:  # it becomes the job's status reason and a line of its stderr
+            result = dataclasses.replace(result, error=self.masks.text(result.error))
         self.outcome = outcome = self._outcome(result)
         if result.error:
             self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
@@ -181,20 +190,25 @@ class JobRun:
     def _execute(self, ctx: TemplateContext) -> tuple[RunResult, ResolvedEnv | None]:
         try:
             self._make_workdir()
-            override = cipher().decrypt_json(self.job.env_override) if self.job.env_override else {}
+            once = onetime.unseal(self.job.env_override)
             env = resolve(
                 ctx,
                 job_id=self.job.id,
                 executor=self.job.executor,
                 workdir=self.workdir,
-                override=override,
+                override=once.values,
+                override_secret=once.secret,
                 uploads=self._inputs(ctx),
             )
             argv = fill_argv(ctx.executable, ctx.cmd_words, env.values)
             module = registry.get(self.job.executor)
         except (CommandError, KeyError, OSError, ValueError) as exc:
             return RunResult(None, error=str(exc.args[0] if exc.args else exc)), None
-        self._meta.update(command=argv, env=env.entries)
+        for dropped in env.dropped:
+            log.warning("action=env_dropped job=%s name=%s", self.job.id, dropped.split()[0])
+            self.sink.add("stderr", f"multiflexi: environment ignored: {dropped}\n".encode())
+        self.masks = JobMasks(env.secret_values(), output.STREAMS if ctx.mask_output else ())
+        self._meta.update(command=self._shown_argv(ctx, env), env=self._shown_env(env))
         spec = JobSpec(
             job_id=self.job.id,
             argv=tuple(argv),
@@ -205,6 +219,7 @@ class JobRun:
             kill_grace=self.cfg.kill_grace,
             secret_keys=env.secret_keys,
             options=dict(ctx.options),
+            run_as=self.cfg.run_as,
             worker_id=self.cfg.worker_id,
         )
         try:
@@ -212,6 +227,17 @@ class JobRun:
         except Exception as exc:
             log.exception("action=module_error job=%s", self.job.id)
             return RunResult(None, error=f"executor module {module.name!r} failed: {exc}"), env
+
+    def _shown_argv(self, ctx: TemplateContext, env: ResolvedEnv) -> list[str]:
+        """The argv as stored and shown: secret values masked (the real one lives only in
+        this process's memory and the job's)."""
+        words = fill_argv(ctx.executable, ctx.cmd_words, env.masked_values())
+        return [self.masks.text(w) for w in words]
+
+    def _shown_env(self, env: ResolvedEnv) -> list[dict[str, Any]]:
+        """The environment as stored and shown: sources kept, secret values (also inside
+        other values) masked."""
+        return [{**e, "value": self.masks.text(str(e["value"]))} for e in env.entries]
 
     def _inputs(self, ctx: TemplateContext) -> dict[str, str]:
         """Write the uploaded input files into the work directory; field -> path."""
@@ -225,7 +251,8 @@ class JobRun:
             db.session.commit()  # end the read: the job may run for hours
             return files
 
-        return job_inputs.materialise(self.workdir, self.with_retries(load))
+        owner = (self.cfg.run_as.uid, self.cfg.run_as.gid) if self.cfg.run_as else None
+        return job_inputs.materialise(self.workdir, self.with_retries(load), owner)
 
     def _make_workdir(self) -> None:
         try:
@@ -234,8 +261,10 @@ class JobRun:
             shutil.rmtree(self.workdir)
             self.workdir.mkdir(mode=0o700)
         except FileNotFoundError:
-            self.workdir.parent.mkdir(parents=True, exist_ok=True)
+            self.workdir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.workdir.mkdir(mode=0o700)
+        if self.cfg.run_as is not None:  # the job's own: the daemon (root or caps) still reads it
+            os.chown(self.workdir, self.cfg.run_as.uid, self.cfg.run_as.gid)
 
     def _outcome(self, r: RunResult) -> Outcome:
         if r.timed_out:
@@ -253,7 +282,10 @@ class JobRun:
     def _collect(
         self, ctx: TemplateContext | None, env: ResolvedEnv | None
     ) -> list[dict[str, Any]]:
-        """Artifacts: the output streams, then RESULT_FILE and files matching the app's patterns."""
+        """Artifacts: the output streams, then RESULT_FILE and files matching the app's patterns.
+
+        On the job's own thread: the worker heartbeat thread and the main loop (signals) go on
+        meanwhile, and the scan is bounded (RE2 patterns, artifacts.SCAN_MAX files)."""
         col = artifacts.Collector(self.job.id, self.cfg.artifact_dir, self.cfg.inline_max)
         try:
             self._collect_streams(col)

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, redirect, request, url_for
 from flask_login import current_user
+from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 from multiflexi_web.extensions import db, login_manager
 from multiflexi_web.models import User
+from multiflexi_web.models.bounds import BIGINT_MAX
+from multiflexi_web.security.secrets import MASK
+from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
 
 # Endpoints reachable without a session; everything else requires login.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.health"}
 # Safe default: a new blueprint requires a session until it is deliberately listed here.
 PUBLIC_PREFIXES = ("webhook.",)
+
+
+class IdConverter(IntegerConverter):
+    """`<int:…>` bounded by the widest id column: a 30-digit id is no page, not an overflow."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", BIGINT_MAX)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def _load_user(session_id: str) -> User | None:
@@ -56,12 +70,17 @@ def register_views(app: Flask) -> None:
         credprototypes, credentials, users, audit, workers, runtemplates, jobs, job_artifacts,
         queue,
     )  # fmt: skip
+    # Before any rule is added: an id in a URL is at most a BIGINT (larger: 404, not an error).
+    app.url_map.converters["int"] = IdConverter
     # Registered before the login guard so the lock is taken before the first read.
     app.before_request(begin_writer_for_changes)
     for module in blueprints:
         app.register_blueprint(module.bp)
     # Templates link to pages of other blueprints only where those are registered.
     app.jinja_env.globals["has_endpoint"] = app.view_functions.__contains__
+    app.jinja_env.tests["secret_field"] = is_secret_field
+    app.jinja_env.tests["secret_name"] = is_secret_name
+    app.jinja_env.globals["MASK"] = MASK
     errors.register(app)
     login_manager.login_view = "auth.login"
     login_manager.user_loader(_load_user)

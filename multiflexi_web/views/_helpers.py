@@ -12,6 +12,7 @@ from flask_login import current_user
 from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Role, User
+from multiflexi_web.models.bounds import INT32_MAX, parse_id
 from multiflexi_web.services.accounts.access import require_global_admin, require_role
 
 M = TypeVar("M")
@@ -75,7 +76,7 @@ def optional_text(name: str, max_len: int = 255) -> str | None:
 def field_errors(exc: ValueError, fields: Iterable[str], default: str = "_form") -> dict[str, str]:
     """Attach a service error to the form field its message names, else to the whole form."""
     message = str(exc)
-    match = _FIELD_RE.match(message)
+    match = _FIELD_RE.match(message[:200])  # the field is named first; the tail may be input
     names = set(fields)
     if match and match.group(1) in names:
         return {match.group(1): message[match.end() :]}
@@ -83,13 +84,12 @@ def field_errors(exc: ValueError, fields: Iterable[str], default: str = "_form")
 
 
 def page_size(default: int = 50, maximum: int = 200) -> int:
-    raw = request.args.get("limit", "")
-    return min(int(raw), maximum) if raw.isdigit() and int(raw) > 0 else default
+    raw = parse_id(request.args.get("limit", ""))
+    return min(raw, maximum) if raw else default
 
 
-def int_arg(name: str) -> int | None:
-    raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() else None
+def int_arg(name: str, high: int = INT32_MAX) -> int | None:
+    return parse_id(request.args.get(name, ""), high)
 
 
 def next_cursor(rows: Sequence[Any], limit: int) -> int | None:

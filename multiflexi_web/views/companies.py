@@ -122,7 +122,7 @@ def env_set(company_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
     key, value = text("key", 128), request.form.get("value", "")
     return commit_change(
-        lambda: set_env(company, {key: value}),
+        lambda: set_env(company, {key: value}, admin=me().is_admin),
         lambda _: Audit(
             "update", "company_env", company.id, f"company {company.slug}: env {key} set"
         ),

@@ -12,6 +12,7 @@ from multiflexi_web.models import (
     CredentialType,
     Role,
 )
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services.accounts import access
 from multiflexi_web.services.catalogue.credentials import (
     CredentialError,
@@ -23,6 +24,7 @@ from multiflexi_web.services.catalogue.credentials import (
     update_credential,
     value_errors,
 )
+from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.views._change import (
     Audit,
     Page,
@@ -65,7 +67,7 @@ def company_credentials(company_id: int) -> str:
 def create(company_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
     raw_id = request.values.get("prototype_id", "")
-    proto = db.session.get(CredentialPrototype, int(raw_id)) if raw_id.isdigit() else None
+    proto = db.session.get(CredentialPrototype, parse_id(raw_id) or 0)
     if proto is None:
         flash("Choose a credential prototype first.", "error")
         return redirect(url_for(".company_credentials", company_id=company.id))
@@ -151,7 +153,7 @@ def types(company_id: int) -> str:
 def type_create(company_id: int) -> Page:
     company = company_for(company_id, Role.ADMIN)
     raw_id = request.form.get("prototype_id", "")
-    proto = db.session.get(CredentialPrototype, int(raw_id)) if raw_id.isdigit() else None
+    proto = db.session.get(CredentialPrototype, parse_id(raw_id) or 0)
     if proto is None:
         flash("Choose a credential prototype.", "error")
         return redirect(url_for(".types", company_id=company.id))
@@ -187,7 +189,7 @@ def _values(proto: CredentialPrototype) -> dict[str, str]:
 
 def _plain(proto: CredentialPrototype, values: dict[str, str]) -> dict[str, str]:
     """Values to show again in a failed form: never the secret ones."""
-    secret = {f.keyword for f in proto.fields if f.secret or f.type == "password"}
+    secret = {f.keyword for f in proto.fields if is_secret_field(f)}
     return {k: v for k, v in values.items() if k not in secret}
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, make_response, render_template, request
+from psycopg.errors import NumericValueOutOfRange
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
@@ -26,6 +28,7 @@ TITLES = {
 def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _server_error)
+    app.register_error_handler(DataError, _out_of_range)
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -45,6 +48,14 @@ def _server_error(exc: InternalServerError) -> Response | tuple[str, int]:
         "unhandled error on %s %s", request.method, request.path, exc_info=exc.original_exception
     )
     return _render(500, "The error was logged. Try again, or tell the administrator.")
+
+
+def _out_of_range(exc: DataError) -> Response | tuple[str, int]:
+    """A number past its column's type (e.g. an id over 2**31 in a URL, on PostgreSQL)."""
+    db.session.rollback()
+    if not isinstance(exc.orig, NumericValueOutOfRange):
+        return _server_error(InternalServerError(original_exception=exc))
+    return _render(400, "A number in the request is out of range.")
 
 
 def _render(code: int, message: str) -> Response | tuple[str, int]:

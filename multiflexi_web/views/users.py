@@ -7,6 +7,7 @@ from flask_login import current_user, login_user
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Role, User
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services.accounts.members import (
     MemberError,
     add_member,
@@ -128,7 +129,8 @@ def reset_password(user_id: int) -> Page:
 def add_membership(user_id: int) -> Page:
     user = get_or_404(User, user_id)
     raw = request.form.get("company_id", "")
-    found = db.session.get(Company, int(raw)) if raw.isdigit() else None
+    company_id = parse_id(raw)
+    found = db.session.get(Company, company_id) if company_id is not None else None
 
     def change() -> tuple[Company, Role]:
         if found is None:

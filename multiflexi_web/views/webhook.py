@@ -9,9 +9,9 @@ from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import csrf, db
 from multiflexi_web.services import settings
 from multiflexi_web.services.events.intake import (
-    SIGNATURE_HEADER,
+    check_signature,
+    first_sighting,
     receive,
-    signature_ok,
     webhook_source,
 )
 
@@ -51,9 +51,14 @@ def receive_webhook(token: str) -> Response:
         return _answer(404, error="not found")
     if body is None:
         return _answer(413, error=f"body larger than {settings().webhook_max_bytes} bytes")
-    if not signature_ok(source, body, request.headers.get(SIGNATURE_HEADER)):
-        return _answer(401, error=f"missing or wrong {SIGNATURE_HEADER} signature")
-    event, created = receive(source, body, dict(request.headers))
+    headers = dict(request.headers)
+    verdict = check_signature(source, body, headers)
+    if verdict.error:
+        return _answer(401, error=verdict.error)
+    if not first_sighting(source, verdict):
+        db.session.commit()
+        return _answer(409, error="this signed request was received before (a replay)")
+    event, created = receive(source, body, headers)
     event_id = event.id  # read before the commit expires it
     db.session.commit()
     if not created:

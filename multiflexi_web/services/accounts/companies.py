@@ -7,7 +7,10 @@ import re
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Company, CompanyEnv
+from multiflexi_web.models import AppField, Company, CompanyEnv
+from multiflexi_web.security import env_names
+from multiflexi_web.security.secrets import MASK, cipher
+from multiflexi_web.services.catalogue.fields import is_secret_name
 
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -26,7 +29,12 @@ def validate_env_key(key: str) -> str:
 
 
 def create_company(
-    name: str, slug: str, *, email: str | None = None, env: dict[str, str] | None = None
+    name: str,
+    slug: str,
+    *,
+    email: str | None = None,
+    env: dict[str, str] | None = None,
+    admin: bool = False,
 ) -> Company:
     name = name.strip()
     if not name:
@@ -38,20 +46,46 @@ def create_company(
     company = Company(name=name, slug=slug, email=email)
     db.session.add(company)
     db.session.flush()
-    set_env(company, env or {})
+    set_env(company, env or {}, admin=admin)
     return company
 
 
-def set_env(company: Company, values: dict[str, str]) -> None:
-    """Set (add or replace) the given keys of the company environment."""
+def check_env_names(names: list[str], *, admin: bool) -> None:
+    """A company admin may set names some application declares plus the allow-list; a global
+    admin any name; loader and interpreter variables nobody (security/env_names.py)."""
+    declared: set[str] = set()
+    if not admin and any(n not in env_names.allowed() for n in names):
+        declared = set(
+            db.session.scalars(select(AppField.keyname).where(AppField.keyname.in_(names)))
+        )
+    try:
+        env_names.check_all(
+            names, what="env key", admin=admin, declared=declared, allow=env_names.allowed()
+        )
+    except env_names.EnvNameError as exc:
+        raise CompanyError(str(exc)) from None
+
+
+def set_env(company: Company, values: dict[str, str], *, admin: bool = False) -> None:
+    """Set (add or replace) the given keys of the company environment; a value named like a
+    secret is stored encrypted."""
     existing = {row.key: row for row in company.env}
-    for key, value in values.items():
+    for key in values:
         validate_env_key(key)
+    check_env_names(list(values), admin=admin)
+    for key, value in values.items():
+        secret = is_secret_name(key)
+        stored = cipher().encrypt(value) if secret else value
         if key in existing:
-            existing[key].value = value
+            existing[key].value, existing[key].secret = stored, secret
         else:
-            company.env.append(CompanyEnv(key=key, value=value))
+            company.env.append(CompanyEnv(key=key, value=stored, secret=secret))
     db.session.flush()
+
+
+def shown_env(company: Company) -> dict[str, str]:
+    """The company environment safe to show: secret values (or secret-named ones) masked."""
+    return {e.key: MASK if e.secret or is_secret_name(e.key) else e.value for e in company.env}
 
 
 def get_company(ref: str | int) -> Company:

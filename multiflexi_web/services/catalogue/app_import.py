@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AppExitCode, AppField, Application, FieldType
+from multiflexi_web.security.expressions import ExpressionError, check_patterns
 from multiflexi_web.services.catalogue.app_schema import app_validator, normalise_legacy
 from multiflexi_web.services.catalogue.import_common import (
     ImportResult,
@@ -83,6 +84,7 @@ def import_app_document(name: str, raw: dict[str, Any], result: ImportResult) ->
     doc = normalise_legacy(raw, result.warnings)
     validate_schema(name, doc, app_validator(), "MultiFlexi application definition")
     values = _columns(name, doc)
+    _check_artifact_patterns(name, values["artifacts"])
     app = _find_or_create(doc, values["name"], result)
     result.changes += _apply(app, values)
     result.changes += _sync_fields(app, name, doc["environment"])
@@ -112,6 +114,15 @@ def _columns(name: str, doc: dict[str, Any]) -> dict[str, Any]:
             raise FileImportError(f"{name}: $.{key}: must not be empty")
     check_lengths(Application, values, f"{name}: $")
     return values
+
+
+def _check_artifact_patterns(name: str, artifacts: list[dict[str, Any]]) -> None:
+    """The executor matches artifact paths with RE2: refuse now what it could not compile."""
+    for i, art in enumerate(artifacts):
+        try:
+            check_patterns([str(art.get("path") or "")], f"$.artifacts[{i}].path")
+        except ExpressionError as exc:
+            raise FileImportError(f"{name}: {exc}") from None
 
 
 def _find_or_create(doc: dict[str, Any], name: str, result: ImportResult) -> Application:

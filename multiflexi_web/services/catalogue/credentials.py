@@ -13,8 +13,7 @@ from multiflexi_web.models import (
     CredentialValue,
 )
 from multiflexi_web.security.secrets import MASK, reveal, value_to_store
-
-SECRET_FIELD_TYPES = {"password", "secret"}
+from multiflexi_web.services.catalogue.fields import is_secret_field
 
 
 class CredentialError(ValueError):
@@ -73,7 +72,7 @@ def set_values(cred: Credential, values: dict[str, str]) -> None:
     existing = {v.key: v for v in cred.values}
     for key, value in values.items():
         field = fields.get(key)
-        secret = field is not None and (field.secret or field.type in SECRET_FIELD_TYPES)
+        secret = is_secret_field(field)
         row = existing.get(key)
         stored = value_to_store(value, secret, row)
         if stored is None:

@@ -3,16 +3,51 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_MAX = 254  # RFC 5321's limit on a forward path
 URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
 TRUE_WORDS = {"1", "true", "yes", "on", "y"}
 FALSE_WORDS = {"0", "false", "no", "off", "n", ""}
+# Field types whose values are secret whatever the flag says ("secret" exists in credential
+# formats; application imports turn it into "password").
+SECRET_FIELD_TYPES = frozenset({"password", "secret"})
 
 
 class FieldValueError(ValueError):
     """A value does not fit its field's type."""
+
+
+class FieldDef(Protocol):
+    """An application field or a credential prototype field."""
+
+    type: str
+    secret: bool
+
+
+def is_secret_field(field: FieldDef | None) -> bool:
+    """The one rule of what is secret: a field of a secret type or with its secret flag set.
+    Its values are encrypted at rest, masked on every page and never printed by the CLI."""
+    return field is not None and (bool(field.secret) or field.type in SECRET_FIELD_TYPES)
+
+
+# Environment names that hold secrets whatever their source: a word of the name (split at "_")
+# containing one of these, or a word that is or ends with KEY/KEYS (API_KEY, APIKEY, SSH_KEYS).
+# Words that only start with KEY (KEYNAME, KEYBOARD, KEYWORD) are not secret; PWD is the shell's
+# working directory, not a password.
+SECRET_NAME_PARTS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN")
+SECRET_NAME_WORDS = frozenset({"PASS", "PSK"})
+
+
+def is_secret_name(name: str) -> bool:
+    """The one rule of which environment names are secret (one-time, company, system values)."""
+    for word in name.upper().split("_"):
+        if word in SECRET_NAME_WORDS or word.endswith(("KEY", "KEYS")):
+            return True
+        if any(part in word for part in SECRET_NAME_PARTS):
+            return True
+    return False
 
 
 def option_values(options: Any) -> list[str]:
@@ -25,7 +60,7 @@ def option_values(options: Any) -> list[str]:
 
 
 def normalise_value(ftype: str, raw: str, options: Any = None) -> str:
-    value = raw.strip() if ftype not in {"text", "password"} else raw
+    value = raw if ftype == "text" or ftype in SECRET_FIELD_TYPES else raw.strip()
     if value == "":
         return ""
     if ftype == "bool":
@@ -46,7 +81,8 @@ def normalise_value(ftype: str, raw: str, options: Any = None) -> str:
         except ValueError:
             raise FieldValueError(f"{raw!r} is not a number") from None
         return value
-    if ftype == "email" and not EMAIL_RE.match(value):
+    # The pattern backtracks quadratically on long input; no address is longer than this.
+    if ftype == "email" and (len(value) > EMAIL_MAX or not EMAIL_RE.match(value)):
         raise FieldValueError(f"{raw!r} is not an e-mail address")
     if ftype == "url" and not URL_RE.match(value):
         raise FieldValueError(f"{raw!r} is not a URL")

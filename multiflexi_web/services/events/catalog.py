@@ -11,6 +11,8 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, EventSource, RunTemplate
+from multiflexi_web.models.bounds import RULE_PRIORITY, SIGNATURE_TOLERANCE, BoundError
+from multiflexi_web.security import env_names
 from multiflexi_web.security.secrets import MASK, cipher
 from multiflexi_web.services.events.process import rules_of
 from multiflexi_web.services.events.rules import (
@@ -20,6 +22,7 @@ from multiflexi_web.services.events.rules import (
     rule_matches,
     validate_rule_fields,
 )
+from multiflexi_web.services.events.store import parse_payload
 from multiflexi_web.sources import KINDS, validate_config
 from multiflexi_web.sources.base import SourceConfigError, SourceSpec
 
@@ -111,15 +114,20 @@ class RuleSpec:
     env_mapping: dict[str, str] = field(default_factory=dict)
     priority: int = 0
     enabled: bool = True
+    admin: bool = False  # a global admin may map names the application does not declare
+
+
+def _validate_rule(spec: RuleSpec) -> None:
+    try:
+        validate_rule_fields(spec.conditions, spec.env_mapping, spec.operation)
+        RULE_PRIORITY.check(spec.priority)
+    except (RuleError, BoundError) as exc:
+        raise EventSourceError(str(exc)) from None
 
 
 def create_rule(source: EventSource, spec: RuleSpec) -> EventRule:
-    try:
-        validate_rule_fields(spec.conditions, spec.env_mapping, spec.operation)
-    except RuleError as exc:
-        raise EventSourceError(str(exc)) from None
-    if db.session.get(RunTemplate, spec.runtemplate_id) is None:
-        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    _validate_rule(spec)
+    _check_target(spec)
     rule = EventRule(
         source_id=source.id,
         runtemplate_id=spec.runtemplate_id,
@@ -136,6 +144,26 @@ def create_rule(source: EventSource, spec: RuleSpec) -> EventRule:
     return rule
 
 
+def _check_target(spec: RuleSpec) -> None:
+    """The RunTemplate exists and the mapped names are ones this actor may set for its app:
+    declared fields, EVENT_* and the allow-list (security/env_names.py)."""
+    rt = db.session.get(RunTemplate, spec.runtemplate_id)
+    if rt is None:
+        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    names = [k for k in spec.env_mapping if not k.startswith("EVENT_")]
+    declared = {f.keyname for f in rt.application.fields}
+    try:
+        env_names.check_all(
+            names,
+            what="env_mapping key",
+            admin=spec.admin,
+            declared=declared,
+            allow=env_names.allowed(),
+        )
+    except env_names.EnvNameError as exc:
+        raise EventSourceError(str(exc)) from None
+
+
 def list_rules(source_id: int | None = None) -> list[EventRule]:
     query = select(EventRule).order_by(EventRule.source_id, EventRule.priority.desc(), EventRule.id)
     if source_id is not None:
@@ -147,6 +175,19 @@ def list_rules(source_id: int | None = None) -> list[EventRule]:
 class RuleHit:
     rule: EventRule
     env: dict[str, str]
+
+
+TEST_PAYLOAD_MAX = 1024 * 1024
+
+
+def parse_test_payload(raw: str) -> Any:
+    """A payload typed into the rule tester (portal or CLI); EventSourceError says what is wrong."""
+    if len(raw) > TEST_PAYLOAD_MAX:
+        raise EventSourceError(f"payload: larger than {TEST_PAYLOAD_MAX} characters")
+    try:
+        return parse_payload(raw.encode("utf-8", errors="replace"))
+    except (ValueError, RecursionError) as exc:
+        raise EventSourceError(f"payload: not valid JSON ({str(exc)[:200]})") from None
 
 
 def try_payload(source: EventSource, payload: Any) -> list[RuleHit]:
@@ -196,6 +237,20 @@ def update_source(
     db.session.flush()
 
 
+def set_signing(source: EventSource, *, require_timestamp: bool, tolerance: int) -> None:
+    """Webhook signing: require the signed-time header, and the clock difference it allows."""
+    try:
+        SIGNATURE_TOLERANCE.check(tolerance)
+    except BoundError as exc:
+        raise EventSourceError(str(exc)) from None
+    if require_timestamp and source.kind != "webhook":
+        raise EventSourceError("require_timestamp: only webhook requests are signed")
+    if require_timestamp and not source.secret:
+        raise EventSourceError("require_timestamp: set a secret first (the signature's key)")
+    source.require_timestamp, source.signature_tolerance = require_timestamp, tolerance
+    db.session.flush()
+
+
 def delete_source(source: EventSource) -> None:
     """The source goes with its rules and events (jobs keep running; they lose the link)."""
     db.session.delete(source)
@@ -203,12 +258,8 @@ def delete_source(source: EventSource) -> None:
 
 
 def update_rule(rule: EventRule, spec: RuleSpec) -> None:
-    try:
-        validate_rule_fields(spec.conditions, spec.env_mapping, spec.operation)
-    except RuleError as exc:
-        raise EventSourceError(str(exc)) from None
-    if db.session.get(RunTemplate, spec.runtemplate_id) is None:
-        raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    _validate_rule(spec)
+    _check_target(spec)
     rule.runtemplate_id, rule.name = spec.runtemplate_id, spec.name.strip()
     rule.conditions, rule.env_mapping = spec.conditions, spec.env_mapping
     rule.evidence, rule.operation = spec.evidence or None, spec.operation

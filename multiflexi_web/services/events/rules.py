@@ -9,11 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from multiflexi_web.models import EventRule, SourceKind
+from multiflexi_web.models.bounds import BoundError, check_json_depth
+from multiflexi_web.security.env_names import forbidden_reason
+from multiflexi_web.security.expressions import PATH_DEPTH, PATH_MAX, ExpressionError, check_path
 
 OPS = ("equals", "exists", "in")
 OPERATIONS = ("any", "create", "update", "delete")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MISSING = object()
+MAX_CONDITIONS = 50
+MAX_IN_VALUES = 1000
 _STEP_RE = re.compile(r"[^.\[\]]+|\[-?\d+\]")
 # Upstream's names for a changes_cache row, in the order the row's columns feed them.
 CHANGES_DB_ENV = {
@@ -31,10 +36,12 @@ class RuleError(ValueError):
 
 def select_path(payload: Any, selector: str) -> Any:
     """Walk `$.a.b[0].c` (or upstream's plain `a.b.c`); returns _MISSING when absent."""
-    path = selector.strip()
+    path = selector.strip()[:PATH_MAX]
     path = path[1:] if path.startswith("$") else path
     node = payload
-    for step in _STEP_RE.findall(path):
+    # Bounded whatever was stored: a path deeper than PATH_DEPTH selects nothing.
+    steps = _STEP_RE.findall(path)
+    for step in steps if len(steps) <= PATH_DEPTH else [""]:
         node = _step(node, step)
         if node is _MISSING:
             break
@@ -42,6 +49,8 @@ def select_path(payload: Any, selector: str) -> Any:
 
 
 def _step(node: Any, step: str) -> Any:
+    if len(step) > 20 and step.lstrip("[-").rstrip("]").isdigit():
+        return _MISSING  # no list is that long; int() of it would be slow
     if step.startswith("[") or (isinstance(node, list) and step.isdigit()):
         index = int(step.strip("[]"))
         inside = isinstance(node, list) and -len(node) <= index < len(node)
@@ -147,13 +156,19 @@ def validate_rule_fields(
     """Raise RuleError naming the first bad condition, env key or operation."""
     if operation not in OPERATIONS:
         raise RuleError(f"operation {operation!r}: must be one of {', '.join(OPERATIONS)}")
+    if len(conditions) > MAX_CONDITIONS or len(env_mapping) > MAX_CONDITIONS:
+        raise RuleError(f"conditions: at most {MAX_CONDITIONS} conditions and env_mapping keys")
     for i, cond in enumerate(conditions, 1):
         _validate_condition(i, cond)
     for key, selector in env_mapping.items():
-        if not ENV_KEY_RE.match(key):
+        if not ENV_KEY_RE.match(key[:256]):
             raise RuleError(f"env_mapping key {key!r}: letters, digits and _, not a leading digit")
+        reason = forbidden_reason(key)
+        if reason:
+            raise RuleError(f"env_mapping key {key!r}: not allowed, {reason}")
         if not isinstance(selector, str) or not selector.strip():
             raise RuleError(f"env_mapping {key}: the selector must be a path such as $.a.b")
+        _check_path(selector, f"env_mapping {key}:")
 
 
 def _validate_condition(i: int, cond: dict[str, Any]) -> None:
@@ -164,6 +179,16 @@ def _validate_condition(i: int, cond: dict[str, Any]) -> None:
         raise RuleError(f"condition {i} ({cond['path']}): op must be one of {', '.join(OPS)}")
     if op == "in" and not isinstance(cond.get("value"), list):
         raise RuleError(f"condition {i} ({cond['path']}): 'in' needs a list of values")
+    if op == "in" and len(cond["value"]) > MAX_IN_VALUES:
+        raise RuleError(f"condition {i}: 'in' takes {MAX_IN_VALUES} values at most")
+    _check_path(str(cond["path"]), f"condition {i}: path")
+
+
+def _check_path(path: str, where: str) -> None:
+    try:
+        check_path(path, len(_STEP_RE.findall(path[: PATH_MAX + 1])), where)
+    except ExpressionError as exc:
+        raise RuleError(str(exc)) from None
 
 
 _COND_RE = re.compile(r"^(?P<path>\S+)\s+(?P<op>==|=|exists|in)\s*(?P<value>.*)$")
@@ -223,15 +248,25 @@ def parse_env_mapping(text: str) -> dict[str, str]:
     return out
 
 
-def _typed(raw: str) -> Any:
+def _loads(raw: str) -> Any:
+    """JSON when the text is JSON (42, true, [..]), else the text itself."""
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # also 5,000-digit numbers and very deep lists
         return raw
+
+
+def _typed(raw: str) -> Any:
+    value = _loads(raw)
+    try:
+        check_json_depth(value, f"value {raw[:40]!r}")
+    except BoundError as exc:
+        raise RuleError(str(exc)) from None
+    return value
 
 
 def _text(value: Any) -> str:
     # A string that would read back as something else ("42", "true") keeps its JSON quotes.
-    if isinstance(value, str) and _typed(value) == value and "," not in value:
+    if isinstance(value, str) and _loads(value) == value and "," not in value:
         return value
     return json.dumps(value, ensure_ascii=False)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventSource, EventStatus
+from multiflexi_web.models.bounds import check_json_depth
 from multiflexi_web.services.events.rules import as_env_value, is_missing, select_path
 
 # Headers that carry credentials or signatures are not kept with the event.
@@ -26,6 +27,7 @@ SENSITIVE_HEADERS = frozenset(
         "x-gitlab-token",
         "x-hub-signature",
         "x-hub-signature-256",
+        "x-multiflexi-signature",
     }
 )
 
@@ -50,7 +52,7 @@ def decode_message(
 ) -> Incoming:
     """Bytes from a broker or file to an Incoming: JSON payload, or the raw body with an error."""
     try:
-        payload = _parse(raw)
+        payload = parse_payload(raw)
     except (ValueError, RecursionError) as exc:
         return Incoming(None, raw, headers or {}, delivery_id, f"body is not valid JSON: {exc}")
     if id_path and delivery_id is None:
@@ -59,11 +61,13 @@ def decode_message(
     return Incoming(payload, raw, headers or {}, delivery_id)
 
 
-def _parse(raw: bytes) -> Any:
-    """Strict JSON that both databases can store: no NaN/Infinity, no NUL in strings."""
+def parse_payload(raw: bytes) -> Any:
+    """Strict JSON that both databases can store: no NaN/Infinity, no NUL in strings, at most
+    JSON_DEPTH levels; ValueError (or RecursionError) names what is wrong."""
     if not raw.strip():
         return {}
     payload = json.loads(raw.decode("utf-8"), parse_float=_finite, parse_constant=_no_constant)
+    check_json_depth(payload, "payload")
     if "\\u0000" in raw.decode("utf-8") and _has_nul(payload):
         raise ValueError("a string contains \\u0000, which cannot be stored")
     return payload

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import FileUpload, Job, RunTemplate
-from multiflexi_web.security.secrets import cipher
+from multiflexi_web.security import env_names
 from multiflexi_web.services.jobs import transitions as job_service
 from multiflexi_web.services.jobs.artifacts import safe_name
+from multiflexi_web.services.jobs.onetime import unseal
 
 ADHOC_WEB = "adhoc-web"
 _GENERIC = {
@@ -62,10 +64,26 @@ def exit_meaning(job: Job) -> ExitMeaning | None:
     return None
 
 
+def check_one_time_env(rt: RunTemplate, names: Iterable[str], *, admin: bool) -> None:
+    """Raise EnvNameError for a name this actor may not set (security/env_names.py)."""
+    declared = {f.keyname for f in rt.application.fields}
+    env_names.check_all(
+        names, what="env", admin=admin, declared=declared, allow=env_names.allowed()
+    )
+
+
 def run_now(
-    rt: RunTemplate, env: dict[str, str], uploads: list[Upload], launched_by_id: int | None
+    rt: RunTemplate,
+    env: dict[str, str],
+    uploads: list[Upload],
+    launched_by_id: int | None,
+    secret: Iterable[str] = (),
+    *,
+    admin: bool = False,
 ) -> Job:
-    """Queue an ad-hoc job with a one-time environment; uploaded files are stored with the job."""
+    """Queue an ad-hoc job with a one-time environment (the `secret` keys marked secret);
+    uploaded files are stored with the job."""
+    check_one_time_env(rt, [*env, *(up.field for up in uploads)], admin=admin)
     override = dict(env)
     rows = []
     for up in uploads:
@@ -73,7 +91,11 @@ def run_now(
         override[up.field] = name
         rows.append(FileUpload(field=up.field, filename=name, content=up.content))
     job = job_service.enqueue(
-        rt, schedule_type=ADHOC_WEB, env_override=override or None, launched_by_id=launched_by_id
+        rt,
+        schedule_type=ADHOC_WEB,
+        env_override=override or None,
+        secret_keys=secret,
+        launched_by_id=launched_by_id,
     )
     for row in rows:
         row.job_id = job.id
@@ -83,16 +105,14 @@ def run_now(
 
 
 def one_time_env(job: Job) -> dict[str, str]:
-    if not job.env_override:
-        return {}
-    value = cipher().decrypt_json(job.env_override)
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return unseal(job.env_override).values
 
 
 def rerun(job: Job, launched_by_id: int | None) -> Job:
     """A new ad-hoc job of the same RunTemplate with the same one-time env and uploaded files."""
     uploads = db.session.scalars(select(FileUpload).where(FileUpload.job_id == job.id)).all()
-    env = one_time_env(job)
+    once = unseal(job.env_override)
+    env = {k: v for k, v in once.values.items() if env_names.forbidden_reason(k) is None}
     for up in uploads:
         env.pop(up.field, None)
     return run_now(
@@ -100,4 +120,6 @@ def rerun(job: Job, launched_by_id: int | None) -> Job:
         env,
         [Upload(up.field, up.filename, bytes(up.content)) for up in uploads],
         launched_by_id,
+        once.secret,
+        admin=True,  # re-running what was accepted (the job start drops forbidden names)
     )

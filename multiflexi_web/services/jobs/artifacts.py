@@ -10,7 +10,7 @@ import re
 import stat
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,12 +21,16 @@ from sqlalchemy.orm import Session
 
 from multiflexi_web.db.raw import driver
 from multiflexi_web.models import Artifact, utcnow
+from multiflexi_web.security.expressions import ExpressionError, Matcher, compile_pattern
 from multiflexi_web.services.jobs import statements as job_sql
 
 log = logging.getLogger(__name__)
 SNIFF_BYTES = 64 * 1024
 SMALL = 4096
 MAX_NAME = 200
+# The work directory scan for artifact patterns stops here: a job may leave millions of files.
+SCAN_MAX = 10_000
+SCAN_DEPTH = 32
 _magic_lock = threading.Lock()
 _magic: magic.Magic | None = None
 
@@ -37,7 +41,7 @@ def safe_name(name: str) -> str:
     parts = re.split(r"[/\\]+", name)
     kept = [p for p in parts if p not in ("", ".", "..")]
     flat = "_".join(kept)
-    flat = "".join(c for c in flat if c.isprintable() and c != "\x00").strip().lstrip(".")
+    flat = "".join(c for c in flat if c.isprintable() and c != "\x00").strip().lstrip(".-")
     return flat[:MAX_NAME] or "artifact"
 
 
@@ -140,36 +144,58 @@ class Collector:
         self.rows.append(w.row(self.job_id, name, note))
 
     def add_file(self, path: Path, name: str, note: str | None = None) -> None:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
+        # The job owns its work directory and may swap a file for a link after it was checked:
+        # the last component is opened without following links and must still be regular.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(f"{name}: not a regular file")
+            size = st.st_size
             self.add_chunks(name, iter(lambda: fh.read(1024 * 1024), b""), note, size)
 
 
 def files_to_keep(workdir: Path, patterns: Iterable[str], result_file: Path | None) -> list[Path]:
-    """RESULT_FILE first, then files matching a pattern; only regular files inside workdir."""
+    """RESULT_FILE first, then files matching a pattern; only regular files inside workdir.
+
+    Bounded whatever the job left behind: patterns run on RE2 (linear time) and the walk stops
+    after SCAN_MAX entries or below SCAN_DEPTH directories (logged), so a job's own files can
+    never keep its executor busy.
+    """
     regexes = _compile(patterns)
     found: list[Path] = []
     if result_file is not None and _inside_regular(result_file, workdir):
         found.append(result_file)
     if regexes:
-        for root, dirs, files in os.walk(workdir, followlinks=False):
-            dirs.sort()
-            for fname in sorted(files):
-                path = Path(root, fname)
-                rel = str(path.relative_to(workdir))
-                matched = any(r.search(fname) or r.search(rel) for r in regexes)
-                if matched and path not in found and _inside_regular(path, workdir):
-                    found.append(path)
+        for path, rel in _walk(workdir):
+            matched = any(r.search(path.name) or r.search(rel) for r in regexes)
+            if matched and path not in found and _inside_regular(path, workdir):
+                found.append(path)
     return found
 
 
-def _compile(patterns: Iterable[str]) -> list[re.Pattern[str]]:
+def _walk(workdir: Path) -> Iterator[tuple[Path, str]]:
+    """Files under workdir in name order, at most SCAN_MAX entries and SCAN_DEPTH levels deep."""
+    seen = 0
+    for root, dirs, files in os.walk(workdir, followlinks=False):
+        depth = len(Path(root).relative_to(workdir).parts)
+        dirs[:] = sorted(dirs) if depth < SCAN_DEPTH else []
+        for fname in sorted(files):
+            seen += 1
+            if seen > SCAN_MAX:
+                log.warning("artifact scan of %s stopped after %d files", workdir, SCAN_MAX)
+                return
+            path = Path(root, fname)
+            yield path, str(path.relative_to(workdir))
+
+
+def _compile(patterns: Iterable[str]) -> list[Matcher]:
     out = []
     for p in patterns:
         try:
-            out.append(re.compile(p))
-        except re.error as exc:
-            log.warning("artifact pattern %r ignored: %s", p, exc)
+            out.append(compile_pattern(p))
+        except ExpressionError as exc:  # stored before patterns were checked on save
+            log.warning("artifact %s: ignored", exc)
     return out
 
 

@@ -36,10 +36,10 @@ from sqlalchemy.sql.elements import TextClause
 from multiflexi_web.db.raw import RawStatement, constants, driver
 from multiflexi_web.models import FileUpload, Job, JobStatus, OverlapPolicy, RunTemplate, waiting
 from multiflexi_web.models.base import UTCDateTime
-from multiflexi_web.models.job import WAITING
 
-CLAIMABLE = WAITING  # the statuses ix_job_waiting holds
 LOCK_CLASS = 0x4D46  # advisory lock namespace: 'MF'
+# The claim moves waiting() jobs to running: models/job.py derives WAITING (ix_job_waiting's
+# statuses) from the job state table's claim transitions.
 RUNNING = JobStatus.RUNNING.value
 
 

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session, object_session
 
 from multiflexi_web import __version__
 from multiflexi_web.models import RunTemplate
-from multiflexi_web.security.secrets import MASK
+from multiflexi_web.security.env_names import forbidden_reason
+from multiflexi_web.security.secrets import MASK, reveal
 from multiflexi_web.services.catalogue.credentials import plain_values
+from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
 from multiflexi_web.services.runtemplates.configure import plain_config
 
 # The daemon's own settings never reach a job, even when they sit in the system env file.
@@ -32,9 +34,14 @@ PLATFORM_SECRETS = frozenset(
         "DB_DATABASE",
     }
 )
-# What a process needs to behave normally, taken from the daemon's own environment.
-BASE_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME")
+# All a job takes from the daemon's own environment (nothing else of os.environ leaks): what a
+# process needs to behave normally. PATH keeps absolute entries only, so that a file in the
+# job's work directory can never be found as a command; HOME is the work directory (platform).
+BASE_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 RESULT_FILE = "RESULT_FILE"
+# Layers set by the platform or its operator, not by a tenant: their names are not filtered.
+TRUSTED_SOURCES = frozenset({"daemon", "system", "platform"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class TemplateContext:
     company_name: str
     layers: tuple[Layer, ...] = ()
     upload_fields: frozenset[str] = frozenset()  # fields with a file stored with the template
+    mask_output: bool = True  # known secret values masked in the stored output
     ociimage: str | None = None  # for the container modules
     kubernetes: Mapping[str, Any] | None = None  # the app's `kubernetes` block
 
@@ -73,6 +81,14 @@ class ResolvedEnv:
     values: dict[str, str]
     entries: list[dict[str, Any]]
     secret_keys: frozenset[str] = field(default_factory=frozenset)
+    dropped: tuple[str, ...] = ()  # "NAME (source): reason" of each name refused at start
+
+    def secret_values(self) -> list[str]:
+        return [self.values[k] for k in self.secret_keys if self.values[k]]
+
+    def masked_values(self) -> dict[str, str]:
+        """The values with every secret one as a mask: for what is stored or shown."""
+        return {k: MASK if k in self.secret_keys else v for k, v in self.values.items()}
 
 
 def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateContext:
@@ -99,6 +115,7 @@ def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateCo
         company_name=company.name,
         layers=tuple(_layers(rt, system_values)),
         upload_fields=template_fields(_session_of(rt), rt.id),
+        mask_output=rt.mask_output,
         ociimage=app.ociimage or None,
         kubernetes=dict(app.kubernetes) if app.kubernetes else None,
     )
@@ -113,27 +130,35 @@ def _session_of(rt: RunTemplate) -> Session:
 
 def _layers(rt: RunTemplate, system_values: Mapping[str, str]) -> Iterable[Layer]:
     app = rt.application
-    yield Layer("daemon", {k: os.environ[k] for k in BASE_KEYS if k in os.environ})
+    yield Layer("daemon", daemon_base())
     yield Layer(
         "application",
         {f.keyname: f.default for f in app.fields if f.default is not None},
-        frozenset(f.keyname for f in app.fields if f.secret or f.type == "password"),
+        frozenset(f.keyname for f in app.fields if is_secret_field(f)),
     )
     yield Layer("system", {k: v for k, v in system_values.items() if k not in PLATFORM_SECRETS})
-    yield Layer("company", {e.key: e.value for e in rt.company.env})
+    yield Layer(
+        "company",
+        {e.key: reveal(e) for e in rt.company.env},
+        frozenset(e.key for e in rt.company.env if e.secret),
+    )
     yield Layer("runtemplate", plain_config(rt), frozenset(c.key for c in rt.config if c.secret))
     for link in rt.credentials:
         cred = link.credential
-        proto_secret = {
-            f.keyword
-            for f in cred.credential_type.prototype.fields
-            if f.secret or f.type in {"password", "secret"}
-        }
+        proto = cred.credential_type.prototype
+        proto_secret = {f.keyword for f in proto.fields if is_secret_field(f)}
         yield Layer(
             f"credential:{cred.name}",
             plain_values(cred),
             frozenset(proto_secret | {v.key for v in cred.values if v.secret}),
         )
+
+
+def daemon_base() -> dict[str, str]:
+    base = {k: os.environ[k] for k in BASE_KEYS if k in os.environ}
+    path = [p for p in base.get("PATH", "").split(os.pathsep) if p.startswith("/")]
+    base["PATH"] = os.pathsep.join(path) or DEFAULT_PATH
+    return base
 
 
 def resolve(
@@ -143,22 +168,30 @@ def resolve(
     executor: str,
     workdir: Path,
     override: Mapping[str, str] | None = None,
+    override_secret: frozenset[str] = frozenset(),
     uploads: Mapping[str, str] | None = None,
 ) -> ResolvedEnv:
     """Merge the layers (later wins), then the platform's own variables on top; an uploaded
-    file's path replaces the bare file name the portal put into the config or one-time env."""
+    file's path replaces the bare file name the portal put into the config or one-time env.
+    A key is secret when any layer says so or its name looks like a secret's."""
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
     secret: set[str] = set()
+    dropped: list[str] = []
     for layer in (
         *ctx.layers,
-        Layer("override", override or {}),
+        Layer("override", override or {}, override_secret),
         Layer("upload", uploads or {}),
         _platform(ctx, job_id, executor, workdir),
     ):
         for key, value in layer.values.items():
+            reason = None if layer.source in TRUSTED_SOURCES else forbidden_reason(key)
+            if reason:  # a row saved before the rule, or written past it: defence in depth
+                dropped.append(f"{key} ({layer.source}): {reason}")
+                continue
             values[key], sources[key] = str(value), layer.source
         secret |= layer.secret
+    secret |= {k for k in values if is_secret_name(k)}
     if RESULT_FILE in values:
         values[RESULT_FILE] = str(result_path(values[RESULT_FILE], workdir))
         sources[RESULT_FILE] = "platform"
@@ -171,7 +204,7 @@ def resolve(
         }
         for k in sorted(values)
     ]
-    return ResolvedEnv(values, entries, frozenset(secret & values.keys()))
+    return ResolvedEnv(values, entries, frozenset(secret & values.keys()), tuple(dropped))
 
 
 def _platform(ctx: TemplateContext, job_id: int, executor: str, workdir: Path) -> Layer:
@@ -182,6 +215,7 @@ def _platform(ctx: TemplateContext, job_id: int, executor: str, workdir: Path) -
             "MULTIFLEXI_EXECUTOR": executor,
             "MULTIFLEXI_VERSION": __version__,
             "MULTIFLEXI_TMP": str(workdir),
+            "HOME": str(workdir),
             "MULTIFLEXI_APPLICATION_ID": str(ctx.application_id),
             "MULTIFLEXI_APPLICATION_NAME": ctx.application_name,
             "MULTIFLEXI_APPLICATION_UUID": ctx.application_uuid,

@@ -49,8 +49,12 @@ def load(
     return chosen
 
 
-def materialise(workdir: Path, files: dict[str, tuple[str, bytes]]) -> dict[str, str]:
-    """Write the files (mode 0600) into workdir; field -> absolute path."""
+def materialise(
+    workdir: Path, files: dict[str, tuple[str, bytes]], owner: tuple[int, int] | None = None
+) -> dict[str, str]:
+    """Write the files (mode 0600, never executable) into workdir, owned by `owner` (the job
+    user) when given; field -> absolute path. The job's command is never looked up in workdir
+    (PATH has absolute entries only), so a file named like a command shadows nothing."""
     paths: dict[str, str] = {}
     used: set[str] = set()
     for field in sorted(files):
@@ -60,9 +64,11 @@ def materialise(workdir: Path, files: dict[str, tuple[str, bytes]]) -> dict[str,
         if safe in used:  # two fields with one file name: each keeps its own copy
             sub = workdir / _single_name(field, f"field name {field!r}")
             sub.mkdir(mode=0o700, exist_ok=True)
+            if owner is not None:
+                os.chown(sub, *owner)
             target = sub / safe
         used.add(safe)
-        _write(target, content)
+        _write(target, content, owner)
         paths[field] = str(target.absolute())
     return paths
 
@@ -71,11 +77,16 @@ def _single_name(name: str, what: str) -> str:
     """A name that stays in its directory (the portal sanitises names; this is the last guard)."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
         raise UploadError(f"{what}: the name would escape the job's work directory")
+    if name.startswith((".", "-")) or not name.isprintable():
+        raise UploadError(f"{what}: hidden, option-like or control characters in the name")
     return name
 
 
-def _write(target: Path, content: bytes) -> None:
+def _write(target: Path, content: bytes, owner: tuple[int, int] | None) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(target, flags, FILE_MODE)
     with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), FILE_MODE)  # whatever the umask: never executable
+        if owner is not None:
+            os.fchown(fh.fileno(), *owner)
         fh.write(content)

@@ -12,11 +12,17 @@ from typing import Any, cast
 from sqlalchemy import BindParameter, Table, bindparam, case, insert, update
 
 from multiflexi_web.db.raw import RawStatement
-from multiflexi_web.models import Artifact, Job, JobOutput, JobStatus, RunTemplate
+from multiflexi_web.models import Artifact, Job, JobOutput, RunTemplate
 from multiflexi_web.models.base import UTCDateTime
+from multiflexi_web.models.job import sources, status_in
 
-RUNNING = JobStatus.RUNNING.value
 COUNTERS = ("stdout_bytes", "stderr_bytes", "stdout_dropped", "stderr_dropped")
+
+
+# The finishes' WHERE on the status: wherever the job state table's finishing functions move
+# jobs from (running); the new status is the bound p_status.
+_BY = "jobs.transitions."
+FINISHED_FROM = sources(_BY + "finish", _BY + "send_success", _BY + "mark_lost")
 
 
 def _p(name: str) -> BindParameter[Any]:
@@ -33,7 +39,7 @@ def _finish(with_record: bool) -> Any:
     if with_record:
         values.update(pid=_p("p_pid"), command=_p("p_command"), env=_p("p_env"))
         values.update({c: _p(f"p_{c}") for c in COUNTERS})
-    return update(Job).where(Job.id == _p("p_id"), Job.status == RUNNING).values(values)
+    return update(Job).where(Job.id == _p("p_id"), status_in(FINISHED_FROM)).values(values)
 
 
 def _counters() -> Any:

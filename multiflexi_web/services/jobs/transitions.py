@@ -6,27 +6,38 @@ for the same job exactly one wins; terminal statuses never change again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import ColumnElement, select, text, update
 from sqlalchemy.orm import aliased
 
 from multiflexi_web.db.engine import write_session
 from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate, Worker, utcnow
-from multiflexi_web.security.secrets import cipher
+from multiflexi_web.models.job import Move, created, move
 from multiflexi_web.services.jobs import claim as claiming
+from multiflexi_web.services.jobs import onetime
 from multiflexi_web.services.jobs import statements as job_sql
-from multiflexi_web.services.jobs.claim import CLAIMABLE, ClaimedJob
+from multiflexi_web.services.jobs.claim import ClaimedJob
 
 NOTIFY_CHANNEL = "multiflexi_jobs"
 RUNNING = JobStatus.RUNNING.value
 FAILURES = {JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.CANCELLED}
 ORPHAN_GRACE = timedelta(seconds=10)
+
+# Each change's WHERE on the status and the status it sets, from the job state table
+# (models/job.py TRANSITIONS), built once: a change the table lacks fails at import.
+_BY = "jobs.transitions."
+_CREATED = frozenset(created(_BY + "enqueue"))
+_SKIP_CLAIMED = move(_BY + "claim", JobStatus.SKIPPED)
+_RELEASE = move(_BY + "release", JobStatus.SCHEDULED)
+_BLOCK = move(_BY + "block", JobStatus.BLOCKED)
+_CANCEL = move(_BY + "cancel", JobStatus.CANCELLED)
+_IS_RUNNING = Job.status == RUNNING  # the running job's own fields (no status change)
 
 
 class JobError(ValueError):
@@ -39,6 +50,7 @@ def enqueue(
     schedule_type: str,
     when: datetime | None = None,
     env_override: dict[str, str] | None = None,
+    secret_keys: Iterable[str] = (),
     slot_at: datetime | None = None,
     launched_by_id: int | None = None,
     event_id: int | None = None,
@@ -46,6 +58,8 @@ def enqueue(
     status: JobStatus = JobStatus.SCHEDULED,
 ) -> Job:
     """Add a job for a RunTemplate (flushed, not committed); executors are woken on commit."""
+    if status not in _CREATED:
+        raise JobError(f"RunTemplate {rt.id}: a job cannot be created {status}")
     job = Job(
         runtemplate_id=rt.id,
         company_id=rt.company_id,
@@ -55,7 +69,7 @@ def enqueue(
         scheduled_for=when or utcnow(),
         slot_at=slot_at,
         executor=rt.executor,
-        env_override=cipher().encrypt_json(env_override) if env_override else None,
+        env_override=onetime.seal(env_override, secret_keys),
         launched_by_id=launched_by_id,
         event_id=event_id,
         attempt=(retry_of.attempt + 1) if retry_of else 1,
@@ -104,9 +118,9 @@ def claim(
 def _give_back(c: ClaimedJob, now: datetime) -> None:
     """Undo a claim inside the claiming transaction (nobody else ever saw it running)."""
     if c.overlap_policy == "skip":
-        _from_running(
+        _move(
             c.id,
-            status=JobStatus.SKIPPED.value,
+            _SKIP_CLAIMED,
             finished_at=now,
             status_reason="another job of this RunTemplate was running (overlap policy: skip)",
         )
@@ -114,19 +128,23 @@ def _give_back(c: ClaimedJob, now: datetime) -> None:
         release(c.id)
 
 
-def _from_running(job_id: int, **values: Any) -> bool:
-    """Change a job that is running, and only then (a conditional UPDATE): whether it was."""
-    res = db.session.execute(
-        update(Job).where(Job.id == job_id, Job.status == RUNNING).values(**values)
-    )
+def _change(job_id: int, expected: ColumnElement[bool], **values: Any) -> bool:
+    """Change a job in the expected status, and only then (a conditional UPDATE): whether it
+    was. `expected` is a WHERE on the status built above from the job state table."""
+    res = db.session.execute(update(Job).where(Job.id == job_id, expected).values(**values))
     return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def _move(job_id: int, change: Move, **values: Any) -> bool:
+    """A status change from the table, with the other columns it sets."""
+    return _change(job_id, change.where, status=change.to, **values)
 
 
 def release(job_id: int) -> bool:
     """running -> scheduled for a claimed job that never started (its claim is undone)."""
-    return _from_running(
+    return _move(
         job_id,
-        status=JobStatus.SCHEDULED.value,
+        _RELEASE,
         worker_id=None,
         claimed_at=None,
         started_at=None,
@@ -147,14 +165,16 @@ def start(
     container_id: str | None = None,
 ) -> bool:
     """Record what a running job runs (its status is already running since the claim)."""
-    return _from_running(job_id, pid=pid, command=command, env=env, container_id=container_id)
+    return _change(
+        job_id, _IS_RUNNING, pid=pid, command=command, env=env, container_id=container_id
+    )
 
 
 def heartbeat(job_id: int, now: datetime | None = None) -> bool | None:
     """Beat a running job; returns whether a cancel was requested, None if it no longer runs."""
     row = db.session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING)
+        .where(Job.id == job_id, _IS_RUNNING)
         .values(heartbeat_at=now or utcnow())
         .returning(Job.cancel_requested)
     ).first()
@@ -251,12 +271,13 @@ def _maybe_retry(job_id: int, now: datetime) -> Job | None:
     when = plan_retry(job, now)
     if when is None:
         return None
-    override = cipher().decrypt_json(job.env_override) if job.env_override else None
+    override = onetime.unseal(job.env_override)
     return enqueue(
         job.runtemplate,
         schedule_type="retry",
         when=when,
-        env_override=override,
+        env_override=override.values,
+        secret_keys=override.secret,
         retry_of=job,
         launched_by_id=job.launched_by_id,
         event_id=job.event_id,
@@ -265,9 +286,9 @@ def _maybe_retry(job_id: int, now: datetime) -> Job | None:
 
 def block(job_id: int, reason: str, until: datetime) -> bool:
     """running -> blocked (a credential is unavailable): claimable again from `until`."""
-    return _from_running(
+    return _move(
         job_id,
-        status=JobStatus.BLOCKED.value,
+        _BLOCK,
         block_reason=reason,
         blocked_at=utcnow(),
         scheduled_for=until,
@@ -283,9 +304,9 @@ def cancel(job_id: int, by: str = "cli") -> str:
     """Cancel a waiting job at once, or ask the executor to stop a running one."""
     res = db.session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
+        .where(Job.id == job_id, _CANCEL.where)
         .values(
-            status=JobStatus.CANCELLED.value,
+            status=_CANCEL.to,
             finished_at=utcnow(),
             status_reason=f"cancelled by {by} before it started",
         )
@@ -293,7 +314,7 @@ def cancel(job_id: int, by: str = "cli") -> str:
     if res.rowcount:  # type: ignore[attr-defined]
         return "cancelled"
     res = db.session.execute(
-        update(Job).where(Job.id == job_id, Job.status == RUNNING).values(cancel_requested=True)
+        update(Job).where(Job.id == job_id, _IS_RUNNING).values(cancel_requested=True)
     )
     if res.rowcount:  # type: ignore[attr-defined]
         return "cancel requested"

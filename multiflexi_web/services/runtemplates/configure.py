@@ -19,9 +19,15 @@ from multiflexi_web.models import (
     RunTemplateCredential,
     utcnow,
 )
+from multiflexi_web.models.bounds import TIMEOUT, BoundError
+from multiflexi_web.security import env_names
 from multiflexi_web.security.secrets import reveal, value_to_store
 from multiflexi_web.services import settings
-from multiflexi_web.services.catalogue.fields import FieldValueError, normalise_value
+from multiflexi_web.services.catalogue.fields import (
+    FieldValueError,
+    is_secret_field,
+    normalise_value,
+)
 from multiflexi_web.services.runtemplates import executors
 from multiflexi_web.services.scheduling import times as schedule
 from multiflexi_web.services.scheduling.times import Policies
@@ -50,6 +56,8 @@ class RunTemplateSpec:
     timeout: int | None = None
     active: bool = True
     policies: Policies = field(default_factory=Policies)
+    mask_output: bool = True  # known secret values masked in the stored output
+    admin: bool = False  # a global admin may also set names the application does not declare
 
 
 def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec) -> RunTemplate:
@@ -57,14 +65,14 @@ def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec
         raise RunTemplateError("name: must not be empty")
     rt = RunTemplate(company_id=company.id, application_id=app.id, name=spec.name.strip())
     rt.company, rt.application = company, app
-    rt.active = spec.active
+    rt.active, rt.mask_output = spec.active, spec.mask_output
     set_executor(rt, spec.executor, spec.executor_options)
     set_timeout(rt, spec.timeout)
     set_schedule(rt, spec.schedule)
     set_policies(rt, spec.policies)
     db.session.add(rt)
     db.session.flush()
-    set_config(rt, spec.config)
+    set_config(rt, spec.config, admin=spec.admin)
     for cred_id in spec.credential_ids:
         assign_credential(rt, cred_id)
     db.session.flush()
@@ -86,8 +94,11 @@ def set_executor(rt: RunTemplate, name: str, options: dict[str, Any] | None = No
 
 
 def set_timeout(rt: RunTemplate, timeout: int | None) -> None:
-    if timeout is not None and timeout <= 0:
-        raise RunTemplateError(f"timeout {timeout}: must be a positive number of seconds")
+    if timeout is not None:
+        try:
+            TIMEOUT.check(timeout)
+        except BoundError as exc:
+            raise RunTemplateError(str(exc)) from None
     rt.timeout = timeout
 
 
@@ -112,10 +123,18 @@ def set_policies(rt: RunTemplate, policies: Policies) -> None:
         raise RunTemplateError(str(exc)) from None
 
 
-def set_config(rt: RunTemplate, values: dict[str, str]) -> None:
-    """Validate values against the app's field types and store them; secrets encrypted."""
+def set_config(rt: RunTemplate, values: dict[str, str], *, admin: bool = False) -> None:
+    """Validate names (security/env_names.py) and values against the app's field types and
+    store them; secrets encrypted."""
     app = rt.application
     existing = {c.key: c for c in rt.config}
+    declared = {f.keyname for f in app.fields}
+    try:
+        env_names.check_all(
+            values, what="config", admin=admin, declared=declared, allow=env_names.allowed()
+        )
+    except env_names.EnvNameError as exc:
+        raise RunTemplateError(str(exc)) from None
     for key, raw in values.items():
         fdef = app.field(key)
         try:
@@ -124,7 +143,7 @@ def set_config(rt: RunTemplate, values: dict[str, str]) -> None:
             )
         except FieldValueError as exc:
             raise RunTemplateError(f"config {key}: {exc}") from None
-        secret = bool(fdef and (fdef.secret or fdef.type == "password"))
+        secret = is_secret_field(fdef)
         row = existing.get(key)
         stored = value_to_store(value, secret, row)
         if stored is None:

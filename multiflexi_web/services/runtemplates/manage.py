@@ -158,6 +158,7 @@ def clone(rt: RunTemplate, name: str | None = None) -> RunTemplate:
         "retry_min_gap",
         "timeout",
         "note",
+        "mask_output",
     ):
         setattr(copy, attr, getattr(rt, attr))
     copy.topics = list(rt.topics or [])

@@ -20,13 +20,19 @@ from sqlalchemy.orm import selectinload
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, OverlapPolicy, RunTemplate
 from multiflexi_web.models.base import UTCDateTime
+from multiflexi_web.models.job import WAITING, WAITING_IN, created, made
 from multiflexi_web.services.jobs import transitions as jobs
 
 # Below this many templates in a batch the job service writes each job (about 4 round trips
 # per job, so only worth it for a handful); from here on one statement writes them all.
 BULK_MIN = 8
 BUSY_REASON = "previous job still waiting or running (overlap policy: skip)"
-SCHEDULED = JobStatus.SCHEDULED.value
+# What a slot's job is created as (the job state table's creations by insert_bulk): due, or
+# skipped (missed, or its template busy: finished at once).
+_BULK = "scheduling.slots.insert_bulk"
+CREATED = frozenset(created(_BULK))
+DUE = made(_BULK, None, JobStatus.SCHEDULED)
+SKIP = made(_BULK, None, JobStatus.SKIPPED)
 
 # Templates that share a plan: (their ids, schedule_type, runs); a run has .at, .status, .reason.
 SlotGroups = Sequence[tuple[Sequence[int], str, Sequence[Any]]]
@@ -38,17 +44,17 @@ INSERT INTO job (runtemplate_id, company_id, application_id, status, status_reas
     schedule_type, scheduled_for, slot_at, attempt, executor, app_version, finished_at,
     cancel_requested, stdout_bytes, stderr_bytes, stdout_dropped, stderr_dropped, created_at)
 SELECT x.id, x.company_id, x.application_id,
-    CASE WHEN x.busy THEN 'skipped' ELSE x.status END,
+    CASE WHEN x.busy THEN '{skip}' ELSE x.status END,
     CASE WHEN x.busy THEN {busy_reason} ELSE x.reason END,
     x.stype, x.run_at, x.run_at, 1, x.executor, x.version,
-    CASE WHEN x.busy OR x.status = 'skipped' THEN {now} END,
+    CASE WHEN x.busy OR x.status = '{skip}' THEN {now} END,
     false, 0, 0, 0, 0, {now}
 FROM (
     SELECT r.id, r.company_id, r.application_id, r.executor, a.version,
         s.run_at, s.status, s.reason, s.stype,
-        (s.status = 'scheduled' AND r.overlap_policy = 'skip' AND EXISTS (
-            SELECT 1 FROM job j WHERE j.runtemplate_id = r.id AND (j.status = 'running'
-                OR (j.status IN ('scheduled', 'blocked') AND j.scheduled_for <= {now}))
+        (s.status = '{due}' AND r.overlap_policy = '{skip_policy}' AND EXISTS (
+            SELECT 1 FROM job j WHERE j.runtemplate_id = r.id AND (j.status = '{running}'
+                OR (j.status {waiting_in} AND j.scheduled_for <= {now}))
         )) AS busy
     FROM {source}
     JOIN runtemplate r ON r.id = s.rt_id
@@ -67,8 +73,16 @@ _PG_SOURCE = """(
         %(p_reason)b::text[], %(p_stype)b::text[]) AS p(no, run_at, status, reason, stype)
         USING (no)
 ) AS s"""
+# The statuses and the policy as literals: the enums' own plain words, fixed at import.
+_WORDS = {
+    "due": DUE.value,
+    "skip": SKIP.value,
+    "running": JobStatus.RUNNING.value,
+    "waiting_in": WAITING_IN,
+    "skip_policy": OverlapPolicy.SKIP.value,
+}
 _PG_INSERT = _INSERT.format(
-    source=_PG_SOURCE, now="%(now)b::timestamptz", busy_reason="%(busy_reason)b::text"
+    source=_PG_SOURCE, now="%(now)b::timestamptz", busy_reason="%(busy_reason)b::text", **_WORDS
 )
 _PG_NEXT = """
 UPDATE runtemplate AS r
@@ -84,6 +98,7 @@ _SQLITE_INSERT = _INSERT.format(
     " value ->> 3 AS reason, value ->> 4 AS stype FROM json_each(:payload)) AS s",
     now=":now",
     busy_reason=":busy_reason",
+    **_WORDS,
 )
 _SQLITE_NEXT = """
 UPDATE runtemplate SET next_run_at = :next_run_at,
@@ -119,6 +134,7 @@ def _literal(parts: list[str]) -> str:
 
 def insert_bulk(groups: SlotGroups, now: datetime) -> int:
     """Insert every slot's job with one statement; returns how many were new."""
+    _check_created(groups)
     if _is_pg():
         groups = [g for g in groups if g[2]]
         ids, nos = _numbered(g[0] for g in groups)
@@ -135,6 +151,14 @@ def insert_bulk(groups: SlotGroups, now: datetime) -> int:
         count = _sqlite_insert(groups, now)
     _notify()
     return count
+
+
+def _check_created(groups: SlotGroups) -> None:
+    """Refuse a plan whose runs the job state table does not let a slot's job start as."""
+    wrong = {r.status for _, _, runs in groups for r in runs} - CREATED
+    if wrong:
+        names = ", ".join(sorted(str(s) for s in wrong))
+        raise ValueError(f"slot jobs cannot be created {names} (models/job.py TRANSITIONS)")
 
 
 def _sqlite_insert(groups: SlotGroups, now: datetime) -> int:
@@ -169,8 +193,8 @@ def insert_each(groups: SlotGroups, now: datetime) -> int:
             busy = _busy(rt, now)  # judged before this batch, as the bulk statement does
             for run in runs:
                 status, reason = JobStatus(run.status), run.reason
-                if status is JobStatus.SCHEDULED and busy:
-                    status, reason = JobStatus.SKIPPED, BUSY_REASON
+                if status is DUE and busy:
+                    status, reason = SKIP, BUSY_REASON
                 inserted += _insert_one(rt, stype, run.at, status, reason, now)
     return inserted
 
@@ -181,7 +205,7 @@ def _insert_one(
     try:
         with db.session.begin_nested():
             job = jobs.enqueue(rt, schedule_type=stype, when=at, slot_at=at, status=status)
-            if status is JobStatus.SKIPPED:
+            if status is SKIP:
                 job.status_reason, job.finished_at = reason, now
             db.session.flush()
     except IntegrityError:
@@ -205,7 +229,7 @@ def _busy(rt: RunTemplate, now: datetime) -> bool:
         Job.runtemplate_id == rt.id,
         or_(
             Job.status == JobStatus.RUNNING.value,
-            Job.status.in_([SCHEDULED, JobStatus.BLOCKED.value]) & (Job.scheduled_for <= now),
+            Job.status.in_(WAITING) & (Job.scheduled_for <= now),
         ),
     )
     return bool(db.session.scalar(select(live)))

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from multiflexi_web.models import Interval, MisfirePolicy, OverlapPolicy, RetryBackoff, RunTemplate
+from multiflexi_web.models.bounds import DELAY, MAX_ATTEMPTS, RETRY_MIN_GAP, BoundError
 
 INTERVAL_CRON = {
     Interval.MINUTELY: "* * * * *",
@@ -57,8 +58,10 @@ def validate(interval: str, cron: str | None, timezone: str | None, delay: int) 
         code = Interval(interval)
     except ValueError:
         raise ScheduleError(f"interval {interval!r}: must be one of n i h d w m y c") from None
-    if delay < 0:
-        raise ScheduleError(f"delay {delay}: must be 0 or more seconds")
+    try:
+        DELAY.check(delay)
+    except BoundError as exc:
+        raise ScheduleError(str(exc)) from None
     zone = _zone(timezone) if timezone else ZoneInfo("UTC")
     if code is Interval.CUSTOM:
         _validate_cron(cron, zone)
@@ -239,10 +242,11 @@ def _choice(
 
 def apply_policies(rt: RunTemplate, p: Policies) -> None:
     """Validate and store the policies (they never move the next run)."""
-    if p.max_attempts < 1:
-        raise ScheduleError(f"max_attempts {p.max_attempts}: must be 1 or more")
-    if p.retry_min_gap < 0:
-        raise ScheduleError(f"retry_min_gap {p.retry_min_gap}: must be 0 or more seconds")
+    try:
+        MAX_ATTEMPTS.check(p.max_attempts)
+        RETRY_MIN_GAP.check(p.retry_min_gap)
+    except BoundError as exc:
+        raise ScheduleError(str(exc)) from None
     rt.misfire_policy = _choice("misfire", p.misfire, MisfirePolicy)
     rt.overlap_policy = _choice("overlap", p.overlap, OverlapPolicy)
     rt.retry_backoff = _choice("retry_backoff", p.retry_backoff, RetryBackoff)

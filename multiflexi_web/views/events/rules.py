@@ -7,6 +7,7 @@ from typing import Any
 from flask import abort, render_template, request
 
 from multiflexi_web.models import EventRule, EventSource, Role, RunTemplate
+from multiflexi_web.models.bounds import RULE_PRIORITY, BoundError, parse_id
 from multiflexi_web.services.accounts import access
 from multiflexi_web.services.events import catalog
 from multiflexi_web.services.events.catalog import EventSourceError, RuleSpec
@@ -93,12 +94,13 @@ def _rule_refused(src: EventSource, rule: EventRule | None, exc: ValueError) -> 
 
 
 def _rule_spec(src: EventSource) -> RuleSpec:
-    rt_id = int(text("runtemplate")) if text("runtemplate").isdigit() else 0
+    rt_id = parse_id(text("runtemplate")) or 0
     if not any(rt.id == rt_id for rt in _targets(src)):
         raise EventSourceError("runtemplate: choose one of the source's company")
-    priority = text("priority", 12)
-    if not priority.lstrip("-").isdigit():
-        raise EventSourceError("priority: a whole number")
+    try:
+        priority = RULE_PRIORITY.parse(text("priority", 40) or "0")
+    except BoundError as exc:
+        raise EventSourceError(str(exc)) from None
     return RuleSpec(
         rt_id,
         text("name"),
@@ -106,8 +108,9 @@ def _rule_spec(src: EventSource) -> RuleSpec:
         text("evidence", 128) or None,
         text("operation", 16) or "any",
         parse_env_mapping(request.form.get("env_mapping", "")),
-        int(priority),
+        priority,
         flag("enabled"),
+        admin=me().is_admin,
     )
 
 

@@ -20,6 +20,7 @@ from multiflexi_web.models import (
     RunTemplate,
     waiting,
 )
+from multiflexi_web.models.bounds import BIGINT_MAX, INT32_MAX, parse_id
 
 PAGE_SIZE = 50
 QUEUE_LIMIT = 200
@@ -45,13 +46,14 @@ class JobFilterError(ValueError):
     """A list filter parameter is malformed; the message names it."""
 
 
-def _int_arg(args: Mapping[str, str], name: str) -> int | None:
+def _int_arg(args: Mapping[str, str], name: str, high: int = INT32_MAX) -> int | None:
     raw = (args.get(name) or "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise JobFilterError(f"{name}: must be a whole number, got {raw!r}")
-    return int(raw)
+    value = parse_id(raw, high)
+    if value is None:
+        raise JobFilterError(f"{name}: must be a whole number, got {raw[:40]!r}")
+    return value
 
 
 def _date_arg(args: Mapping[str, str], name: str) -> date | None:
@@ -87,7 +89,7 @@ class JobFilter:
             status=status,
             since=_date_arg(args, "since"),
             until=_date_arg(args, "until"),
-            before=_int_arg(args, "before"),
+            before=_int_arg(args, "before", BIGINT_MAX),
         )
 
     def args(self, **changes: Any) -> dict[str, Any]:

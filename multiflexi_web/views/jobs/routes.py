@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, Role
+from multiflexi_web.models.bounds import BIGINT_MAX, parse_id
 from multiflexi_web.services.accounts.access import require_role, visible_company_ids
 from multiflexi_web.services.jobs import transitions as job_service
 from multiflexi_web.services.jobs.adhoc import rerun
@@ -84,10 +85,11 @@ def detail(job_id: int) -> str:
 @bp.get("/<int:job_id>/output")
 def output(job_id: int) -> str:
     """New output after `after` (a chunk id) as a fragment; its poller stops once the job ended."""
-    after = request.args.get("after", "0")
-    if not after.isdigit():
-        abort(400, description=f"after: must be a chunk id (a whole number), got {after!r}")
-    batch = read_batch(job_id, int(after))
+    raw = request.args.get("after", "0")
+    after = parse_id(raw, BIGINT_MAX)
+    if after is None:
+        abort(400, description=f"after: must be a chunk id (a whole number), got {raw[:40]!r}")
+    batch = read_batch(job_id, after)
     if batch is None:
         abort(404)
     require_role(me(), batch.company_id, Role.VIEWER)

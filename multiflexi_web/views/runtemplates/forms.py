@@ -9,8 +9,17 @@ from typing import Any
 from werkzeug.datastructures import FileStorage, ImmutableMultiDict, MultiDict
 
 from multiflexi_web.models import AppField, Application, FieldType
+from multiflexi_web.models.bounds import (
+    DELAY,
+    MAX_ATTEMPTS,
+    RETRY_MIN_GAP,
+    TIMEOUT,
+    Bound,
+    BoundError,
+    parse_id,
+)
 from multiflexi_web.services.accounts.companies import ENV_KEY_RE
-from multiflexi_web.services.catalogue.fields import option_values
+from multiflexi_web.services.catalogue.fields import is_secret_field, option_values
 from multiflexi_web.services.jobs.adhoc import Upload
 from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.runtemplates.configure import (
@@ -88,7 +97,7 @@ def field_view(f: AppField) -> FieldView:
         kind = _WIDGETS.get(FieldType(f.type), "text")
     except ValueError:
         kind = "text"
-    if f.secret and kind == "text":
+    if is_secret_field(f) and kind == "text":
         kind = "password"
     return FieldView(
         key=f.keyname,
@@ -136,13 +145,14 @@ def parse_config(
     return values, uploads
 
 
-def _int(raw: str, what: str, *, allow_empty: bool = True) -> int | None:
-    raw = raw.strip()
-    if not raw and allow_empty:
+def _int(raw: str, bound: Bound) -> int | None:
+    """An empty input (None: keep the default) or a whole number within the field's bound."""
+    if not raw.strip():
         return None
-    if not raw.isdigit():
-        raise RunTemplateError(f"{what} {raw!r}: must be a whole number of seconds")
-    return int(raw)
+    try:
+        return bound.parse(raw)
+    except BoundError as exc:
+        raise RunTemplateError(str(exc)) from None
 
 
 def parse_delay(raw: str) -> int:
@@ -150,12 +160,12 @@ def parse_delay(raw: str) -> int:
     raw = raw.strip()
     if not raw:
         return 0
-    m = _DELAY_RE.match(raw)
-    if m:
+    m = _DELAY_RE.match(raw[:20])
+    if m and len(m.group(1)) <= 4:
         return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3) or 0)
-    if raw.isdigit():
-        return int(raw)
-    raise RunTemplateError(f"delay {raw!r}: give seconds (7200) or hh:mm:ss (02:00:00)")
+    if raw.isascii() and raw.isdigit():
+        return _int(raw, DELAY) or 0
+    raise RunTemplateError(f"delay {raw[:40]!r}: give seconds (7200) or hh:mm:ss (02:00:00)")
 
 
 def parse_schedule(form: Form) -> ScheduleSpec:
@@ -170,8 +180,8 @@ def parse_schedule(form: Form) -> ScheduleSpec:
 def parse_policies(form: Form) -> Policies:
     """Misfire, overlap and retry settings; absent inputs keep the defaults."""
     default = Policies()
-    attempts = _int(form.get("max_attempts", ""), "max_attempts")
-    gap = _int(form.get("retry_min_gap", ""), "retry_min_gap")
+    attempts = _int(form.get("max_attempts", ""), MAX_ATTEMPTS)
+    gap = _int(form.get("retry_min_gap", ""), RETRY_MIN_GAP)
     return Policies(
         misfire=form.get("misfire", "").strip() or default.misfire,
         overlap=form.get("overlap", "").strip() or default.overlap,
@@ -185,9 +195,9 @@ def parse_credentials(form: Form, requirements: list[str]) -> dict[str, int | No
     out: dict[str, int | None] = {}
     for code in requirements:
         raw = form.get(f"cred-{code}", "").strip()
-        if raw and not raw.isdigit():
-            raise RunTemplateError(f"credential {raw!r}: not a credential id")
-        out[code] = int(raw) if raw else None
+        if raw and parse_id(raw) is None:
+            raise RunTemplateError(f"credential {raw[:40]!r}: not a credential id")
+        out[code] = parse_id(raw)
     return out
 
 
@@ -199,9 +209,11 @@ def parse_spec(form: Form, app: Application, config: dict[str, str]) -> RunTempl
         executor=form.get("executor", "native").strip() or "native",
         executor_options=parse_executor_options(form.get("executor_options")),
         config=config,
-        timeout=_int(form.get("timeout", ""), "timeout"),
+        timeout=_int(form.get("timeout", ""), TIMEOUT),
         policies=parse_policies(form),
         active=is_true((form.getlist("active") or ["false"])[-1]),
+        # Masking stays on unless the form says otherwise (a hidden "false" precedes the box).
+        mask_output=is_true((form.getlist("mask_output") or ["true"])[-1]),
     )
 
 
@@ -243,6 +255,13 @@ def parse_env_rows(form: Form) -> dict[str, str]:
             raise RunTemplateError(f"env {key!r}: MULTIFLEXI_* variables are set by the platform")
         env[key] = value
     return env
+
+
+def parse_env_secrets(form: Form) -> frozenset[str]:
+    """Keys of the one-time rows whose `env_secret` checkbox (value: the row's index) is on."""
+    keys = form.getlist("env_key")
+    marked = {int(i) for i in form.getlist("env_secret") if i.isdigit() and int(i) < len(keys)}
+    return frozenset(keys[i].strip() for i in marked if keys[i].strip())
 
 
 def error_target(message: str) -> str:

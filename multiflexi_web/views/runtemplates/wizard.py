@@ -18,7 +18,9 @@ from multiflexi_web.models import (
     Role,
     RunTemplate,
 )
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services import settings
+from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services.runtemplates.configure import (
     RunTemplateError,
     create_runtemplate,
@@ -94,6 +96,7 @@ def _new_state(company: Company, app: Application) -> dict[str, Any]:
         "executor_options": "",
         "timeout": "",
         "active": True,
+        "mask_output": True,
         **_policy_state(Policies()),
         "values": {f.keyname: f.default or "" for f in app.fields},
         "creds": {code: (c[0].id if len(c) == 1 else None) for code, c in choices.items()},
@@ -111,6 +114,7 @@ def _rt_state(rt: RunTemplate) -> dict[str, Any]:
         "executor_options": executor_options_text(rt.executor_options),
         "timeout": rt.timeout or "",
         "active": rt.active,
+        "mask_output": rt.mask_output,
         **_policy_state(policies_of(rt)),
         # Secret values are never sent back to the browser.
         "values": {c.key: "" if c.secret else c.value for c in rt.config},
@@ -145,14 +149,13 @@ def _posted_state(app: Application) -> dict[str, Any]:
     )
     state: dict[str, Any] = {k: form.get(k, "") for k in (*fields, *POLICY_KEYS)}
     state["active"] = (form.getlist("active") or ["false"])[-1] == "true"
-    secret = {f.keyname for f in app.fields if field_view(f).kind == "password"}
+    state["mask_output"] = (form.getlist("mask_output") or ["true"])[-1] == "true"
+    secret = {f.keyname for f in app.fields if is_secret_field(f)}
     state["values"] = {
         f.keyname: "" if f.keyname in secret else (form.getlist(f"cfg-{f.keyname}") or [""])[-1]
         for f in app.fields
     }
-    state["creds"] = {
-        c: int(v) if (v := form.get(f"cred-{c}", "")).isdigit() else None for c in app.requirements
-    }
+    state["creds"] = {c: parse_id(form.get(f"cred-{c}", "")) for c in app.requirements}
     return state
 
 
@@ -249,6 +252,7 @@ def _update(rt: RunTemplate, app: Application, values: dict[str, str]) -> None:
     set_executor(rt, spec.executor, spec.executor_options)
     set_timeout(rt, spec.timeout)
     rt.active = spec.active  # before the schedule: it decides whether there is a next run
+    rt.mask_output = spec.mask_output
     set_schedule(rt, spec.schedule)
     set_policies(rt, spec.policies)
     set_config(rt, values)

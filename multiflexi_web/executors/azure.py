@@ -1,0 +1,239 @@
+"""Azure executor module: one Azure Container Instances container group per job."""
+
+# See docs/executors.md. The Azure SDK is imported only where a job or a check needs it.
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+from multiflexi_web.config import ConfigError
+from multiflexi_web.executors.azure_auth import AzureSettings, credential
+from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
+from multiflexi_web.executors.container_env import container_env, input_files
+
+log = logging.getLogger("multiflexi.executor.azure")
+CONTAINER = "job"
+MOUNT = "/tmp"  # noqa: S108 - MULTIFLEXI_TMP inside the container: ACI mounts nothing of the daemon's
+DELETE_WAIT = 10.0  # seconds a finished job waits for its group's deletion to complete
+ENDED = frozenset({"Succeeded", "Failed", "Stopped"})  # a group's instance-view states
+
+
+class AzureExecutor:
+    name = "azure"
+    description = "Runs the application's OCI image in Azure Container Instances"
+
+    def unusable_reason(self, app: AppInfo) -> str | None:
+        if not app.ociimage:
+            return "the application has no OCI image (ociimage)"
+        try:
+            AzureSettings.load()
+            credential()
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
+    def run(self, spec: JobSpec, io: JobIO) -> RunResult:
+        refusal = _refusal(spec)
+        if refusal:
+            return RunResult(None, error=f"azure: {refusal}")
+        try:
+            cfg = AzureSettings.load()
+            client = _client(cfg)
+        except ConfigError as exc:
+            return RunResult(None, error=f"azure: {exc}")
+        with client:
+            return GroupRun(client, cfg, spec, io).run()
+
+
+def _refusal(spec: JobSpec) -> str | None:
+    if "RESULT_FILE" in spec.env:
+        return "RESULT_FILE is not supported: Azure Container Instances cannot copy files out"
+    inputs = input_files(spec.workdir)
+    return f"input files are not supported: {inputs}" if inputs else None
+
+
+def _client(cfg: AzureSettings) -> Any:
+    from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+
+    return ContainerInstanceManagementClient(
+        credential(), cfg.subscription, base_url=cfg.base_url, polling_interval=cfg.poll
+    )
+
+
+def group_body(spec: JobSpec, cfg: AzureSettings) -> Any:
+    """The container group: restart policy Never, secret values only as secure values."""
+    from azure.mgmt.containerinstance import models as m
+
+    env = [
+        m.EnvironmentVariable(name=k, secure_value=v)
+        if k in spec.secret_keys
+        else m.EnvironmentVariable(name=k, value=v)
+        for k, v in sorted(container_env(spec, MOUNT).items())
+    ]
+    resources = m.ResourceRequirements(
+        requests=m.ResourceRequests(memory_in_gb=cfg.memory_gb, cpu=cfg.cpu)
+    )
+    container = m.Container(
+        name=CONTAINER,
+        image=spec.app.ociimage or "",
+        command=list(spec.argv),
+        environment_variables=env,
+        resources=resources,
+    )
+    tags = {"multiflexi.job": str(spec.job_id)}
+    return m.ContainerGroup(
+        location=cfg.location,
+        containers=[container],
+        os_type="Linux",
+        restart_policy="Never",
+        tags=tags,
+    )
+
+
+class GroupRun:
+    """One container group from creation to deletion; it is deleted whatever happens."""
+
+    def __init__(self, client: Any, cfg: AzureSettings, spec: JobSpec, io: JobIO) -> None:
+        self.client, self.cfg, self.spec, self.io = client, cfg, spec, io
+        self.name = f"mf-job-{spec.job_id}-{secrets.token_hex(3)}"
+        self.opts = cfg.call_options
+        self.t0 = time.monotonic()
+        self.logged = ""
+        self.deleted = False
+
+    def run(self) -> RunResult:
+        from azure.core.exceptions import AzureError
+
+        try:
+            return self._provision() or self._supervise()
+        except AzureError as exc:
+            return RunResult(None, error=f"azure API: {_message(exc)}")
+        finally:
+            self._delete()
+
+    def _provision(self) -> RunResult | None:
+        """Create the group and wait for its provisioning (ACI pulls the image meanwhile, which
+        may take minutes): stop requests are heard, and so the job's heartbeat goes on."""
+        groups = self.client.container_groups
+        body = group_body(self.spec, self.cfg)
+        rg = self.cfg.resource_group
+        poller = groups.begin_create_or_update(rg, self.name, body, **self.opts)
+        self.io.started(container_id=self.name)
+        while not poller.done():
+            if (stop := self._stop_requested()) is not None:
+                return stop
+            if (waited := time.monotonic() - self.t0) >= self.cfg.start_timeout:
+                return RunResult(None, error=f"the group was not provisioned within {waited:.0f} s")
+            poller.wait(self.cfg.poll)
+        poller.result()  # a failed provisioning raises, with ARM's message
+        return None
+
+    def _supervise(self) -> RunResult:
+        while True:
+            stop = self._stop_requested()
+            if stop is not None:
+                return stop
+            group = self.client.container_groups.get(
+                self.cfg.resource_group, self.name, **self.opts
+            )
+            result = self._step(group)
+            if result is not None:
+                return result
+            time.sleep(self.cfg.poll)
+
+    def _step(self, group: Any) -> RunResult | None:
+        """What one read of the group says: the result, or None while the job goes on."""
+        state = _current_state(group)
+        if state is not None and state.state == "Terminated":
+            self._logs()
+            return _exit_of(state)
+        if (problem := _ended_without_exit(group)) is not None:
+            self._logs()
+            return RunResult(None, error=problem)
+        if state is not None and state.state == "Running":
+            self._logs()
+        elif (waited := time.monotonic() - self.t0) >= self.cfg.start_timeout:
+            why = _last_event(group) or "still waiting"
+            error = f"the container did not start within {waited:.0f} s: {why}"
+            return RunResult(None, error=error)
+        return None
+
+    def _stop_requested(self) -> RunResult | None:
+        timeout = self.spec.timeout
+        timed_out = timeout is not None and time.monotonic() - self.t0 >= timeout
+        if not timed_out and not self.io.should_stop():
+            return None
+        self._delete()
+        return RunResult(None, timed_out=timed_out, cancelled=not timed_out)
+
+    def _logs(self) -> None:
+        """ACI serves the whole log so far (stdout and stderr merged): hand on what is new."""
+        logs = self.client.containers.list_logs(
+            self.cfg.resource_group, self.name, CONTAINER, **self.opts
+        )
+        content = logs.content or ""
+        # ACI keeps only the log's tail: once it moved beyond what was handed on, hand on all.
+        new = content[len(self.logged) :] if content.startswith(self.logged) else content
+        if new:
+            self.io.output("stdout", new.encode())
+        self.logged = content
+
+    def _delete(self) -> None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        if self.deleted:
+            return
+        self.deleted = True
+        try:
+            groups = self.client.container_groups
+            poller = groups.begin_delete(self.cfg.resource_group, self.name, **self.opts)
+            # Accepted is enough: ARM finishes on its own, and the job's finish (its heartbeat
+            # paused meanwhile) must not wait long for that.
+            poller.wait(DELETE_WAIT)
+            if poller.done():
+                poller.result()  # a failed deletion raises
+        except ResourceNotFoundError:
+            pass
+        except AzureError as exc:  # a leftover: tagged multiflexi.job=<id> for a sweep
+            log.warning("action=aci_delete_failed group=%s error=%s", self.name, _message(exc))
+
+
+def _current_state(group: Any) -> Any:
+    view = group.containers[0].instance_view if group.containers else None
+    return view.current_state if view is not None else None
+
+
+def _exit_of(state: Any) -> RunResult:
+    """Upstream returned the exit code of its last `az` command; this is the container's own."""
+    if state.exit_code is None:
+        return RunResult(None, error="the container terminated without an exit code")
+    return RunResult(int(state.exit_code))
+
+
+def _last_event(group: Any) -> str | None:
+    """The newest event message of the group or its container (e.g. a failed image pull)."""
+    views = [group.instance_view] + [c.instance_view for c in group.containers or []]
+    messages = [e.message for v in views if v is not None for e in v.events or [] if e.message]
+    return messages[-1] if messages else None
+
+
+def _ended_without_exit(group: Any) -> str | None:
+    """The group is over (or failed to provision) but its container never reported an exit."""
+    view = group.instance_view
+    state = view.state if view is not None else None
+    if state not in ENDED and group.provisioning_state != "Failed":
+        return None
+    event = _last_event(group)
+    detail = f": {event}" if event else ""
+    return (
+        f"the container group ended ({state or group.provisioning_state}) without an exit{detail}"
+    )
+
+
+def _message(exc: Any) -> str:
+    status = getattr(exc, "status_code", None)
+    text = str(getattr(exc, "message", "") or exc).splitlines()[0]
+    return f"{status} {text}" if status else text

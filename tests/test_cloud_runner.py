@@ -1,0 +1,166 @@
+"""The kubernetes and azure modules through the real runner path: an executor in this process
+claims the job, resolves its environment, runs the module against the loopback fakes and
+records status, output and artifacts (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import AppField, JobStatus, RunTemplate
+from multiflexi_web.services.jobs import artifacts
+from multiflexi_web.services.jobs.adhoc import Upload, run_now
+from multiflexi_web.services.runtemplates.configure import RunTemplateError, set_executor
+from tests import fake_arm, fake_k8s
+from tests.executor_support import drain, job, output_of, schedule
+from tests.factories import make_app, make_company
+from tests.fake_k8s import FakeKube, running, terminated
+from tests.test_azure_executor import azure_env
+from tests.test_kubernetes_executor import make_tar
+
+SECRET = "runner-s3cr3t"
+FIELDS = [
+    {"keyname": "TOKEN", "type": "password", "default": SECRET},
+    {"keyname": "GREETING", "type": "string", "default": "hello"},
+]
+
+
+def cloud_rt(executor: str, *, result_file: bool) -> RunTemplate:
+    fields = list(FIELDS)
+    if result_file:
+        fields.append({"keyname": "RESULT_FILE", "type": "string", "default": "result.json"})
+    app = make_app(
+        executable="/app/run",
+        ociimage="example.org/demo:1",
+        fields=fields,
+        artifacts=[{"name": "out", "path": r"out\.txt", "type": "file"}],
+    )
+    app.cmdparams = "--greet {GREETING}"
+    rt = RunTemplate(
+        company_id=make_company().id, application_id=app.id, name="cloud", executor=executor
+    )
+    db.session.add(rt)
+    db.session.commit()
+    return rt
+
+
+def test_a_kubernetes_job_through_the_runner(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeKube(
+        status=lambda n: running() if n == 0 else terminated(3),
+        log=lambda out: out.write(b"hello from the pod\n"),
+        tar=make_tar({"./out.txt": b"kept", "./result.json": b'{"r": 1}', "./x.log": b"no"}),
+    )
+    with fake_k8s.serving(fake):
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path)))
+        monkeypatch.setenv("MULTIFLEXI_K8S_POLL", "0.02")
+        [job_id] = schedule(cloud_rt("kubernetes", result_file=True))
+        drain(app)
+
+    j = job(job_id)
+    assert j.status == JobStatus.FAILED.value and j.exit_code == 3, j.status_reason
+    assert j.status_reason == "exit code 3"
+    assert output_of(job_id) == b"hello from the pod\n"
+    kept = {a.filename: a.content for a in artifacts.list_for_job(db.session(), job_id)}
+    assert kept == {
+        "stdout.txt": b"hello from the pod\n",
+        "out.txt": b"kept",
+        "result.json": b'{"r": 1}',
+    }
+    pod = fake.one("POST pods").body
+    main = pod["spec"]["containers"][0]
+    assert main["command"] == ["/app/run", "--greet", "hello"]
+    env = {e["name"]: e for e in main["env"]}
+    assert env["RESULT_FILE"]["value"] == "/work/result.json"
+    assert env["MULTIFLEXI_JOB_ID"]["value"] == str(job_id)
+    assert "secretKeyRef" in env["TOKEN"]["valueFrom"] and SECRET not in json.dumps(pod)
+    data = fake.one("POST secrets").body["data"]
+    assert base64.b64decode(data["TOKEN"]).decode() == SECRET
+    assert fake.objects == {}  # Pod and Secret deleted
+    assert SECRET not in json.dumps(j.env)  # the recorded environment masks it
+
+
+def test_a_kubernetes_job_gets_its_uploaded_file(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeKube()
+    with fake_k8s.serving(fake):
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path)))
+        monkeypatch.setenv("MULTIFLEXI_K8S_POLL", "0.02")
+        rt = cloud_rt("kubernetes", result_file=False)
+        rt.application.fields.append(AppField(position=9, keyname="INPUT_FILE", type="file-path"))
+        db.session.commit()
+        job_id = run_now(rt, {}, [Upload("INPUT_FILE", "in.csv", b"a;b\n1;2\n")], None).id
+        db.session.commit()
+        drain(app)
+
+    assert job(job_id).status == JobStatus.SUCCEEDED.value, job(job_id).status_reason
+    main = fake.one("POST pods").body["spec"]["containers"][0]
+    assert {"name": "INPUT_FILE", "value": "/work/in.csv"} in main["env"]
+    [mount] = [m for m in main["volumeMounts"] if m["name"] == "inputs"]
+    assert mount["mountPath"] == "/work/in.csv"
+    data = fake.one("POST secrets").body["data"]
+    assert base64.b64decode(data[mount["subPath"]]) == b"a;b\n1;2\n"
+    assert fake.objects == {}
+
+
+def test_an_azure_job_through_the_runner(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_arm.FakeArm(logs=lambda n: "hi from aci\n")
+    with fake_arm.serving(fake):
+        azure_env(monkeypatch, fake.url)
+        [job_id] = schedule(cloud_rt("azure", result_file=False))
+        drain(app)
+
+    j = job(job_id)
+    assert j.status == JobStatus.SUCCEEDED.value and j.exit_code == 0, j.status_reason
+    assert output_of(job_id) == b"hi from aci\n"
+    container = fake.one("PUT group").body["properties"]["containers"][0]["properties"]
+    assert container["command"] == ["/app/run", "--greet", "hello"]
+    env = {e["name"]: e for e in container["environmentVariables"]}
+    assert env["TOKEN"] == {"name": "TOKEN", "secureValue": SECRET}
+    assert env["MULTIFLEXI_JOB_ID"]["value"] == str(job_id)
+    assert fake.kinds()[-1] == "DELETE group" and fake.groups == {}
+
+
+def test_an_azure_job_needing_a_result_file_fails_clearly(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fake_arm.FakeArm()
+    with fake_arm.serving(fake):
+        azure_env(monkeypatch, fake.url)
+        [job_id] = schedule(cloud_rt("azure", result_file=True))
+        drain(app)
+    j = job(job_id)
+    assert j.status == JobStatus.FAILED.value and j.exit_code is None
+    assert j.status_reason == (
+        "azure: RESULT_FILE is not supported: Azure Container Instances cannot copy files out"
+    )
+    assert fake.calls == []
+
+
+def test_saving_a_runtemplate_checks_the_module(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rt = cloud_rt("native", result_file=False)
+    for key in ("AZURE_SUBSCRIPTION_ID", "KUBECONFIG"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MULTIFLEXI_ENV_FILE", "/nonexistent")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(
+        RunTemplateError, match="executor 'azure': AZURE_SUBSCRIPTION_ID is not set"
+    ):
+        set_executor(rt, "azure")
+    with pytest.raises(RunTemplateError, match="executor 'kubernetes': KUBECONFIG: no kubeconfig"):
+        set_executor(rt, "kubernetes")
+    monkeypatch.setenv("KUBECONFIG", str(FakeKube().kubeconfig(tmp_path)))
+    set_executor(rt, "kubernetes")
+    assert rt.executor == "kubernetes"
+    rt.application.ociimage = None
+    with pytest.raises(RunTemplateError, match=r"has no OCI image \(ociimage\)"):
+        set_executor(rt, "kubernetes")
