@@ -12,7 +12,7 @@ import pytest
 from multiflexi_web.executors import container_options, registry
 from multiflexi_web.executors.base import AppInfo, JobSpec, RunAs, RunResult
 from multiflexi_web.executors.container_env import container_env, remap
-from multiflexi_web.executors.container_run import LABEL_JOB
+from multiflexi_web.executors.container_labels import LABEL_JOB
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
 
 DEADLINE = 30.0

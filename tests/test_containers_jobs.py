@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from daemons.runtime import Runtime
-from multiflexi_web.executors.container_run import LABEL_JOB
+from multiflexi_web.executors.container_labels import LABEL_JOB
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, JobStatus, RunTemplate, Worker
 from multiflexi_web.models.worker import MODULES_KEY

@@ -27,12 +27,12 @@ from multiflexi_web.errors import first_line
 from multiflexi_web.executors import engine
 from multiflexi_web.executors.base import JobIO, JobSpec, RunResult
 from multiflexi_web.executors.container_env import container_env, remap
+from multiflexi_web.executors.container_labels import LABEL_JOB, LABEL_WORKER
 from multiflexi_web.executors.container_options import ContainerOptions
 from multiflexi_web.executors.container_user import ContainerUser
 
 log = logging.getLogger("multiflexi.executor")
 WORKDIR = "/work"  # where the job's work directory appears inside the container
-LABEL_JOB, LABEL_WORKER = "multiflexi.job", "multiflexi.worker"
 TICK = 0.2  # how often a quiet job checks its timeout and stop requests
 QUEUE_CHUNKS = 64  # output chunks buffered between the reader thread and the job thread
 DONE = ("", b"")  # the reader's last item

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
-
-from docker.errors import DockerException
-from requests.exceptions import RequestException
+from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.executors import container_options, container_user, engine
 from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, Leftover, RunResult
-from multiflexi_web.executors.container_run import LABEL_JOB, LABEL_WORKER, ContainerRun, remove
+from multiflexi_web.executors.container_labels import LABEL_JOB, LABEL_WORKER
+
+if TYPE_CHECKING:  # the docker SDK is imported on first use (container_run imports it)
+    from multiflexi_web.executors.container_run import ContainerRun
 
 
 class ContainerExecutor:
@@ -42,6 +42,10 @@ class ContainerExecutor:
         return engine.problem(self.kind)
 
     def run(self, spec: JobSpec, io: JobIO) -> RunResult:
+        from docker.errors import DockerException
+
+        from multiflexi_web.executors.container_run import ContainerRun
+
         address = self.kind.address()
         if address is None:
             return RunResult(None, error=self.kind.not_configured())
@@ -71,6 +75,9 @@ class ContainerExecutor:
         address = self.kind.address()
         if address is None or engine.problem(self.kind):
             return []
+        from docker.errors import DockerException
+        from requests.exceptions import RequestException
+
         api = engine.client(self.kind, address).api
         try:
             found = api.containers(all=True, filters={"label": LABEL_JOB})
@@ -81,6 +88,8 @@ class ContainerExecutor:
     def remove_leftover(self, ref: str) -> None:
         address = self.kind.address()
         if address is not None:
+            from multiflexi_web.executors.container_run import remove
+
             remove(engine.client(self.kind, address).api, ref)
 
 

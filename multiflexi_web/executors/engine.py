@@ -13,13 +13,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import docker
-from docker.errors import DockerException
-from requests.exceptions import RequestException
+from typing import TYPE_CHECKING
 
 from multiflexi_web.config import read_sources
 from multiflexi_web.errors import first_line
+
+if TYPE_CHECKING:  # the SDK is imported on first use: a native-only executor never loads it
+    import docker
 
 PING_TIMEOUT = 1.0  # seconds: a save in the portal must not hang on an absent engine
 PING_TTL = 5.0  # seconds a ping's answer is reused
@@ -74,6 +74,9 @@ def client(kind: EngineKind, address: str) -> docker.DockerClient:
 
 
 def _new_client(kind: EngineKind, address: str) -> docker.DockerClient:
+    import docker
+    from docker.errors import DockerException
+
     if kind is DOCKER:
         src = {k: v for k, v in read_sources().items() if k.startswith("DOCKER_")}
         src["DOCKER_HOST"] = address
@@ -104,6 +107,9 @@ def problem(kind: EngineKind) -> str | None:
 
 
 def _ping(kind: EngineKind, address: str) -> str | None:
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+
     try:
         c = client(kind, address)
         c.api.get(c.api._url("/_ping"), timeout=PING_TIMEOUT).raise_for_status()
