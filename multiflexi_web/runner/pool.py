@@ -14,11 +14,13 @@ from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.listen import start_listener
 from multiflexi_web.db.retry import safe_rollback
 from multiflexi_web.errors import first_line
+from multiflexi_web.executors import registry
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner.claims import Claims
 from multiflexi_web.runner.contexts import ContextCache
+from multiflexi_web.runner.engines import EngineWatch
 from multiflexi_web.runner.finish import Finisher
 from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.janitor import Janitor
@@ -71,6 +73,7 @@ class Executor:
         )
         self.reaper = Reaper(rt, self.journal, self._mine)
         self.memory_exceeded = False
+        self.engines = EngineWatch(rt, self._mine, self.reaper.reap_every)
         self.run_settings = RunSettings(
             tmp_dir=Path(self.s.tmp_dir),
             artifact_dir=Path(self.s.artifact_dir),
@@ -81,6 +84,7 @@ class Executor:
             keep_workdir_on_failure=self.s.keep_workdir_on_failure,
             heartbeat_every=min(1.0, self.rt.heartbeat_every),
             run_as=run_as,
+            worker_id=rt.worker_id,
         )
 
     # -- one pass -------------------------------------------------------------------------------
@@ -112,6 +116,7 @@ class Executor:
         return len(claimed)
 
     def _mine(self) -> set[int]:
+        """The jobs this executor holds: running, claimed ahead, or being recorded."""
         with self.lock:
             return set(self.running) | {c.id for c in self.ready} | self.finisher.pending()
 
@@ -227,6 +232,7 @@ class Executor:
         replayed = self.rt.retry_db(self.reaper.replay_journals)  # before any claim
         if replayed:
             self.rt.log("journal_replayed", entries=replayed)
+        self.engines.start(self.closed)  # reports usable modules, removes leftover containers
         next_mem = 0.0
         while not self.rt.stop.is_set():
             if time.monotonic() >= next_mem:
@@ -323,4 +329,6 @@ class Executor:
             run.stop_reason = reason
             if kill:
                 run.kill()
+        for module in registry.engine_modules() if kill else ():
+            module.kill_all()  # containers: no process group of ours to kill
         self.rt.log("stopping_jobs", count=len(runs), reason=reason.replace(" ", "_"))

@@ -61,6 +61,7 @@ class RunSettings:
     keep_workdir_on_failure: bool
     heartbeat_every: float
     run_as: RunAs | None = None  # jobs run as this user (the daemon is root or has the caps)
+    worker_id: int | None = None
 
 
 class JobRun:
@@ -101,6 +102,7 @@ class JobRun:
         self._meta["pid"] = pid
         if container_id:
             self._meta["container_id"] = container_id
+            self._next_sync = self._t0  # recorded at once: the reaper and the portal need it
 
     def output(self, stream: str, data: bytes) -> None:
         if self.masks.streams:
@@ -171,6 +173,7 @@ class JobRun:
             "pid": self._meta.get("pid"),
             "command": self._meta.get("command", []),
             "env": self._meta.get("env", []),
+            "container_id": self._meta.get("container_id"),
         }
 
     # -- the whole run --------------------------------------------------------------------------
@@ -237,6 +240,7 @@ class JobRun:
             secret_keys=env.secret_keys,
             options=dict(ctx.options),
             run_as=self.cfg.run_as,
+            worker_id=self.cfg.worker_id,
         )
         try:
             return module.run(spec, self), env

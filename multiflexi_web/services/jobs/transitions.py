@@ -156,9 +156,18 @@ def anything_due(now: datetime | None = None) -> bool:
     return claiming.anything_due(db.session(), now or utcnow())
 
 
-def start(job_id: int, *, pid: int | None, command: list[str], env: list[dict[str, Any]]) -> bool:
+def start(
+    job_id: int,
+    *,
+    pid: int | None,
+    command: list[str],
+    env: list[dict[str, Any]],
+    container_id: str | None = None,
+) -> bool:
     """Record what a running job runs (its status is already running since the claim)."""
-    return _change(job_id, _IS_RUNNING, pid=pid, command=command, env=env)
+    return _change(
+        job_id, _IS_RUNNING, pid=pid, command=command, env=env, container_id=container_id
+    )
 
 
 def heartbeat(job_id: int, now: datetime | None = None) -> bool | None:
