@@ -14,7 +14,10 @@ from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_
 # Endpoints reachable without a session; everything else requires login.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.health"}
 # Safe default: a new blueprint requires a session until it is deliberately listed here.
-PUBLIC_PREFIXES = ("webhook.",)
+PUBLIC_PREFIXES = ("webhook.", "api.")
+# The REST API authenticates each request itself (api/v1/auth.py) and answers 401 in JSON,
+# unknown /api/ URLs included: the session login redirect never applies there.
+API_PATH = "/api/"
 
 
 def _load_user(session_id: str) -> User | None:
@@ -67,6 +70,9 @@ def register_views(app: Flask) -> None:
     app.jinja_env.tests["secret_field"] = is_secret_field
     app.jinja_env.tests["secret_name"] = is_secret_name
     app.jinja_env.globals["MASK"] = MASK
+    from multiflexi_web.api import register_api
+
+    register_api(app)
     errors.register(app)
     login_manager.login_view = "auth.login"
     login_manager.user_loader(_load_user)
@@ -75,6 +81,8 @@ def register_views(app: Flask) -> None:
     def _require_login() -> Response | None:
         endpoint = request.endpoint or ""
         if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(PUBLIC_PREFIXES):
+            return None
+        if request.path.startswith(API_PATH):
             return None
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login", next=request.full_path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -15,6 +16,7 @@ from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.jobs.onetime import unseal
 
 ADHOC_WEB = "adhoc-web"
+ADHOC_API = "adhoc-api"
 _GENERIC = {
     0: ("success", "success"),
     1: ("general error", "error"),
@@ -69,9 +71,12 @@ def run_now(
     uploads: list[Upload],
     launched_by_id: int | None,
     secret: Iterable[str] = (),
+    *,
+    schedule_type: str = ADHOC_WEB,
+    when: datetime | None = None,
 ) -> Job:
-    """Queue an ad-hoc job with a one-time environment (the `secret` keys marked secret);
-    uploaded files are stored with the job."""
+    """Queue an ad-hoc job with a one-time environment (the `secret` keys marked secret), now
+    or at `when`; uploaded files are stored with the job."""
     override = dict(env)
     rows = []
     for up in uploads:
@@ -80,7 +85,8 @@ def run_now(
         rows.append(FileUpload(field=up.field, filename=name, content=up.content))
     job = job_service.enqueue(
         rt,
-        schedule_type=ADHOC_WEB,
+        schedule_type=schedule_type,
+        when=when,
         env_override=override or None,
         secret_keys=secret,
         launched_by_id=launched_by_id,
@@ -96,7 +102,7 @@ def one_time_env(job: Job) -> dict[str, str]:
     return unseal(job.env_override).values
 
 
-def rerun(job: Job, launched_by_id: int | None) -> Job:
+def rerun(job: Job, launched_by_id: int | None, schedule_type: str = ADHOC_WEB) -> Job:
     """A new ad-hoc job of the same RunTemplate with the same one-time env and uploaded files."""
     uploads = db.session.scalars(select(FileUpload).where(FileUpload.job_id == job.id)).all()
     once = unseal(job.env_override)
@@ -109,4 +115,5 @@ def rerun(job: Job, launched_by_id: int | None) -> Job:
         [Upload(up.field, up.filename, bytes(up.content)) for up in uploads],
         launched_by_id,
         once.secret,
+        schedule_type=schedule_type,
     )
