@@ -9,7 +9,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from multiflexi_web.api.v1.auth import caller
 from multiflexi_web.api.v1.errors import ApiError
-from multiflexi_web.api.v1.params import MAX_ID
+from multiflexi_web.api.v1.params import id_limit
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Role
 from multiflexi_web.services.accounts import access
@@ -49,7 +49,7 @@ def has_role(company_id: int, minimum: Role) -> bool:
 
 
 def get(model: type[M], object_id: int) -> M:
-    if object_id > MAX_ID:
+    if object_id > id_limit(cast(Any, model).__table__.c.id):
         raise ApiError(404, "")  # no such row; the driver could not even bind the number
     obj = db.session.get(model, object_id)
     if obj is None:

@@ -39,7 +39,7 @@ def jobs() -> dict[str, Any]:
         filt = JobFilter.from_args({k: request.args.get(k, "") for k in FILTERS})
     except JobFilterError as exc:
         raise bad_request(str(exc), str(exc).split(":", 1)[0]) from None
-    filt = replace(filt, before=int_arg("after"))
+    filt = replace(filt, before=int_arg("after", MAX_ID))
     result = list_jobs(filt, access.visible(), limit_arg())
     return envelope([out.job(j) for j in result.jobs], result.next_before)
 
@@ -53,7 +53,7 @@ def job(job_id: int) -> dict[str, Any]:
 def output(job_id: int) -> dict[str, Any]:
     """Chunks after the chunk id `after`; `next` is null once the job ended and all was read."""
     found = access.owned(Job, job_id)
-    after, stream = int_arg("after") or 0, request.args.get("stream") or None
+    after, stream = int_arg("after", MAX_ID) or 0, request.args.get("stream") or None
     if stream is not None and stream not in STREAMS:
         raise bad_request(f"stream: must be one of {', '.join(STREAMS)}", "stream")
     limit = min(int_arg("limit") or OUTPUT_MAX, OUTPUT_MAX)

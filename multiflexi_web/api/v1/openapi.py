@@ -6,8 +6,10 @@ from typing import Any
 
 from multiflexi_web.api.v1.openapi_schemas import SCHEMAS, STR, S, ref
 
-MAX_ID = 2**63 - 1
-ID: S = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+# 32-bit ids (most tables on PostgreSQL) and 64-bit ones (jobs, artifacts, events, cursors).
+ID: S = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+BIG_ID: S = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+BIG_PATHS = {"job_id", "artifact_id", "event_id"}
 READ_ERRORS = ("400", "401", "403", "404", "429")
 WRITE_ERRORS = (*READ_ERRORS, "409", "413", "422")
 
@@ -22,7 +24,7 @@ def _query(name: str, schema: S = ID, description: str = "") -> S:
 
 
 PAGING = (
-    _query("after", ID, "the `next` of the previous page"),
+    _query("after", BIG_ID, "the `next` of the previous page"),
     _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size, 50 by default"),
 )
 
@@ -55,7 +57,7 @@ def _op(
 
 
 def _path_id(name: str) -> S:
-    return _param(name, "path", ID)
+    return _param(name, "path", BIG_ID if name in BIG_PATHS else ID)
 
 
 def _list(op_id: str, summary: str, item: str, *filters: S) -> S:
@@ -213,7 +215,7 @@ def _paths() -> dict[str, S]:
                 _json(ref("Output")),
                 params=(
                     job_id,
-                    _query("after", ID, "the last chunk id read (0: from the start)"),
+                    _query("after", BIG_ID, "the last chunk id read (0: from the start)"),
                     _query("stream", {"type": "string", "enum": ["stdout", "stderr"]}),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
                 ),
@@ -248,7 +250,7 @@ def _paths() -> dict[str, S]:
             "get": _op(
                 "downloadArtifact",
                 "The artifact's bytes (an attachment; sandboxed)",
-                {"content": {"application/octet-stream": {"schema": {"type": "string"}}}},
+                {"content": {"*/*": {"schema": {"description": "the stored bytes"}}}},
                 params=(_path_id("artifact_id"),),
             )
         },

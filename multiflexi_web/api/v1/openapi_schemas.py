@@ -12,6 +12,9 @@ TIME: S = {"type": ["string", "null"], "format": "date-time"}
 NSTR: S = {"type": ["string", "null"]}
 NINT: S = {"type": ["integer", "null"]}
 STR_MAP: S = {"type": "object", "additionalProperties": {"type": "string"}}
+# What a body may send for an id or a count (ids of most tables are 32-bit on PostgreSQL).
+UINT: S = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+NUINT: S = {**UINT, "type": ["integer", "null"]}
 
 
 def obj(required: list[str], **props: S) -> S:
@@ -97,7 +100,7 @@ SCHEMAS: dict[str, S] = {
     ),
     "CredentialCreate": obj(
         ["company_id", "prototype", "name"],
-        company_id=INT,
+        company_id=UINT,
         prototype=STR,
         name=STR,
         values=STR_MAP,
@@ -119,18 +122,18 @@ SCHEMAS: dict[str, S] = {
     ),
     "RunTemplateWrite": obj(
         [],
-        company_id=INT,
-        application_id=INT,
+        company_id=UINT,
+        application_id=UINT,
         name=STR,
         interval={"type": "string", "description": "interval code (n: manual, c: cron, ...)"},
         cron=NSTR,
-        delay=INT,
+        delay=UINT,
         timezone=NSTR,
         executor=STR,
-        timeout=NINT,
+        timeout=NUINT,
         active=BOOL,
         config=STR_MAP,
-        credentials={"type": "object", "additionalProperties": NINT},
+        credentials={"type": "object", "additionalProperties": NUINT},
     ),
     "NextRuns": obj(
         ["runtemplate_id", "active", "next_runs"],

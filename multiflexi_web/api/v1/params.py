@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from flask import request
-from sqlalchemy import Select
+from sqlalchemy import BigInteger, Select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from multiflexi_web.api.v1.errors import bad_request
@@ -14,15 +14,23 @@ from multiflexi_web.extensions import db
 
 T = TypeVar("T")
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-MAX_ID = 2**63 - 1
+# Ids of most tables are 32-bit on PostgreSQL (jobs, output, artifacts and events 64-bit):
+# a larger number cannot even be bound there, so it is refused or known to match nothing.
+INT4_MAX, MAX_ID = 2**31 - 1, 2**63 - 1
 
 
-def int_arg(name: str) -> int | None:
+def id_limit(column: Any) -> int:
+    """The largest id a column can hold."""
+    return MAX_ID if isinstance(column.type, BigInteger) else INT4_MAX
+
+
+def int_arg(name: str, maximum: int = INT4_MAX) -> int | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) > MAX_ID:
-        raise bad_request(f"{name}: must be a whole number, got {raw[:40]!r}", name)
+    if not raw.isdigit() or int(raw) > maximum:
+        msg = f"{name}: must be a whole number from 0 to {maximum}, got {raw[:40]!r}"
+        raise bad_request(msg, name)
     return int(raw)
 
 
@@ -45,7 +53,9 @@ def page(
     to_dict: Callable[[Any], dict[str, Any]],
 ) -> dict[str, Any]:
     """Keyset page in ascending id order after the `after` cursor: inserts never shift it."""
-    limit, after = limit_arg(), int_arg("after")
+    limit, after = limit_arg(), int_arg("after", MAX_ID)
+    if after is not None and after >= id_limit(id_column):
+        return envelope([], None)  # nothing can come after the largest id
     if after is not None:
         query = query.where(id_column > after)
     rows: Sequence[Any] = db.session.scalars(query.order_by(id_column).limit(limit + 1)).all()
@@ -61,14 +71,30 @@ def json_body() -> dict[str, Any]:
     return data
 
 
-def text_field(
-    body: dict[str, Any], name: str, *, required: bool = False, max_len: int = 255
-) -> str | None:
-    value = body.get(name)
-    if value is None:
+def _absent(body: dict[str, Any], name: str, required: bool, nullable: bool) -> bool:
+    """Whether the key is missing (allowed unless required); null only where documented."""
+    if name not in body:
         if required:
             raise bad_request(f"{name}: required", name)
+        return True
+    if body[name] is None:
+        if not nullable:
+            raise bad_request(f"{name}: must not be null", name)
+        return True
+    return False
+
+
+def text_field(
+    body: dict[str, Any],
+    name: str,
+    *,
+    required: bool = False,
+    max_len: int = 255,
+    nullable: bool = False,
+) -> str | None:
+    if _absent(body, name, required, nullable):
         return None
+    value = body[name]
     if not isinstance(value, str):
         raise bad_request(f"{name}: must be a string", name)
     if len(value) > max_len:
@@ -76,36 +102,37 @@ def text_field(
     return value
 
 
-def int_field(body: dict[str, Any], name: str, *, required: bool = False) -> int | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise bad_request(f"{name}: required", name)
+def int_field(
+    body: dict[str, Any], name: str, *, required: bool = False, nullable: bool = False
+) -> int | None:
+    if _absent(body, name, required, nullable):
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
-        raise bad_request(f"{name}: must be a whole number >= 0", name)
+    value = body[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT4_MAX:
+        raise bad_request(f"{name}: must be a whole number from 0 to {INT4_MAX}", name)
     return value
 
 
 def required_int(body: dict[str, Any], name: str) -> int:
-    value = int_field(body, name)
-    if value is None:
-        raise bad_request(f"{name}: required", name)
+    value = int_field(body, name, required=True)
+    assert value is not None  # noqa: S101  (required, not nullable)
     return value
 
 
 def bool_field(body: dict[str, Any], name: str) -> bool | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
+    if _absent(body, name, False, False):
+        return None
+    value = body[name]
+    if not isinstance(value, bool):
         raise bad_request(f"{name}: must be true or false", name)
     return value
 
 
 def str_map(body: dict[str, Any], name: str) -> dict[str, str]:
     """An object of string values (env, config, credential values); absent: {}."""
-    value = body.get(name)
-    if value is None:
+    if _absent(body, name, False, False):
         return {}
+    value = body[name]
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
@@ -114,9 +141,9 @@ def str_map(body: dict[str, Any], name: str) -> dict[str, str]:
 
 
 def str_list(body: dict[str, Any], name: str) -> list[str]:
-    value = body.get(name)
-    if value is None:
+    if _absent(body, name, False, False):
         return []
+    value = body[name]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise bad_request(f"{name}: must be a list of strings", name)
     return list(value)

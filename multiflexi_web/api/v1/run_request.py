@@ -32,7 +32,8 @@ def parse_run_request(rt: RunTemplate) -> RunRequest:
     body: Any
     if request.mimetype == "multipart/form-data":
         body = {k: _json_text(k, request.form[k]) for k in ("env", "secret") if k in request.form}
-        body["when"] = request.form.get("when") or None
+        if request.form.get("when"):
+            body["when"] = request.form["when"]
         uploads = _uploads(rt)
     else:
         body = request.get_json(silent=True) if request.get_data(cache=True) else {}
@@ -44,7 +45,7 @@ def parse_run_request(rt: RunTemplate) -> RunRequest:
     unknown = sorted(secret - env.keys())
     if unknown:
         raise bad_request(f"secret: marks keys not in env: {', '.join(unknown)}", "secret")
-    return RunRequest(_when(body.get("when")), env, secret, uploads)
+    return RunRequest(_when(body["when"]) if "when" in body else None, env, secret, uploads)
 
 
 def _json_text(name: str, raw: str) -> Any:
@@ -54,9 +55,7 @@ def _json_text(name: str, raw: str) -> Any:
         raise bad_request(f"{name}: must be JSON text in a multipart request", name) from None
 
 
-def _when(raw: Any) -> datetime | None:
-    if raw is None:
-        return None
+def _when(raw: Any) -> datetime:
     if not isinstance(raw, str):
         raise bad_request("when: must be an ISO 8601 date-time string", "when")
     try:

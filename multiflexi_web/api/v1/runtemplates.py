@@ -14,6 +14,7 @@ from multiflexi_web.api.v1.blueprint import bp
 from multiflexi_web.api.v1.change import api_change
 from multiflexi_web.api.v1.errors import ApiError, unprocessable
 from multiflexi_web.api.v1.params import (
+    INT4_MAX,
     bool_field,
     int_arg,
     int_field,
@@ -73,7 +74,7 @@ def create_runtemplate() -> Response:
         schedule=_schedule(body, ScheduleSpec()),
         executor=text_field(body, "executor", max_len=32) or "native",
         config=config,
-        timeout=int_field(body, "timeout"),
+        timeout=int_field(body, "timeout", nullable=True),
         active=_flag(body, "active", True),
     )
     chosen = _credentials(body)
@@ -109,7 +110,7 @@ def update_runtemplate(rt_id: int) -> Response:
         if "executor" in body:
             rts.set_executor(rt, text_field(body, "executor", max_len=32) or "native")
         if "timeout" in body:
-            rts.set_timeout(rt, int_field(body, "timeout"))
+            rts.set_timeout(rt, int_field(body, "timeout", nullable=True))
         rt.active = _flag(body, "active", rt.active)
         rts.set_schedule(rt, _schedule(body, current))
         rts.set_config(rt, config)
@@ -204,7 +205,9 @@ def _schedule(body: dict[str, Any], current: ScheduleSpec) -> ScheduleSpec:
     delay = int_field(body, "delay")
     return ScheduleSpec(
         interval=text_field(body, "interval", max_len=16) or current.interval,
-        cron=text_field(body, "cron", max_len=255) if "cron" in body else current.cron,
+        cron=text_field(body, "cron", max_len=255, nullable=True)
+        if "cron" in body
+        else current.cron,
         delay=current.delay if delay is None else delay,
         timezone=text_field(body, "timezone", max_len=64)
         if "timezone" in body
@@ -228,11 +231,11 @@ def _config(body: dict[str, Any], app: Application) -> dict[str, str]:
 
 
 def _credentials(body: dict[str, Any]) -> dict[str, int | None]:
-    raw = body.get("credentials")
-    if raw is None:
+    if "credentials" not in body:
         return {}
+    raw = body["credentials"]
     if not isinstance(raw, dict) or not all(
-        isinstance(k, str) and (v is None or (isinstance(v, int) and not isinstance(v, bool)))
+        isinstance(k, str) and (v is None or (type(v) is int and 0 <= v <= INT4_MAX))
         for k, v in raw.items()
     ):
         raise ApiError(

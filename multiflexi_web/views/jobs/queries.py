@@ -22,6 +22,9 @@ from multiflexi_web.models import (
 )
 
 PAGE_SIZE = 50
+# The largest ids the columns hold (32-bit on PostgreSQL, job ids 64-bit): a larger number
+# cannot be bound at all, so it is refused like any other malformed filter.
+INT4_MAX, MAX_ID = 2**31 - 1, 2**63 - 1
 QUEUE_LIMIT = 200
 # Columns a list row shows; the big ones (env, command, override) stay in the database.
 LIST_COLUMNS = (
@@ -45,12 +48,12 @@ class JobFilterError(ValueError):
     """A list filter parameter is malformed; the message names it."""
 
 
-def _int_arg(args: Mapping[str, str], name: str) -> int | None:
+def _int_arg(args: Mapping[str, str], name: str, maximum: int = INT4_MAX) -> int | None:
     raw = (args.get(name) or "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise JobFilterError(f"{name}: must be a whole number, got {raw!r}")
+    if not raw.isdigit() or int(raw) > maximum:
+        raise JobFilterError(f"{name}: must be a whole number, got {raw[:40]!r}")
     return int(raw)
 
 
@@ -87,7 +90,7 @@ class JobFilter:
             status=status,
             since=_date_arg(args, "since"),
             until=_date_arg(args, "until"),
-            before=_int_arg(args, "before"),
+            before=_int_arg(args, "before", MAX_ID),
         )
 
     def args(self, **changes: Any) -> dict[str, Any]:
