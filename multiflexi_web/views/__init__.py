@@ -45,6 +45,7 @@ def register_views(app: Flask) -> None:
         health,
         members,
         queue,
+        tokens,
         users,
         webhook,
         workers,
@@ -59,7 +60,7 @@ def register_views(app: Flask) -> None:
     blueprints = (
         auth, dashboard, health, webhook, events, companies, members, applications,
         credprototypes, credentials, users, audit, workers, runtemplates, jobs, job_artifacts,
-        queue,
+        queue, tokens,
     )  # fmt: skip
     # Registered before the login guard so the lock is taken before the first read.
     app.before_request(begin_writer_for_changes)
