@@ -5,7 +5,8 @@
 
 Fills the database as bench/portal.py does, issues a token for the admin and for a member of
 three companies, times GETs through the Flask test client (median and p95 of --runs after a
-warm-up), then POSTs --schedules ad-hoc runs one after another and reports runs per second.
+warm-up), then POSTs --schedules ad-hoc runs one after another and reports runs per second;
+--with-portal times the portal's pages on the same database in the same run (compare ratios).
 Aim (SPEC §13): job list and job detail under 50 ms.
 """
 
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import scratch_database
 from portal import DETAIL_SAMPLE, LIVE_TAIL, catalogue, fill
+from portal import measure as measure_portal
 
 from multiflexi_web import create_app
 from multiflexi_web.config import Settings
@@ -146,6 +148,11 @@ def main() -> None:
     p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--schedules", type=int, default=500)
+    p.add_argument(
+        "--with-portal",
+        action="store_true",
+        help="also time bench/portal.py's pages on the same database in the same run",
+    )
     args = p.parse_args()
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(scratch_database(args.db, "mf_bench_api"))
@@ -157,7 +164,7 @@ def main() -> None:
             tmp_dir=tmp,
             artifact_dir=tmp,
         )
-        app = create_app({"TESTING": True}, settings=settings)
+        app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, settings=settings)
         with app.app_context():
             fill_s = round(fill(url, args.jobs), 1)
             db.session.remove()
@@ -166,6 +173,10 @@ def main() -> None:
             "fill_seconds": fill_s,
         }
         result |= measure(app, args.runs, args.schedules)
+        if args.with_portal:
+            portal = measure_portal(app, args.runs)
+            result["portal_worst_median_ms"] = portal["worst_median_ms"]
+            result["portal_admin"] = portal["admin"]
         with app.app_context():
             db.engine.dispose()
     print(json.dumps(result, indent=2))
