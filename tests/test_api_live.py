@@ -56,3 +56,30 @@ def test_real_server_round_trip(app: Flask, runner: FlaskCliRunner) -> None:
     assert revoked.exit_code == 0 and json.loads(revoked.output)["state"] == "revoked"
     listing = runner.invoke(args=["token", "list", "--format", "json"])
     assert "token_hash" not in listing.output and operator not in listing.output
+
+
+def test_concurrent_writes_and_reads_never_fail(app: Flask) -> None:
+    """Writers and readers at once over real HTTP: SQLite's lock must queue them, never 500."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.api_helpers import make_token
+
+    s = make_scene(app)
+    app.extensions.pop(LIMITER_KEY, None)
+    secrets = [make_token(s.operator, name=f"t{i}") for i in range(4)]
+    rt_id = s.rt_a.id  # read here: the threads have no app context to load it in
+
+    def work(i: int) -> list[int]:
+        headers = bearer(secrets[i % len(secrets)])
+        with requests.Session() as http:
+            codes = []
+            for _ in range(6):
+                url = f"{api}/runtemplates/{rt_id}/schedule"
+                codes.append(http.post(url, json={}, headers=headers, timeout=60).status_code)
+                codes.append(http.get(f"{api}/jobs", headers=headers, timeout=60).status_code)
+            return codes
+
+    with serving(app) as base, ThreadPoolExecutor(8) as pool:
+        api = f"{base}/api/v1"
+        results = [code for codes in pool.map(work, range(8)) for code in codes]
+    assert results.count(201) == 48 and results.count(200) == 48

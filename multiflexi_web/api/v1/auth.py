@@ -74,10 +74,11 @@ def _token_user(secret: str) -> User:
     except tokens.TokenError as exc:
         raise ApiError(401, str(exc), headers=CHALLENGE) from None
     if tokens.needs_touch(token, now):
-        if not db.session().in_transaction() or request.method in SAFE_METHODS:
-            begin_write()
+        begin_write()  # a GET's read snapshot cannot turn into a write on SQLite
         tokens.touch(token.id, now)
         db.session.commit()
+        if request.method not in SAFE_METHODS:
+            begin_write()  # the request's own writes start as a writer again
         token = db.session.get(ApiToken, token.id) or token
     g.api_token = token
     return token.user

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import ApiToken, Company, User, utcnow
@@ -68,7 +69,8 @@ def issue(
 def verify(secret: str, now: datetime) -> ApiToken:
     """The usable token for a presented secret, or TokenError naming why not."""
     wanted = digest(secret)
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == wanted))
+    query = select(ApiToken).options(joinedload(ApiToken.user))  # one query for both
+    row = db.session.scalar(query.where(ApiToken.token_hash == wanted))
     # The lookup is by hash of a random secret; compare_digest keeps the final check flat.
     if row is None or not hmac.compare_digest(row.token_hash, wanted):
         raise TokenError("unknown token")
