@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 import requests
+import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from multiflexi_web.api.v1.auth import LIMITER_KEY
 from multiflexi_web.api.v1.openapi import document
@@ -27,16 +35,6 @@ from tests.factories import (
     make_event_rule,
     make_event_source,
     make_job,
-)
-
-schemathesis = pytest.importorskip("schemathesis")
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.generation import GenerationMode  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance,
-    negative_data_rejection,
-    response_schema_conformance,
-    status_code_conformance,
 )
 
 EXAMPLES = 6
