@@ -89,7 +89,10 @@ def test_job_detail_masks_secrets_and_output_reads_after(app: Flask, client: Fla
     after = out["items"][0]["id"]
     rest = get_json(client, f"/api/v1/jobs/{job.id}/output?after={after}", secret)
     assert [c["stream"] for c in rest["items"]] == ["stderr"]
-    _status(client.get(f"/api/v1/jobs/{job.id}/output?stream=x", headers=bearer(secret)), 400)
+    for bad in ("stream=x", "limit=0", "limit=501", "after=x"):
+        _status(client.get(f"/api/v1/jobs/{job.id}/output?{bad}", headers=bearer(secret)), 400)
+    one = get_json(client, f"/api/v1/jobs/{job.id}/output?limit=1", secret)
+    assert len(one["items"]) == 1 and one["next"] == one["items"][0]["id"]
 
 
 def test_cancel_and_rerun(app: Flask, client: FlaskClient) -> None:

@@ -56,9 +56,12 @@ def output(job_id: int) -> dict[str, Any]:
     after, stream = int_arg("after", MAX_ID) or 0, request.args.get("stream") or None
     if stream is not None and stream not in STREAMS:
         raise bad_request(f"stream: must be one of {', '.join(STREAMS)}", "stream")
-    limit = min(int_arg("limit") or OUTPUT_MAX, OUTPUT_MAX)
+    asked = int_arg("limit")
+    limit = OUTPUT_MAX if asked is None else asked
+    if not 1 <= limit <= OUTPUT_MAX:
+        raise bad_request(f"limit: must be 1 to {OUTPUT_MAX}", "limit")
     live = found.status in LIVE_STATUSES
-    rows = chunks_after(db.session(), job_id, after, stream, max(limit, 1))
+    rows = chunks_after(db.session(), job_id, after, stream, limit)
     items = [
         {"id": r.id, "stream": r.stream, "text": bytes(r.data).decode("utf-8", "replace")}
         for r in rows
