@@ -275,3 +275,16 @@ def test_error_paths_are_json(app: Flask, client: FlaskClient) -> None:
         content_type="application/json",
     )
     assert _status(big, 413)["error"] == "payload_too_large"
+
+
+def test_an_unexpected_error_is_a_json_500(app: Flask, client: FlaskClient) -> None:
+    s = make_scene(app)
+
+    def broken() -> None:
+        raise RuntimeError("boom with a secret detail")
+
+    app.view_functions["api.v1.workers"] = broken
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    resp = client.get("/api/v1/workers", headers=bearer(make_token(s.viewer)))
+    body = _status(resp, 500)
+    assert body["error"] == "internal_error" and "boom" not in json.dumps(body)
