@@ -53,21 +53,21 @@ def authenticate_request() -> None:
         begin_write()  # one writer from the start: SQLite cannot upgrade a read later
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
-        found = Caller(_token_user(credentials.strip()), g.api_token)
+        token = _token(credentials.strip())
+        found = Caller(token.user, token)
     elif scheme.lower() == "basic" and credentials.strip():
         found = Caller(_basic_user(credentials.strip()), None)
     else:
         raise ApiError(401, "", headers=CHALLENGE)
     _limit(found)
-    read_only = found.token is not None and found.token.scope != tokens.WRITE
-    if read_only and request.method not in SAFE_METHODS:
-        assert found.token is not None  # noqa: S101  (read_only implies a token)
-        raise ApiError(403, "this token is read-only", {"token": found.token.id})
+    t = found.token
+    if t is not None and t.scope != tokens.WRITE and request.method not in SAFE_METHODS:
+        raise ApiError(403, "this token is read-only", {"token": t.id})
     g.api_caller = found
     g._login_user = found.user  # Flask-Login's slot: never loaded from the session cookie
 
 
-def _token_user(secret: str) -> User:
+def _token(secret: str) -> ApiToken:
     now = utcnow()
     try:
         token = tokens.verify(secret, now)
@@ -80,8 +80,7 @@ def _token_user(secret: str) -> User:
         if request.method not in SAFE_METHODS:
             begin_write()  # the request's own writes start as a writer again
         token = db.session.get(ApiToken, token.id) or token
-    g.api_token = token
-    return token.user
+    return token
 
 
 def _basic_user(encoded: str) -> User:
