@@ -92,6 +92,18 @@ def _bool(raw: str) -> bool:
     raise ValueError("not a boolean")
 
 
+RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def parse_rate(raw: str) -> tuple[int, int]:
+    """ "120/minute" -> (120, 60): requests per period in seconds."""
+    count, _, period = raw.partition("/")
+    seconds = RATE_PERIODS.get(period.strip().lower().removesuffix("s"))
+    if seconds is None or not count.strip().isdigit() or int(count) <= 0:
+        raise ValueError("not a rate")
+    return int(count), seconds
+
+
 def _timezone(raw: str) -> str:
     ZoneInfo(raw)
     return raw
@@ -160,6 +172,7 @@ class Settings:
     webhook_max_bytes: int = 1024 * 1024
     session_cookie_secure: bool = False
     trusted_proxies: int = 0
+    api_rate: tuple[int, int] = (120, 60)
     env_allow: frozenset[str] = DEFAULT_ALLOW
     job_user: str = "multiflexi-job"
 
@@ -258,6 +271,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         env_allow=_env_allow(src.get("MULTIFLEXI_ENV_ALLOW", "")),
         job_user=_job_user(src.get("MULTIFLEXI_JOB_USER", "")),
+        api_rate=_parse(
+            src,
+            "MULTIFLEXI_API_RATE",
+            (120, 60),
+            parse_rate,
+            "must be requests per period, like 120/minute (second, minute, hour, day)",
+        ),
     )
 
 

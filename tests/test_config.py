@@ -59,6 +59,9 @@ def test_upstream_db_keys(tmp_path: Path) -> None:
         ("MULTIFLEXI_KEEP_WORKDIR_ON_FAILURE", "maybe", "must be true or false"),
         ("DB_CONNECTION", "mssql", "DB_CONNECTION"),
         ("DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
+        ("MULTIFLEXI_API_RATE", "lots", "MULTIFLEXI_API_RATE: must be requests per period"),
+        ("MULTIFLEXI_API_RATE", "0/minute", "MULTIFLEXI_API_RATE"),
+        ("MULTIFLEXI_API_RATE", "10/fortnight", "MULTIFLEXI_API_RATE"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, key: str, value: str, message: str) -> None:
@@ -66,6 +69,12 @@ def test_bad_values_name_the_key(tmp_path: Path, key: str, value: str, message: 
     with pytest.raises(ConfigError, match=message) as info:
         load_settings(env(tmp_path, **{key: value}, **extra))
     assert value in str(info.value) or key.startswith("DB_")
+
+
+def test_api_rate(tmp_path: Path) -> None:
+    assert load_settings(env(tmp_path)).api_rate == (120, 60)
+    assert load_settings(env(tmp_path, MULTIFLEXI_API_RATE="5/second")).api_rate == (5, 1)
+    assert load_settings(env(tmp_path, MULTIFLEXI_API_RATE="1000 / hours")).api_rate == (1000, 3600)
 
 
 def test_precedence_environment_then_system_file_then_local(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from werkzeug.routing import Rule
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Base, JobStatus, Role, User
+from multiflexi_web.services.accounts import tokens
 from multiflexi_web.views import PUBLIC_ENDPOINTS, PUBLIC_PREFIXES
 from tests.factories import (
     add_member,
@@ -45,6 +46,12 @@ SKIPPED_PREFIXES = ("api.",)
 POST_FOR_EVERYONE = {
     "auth.logout": "ends one's own sessions (moves one's session epoch; not walked below)",
     "events.test_payload": "the rule tester only evaluates a payload against the rules",
+}
+# POST routes on one's own account, not on a company: any user may use them, and they change
+# only that user's rows (tests/test_portal_tokens.py: others' tokens answer 404).
+PERSONAL = {
+    "tokens.create": "creates a personal API token for oneself",
+    "tokens.revoke": "revokes one of one's own API tokens",
 }
 # Query-string parameters a route needs to reach its real work: {endpoint: {arg: PARAMS key}}.
 QUERY_PARAMS = {"runtemplates.new": {"company": "company_id", "app": "app_id"}}
@@ -112,8 +119,10 @@ def _scope(tag: str, world: World) -> None:
         "env_id": company.env[0].id,
         "user_id": members["operator"].id,
         "token": source.token,
+        "token_id": tokens.issue(members["operator"], f"token-{tag}").token.id,
         **CONSTANTS,
     }
+    db.session.commit()
     if tag == "a":
         world.users.update(members)
 
@@ -237,7 +246,8 @@ def test_viewers_cannot_change_anything(
     refused, wrong = 0, []
     for rule in portal_rules(app):
         changing = STATE_CHANGING & set(methods(rule))
-        if not changing or is_public(rule) or rule.endpoint == "auth.logout":
+        personal = rule.endpoint in PERSONAL
+        if not changing or is_public(rule) or rule.endpoint == "auth.logout" or personal:
             continue
         path = url(rule, world.params["a"])
         for method in changing:

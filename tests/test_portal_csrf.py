@@ -101,3 +101,20 @@ def test_every_post_form_in_every_template_carries_a_token() -> None:
         if forms > tokens:
             missing.append(f"{path.relative_to(root)}: {forms} POST forms, {tokens} tokens")
     assert not missing, missing
+
+
+def test_api_writes_need_a_token_not_csrf(csrf_app: Flask) -> None:
+    """The API is exempt from CSRF (no cookie authority there); the portal stays protected."""
+    from tests.api_helpers import bearer, make_scene, make_token
+
+    s = make_scene(csrf_app)
+    csrf_app.test_client_class = IsolatedClient
+    secret = make_token(s.operator)
+    api = csrf_app.test_client()
+    resp = api.post(f"/api/v1/runtemplates/{s.rt_a.id}/schedule", headers=bearer(secret))
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    client = csrf_app.test_client()  # the scene's "root" logs in with CSRF on
+    login = {"login": "root", "password": PASSWORD, "csrf_token": _token(client, "/login")}
+    assert client.post("/login", data=login).status_code == 302
+    assert client.post(f"/api/v1/runtemplates/{s.rt_a.id}/schedule").status_code == 401
+    assert client.post("/account/tokens", data={"name": "x"}).status_code == 400

@@ -17,10 +17,14 @@ def register_cli(app: Flask) -> None:
     from multiflexi_web.cli.runtemplates import runtemplate_group
     from multiflexi_web.cli.schedule import attach as attach_schedule_commands
     from multiflexi_web.cli.secrets import secrets_group
+    from multiflexi_web.cli.tokens import token_group
     from multiflexi_web.cli.users import user_group
 
     attach_schedule_commands(runtemplate_group)  # runtemplate update / next
-    for group in (user_group, company_group, credential_group, runtemplate_group, secrets_group):
+    groups = (
+        user_group, company_group, credential_group, runtemplate_group, secrets_group, token_group,
+    )  # fmt: skip
+    for group in groups:
         app.cli.add_command(group)
     for extra in _feature_groups():
         app.cli.add_command(extra)

@@ -18,7 +18,10 @@ from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_
 # Endpoints reachable without a session; everything else requires login.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.health"}
 # Safe default: a new blueprint requires a session until it is deliberately listed here.
-PUBLIC_PREFIXES = ("webhook.",)
+PUBLIC_PREFIXES = ("webhook.", "api.")
+# The REST API authenticates each request itself (api/v1/auth.py) and answers 401 in JSON,
+# unknown /api/ URLs included: the session login redirect never applies there.
+API_PATH = "/api/"
 
 
 class IdConverter(IntegerConverter):
@@ -54,6 +57,7 @@ def register_views(app: Flask) -> None:
         health,
         members,
         queue,
+        tokens,
         users,
         webhook,
         workers,
@@ -68,7 +72,7 @@ def register_views(app: Flask) -> None:
     blueprints = (
         auth, dashboard, health, webhook, events, companies, members, applications,
         credprototypes, credentials, users, audit, workers, runtemplates, jobs, job_artifacts,
-        queue,
+        queue, tokens,
     )  # fmt: skip
     # Before any rule is added: an id in a URL is at most a BIGINT (larger: 404, not an error).
     app.url_map.converters["int"] = IdConverter
@@ -81,6 +85,9 @@ def register_views(app: Flask) -> None:
     app.jinja_env.tests["secret_field"] = is_secret_field
     app.jinja_env.tests["secret_name"] = is_secret_name
     app.jinja_env.globals["MASK"] = MASK
+    from multiflexi_web.api import register_api
+
+    register_api(app)
     errors.register(app)
     login_manager.login_view = "auth.login"
     login_manager.user_loader(_load_user)
@@ -89,6 +96,8 @@ def register_views(app: Flask) -> None:
     def _require_login() -> Response | None:
         endpoint = request.endpoint or ""
         if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(PUBLIC_PREFIXES):
+            return None
+        if request.path.startswith(API_PATH):
             return None
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login", next=request.full_path))

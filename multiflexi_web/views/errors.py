@@ -10,11 +10,13 @@ from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
+from multiflexi_web.api.v1 import errors as api_errors
 from multiflexi_web.extensions import db
 from multiflexi_web.views._helpers import is_htmx
 
 log = logging.getLogger(__name__)
 JSON_PREFIXES = ("/api/", "/webhook/")
+API_PATH = "/api/"
 TITLES = {
     400: "Bad request",
     403: "Not allowed",
@@ -34,6 +36,8 @@ def register(app: Flask) -> None:
 def _http_error(exc: HTTPException) -> Response:
     if exc.code is None or exc.code < 400:
         return exc.get_response()
+    if request.path.startswith(API_PATH):
+        return api_errors.from_http(exc)  # an unknown /api/ URL or a wrong method
     resp = make_response(_render(exc.code, exc.description or ""))
     allow = exc.get_response().headers.get("Allow")
     if allow:  # 405 tells the client which methods would do
@@ -47,6 +51,8 @@ def _server_error(exc: InternalServerError) -> Response | tuple[str, int]:
     log.error(
         "unhandled error on %s %s", request.method, request.path, exc_info=exc.original_exception
     )
+    if request.path.startswith(API_PATH):
+        return api_errors.error_response(500)
     return _render(500, "The error was logged. Try again, or tell the administrator.")
 
 

@@ -67,8 +67,11 @@ def record_failure(ip: str, login: str, *, known: bool, policy: Policy, now: dat
 
 
 def record_success(ip: str, login: str) -> None:
-    """A successful login clears this address's counters (not the account's)."""
+    """A successful login clears this address's counters (not the account's). Read first: the
+    API checks Basic credentials on every request, and a clean one must not write."""
     by_ip, by_pair, _ = _keys(ip, login)
+    if db.session.scalar(select(T.key).where(T.key.in_((by_ip, by_pair))).limit(1)) is None:
+        return
     db.session.execute(delete(T).where(T.key.in_((by_ip, by_pair))))
 
 

@@ -55,9 +55,12 @@ def end_sessions(user: User) -> None:
     user.session_epoch = (user.session_epoch or 0) + 1
 
 
-def authenticate(login: str, password: str, *, ip: str | None) -> User | None:
+def authenticate(
+    login: str, password: str, *, ip: str | None, record_login: bool = True
+) -> User | None:
     """The user when the password is right and the account enabled (throttling is the
-    caller's: services/accounts/throttle.py)."""
+    caller's: services/accounts/throttle.py). `record_login` False (API Basic auth, checked on
+    every request) leaves the last-login facts alone: no write per request."""
     user = db.session.scalar(select(User).where(User.login == login))
     if user is None:
         # Same work as a real check so timing does not reveal which logins exist.
@@ -65,6 +68,8 @@ def authenticate(login: str, password: str, *, ip: str | None) -> User | None:
         return None
     if not check_password_hash(user.password_hash, password) or not user.enabled:
         return None
+    if not record_login:
+        return user
     user.last_login_at = utcnow()
     user.last_login_ip = ip
     return user

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -16,6 +17,7 @@ from multiflexi_web.services.jobs.artifacts import safe_name
 from multiflexi_web.services.jobs.onetime import unseal
 
 ADHOC_WEB = "adhoc-web"
+ADHOC_API = "adhoc-api"
 _GENERIC = {
     0: ("success", "success"),
     1: ("general error", "error"),
@@ -80,9 +82,11 @@ def run_now(
     secret: Iterable[str] = (),
     *,
     admin: bool = False,
+    schedule_type: str = ADHOC_WEB,
+    when: datetime | None = None,
 ) -> Job:
-    """Queue an ad-hoc job with a one-time environment (the `secret` keys marked secret);
-    uploaded files are stored with the job."""
+    """Queue an ad-hoc job with a one-time environment (the `secret` keys marked secret), now
+    or at `when`; uploaded files are stored with the job."""
     check_one_time_env(rt, [*env, *(up.field for up in uploads)], admin=admin)
     override = dict(env)
     rows = []
@@ -92,7 +96,8 @@ def run_now(
         rows.append(FileUpload(field=up.field, filename=name, content=up.content))
     job = job_service.enqueue(
         rt,
-        schedule_type=ADHOC_WEB,
+        schedule_type=schedule_type,
+        when=when,
         env_override=override or None,
         secret_keys=secret,
         launched_by_id=launched_by_id,
@@ -108,7 +113,7 @@ def one_time_env(job: Job) -> dict[str, str]:
     return unseal(job.env_override).values
 
 
-def rerun(job: Job, launched_by_id: int | None) -> Job:
+def rerun(job: Job, launched_by_id: int | None, schedule_type: str = ADHOC_WEB) -> Job:
     """A new ad-hoc job of the same RunTemplate with the same one-time env and uploaded files."""
     uploads = db.session.scalars(select(FileUpload).where(FileUpload.job_id == job.id)).all()
     once = unseal(job.env_override)
@@ -122,4 +127,5 @@ def rerun(job: Job, launched_by_id: int | None) -> Job:
         launched_by_id,
         once.secret,
         admin=True,  # re-running what was accepted (the job start drops forbidden names)
+        schedule_type=schedule_type,
     )

@@ -69,7 +69,7 @@ def view(job_id: int, artifact_id: int) -> str:
 
 @bp.get("/<int:job_id>/artifacts/<int:artifact_id>/download")
 def download(job_id: int, artifact_id: int) -> Response:
-    return _send(_artifact(job_id, artifact_id), attachment=True)
+    return send_artifact(_artifact(job_id, artifact_id), attachment=True)
 
 
 @bp.get("/<int:job_id>/artifacts/<int:artifact_id>/image")
@@ -78,10 +78,10 @@ def image(job_id: int, artifact_id: int) -> Response:
     artifact = _artifact(job_id, artifact_id)
     if view_kind(artifact) != "image":
         abort(404)
-    return _send(artifact, attachment=False)
+    return send_artifact(artifact, attachment=False)
 
 
-def _send(artifact: Artifact, *, attachment: bool) -> Response:
+def send_artifact(artifact: Artifact, *, attachment: bool) -> Response:
     mime = artifact.mime_type.split(";")[0].strip().lower()
     if not _MIME_RE.match(mime):
         mime = "application/octet-stream"

@@ -1,0 +1,45 @@
+"""/api/v1: JSON for operators and CI pipelines; token or Basic auth, the portal's services."""
+
+from __future__ import annotations
+
+from flask import g, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from multiflexi_web.api.v1 import catalogue, events, jobs, runtemplates, system  # noqa: F401
+from multiflexi_web.api.v1.auth import authenticate_request
+from multiflexi_web.api.v1.blueprint import bp
+from multiflexi_web.api.v1.errors import ApiError, from_api_error, from_http
+from multiflexi_web.extensions import db
+
+# Reachable without credentials: the liveness check and the API's own description.
+PUBLIC = {"api.v1.health", "api.v1.openapi"}
+
+__all__ = ["bp"]
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint not in PUBLIC:
+        authenticate_request()
+
+
+@bp.after_request
+def _headers(resp: Response) -> Response:
+    resp.headers.setdefault("Cache-Control", "no-store")
+    left = g.get("api_rate_left")
+    if left is not None:
+        resp.headers["X-RateLimit-Remaining"] = str(left)
+    return resp
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    db.session.rollback()
+    return from_api_error(exc)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    db.session.rollback()
+    return from_http(exc)

@@ -1,0 +1,59 @@
+"""Token issuing rules, the CLI's exact spelling, and the rate limiter's fixed window."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+
+from multiflexi_web.api.v1.ratelimit import FixedWindow
+from multiflexi_web.extensions import db
+from multiflexi_web.models import ApiToken
+from multiflexi_web.services.accounts import tokens
+from tests.api_helpers import make_scene
+from tests.factories import reread
+
+
+def test_fixed_window_counts_per_key_and_rolls_over() -> None:
+    limiter = FixedWindow(2, 60)
+    assert limiter.hit("a", 120.0) == (1, 0)
+    assert limiter.hit("a", 130.0) == (0, 0)
+    assert limiter.hit("a", 170.5) == (0, 10)  # wait until the window ends at 180
+    assert limiter.hit("b", 170.5) == (1, 0)
+    assert limiter.hit("a", 180.0) == (1, 0)
+
+
+def test_issue_rules(app: Flask) -> None:
+    s = make_scene(app)
+    with pytest.raises(tokens.TokenError, match="not a member"):
+        tokens.issue(s.viewer, "x", company=s.b)
+    with pytest.raises(tokens.TokenError, match="expires_days"):
+        tokens.issue(s.viewer, "x", expires_days=0)
+    issued = tokens.issue(s.admin, "", company=s.b)  # a global admin may scope to any company
+    assert issued.secret.startswith(tokens.PREFIX) and issued.token.name.startswith("token ")
+    assert issued.token.token_hash == tokens.digest(issued.secret)
+    assert issued.secret not in issued.token.token_hash
+
+
+def test_cli_create_prints_the_token_once(app: Flask, runner: FlaskCliRunner) -> None:
+    s = make_scene(app)
+    args = ["token", "create", "--user", "operator", "--company", str(s.a.id), "--read-only"]
+    result = runner.invoke(args=[*args, "--expires-days", "7", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["token"].startswith("mfx_") and out["read_only"] is True
+    assert out["company_id"] == s.a.id and out["expires_at"]
+    reread()
+    assert db.session.query(ApiToken).one().token_hash == tokens.digest(out["token"])
+    bad = runner.invoke(args=["token", "create", "--user", "nobody", "--format", "json"])
+    assert bad.exit_code != 0 and "nobody" in bad.output
+    foreign = runner.invoke(
+        args=["token", "create", "--user", "viewer", "--company", "beta", "--format", "json"]
+    )
+    assert foreign.exit_code != 0 and "not a member" in foreign.output
+    again = runner.invoke(args=["token", "revoke", str(out["id"])])
+    assert again.exit_code == 0
+    twice = runner.invoke(args=["token", "revoke", str(out["id"])])
+    assert twice.exit_code != 0 and "already revoked" in twice.output
