@@ -106,6 +106,9 @@ class World:
             MULTIFLEXI_LOCAL_ENV="/nonexistent",
             MULTIFLEXI_MAX_PARALLEL=str(self.params.parallel),
             MULTIFLEXI_LOG_LEVEL="INFO",
+            # Jobs append to the harness's side file in its private folder, so they run as the
+            # harness's user; the job-user switch itself is tested in tests/test_isolation.py.
+            MULTIFLEXI_JOB_USER="daemon",
         )
         if self.params.lost_after is not None:
             env["MULTIFLEXI_LOST_AFTER"] = str(self.params.lost_after)
