@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 
 from daemons.runtime import boot
+from multiflexi_web.runner.actions import Dispatcher
 from multiflexi_web.runner.pool import Executor
+from multiflexi_web.services.actions.settings import load as action_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,7 +23,12 @@ def main(argv: list[str] | None = None) -> None:
     rt.register()
     rt.start_heartbeat()
     executor = Executor(rt, drain=args.drain)
+    # Post-job actions are delivered by a thread of this daemon (docs/architecture.md, Actions).
+    actions = Dispatcher(rt.app, rt.worker_id or 0, action_settings(), threading.Event()).start()
     code = executor.serve()
+    if args.drain:
+        actions.drain()
+    actions.close()
     rt.unregister()
     sys.stderr.flush()
     if executor.running:  # a job thread still blocked (database gone): do not hang on exit

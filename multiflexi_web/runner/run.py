@@ -91,6 +91,7 @@ class JobRun:
         self._next_sync = self._t0 + SYNC_FIRST
         self._unsent: list[output.Batch] = []
         self.masks = JobMasks()  # the job's known secret values, once its env is resolved
+        self.has_actions = True  # unknown until its context is read: then queue to be safe
 
     # -- JobIO ----------------------------------------------------------------------------------
     def started(self, pid: int | None = None, container_id: str | None = None) -> None:
@@ -159,6 +160,8 @@ class JobRun:
     # -- the whole run --------------------------------------------------------------------------
     def run(self, ctx: TemplateContext | None, problem: str | None = None) -> Outcome:
         result, env = RunResult(None, error=problem), None
+        if ctx is not None:
+            self.has_actions = ctx.has_actions  # a template without actions: no outbox statement
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
         for stream, rest in self.masks.rests():
@@ -325,7 +328,7 @@ class JobRun:
 
     def send_success(self) -> Callable[[], bool]:
         """The succeeded status, sent without waiting (see jobs.send_success)."""
-        return jobs.send_success(self.job.id, self._record())
+        return jobs.send_success(self.job.id, self._record(), actions=self.has_actions)
 
     def _record(self) -> jobs.RunRecord:
         meta = self._meta_fields()
@@ -335,7 +338,14 @@ class JobRun:
         record = self._record()
         job = self.job
         if jobs.finish(
-            job.id, job.runtemplate_id, job.started_at, self.outcome, record, then, count=count
+            job.id,
+            job.runtemplate_id,
+            job.started_at,
+            self.outcome,
+            record,
+            then,
+            count=count,
+            actions=self.has_actions,
         ):
             return True
         log.warning("action=finish_skipped job=%s reason=no_longer_running", job.id)

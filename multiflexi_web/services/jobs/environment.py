@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from multiflexi_web import __version__
@@ -68,6 +69,7 @@ class TemplateContext:
     mask_output: bool = True  # known secret values masked in the stored output
     ociimage: str | None = None  # for the container modules
     kubernetes: Mapping[str, Any] | None = None  # the app's `kubernetes` block
+    has_actions: bool = False  # post-job actions configured: the finish queues their runs
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,17 @@ def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateCo
         mask_output=rt.mask_output,
         ociimage=app.ociimage or None,
         kubernetes=dict(app.kubernetes) if app.kubernetes else None,
+        has_actions=_has_actions(_session_of(rt), rt.id),
     )
+
+
+def _has_actions(session: Session, rt_id: int) -> bool:
+    from multiflexi_web.models.action import ActionConfig
+
+    found = select(ActionConfig.id).where(
+        ActionConfig.runtemplate_id == rt_id, ActionConfig.enabled.is_(True)
+    )
+    return session.scalar(select(found.exists())) is True
 
 
 def _session_of(rt: RunTemplate) -> Session:
