@@ -59,10 +59,19 @@ def _enqueue(job: Job, e: EnqueueJob, max_depth: int) -> str:
     return f"job {new.id} ({e.schedule_type}, RunTemplate {rt.id}, {len(env)} env, {files} files)"
 
 
+# Layers of a job's environment passed on: what its app, company and RunTemplate set. Not the
+# daemon's, system or platform variables (the next job gets its own), nor credentials (the next
+# template resolves its own), nor upload paths (in a work directory that is gone).
+PASSED_SOURCES = frozenset({"application", "company", "runtemplate", "override"})
+
+
 def _passed_env(job: Job) -> tuple[dict[str, str], frozenset[str]]:
-    """The job's non-secret environment, and its one-time values (secret ones stay secret).
-    Credential secrets are not copied: the next template resolves its own."""
-    env = {str(e["key"]): str(e.get("value", "")) for e in job.env or [] if not e.get("secret")}
+    """The job's non-secret environment, and its one-time values (secret ones stay secret)."""
+    env = {
+        str(e["key"]): str(e.get("value", ""))
+        for e in job.env or []
+        if not e.get("secret") and e.get("source") in PASSED_SOURCES
+    }
     override = onetime.unseal(job.env_override)
     env.update(override.values)
     return env, frozenset(override.secret)
