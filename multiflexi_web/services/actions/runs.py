@@ -106,7 +106,6 @@ def record(c: Claimed, outcome: Outcome, s: ActionSettings, secrets: list[str]) 
     values: dict[str, object] = {
         "response": masked(outcome.response, secrets),
         "error": masked(outcome.error, secrets),
-        "claimed_at": None,
     }
     if outcome.ok:
         values.update(status="succeeded", finished_at=now)
