@@ -41,6 +41,7 @@ from bench.executor import (  # noqa: E402
     setup_templates,
     throughput,
 )
+from multiflexi_web.db.engine import write_session  # noqa: E402
 from multiflexi_web.extensions import db  # noqa: E402
 from multiflexi_web.models import Job, JobOutput, RunTemplate, utcnow  # noqa: E402
 from multiflexi_web.models.action import ActionConfig, ActionRun  # noqa: E402
@@ -94,6 +95,8 @@ def latency(rt: RunTemplate, peer: Peer, n: int, env: dict[str, str]) -> dict[st
         _wait_for(lambda: warm in peer.received, "the warm-up delivery")
         ids = []
         for _ in range(n):
+            db.session.rollback()
+            write_session(db.session())  # SQLite: begin as a writer, never upgrade a read
             ids.append(jobs.enqueue(rt, schedule_type="adhoc-cli").id)
             db.session.commit()
             time.sleep(0.1)
