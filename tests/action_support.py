@@ -104,10 +104,10 @@ def dispatch_all(
         while time.monotonic() < end:
             n = d.tick()
             total += n
-            if not n and not open_runs():
+            if not n and not d.busy() and not open_runs():
                 return total
             if not n:
-                time.sleep(0.01)  # a retry's backoff (settings.backoff) is still running
+                time.sleep(0.01)  # deliveries under way, or a retry's backoff still running
         raise AssertionError(f"action runs still open after {deadline}s")
     finally:
         d.pool.shutdown(wait=True)

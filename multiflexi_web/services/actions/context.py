@@ -6,6 +6,7 @@ import contextlib
 import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,15 @@ from sqlalchemy.orm import Session
 
 from multiflexi_web import __version__
 from multiflexi_web.actions.base import ActionContext, AppRef
-from multiflexi_web.models import Application, Artifact, Job, JobOutput
+from multiflexi_web.models import (
+    AppExitCode,
+    Application,
+    Artifact,
+    Company,
+    Job,
+    JobOutput,
+    RunTemplate,
+)
 from multiflexi_web.models.action import ActionConfig, ActionDefault
 from multiflexi_web.services.actions import values
 from multiflexi_web.services.actions.settings import ActionSettings
@@ -27,13 +36,87 @@ class ContextError(ValueError):
     """The run cannot be performed (its job or configuration is gone); never retried."""
 
 
-def config_for(session: Session, kind: str, config_id: int | None) -> dict[str, Any]:
-    """Stored values: the kind's global defaults, overridden by the RunTemplate's."""
-    row = session.get(ActionConfig, config_id) if config_id is not None else None
+def config_for(session: Session, config_id: int | None) -> dict[str, Any]:
+    """Stored values: the kind's global defaults, overridden by the RunTemplate's (one query)."""
+    row = None
+    if config_id is not None:
+        row = session.execute(
+            select(ActionConfig.config, ActionDefault.config)
+            .outerjoin(ActionDefault, ActionDefault.action == ActionConfig.action)
+            .where(ActionConfig.id == config_id)
+        ).first()
     if row is None:
         raise ContextError("its action configuration was removed")
-    default = session.scalar(select(ActionDefault.config).where(ActionDefault.action == kind))
-    return values.merged(default, row.config or {})
+    return values.merged(row[1], row[0] or {})
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What a delivery needs of the finished job, read with one query (no ORM loading)."""
+
+    id: int
+    status: str
+    exit_code: int | None
+    env: list[dict[str, Any]]
+    runtemplate_id: int
+    runtemplate_name: str
+    app: AppRef
+    produces: dict[str, Any]
+    company_id: int
+    company_slug: str
+    company_name: str
+    zabbix_host: str | None
+    exit_meaning: str | None
+
+
+def job_facts(session: Session, job_id: int) -> JobFacts | None:
+    meaning = (
+        select(AppExitCode.description)
+        .where(AppExitCode.application_id == Job.application_id, AppExitCode.code == Job.exit_code)
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = session.execute(
+        select(
+            Job.id,
+            Job.status,
+            Job.exit_code,
+            Job.env,
+            RunTemplate.id,
+            RunTemplate.name,
+            Application.id,
+            Application.name,
+            Application.uuid,
+            Application.homepage,
+            Application.produces,
+            Company.id,
+            Company.slug,
+            Company.name,
+            Company.zabbix_host,
+            meaning,
+        )
+        .join(RunTemplate, RunTemplate.id == Job.runtemplate_id)
+        .join(Application, Application.id == Job.application_id)
+        .join(Company, Company.id == Job.company_id)
+        .where(Job.id == job_id)
+    ).first()
+    if row is None:
+        return None
+    return JobFacts(
+        row[0],
+        row[1],
+        row[2],
+        row[3] or [],
+        row[4],
+        row[5],
+        AppRef(row[6], row[7], row[8], row[9]),
+        row[10] or {},
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+    )
 
 
 def tail(session: Session, job_id: int, stream: str, limit: int = TAIL_BYTES) -> str:
@@ -52,14 +135,13 @@ def app_ref(app: Application) -> AppRef:
 
 
 @contextlib.contextmanager
-def produced_files(session: Session, job: Job) -> Iterator[dict[str, Path]]:
+def produced_files(session: Session, job: JobFacts) -> Iterator[dict[str, Path]]:
     """Temp copies of the job's artifacts that match its app's `produces` patterns."""
-    produces = job.application.produces or {}
-    if not produces:
+    if not job.produces:
         yield {}
         return
     with tempfile.TemporaryDirectory(prefix="mf-action-") as tmp:
-        yield _copy_produced(session, job.id, produces, Path(tmp))
+        yield _copy_produced(session, job.id, job.produces, Path(tmp))
 
 
 def produced_artifacts(
@@ -101,14 +183,12 @@ def _copy_produced(
 def build(
     session: Session,
     run: Any,
-    job: Job,
+    job: JobFacts,
     config: dict[str, str],
     files: dict[str, Path],
     s: ActionSettings,
 ) -> ActionContext:
-    """`run`: the claimed ActionRun row (id, idempotency_key, attempts)."""
-    app, company, rt = job.application, job.company, job.runtemplate
-    code = app.exit_code(job.exit_code)
+    """`run`: the claimed run (id, idempotency_key, attempts)."""
     arts = session.execute(
         select(Artifact.id, Artifact.filename).where(Artifact.job_id == job.id)
     ).all()
@@ -119,20 +199,20 @@ def build(
         job_id=job.id,
         status=job.status,
         exit_code=job.exit_code,
-        exit_meaning=code.description if code is not None else None,
-        company_id=company.id,
-        company_slug=company.slug,
-        company_name=company.name,
-        zabbix_host=company.zabbix_host,
-        app=app_ref(app),
-        runtemplate_id=rt.id,
-        runtemplate_name=rt.name,
+        exit_meaning=job.exit_meaning,
+        company_id=job.company_id,
+        company_slug=job.company_slug,
+        company_name=job.company_name,
+        zabbix_host=job.zabbix_host,
+        app=job.app,
+        runtemplate_id=job.runtemplate_id,
+        runtemplate_name=job.runtemplate_name,
         job_url=f"{s.base_url}/jobs/{job.id}",
         artifact_urls={n: f"{s.base_url}/jobs/{job.id}/artifacts/{i}/download" for i, n in arts},
         stdout_tail=tail(session, job.id, "stdout"),
         stderr_tail=tail(session, job.id, "stderr"),
         produced_files=files,
-        env={str(e["key"]): str(e.get("value", "")) for e in job.env or [] if "key" in e},
+        env={str(e["key"]): str(e.get("value", "")) for e in job.env if "key" in e},
         config=config,
         timeout=s.timeout,
         platform_version=__version__,

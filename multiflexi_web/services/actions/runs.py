@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from multiflexi_web.actions.base import Outcome
 from multiflexi_web.actions.http import bounded
@@ -125,9 +126,11 @@ def _apply(c: Claimed, outcome: Outcome, s: ActionSettings) -> Outcome:
     savepoint = db.session.begin_nested()
     try:
         done = effects.apply(job, outcome.effects, s.chain_max_depth)
-    except effects.EffectRefused as exc:
+    except DBAPIError:
+        raise  # the database: the caller retries the whole record
+    except Exception as exc:  # refused (another company, too deep) or broken: the run fails
         savepoint.rollback()
-        return Outcome(False, response=outcome.response, error=str(exc))
+        return Outcome(False, response=outcome.response, error=f"{exc}")
     savepoint.commit()
     text = "; ".join(filter(None, [outcome.response, *done]))
     return Outcome(True, response=text)
