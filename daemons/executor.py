@@ -24,11 +24,15 @@ def main(argv: list[str] | None = None) -> None:
     rt.start_heartbeat()
     executor = Executor(rt, drain=args.drain)
     # Post-job actions are delivered by a thread of this daemon (docs/architecture.md, Actions).
-    actions = Dispatcher(rt.app, rt.worker_id or 0, action_settings(), threading.Event()).start()
+    settings = action_settings()
+    actions = None
+    if settings.threads:  # 0: this executor leaves deliveries to the others
+        actions = Dispatcher(rt.app, rt.worker_id or 0, settings, threading.Event()).start()
     code = executor.serve()
-    if args.drain:
-        actions.drain()
-    actions.close()
+    if actions is not None:
+        if args.drain:
+            actions.drain()
+        actions.close()
     rt.unregister()
     sys.stderr.flush()
     if executor.running:  # a job thread still blocked (database gone): do not hang on exit

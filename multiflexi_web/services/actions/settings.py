@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from multiflexi_web.config import (
     _non_negative_float,
+    _non_negative_int,
     _parse,
     _positive_int,
     read_sources,
@@ -20,7 +21,7 @@ class ActionSettings:
     backoff: float = 10.0  # before the first retry; doubles each time
     backoff_max: float = 3600.0
     lease: float = 90.0  # a running delivery older than this is someone else's to retry
-    threads: int = 4
+    threads: int = 4  # 0: this executor delivers no actions (another one does)
     chain_max_depth: int = 5
     base_url: str = "http://localhost:5000"  # for links to jobs and artifacts
 
@@ -43,7 +44,9 @@ def load(environ: Mapping[str, str] | None = None) -> ActionSettings:
         lease=_parse(
             src, "MULTIFLEXI_ACTION_LEASE", 2 * timeout + 30, _non_negative_float, seconds
         ),
-        threads=_parse(src, "MULTIFLEXI_ACTION_THREADS", 4, _positive_int, whole),
+        threads=_parse(
+            src, "MULTIFLEXI_ACTION_THREADS", 4, _non_negative_int, "must be a whole number >= 0"
+        ),
         chain_max_depth=_parse(src, "MULTIFLEXI_CHAIN_MAX_DEPTH", 5, _positive_int, whole),
         base_url=(src.get("MULTIFLEXI_BASE_URL", "") or "http://localhost:5000").rstrip("/"),
     )
