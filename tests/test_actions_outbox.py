@@ -158,3 +158,21 @@ def test_recovery_and_after_n_failures_triggers(app: Flask) -> None:
     assert finish(JobStatus.FAILED) == []  # fires once per streak
     assert finish(JobStatus.SUCCEEDED) == ["success"]  # the recovery
     assert finish(JobStatus.SUCCEEDED) == []
+
+
+def test_the_executor_evaluates_triggers_only_for_templates_that_have_them(app: Flask) -> None:
+    always, recovery = shell_rt("exit 0"), shell_rt("exit 0")
+    _hook(always, "success", "http://127.0.0.1:9/a")
+    _hook(recovery, "success", "http://127.0.0.1:9/r", When(trigger="recovery"))
+    from multiflexi_web.runner.contexts import ContextCache
+
+    cache = ContextCache(check_every=0)
+    ctx_always, _ = cache.get(always.id)
+    ctx_recovery, _ = cache.get(recovery.id)
+    assert ctx_always is not None and ctx_recovery is not None
+    assert (ctx_always.has_actions, ctx_always.action_triggers) == (True, False)
+    assert (ctx_recovery.has_actions, ctx_recovery.action_triggers) == (True, True)
+    [a], [r] = schedule(always), schedule(recovery)
+    drain(app)
+    assert [x.mode for x in _runs(a)] == ["success"]
+    assert _runs(r) == []  # nothing failed before: no recovery

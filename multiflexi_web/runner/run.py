@@ -91,7 +91,8 @@ class JobRun:
         self._next_sync = self._t0 + SYNC_FIRST
         self._unsent: list[output.Batch] = []
         self.masks = JobMasks()  # the job's known secret values, once its env is resolved
-        self.has_actions = True  # unknown until its context is read: then queue to be safe
+        # Unknown until its context is read: queue, with every trigger evaluated, to be safe.
+        self.has_actions = self.action_triggers = True
 
     # -- JobIO ----------------------------------------------------------------------------------
     def started(self, pid: int | None = None, container_id: str | None = None) -> None:
@@ -161,7 +162,8 @@ class JobRun:
     def run(self, ctx: TemplateContext | None, problem: str | None = None) -> Outcome:
         result, env = RunResult(None, error=problem), None
         if ctx is not None:
-            self.has_actions = ctx.has_actions  # a template without actions: no outbox statement
+            # A template without actions: no outbox statement; with only "always" ones: a cheap one.
+            self.has_actions, self.action_triggers = ctx.has_actions, ctx.action_triggers
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
         for stream, rest in self.masks.rests():
@@ -328,7 +330,12 @@ class JobRun:
 
     def send_success(self) -> Callable[[], bool]:
         """The succeeded status, sent without waiting (see jobs.send_success)."""
-        return jobs.send_success(self.job.id, self._record(), actions=self.has_actions)
+        return jobs.send_success(
+            self.job.id,
+            self._record(),
+            actions=self.has_actions,
+            conditional=self.action_triggers,
+        )
 
     def _record(self) -> jobs.RunRecord:
         meta = self._meta_fields()
@@ -346,6 +353,7 @@ class JobRun:
             then,
             count=count,
             actions=self.has_actions,
+            conditional=self.action_triggers,
         ):
             return True
         log.warning("action=finish_skipped job=%s reason=no_longer_running", job.id)

@@ -70,6 +70,7 @@ class TemplateContext:
     ociimage: str | None = None  # for the container modules
     kubernetes: Mapping[str, Any] | None = None  # the app's `kubernetes` block
     has_actions: bool = False  # post-job actions configured: the finish queues their runs
+    action_triggers: bool = False  # one of them fires on recovery / N failures (history query)
 
 
 @dataclass(frozen=True)
@@ -113,17 +114,21 @@ def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateCo
         mask_output=rt.mask_output,
         ociimage=app.ociimage or None,
         kubernetes=dict(app.kubernetes) if app.kubernetes else None,
-        has_actions=_has_actions(_session_of(rt), rt.id),
+        **_actions_of(_session_of(rt), rt.id),
     )
 
 
-def _has_actions(session: Session, rt_id: int) -> bool:
+def _actions_of(session: Session, rt_id: int) -> dict[str, bool]:
     from multiflexi_web.models.action import ActionConfig
 
-    found = select(ActionConfig.id).where(
-        ActionConfig.runtemplate_id == rt_id, ActionConfig.enabled.is_(True)
+    triggers = set(
+        session.scalars(
+            select(ActionConfig.trigger).where(
+                ActionConfig.runtemplate_id == rt_id, ActionConfig.enabled.is_(True)
+            )
+        )
     )
-    return session.scalar(select(found.exists())) is True
+    return {"has_actions": bool(triggers), "action_triggers": bool(triggers - {"always"})}
 
 
 def _session_of(rt: RunTemplate) -> Session:

@@ -204,7 +204,9 @@ def _finish_params(job_id: int, outcome: Outcome, record: RunRecord | None, now:
     return params
 
 
-def send_success(job_id: int, record: RunRecord, *, actions: bool = False) -> Callable[[], bool]:
+def send_success(
+    job_id: int, record: RunRecord, *, actions: bool = False, conditional: bool = True
+) -> Callable[[], bool]:
     """running -> succeeded, sent without waiting for the answer (a PostgreSQL pipeline); the
     returned function says, once the answer is in, whether the job was still running.
 
@@ -214,7 +216,8 @@ def send_success(job_id: int, record: RunRecord, *, actions: bool = False) -> Ca
     params = _finish_params(job_id, Outcome(JobStatus.SUCCEEDED, 0), record, utcnow())
     rowcount = driver(db.session()).send(job_sql.FINISH_WITH_RECORD, params)
     if actions:
-        driver(db.session()).send(outbox.QUEUE_RUNS, params)  # rolled back with the status
+        stmt = outbox.QUEUE_RUNS if conditional else outbox.QUEUE_ALWAYS_RUNS
+        driver(db.session()).send(stmt, params)  # rolled back with the status
     return lambda: rowcount() == 1
 
 
@@ -228,6 +231,7 @@ def finish(
     *,
     count: bool = True,
     actions: bool = True,
+    conditional: bool = True,
 ) -> bool:
     """running -> a terminal status; counters and a retry follow. False if it was not running.
 
@@ -241,7 +245,7 @@ def finish(
     if not driver(db.session()).run(stmt, params):
         return False
     if actions:
-        queue_actions(params)
+        queue_actions(params, conditional=conditional)
     if then is not None:
         then()
     if count:
@@ -252,9 +256,10 @@ def finish(
     return True
 
 
-def queue_actions(params: dict[str, Any]) -> None:
+def queue_actions(params: dict[str, Any], *, conditional: bool = True) -> None:
     """The outbox: the finished job's action runs, in the transaction of its final status."""
-    driver(db.session()).run(outbox.QUEUE_RUNS, params)
+    stmt = outbox.QUEUE_RUNS if conditional else outbox.QUEUE_ALWAYS_RUNS
+    driver(db.session()).run(stmt, params)
 
 
 def add_counts(rt_id: int, ok: int, failed: int, last_started: datetime) -> None:
