@@ -19,6 +19,7 @@ from werkzeug.routing import Rule
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Base, JobStatus, Role, User
+from multiflexi_web.models.action import ActionConfig, ActionRun
 from multiflexi_web.views import PUBLIC_ENDPOINTS, PUBLIC_PREFIXES
 from tests.factories import (
     add_member,
@@ -63,9 +64,15 @@ COMPANY_SCOPED = {
     "env_id",
     "upload_id",
     "action_id",
+    "run_id",
 }
 # Fixed values for parameters that are not row ids.
-CONSTANTS: dict[str, Any] = {"stream": "stdout", "filename": "app.css"}
+CONSTANTS: dict[str, Any] = {
+    "stream": "stdout",
+    "filename": "app.css",
+    "mode": "failure",
+    "kind": "WebHook",
+}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 # GET pages that rightly answer 404 for this fixture's objects, with the reason.
 NOT_FOR_FIXTURE = {"job_artifacts.image": "the fixture's artifact is JSON, not an image"}
@@ -96,6 +103,7 @@ def _scope(tag: str, world: World) -> None:
     source = make_event_source(company)
     event = make_event(source)
     rule = make_event_rule(source, rt)
+    run = _action_run(rt, job.id)
     world.params[tag] = {
         "company_id": company.id,
         "app_id": app.id,
@@ -112,10 +120,29 @@ def _scope(tag: str, world: World) -> None:
         "env_id": company.env[0].id,
         "user_id": members["operator"].id,
         "token": source.token,
+        "run_id": run.id,
         **CONSTANTS,
     }
     if tag == "a":
         world.users.update(members)
+
+
+def _action_run(rt: Any, job_id: int) -> ActionRun:
+    """A failed WebHook run (a loopback URL nobody answers) of the template's failure action."""
+    config = ActionConfig(
+        runtemplate_id=rt.id,
+        mode="failure",
+        action="WebHook",
+        config={"url": "http://127.0.0.1:9/"},
+    )
+    db.session.add(config)
+    db.session.flush()
+    run = ActionRun(
+        job_id=job_id, action="WebHook", mode="failure", status="failed", config_id=config.id
+    )
+    db.session.add(run)
+    db.session.commit()
+    return run
 
 
 def build_world() -> World:
