@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 
 from daemons.runtime import boot
 from multiflexi_web.config import ConfigError
+from multiflexi_web.runner.actions import Dispatcher
 from multiflexi_web.runner.pool import Executor
+from multiflexi_web.services.actions.settings import load as action_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +33,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     rt.register()
     rt.start_heartbeat()
+    # Post-job actions are delivered by a thread of this daemon (docs/architecture.md, Actions).
+    settings = action_settings()
+    actions = None
+    if settings.threads:  # 0: this executor leaves deliveries to the others
+        actions = Dispatcher(rt.app, rt.worker_id or 0, settings, threading.Event()).start()
     code = executor.serve()
+    if actions is not None:
+        if args.drain:
+            actions.drain()
+        actions.close()
     rt.unregister()
     sys.stderr.flush()
     if executor.running:  # a job thread still blocked (database gone): do not hang on exit

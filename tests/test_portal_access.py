@@ -19,6 +19,7 @@ from werkzeug.routing import Rule
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Base, JobStatus, Role, User
+from multiflexi_web.models.action import ActionConfig, ActionRun
 from multiflexi_web.services.accounts import tokens
 from multiflexi_web.views import PUBLIC_ENDPOINTS, PUBLIC_PREFIXES
 from tests.factories import (
@@ -70,9 +71,15 @@ COMPANY_SCOPED = {
     "env_id",
     "upload_id",
     "action_id",
+    "run_id",
 }
 # Fixed values for parameters that are not row ids.
-CONSTANTS: dict[str, Any] = {"stream": "stdout", "filename": "app.css"}
+CONSTANTS: dict[str, Any] = {
+    "stream": "stdout",
+    "filename": "app.css",
+    "mode": "failure",
+    "kind": "WebHook",
+}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 # GET pages that rightly answer 404 for this fixture's objects, with the reason.
 NOT_FOR_FIXTURE = {"job_artifacts.image": "the fixture's artifact is JSON, not an image"}
@@ -103,6 +110,7 @@ def _scope(tag: str, world: World) -> None:
     source = make_event_source(company)
     event = make_event(source)
     rule = make_event_rule(source, rt)
+    run = _action_run(rt, job.id)
     world.params[tag] = {
         "company_id": company.id,
         "app_id": app.id,
@@ -120,11 +128,30 @@ def _scope(tag: str, world: World) -> None:
         "user_id": members["operator"].id,
         "token": source.token,
         "token_id": tokens.issue(members["operator"], f"token-{tag}").token.id,
+        "run_id": run.id,
         **CONSTANTS,
     }
     db.session.commit()
     if tag == "a":
         world.users.update(members)
+
+
+def _action_run(rt: Any, job_id: int) -> ActionRun:
+    """A failed WebHook run (a loopback URL nobody answers) of the template's failure action."""
+    config = ActionConfig(
+        runtemplate_id=rt.id,
+        mode="failure",
+        action="WebHook",
+        config={"url": "http://127.0.0.1:9/"},
+    )
+    db.session.add(config)
+    db.session.flush()
+    run = ActionRun(
+        job_id=job_id, action="WebHook", mode="failure", status="failed", config_id=config.id
+    )
+    db.session.add(run)
+    db.session.commit()
+    return run
 
 
 def build_world() -> World:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import secrets
@@ -28,9 +29,11 @@ from multiflexi_web.models import (
     RunTemplate,
     User,
 )
+from multiflexi_web.models.action import ActionRun
 from multiflexi_web.services.catalogue.credentials import create_credential
 from multiflexi_web.services.events.catalog import create_source
 from multiflexi_web.services.runtemplates.configure import RunTemplateSpec, create_runtemplate
+from tests.action_support import FAST, dispatch_all
 from tests.executor_support import drain, job
 from tests.factories import (
     add_member,
@@ -61,6 +64,7 @@ ARG_MODELS = {
     "artifact_id": Artifact,
     "rt_id": RunTemplate,
     "user_id": User,
+    "run_id": ActionRun,
 }
 
 
@@ -86,6 +90,11 @@ def _seed(admin: FlaskClient) -> tuple[int, int]:
     make_event_rule(source, rt)
     make_event(source, {"hello": "world"})
     db.session.commit()
+    hook = admin.post(  # an action secret (the peer refuses: its error is recorded too)
+        f"/runtemplates/{rt.id}/actions/success/WebHook",
+        data={"cfg_url": "http://127.0.0.1:9/hook", "cfg_secret": f"{BASE}-action"},
+    )
+    assert hook.status_code == 302, hook.get_data(as_text=True)
     env = admin.post(
         f"/companies/{company.id}/env", data={"key": "COMPANY_API_TOKEN", "value": f"{BASE}-co"}
     )
@@ -107,6 +116,7 @@ def seeded(app: Flask, caplog: pytest.LogCaptureFixture) -> Iterator[tuple[int, 
     drain(app)
     finished = job(job_id)
     assert finished.status == "succeeded", finished.status_reason
+    dispatch_all(app, dataclasses.replace(FAST, max_attempts=1))
     yield rt_id, job_id
 
 
@@ -157,6 +167,8 @@ def _urls(app: Flask) -> list[str]:
     ids["app_id"] = [int(i) for i in db.session.scalars(select(Job.application_id))]
     ids["credential_id"] = _credential_ids()
     ids["stream"] = ["stdout", "stderr"]  # type: ignore[list-item]
+    ids["mode"] = ["success", "failure"]  # type: ignore[list-item]
+    ids["kind"] = ["WebHook"]  # type: ignore[list-item]
     urls = []
     for rule in app.url_map.iter_rules():
         if "GET" not in (rule.methods or ()) or rule.endpoint in ("static", "auth.login"):
@@ -214,6 +226,9 @@ CLI_CALLS = [
     ["event-source", "list"],
     ["event-rule", "list"],
     ["event", "list"],
+    ["runtemplate", "action", "list", "{rt_id}"],
+    ["job", "actions", "{job_id}"],
+    ["action", "kinds"],
 ]
 
 

@@ -63,7 +63,14 @@ def runtemplate_row(rt: RunTemplate) -> dict[str, Any]:
         "last_run_at": rt.last_run_at,
         "config": {c.key: MASK if c.secret else c.value for c in rt.config},
         "credentials": {link.requirement: link.credential_id for link in rt.credentials},
+        "actions": _actions(rt.id),
     }
+
+
+def _actions(rt_id: int) -> list[dict[str, Any]]:
+    from multiflexi_web.services.actions.configure import as_dict, for_runtemplate
+
+    return [as_dict(row) for row in for_runtemplate(rt_id)]
 
 
 @click.group("runtemplate")

@@ -43,6 +43,7 @@ WATCHED: dict[str, tuple[str, ...] | None] = {
     "credential_prototype": None,
     "credential_prototype_field": None,
     "file_upload": None,  # a RunTemplate's stored input files
+    "action_config": None,  # TemplateContext.has_actions
 }
 
 # An upsert: a missing row (a wiped table) is simply created again.

@@ -221,6 +221,9 @@ class Job(Base):
     stderr_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     stdout_dropped: Mapped[int] = mapped_column(BigInteger, default=0)
     stderr_dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    # How many chained actions led to this job (0: not chained); capped by
+    # MULTIFLEXI_CHAIN_MAX_DEPTH so two templates chaining each other cannot loop forever.
+    chain_depth: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     runtemplate: Mapped[RunTemplate] = relationship()

@@ -95,6 +95,8 @@ class JobRun:
         self._next_sync = self._t0 + SYNC_FIRST
         self._unsent: list[output.Batch] = []
         self.masks = JobMasks()  # the job's known secret values, once its env is resolved
+        # Unknown until its context is read: queue, with every trigger evaluated, to be safe.
+        self.has_actions = self.action_triggers = True
 
     # -- JobIO ----------------------------------------------------------------------------------
     def started(self, pid: int | None = None, container_id: str | None = None) -> None:
@@ -179,6 +181,9 @@ class JobRun:
     # -- the whole run --------------------------------------------------------------------------
     def run(self, ctx: TemplateContext | None, problem: str | None = None) -> Outcome:
         result, env = RunResult(None, error=problem), None
+        if ctx is not None:
+            # A template without actions: no outbox statement; with only "always" ones: a cheap one.
+            self.has_actions, self.action_triggers = ctx.has_actions, ctx.action_triggers
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
         for stream, rest in self.masks.rests():
@@ -366,7 +371,12 @@ class JobRun:
 
     def send_success(self) -> Callable[[], bool]:
         """The succeeded status, sent without waiting (see jobs.send_success)."""
-        return jobs.send_success(self.job.id, self._record())
+        return jobs.send_success(
+            self.job.id,
+            self._record(),
+            actions=self.has_actions,
+            conditional=self.action_triggers,
+        )
 
     def journal_entry(self, worker_id: int) -> dict[str, Any]:
         """The finish as plain data, for the journal (replay.py records it from there)."""
@@ -395,7 +405,15 @@ class JobRun:
         record = self._record()
         job = self.job
         if jobs.finish(
-            job.id, job.runtemplate_id, job.started_at, self.outcome, record, then, count=count
+            job.id,
+            job.runtemplate_id,
+            job.started_at,
+            self.outcome,
+            record,
+            then,
+            count=count,
+            actions=self.has_actions,
+            conditional=self.action_triggers,
         ):
             return True
         log.warning("action=finish_skipped job=%s reason=no_longer_running", job.id)

@@ -47,6 +47,7 @@ def _load_user(session_id: str) -> User | None:
 def register_views(app: Flask) -> None:
     """Every blueprint, registered in one place; the writer hook runs before the login guard."""
     from multiflexi_web.views import (
+        actions,
         applications,
         audit,
         auth,
@@ -72,7 +73,7 @@ def register_views(app: Flask) -> None:
     blueprints = (
         auth, dashboard, health, webhook, events, companies, members, applications,
         credprototypes, credentials, users, audit, workers, runtemplates, jobs, job_artifacts,
-        queue, tokens,
+        queue, tokens, actions,
     )  # fmt: skip
     # Before any rule is added: an id in a URL is at most a BIGINT (larger: 404, not an error).
     app.url_map.converters["int"] = IdConverter

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from multiflexi_web import __version__
@@ -74,6 +75,8 @@ class TemplateContext:
     mask_output: bool = True  # known secret values masked in the stored output
     ociimage: str | None = None  # for the container modules
     kubernetes: Mapping[str, Any] | None = None  # the app's `kubernetes` block
+    has_actions: bool = False  # post-job actions configured: the finish queues their runs
+    action_triggers: bool = False  # one of them fires on recovery / N failures (history query)
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,21 @@ def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateCo
         mask_output=rt.mask_output,
         ociimage=app.ociimage or None,
         kubernetes=dict(app.kubernetes) if app.kubernetes else None,
+        **_actions_of(_session_of(rt), rt.id),
     )
+
+
+def _actions_of(session: Session, rt_id: int) -> dict[str, bool]:
+    from multiflexi_web.models.action import ActionConfig
+
+    triggers = set(
+        session.scalars(
+            select(ActionConfig.trigger).where(
+                ActionConfig.runtemplate_id == rt_id, ActionConfig.enabled.is_(True)
+            )
+        )
+    )
+    return {"has_actions": bool(triggers), "action_triggers": bool(triggers - {"always"})}
 
 
 def _session_of(rt: RunTemplate) -> Session:

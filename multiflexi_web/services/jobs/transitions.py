@@ -19,6 +19,7 @@ from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate, Worker, utcnow
 from multiflexi_web.models.job import Move, created, move
+from multiflexi_web.services.actions import outbox
 from multiflexi_web.services.jobs import claim as claiming
 from multiflexi_web.services.jobs import onetime
 from multiflexi_web.services.jobs import statements as job_sql
@@ -212,7 +213,9 @@ def _finish_params(job_id: int, outcome: Outcome, record: RunRecord | None, now:
     return params
 
 
-def send_success(job_id: int, record: RunRecord) -> Callable[[], bool]:
+def send_success(
+    job_id: int, record: RunRecord, *, actions: bool = False, conditional: bool = True
+) -> Callable[[], bool]:
     """running -> succeeded, sent without waiting for the answer (a PostgreSQL pipeline); the
     returned function says, once the answer is in, whether the job was still running.
 
@@ -221,6 +224,9 @@ def send_success(job_id: int, record: RunRecord) -> Callable[[], bool]:
     """
     params = _finish_params(job_id, Outcome(JobStatus.SUCCEEDED, 0), record, utcnow())
     rowcount = driver(db.session()).send(job_sql.FINISH_WITH_RECORD, params)
+    if actions:
+        stmt = outbox.QUEUE_RUNS if conditional else outbox.QUEUE_ALWAYS_RUNS
+        driver(db.session()).send(stmt, params)  # rolled back with the status
     return lambda: rowcount() == 1
 
 
@@ -233,6 +239,8 @@ def finish(
     then: Callable[[], None] | None = None,
     *,
     count: bool = True,
+    actions: bool = True,
+    conditional: bool = True,
 ) -> bool:
     """running -> a terminal status; counters and a retry follow. False if it was not running.
 
@@ -245,6 +253,8 @@ def finish(
     stmt = job_sql.FINISH_WITH_RECORD if record is not None else job_sql.FINISH
     if not driver(db.session()).run(stmt, params):
         return False
+    if actions:
+        queue_actions(params, conditional=conditional)
     if then is not None:
         then()
     if count:
@@ -253,6 +263,12 @@ def finish(
     if outcome.status in FAILURES and outcome.status is not JobStatus.CANCELLED:
         _maybe_retry(job_id, now)
     return True
+
+
+def queue_actions(params: dict[str, Any], *, conditional: bool = True) -> None:
+    """The outbox: the finished job's action runs, in the transaction of its final status."""
+    stmt = outbox.QUEUE_RUNS if conditional else outbox.QUEUE_ALWAYS_RUNS
+    driver(db.session()).run(stmt, params)
 
 
 def add_counts(rt_id: int, ok: int, failed: int, last_started: datetime) -> None:
@@ -312,6 +328,7 @@ def cancel(job_id: int, by: str = "cli") -> str:
         )
     )
     if res.rowcount:  # type: ignore[attr-defined]
+        queue_actions({"p_id": job_id, "p_now": utcnow()})
         return "cancelled"
     res = db.session.execute(
         update(Job).where(Job.id == job_id, _IS_RUNNING).values(cancel_requested=True)

@@ -1,0 +1,80 @@
+"""CustomCommand: run an argv (no shell) with the job's variables filled in, output recorded.
+
+Running a command of one's choosing is a global administrator's power (SPEC §15): only they may
+configure this action (services/actions/configure.py refuses others).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+
+from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
+from multiflexi_web.actions.http import bounded
+from multiflexi_web.services.jobs.command import CommandError, fill
+
+
+def argv_of(raw: str) -> list[str]:
+    """A JSON list of words, or upstream's shell line split into words (never run by a shell)."""
+    text = raw.strip()
+    if text.startswith("["):
+        words = json.loads(text)
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise ValueError("command: a JSON list of strings")
+        return words
+    return shlex.split(text)
+
+
+class CustomCommand:
+    name = "CustomCommand"
+    description = "Run a command (argv, no shell) with the job's variables; admins only"
+    fields: tuple[ConfigField, ...] = (
+        ConfigField(
+            "command", "text", 'JSON argv, e.g. ["/usr/bin/logger", "job {JOB_ID}"]', required=True
+        ),
+    )
+    admin_only = True
+
+    def usable_for(self, app: AppRef) -> str | None:
+        return None
+
+    def perform(self, ctx: ActionContext) -> Outcome:
+        env = {**ctx.env, "JOB_ID": str(ctx.job_id), "JOB_STATUS": ctx.status}
+        env["JOB_EXIT_CODE"] = "" if ctx.exit_code is None else str(ctx.exit_code)
+        try:
+            argv = [fill(w, env) for w in argv_of(ctx.config.get("command", ""))]
+        except (ValueError, CommandError) as exc:
+            return Outcome(False, error=f"CustomCommand {exc}")
+        if not argv:
+            return Outcome(False, error="CustomCommand command: empty")
+        return _run(argv, env, ctx.timeout)
+
+
+def _run(argv: list[str], env: dict[str, str], timeout: float) -> Outcome:
+    with tempfile.TemporaryDirectory(prefix="mf-action-") as cwd:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+            )
+        except OSError as exc:
+            return Outcome(False, error=f"CustomCommand cannot start {argv[0]!r}: {exc.strerror}")
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return Outcome(False, error=f"CustomCommand: still running after {timeout:g} s, killed")
+    text = bounded(out.decode("utf-8", "replace")[-8192:])
+    if proc.returncode == 0:
+        return Outcome(True, response=f"exit 0\n{text}")
+    return Outcome(False, error=f"CustomCommand exit {proc.returncode}\n{text}")

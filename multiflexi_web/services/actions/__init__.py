@@ -1,0 +1,1 @@
+"""Post-job actions: the outbox written at a job's finish, the dispatcher, configuration."""

@@ -1,0 +1,52 @@
+"""The post-job action settings (MULTIFLEXI_ACTION_*, MULTIFLEXI_CHAIN_MAX_DEPTH, base URL)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from multiflexi_web.config import (
+    _non_negative_float,
+    _non_negative_int,
+    _parse,
+    _positive_int,
+    read_sources,
+)
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    timeout: float = 30.0  # per attempt
+    max_attempts: int = 5
+    backoff: float = 10.0  # before the first retry; doubles each time
+    backoff_max: float = 3600.0
+    lease: float = 90.0  # a running delivery older than this is someone else's to retry
+    threads: int = 4  # 0: this executor delivers no actions (another one does)
+    chain_max_depth: int = 5
+    base_url: str = "http://localhost:5000"  # for links to jobs and artifacts
+
+    def backoff_for(self, attempts: int) -> float:
+        """Seconds before the next attempt, after `attempts` failed ones (capped exponential)."""
+        return float(min(self.backoff_max, self.backoff * 2.0 ** max(attempts - 1, 0)))
+
+
+def load(environ: Mapping[str, str] | None = None) -> ActionSettings:
+    src = read_sources(environ)
+    seconds, whole = "must be seconds >= 0", "must be a positive integer"
+    timeout = _parse(src, "MULTIFLEXI_ACTION_TIMEOUT", 30.0, _non_negative_float, seconds)
+    return ActionSettings(
+        timeout=timeout,
+        max_attempts=_parse(src, "MULTIFLEXI_ACTION_MAX_ATTEMPTS", 5, _positive_int, whole),
+        backoff=_parse(src, "MULTIFLEXI_ACTION_BACKOFF", 10.0, _non_negative_float, seconds),
+        backoff_max=_parse(
+            src, "MULTIFLEXI_ACTION_BACKOFF_MAX", 3600.0, _non_negative_float, seconds
+        ),
+        lease=_parse(
+            src, "MULTIFLEXI_ACTION_LEASE", 2 * timeout + 30, _non_negative_float, seconds
+        ),
+        threads=_parse(
+            src, "MULTIFLEXI_ACTION_THREADS", 4, _non_negative_int, "must be a whole number >= 0"
+        ),
+        chain_max_depth=_parse(src, "MULTIFLEXI_CHAIN_MAX_DEPTH", 5, _positive_int, whole),
+        base_url=(src.get("MULTIFLEXI_BASE_URL", "") or "http://localhost:5000").rstrip("/"),
+    )

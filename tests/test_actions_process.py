@@ -1,0 +1,116 @@
+"""Action delivery with real executor processes: kill -9 mid-delivery, two executors sharing
+500 runs on PostgreSQL (each delivered exactly once)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Worker, utcnow
+from multiflexi_web.models.action import ActionRun
+from multiflexi_web.services.actions import configure
+from tests.action_support import Peer, http_peer
+from tests.executor_support import schedule, shell_rt, show_logs, start_daemon, stop, wait_for
+from tests.factories import make_job
+
+pytestmark = pytest.mark.slow
+PG_ONLY = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _logs_on_failure(tmp_path: Path) -> Iterator[None]:
+    yield
+    show_logs(tmp_path)
+
+
+def _workers() -> int:
+    db.session.rollback()
+    return db.session.scalar(select(func.count()).where(Worker.status == "running")) or 0
+
+
+def _run() -> ActionRun:
+    db.session.rollback()
+    run = db.session.scalar(select(ActionRun))
+    assert run is not None
+    return run
+
+
+def test_kill_9_mid_delivery_is_delivered_once_after_restart(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    release = threading.Event()
+
+    def answer(n: int) -> tuple[int, str]:
+        if n == 0:
+            release.wait(30)  # the first delivery hangs until its executor is dead
+        return 200, "ok"
+
+    with http_peer(Peer(answer=answer)) as peer:
+        rt = shell_rt("exit 0")
+        configure.put(rt, "success", "WebHook", {"url": peer.url})
+        schedule(rt)
+        env = {"MULTIFLEXI_ACTION_TIMEOUT": "20", "MULTIFLEXI_ACTION_LEASE": "2"}
+        first = start_daemon(db_url, tmp_path, log_name="first", **env)
+        wait_for(lambda: len(peer.hits) == 1, 60, "the first delivery to reach the peer")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        release.set()
+        assert _run().status == "running"  # the dead executor's lease is still on it
+        second = start_daemon(db_url, tmp_path, log_name="second", **env)
+        try:
+            wait_for(lambda: _run().status == "succeeded", 60, "the run to be delivered again")
+        finally:
+            stop(second)
+    run = _run()
+    assert run.attempts == 2 and len(peer.hits) == 2
+    assert set(peer.keys()) == {run.idempotency_key}  # the peer can tell it is one delivery
+
+
+@PG_ONLY
+def test_two_executors_deliver_500_runs_exactly_once(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    peer = Peer(answer=lambda n: (time.sleep(0.005), (200, "ok"))[1])  # a peer taking its time
+    with http_peer(peer):
+        rt = shell_rt("exit 0")
+        config = configure.put(rt, "success", "WebHook", {"url": peer.url})
+        jobs = [make_job(rt) for _ in range(500)]
+        env = {"MULTIFLEXI_ACTION_THREADS": "8"}
+        procs = [start_daemon(db_url, tmp_path, log_name=f"ex{i}", **env) for i in (1, 2)]
+        try:
+            wait_for(lambda: _workers() == 2, 60, "both executors to start")
+            for j in jobs:  # the outbox rows of 500 finished jobs, as their finishes left them
+                db.session.add(
+                    ActionRun(
+                        job_id=j.id,
+                        action="WebHook",
+                        mode="success",
+                        config_id=config.id,
+                        idempotency_key=f"multiflexi-{j.id}-{config.id}",
+                        next_attempt_at=utcnow(),
+                    )
+                )
+            db.session.commit()
+
+            def delivered() -> bool:
+                db.session.rollback()
+                done = select(func.count()).where(ActionRun.status == "succeeded")
+                return db.session.scalar(done) == 500
+
+            wait_for(delivered, 120, "500 delivered runs")
+        finally:
+            for proc in procs:
+                stop(proc)
+    counts = Counter(peer.keys())
+    assert len(counts) == 500 and set(counts.values()) == {1}
+    owners = set(db.session.scalars(select(ActionRun.owner_id)))
+    assert len(owners) == 2  # both executors took a share
