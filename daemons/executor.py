@@ -8,6 +8,7 @@ import sys
 
 from daemons.runtime import boot
 from multiflexi_web.config import ConfigError
+from multiflexi_web.runner import guard
 from multiflexi_web.runner.pool import Executor
 
 
@@ -28,13 +29,15 @@ def main(argv: list[str] | None = None) -> None:
         "jobs_run_as",
         **({"user": run_as.name, "uid": run_as.uid} if run_as else {"uid": os.getuid()}),
     )
+    guard.start()  # before any job: their process groups die with this process, however it dies
     rt.register()
     rt.start_heartbeat()
     code = executor.serve()
     rt.unregister()
     sys.stderr.flush()
     if executor.running:  # a job thread still blocked (database gone): do not hang on exit
-        os._exit(code or 1)
+        os._exit(code or 1)  # the guard sees the pipe close and kills what is left
+    guard.stop()
     sys.exit(code)
 
 
