@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, in_range
+from multiflexi_web.cli.common import domain_errors, emit, format_option, in_range, writer
 from multiflexi_web.cli.policy_options import policies_from, policy_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate, utcnow
@@ -45,6 +45,7 @@ SCHEDULE_KEYS = ("interval", "cron", "delay", "timezone")
 @policy_options(update=True)
 @format_option
 @domain_errors(RunTemplateError)
+@writer
 def update(
     rt_id: int, name: str | None, timeout: int | None, active: bool | None, fmt: str, **opts: Any
 ) -> None:
