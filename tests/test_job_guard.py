@@ -186,3 +186,19 @@ def test_a_retry_starts_only_after_its_previous_attempts_leftovers_are_killed(
         for p in (leftover, bystander):
             p.kill()
             p.wait()
+
+
+def test_a_dead_guard_is_replaced_and_told_every_live_group() -> None:
+    proc = _sleeper()
+    guard = Guard()
+    try:
+        guard.watch(proc.pid)
+        first = guard.proc
+        first.kill()
+        first.wait(DEADLINE)
+        assert proc.poll() is None  # the guard's death alone kills nothing
+        guard.watch(os.getpid() + 10**6)  # the next write finds the pipe broken
+        assert guard.proc is not first
+    finally:
+        guard.close()
+    assert proc.wait(DEADLINE) == -signal.SIGKILL
