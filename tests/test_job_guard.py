@@ -81,6 +81,7 @@ def test_the_guard_kills_the_live_groups_when_its_pipe_closes() -> None:
         guard.watch(live.pid)
         guard.watch(ended.pid)
         guard.forget(ended.pid)  # that job ended: its pgid may belong to anybody from now on
+        assert dict(guard.live) == {live.pid: 1}  # an ended group leaves nothing behind
     finally:
         assert guard.close() == 0
     try:

@@ -34,17 +34,23 @@ def apply(live: Counter[int], line: bytes) -> None:
     the first job's `-` arrives (two threads write)."""
     if len(line) < 2 or not line[1:].isdigit():
         return
-    pgid = int(line[1:])
-    if line[:1] == b"+":
+    count(live, line[:1], int(line[1:]))
+
+
+def count(live: Counter[int], op: bytes, pgid: int) -> None:
+    """`+` or `-` one group; a group down to zero is dropped (pids are reused: no growth)."""
+    if op == b"+":
         live[pgid] += 1
-    elif line[:1] == b"-" and live[pgid] > 0:
+    elif op == b"-" and live[pgid] > 1:
         live[pgid] -= 1
+    elif op == b"-":
+        live.pop(pgid, None)
 
 
 def kill_live(live: Counter[int]) -> list[int]:
     killed = []
-    for pgid, count in live.items():
-        if count > 0 and pgid > 1:
+    for pgid, n in live.items():
+        if n > 0 and pgid > 1:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
                 killed.append(pgid)
@@ -95,15 +101,14 @@ class Guard:
     def _spawn(self) -> tuple[subprocess.Popen[bytes], int]:
         r, w = os.pipe()  # both ends close-on-exec: no job ever holds the write end
         try:
+            keep_kill = _raise_kill_cap if _needs_kill_cap() else None  # one spawn: cost moot
             proc = subprocess.Popen(
                 [sys.executable, "-I", os.path.abspath(__file__)],
                 stdin=r,
                 env={},
                 cwd="/",
                 start_new_session=True,
-                preexec_fn=_raise_kill_cap
-                if _needs_kill_cap()
-                else None,  # once: spawn cost is moot
+                preexec_fn=keep_kill,
             )
         finally:
             os.close(r)
@@ -120,10 +125,7 @@ class Guard:
         with self.lock:
             if self.closed:
                 return
-            if op == b"+":
-                self.live[pgid] += 1
-            elif self.live[pgid] > 0:
-                self.live[pgid] -= 1
+            count(self.live, op, pgid)
             try:
                 os.write(self.fd, b"%s%d\n" % (op, pgid))
             except OSError as exc:
