@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pwd
 import re
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -19,6 +21,8 @@ from multiflexi_web.runner import fence
 from multiflexi_web.runner.guard import Guard
 from multiflexi_web.services.jobs import transitions as jobs
 from tests.executor_support import (
+    ROOT,
+    daemon_env,
     job,
     log_text,
     output_of,
@@ -29,6 +33,10 @@ from tests.executor_support import (
     stop,
     wait_for,
 )
+from tests.test_isolation import CAPS, JOB_USER, _as_nobody
+from tests.test_isolation import outside as _outside_fixture
+
+outside = _outside_fixture  # an app on a SQLite file that `nobody` can reach
 
 pytestmark = pytest.mark.slow
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -203,3 +211,37 @@ def test_a_dead_guard_is_replaced_and_told_every_live_group() -> None:
     finally:
         guard.close()
     assert proc.wait(DEADLINE) == -signal.SIGKILL
+
+
+def test_the_guard_of_a_capabilities_executor_kills_the_job_users_processes(
+    outside: tuple[Flask, str, Path],
+) -> None:
+    """The systemd design (User=multiflexi, AmbientCapabilities=, jobs as multiflexi-job): the
+    executor clears its ambient set at start, yet its guard keeps CAP_KILL for the job user."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("setpriv (util-linux) and root are needed to start a capabilities executor")
+    _app, db_url, tmp_path = outside
+    [job_id] = schedule(shell_rt("sleep 600 & echo $!; sleep 600"))
+    python, ids, extra = _as_nobody(tmp_path)
+    prefix = [setpriv, f"--reuid={ids['user']}", f"--regid={ids['group']}", "--clear-groups"]
+    prefix += [f"--inh-caps=+{CAPS.replace(',', ',+')}"]
+    prefix += [f"--ambient-caps=+{CAPS.replace(',', ',+')}", "--"]
+    env = daemon_env(db_url, tmp_path, MULTIFLEXI_JOB_USER=JOB_USER, **extra)
+    with (tmp_path / "executor.log").open("ab") as fh:
+        proc = subprocess.Popen(
+            [*prefix, *python, "-m", "daemons.executor"], cwd=ROOT, env=env, stdout=fh, stderr=fh
+        )
+    try:
+        wait_for(lambda: len(output_of(job_id).split()) == 1, DEADLINE, "the job's output")
+        pgid = job(job_id).pid
+        assert pgid is not None
+        members = _group(pgid)
+        assert os.stat(f"/proc/{pgid}").st_uid == pwd.getpwnam(JOB_USER).pw_uid
+        proc.kill()
+        proc.wait(DEADLINE)
+        for pid in members:
+            wait_for(lambda p=pid: _gone(p), DEADLINE, f"job process {pid} gone")
+    finally:
+        stop(proc)
+    assert "action=guard_exit killed_groups=1" in log_text(tmp_path)
