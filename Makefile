@@ -7,7 +7,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint typecheck pytest system-deps test-system-deps migrate bench clean
+.PHONY: help run test check lint typecheck pytest system-deps test-system-deps migrate bench chaos clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ bench: $(DEVSTAMP) ## Run every benchmark (prints JSON figures)
 	$(BIN)/python bench/scheduler.py --db sqlite --templates 10000
 	$(BIN)/python bench/portal.py --db sqlite --jobs 100000
 	$(BIN)/python bench/events.py
+
+CHAOS_ARGS ?=
+chaos: $(DEVSTAMP) ## Chaos suite on a private PostgreSQL (minutes; CHAOS_ARGS="--quick" or "--scenario X")
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean: ## Remove the venv and caches (keeps ./var and .env)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,11 @@ Latency: an idle executor gets one job every 50 ms; enqueue-to-start is claim ti
 moment just before the enqueuing transaction's COMMIT. Prints JSON; `--repeat N` runs it all N
 times on fresh databases and adds the median and worst ratio.
 SPEC §13 aims: ratio >= 0.8, PostgreSQL p50 < 20 ms (this issue: 0.6; 5 ms PG, 25 ms SQLite).
+
+    .venv/bin/python bench/executor.py --module docker --jobs 20 --parallel 1 --repeat 3
+
+`--module docker|podman` instead measures a container module's per-job overhead against native
+for the same trivial job, both timed in the same run (bench/containers.py; root, private engine).
 """
 
 from __future__ import annotations
@@ -248,7 +253,13 @@ def main() -> None:
     ap.add_argument(
         "--repeat", type=int, default=1, help="runs, each on a fresh database (median and worst)"
     )
+    ap.add_argument("--module", choices=["native", "docker", "podman"], default="native")
     args = ap.parse_args()
+    if args.module != "native":
+        from bench.containers import run
+
+        print(json.dumps(run(args), indent=2))
+        return
     runs = [run_once(args) for _ in range(max(1, args.repeat))]
     ratios = [r["ratio_to_floor"] for r in runs]
     p50s = [r["enqueue_to_start"]["p50_ms"] for r in runs]

@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import TypeVar
@@ -20,16 +21,18 @@ from daemons.sdnotify import notify
 from multiflexi_web import create_app
 from multiflexi_web.config import ConfigError, Settings, load_settings
 from multiflexi_web.db.engine import engine_options
-from multiflexi_web.db.retry import retry
+from multiflexi_web.db.retry import LINK, retry, safe_rollback
 from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
 from multiflexi_web.models import Worker, utcnow
+from multiflexi_web.runner.lease import Lease
 from multiflexi_web.security.process import harden_daemon
+from multiflexi_web.services.jobs.transitions import heartbeat_clock
 
 T = TypeVar("T")
 log = logging.getLogger("multiflexi.daemon")
-HEARTBEAT_EVERY = 5.0
+HEARTBEAT_EVERY = 5.0  # at most: with a short LOST_AFTER a third of it
 
 
 class Runtime:
@@ -42,7 +45,9 @@ class Runtime:
         self.stop = threading.Event()  # first SIGTERM: finish current work, then exit
         self.hard_stop = threading.Event()  # second SIGTERM: stop at once
         self.worker_id: int | None = None
-        self.heartbeat_every = HEARTBEAT_EVERY
+        lost_after = self.settings.lost_after
+        self.heartbeat_every = min(HEARTBEAT_EVERY, max(lost_after / 3, 0.2))
+        self.lease = Lease(lost_after, self.settings.lease_fence)
         self._hb_thread: threading.Thread | None = None
 
     # -- signals -------------------------------------------------------------------------------
@@ -63,10 +68,12 @@ class Runtime:
     # -- worker row and heartbeat ------------------------------------------------------------------
     def register(self) -> int:
         def _insert() -> int:
+            sent = time.monotonic()
             with self.app.app_context():
                 worker = Worker(kind=self.kind, hostname=socket.gethostname(), pid=os.getpid())
                 db.session.add(worker)
                 db.session.commit()
+                self.lease.renewed(sent)
                 return worker.id
 
         self.worker_id = self.retry_db(_insert)
@@ -78,7 +85,7 @@ class Runtime:
         """Beat the worker row (and run `extra`, e.g. job heartbeats) every few seconds."""
 
         def loop() -> None:
-            while not self.hard_stop.wait(HEARTBEAT_EVERY):
+            while not self.hard_stop.wait(self.heartbeat_every):
                 try:
                     self.beat()
                     # Only a loop that reached the database proves liveness to systemd.
@@ -86,21 +93,29 @@ class Runtime:
                     if extra is not None:
                         extra()
                 except DBAPIError as exc:
+                    with self.app.app_context():
+                        safe_rollback()
+                    LINK.failed()
                     self.log("heartbeat_failed", error=first_line(exc))
 
         self._hb_thread = threading.Thread(target=loop, name="heartbeat", daemon=True)
         self._hb_thread.start()
 
     def beat(self) -> None:
+        """Renew the worker row (stamped by the database's clock), and with it the lease."""
+        sent = time.monotonic()
         with self.app.app_context():
             db.session.execute(
                 update(Worker)
                 .where(Worker.id == self.worker_id)
                 .values(
-                    heartbeat_at=utcnow(), status="stopping" if self.stop.is_set() else "running"
+                    heartbeat_at=heartbeat_clock(),
+                    status="stopping" if self.stop.is_set() else "running",
+                    stopped_at=None,  # a worker marked dead while cut off is back
                 )
             )
             db.session.commit()
+        self.lease.renewed(sent)
 
     def unregister(self) -> None:
         if self.worker_id is None:
@@ -151,7 +166,9 @@ def boot(kind: str) -> Runtime:
     setup_logging()
     try:
         settings = load_settings()
-        options = engine_options(settings.database_url, pre_ping=False)
+        options = engine_options(
+            settings.database_url, pre_ping=False, application_name=f"multiflexi-{kind}"
+        )
         app = create_app({"SQLALCHEMY_ENGINE_OPTIONS": options}, settings=settings)
     except ConfigError as exc:
         print(f"multiflexi-{kind}: configuration error: {exc}", file=sys.stderr)

@@ -76,6 +76,13 @@ def _non_negative_float(raw: str) -> float:
     return value
 
 
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 1:
+        raise ValueError("not in (0, 1]")
+    return value
+
+
 def _bool(raw: str) -> bool:
     low = raw.lower()
     if low in {"1", "true", "yes", "on"}:
@@ -142,6 +149,9 @@ class Settings:
     job_timeout: int = 0
     kill_grace: float = 10.0
     lost_after: float = 60.0
+    lease_fence: float = 0.75  # of lost_after: an executor cut off this long stops its jobs
+    state_dir: str = ""  # the executor's private state (finish journal); "" = <tmp_dir>/.state
+    journal_max_mb: int = 64
     stop_grace: float = 30.0
     max_catchup: int = 10
     keep_workdir_on_failure: bool = False
@@ -152,6 +162,10 @@ class Settings:
     trusted_proxies: int = 0
     env_allow: frozenset[str] = DEFAULT_ALLOW
     job_user: str = "multiflexi-job"
+
+    @property
+    def state_path(self) -> str:
+        return self.state_dir or os.path.join(self.tmp_dir, ".state")
 
     @property
     def is_sqlite(self) -> bool:
@@ -202,6 +216,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         lost_after=_parse(
             src, "MULTIFLEXI_LOST_AFTER", 60.0, _non_negative_float, "must be seconds >= 0"
+        ),
+        lease_fence=_parse(
+            src, "MULTIFLEXI_LEASE_FENCE", 0.75, _fraction, "must be a fraction in (0, 1]"
+        ),
+        state_dir=src.get("MULTIFLEXI_STATE_DIR", ""),
+        journal_max_mb=_parse(
+            src, "MULTIFLEXI_JOURNAL_MAX_MB", 64, _positive_int, "must be a positive number of MiB"
         ),
         stop_grace=_parse(
             src, "MULTIFLEXI_STOP_GRACE", 30.0, _non_negative_float, "must be seconds >= 0"

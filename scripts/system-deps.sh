@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs Debian packages the project needs, only when missing and only as root.
-# runtime: libmagic (python-magic). test: + chromium (browser tests), docker/podman engines, systemd.
+# runtime: libmagic (python-magic). test: + chromium (browser tests), docker.io, podman and
+# busybox-static (container executor tests), systemd.
 set -euo pipefail
 what=${1:-runtime}
 need=()
@@ -10,6 +11,10 @@ for p in libmagic1; do have_pkg "$p" || need+=("$p"); done
 if [ "$what" = test ]; then
   command -v chromium >/dev/null || need+=(chromium)
   command -v systemd-analyze >/dev/null || need+=(systemd)
+  # Container engines for the docker/podman executor tests (tests/engines.py starts private ones).
+  command -v dockerd >/dev/null || need+=(docker.io)
+  command -v podman >/dev/null || need+=(podman)
+  have_pkg busybox-static || need+=(busybox-static)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,12 +14,16 @@ from flask import Flask
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus, RunTemplate
 from multiflexi_web.runner.finish import Finisher
+from multiflexi_web.runner.journal import INLINE_MAX, Journal
+from multiflexi_web.runner.replay import replay_orphans
 from multiflexi_web.runner.run import JobRun, RunSettings
+from multiflexi_web.services.jobs import artifacts
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
 from multiflexi_web.services.jobs.transitions import Outcome
 from tests.executor_support import job, output_of, schedule, shell_rt
 from tests.factories import make_worker
+from tests.pg_kill import backend_pid, terminate
 
 
 def _runs(claimed: list[ClaimedJob], tmp_path: Path) -> list[JobRun]:
@@ -105,3 +112,139 @@ def test_jobs_claimed_ahead_go_back_to_the_queue_on_stop(app: Flask) -> None:
         j = job(i)
         assert (j.status, j.worker_id, j.started_at) == ("scheduled", None, None)
     assert not ex.ready
+
+
+# -- finishes are never dropped ----------------------------------------------------------------
+
+
+@pytest.fixture
+def journaled(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Finisher:
+    from multiflexi_web.db import retry as db_retry
+    from multiflexi_web.runner import finish as finish_mod
+
+    monkeypatch.setattr(finish_mod, "FIRST_WAIT", 0.01)
+    monkeypatch.setattr(db_retry, "FIRST_WAIT", 0.01)
+    journal = Journal(tmp_path / "state", 1 << 20)
+    fin = Finisher(
+        app, threading.Event(), lambda: [], lambda _: None, max_pending=4, journal=journal
+    )
+    yield fin  # type: ignore[misc]
+    fin.close()
+    journal.close()
+
+
+def _journal_ids(fin: Finisher) -> list[int]:
+    assert fin.journal is not None
+    return [json.loads(line)["job"] for line in fin.journal.path.read_text().splitlines()]
+
+
+def _counted(rt_id: int) -> tuple[int, int]:
+    db.session.rollback()
+    counted = db.session.get(RunTemplate, rt_id, populate_existing=True)
+    assert counted is not None
+    return counted.success_count, counted.failure_count
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_batch_whose_connection_is_killed_mid_pipeline_is_recorded_once(
+    journaled: Finisher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = shell_rt("true", overlap_policy="allow")
+    ids = schedule(rt, 3)
+    runs = _runs(jobs.claim(make_worker().id, 3), tmp_path)
+    add_counts, kills, seen = jobs.add_counts, [], []
+
+    def killing(*args: object) -> None:
+        if not kills:  # first try: the statuses and rows are already sent, unanswered
+            kills.append(backend_pid())
+            terminate(kills[0])
+        add_counts(*args)  # type: ignore[arg-type]
+
+    commit = Finisher._commit
+
+    def spy(self: Finisher, batch: list[JobRun]) -> list[ClaimedJob]:
+        if kills:  # the retry: what failed is on disk by now
+            seen.append(_journal_ids(self))
+        return commit(self, batch)
+
+    monkeypatch.setattr(jobs, "add_counts", killing)
+    monkeypatch.setattr(Finisher, "_commit", spy)
+    journaled._record(runs)
+    assert kills and seen == [ids]
+    assert [job(i).status for i in ids] == ["succeeded"] * 3
+    assert [output_of(i) for i in ids] == [f"out {i}\n".encode() for i in ids]  # stored once
+    assert _counted(rt.id) == (3, 0)
+    assert journaled.journal is not None and journaled.journal.path.read_text() == ""
+
+
+def test_a_batch_that_fails_any_way_is_kept_and_retried_until_it_commits(
+    journaled: Finisher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only transient database errors: whatever escapes, the finish is never dropped."""
+    rt = shell_rt("true", overlap_policy="allow")
+    ids = schedule(rt, 2)
+    runs = _runs(jobs.claim(make_worker().id, 2), tmp_path)
+    commit, failures = Finisher._commit, [RuntimeError("boom"), _locked()]
+
+    def flaky(self: Finisher, batch: list[JobRun]) -> list[ClaimedJob]:
+        if failures:
+            raise failures.pop(0)
+        return commit(self, batch)
+
+    monkeypatch.setattr(Finisher, "_commit", flaky)
+    journaled._record(runs)
+    assert [job(i).status for i in ids] == ["succeeded"] * 2
+    assert _counted(rt.id) == (2, 0)
+    assert not journaled.pending()
+
+
+def _locked() -> Exception:
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("UPDATE job", {}, Exception("database is locked"))
+
+
+def test_a_dead_executors_journal_is_replayed_once(app: Flask, tmp_path: Path) -> None:
+    rt = shell_rt("true", overlap_policy="allow")
+    ids = schedule(rt, 2)
+    runs = _runs(jobs.claim(make_worker().id, 2), tmp_path)
+    runs[1].outcome = Outcome(JobStatus.FAILED, 3, "exit code 3")
+    runs[0].rows = [_artifact(runs[0].job.id, b"x" * (INLINE_MAX + 1))]  # a side file
+    dead = Journal(tmp_path / "state", 1 << 20)
+    entries = [r.journal_entry(7) for r in runs]
+    dead.append(entries)
+    dead.append(entries)  # written twice (a batch retried after a split): recorded once
+    os.close(dead.fd)  # its process died: the lock is gone, the file stays
+    assert len(list((tmp_path / "state").glob("*.bin"))) == 2
+
+    def unit(fn: Callable[[], None]) -> None:
+        fn()
+
+    assert replay_orphans(tmp_path / "state", None, unit) == 4
+    assert [job(i).status for i in ids] == ["succeeded", "failed"]
+    assert job(ids[1]).exit_code == 3
+    assert [output_of(i) for i in ids] == [f"out {i}\n".encode() for i in ids]
+    [art] = artifacts.list_for_job(db.session(), ids[0])
+    assert artifacts.content_of(art) == b"x" * (INLINE_MAX + 1)
+    assert _counted(rt.id) == (1, 1)
+    assert list((tmp_path / "state").iterdir()) == []  # replayed: removed with its side files
+
+
+def _artifact(job_id: int, data: bytes) -> dict[str, object]:
+    col = artifacts.Collector(job_id, Path("/nonexistent"), len(data) + 1)
+    col.add_chunks("result.bin", [data])
+    return col.rows[0]
+
+
+def test_a_journal_held_by_a_live_executor_is_left_alone(app: Flask, tmp_path: Path) -> None:
+    live = Journal(tmp_path / "state", 1 << 20)
+    live.append([{"job": 1}])
+    try:
+        assert replay_orphans(tmp_path / "state", None, lambda fn: fn()) == 0
+        assert live.path.exists()
+        assert (live.path.stat().st_mode & 0o777, (tmp_path / "state").stat().st_mode & 0o777) == (
+            0o600,
+            0o700,
+        )
+    finally:
+        live.close()

@@ -131,7 +131,9 @@ def test_evil_rules_and_paths_do_not_stall_the_eventor(
         env_mapping={"X": "$" + "[0]" * 50_000, "Y": "$." + "b" * 100_000},
     )
     db.session.add(evil)
-    create_rule(source, RuleSpec(make_runtemplate(company).id, env_mapping={"N": "$.n"}))
+    create_rule(
+        source, RuleSpec(make_runtemplate(company).id, env_mapping={"N": "$.n"}, admin=True)
+    )
     nested: object = {"leaf": 1}
     for _ in range(60):
         nested = {"a": nested}

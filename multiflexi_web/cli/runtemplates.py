@@ -31,6 +31,7 @@ from multiflexi_web.services.runtemplates.configure import (
     list_runtemplates,
 )
 
+OPT_HELP = "Container settings: pull, memory, cpus, pids, network (docker, podman)."
 COLUMNS = [
     "id",
     "company_id",
@@ -56,6 +57,7 @@ def runtemplate_row(rt: RunTemplate) -> dict[str, Any]:
         "delay": rt.delay,
         "timezone": rt.timezone,
         "executor": rt.executor,
+        "executor_options": dict(rt.executor_options or {}),
         "active": rt.active,
         "mask_output": rt.mask_output,
         "timeout": rt.timeout,
@@ -91,6 +93,7 @@ def runtemplate_group() -> None:
 )
 @click.option("--timezone", help="IANA zone for cron math (default MULTIFLEXI_TIMEZONE).")
 @click.option("--executor", default="native", show_default=True)
+@click.option("--executor-option", "executor_options", multiple=True, metavar="K=V", help=OPT_HELP)
 @click.option("--config", "config", multiple=True, metavar="K=V")
 @click.option("--credential", "credentials", multiple=True, type=int, metavar="ID")
 @click.option("--timeout", type=in_range(TIMEOUT), help="Seconds before the job is stopped.")
@@ -109,6 +112,7 @@ def create(
     delay: int,
     timezone: str | None,
     executor: str,
+    executor_options: tuple[str, ...],
     config: tuple[str, ...],
     credentials: tuple[int, ...],
     timeout: int | None,
@@ -122,6 +126,7 @@ def create(
         name=name,
         schedule=ScheduleSpec(interval=interval, cron=cron, delay=delay, timezone=timezone),
         executor=executor,
+        executor_options=parse_pairs(executor_options, "--executor-option"),
         config=parse_pairs(config, "--config"),
         credential_ids=list(credentials),
         timeout=timeout,

@@ -1,4 +1,4 @@
-"""`multiflexi runtemplate update|next`: change a RunTemplate's schedule and check its run times."""
+"""`multiflexi runtemplate update|next`: change a RunTemplate (schedule, executor); run times."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, in_range, writer
+from multiflexi_web.cli.common import (
+    domain_errors,
+    emit,
+    format_option,
+    in_range,
+    parse_pairs,
+    writer,
+)
 from multiflexi_web.cli.policy_options import policies_from, policy_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate, utcnow
@@ -17,6 +24,7 @@ from multiflexi_web.services.runtemplates.configure import (
     RunTemplateError,
     ScheduleSpec,
     get_runtemplate,
+    set_executor,
     set_policies,
     set_schedule,
     set_timeout,
@@ -29,6 +37,7 @@ from multiflexi_web.services.scheduling.times import (
 )
 
 SCHEDULE_KEYS = ("interval", "cron", "delay", "timezone")
+OPT_HELP = "Container settings (docker, podman): pull, memory, cpus, pids, network; K= removes."
 
 
 @click.command("update")
@@ -41,13 +50,22 @@ SCHEDULE_KEYS = ("interval", "cron", "delay", "timezone")
 )
 @click.option("--timezone", help="IANA zone for cron math; '' = MULTIFLEXI_TIMEZONE.")
 @click.option("--timeout", type=in_range(TIMEOUT), help="Seconds before the job is stopped.")
+@click.option("--executor", help="Another executor module (refused when it cannot run the app).")
+@click.option("--executor-option", "executor_options", multiple=True, metavar="K=V", help=OPT_HELP)
 @click.option("--active/--inactive", default=None, help="Enable or disable the schedule.")
 @policy_options(update=True)
 @format_option
 @domain_errors(RunTemplateError)
 @writer
 def update(
-    rt_id: int, name: str | None, timeout: int | None, active: bool | None, fmt: str, **opts: Any
+    rt_id: int,
+    name: str | None,
+    timeout: int | None,
+    executor: str | None,
+    executor_options: tuple[str, ...],
+    active: bool | None,
+    fmt: str,
+    **opts: Any,
 ) -> None:
     """Change a RunTemplate; a schedule change recomputes its next run at once."""
     from multiflexi_web.cli.runtemplates import COLUMNS, runtemplate_row
@@ -59,11 +77,20 @@ def update(
         rt.name = name.strip()
     if timeout is not None:
         set_timeout(rt, timeout)
+    if executor is not None or executor_options:
+        _update_executor(rt, executor, executor_options)
     _update_schedule(rt, active, opts)
     set_policies(rt, policies_from(opts, policies_of(rt)))
     audit.record("update", "runtemplate", rt.id, f"runtemplate {rt.name} updated", actor="cli")
     db.session.commit()
     emit(runtemplate_row(rt), fmt, COLUMNS)
+
+
+def _update_executor(rt: RunTemplate, executor: str | None, pairs: tuple[str, ...]) -> None:
+    """Options merge into the template's (K= removes one); the module checks them."""
+    given = parse_pairs(pairs, "--executor-option")
+    options = {k: v for k, v in {**(rt.executor_options or {}), **given}.items() if v != ""}
+    set_executor(rt, executor or rt.executor, options if pairs else None)
 
 
 def _update_schedule(rt: RunTemplate, active: bool | None, opts: dict[str, Any]) -> None:

@@ -15,13 +15,24 @@ from multiflexi_web.extensions import db
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 
 
-def engine_options(url: str, *, pre_ping: bool = True) -> dict[str, Any]:
+def engine_options(
+    url: str, *, pre_ping: bool = True, application_name: str | None = None
+) -> dict[str, Any]:
     """Pool settings. Daemons pass pre_ping=False: a test query on every checkout is a round
     trip per transaction, and their units of work already retry on a dead connection (the
-    failed statement invalidates the pool, the retry gets a fresh connection)."""
+    failed statement invalidates the pool, the retry gets a fresh connection). They also name
+    their connections (pg_stat_activity.application_name) so an operator sees whose they are."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": pre_ping, "pool_size": 5, "max_overflow": 10, "pool_recycle": 1800}
+    options: dict[str, Any] = {
+        "pool_pre_ping": pre_ping,
+        "pool_size": 5,
+        "max_overflow": 10,
+        "pool_recycle": 1800,
+    }
+    if application_name:
+        options["connect_args"] = {"application_name": application_name}
+    return options
 
 
 def install_sqlite_hooks(engine: Engine) -> None:

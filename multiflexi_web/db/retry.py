@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import has_app_context
+from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 
 from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
@@ -47,6 +50,55 @@ def is_transient(exc: BaseException) -> bool:
     return any(s in text for s in TRANSIENT_TEXT)
 
 
+class Link:
+    """When this process last saw the database fail (monotonic seconds): a reaper judges other
+    workers only after it has itself been connected long enough to have seen them write."""
+
+    def __init__(self) -> None:
+        self.last_error = time.monotonic()  # a process starts as if it had just reconnected
+
+    def failed(self) -> None:
+        self.last_error = time.monotonic()
+
+    def connected_for(self) -> float:
+        return time.monotonic() - self.last_error
+
+
+LINK = Link()  # one per process: any unit of work that fails resets it
+
+
+def safe_rollback() -> None:
+    """Roll the session back; if the connection died so that even that fails (killed during a
+    pipeline, a commit or the rollback itself), throw the connection away instead: the next
+    unit of work gets a fresh one from the pool."""
+    try:
+        db.session.rollback()
+    except Exception as exc:  # any way a dead connection can fail: none may escape a retry
+        log.info("action=rollback_failed error=%s", first_line(exc))
+        _discard_connection()
+
+
+def _discard_connection() -> None:
+    session = db.session()
+    try:
+        for conn in _connections(session):
+            conn.invalidate()
+    except Exception as exc:
+        log.info("action=invalidate_failed error=%s", first_line(exc))
+    try:
+        session.close()
+    except Exception as exc:
+        log.info("action=close_failed error=%s", first_line(exc))
+        db.session.remove()
+
+
+def _connections(session: Session) -> list[Connection]:
+    """The connections the session's transaction holds (SQLAlchemy keeps them privately)."""
+    trans = session.get_transaction()
+    conns: dict[Any, tuple[Any, ...]] = getattr(trans, "_connections", {}) if trans else {}
+    return [entry[0] for entry in conns.values() if isinstance(entry[0], Connection)]
+
+
 def retry(
     fn: Callable[[], T],
     hard_stop: threading.Event,
@@ -66,7 +118,9 @@ def retry(
             return fn()
         except DBAPIError as exc:
             if has_app_context():
-                db.session.rollback()
+                safe_rollback()
+            if is_transient(exc):
+                LINK.failed()
             if not is_transient(exc) or attempt == tries or hard_stop.is_set():
                 raise
             log.warning("%s action=db_retry retry_in=%.1fs error=%s", label, delay, first_line(exc))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from multiflexi_web.models import Application
@@ -54,6 +54,7 @@ class JobSpec:
     secret_keys: frozenset[str] = frozenset()
     options: dict[str, Any] = field(default_factory=dict)
     run_as: RunAs | None = None  # None: the daemon's own user (see docs/security.md)
+    worker_id: int | None = None  # the executor running it (container modules label with it)
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,31 @@ class ExecutorModule(Protocol):
         ...
 
     def run(self, spec: JobSpec, io: JobIO) -> RunResult: ...
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something a module left on its engine for a job (e.g. a container), found by label."""
+
+    ref: str
+    job_id: int
+    worker_id: int | None
+
+
+@runtime_checkable
+class EngineModule(Protocol):
+    """Optional: a module driving an engine that may be absent and may keep leftovers after a
+    crash. The executor reports engine_problem() on its worker row, removes the leftovers of
+    jobs that are not running (runner/engines.py) and calls kill_all() on a hard stop."""
+
+    def engine_problem(self) -> str | None:
+        """Why this host cannot run the module at all (not configured, unreachable), or None."""
+        ...
+
+    def leftovers(self) -> list[Leftover]: ...
+
+    def remove_leftover(self, ref: str) -> None: ...
+
+    def kill_all(self) -> None:
+        """The daemon's second SIGTERM: kill every job this module runs, without grace."""
+        ...

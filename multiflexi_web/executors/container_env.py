@@ -1,8 +1,9 @@
-"""A job's environment and files as a remote container sees them (kubernetes, azure)."""
+"""A job's environment and files as a container sees them (docker, podman, kubernetes, azure)."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from multiflexi_web.executors.base import JobSpec
@@ -20,16 +21,14 @@ def container_env(spec: JobSpec, mount: str) -> dict[str, str]:
     for key, value in spec.env.items():
         if key in HOST_KEYS and os.environ.get(key) == value:
             continue
-        env[key] = _remap(value, root, mount)
+        env[key] = remap(value, root, mount)
     return env
 
 
-def _remap(value: str, root: str, mount: str) -> str:
-    if value == root:
-        return mount
-    if value.startswith(root + "/"):
-        return mount + value[len(root) :]
-    return value
+def remap(value: str, root: str, mount: str) -> str:
+    """The work directory's path as the container sees it, wherever it appears in the value
+    (`/tmp/job-5/in.csv`, `--out=/tmp/job-5/r.json`); `/tmp/job-55` is another path."""
+    return re.sub(re.escape(root) + r"(?=/|$|[^\w.-])", mount, value)
 
 
 def input_files(workdir: Path) -> list[str]:

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from multiflexi_web.models.base import Base, JSONType, utcnow
 
+# info[MODULES_KEY] of an executor: executor module name -> None (it can run it) or the reason.
+MODULES_KEY = "modules"
+
 
 class Worker(Base):
     __tablename__ = "worker"

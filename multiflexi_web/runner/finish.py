@@ -4,6 +4,10 @@ A job thread hands its finished run over and is free for the next job at once. O
 records the finishes as they come; while one transaction commits, the next finishes queue up
 and share the following one, and successors for the freed slots are claimed in it too. The
 RunTemplate counters' row is written by this thread alone, so job threads never queue on it.
+
+A finish is never given up: a batch that fails (any error: the database away, the connection
+killed mid-pipeline or mid-commit) is written to the journal (journal.py) and tried again after
+a back-off until it commits. Only a job the database says is no longer running is dropped.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from flask import Flask
 
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.raw import driver
-from multiflexi_web.db.retry import retry
+from multiflexi_web.db.retry import FIRST_WAIT, LINK, is_transient, safe_rollback
+from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
+from multiflexi_web.runner.journal import Journal
 from multiflexi_web.runner.run import JobRun
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, pipelined, writing
 from multiflexi_web.services.jobs import transitions as jobs
@@ -38,11 +44,16 @@ class Finisher:
         claim: Callable[[], list[ClaimedJob]],
         claimed: Callable[[list[ClaimedJob]], None],
         max_pending: int,
+        journal: Journal | None = None,
+        worker_id: int = 0,
     ) -> None:
         self.app, self.hard_stop = app, hard_stop
+        self.journal, self.worker_id = journal, worker_id
         self.claim, self.claimed = claim, claimed  # successors: claimed in, handed out after
         self.queue: queue.Queue[JobRun | None] = queue.Queue(maxsize=max_pending)
         self._pending: set[int] = set()
+        self._journaled: set[int] = set()  # jobs whose finish is in the journal file
+        self._closing = False  # close() was asked: record what is queued, then end
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="finisher", daemon=True)
         self.thread.start()
@@ -63,37 +74,92 @@ class Finisher:
         self.thread.join(timeout)
 
     def _loop(self) -> None:
-        while (first := self.queue.get()) is not None:
-            batch, stop = [first], False
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._record(batch)
-            if stop:
-                return
+        while not self._closing and (first := self.queue.get()) is not None:
+            self._record([first, *self._take(MAX_BATCH - 1)])
+
+    def _take(self, most: int) -> list[JobRun]:
+        """Finished runs waiting in the queue, up to `most` (the close marker is noted)."""
+        runs: list[JobRun] = []
+        while len(runs) < most and not self._closing:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._closing = True
+            else:
+                runs.append(item)
+        return runs
 
     def _record(self, batch: list[JobRun]) -> None:
-        ids = ",".join(str(r.job.id) for r in batch)
-        successors: list[ClaimedJob] = []
-        try:
-            with self.app.app_context():
-                successors = retry(
-                    lambda: self._commit(batch),
-                    self.hard_stop,
-                    f"jobs={ids}",
-                    max_wait=RETRY_MAX_WAIT,
+        """Commit the batch, however many tries it takes. While it fails, every run finishing
+        meanwhile joins it, and each is journaled at once: all of them survive a crash."""
+        delay = FIRST_WAIT
+        while True:
+            try:
+                successors = self._try(batch)
+                break
+            except Exception as exc:
+                self._journal(batch)
+                if not is_transient(exc) and len(batch) > 1:
+                    for run in batch:  # a refused batch: find the one run that is refused
+                        self._record([run])
+                    return
+                log.warning(
+                    "action=finish_retry jobs=%s retry_in=%.1fs error=%s",
+                    _ids(batch),
+                    delay,
+                    first_line(exc),
                 )
-        except Exception as exc:
-            log.warning("action=finish_failed jobs=%s error=%r", ids, exc, exc_info=True)
+                if self.hard_stop.wait(delay):
+                    self._let_go(batch)  # recorded from the journal by the next executor
+                    return
+                batch += self._take(self.queue.maxsize)
+                self._journal(batch)
+                delay = min(delay * 2, RETRY_MAX_WAIT)
+        self._let_go(batch)
+        self.claimed(successors)
+
+    def _try(self, batch: list[JobRun]) -> list[ClaimedJob]:
+        with self.app.app_context():
+            try:
+                return self._commit(batch)
+            except BaseException as exc:
+                if not isinstance(exc, Exception) or is_transient(exc):
+                    LINK.failed()
+                raise
+            finally:
+                # Never let the context's teardown roll back a killed connection: it would
+                # raise after the commit, and the successors claimed in it would be forgotten.
+                safe_rollback()
+
+    def _journal(self, batch: list[JobRun]) -> None:
+        """Keep the runs on disk too: a crash now must not lose a result that was produced."""
+        new = [run for run in batch if run.job.id not in self._journaled]
+        if self.journal is None or not new:
+            return
+        try:
+            self.journal.append([run.journal_entry(self.worker_id) for run in new])
+        except OSError as exc:  # kept in memory all the same; said loudly
+            log.error("action=journal_failed jobs=%s error=%s", _ids(new), exc)
+            return
+        self._journaled.update(run.job.id for run in new)
+
+    def _let_go(self, batch: list[JobRun]) -> None:
         with self._lock:
             self._pending -= {r.job.id for r in batch}
-        self.claimed(successors)
+            idle = not self._pending and self.queue.empty()
+        if idle and self.journal is not None:
+            self._clear_journal(self.journal)
+
+    def _clear_journal(self, journal: Journal) -> None:
+        if self.hard_stop.is_set():
+            return  # a batch may have been let go unrecorded: its entries must stay
+        try:
+            journal.clear()
+            self._journaled.clear()
+        except OSError as exc:
+            log.error("action=journal_clear_failed error=%s", exc)
 
     def _commit(self, batch: list[JobRun]) -> list[ClaimedJob]:
         with writing():
@@ -140,6 +206,10 @@ class Finisher:
         db.session.rollback()  # the claim too: step by step claims again
         begin_write()
         return None
+
+
+def _ids(batch: list[JobRun]) -> str:
+    return ",".join(str(r.job.id) for r in batch)
 
 
 def _counts(runs: list[JobRun]) -> dict[int, tuple[int, int, datetime]]:

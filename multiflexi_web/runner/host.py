@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 from flask import Flask
 
 from multiflexi_web.config import Settings
+from multiflexi_web.runner.lease import Lease
 
 T = TypeVar("T")
 
@@ -22,6 +23,7 @@ class Host(Protocol):
     hard_stop: threading.Event  # second SIGTERM: kill the jobs
     worker_id: int | None
     heartbeat_every: float
+    lease: Lease  # renewed by beat()
 
     def beat(self) -> None: ...
 

@@ -12,18 +12,26 @@ from sqlalchemy.exc import DBAPIError
 
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.listen import start_listener
+from multiflexi_web.db.retry import safe_rollback
 from multiflexi_web.errors import first_line
+from multiflexi_web.executors import registry
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
+from multiflexi_web.models import JobStatus
+from multiflexi_web.runner.claims import Claims
 from multiflexi_web.runner.contexts import ContextCache
+from multiflexi_web.runner.engines import EngineWatch
 from multiflexi_web.runner.finish import Finisher
 from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.janitor import Janitor
+from multiflexi_web.runner.journal import Journal
+from multiflexi_web.runner.reaper import Reaper
 from multiflexi_web.runner.run import JobRun, RunSettings
-from multiflexi_web.runner.unit import writing
+from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.security.process import job_identity
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
+from multiflexi_web.services.jobs.transitions import Outcome
 
 SQLITE_POLL = 0.01  # SQLite has no NOTIFY: a cheap read this often
 PG_POLL = 1.0  # fallback when a NOTIFY was missed, and for jobs planned for later
@@ -52,17 +60,20 @@ class Executor:
         self.janitor = Janitor()
         self.reserved = 0
         self._finisher_slots = 0
+        self.claims = Claims(rt)
+        self.journal = Journal(Path(self.s.state_path), self.s.journal_max_mb * 1024 * 1024)
         self.finisher = Finisher(
             rt.app,
             rt.hard_stop,
             self._claim_successors,
             self._successors_claimed,
             max_pending=self.s.max_parallel,
+            journal=self.journal,
+            worker_id=rt.worker_id or 0,
         )
-        self.beat_every = min(self.rt.heartbeat_every, max(self.s.lost_after / 3, 0.2))
-        self.reap_every = max(0.5, min(self.s.lost_after / 4, 15.0))
-        self._next_reap = self._next_beat = 0.0
+        self.reaper = Reaper(rt, self.journal, self._mine)
         self.memory_exceeded = False
+        self.engines = EngineWatch(rt, self._mine, self.reaper.reap_every)
         self.run_settings = RunSettings(
             tmp_dir=Path(self.s.tmp_dir),
             artifact_dir=Path(self.s.artifact_dir),
@@ -71,17 +82,20 @@ class Executor:
             job_timeout=self.s.job_timeout,
             kill_grace=self.s.kill_grace,
             keep_workdir_on_failure=self.s.keep_workdir_on_failure,
-            heartbeat_every=min(1.0, self.beat_every),
+            heartbeat_every=min(1.0, self.rt.heartbeat_every),
             run_as=run_as,
+            worker_id=rt.worker_id,
         )
 
     # -- one pass -------------------------------------------------------------------------------
     def tick(self) -> int:
         """Reap when due, then claim as many due jobs as there are free slots; returns the count."""
         with self.rt.app.app_context():
-            self._maintain(time.monotonic())
+            self.reaper.maintain()
             if self.rt.stop.is_set() or self.memory_exceeded or self.finisher.pending():
                 return 0  # a pending finish claims the successors in its own transaction
+            if self.journal.full() or self.rt.lease.lost():
+                return 0  # unrecorded finishes pile up, or our jobs may be taken over: wait
             if self.s.is_sqlite:
                 due = jobs.anything_due()
                 db.session.rollback()  # end the read: the claim must begin as a writer
@@ -91,32 +105,29 @@ class Executor:
             if not free:
                 return 0
             try:
+                sent = time.monotonic()
                 with writing():
                     claimed = jobs.claim(self.rt.worker_id or 0, free)
+                self.claims.made(claimed, sent)
                 for c in claimed:
                     self._start(c)
             finally:
                 self._release(free)
         return len(claimed)
 
-    def _maintain(self, now: float) -> None:
-        if now >= self._next_beat and self.beat_every < self.rt.heartbeat_every:
-            self.rt.beat()  # the shared heartbeat thread is too slow for a short lost_after
-            self._next_beat = now + self.beat_every
-        if now >= self._next_reap:
-            self._next_reap = now + self.reap_every
-            with self.lock:
-                mine = set(self.running) | {c.id for c in self.ready} | self.finisher.pending()
-            with writing():
-                lost = jobs.reap_lost(self.s.lost_after)
-                lost += jobs.reap_orphans(self.rt.worker_id or 0, mine)
-                db.session.commit()
-            for job_id in lost:
-                self.rt.log("job_lost", job=job_id)
+    def _mine(self) -> set[int]:
+        """The jobs this executor holds: running, claimed ahead, or being recorded."""
+        with self.lock:
+            return set(self.running) | {c.id for c in self.ready} | self.finisher.pending()
 
     def _new_run(self, claimed: ClaimedJob) -> JobRun:
         return JobRun(
-            claimed, self.run_settings, self.rt.hard_stop, self.janitor.put, self.finisher.submit
+            claimed,
+            self.run_settings,
+            self.rt.hard_stop,
+            self.janitor.put,
+            self.finisher.submit,
+            self.rt.lease,
         )
 
     def _start(self, claimed: ClaimedJob) -> None:
@@ -166,7 +177,12 @@ class Executor:
         if self.rt.stop.is_set() or self.memory_exceeded:
             return []
         self._finisher_slots = slots = self._reserve()
-        return jobs.claim(self.rt.worker_id or 0, slots, commit=False) if slots else []
+        if not slots or self.journal.full() or self.rt.lease.lost():
+            return []
+        sent = time.monotonic()
+        claimed = jobs.claim(self.rt.worker_id or 0, slots, commit=False)
+        self.claims.made(claimed, sent)
+        return claimed
 
     def _successors_claimed(self, claimed: list[ClaimedJob]) -> None:
         for c in claimed:
@@ -178,9 +194,16 @@ class Executor:
     def _work(self, run: JobRun) -> None:
         t0 = time.monotonic()
         try:
+            if not self.claims.holds(run.job.id):
+                return
             with self.rt.app.app_context():
-                ctx, problem = run.with_retries(lambda: self.contexts.get(run.job.runtemplate_id))
-                outcome = run.run(ctx, problem)  # its finish is recorded by the finisher
+                try:
+                    ctx, problem = run.with_retries(
+                        lambda: self.contexts.get(run.job.runtemplate_id)
+                    )
+                    outcome = run.run(ctx, problem)  # its finish is recorded by the finisher
+                finally:
+                    safe_rollback()  # the teardown must not fail on a connection killed meanwhile
             self.rt.log(
                 "job_finished",
                 job=run.job.id,
@@ -190,6 +213,9 @@ class Executor:
             )
         except Exception as exc:
             self.rt.log("job_error", job=run.job.id, error=repr(exc)[:300])
+            if not run.handed_over:  # its finish was never recorded: record the failure
+                run.outcome = Outcome(JobStatus.FAILED, None, f"executor error: {first_line(exc)}")
+                self.finisher.submit(run)
         finally:
             took = time.monotonic() - t0
             with self.lock:
@@ -203,13 +229,17 @@ class Executor:
     def serve(self) -> int:
         if not self.s.is_sqlite:
             start_listener(self.s.database_url, jobs.NOTIFY_CHANNEL, self.wake, self.closed)
+        replayed = self.rt.retry_db(self.reaper.replay_journals)  # before any claim
+        if replayed:
+            self.rt.log("journal_replayed", entries=replayed)
+        self.engines.start(self.closed)  # reports usable modules, removes leftover containers
         next_mem = 0.0
         while not self.rt.stop.is_set():
             if time.monotonic() >= next_mem:
                 next_mem = time.monotonic() + 1.0
                 if self._check_memory():
                     break
-            claimed = self.rt.retry_db(self.tick)
+            claimed = self.rt.retry_db(self.tick, max_wait=RETRY_MAX_WAIT)  # back soon after
             idle = (
                 not claimed and not self.running and not self.ready and not self.finisher.pending()
             )
@@ -260,6 +290,8 @@ class Executor:
         self.pool.shutdown(wait=not self.running)
         self.finisher.close()
         self._give_back_ready()  # claimed by a finish that was under way when the stop came
+        if not self.finisher.thread.is_alive():  # else it may still write: the exit closes it
+            self.journal.close()
         self.janitor.close()
         self.closed.set()
 
@@ -297,4 +329,6 @@ class Executor:
             run.stop_reason = reason
             if kill:
                 run.kill()
+        for module in registry.engine_modules() if kill else ():
+            module.kill_all()  # containers: no process group of ours to kill
         self.rt.log("stopping_jobs", count=len(runs), reason=reason.replace(" ", "_"))

@@ -21,16 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError
-
 from multiflexi_web.db.engine import begin_write
-from multiflexi_web.db.retry import retry
+from multiflexi_web.db.retry import LINK, retry, safe_rollback
 from multiflexi_web.errors import first_line
 from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import AppInfo, JobSpec, RunAs, RunResult
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner import fence
+from multiflexi_web.runner.lease import Lease
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.security.masking import JobMasks
 from multiflexi_web.services.jobs import artifacts, onetime, output
@@ -63,6 +62,7 @@ class RunSettings:
     keep_workdir_on_failure: bool
     heartbeat_every: float
     run_as: RunAs | None = None  # jobs run as this user (the daemon is root or has the caps)
+    worker_id: int | None = None
 
 
 class JobRun:
@@ -75,8 +75,10 @@ class JobRun:
         hard_stop: threading.Event,
         discard: Callable[[Path], None] | None = None,
         recorder: Callable[[JobRun], None] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.job, self.cfg, self.hard_stop = claimed, cfg, hard_stop
+        self.lease = lease  # the executor's: lost, the job is stopped (another may run it)
         self.discard = discard or _remove
         # Records the finish: the daemon's Finisher (off this thread, batched), else here.
         self.recorder = recorder
@@ -87,6 +89,7 @@ class JobRun:
         self.pid: int | None = None
         self.stop_reason: str | None = None  # set by the daemon: shutdown
         self.cancelled = False
+        self.handed_over = False  # to the recorder: its finish will be recorded
         self._meta: dict[str, Any] = {}
         self._meta_saved = False
         self._t0 = time.monotonic()
@@ -100,6 +103,7 @@ class JobRun:
         self._meta["pid"] = pid
         if container_id:
             self._meta["container_id"] = container_id
+            self._next_sync = self._t0  # recorded at once: the reaper and the portal need it
 
     def output(self, stream: str, data: bytes) -> None:
         if self.masks.streams:
@@ -114,10 +118,23 @@ class JobRun:
         if self.hard_stop.is_set():
             self.stop_reason = self.stop_reason or "executor received a second SIGTERM"
             self.kill()
+        if self._lease_lost():
+            return True  # no database round trip: it is away, or hangs
         now = time.monotonic()
         if now >= self._next_sync or (self.sink.due() and now - self._t0 >= SYNC_FIRST):
             self._sync(beat=now >= self._next_sync)
         return self.cancelled or self.stop_reason is not None
+
+    def _lease_lost(self) -> bool:
+        if self.lease is None or not self.lease.lost():
+            return False
+        if self.stop_reason is None:
+            self.stop_reason = (
+                f"lease lost (no worker heartbeat written for {self.lease.age():.0f}s;"
+                " another executor may run the job)"
+            )
+            log.warning("action=lease_lost job=%s", self.job.id)
+        return True
 
     def kill(self) -> None:
         """Second SIGTERM: no grace for the job's process group."""
@@ -132,8 +149,9 @@ class JobRun:
         try:
             with writing():
                 self._sync_unit(beat)
-        except DBAPIError as exc:
-            db.session.rollback()
+        except Exception as exc:  # whatever a dying connection raises: the job runs on
+            safe_rollback()
+            LINK.failed()
             log.warning("action=sync_failed job=%s error=%s", self.job.id, first_line(exc))
         if beat:
             self._next_sync = time.monotonic() + self.cfg.heartbeat_every
@@ -156,6 +174,7 @@ class JobRun:
             "pid": self._meta.get("pid"),
             "command": self._meta.get("command", []),
             "env": self._meta.get("env", []),
+            "container_id": self._meta.get("container_id"),
         }
 
     # -- the whole run --------------------------------------------------------------------------
@@ -170,10 +189,14 @@ class JobRun:
         self.outcome = outcome = self._outcome(result)
         if result.error:
             self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
-        self.rows = self.with_retries(lambda: self._collect(ctx, env))
+        try:
+            self.rows = self.with_retries(lambda: self._collect(ctx, env))
+        except Exception as exc:  # the finish is recorded all the same (without the artifacts)
+            log.error("action=collect_failed job=%s error=%s", self.job.id, first_line(exc))
         self._unsent.append(self.sink.take())
         self._cleanup(outcome)  # everything kept is in memory or the artifact store by now
         if self.recorder is not None:
+            self.handed_over = True
             self.recorder(self)
         else:
             self._persist(self._finish_alone)
@@ -218,6 +241,7 @@ class JobRun:
             secret_keys=env.secret_keys,
             options=dict(ctx.options),
             run_as=self.cfg.run_as,
+            worker_id=self.cfg.worker_id,
         )
         problem = self._fence()
         if problem is not None:
@@ -288,6 +312,8 @@ class JobRun:
             return Outcome(JobStatus.TIMED_OUT, r.exit_code, "timed out (process group killed)")
         if r.cancelled and self.cancelled:
             return Outcome(JobStatus.CANCELLED, r.exit_code, "cancelled on request while running")
+        if self.lease_lost_after_success(r):
+            return Outcome(JobStatus.SUCCEEDED, 0)
         if r.cancelled or self.stop_reason:
             return Outcome(JobStatus.FAILED, r.exit_code, f"stopped: {self.stop_reason}")
         if r.error:
@@ -295,6 +321,13 @@ class JobRun:
         if r.exit_code == 0:
             return Outcome(JobStatus.SUCCEEDED, 0)
         return Outcome(JobStatus.FAILED, r.exit_code, f"exit code {r.exit_code}")
+
+    def lease_lost_after_success(self, r: RunResult) -> bool:
+        """Stopped for a lost lease, but the program said it succeeded (it ended as the stop
+        came, or handled the TERM): its work is done, and a failure would be re-run."""
+        return bool(self.stop_reason and self.stop_reason.startswith("lease lost")) and (
+            r.exit_code == 0 and not r.error and not r.timed_out
+        )
 
     def _collect(
         self, ctx: TemplateContext | None, env: ResolvedEnv | None
@@ -355,6 +388,25 @@ class JobRun:
     def send_success(self) -> Callable[[], bool]:
         """The succeeded status, sent without waiting (see jobs.send_success)."""
         return jobs.send_success(self.job.id, self._record())
+
+    def journal_entry(self, worker_id: int) -> dict[str, Any]:
+        """The finish as plain data, for the journal (replay.py records it from there)."""
+        rec, job, out = self._record(), self.job, self.outcome
+        return {
+            "job": job.id,
+            "worker": worker_id,
+            "rt": job.runtemplate_id,
+            "started_at": job.started_at.isoformat(),
+            "status": out.status.value,
+            "exit": out.exit_code,
+            "reason": out.reason,
+            "pid": rec.pid,
+            "command": rec.command,
+            "env": rec.env,
+            "counters": rec.counters,
+            "output": [{"rows": b.rows, "deletes": b.deletes} for b in self._unsent],
+            "artifacts": self.rows,
+        }
 
     def _record(self) -> jobs.RunRecord:
         meta = self._meta_fields()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, text, update
+from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.orm import aliased
 
 from multiflexi_web.db.engine import write_session
@@ -156,9 +156,18 @@ def anything_due(now: datetime | None = None) -> bool:
     return claiming.anything_due(db.session(), now or utcnow())
 
 
-def start(job_id: int, *, pid: int | None, command: list[str], env: list[dict[str, Any]]) -> bool:
+def start(
+    job_id: int,
+    *,
+    pid: int | None,
+    command: list[str],
+    env: list[dict[str, Any]],
+    container_id: str | None = None,
+) -> bool:
     """Record what a running job runs (its status is already running since the claim)."""
-    return _change(job_id, _IS_RUNNING, pid=pid, command=command, env=env)
+    return _change(
+        job_id, _IS_RUNNING, pid=pid, command=command, env=env, container_id=container_id
+    )
 
 
 def heartbeat(job_id: int, now: datetime | None = None) -> bool | None:
@@ -325,9 +334,46 @@ def mark_lost(job_id: int, reason: str) -> bool:
     return finish(job_id, row[0], row[1] or utcnow(), Outcome(JobStatus.LOST, None, reason))
 
 
+def database_now() -> datetime:
+    """The database's clock (PostgreSQL's; on SQLite, one file on this host, the local one):
+    heartbeats of every host are stamped and judged by it, never by a local clock."""
+    if driver(db.session()).is_pg:
+        found = db.session.scalar(select(func.clock_timestamp()))
+        if isinstance(found, datetime):
+            return found
+    return utcnow()
+
+
+def heartbeat_clock() -> Any:
+    """What a worker heartbeat is stamped with: the database's now() where it has one."""
+    return func.clock_timestamp() if driver(db.session()).is_pg else utcnow()
+
+
+def still_claimed(job_id: int, worker_id: int) -> bool:
+    """Is the job still running under this worker's claim (not reaped, not given back)?"""
+    found = db.session.scalar(
+        select(Job.id).where(Job.id == job_id, Job.status == RUNNING, Job.worker_id == worker_id)
+    )
+    return found is not None
+
+
+def mark_dead_workers(lost_after: float, now: datetime | None = None) -> list[int]:
+    """Workers that say they run but have not beaten for lost_after (database time): dead.
+    A worker that was only cut off sets itself running again with its next beat."""
+    cutoff = (now or database_now()) - timedelta(seconds=lost_after)
+    dead = db.session.scalars(
+        update(Worker)
+        .where(Worker.status.in_(("running", "stopping")), Worker.heartbeat_at < cutoff)
+        .values(status="dead", stopped_at=Worker.heartbeat_at)
+        .returning(Worker.id)
+    ).all()
+    return list(dead)
+
+
 def reap_lost(lost_after: float, now: datetime | None = None) -> list[int]:
-    """Mark lost every running job whose own and whose worker's heartbeats are both stale."""
-    now = now or utcnow()
+    """Mark lost every running job whose own and whose worker's heartbeats are both stale
+    (by the database's clock)."""
+    now = now or database_now()
     cutoff = now - timedelta(seconds=lost_after)
     w = aliased(Worker)
     stale = db.session.execute(
@@ -336,7 +382,7 @@ def reap_lost(lost_after: float, now: datetime | None = None) -> list[int]:
         .where(
             Job.status == RUNNING,
             Job.heartbeat_at < cutoff,
-            (w.id.is_(None)) | (w.heartbeat_at < cutoff) | (w.status == "stopped"),
+            (w.id.is_(None)) | (w.heartbeat_at < cutoff) | (w.status.in_(("stopped", "dead"))),
         )
     ).all()
     reaped = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 
@@ -27,6 +28,7 @@ from multiflexi_web.services.catalogue.fields import (
     is_secret_field,
     normalise_value,
 )
+from multiflexi_web.services.runtemplates import executors
 from multiflexi_web.services.scheduling import times as schedule
 from multiflexi_web.services.scheduling.times import Policies
 
@@ -48,6 +50,7 @@ class RunTemplateSpec:
     name: str
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     executor: str = "native"
+    executor_options: dict[str, Any] | None = None  # None: keep the template's
     config: dict[str, str] = field(default_factory=dict)
     credential_ids: list[int] = field(default_factory=list)
     timeout: int | None = None
@@ -63,7 +66,7 @@ def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec
     rt = RunTemplate(company_id=company.id, application_id=app.id, name=spec.name.strip())
     rt.company, rt.application = company, app
     rt.active, rt.mask_output = spec.active, spec.mask_output
-    set_executor(rt, spec.executor)
+    set_executor(rt, spec.executor, spec.executor_options)
     set_timeout(rt, spec.timeout)
     set_schedule(rt, spec.schedule)
     set_policies(rt, spec.policies)
@@ -76,15 +79,18 @@ def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec
     return rt
 
 
-def set_executor(rt: RunTemplate, name: str) -> None:
+def set_executor(rt: RunTemplate, name: str, options: dict[str, Any] | None = None) -> None:
+    """Refuse a module that cannot run the app here, or options it does not take."""
     try:
         module = executor_registry.get(name)
     except KeyError as exc:
         raise RunTemplateError(f"executor {name!r}: {exc.args[0]}") from None
-    problem = module.unusable_reason(AppInfo.of(rt.application))
+    opts = dict(rt.executor_options or {}) if options is None else options
+    problem = executors.problem(module, AppInfo.of(rt.application))
+    problem = problem or executors.options_problem(module, opts, explicit=options is not None)
     if problem:
         raise RunTemplateError(f"executor {name!r}: {problem}")
-    rt.executor = name
+    rt.executor, rt.executor_options = name, opts
 
 
 def set_timeout(rt: RunTemplate, timeout: int | None) -> None:

@@ -207,6 +207,7 @@ def parse_spec(form: Form, app: Application, config: dict[str, str]) -> RunTempl
         name=form.get("name", "").strip()[:255],
         schedule=parse_schedule(form),
         executor=form.get("executor", "native").strip() or "native",
+        executor_options=parse_executor_options(form.get("executor_options")),
         config=config,
         timeout=_int(form.get("timeout", ""), TIMEOUT),
         policies=parse_policies(form),
@@ -214,6 +215,23 @@ def parse_spec(form: Form, app: Application, config: dict[str, str]) -> RunTempl
         # Masking stays on unless the form says otherwise (a hidden "false" precedes the box).
         mask_output=is_true((form.getlist("mask_output") or ["true"])[-1]),
     )
+
+
+def parse_executor_options(text: str | None) -> dict[str, str] | None:
+    """`memory=256m cpus=0.5` (spaces, commas or lines between); None when the field is absent."""
+    if text is None:
+        return None
+    out: dict[str, str] = {}
+    for pair in text.replace(",", " ").split():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RunTemplateError(f"executor options {pair!r}: expected key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def executor_options_text(options: dict[str, Any] | None) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted((options or {}).items()))
 
 
 def parse_env_rows(form: Form) -> dict[str, str]:

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 from flask import render_template, request
 
 from multiflexi_web.db.engine import begin_write
-from multiflexi_web.executors import registry as executor_registry
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
     Application,
@@ -31,6 +30,7 @@ from multiflexi_web.services.runtemplates.configure import (
     set_schedule,
     set_timeout,
 )
+from multiflexi_web.services.runtemplates.executors import choices as executor_choices
 from multiflexi_web.services.runtemplates.manage import (
     credential_choices,
     credential_keys,
@@ -52,6 +52,7 @@ from multiflexi_web.views._helpers import company_for, get_or_404, int_arg, me, 
 from multiflexi_web.views.queries.accounts import companies_with_role
 from multiflexi_web.views.runtemplates.forms import (
     error_target,
+    executor_options_text,
     field_view,
     parse_config,
     parse_credentials,
@@ -92,6 +93,7 @@ def _new_state(company: Company, app: Application) -> dict[str, Any]:
         "delay": "0",
         "timezone": "",
         "executor": "native",
+        "executor_options": "",
         "timeout": "",
         "active": True,
         "mask_output": True,
@@ -109,6 +111,7 @@ def _rt_state(rt: RunTemplate) -> dict[str, Any]:
         "delay": str(rt.delay),
         "timezone": rt.timezone or "",
         "executor": rt.executor,
+        "executor_options": executor_options_text(rt.executor_options),
         "timeout": rt.timeout or "",
         "active": rt.active,
         "mask_output": rt.mask_output,
@@ -134,7 +137,16 @@ def _policy_state(p: Policies) -> dict[str, Any]:
 
 def _posted_state(app: Application) -> dict[str, Any]:
     form = request.form
-    fields = ("name", "interval", "cron", "delay", "timezone", "executor", "timeout")
+    fields = (
+        "name",
+        "interval",
+        "cron",
+        "delay",
+        "timezone",
+        "executor",
+        "executor_options",
+        "timeout",
+    )
     state: dict[str, Any] = {k: form.get(k, "") for k in (*fields, *POLICY_KEYS)}
     state["active"] = (form.getlist("active") or ["false"])[-1] == "true"
     state["mask_output"] = (form.getlist("mask_output") or ["true"])[-1] == "true"
@@ -167,7 +179,7 @@ def _form(
         stored_secrets=stored_secrets,
         uploads=template_uploads(rt.id) if rt else {},
         cred_choices=credential_choices(company.id, list(app.requirements)),
-        executors=[(n, executor_registry.get(n).description) for n in executor_registry.names()],
+        executors=executor_choices(app),
         intervals=INTERVAL_NAMES,
         choices={
             "misfire": [m.value for m in MisfirePolicy],
@@ -237,7 +249,7 @@ def _update(rt: RunTemplate, app: Application, values: dict[str, str]) -> None:
     if not spec.name:
         raise RunTemplateError("name: must not be empty")
     rt.name = spec.name
-    set_executor(rt, spec.executor)
+    set_executor(rt, spec.executor, spec.executor_options)
     set_timeout(rt, spec.timeout)
     rt.active = spec.active  # before the schedule: it decides whether there is a next run
     rt.mask_output = spec.mask_output

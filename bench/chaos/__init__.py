@@ -1,0 +1,1 @@
+"""Chaos suite: real daemons on a private PostgreSQL, faults applied, executions counted."""

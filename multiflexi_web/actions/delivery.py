@@ -1,0 +1,111 @@
+"""Shared plumbing for action kinds: settings with defaults, secret redaction, one HTTP call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from multiflexi_web.actions.base import ActionContext, ConfigField, Outcome
+
+RESPONSE_LIMIT = 4096
+DELIVERY_HEADER = "X-MultiFlexi-Delivery"
+# Peers answering these are overloaded or briefly unavailable; a later attempt may succeed.
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+def settings(fields: Iterable[ConfigField], ctx: ActionContext) -> dict[str, str]:
+    """The field defaults overlaid with the context's config (blank values count as unset)."""
+    values = {f.key: f.default for f in fields if f.default is not None}
+    values.update({k: v for k, v in ctx.config.items() if v != ""})
+    return values
+
+
+def missing(fields: Iterable[ConfigField], values: Mapping[str, str], kind: str) -> Outcome | None:
+    """A not-retryable failure naming the required keys that have no value, else None."""
+    absent = [f.key for f in fields if f.required and not values.get(f.key)]
+    if not absent:
+        return None
+    return Outcome(ok=False, error=f"{kind}: missing config {', '.join(absent)}")
+
+
+def secret_values(fields: Iterable[ConfigField], values: Mapping[str, str]) -> list[str]:
+    """The secret config values; for a secret URL (a webhook whose address is its key) also
+    its path and last path segment, which peers and error messages echo on their own."""
+    found: list[str] = []
+    for f in fields:
+        value = values.get(f.key)
+        if f.secret and value:
+            found.append(value)
+            if f.type == "url":
+                path = urlsplit(value).path
+                # Short parts ("/", "hooks") are no key; redacting them would garble the text.
+                parts = (path, path.rstrip("/").rpartition("/")[2])
+                found += [part for part in parts if len(part) >= 8]
+    return found
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret (and its URL-quoted form, as error messages quote URLs) by ***."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def bounded(text: str, secrets: Iterable[str] = ()) -> str:
+    """Redacted and cut to RESPONSE_LIMIT bytes of UTF-8."""
+    raw = redact(text, secrets).encode()
+    if len(raw) <= RESPONSE_LIMIT:
+        return raw.decode()
+    return raw[: RESPONSE_LIMIT - 3].decode(errors="ignore") + "..."
+
+
+def http_outcome(response: requests.Response, ok: Iterable[int], secrets: list[str]) -> Outcome:
+    """Map a peer's answer: an expected status is success, 5xx/408/429 retryable, others not."""
+    text = bounded(f"HTTP {response.status_code}: {response.text}", secrets)
+    if response.status_code in set(ok):
+        return Outcome(ok=True, response=text)
+    code = response.status_code
+    return Outcome(
+        ok=False, response=text, error=text, retryable=code >= 500 or code in RETRYABLE_STATUSES
+    )
+
+
+def failure(exc: requests.RequestException, timeout: float, secrets: list[str]) -> Outcome:
+    """Timeouts and connection failures are retryable; a malformed URL or a certificate that
+    does not verify is a config error."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Outcome(ok=False, error=bounded(f"TLS: {exc}", secrets))
+    if isinstance(exc, requests.Timeout):
+        return Outcome(
+            ok=False, error=bounded(f"timeout after {timeout:g}s: {exc}", secrets), retryable=True
+        )
+    if isinstance(exc, requests.ConnectionError):
+        return Outcome(
+            ok=False, error=bounded(f"connection failed: {exc}", secrets), retryable=True
+        )
+    return Outcome(ok=False, error=bounded(f"bad request: {exc}", secrets))
+
+
+def send(
+    method: str,
+    url: str,
+    *,
+    ok: Iterable[int],
+    secrets: list[str],
+    timeout: float,
+    session: requests.Session | None = None,
+    **kwargs: Any,
+) -> tuple[requests.Response | None, Outcome]:
+    """One request with the action's timeout and no redirects; the response (None on failure)
+    and its Outcome."""
+    try:
+        response = (session or requests).request(
+            method, url, timeout=timeout, allow_redirects=False, **kwargs
+        )
+    except requests.RequestException as exc:
+        return None, failure(exc, timeout, secrets)
+    return response, http_outcome(response, ok, secrets)

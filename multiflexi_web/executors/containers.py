@@ -1,0 +1,101 @@
+"""The docker and podman executor modules: one Docker-API implementation, two engines.
+
+Podman is driven through its Docker-compatible API socket (`podman system service`), which
+the docker SDK speaks (TESTING.md), so both engines share every line of the run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from multiflexi_web.executors import container_options, container_user, engine
+from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, Leftover, RunResult
+from multiflexi_web.executors.container_labels import LABEL_JOB, LABEL_WORKER
+
+if TYPE_CHECKING:  # the docker SDK is imported on first use (container_run imports it)
+    from multiflexi_web.executors.container_run import ContainerRun
+
+
+class ContainerExecutor:
+    def __init__(self, kind: engine.EngineKind) -> None:
+        self.kind = kind
+        self.name = kind.name
+        self.description = f"Runs the application's OCI image in a {kind.title} container"
+        self._runs: set[ContainerRun] = set()
+        self._lock = threading.Lock()
+
+    def unusable_reason(self, app: AppInfo) -> str | None:
+        if not app.ociimage:
+            return "the application has no OCI image (ociimage)"
+        return self.engine_problem()
+
+    def options_problem(self, options: Mapping[str, Any]) -> str | None:
+        return container_options.problem(options)
+
+    def engine_problem(self) -> str | None:
+        try:
+            container_user.configured()
+        except ValueError as exc:
+            return str(exc)
+        return engine.problem(self.kind)
+
+    def run(self, spec: JobSpec, io: JobIO) -> RunResult:
+        from docker.errors import DockerException
+
+        from multiflexi_web.executors.container_run import ContainerRun
+
+        address = self.kind.address()
+        if address is None:
+            return RunResult(None, error=self.kind.not_configured())
+        try:
+            opts = container_options.parse(spec.options)
+            user = container_user.for_job(spec.run_as)
+            client = engine.client(self.kind, address)
+        except (ValueError, DockerException) as exc:
+            return RunResult(None, error=str(exc))
+        run = ContainerRun(client, spec, io, opts, user)
+        with self._lock:
+            self._runs.add(run)
+        try:
+            return run.run()
+        finally:
+            with self._lock:
+                self._runs.discard(run)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            runs = list(self._runs)
+        for run in runs:
+            run.kill()
+
+    def leftovers(self) -> list[Leftover]:
+        """Every container this platform started on the engine (by label), if it answers."""
+        address = self.kind.address()
+        if address is None or engine.problem(self.kind):
+            return []
+        from docker.errors import DockerException
+        from requests.exceptions import RequestException
+
+        api = engine.client(self.kind, address).api
+        try:
+            found = api.containers(all=True, filters={"label": LABEL_JOB})
+        except (DockerException, RequestException):
+            return []
+        return [lo for c in found if (lo := _leftover(c)) is not None]
+
+    def remove_leftover(self, ref: str) -> None:
+        address = self.kind.address()
+        if address is not None:
+            from multiflexi_web.executors.container_run import remove
+
+            remove(engine.client(self.kind, address).api, ref)
+
+
+def _leftover(c: Mapping[str, Any]) -> Leftover | None:
+    labels = c.get("Labels") or {}
+    job, worker = str(labels.get(LABEL_JOB, "")), str(labels.get(LABEL_WORKER, ""))
+    if not job.isdigit():
+        return None
+    return Leftover(str(c["Id"]), int(job), int(worker) if worker.isdigit() else None)

@@ -1,0 +1,127 @@
+"""Container engines seen from one executor: what it can run (on its worker row), and leftovers.
+
+A thread of its own (a ping of an absent engine may take a second; the claim loop must not
+wait for it) reports every module's availability on the worker row when it changes, and
+removes containers labelled with a job that is not running here and whose executor is gone:
+the job is over, or ran on this executor but is not among its jobs, or its executor stopped,
+went stale, or was a process on this host that no longer exists (a `kill -9` and a restart).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+
+from multiflexi_web.db.engine import begin_write
+from multiflexi_web.errors import first_line
+from multiflexi_web.executors import registry
+from multiflexi_web.executors.base import Leftover
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Job, JobStatus, Worker, utcnow
+from multiflexi_web.models.worker import MODULES_KEY
+from multiflexi_web.runner.host import Host
+from multiflexi_web.runner.unit import writing
+
+
+class EngineWatch:
+    def __init__(self, host: Host, mine: Callable[[], set[int]], every: float) -> None:
+        self.host, self.mine, self.every = host, mine, every
+        self.reported: dict[str, str | None] | None = None
+
+    def start(self, closed: threading.Event) -> threading.Thread:
+        def loop() -> None:
+            while True:
+                self.tick()
+                if closed.wait(self.every):
+                    return
+
+        thread = threading.Thread(target=loop, name="engines", daemon=True)
+        thread.start()
+        return thread
+
+    def tick(self) -> list[str]:
+        """Report and reap once; returns the references of the leftovers removed."""
+        try:
+            with self.host.app.app_context():
+                self._report()
+                return self._reap()
+        except DBAPIError as exc:
+            self.host.log("engines_failed", error=first_line(exc).replace(" ", "_"))
+            return []
+
+    def _report(self) -> None:
+        modules = registry.availability()
+        if modules == self.reported or self.host.worker_id is None:
+            return
+        with writing():
+            begin_write()
+            worker = db.session.get(Worker, self.host.worker_id)
+            if worker is not None:
+                info = {**(worker.info or {}), MODULES_KEY: modules}
+                db.session.execute(update(Worker).where(Worker.id == worker.id).values(info=info))
+            db.session.commit()
+        self.reported = modules
+
+    def _reap(self) -> list[str]:
+        removed: list[str] = []
+        for module in registry.engine_modules():
+            found = module.leftovers()
+            for lo in stale(found, self.host.worker_id, self.mine(), self.host.settings.lost_after):
+                module.remove_leftover(lo.ref)
+                self.host.log("container_removed", job=lo.job_id, container=lo.ref[:12])
+                removed.append(lo.ref)
+        db.session.rollback()  # end the read
+        return removed
+
+
+def stale(
+    leftovers: Iterable[Leftover], me: int | None, mine: set[int], lost_after: float
+) -> list[Leftover]:
+    """The leftovers whose job is not running here nor on a live executor."""
+    candidates = [lo for lo in leftovers if lo.job_id not in mine]
+    if not candidates:
+        return []
+    rows = db.session.execute(
+        select(Job.id, Job.status, Job.worker_id).where(
+            Job.id.in_({lo.job_id for lo in candidates})
+        )
+    ).all()
+    running = {r.id: r.worker_id for r in rows if r.status == JobStatus.RUNNING.value}
+    others = {w for w in running.values() if w is not None and w != me}
+    live = _live_workers(others, lost_after)
+    return [
+        lo
+        for lo in candidates
+        if lo.job_id not in running or running[lo.job_id] == me or running[lo.job_id] not in live
+    ]
+
+
+def _live_workers(ids: set[int], lost_after: float) -> set[int]:
+    if not ids:
+        return set()
+    oldest = utcnow() - timedelta(seconds=lost_after)
+    here = socket.gethostname()
+    workers = db.session.scalars(select(Worker).where(Worker.id.in_(ids))).all()
+    return {w.id for w in workers if _alive(w, oldest, here)}
+
+
+def _alive(w: Worker, oldest: datetime, here: str) -> bool:
+    if w.stopped_at is not None or w.status == "stopped" or w.heartbeat_at < oldest:
+        return False
+    return w.hostname != here or (w.pid != os.getpid() and _process_exists(w.pid))
+
+
+def _process_exists(pid: int) -> bool:
+    """A process that is not a zombie (TESTING.md: PID 1 reaps orphans late here)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status

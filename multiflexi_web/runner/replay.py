@@ -1,0 +1,63 @@
+"""Recording journaled finishes: those of this host's dead executors, before any claim or reap."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from multiflexi_web.db.engine import begin_write
+from multiflexi_web.extensions import db
+from multiflexi_web.models import JobStatus
+from multiflexi_web.runner import journal
+from multiflexi_web.runner.unit import writing
+from multiflexi_web.services.jobs import artifacts, output
+from multiflexi_web.services.jobs import transitions as jobs
+
+log = logging.getLogger("multiflexi.executor")
+
+
+def replay_orphans(
+    folder: Path, mine: Path | None, run_unit: Callable[[Callable[[], None]], None]
+) -> int:
+    """Record every entry of the journals no live executor of this host holds, then remove
+    them; `run_unit` runs a unit of work through the caller's retry. Returns how many."""
+    count = 0
+    for orphan in journal.orphans(folder, mine):
+        try:
+            entries = orphan.entries()
+            for entry in entries:
+                run_unit(lambda e=entry: _record(e))  # type: ignore[misc]
+        except BaseException:
+            orphan.release()  # kept for the next try (this process or another)
+            raise
+        orphan.done()
+        count += len(entries)
+        if entries:  # an empty file is only what a crashed executor left: removed quietly
+            log.info("action=journal_replayed file=%s entries=%d", orphan.path.name, len(entries))
+    return count
+
+
+def _record(entry: dict[str, Any]) -> None:
+    with writing():
+        begin_write()
+        if not jobs.finish(
+            entry["job"],
+            entry["rt"],
+            datetime.fromisoformat(entry["started_at"]),
+            jobs.Outcome(JobStatus(entry["status"]), entry["exit"], entry["reason"]),
+            jobs.RunRecord(entry["pid"], entry["command"], entry["env"], entry["counters"]),
+            lambda: _store_rows(entry),
+        ):
+            log.info("action=journal_skip job=%s reason=no_longer_running", entry["job"])
+        db.session.commit()
+
+
+def _store_rows(entry: dict[str, Any]) -> None:
+    for batch in entry["output"]:
+        deletes = {s: (int(a), int(b)) for s, (a, b) in batch["deletes"].items()}
+        rows = output.Batch(batch["rows"], deletes, {})
+        output.store(db.session(), rows, entry["job"], counters=False)
+    artifacts.store(db.session(), entry["artifacts"])

@@ -1,0 +1,77 @@
+"""Which executor modules can run an application, checked when a RunTemplate is saved.
+
+A module that drives an engine is usable when the application suits it and the engine answers
+here, or a live executor reports on its worker row that it can run the module (the portal may
+sit on a host without the engine the executors use).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from multiflexi_web.executors import registry
+from multiflexi_web.executors.base import AppInfo, EngineModule, ExecutorModule
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Application, Worker, utcnow
+from multiflexi_web.models.worker import MODULES_KEY
+from multiflexi_web.services import settings
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    description: str
+    problem: str | None  # why it cannot run this application; None when it can
+
+
+def choices(app: Application) -> list[Choice]:
+    """Every module with the reason it cannot run `app` (what the portal offers, greyed)."""
+    info = AppInfo.of(app)
+    return [
+        Choice(name, (m := registry.get(name)).description, problem(m, info))
+        for name in registry.names()
+    ]
+
+
+def problem(module: ExecutorModule, app: AppInfo) -> str | None:
+    found = module.unusable_reason(app)
+    if found is None or not isinstance(module, EngineModule):
+        return found
+    if found == module.engine_problem() and module.name in reported_usable():
+        return None  # not reachable from here, but a live executor runs it
+    return found
+
+
+def options_problem(
+    module: ExecutorModule, options: Mapping[str, Any], *, explicit: bool = True
+) -> str | None:
+    """What is wrong with the options (a module that takes options has `options_problem`);
+    options kept from another module are no one's problem unless given anew."""
+    check = getattr(module, "options_problem", None)
+    if check is None:
+        if explicit and options:
+            return f"takes no executor options (got {', '.join(sorted(options))})"
+        return None
+    result: str | None = check(options)
+    return result
+
+
+def reported_usable() -> set[str]:
+    """Modules some live executor says it can run."""
+    fresh = utcnow() - timedelta(seconds=settings().lost_after)
+    rows = db.session.scalars(
+        select(Worker.info).where(
+            Worker.kind == "executor", Worker.stopped_at.is_(None), Worker.heartbeat_at >= fresh
+        )
+    ).all()
+    return {
+        name
+        for info in rows
+        for name, why in ((info or {}).get(MODULES_KEY) or {}).items()
+        if why is None
+    }
