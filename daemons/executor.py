@@ -9,6 +9,7 @@ import threading
 
 from daemons.runtime import boot
 from multiflexi_web.config import ConfigError
+from multiflexi_web.runner import guard
 from multiflexi_web.runner.actions import Dispatcher
 from multiflexi_web.runner.pool import Executor
 from multiflexi_web.services.actions.settings import load as action_settings
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         "jobs_run_as",
         **({"user": run_as.name, "uid": run_as.uid} if run_as else {"uid": os.getuid()}),
     )
+    guard.start()  # before any job: their process groups die with this process, however it dies
     rt.register()
     rt.start_heartbeat()
     # Post-job actions are delivered by a thread of this daemon (docs/architecture.md, Actions).
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     rt.unregister()
     sys.stderr.flush()
     if executor.running:  # a job thread still blocked (database gone): do not hang on exit
-        os._exit(code or 1)
+        os._exit(code or 1)  # the guard sees the pipe close and kills what is left
+    guard.stop()
     sys.exit(code)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -39,6 +38,9 @@ def _logs_on_failure(tmp_path: Path) -> Iterator[None]:
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 PG_ONLY = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 FAST = {"MULTIFLEXI_LOST_AFTER": "2", "MULTIFLEXI_KILL_GRACE": "1", "MULTIFLEXI_STOP_GRACE": "1"}
+# Deadlines only: a busy machine may be slow, so tests wait this long for an outcome and assert
+# the outcome (which status, which reason), never how long it took.
+DEADLINE = 60
 
 
 def _status(job_id: int) -> str:
@@ -57,17 +59,17 @@ def test_sigterm_lets_short_jobs_finish_and_stops_long_ones(
     app: Flask, db_url: str, tmp_path: Path
 ) -> None:
     short = shell_rt("sleep 1; echo done")
-    long = shell_rt("echo started; sleep 60")
+    long = shell_rt("echo started; sleep 600")  # never ends by itself within the test
     [short_id], [long_id] = schedule(short), schedule(long)
     proc = start_daemon(db_url, tmp_path, **{**FAST, "MULTIFLEXI_STOP_GRACE": "2"})
     try:
         wait_for(
-            lambda: _status(short_id) == _status(long_id) == "running", 15, "both jobs running"
+            lambda: _status(short_id) == _status(long_id) == "running",
+            DEADLINE,
+            "both jobs running",
         )
-        t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-        assert time.monotonic() - t0 < 8
+        assert proc.wait(DEADLINE) == 0  # it did not wait for the long job (below: its reason)
     finally:
         stop(proc)
     assert (_status(short_id), output_of(short_id)) == ("succeeded", b"done\n")
@@ -93,9 +95,9 @@ def test_sigterm_gives_back_the_jobs_claimed_ahead(app: Flask, db_url: str, tmp_
     ids = schedule(shell_rt("echo $MULTIFLEXI_JOB_ID", overlap_policy="allow"), 400)
     proc = start_daemon(db_url, tmp_path, **FAST)
     try:
-        wait_for(lambda: _counts(ids).get("succeeded", 0) >= 40, 30, "40 jobs done")
+        wait_for(lambda: _counts(ids).get("succeeded", 0) >= 40, DEADLINE, "40 jobs done")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
+        assert proc.wait(DEADLINE) == 0
     finally:
         stop(proc)
     left = _counts(ids)
@@ -104,7 +106,7 @@ def test_sigterm_gives_back_the_jobs_claimed_ahead(app: Flask, db_url: str, tmp_
     db.session.rollback()
     assert not db.session.scalar(select(Job.worker_id).where(Job.status == "scheduled").limit(1))
     rest = start_daemon(db_url, tmp_path, "--drain", **FAST)
-    assert rest.wait(60) == 0
+    assert rest.wait(2 * DEADLINE) == 0
     assert _counts(ids) == {"succeeded": 400}
     for job_id in ids[::50]:
         assert output_of(job_id) == f"{job_id}\n".encode()
@@ -116,7 +118,7 @@ def test_long_jobs_are_not_claimed_ahead(app: Flask, db_url: str, tmp_path: Path
     ids = schedule(shell_rt("sleep 0.4", overlap_policy="allow"), 6)
     proc = start_daemon(db_url, tmp_path, MULTIFLEXI_MAX_PARALLEL="1")
     try:
-        wait_for(lambda: _counts(ids).get("succeeded", 0) >= 2, 20, "two jobs done")
+        wait_for(lambda: _counts(ids).get("succeeded", 0) >= 2, DEADLINE, "two jobs done")
         for _ in range(10):  # sampled while the daemon knows its jobs are long
             assert _counts(ids).get("running", 0) <= 1, _counts(ids)
             time.sleep(0.1)
@@ -126,18 +128,17 @@ def test_long_jobs_are_not_claimed_ahead(app: Flask, db_url: str, tmp_path: Path
 
 @SQLITE_ONLY
 def test_second_sigterm_stops_at_once(app: Flask, db_url: str, tmp_path: Path) -> None:
-    rt = shell_rt("trap '' TERM; echo up; sleep 60")
+    rt = shell_rt("trap '' TERM; echo up; sleep 600")
     [job_id] = schedule(rt)
-    proc = start_daemon(db_url, tmp_path, MULTIFLEXI_STOP_GRACE="60", MULTIFLEXI_KILL_GRACE="60")
+    grace = {"MULTIFLEXI_STOP_GRACE": "600", "MULTIFLEXI_KILL_GRACE": "600"}
+    proc = start_daemon(db_url, tmp_path, **grace)
     try:
-        wait_for(lambda: output_of(job_id) == b"up\n", 15, "the job's first output")
+        wait_for(lambda: output_of(job_id) == b"up\n", DEADLINE, "the job's first output")
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert proc.poll() is None  # still waiting for the job (grace of 60 s)
-        t0 = time.monotonic()
+        wait_for(lambda: "action=stopping" in log_text(tmp_path), DEADLINE, "the first SIGTERM")
+        assert proc.poll() is None  # still waiting for the job (grace of 600 s)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-        assert time.monotonic() - t0 < 5
+        proc.wait(DEADLINE)  # far below the graces: only the second SIGTERM ends it in time
     finally:
         stop(proc)
     stopped = job(job_id)
@@ -152,22 +153,20 @@ def test_kill_9_leaves_the_job_lost_and_a_retry_planned(
     [job_id] = schedule(rt)
     first = start_daemon(db_url, tmp_path, **FAST, log_name="first")
     try:
-        wait_for(lambda: job(job_id).pid is not None, 15, "the job's pid recorded")
+        wait_for(lambda: job(job_id).pid is not None, DEADLINE, "the job's pid recorded")
         pid = job(job_id).pid
         assert pid is not None
         first.kill()
-        first.wait(5)
+        first.wait(DEADLINE)
     finally:
         stop(first)
-    os.killpg(pid, signal.SIGKILL)  # systemd would kill the cgroup; here we clean up ourselves
+    wait_for(lambda: _dead(pid), DEADLINE, "the job killed by the dead executor's guard")
     assert _status(job_id) == "running"
-    t0 = time.monotonic()
     second = start_daemon(db_url, tmp_path, **FAST, log_name="second")
     try:
-        wait_for(lambda: _status(job_id) == "lost", 15, "the job marked lost")
+        wait_for(lambda: _status(job_id) == "lost", DEADLINE, "the job marked lost")
     finally:
         stop(second)
-    assert time.monotonic() - t0 < 2 + 6  # lost_after + start-up and one reaping period
     assert "stopped heartbeating" in (job(job_id).status_reason or "")
     retry = db.session.scalars(select(Job).where(Job.retry_of_id == job_id)).one()
     assert (retry.status, retry.attempt, retry.schedule_type) == ("scheduled", 2, "retry")
@@ -180,16 +179,16 @@ def test_cancel_and_timeout_kill_the_process_group(app: Flask, db_url: str, tmp_
     [cancel_id], [timeout_id] = schedule(cancelled_rt), schedule(timed_rt)
     proc = start_daemon(db_url, tmp_path, **FAST)
     try:
-        wait_for(lambda: output_of(cancel_id) != b"", 15, "the job's output")
+        wait_for(lambda: output_of(cancel_id) != b"", DEADLINE, "the job's output")
         assert jobs.cancel(cancel_id) == "cancel requested"
         db.session.commit()
-        wait_for(lambda: _status(cancel_id) == "cancelled", 10, "the job cancelled")
-        wait_for(lambda: _status(timeout_id) == "timed_out", 10, "the job timed out")
+        wait_for(lambda: _status(cancel_id) == "cancelled", DEADLINE, "the job cancelled")
+        wait_for(lambda: _status(timeout_id) == "timed_out", DEADLINE, "the job timed out")
     finally:
         stop(proc)
     for job_id in (cancel_id, timeout_id):
         grandchild = int(output_of(job_id).split()[0])
-        wait_for(lambda g=grandchild: _dead(g), 3, f"grandchild {grandchild} gone")
+        wait_for(lambda g=grandchild: _dead(g), DEADLINE, f"grandchild {grandchild} gone")
     assert job(cancel_id).status_reason == "cancelled on request while running"
 
 
@@ -199,7 +198,7 @@ def test_memory_ceiling_stops_claiming_and_exits_non_zero(
 ) -> None:
     [job_id] = schedule(shell_rt("true"))
     proc = start_daemon(db_url, tmp_path, MULTIFLEXI_MEMORY_LIMIT_MB="1")
-    assert proc.wait(20) == 3
+    assert proc.wait(DEADLINE) == 3
     assert "action=memory_limit" in log_text(tmp_path)
     assert _status(job_id) == "scheduled"
 
@@ -209,5 +208,5 @@ def test_a_bad_setting_stops_the_daemon_with_a_message(
     app: Flask, db_url: str, tmp_path: Path
 ) -> None:
     proc = start_daemon(db_url, tmp_path, MULTIFLEXI_MAX_PARALLEL="many")
-    assert proc.wait(20) == 2
+    assert proc.wait(DEADLINE) == 2
     assert "MULTIFLEXI_MAX_PARALLEL" in log_text(tmp_path)

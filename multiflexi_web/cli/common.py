@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models.bounds import Bound, BoundError
 
@@ -74,6 +75,19 @@ def _text(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+def writer(fn: F) -> F:
+    """A command that writes: its unit of work begins as SQLite's writer (BEGIN IMMEDIATE),
+    waiting up to the busy timeout for the lock. Begun as a reader, its first write would fail
+    at once with "database is locked" whenever a daemon wrote after its first read (WAL)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        begin_write()
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def domain_errors(*errors: type[Exception]) -> Callable[[F], F]:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs
+from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs, writer
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company
 from multiflexi_web.services import audit
@@ -39,6 +39,7 @@ def company_group() -> None:
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Company environment variable.")
 @format_option
 @domain_errors(CompanyError)
+@writer
 def create(name: str, slug: str, email: str | None, env: tuple[str, ...], fmt: str) -> None:
     """Create a company."""
     company = create_company(name, slug, email=email, env=parse_pairs(env), admin=True)

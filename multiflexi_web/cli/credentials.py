@@ -7,7 +7,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs
+from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs, writer
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Credential
 from multiflexi_web.services import audit
@@ -43,6 +43,7 @@ def credential_group() -> None:
 @click.option("--value", "values", multiple=True, metavar="K=V")
 @format_option
 @domain_errors(CompanyError, CredentialError)
+@writer
 def create(company_ref: str, prototype: str, name: str, values: tuple[str, ...], fmt: str) -> None:
     """Create a credential."""
     company = get_company(company_ref)

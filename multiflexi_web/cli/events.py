@@ -9,7 +9,7 @@ from typing import Any
 import click
 from flask import current_app
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs
+from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs, writer
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, EventSource
 from multiflexi_web.models.bounds import RULE_PRIORITY, SIGNATURE_TOLERANCE
@@ -102,6 +102,7 @@ def source_group() -> None:
 @click.option("--disabled", is_flag=True)
 @format_option
 @domain_errors(EventSourceError, CompanyError)
+@writer
 def create_source(
     name: str,
     kind: str,
@@ -157,6 +158,7 @@ def rule_group() -> None:
 @click.option("--disabled", is_flag=True)
 @format_option
 @domain_errors(EventSourceError)
+@writer
 def create_rule(
     source_ref: str,
     runtemplate_id: int,

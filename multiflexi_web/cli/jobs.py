@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import select
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs
+from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs, writer
 from multiflexi_web.cli.runtemplates import runtemplate_group
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, Job, JobStatus, utcnow
@@ -90,6 +90,7 @@ def parse_when(raw: str) -> datetime:
 @click.option("--count", type=click.IntRange(1, 10000), default=1, show_default=True)
 @format_option
 @domain_errors(RunTemplateError, EnvNameError)
+@writer
 def schedule(
     rt_id: int,
     when_raw: str,
@@ -181,6 +182,7 @@ def _print_new(job_id: int, last: int, stream: str | None) -> int:
 @job_group.command("cancel")
 @click.argument("job_id", type=int)
 @domain_errors(JobError)
+@writer
 def cancel(job_id: int) -> None:
     """Cancel a waiting job, or stop a running one (its executor kills the process group)."""
     result = jobs.cancel(job_id, by="cli")

@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, in_range, parse_pairs
+from multiflexi_web.cli.common import (
+    domain_errors,
+    emit,
+    format_option,
+    in_range,
+    parse_pairs,
+    writer,
+)
 from multiflexi_web.cli.policy_options import policies_from, policy_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate
@@ -102,6 +109,7 @@ def runtemplate_group() -> None:
 @policy_options()
 @format_option
 @domain_errors(CompanyError, ApplicationError, RunTemplateError)
+@writer
 def create(
     company_ref: str,
     app_ref: str,

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, in_range, parse_pairs
+from multiflexi_web.cli.common import (
+    domain_errors,
+    emit,
+    format_option,
+    in_range,
+    parse_pairs,
+    writer,
+)
 from multiflexi_web.cli.policy_options import policies_from, policy_options
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate, utcnow
@@ -49,6 +56,7 @@ OPT_HELP = "Container settings (docker, podman): pull, memory, cpus, pids, netwo
 @policy_options(update=True)
 @format_option
 @domain_errors(RunTemplateError)
+@writer
 def update(
     rt_id: int,
     name: str | None,

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option
+from multiflexi_web.cli.common import domain_errors, emit, format_option, writer
 from multiflexi_web.extensions import db
 from multiflexi_web.security.rotation import rotate_all
 from multiflexi_web.security.secrets import SecretError, cipher, generate_key
@@ -25,6 +25,7 @@ def secrets_group() -> None:
 )
 @format_option
 @domain_errors(SecretError)
+@writer
 def rotate_key(new_key: str | None, fmt: str) -> None:
     """Re-encrypt every secret under a new key. Then set ENCRYPTION_MASTER_KEY to it everywhere."""
     key = new_key or generate_key()

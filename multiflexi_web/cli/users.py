@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option
+from multiflexi_web.cli.common import domain_errors, emit, format_option, writer
 from multiflexi_web.extensions import db
 from multiflexi_web.services import audit
 from multiflexi_web.services.accounts.users import UserError, create_user, generate_password
@@ -22,6 +22,7 @@ def user_group() -> None:
 @click.option("--email")
 @format_option
 @domain_errors(UserError)
+@writer
 def create(login: str, password: str | None, admin: bool, email: str | None, fmt: str) -> None:
     """Create a user."""
     generated = password is None

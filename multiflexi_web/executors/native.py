@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
+from multiflexi_web.runner import guard
 
 READ_SIZE = 64 * 1024
 TICK = 0.2  # how often a quiet job checks its timeout and stop requests
@@ -57,6 +58,7 @@ class NativeExecutor:
         except OSError as exc:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
             return RunResult(code, error=f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}")
+        guard.watch(proc.pid)  # its group dies with the executor (runner/guard.py)
         io.started(pid=proc.pid)
         return _Supervisor(proc, spec, io).run()
 
@@ -129,6 +131,7 @@ class _Supervisor:
             self._signal(signal.SIGKILL)  # the job is over: nothing of its group outlives it
         finally:
             self._close()
+            guard.forget(self.pgid)
         exit_code = 128 - code if code < 0 else code
         return RunResult(
             exit_code, timed_out=self.reason == "timeout", cancelled=self.reason == "stop"

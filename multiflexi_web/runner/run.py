@@ -28,6 +28,7 @@ from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import AppInfo, JobSpec, RunAs, RunResult
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
+from multiflexi_web.runner import fence
 from multiflexi_web.runner.lease import Lease
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.security.masking import JobMasks
@@ -247,11 +248,31 @@ class JobRun:
             run_as=self.cfg.run_as,
             worker_id=self.cfg.worker_id,
         )
+        problem = self._fence()
+        if problem is not None:
+            return RunResult(None, error=problem), env
         try:
             return module.run(spec, self), env
         except Exception as exc:
             log.exception("action=module_error job=%s", self.job.id)
             return RunResult(None, error=f"executor module {module.name!r} failed: {exc}"), env
+
+    def _fence(self) -> str | None:
+        """A retry: end what runs of the attempt it replaces on this host (runner/fence.py)."""
+        previous = self.job.retry_of
+        if previous is None:
+            return None
+        try:
+            killed = fence.clear(previous)
+        except (fence.LeftoverError, OSError) as exc:
+            return str(exc)
+        if killed:
+            log.warning(
+                "action=leftovers_killed job=%s previous=%s pids=%s", self.job.id, previous, killed
+            )
+            note = f"multiflexi: killed {len(killed)} leftover process(es) of job {previous}\n"
+            self.sink.add("stderr", note.encode())
+        return None
 
     def _shown_argv(self, ctx: TemplateContext, env: ResolvedEnv) -> list[str]:
         """The argv as stored and shown: secret values masked (the real one lives only in

@@ -52,6 +52,7 @@ class ClaimedJob:
     overlap_policy: str
     started_at: datetime
     has_uploads: bool = False  # input files uploaded with the job (Run now)
+    retry_of: int | None = None  # the attempt this one replaces (fenced before it starts)
 
 
 # The statements are built and compiled once, with bound parameters (raw_sql.RawStatement):
@@ -81,7 +82,7 @@ def _due_stmt() -> Select[int]:
     return select(Job.id).where(*_due_filter()).limit(1)
 
 
-def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None, bool]:
+def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None, bool, int | None]:
     pick = (
         select(Job.id)
         .where(*_due_filter())
@@ -111,6 +112,7 @@ def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None, bool
             Job.env_override,
             policy.scalar_subquery(),
             uploads,
+            Job.retry_of_id,
         )
         .execution_options(synchronize_session=False)
     )
@@ -140,7 +142,7 @@ RUNNING_OF_ALL = RawStatement(
 def claimed_jobs(rows: list[tuple[Any, ...]], now: datetime) -> list[ClaimedJob]:
     """The rows CLAIM returned (jobs.claim runs it: the job service changes statuses)."""
     return [
-        ClaimedJob(r[0], r[1], r[2], r[3], r[4] or OverlapPolicy.WAIT.value, now, bool(r[5]))
+        ClaimedJob(r[0], r[1], r[2], r[3], r[4] or OverlapPolicy.WAIT.value, now, bool(r[5]), r[6])
         for r in rows
     ]
 
