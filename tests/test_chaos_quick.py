@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.chaos.account import Result, account, classify, outlived, read_runs
-from bench.chaos.infra import _pg_bin, pids_mentioning
+from bench.chaos.infra import pg_bin, pids_mentioning
 from bench.chaos.report import as_json, markdown
 from bench.chaos.runner import Suite
 from bench.chaos.scenarios import BY_NAME, QUICK
@@ -87,7 +87,7 @@ def test_outlived_counts_job_processes_alive_after_a_kill(tmp_path: Path) -> Non
 # -- a quick run of real scenarios on a private PostgreSQL ----------------------------------------
 @pytest.fixture(scope="module")
 def quick_run() -> Iterator[tuple[list[Result], Path]]:
-    need(Path(_pg_bin("initdb")).exists(), "PostgreSQL server binaries (initdb)")
+    need(Path(pg_bin("initdb")).exists(), "PostgreSQL server binaries (initdb)")
     suite = Suite()
     try:
         results = [suite.run(BY_NAME[name], quick=True, jobs=None) for name in QUICK_SET]

@@ -23,7 +23,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pg_bin(name: str) -> str:
+def pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     return found[-1] if found else (shutil.which(name) or name)
 
@@ -46,17 +46,17 @@ class PrivatePostgres:
         if self.as_postgres:
             pw = pwd.getpwnam("postgres")
             os.chown(self.folder, pw.pw_uid, pw.pw_gid)
-        self._run(_pg_bin("initdb"), "-A", "trust", "-U", "postgres", "-D", str(self.data))
+        self._run(pg_bin("initdb"), "-A", "trust", "-U", "postgres", "-D", str(self.data))
         self.start()
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
         opts += " -c max_connections=200 -c fsync=off"
-        ctl = _pg_bin("pg_ctl")
+        ctl = pg_bin("pg_ctl")
         self._run(ctl, "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def admin_url(self, db: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
