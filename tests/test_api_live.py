@@ -37,7 +37,7 @@ def test_real_server_round_trip(app: Flask, runner: FlaskCliRunner) -> None:
         listed = http.get(f"{api}/jobs", headers=bearer(operator), timeout=30).json()
         assert [j["id"] for j in listed["items"]] == [job.id]
         url = f"{api}/runtemplates/{s.rt_a.id}/schedule"
-        made = http.post(url, json={"env": {"X": "1"}}, headers=bearer(operator), timeout=30)
+        made = http.post(url, json={"env": {"TZ": "UTC"}}, headers=bearer(operator), timeout=30)
         assert made.status_code == 201 and made.json()["job"]["status"] == "scheduled"
         refused = http.post(url, headers=bearer(read_only), timeout=30)
         assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
