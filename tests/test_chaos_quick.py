@@ -124,7 +124,6 @@ def test_quick_run_leaves_nothing_behind(quick_run: tuple[list[Result], Path]) -
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="reliability fixes pending: kill -9 reruns finished jobs")
 def test_no_job_executed_twice_or_lost_under_faults(quick_run: tuple[list[Result], Path]) -> None:
     assert [(r.scenario, r.twice, r.lost) for r in quick_run[0]] == [
         (name, 0, 0) for name in QUICK_SET
