@@ -30,14 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import scratch_database
-from portal import DETAIL_SAMPLE, LIVE_TAIL, catalogue, fill
+from portal import DETAIL_SAMPLE, LIVE_TAIL, bench_app, catalogue, fill
 from portal import measure as measure_portal
 
-from multiflexi_web import create_app
 from multiflexi_web.config import Settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobOutput, RunTemplate, User
-from multiflexi_web.security.secrets import generate_key
 from multiflexi_web.services.accounts import tokens
 
 
@@ -157,14 +155,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(scratch_database(args.db, "mf_bench_api"))
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        settings = Settings(
-            database_url=url.replace("postgresql://", "postgresql+psycopg://"),
-            secret_key="bench",  # noqa: S106 - a throwaway bench app
-            encryption_master_key=generate_key(),
-            tmp_dir=tmp,
-            artifact_dir=tmp,
-        )
-        app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, settings=settings)
+        app = bench_app(url, tmp)
         with app.app_context():
             fill_s = round(fill(url, args.jobs), 1)
             db.session.remove()

@@ -317,6 +317,18 @@ def measure(app: Flask, runs: int) -> dict[str, Any]:
     return result
 
 
+def bench_app(url: str, tmp: str) -> Flask:
+    """A throwaway app on the benchmark's database (api.py times its pages on the same one)."""
+    settings = Settings(
+        database_url=url.replace("postgresql://", "postgresql+psycopg://"),
+        secret_key="bench",  # noqa: S106 - a throwaway bench app
+        encryption_master_key=generate_key(),
+        tmp_dir=tmp,
+        artifact_dir=tmp,
+    )
+    return create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, settings=settings)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=1_000_000)
@@ -327,14 +339,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         url = args.url or stack.enter_context(scratch_database(args.db, "mf_bench_portal"))
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        settings = Settings(
-            database_url=url.replace("postgresql://", "postgresql+psycopg://"),
-            secret_key="bench",  # noqa: S106 - a throwaway bench app
-            encryption_master_key=generate_key(),
-            tmp_dir=tmp,
-            artifact_dir=tmp,
-        )
-        app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, settings=settings)
+        app = bench_app(url, tmp)
         fill_s = None
         if not args.url:
             with app.app_context():
