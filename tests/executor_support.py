@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -112,6 +114,26 @@ def start_daemon(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+class Gate:
+    """A file a job waits for, so a test decides when the job may go on (not a sleep that a
+    busy machine can outlast). Its folder is readable by the job user, who runs the job."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="multiflexi-gate-"))
+        self.dir.chmod(0o755)
+        self.path = self.dir / "open"
+
+    def wait_script(self) -> str:
+        """Shell that returns once the gate is open."""
+        return f"while [ ! -e {self.path} ]; do sleep 0.02; done"
+
+    def open(self) -> None:
+        self.path.touch(mode=0o644)
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.05) -> None:

@@ -15,6 +15,7 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import Job
 from multiflexi_web.services.jobs import transitions as jobs
 from tests.executor_support import (
+    Gate,
     job,
     log_text,
     output_of,
@@ -58,24 +59,29 @@ def _dead(pid: int) -> bool:
 def test_sigterm_lets_short_jobs_finish_and_stops_long_ones(
     app: Flask, db_url: str, tmp_path: Path
 ) -> None:
-    short = shell_rt("sleep 1; echo done")
+    gate = Gate()  # the short job runs until the SIGTERM has been sent, then ends at once
+    short = shell_rt(f"{gate.wait_script()}; echo done")
     long = shell_rt("echo started; sleep 600")  # never ends by itself within the test
     [short_id], [long_id] = schedule(short), schedule(long)
-    proc = start_daemon(db_url, tmp_path, **{**FAST, "MULTIFLEXI_STOP_GRACE": "2"})
+    proc = start_daemon(db_url, tmp_path, **{**FAST, "MULTIFLEXI_STOP_GRACE": "5"})
     try:
+        # A pid is recorded once the job's process runs: a job merely claimed would be given
+        # back to the queue by the stop, not stopped (test_sigterm_gives_back_...).
         wait_for(
-            lambda: _status(short_id) == _status(long_id) == "running",
+            lambda: job(short_id).pid is not None and job(long_id).pid is not None,
             DEADLINE,
-            "both jobs running",
+            "both jobs' processes running",
         )
         proc.send_signal(signal.SIGTERM)
+        gate.open()
         assert proc.wait(DEADLINE) == 0  # it did not wait for the long job (below: its reason)
     finally:
         stop(proc)
+        gate.close()
     assert (_status(short_id), output_of(short_id)) == ("succeeded", b"done\n")
     stopped = job(long_id)
     assert stopped.status == "failed"
-    assert "shutting down (stop grace of 2s passed)" in (stopped.status_reason or "")
+    assert "shutting down (stop grace of 5s passed)" in (stopped.status_reason or "")
     assert output_of(long_id) == b"started\n"
     assert "action=stopped" in log_text(tmp_path)
 
