@@ -5,6 +5,7 @@ and POST /job/ queueing a real job through our services."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from multiflexi_web.models import ActionConfig, AppField, AuditLog, Job, JobOutp
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.jobs.onetime import unseal
 from tests.api_helpers import Scene, basic, bearer, make_scene, make_token
-from tests.factories import make_app, make_job, make_runtemplate, reread
+from tests.factories import make_app, make_job, make_runtemplate, make_worker, reread
 
 BASE = "/api/VitexSoftware/MultiFlexi/1.0.0"
 
@@ -95,8 +96,12 @@ def test_every_read_route_answers_upstream_shapes(app: Flask, client: FlaskClien
     assert set(status) == STATUS_KEYS
     assert status["companies"] == 1  # the operator's company only, not Beta
     assert status["apps"] == 2 and status["runtemplates"] == 2
-    assert status["database"].split()[0] in {"sqlite", "postgresql"}
-    assert status["daemon"] == "stopped"  # no daemon heartbeat in this test
+    assert re.fullmatch(r"(sqlite|postgresql) \d+(\.\d+)+", status["database"])
+    assert status["daemon"] == "stopped"  # no daemon yet
+    make_worker(heartbeat_age=600)
+    assert _get(client, "/status.json")["daemon"] == "stopped"  # a stale heartbeat
+    make_worker("scheduler")
+    assert _get(client, "/status.json")["daemon"] == "running"
 
     companies = _get(client, "/companies.json")
     assert [c["id"] for c in companies] == [s.a.id]
