@@ -8,13 +8,16 @@ from multiflexi_web.extensions import csrf
 
 
 def register_api(app: Flask) -> None:
-    """/api/v1; a later upstream-compatible tree or /metrics joins the same parent."""
+    """/api/v1 and the upstream-compatible tree; /metrics may join the same parent."""
+    from multiflexi_web.api.upstream import bp as upstream
     from multiflexi_web.api.v1 import bp as v1
 
     parent = Blueprint("api", __name__, url_prefix="/api")
     parent.register_blueprint(v1)
+    parent.register_blueprint(upstream)
     # Token and Basic requests carry no cookie-borne authority, so no CSRF token either;
     # the session cookie is never read under /api (api/v1/auth.py).
     csrf.exempt(parent)
     csrf.exempt(v1)
+    csrf.exempt(upstream)
     app.register_blueprint(parent)

@@ -40,12 +40,12 @@ def parse_run_request(rt: RunTemplate) -> RunRequest:
         if not isinstance(body, dict):
             raise bad_request("body: must be a JSON object (Content-Type: application/json)")
         uploads = []
-    env = _env(str_map(body, "env"))
+    env = check_env(str_map(body, "env"))
     secret = frozenset(str_list(body, "secret"))
     unknown = sorted(secret - env.keys())
     if unknown:
         raise bad_request(f"secret: marks keys not in env: {', '.join(unknown)}", "secret")
-    return RunRequest(_when(body["when"]) if "when" in body else None, env, secret, uploads)
+    return RunRequest(parse_when(body["when"]) if "when" in body else None, env, secret, uploads)
 
 
 def _json_text(name: str, raw: str) -> Any:
@@ -55,7 +55,7 @@ def _json_text(name: str, raw: str) -> Any:
         raise bad_request(f"{name}: must be JSON text in a multipart request", name) from None
 
 
-def _when(raw: Any) -> datetime:
+def parse_when(raw: Any) -> datetime:
     if not isinstance(raw, str):
         raise bad_request("when: must be an ISO 8601 date-time string", "when")
     try:
@@ -67,7 +67,7 @@ def _when(raw: Any) -> datetime:
     return value
 
 
-def _env(env: dict[str, str]) -> dict[str, str]:
+def check_env(env: dict[str, str]) -> dict[str, str]:
     """The portal's rules for one-time names (the executor's allow-list applies at run time)."""
     if len(env) > MAX_ENV_ROWS:
         raise bad_request(f"env: at most {MAX_ENV_ROWS} variables at once", "env")
