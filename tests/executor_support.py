@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from daemons.runtime import Runtime
 from multiflexi_web.extensions import db
@@ -52,7 +52,16 @@ def _quote(text: str) -> str:
 
 
 def schedule(rt: RunTemplate, n: int = 1, **kwargs: Any) -> list[int]:
-    ids = [jobs.enqueue(rt, schedule_type="adhoc-cli", **kwargs).id for _ in range(n)]
+    """n jobs of rt: the first through jobs.enqueue, the others copies of it in one bulk
+    INSERT (enqueuing 15,000 one by one took 15-40 s of a test's time)."""
+    first = jobs.enqueue(rt, schedule_type="adhoc-cli", **kwargs)
+    ids = [first.id]
+    if n > 1:
+        columns = ("runtemplate_id", "company_id", "application_id", "status", "schedule_type")
+        columns += ("scheduled_for", "executor", "env_override", "app_version", "attempt")
+        row = {c: getattr(first, c) for c in columns}
+        stmt = insert(Job).returning(Job.id, sort_by_parameter_order=True)
+        ids += db.session.scalars(stmt, [row] * (n - 1)).all()
     db.session.commit()
     return ids
 

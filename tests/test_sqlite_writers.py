@@ -31,7 +31,7 @@ pytestmark = [
     pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
 ]
 CLI = [sys.executable, "-m", "multiflexi_web.cli"]
-TRIES = 18
+TRIES = 9
 BUSY = 15000  # jobs that keep two executors writing for the whole test
 
 
