@@ -54,6 +54,7 @@ def register_views(app: Flask) -> None:
         companies,
         credentials,
         credprototypes,
+        display,
         errors,
         health,
         members,
@@ -86,6 +87,7 @@ def register_views(app: Flask) -> None:
     app.jinja_env.tests["secret_field"] = is_secret_field
     app.jinja_env.tests["secret_name"] = is_secret_name
     app.jinja_env.globals["MASK"] = MASK
+    display.register(app)
     from multiflexi_web.api import register_api
 
     register_api(app)
