@@ -3,6 +3,7 @@ texts come in the reader's language."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,8 +12,17 @@ from pathlib import Path
 from flask import Flask
 
 from multiflexi_web.config import PROJECT_ROOT
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Application, JobStatus
+from multiflexi_web.services.catalogue.app_import import import_app_bytes
 from multiflexi_web.views.display import translated, when
-from tests.factories import client_for
+from tests.factories import (
+    client_for,
+    make_company,
+    make_job,
+    make_runtemplate,
+    make_user,
+)
 from tests.test_portal_access import build_world, is_public, methods, portal_rules, url
 
 TEMPLATES = PROJECT_ROOT / "templates"
@@ -159,3 +169,46 @@ def test_translated_picks_the_readers_language_or_english(app: Flask) -> None:
         assert translated({"cs": "jen česky"}) == "jen česky"
     with app.test_request_context():
         assert translated(APP_TEXTS) == "Bank report"
+
+
+BILINGUAL_APP = {
+    "$schema": "https://raw.githubusercontent.com/VitexSoftware/php-vitexsoftware-multiflexi-core/refs/heads/main/schema/application.json",
+    "uuid": "0b6f0a53-4a59-4cf5-9d7e-1f5d3c9f2a10",
+    "name": {"en": "Bank report", "cs": "Výpis z banky"},
+    "description": {"en": "Writes the bank report", "cs": "Napíše výpis z banky"},
+    "executable": "/bin/true",
+    "environment": {
+        "ACCOUNT": {"type": "string", "description": {"en": "Account", "cs": "Účet"}},
+    },
+    "artifacts": [
+        {"name": {"en": "Report", "cs": "Výpis"}, "path": "^r\\.txt$", "type": "file",
+         "description": {"en": "The report file", "cs": "Soubor s výpisem"}},
+    ],
+    "exitCodes": {"3": {"description": {"en": "No statements", "cs": "Žádné výpisy"}}},
+}  # fmt: skip
+
+
+def test_every_translated_text_is_shown_in_the_readers_language(app: Flask) -> None:
+    result = import_app_bytes("bank.app.json", json.dumps(BILINGUAL_APP).encode())
+    assert not result.failed, result.error
+    company = make_company()
+    rt = make_runtemplate(company, db.session.get(Application, result.id))
+    job = make_job(rt, status=JobStatus.FAILED, exit_code=3)
+    db.session.commit()
+    client = client_for(app, make_user(is_admin=True))
+    pages = {
+        f"/applications/{result.id}": ("Napíše výpis z banky", "Účet", "Soubor s výpisem", "Výpis"),
+        "/applications/": ("Výpis z banky", "Napíše výpis z banky"),
+        f"/jobs/{job.id}": ("Žádné výpisy",),
+        f"/runtemplates/{rt.id}/edit": ("Účet", "Výpis z banky for"),
+        f"/runtemplates/{rt.id}": ("Výpis z banky for",),
+    }
+    for path, czech in pages.items():
+        html = client.get(path, headers={"Accept-Language": "cs,en;q=0.5"}).text
+        assert all(text in html for text in czech), (path, [t for t in czech if t not in html])
+        assert "{'en'" not in html and "&#39;en&#39;" not in html, path
+        english = client.get(path, headers={"Accept-Language": "de-DE"}).text
+        assert not any(text in english for text in czech), path
+        assert "{'en'" not in english and "&#39;en&#39;" not in english, path
+    detail = client.get(f"/applications/{result.id}").text  # no Accept-Language: English
+    assert "The report file" in detail and "Writes the bank report" in detail

@@ -54,17 +54,29 @@ def language(available: Mapping[str, Any]) -> str | None:
 
 
 def translated(value: Any, originals: Any = None) -> str:
-    """The text to show for an application's (or credential's) localisable value.
+    """The text to show for a localisable value of an application or credential prototype.
 
-    `value` is either the stored text (its column) or a raw {"en": ..., "cs": ...} mapping as an
-    app file gives it; `originals` the mapping kept beside a column. The column wins when it was
-    edited after the import (it then matches none of the originals).
+    `value` is the stored text (its column) or a raw {"en": ..., "cs": ...} mapping as an app file
+    gives it (artifacts), with `originals` the mapping kept beside a column; or, as
+    `row|tr('description')`, a row and the name of its column, whose originals the importers keep
+    in the row's `translations` (fields of an app: `extra`). The column wins when it was edited
+    after the import (it then matches none of the originals).
     """
+    if isinstance(originals, str):
+        return translated(getattr(value, originals, None), _kept_originals(value, originals))
     if isinstance(value, Mapping):
         return _pick(value)
     if isinstance(originals, Mapping) and originals and (not value or value in originals.values()):
         return _pick(originals)
     return "" if value is None else str(value)
+
+
+def _kept_originals(row: Any, column: str) -> Any:
+    for holder in ("translations", "extra"):
+        found = (getattr(row, holder, None) or {}).get(column)
+        if isinstance(found, Mapping):
+            return found
+    return None
 
 
 def _pick(texts: Mapping[str, Any]) -> str:
