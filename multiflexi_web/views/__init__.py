@@ -103,5 +103,7 @@ def register_views(app: Flask) -> None:
         if request.path.startswith(API_PATH):
             return None
         if not current_user.is_authenticated:
-            return redirect(url_for("auth.login", next=request.full_path))
+            # full_path ends in a bare "?" when there is no query: only add a query that exists.
+            here = request.full_path if request.query_string else request.path
+            return redirect(url_for("auth.login", next=here))
         return None
