@@ -85,9 +85,9 @@ def detail(job_id: int) -> str:
 def output(job_id: int) -> str:
     """New output after `after` (a chunk id) as a fragment; its poller stops once the job ended.
 
-    `shown` is the status the page's header shows: when the job's differs, the new header comes
-    in the same answer (out of band), so header and output never disagree for long; while the
-    status stays, a poll is still the one read of the job and its new output."""
+    `shown` is the status the page's header shows: when the job's differs, the new header and
+    details come in the same answer (out of band), so header, output and artifacts never
+    disagree for long; while the status stays, a poll is the one read of the job and its output."""
     raw = request.args.get("after", "0")
     after = parse_id(raw, BIGINT_MAX)
     if after is None:
@@ -100,8 +100,9 @@ def output(job_id: int) -> str:
     job = load_job(job_id, named=True) if batch.status != shown else None
     if job is None:
         return render_template("jobs/_output_update.html", batch=batch, shown=shown)
-    header = summary_context(job, role)
-    return render_template("jobs/_output_update.html", batch=batch, shown=job.status, **header)
+    # The details too: artifacts are stored in the same commit as the final status.
+    context = {**summary_context(job, role), **details_context(job)}
+    return render_template("jobs/_output_update.html", batch=batch, shown=job.status, **context)
 
 
 @bp.get("/<int:job_id>/output/<stream>.txt")
