@@ -224,3 +224,15 @@ def test_a_failed_job_can_be_checked_on_a_phone(site: Site, browser: Any, tmp_pa
     _shot(page, "phone-job", tmp_path)
     assert page.console_errors == []
     page.context.close()
+
+
+def test_the_slug_is_suggested_while_the_name_is_typed(site: Site, browser: Any) -> None:
+    page = _page(browser, site)
+    page.goto(f"{site.url}/companies/new")
+    page.type("input[name=name]", "Nový Dům s.r.o.")
+    page.wait_for_selector("#company-slug[placeholder='novy-dum-s-r-o']")
+    page.click("button:has-text('Save')")
+    page.wait_for_selector("text=Company Nový Dům s.r.o. created.")
+    assert "novy-dum-s-r-o" in page.locator("main").inner_text()
+    assert page.console_errors == []
+    page.context.close()
