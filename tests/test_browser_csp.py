@@ -143,7 +143,7 @@ def test_dashboard_polls_under_the_policy(site: Site, page: Any) -> None:
 def test_job_page_polls_shows_colours_and_confirms_under_the_policy(site: Site, page: Any) -> None:
     job_id = site.jobs["polled"]
     page.goto(f"{site.url}/jobs/{job_id}")
-    page.wait_for_selector("#job-summary[hx-get]")
+    page.wait_for_selector("#output-poller[hx-get]")
     red = page.locator("#console span.ansi-fg-c196").first
     assert red.inner_text() == "red"
     assert red.evaluate("e => getComputedStyle(e).color") == "rgb(255, 0, 0)"
@@ -151,7 +151,7 @@ def test_job_page_polls_shows_colours_and_confirms_under_the_policy(site: Site, 
     assert blue.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(0, 0, 255)"
     site.set_status(job_id, JobStatus.SUCCEEDED)
     page.wait_for_selector("#job-status .status-succeeded", timeout=30_000)
-    page.wait_for_selector("#job-summary:not([hx-get])")
+    page.wait_for_selector("#output-poller:not([hx-get])")
     _clean(page)
 
 
@@ -162,7 +162,7 @@ def test_a_refused_confirmation_sends_nothing(site: Site, page: Any) -> None:
     page.on("request", lambda r: r.method == "POST" and posts.append(r.url))
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.click("button:has-text('Cancel job')")
-    page.wait_for_selector("#job-summary[hx-get]")  # still the same, live page
+    page.wait_for_selector("#output-poller[hx-get]")  # still the same, live page
     assert posts == [] and page.url.endswith(f"/jobs/{job_id}")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("button:has-text('Cancel job')")

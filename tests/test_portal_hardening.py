@@ -63,7 +63,7 @@ def test_headers_on_pages_fragments_errors_and_login(app: Flask) -> None:
     client = client_for(app, admin)
     for path in ("/", f"/jobs/{job.id}", "/jobs/", "/static/app.css", "/no/such/page"):
         assert_hardened(client.get(path), path)
-    for path in ("/", f"/jobs/{job.id}?part=summary", f"/jobs/{job.id}/output?after=0"):
+    for path in ("/", f"/jobs/{job.id}?part=details", f"/jobs/{job.id}/output?after=0"):
         resp = client.get(path, headers=HTMX)
         assert resp.status_code == 200, path
         assert "<html" not in resp.get_data(as_text=True), f"{path} is not a fragment"

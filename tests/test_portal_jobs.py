@@ -11,7 +11,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select, update
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import FileUpload, Job, JobStatus, Role, utcnow
+from multiflexi_web.models import (
+    CANCELLABLE_STATUSES,
+    TERMINAL_STATUSES,
+    FileUpload,
+    Job,
+    JobStatus,
+    Role,
+    utcnow,
+)
 from multiflexi_web.models.job import WAITING
 from multiflexi_web.security.secrets import cipher
 from tests.factories import isolate_requests, make_app, make_company, make_job, make_runtemplate
@@ -133,15 +141,15 @@ def test_output_arrives_incrementally_and_polling_stops_at_the_end(
     page = client.get(f"/jobs/{job.id}").text
     assert "line 1" in page and '<span class="ansi-fg-c1">boom</span>' in page
     assert f"after={ids[-1]}" in page and 'hx-trigger="every 1s"' in page
-    empty = client.get(f"/jobs/{job.id}/output?after={ids[-1]}", headers=HX).text
+    empty = client.get(f"/jobs/{job.id}/output?after={ids[-1]}&shown=running", headers=HX).text
     assert "hx-swap-oob" not in empty and f"after={ids[-1]}" in empty
     more = add_output(job, ("stdout", "line 2 ž\n".encode()))
-    fragment = client.get(f"/jobs/{job.id}/output?after={ids[-1]}", headers=HX).text
+    fragment = client.get(f"/jobs/{job.id}/output?after={ids[-1]}&shown=running", headers=HX).text
     assert 'hx-swap-oob="beforeend:#console"' in fragment
     assert "line 2 ž" in fragment and "line 1" not in fragment and f"after={more[-1]}" in fragment
     db.session.execute(update(Job).where(Job.id == job.id).values(status="succeeded"))
     db.session.commit()
-    final = client.get(f"/jobs/{job.id}/output?after={more[-1]}", headers=HX).text
+    final = client.get(f"/jobs/{job.id}/output?after={more[-1]}&shown=succeeded", headers=HX).text
     assert "hx-get" not in final and "End of output" in final
     assert client.get(f"/jobs/{job.id}/output?after=x").status_code == 400
 
@@ -224,16 +232,43 @@ def test_queue_lists_waiting_jobs_oldest_first_with_wait_time(
     assert db.session.scalar(select(func.count()).select_from(Job)) == 3
 
 
-def test_live_job_page_polls_its_summary_and_details(app: Flask, client: FlaskClient) -> None:
+def test_live_job_page_polls_its_output_with_the_header_and_its_details(
+    app: Flask, client: FlaskClient
+) -> None:
     company = make_company()
     member_client(client, company, Role.OPERATOR)
-    job = make_job(make_runtemplate(company), status=JobStatus.RUNNING)
+    job = make_job(make_runtemplate(company), status=JobStatus.SCHEDULED)
     page = client.get(f"/jobs/{job.id}").text
-    assert page.count('hx-trigger="every 2s"') == 2 and "Cancel job" in page
-    summary = client.get(f"/jobs/{job.id}?part=summary", headers=HX).text
-    assert summary.lstrip().startswith('<div id="job-summary"') and "Environment" not in summary
+    assert page.count('hx-trigger="every 2s"') == 1 and "shown=scheduled" in page
+    assert "Cancel job" in page and "Re-run" not in page  # it has not started: nothing to re-run
+    same = client.get(f"/jobs/{job.id}/output?after=0&shown=scheduled", headers=HX).text
+    assert "job-summary" not in same and "shown=scheduled" in same
+    db.session.execute(update(Job).where(Job.id == job.id).values(status="running"))
+    db.session.commit()
+    ids = add_output(job, ("stdout", b"started\n"))
+    moved = client.get(f"/jobs/{job.id}/output?after=0&shown=scheduled", headers=HX).text
+    # The output and the header that goes with it arrive in one answer.
+    assert "started" in moved and 'hx-swap-oob="true" data-status="running"' in moved
+    assert "Cancel job" in moved and "Re-run" not in moved and f"after={ids[-1]}" in moved
+    db.session.execute(update(Job).where(Job.id == job.id).values(status="failed", exit_code=2))
+    db.session.commit()
+    last = client.get(f"/jobs/{job.id}/output?after={ids[-1]}&shown=running", headers=HX).text
+    assert 'data-status="failed"' in last and "Re-run" in last and "Cancel job" not in last
+    assert "hx-get" not in last.split('id="job-summary"')[0]  # the poller stopped
     details = client.get(f"/jobs/{job.id}?part=details", headers=HX).text
     assert details.lstrip().startswith('<div id="job-details"') and "Environment" in details
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+def test_job_buttons_follow_the_state_table(
+    app: Flask, client: FlaskClient, status: JobStatus
+) -> None:
+    company = make_company()
+    member_client(client, company, Role.OPERATOR)
+    page = client.get(f"/jobs/{make_job(make_runtemplate(company), status=status).id}").text
+    assert ("Cancel job" in page) == (status in CANCELLABLE_STATUSES), status
+    assert ("Re-run" in page) == (status in TERMINAL_STATUSES), status
+    assert not ("Cancel job" in page and "Re-run" in page)
 
 
 def test_date_filtered_pages_follow_planned_time_without_gaps(
@@ -294,7 +329,7 @@ def test_an_output_poll_is_one_query_on_job_output(app: Flask, client: FlaskClie
     member_client(client, company, None, admin=True)
     job = make_job(make_runtemplate(company), status=JobStatus.RUNNING)
     ids = add_output(job, ("stdout", b"a\n"), ("stdout", b"b\n"))
-    url = f"/jobs/{job.id}/output?after={ids[0]}"
+    url = f"/jobs/{job.id}/output?after={ids[0]}&shown=running"
     statements: list[str] = []
 
     def count(_conn: object, _cursor: object, sql: str, *_args: object) -> None:

@@ -66,17 +66,22 @@ def live_job(client: FlaskClient) -> tuple[Job, User]:
     return job, user
 
 
-def test_job_summary_poll_builds_only_the_summary(app: Flask, client: FlaskClient) -> None:
+def test_an_output_poll_that_sees_a_new_status_brings_header_and_details(
+    app: Flask, client: FlaskClient
+) -> None:
     job, user = live_job(client)
     names = (job.runtemplate.name, job.application.name, job.company.name, user.login, "testhost")
-    html, sql = selects(client, f"/jobs/{job.id}?part=summary")
-    assert html.lstrip().startswith('<div id="job-summary"') and "<html" not in html
-    assert 'hx-trigger="every 2s"' in html and f"Job {job.id}" in html
+    html, sql = selects(client, f"/jobs/{job.id}/output?after=0&shown=scheduled")
+    assert '<div id="job-summary" hx-swap-oob="true" data-status="running"' in html
+    assert "<html" not in html and f"Job {job.id}" in html and "shown=running" in html
     assert all(name in html for name in names), names
-    assert "Cancel job" in html and "Re-run" in html and "report.pdf" not in html
-    assert len(sql) <= SUMMARY_MAX, sql
-    details = ("FROM artifact", "FROM file_upload", "FROM action_run")
-    assert not [s for s in sql if any(table in s for table in details)], sql
+    assert "Cancel job" in html and "Re-run" not in html and "report.pdf" in html
+    assert '<div id="job-details" hx-swap-oob="true"' in html
+    # One login and membership check; the details' job is the summary's.
+    assert len(sql) <= OUTPUT_MAX + SUMMARY_MAX + DETAILS_MAX - 5, sql
+    same, quiet = selects(client, f"/jobs/{job.id}/output?after=0&shown=running")
+    assert "job-summary" not in same and "job-details" not in same
+    assert len(quiet) <= OUTPUT_MAX, quiet  # no new status: no header, no details
 
 
 def test_job_details_poll_builds_only_the_details(app: Flask, client: FlaskClient) -> None:
@@ -101,7 +106,7 @@ def test_list_queue_dashboard_and_output_polls_stay_small(app: Flask, client: Fl
         ("/jobs/", LIST_MAX, f'id="job-row-{job.id}"'),
         ("/queue/", QUEUE_MAX, "scheduled"),
         ("/", DASHBOARD_MAX, 'id="dashboard-live"'),
-        (f"/jobs/{job.id}/output?after=0", OUTPUT_MAX, "hello"),
+        (f"/jobs/{job.id}/output?after=0&shown=running", OUTPUT_MAX, "hello"),
     ):
         html, sql = selects(client, url)
         assert marker in html and "<html" not in html, url

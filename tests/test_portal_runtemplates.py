@@ -182,7 +182,15 @@ def test_schedule_preview_lists_five_runs_or_the_reason(app: Flask, client: Flas
     delayed = client.get(
         "/runtemplates/schedule-preview?interval=d&delay=02:00:00&timezone=UTC"
     ).text
-    assert delayed.count(" 02:00:00 UTC<") == 5
+    assert delayed.count(" 02:00:00 UTC</time>") == 5
+    prague = client.get(
+        "/runtemplates/schedule-preview?interval=c&cron=0+12+*+*+*&timezone=Europe/Prague"
+    ).text
+    assert (
+        prague.count(" 12:00:00 CET (11:00 UTC)</time>")
+        + prague.count(" 12:00:00 CEST (10:00 UTC)</time>")
+        == 5
+    )
 
 
 def test_edit_keeps_an_untouched_secret_and_never_shows_it(app: Flask, client: FlaskClient) -> None:
@@ -259,7 +267,7 @@ def test_detail_tabs_render(app: Flask, client: FlaskClient) -> None:
     for tab in ("overview", "config", "credentials", "schedule", "jobs"):
         assert client.get(f"/runtemplates/{rt.id}?tab={tab}").status_code == 200
     assert f'id="job-row-{job.id}"' in client.get(f"/runtemplates/{rt.id}?tab=jobs").text
-    assert client.get(f"/runtemplates/{rt.id}?tab=schedule").text.count("UTC</li>") == 5
+    assert client.get(f"/runtemplates/{rt.id}?tab=schedule").text.count("UTC</time></li>") == 5
 
 
 def test_run_now_queues_a_job_with_one_time_env_and_file(app: Flask, client: FlaskClient) -> None:

@@ -23,6 +23,7 @@ from multiflexi_web.models.event import (
 )
 from multiflexi_web.models.job import (
     ADHOC_TYPES,
+    CANCELLABLE_STATUSES,
     LIVE_STATUSES,
     TERMINAL_STATUSES,
     Artifact,
@@ -47,6 +48,7 @@ from multiflexi_web.models.worker import Worker
 
 __all__ = [
     "ADHOC_TYPES",
+    "CANCELLABLE_STATUSES",
     "LIVE_STATUSES",
     "TERMINAL_STATUSES",
     "ActionConfig",

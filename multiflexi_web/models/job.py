@@ -98,6 +98,11 @@ _PAIRS = frozenset((t.frm, t.to) for t in TRANSITIONS)
 # Derived from the table: a terminal status is one no transition leaves.
 TERMINAL_STATUSES = frozenset(s for s in JobStatus if s not in {t.frm for t in TRANSITIONS})
 LIVE_STATUSES = frozenset(JobStatus) - TERMINAL_STATUSES
+# What a cancel applies to: every status the table moves to cancelled (a running job through its
+# executor, which kills it once cancel_requested is set).
+CANCELLABLE_STATUSES = frozenset(
+    t.frm for t in TRANSITIONS if t.to is _S.CANCELLED and t.frm is not None
+)
 
 # schedule_type values for jobs that are not tied to a schedule slot.
 ADHOC_TYPES = frozenset({"adhoc", "adhoc-web", "adhoc-cli", "adhoc-api", "event"})

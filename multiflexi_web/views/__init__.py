@@ -54,6 +54,7 @@ def register_views(app: Flask) -> None:
         companies,
         credentials,
         credprototypes,
+        display,
         errors,
         health,
         members,
@@ -86,6 +87,7 @@ def register_views(app: Flask) -> None:
     app.jinja_env.tests["secret_field"] = is_secret_field
     app.jinja_env.tests["secret_name"] = is_secret_name
     app.jinja_env.globals["MASK"] = MASK
+    display.register(app)
     from multiflexi_web.api import register_api
 
     register_api(app)
@@ -101,5 +103,7 @@ def register_views(app: Flask) -> None:
         if request.path.startswith(API_PATH):
             return None
         if not current_user.is_authenticated:
-            return redirect(url_for("auth.login", next=request.full_path))
+            # full_path ends in a bare "?" when there is no query: only add a query that exists.
+            here = request.full_path if request.query_string else request.path
+            return redirect(url_for("auth.login", next=here))
         return None

@@ -11,6 +11,7 @@ from multiflexi_web.services.accounts.companies import (
     create_company,
     delete_company,
     delete_env,
+    free_slug,
     set_env,
     update_company,
 )
@@ -49,6 +50,17 @@ def create() -> Page:
         lambda exc: _form(None, exc),
         (CompanyError,),
     )
+
+
+@bp.get("/slug")
+def slug_suggestion() -> str:
+    """The new-company form's slug input again, suggesting a slug for the name typed so far
+    (what a blank slug becomes on save); a slug already typed stays."""
+    global_admin()
+    name = request.args.get("name", "").strip()[:255]
+    slug = request.args.get("slug", "").strip()[:64]
+    suggestion = free_slug(name) if name else ""
+    return render_template("companies/_slug.html", slug=slug, suggestion=suggestion)
 
 
 @bp.get("/<int:company_id>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from sqlalchemy import select
 
@@ -28,6 +29,25 @@ def validate_env_key(key: str) -> str:
     return key
 
 
+def slugify(name: str) -> str:
+    """A slug suggested by a company name: ASCII letters and digits joined by "-" ("Café Nový
+    s.r.o." -> "cafe-novy-s-r-o"); "company" when the name has none."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:64].rstrip("-")
+    return slug or "company"
+
+
+def free_slug(name: str) -> str:
+    """slugify(name), with -2, -3, ... appended while another company holds it."""
+    base = slugify(name)
+    taken = set(db.session.scalars(select(Company.slug).where(Company.slug.like(f"{base}%"))))
+    slug, n = base, 1
+    while slug in taken:
+        n += 1
+        slug = f"{base[: 63 - len(str(n))]}-{n}"
+    return slug
+
+
 def create_company(
     name: str,
     slug: str,
@@ -39,6 +59,7 @@ def create_company(
     name = name.strip()
     if not name:
         raise CompanyError("name: must not be empty")
+    slug = slug.strip() or free_slug(name)
     if not SLUG_RE.match(slug):
         raise CompanyError(f"slug {slug!r}: 1-64 letters, digits, '-' or '_'")
     if db.session.scalar(select(Company.id).where(Company.slug == slug)) is not None:

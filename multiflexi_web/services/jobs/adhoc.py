@@ -43,6 +43,8 @@ class ExitMeaning:
     text: str
     severity: str
     from_app: bool
+    # The app file's texts by language, when it gave several (shown through the `tr` filter).
+    originals: dict[str, str] | None = None
 
 
 def exit_meaning(job: Job) -> ExitMeaning | None:
@@ -52,7 +54,8 @@ def exit_meaning(job: Job) -> ExitMeaning | None:
         return None
     declared = job.application.exit_code(code)
     if declared is not None:
-        return ExitMeaning(code, declared.description, declared.severity, True)
+        originals = (declared.translations or {}).get("description")
+        return ExitMeaning(code, declared.description, declared.severity, True, originals)
     if code in _GENERIC:
         text, severity = _GENERIC[code]
         return ExitMeaning(code, text, severity, False)

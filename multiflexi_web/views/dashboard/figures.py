@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Float, Select, case, cast, func, select
 from sqlalchemy.orm import joinedload
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Application, Job, JobStatus, utcnow
+from multiflexi_web.models import Application, Company, Job, JobStatus, RunTemplate, utcnow
 
 FAILED = (JobStatus.FAILED.value, JobStatus.TIMED_OUT.value, JobStatus.LOST.value)
 FINISHED = (JobStatus.SUCCEEDED.value, *FAILED)
@@ -118,3 +118,31 @@ def worker_health(lost_after: float) -> list[WorkerHealth]:
         )
         for kind, ages in sorted(by_kind.items())
     ]
+
+
+@dataclass(frozen=True)
+class FirstSteps:
+    """What a new portal still lacks on the way to its first job (the dashboard's start card)."""
+
+    apps: int
+    companies: int
+    runtemplates: int
+
+    @property
+    def done(self) -> bool:
+        return bool(self.apps and self.companies and self.runtemplates)
+
+
+def first_steps(visible: set[int] | None) -> FirstSteps:
+    """Enabled applications, and the companies and RunTemplates the user can see."""
+    companies = select(func.count()).select_from(Company)
+    templates = select(func.count()).select_from(RunTemplate)
+    if visible is not None:
+        companies = companies.where(Company.id.in_(visible))
+        templates = templates.where(RunTemplate.company_id.in_(visible))
+    apps = select(func.count()).select_from(Application).where(Application.enabled.is_(True))
+    return FirstSteps(
+        db.session.scalar(apps) or 0,
+        db.session.scalar(companies) or 0,
+        db.session.scalar(templates) or 0,
+    )

@@ -29,6 +29,7 @@ def index() -> str:
         rate_chart=rate_chart,
         duration_chart=duration_chart,
         workers=dashboard.worker_health(settings().lost_after),
+        steps=dashboard.first_steps(visible),
         days=STATS_DAYS,
     )
 

@@ -10,7 +10,9 @@ from sqlalchemy.orm import joinedload, load_only
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
+    CANCELLABLE_STATUSES,
     LIVE_STATUSES,
+    TERMINAL_STATUSES,
     ActionRun,
     Artifact,
     FileUpload,
@@ -18,7 +20,6 @@ from multiflexi_web.models import (
     Role,
     User,
     Worker,
-    utcnow,
 )
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.accounts.access import RANK
@@ -34,15 +35,19 @@ def load_job(job_id: int, *, named: bool) -> Job | None:
 
 
 def summary_context(job: Job, role: Role) -> dict[str, Any]:
-    """What jobs/_summary.html renders (the 2-second poll of a live job)."""
+    """What jobs/_summary.html renders: the page's header, also sent with the output poll that
+    first sees a new status. The buttons follow the job state table (models/job.py)."""
+    operator = RANK[role] >= RANK[Role.OPERATOR]
     return {
         "job": job,
         "live": job.status in LIVE_STATUSES,
         "launched_by": db.session.get(User, job.launched_by_id) if job.launched_by_id else None,
         "worker": db.session.get(Worker, job.worker_id) if job.worker_id else None,
-        "can_operate": RANK[role] >= RANK[Role.OPERATOR],
+        "can_cancel": operator and job.status in CANCELLABLE_STATUSES and not job.cancel_requested,
+        "can_rerun": operator and job.status in TERMINAL_STATUSES,
         "meaning": exit_meaning(job),
-        "duration": duration_text(job.started_at, job.finished_at or (job.started_at and utcnow())),
+        # Only a finished job has a duration: the header is not refreshed every second.
+        "duration": duration_text(job.started_at, job.finished_at) if job.finished_at else "",
     }
 
 

@@ -67,7 +67,8 @@ def index() -> str | tuple[str, int]:
 
 @bp.get("/<int:job_id>")
 def detail(job_id: int) -> str:
-    """The job page; htmx polls ask for one part, built alone (the summary every 2 seconds)."""
+    """The job page; its details part polls on its own (`part=details`), the header comes with
+    the output poll."""
     details = is_htmx() and request.args.get("part") == "details"
     job = load_job(job_id, named=not details)
     if job is None:
@@ -75,16 +76,18 @@ def detail(job_id: int) -> str:
     role = require_role(me(), job.company_id, Role.VIEWER)
     if details:
         return render_template("jobs/_details.html", **details_context(job))
-    if is_htmx():
-        return render_template("jobs/_summary.html", **summary_context(job, role))
     batch = read_batch(job.id, 0, byte_cap=INITIAL_OUTPUT_BYTES)
     context = {**summary_context(job, role), **details_context(job)}
-    return render_template("jobs/detail.html", batch=batch, **context)
+    return render_template("jobs/detail.html", batch=batch, shown=job.status, **context)
 
 
 @bp.get("/<int:job_id>/output")
 def output(job_id: int) -> str:
-    """New output after `after` (a chunk id) as a fragment; its poller stops once the job ended."""
+    """New output after `after` (a chunk id) as a fragment; its poller stops once the job ended.
+
+    `shown` is the status the page's header shows: when the job's differs, the new header and
+    details come in the same answer (out of band), so header, output and artifacts never
+    disagree for long; while the status stays, a poll is the one read of the job and its output."""
     raw = request.args.get("after", "0")
     after = parse_id(raw, BIGINT_MAX)
     if after is None:
@@ -92,8 +95,14 @@ def output(job_id: int) -> str:
     batch = read_batch(job_id, after)
     if batch is None:
         abort(404)
-    require_role(me(), batch.company_id, Role.VIEWER)
-    return render_template("jobs/_output_update.html", batch=batch)
+    role = require_role(me(), batch.company_id, Role.VIEWER)
+    shown = request.args.get("shown", "")
+    job = load_job(job_id, named=True) if batch.status != shown else None
+    if job is None:
+        return render_template("jobs/_output_update.html", batch=batch, shown=shown)
+    # The details too: artifacts are stored in the same commit as the final status.
+    context = {**summary_context(job, role), **details_context(job)}
+    return render_template("jobs/_output_update.html", batch=batch, shown=job.status, **context)
 
 
 @bp.get("/<int:job_id>/output/<stream>.txt")

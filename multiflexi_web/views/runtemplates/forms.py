@@ -28,6 +28,7 @@ from multiflexi_web.services.runtemplates.configure import (
     ScheduleSpec,
 )
 from multiflexi_web.services.scheduling.times import Policies
+from multiflexi_web.views.display import translated
 
 Form = MultiDict[str, str] | ImmutableMultiDict[str, str]
 Files = MultiDict[str, FileStorage] | ImmutableMultiDict[str, FileStorage]
@@ -103,8 +104,8 @@ def field_view(f: AppField) -> FieldView:
         key=f.keyname,
         label=f.name or f.keyname,
         kind=kind,
-        description=f.description or "",
-        hint=f.hint or "",
+        description=translated(f, "description"),
+        hint=translated(f, "hint"),
         required=f.required,
         default=f.default or "",
         options=_options(f.options) if kind == "select" else [],
