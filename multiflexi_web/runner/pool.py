@@ -17,6 +17,7 @@ from multiflexi_web.errors import first_line
 from multiflexi_web.executors import registry
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
+from multiflexi_web.metrics import instruments as metrics
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner.claims import Claims
 from multiflexi_web.runner.contexts import ContextCache
@@ -108,7 +109,9 @@ class Executor:
                 sent = time.monotonic()
                 with writing():
                     claimed = jobs.claim(self.rt.worker_id or 0, free)
+                metrics.CLAIM.observe(time.monotonic() - sent)
                 self.claims.made(claimed, sent)
+                metrics.claimed(claimed)
                 for c in claimed:
                     self._start(c)
             finally:
@@ -182,6 +185,7 @@ class Executor:
         sent = time.monotonic()
         claimed = jobs.claim(self.rt.worker_id or 0, slots, commit=False)
         self.claims.made(claimed, sent)
+        metrics.claimed(claimed)  # counted again if the finisher's transaction is retried
         return claimed
 
     def _successors_claimed(self, claimed: list[ClaimedJob]) -> None:
@@ -202,6 +206,8 @@ class Executor:
                         lambda: self.contexts.get(run.job.runtemplate_id)
                     )
                     outcome = run.run(ctx, problem)  # its finish is recorded by the finisher
+                    app_id = ctx.application_id if ctx is not None else 0
+                    metrics.job_ran(app_id, outcome.status.value, time.monotonic() - t0, run.sink)
                 finally:
                     safe_rollback()  # the teardown must not fail on a connection killed meanwhile
             self.rt.log(
