@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from multiflexi_web import create_app
+from multiflexi_web.config import ConfigError, load_settings
 from multiflexi_web.extensions import db
 from multiflexi_web.metrics import instruments
 from multiflexi_web.models import ActionRun, Job, utcnow
@@ -164,3 +165,16 @@ def test_scheduler_slot_lag() -> None:
     assert own("multiflexi_scheduler_slot_lag_seconds_count") - before == 3
     # The two half-second lags fall at or below 60 s, the two-minute one above.
     assert own("multiflexi_scheduler_slot_lag_seconds_bucket", le="60.0") - over_a_minute == 2
+
+
+def test_metrics_settings() -> None:
+    base = {"MULTIFLEXI_ENV_FILE": "/nonexistent", "MULTIFLEXI_LOCAL_ENV": "/nonexistent"}
+    off = load_settings(base)
+    assert [off.metrics_port(k) for k in ("scheduler", "eventor", "executor")] == [0, 0, 0]
+    assert off.metrics_addr == "127.0.0.1" and off.metrics_token == ""
+    s = load_settings(
+        base | {"MULTIFLEXI_METRICS_PORT": "9101", "MULTIFLEXI_EXECUTOR_METRICS_PORT": "9102"}
+    )
+    assert [s.metrics_port(k) for k in ("scheduler", "eventor", "executor")] == [9101, 9101, 9102]
+    with pytest.raises(ConfigError, match="MULTIFLEXI_EVENTOR_METRICS_PORT"):
+        load_settings(base | {"MULTIFLEXI_EVENTOR_METRICS_PORT": "70000"})
