@@ -37,7 +37,7 @@ def tick(rt: Runtime) -> int:
             db.session.commit()
         for o in outcomes:
             result = "jobs" if o.job_ids else ("failed" if o.error else "no_match")
-            EVENTS_PROCESSED.labels(result).inc()
+            EVENTS_PROCESSED.labels(str(o.source_id), result).inc()
             fields: dict[str, object] = {"rules": list(o.matched_rules), "jobs": list(o.job_ids)}
             if o.error:
                 fields["error"] = o.error

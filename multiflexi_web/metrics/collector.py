@@ -24,6 +24,7 @@ from multiflexi_web.models import (
     Application,
     Event,
     EventSource,
+    EventStatus,
     Job,
     RunTemplate,
     Worker,
@@ -33,6 +34,8 @@ from multiflexi_web.services.actions.runs import WAITING as ACTION_WAITING
 from multiflexi_web.services.jobs.transitions import database_now
 
 LIVE_WORKERS = ("running", "stopping")
+ACTION_COUNTED = (*ACTION_WAITING, "running", "failed")
+EVENTS_COUNTED = (EventStatus.NEW.value, EventStatus.FAILED.value)
 LIVE_STATUSES = sorted(s.value for s in LIVE_JOB_STATUSES)
 
 
@@ -50,7 +53,7 @@ class DatabaseCollector(Collector):
                     *jobs_by_status(),
                     *queue(now),
                     *action_runs(now),
-                    events_by_source(),
+                    *events(),
                     heartbeat_ages(now),
                     application_info(),
                 ]
@@ -110,12 +113,17 @@ def queue(now: datetime) -> list[Metric]:
 
 
 def action_runs(now: datetime) -> list[Metric]:
-    """Action runs by status (ix_action_run_due's leading column) and the due backlog."""
+    """Action runs not delivered (ranges of ix_action_run_due: succeeded ones, nearly all of
+    them, are never read) and the due backlog."""
     by_status = GaugeMetricFamily(
-        "multiflexi_action_runs", "Post-job action runs by status", labels=["status"]
+        "multiflexi_action_runs",
+        "Post-job action runs waiting, being delivered or failed, by status",
+        labels=["status"],
     )
     for status, count in db.session.execute(
-        select(ActionRun.status, func.count()).group_by(ActionRun.status)
+        select(ActionRun.status, func.count())
+        .where(ActionRun.status.in_(ACTION_COUNTED))
+        .group_by(ActionRun.status)
     ):
         by_status.add_metric([status], count)
     count, oldest = db.session.execute(
@@ -134,22 +142,31 @@ def action_runs(now: datetime) -> list[Metric]:
     return [by_status, backlog, age]
 
 
-def events_by_source() -> Metric:
-    """Events stored per source (the (source_id, delivery_id) unique index): their intake."""
-    m = GaugeMetricFamily(
+def events() -> list[Metric]:
+    """Events waiting for the eventor or failed, per source (ranges of ix_event_status_id), and
+    every source's name. Intake totals come from the eventor's counters: counting every stored
+    event would read the whole event index (165 ms at 1,000,000 events)."""
+    info = GaugeMetricFamily(
+        "multiflexi_event_source_info",
+        "1 per event source: its name and kind for the id the other metrics carry",
+        labels=["source", "name", "kind"],
+    )
+    for source_id, name, kind in db.session.execute(
+        select(EventSource.id, EventSource.name, EventSource.kind)
+    ):
+        info.add_metric([str(source_id), name, kind], 1)
+    by_status = GaugeMetricFamily(
         "multiflexi_events",
-        "Events received and stored, by event source",
-        labels=["source", "kind"],
+        "Events waiting for the eventor (new) or failed, by source id",
+        labels=["source", "status"],
     )
-    counts = select(Event.source_id, func.count().label("n")).group_by(Event.source_id).subquery()
-    rows = db.session.execute(
-        select(EventSource.name, EventSource.kind, func.coalesce(counts.c.n, 0)).outerjoin(
-            counts, counts.c.source_id == EventSource.id
-        )
-    )
-    for name, kind, count in rows:
-        m.add_metric([name, kind], count)
-    return m
+    for source_id, status, count in db.session.execute(
+        select(Event.source_id, Event.status, func.count())
+        .where(Event.status.in_(EVENTS_COUNTED))
+        .group_by(Event.source_id, Event.status)
+    ):
+        by_status.add_metric([str(source_id), status], count)
+    return [info, by_status]
 
 
 def heartbeat_ages(now: datetime) -> Metric:

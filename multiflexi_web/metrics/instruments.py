@@ -60,13 +60,14 @@ TICK = Histogram(
 # -- eventor ----------------------------------------------------------------------------------
 EVENTS_RECEIVED = Counter(
     "multiflexi_eventor_events_received",
-    "Events taken in by this eventor's consumers, by source",
-    ["source", "kind"], registry=REGISTRY,
+    "New events stored by this eventor's consumers (broker, folder, changes-db), by source id",
+    ["source"], registry=REGISTRY,
 )  # fmt: skip
 EVENTS_PROCESSED = Counter(
     "multiflexi_eventor_events_processed",
-    "Stored events turned into jobs (or failed), by result",
-    ["result"], registry=REGISTRY,
+    "Stored events (webhooks included) this eventor handled, by source id and result: "
+    "jobs, no_match or failed",
+    ["source", "result"], registry=REGISTRY,
 )  # fmt: skip
 
 # -- executor ---------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ class DbSink:
                 source.last_processed_id = cursor
             db.session.commit()
             if created:
-                metrics.EVENTS_RECEIVED.labels(source.name, source.kind).inc()
+                metrics.EVENTS_RECEIVED.labels(str(source.id)).inc()
             if self._log is not None and created:
                 self._log("event_stored", source=self.source_id, event=event.id)
             return event.id
