@@ -3,6 +3,8 @@ own instruments (in process here; over a real daemon's port in test_metrics_proc
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from multiflexi_web.extensions import db
 from multiflexi_web.metrics import instruments
 from multiflexi_web.models import ActionRun, Job, utcnow
 from tests.conftest import make_settings, reset_schema
-from tests.executor_support import drain, schedule, shell_rt
+from tests.executor_support import ROOT, drain, schedule, shell_rt
 from tests.factories import (
     make_company,
     make_event,
@@ -29,6 +31,7 @@ from tests.factories import (
     make_worker,
 )
 
+NAME = re.compile(r"multiflexi_[a-z_]+")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -206,3 +209,18 @@ def test_eventor_counts_events_by_source(app: Flask) -> None:
     assert handled == 2
     after = own("multiflexi_eventor_events_processed_total", source=str(source.id), result="jobs")
     assert after - before == 2
+
+
+def test_documented_names_exist(client: FlaskClient) -> None:
+    """docs/metrics.md names every family served, and the Grafana sample uses no other name."""
+    exposed = {f.name for f in text_string_to_metric_families(client.get("/metrics").text)}
+    exposed |= {f.name for f in instruments.REGISTRY.collect()}
+    ours = {n for n in exposed if n.startswith("multiflexi_")}
+    doc = (ROOT / "docs" / "metrics.md").read_text()
+    for name in ours:
+        assert f"`{name}" in doc, f"{name} is not in docs/metrics.md"
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(bucket|count|sum)$", "", n) for e in exprs for n in NAME.findall(e)}
+    # Counters are exposed as families without _total (the parser strips it), used with it.
+    assert {n.removesuffix("_total") for n in used} <= ours
