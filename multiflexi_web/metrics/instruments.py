@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -152,11 +153,18 @@ def claimed(jobs: list[ClaimedJob]) -> None:
 
 def job_ran(app_id: int, status: str, seconds: float, sink: OutputSink) -> None:
     """A job's end on its slot: duration and status by application, output kept and dropped."""
-    app = str(app_id)
-    DURATION_SECONDS.labels(app).observe(seconds)
-    FINISHED.labels(app, status).inc()
+    duration, finished = _per_app(app_id, status)
+    duration.observe(seconds)
+    finished.inc()
     for stream, st in sink.streams.items():
         if st.total:
             OUTPUT_STORED.labels(stream).inc(st.total - st.dropped)
         if st.dropped:
             OUTPUT_DROPPED.labels(stream).inc(st.dropped)
+
+
+@cache
+def _per_app(app_id: int, status: str) -> tuple[Histogram, Counter]:
+    # labels() validates and locks on every call: its children are looked up once per pair.
+    app = str(app_id)
+    return DURATION_SECONDS.labels(app), FINISHED.labels(app, status)
