@@ -129,8 +129,12 @@ class Runtime:
             return
         bind_daemon(self.kind, self.worker_id, self.lease.age)
         s = self.settings
-        self._metrics = serve(REGISTRY, s.metrics_addr, port, s.metrics_token)
-        self.log("metrics_serving", addr=s.metrics_addr, port=self._metrics.server_port)
+        try:
+            self._metrics = serve(REGISTRY, s.metrics_addr, port, s.metrics_token)
+        except OSError as exc:  # the port is taken: the jobs matter more than their metrics
+            self.log("metrics_failed", logging.ERROR, addr=s.metrics_addr, port=port, error=exc)
+            return
+        self.log("metrics_serving", addr=s.metrics_addr, port=port)
 
     def unregister(self) -> None:
         if self._metrics is not None:

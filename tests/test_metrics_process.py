@@ -20,6 +20,7 @@ from tests.executor_support import (
     ROOT,
     daemon_env,
     job,
+    log_text,
     schedule,
     shell_rt,
     show_logs,
@@ -164,3 +165,21 @@ def test_portal_under_gunicorn_two_workers(app: Flask, db_url: str, tmp_path: Pa
     finally:
         stop(proc)
         log.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_taken_metrics_port_leaves_the_executor_running(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    rt = shell_rt("true")
+    [job_id] = schedule(rt)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start_daemon(db_url, tmp_path, MULTIFLEXI_EXECUTOR_METRICS_PORT=str(port))
+        try:
+            wait_for(lambda: job(job_id).status == JobStatus.SUCCEEDED.value, 60, "the job to run")
+            assert "action=metrics_failed" in log_text(tmp_path)
+        finally:
+            assert stop(proc) == 0
