@@ -139,6 +139,7 @@ class Runtime:
     def unregister(self) -> None:
         if self._metrics is not None:
             self._metrics.shutdown()
+            self._metrics.server_close()
             self._metrics = None
         if self.worker_id is None:
             return

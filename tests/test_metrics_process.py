@@ -87,7 +87,9 @@ def test_executor_metrics_port(app: Flask, db_url: str, tmp_path: Path) -> None:
     try:
         wait_for(finished_counted, 60, "the executor's metrics to count the finished job")
         samples = seen[-1]
-        assert job(job_id).status == JobStatus.SUCCEEDED.value
+        # Counted when the job ended on its slot; the finisher records it a moment later.
+        done = JobStatus.SUCCEEDED.value
+        wait_for(lambda: job(job_id).status == done, 60, "the finish to be recorded")
         assert value(samples, "multiflexi_executor_jobs_claimed_total") == 1
         assert value(samples, "multiflexi_job_duration_seconds_count", app=app_id) == 1
         assert value(samples, "multiflexi_job_start_lag_seconds_count") == 1

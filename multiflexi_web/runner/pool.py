@@ -185,10 +185,10 @@ class Executor:
         sent = time.monotonic()
         claimed = jobs.claim(self.rt.worker_id or 0, slots, commit=False)
         self.claims.made(claimed, sent)
-        metrics.claimed(claimed)  # counted again if the finisher's transaction is retried
         return claimed
 
     def _successors_claimed(self, claimed: list[ClaimedJob]) -> None:
+        metrics.claimed(claimed)  # counted once committed: a retried transaction claims again
         for c in claimed:
             self._start(c)
         self._release(self._finisher_slots)
