@@ -55,6 +55,7 @@ bench: $(DEVSTAMP) ## Run every benchmark (prints JSON figures)
 	$(BIN)/python bench/executor.py --db sqlite --jobs 500
 	$(BIN)/python bench/scheduler.py --db sqlite --templates 10000
 	$(BIN)/python bench/portal.py --db sqlite --jobs 100000
+	$(BIN)/python bench/metrics.py --db sqlite --jobs 100000
 	$(BIN)/python bench/events.py
 
 CHAOS_ARGS ?=

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 from typing import TypeVar
+from wsgiref.simple_server import WSGIServer
 
 from flask import Flask
 from sqlalchemy import update
@@ -25,6 +26,8 @@ from multiflexi_web.db.retry import LINK, retry, safe_rollback
 from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
+from multiflexi_web.metrics.instruments import REGISTRY, bind_daemon
+from multiflexi_web.metrics.server import serve
 from multiflexi_web.models import Worker, utcnow
 from multiflexi_web.runner.lease import Lease
 from multiflexi_web.security.process import harden_daemon
@@ -49,6 +52,7 @@ class Runtime:
         self.heartbeat_every = min(HEARTBEAT_EVERY, max(lost_after / 3, 0.2))
         self.lease = Lease(lost_after, self.settings.lease_fence)
         self._hb_thread: threading.Thread | None = None
+        self._metrics: WSGIServer | None = None
 
     # -- signals -------------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -77,6 +81,7 @@ class Runtime:
                 return worker.id
 
         self.worker_id = self.retry_db(_insert)
+        self._serve_metrics()
         notify("READY=1")
         self.log("started")
         return self.worker_id
@@ -117,7 +122,25 @@ class Runtime:
             db.session.commit()
         self.lease.renewed(sent)
 
+    def _serve_metrics(self) -> None:
+        """This daemon's metrics port (docs/metrics.md), when one is configured for its kind."""
+        port = self.settings.metrics_port(self.kind)
+        if not port:
+            return
+        bind_daemon(self.kind, self.worker_id, self.lease.age)
+        s = self.settings
+        try:
+            self._metrics = serve(REGISTRY, s.metrics_addr, port, s.metrics_token)
+        except OSError as exc:  # the port is taken: the jobs matter more than their metrics
+            self.log("metrics_failed", logging.ERROR, addr=s.metrics_addr, port=port, error=exc)
+            return
+        self.log("metrics_serving", addr=s.metrics_addr, port=port)
+
     def unregister(self) -> None:
+        if self._metrics is not None:
+            self._metrics.shutdown()
+            self._metrics.server_close()
+            self._metrics = None
         if self.worker_id is None:
             return
         try:

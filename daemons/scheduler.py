@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from daemons.runtime import Runtime, boot
+from multiflexi_web.metrics.instruments import record_tick
 from multiflexi_web.models import utcnow
 from multiflexi_web.services.scheduling.batches import (
     DEFAULT_BATCH,
@@ -56,6 +57,7 @@ def run(rt: Runtime, *, interval: float, batch: int, lanes: int, once: bool) -> 
 
     while not rt.stop.is_set():
         result = rt.retry_db(one_tick)
+        record_tick(result.seconds, result.inserted, result.planned_skips, result.lags)
         if result.templates:
             rt.log(
                 "tick",

@@ -175,6 +175,15 @@ class Settings:
     api_rate: tuple[int, int] = (120, 60)
     env_allow: frozenset[str] = DEFAULT_ALLOW
     job_user: str = "multiflexi-job"
+    # Prometheus metrics (docs/metrics.md): the token guards the portal's /metrics and the
+    # daemons' ports alike; a daemon's port 0 means it serves none.
+    metrics_token: str = ""
+    metrics_addr: str = "127.0.0.1"
+    metrics_ports: tuple[tuple[str, int], ...] = ()
+
+    def metrics_port(self, kind: str) -> int:
+        """The metrics port of a daemon kind (scheduler, eventor, executor); 0: none."""
+        return dict(self.metrics_ports).get(kind, 0)
 
     @property
     def state_path(self) -> str:
@@ -278,7 +287,39 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             parse_rate,
             "must be requests per period, like 120/minute (second, minute, hour, day)",
         ),
+        metrics_token=key_value(src, "MULTIFLEXI_METRICS_TOKEN"),
+        metrics_addr=src.get("MULTIFLEXI_METRICS_ADDR", "").strip() or "127.0.0.1",
+        metrics_ports=_metrics_ports(src),
     )
+
+
+METRICS_DAEMONS = ("scheduler", "eventor", "executor")
+
+
+def _metrics_ports(src: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """MULTIFLEXI_<KIND>_METRICS_PORT per daemon, else MULTIFLEXI_METRICS_PORT (one unit's own
+    environment, or a container running one daemon); 0 or unset: no metrics port."""
+    shared = _parse(src, "MULTIFLEXI_METRICS_PORT", 0, _port, "must be a port number (0 = off)")
+    return tuple(
+        (
+            kind,
+            _parse(
+                src,
+                f"MULTIFLEXI_{kind.upper()}_METRICS_PORT",
+                shared,
+                _port,
+                "must be a port number (0 = off)",
+            ),
+        )
+        for kind in METRICS_DAEMONS
+    )
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("not a port")
+    return value
 
 
 def _job_user(raw: str) -> str:

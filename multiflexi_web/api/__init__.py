@@ -8,7 +8,7 @@ from multiflexi_web.extensions import csrf
 
 
 def register_api(app: Flask) -> None:
-    """/api/v1 and the upstream-compatible tree; /metrics may join the same parent."""
+    """/api/v1 and the upstream-compatible tree (/metrics is its own blueprint: metrics/)."""
     from multiflexi_web.api.upstream import bp as upstream
     from multiflexi_web.api.v1 import bp as v1
 

@@ -17,6 +17,7 @@ from multiflexi_web.errors import first_line
 from multiflexi_web.executors import registry
 from multiflexi_web.extensions import db
 from multiflexi_web.memory import rss_mb
+from multiflexi_web.metrics import instruments as metrics
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner.claims import Claims
 from multiflexi_web.runner.contexts import ContextCache
@@ -108,7 +109,9 @@ class Executor:
                 sent = time.monotonic()
                 with writing():
                     claimed = jobs.claim(self.rt.worker_id or 0, free)
+                metrics.CLAIM.observe(time.monotonic() - sent)
                 self.claims.made(claimed, sent)
+                metrics.claimed(claimed)
                 for c in claimed:
                     self._start(c)
             finally:
@@ -185,6 +188,7 @@ class Executor:
         return claimed
 
     def _successors_claimed(self, claimed: list[ClaimedJob]) -> None:
+        metrics.claimed(claimed)  # counted once committed: a retried transaction claims again
         for c in claimed:
             self._start(c)
         self._release(self._finisher_slots)
@@ -202,6 +206,8 @@ class Executor:
                         lambda: self.contexts.get(run.job.runtemplate_id)
                     )
                     outcome = run.run(ctx, problem)  # its finish is recorded by the finisher
+                    app_id = ctx.application_id if ctx is not None else 0
+                    metrics.job_ran(app_id, outcome.status.value, time.monotonic() - t0, run.sink)
                 finally:
                     safe_rollback()  # the teardown must not fail on a connection killed meanwhile
             self.rt.log(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from multiflexi_web.db.retry import LINK
 from multiflexi_web.extensions import db
+from multiflexi_web.metrics import instruments as metrics
 from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.journal import Journal
 from multiflexi_web.runner.replay import replay_orphans
@@ -69,6 +70,8 @@ class Reaper:
                 dead = jobs.mark_dead_workers(self.s.lost_after)
             lost += jobs.reap_orphans(self.rt.worker_id or 0, mine)
             db.session.commit()
+        metrics.LOST.inc(len(lost))
+        metrics.DEAD_WORKERS.inc(len(dead))
         for worker_id in dead:
             self.rt.log("worker_dead", dead_worker=worker_id)
         for job_id in lost:

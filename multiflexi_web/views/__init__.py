@@ -16,7 +16,8 @@ from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
 
 # Endpoints reachable without a session; everything else requires login.
-PUBLIC_ENDPOINTS = {"auth.login", "static", "health.health"}
+# /metrics checks its own token (MULTIFLEXI_METRICS_TOKEN) and never redirects a scraper.
+PUBLIC_ENDPOINTS = {"auth.login", "static", "health.health", "metrics.metrics"}
 # Safe default: a new blueprint requires a session until it is deliberately listed here.
 PUBLIC_PREFIXES = ("webhook.", "api.")
 # The REST API authenticates each request itself (api/v1/auth.py) and answers 401 in JSON,
@@ -91,6 +92,9 @@ def register_views(app: Flask) -> None:
     from multiflexi_web.api import register_api
 
     register_api(app)
+    from multiflexi_web.metrics import views as metrics
+
+    metrics.register(app)
     errors.register(app)
     login_manager.login_view = "auth.login"
     login_manager.user_loader(_load_user)

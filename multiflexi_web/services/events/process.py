@@ -34,6 +34,7 @@ class Outcome:
     matched_rules: tuple[int, ...]
     job_ids: tuple[int, ...]
     error: str | None = None
+    source_id: int = 0  # for the eventor's intake metric, per source
 
 
 @dataclass
@@ -105,7 +106,7 @@ def _process_alone(event: Event, batch: _Batch) -> Outcome:
     except EVENT_ERRORS as exc:
         # The savepoint undid this event's jobs; it stays claimed and shows why.
         event.status, event.error = EventStatus.FAILED.value, f"{type(exc).__name__}: {exc}"
-        return Outcome(event.id, (), (), event.error)
+        return Outcome(event.id, (), (), event.error, event.source_id)
 
 
 def _fire(event: Event, batch: _Batch) -> Outcome:
@@ -126,7 +127,9 @@ def _fire(event: Event, batch: _Batch) -> Outcome:
         job_ids.append(job.id)
     event.matched_rules = [r.id for r in matched]
     event.error = "; ".join(notes) or None
-    return Outcome(event.id, tuple(event.matched_rules), tuple(job_ids), event.error)
+    return Outcome(
+        event.id, tuple(event.matched_rules), tuple(job_ids), event.error, event.source_id
+    )
 
 
 def rules_of(source_id: int) -> list[EventRule]:

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
+from multiflexi_web.metrics import instruments as metrics
 from multiflexi_web.models import EventSource, utcnow
 from multiflexi_web.services.events.store import Incoming, store_event
 
@@ -58,6 +59,8 @@ class DbSink:
             if cursor is not None and cursor > source.last_processed_id:
                 source.last_processed_id = cursor
             db.session.commit()
+            if created:
+                metrics.EVENTS_RECEIVED.labels(str(source.id)).inc()
             if self._log is not None and created:
                 self._log("event_stored", source=self.source_id, event=event.id)
             return event.id

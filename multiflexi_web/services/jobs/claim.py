@@ -53,6 +53,8 @@ class ClaimedJob:
     started_at: datetime
     has_uploads: bool = False  # input files uploaded with the job (Run now)
     retry_of: int | None = None  # the attempt this one replaces (fenced before it starts)
+    # Its planned time as the driver returned it (SQLite: naive UTC text): the start lag metric
+    planned: datetime | str | None = None
 
 
 # The statements are built and compiled once, with bound parameters (raw_sql.RawStatement):
@@ -82,7 +84,9 @@ def _due_stmt() -> Select[int]:
     return select(Job.id).where(*_due_filter()).limit(1)
 
 
-def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None, bool, int | None]:
+def _claim_stmt() -> ReturningUpdate[
+    int, int, str, str | None, str | None, bool, int | None, datetime
+]:
     pick = (
         select(Job.id)
         .where(*_due_filter())
@@ -113,6 +117,7 @@ def _claim_stmt() -> ReturningUpdate[int, int, str, str | None, str | None, bool
             policy.scalar_subquery(),
             uploads,
             Job.retry_of_id,
+            Job.scheduled_for,
         )
         .execution_options(synchronize_session=False)
     )
@@ -142,7 +147,9 @@ RUNNING_OF_ALL = RawStatement(
 def claimed_jobs(rows: list[tuple[Any, ...]], now: datetime) -> list[ClaimedJob]:
     """The rows CLAIM returned (jobs.claim runs it: the job service changes statuses)."""
     return [
-        ClaimedJob(r[0], r[1], r[2], r[3], r[4] or OverlapPolicy.WAIT.value, now, bool(r[5]), r[6])
+        ClaimedJob(
+            r[0], r[1], r[2], r[3], r[4] or OverlapPolicy.WAIT.value, now, bool(r[5]), r[6], r[7]
+        )
         for r in rows
     ]
 

@@ -73,12 +73,15 @@ class BatchResult:
     inserted: int = 0
     planned_skips: int = 0
     invalid: list[int] = field(default_factory=list)
+    # (seconds from slot time to this batch's `now`, how many jobs): the scheduler's slot lag
+    lags: list[tuple[float, int]] = field(default_factory=list)
 
     def add(self, other: BatchResult) -> None:
         self.templates += other.templates
         self.inserted += other.inserted
         self.planned_skips += other.planned_skips
         self.invalid += other.invalid
+        self.lags += other.lags
 
 
 def plan_slots(
@@ -175,6 +178,11 @@ def schedule_due(
         if plan.next_run_at is None and not plan.runs and _schedulable(row):
             result.invalid += ids
         result.planned_skips += len(ids) * sum(r.status is JobStatus.SKIPPED for r in plan.runs)
+        result.lags += [
+            ((now - r.at).total_seconds(), len(ids))
+            for r in plan.runs
+            if r.status is JobStatus.SCHEDULED
+        ]
     use_bulk = bulk if bulk is not None else result.templates >= slot_jobs.BULK_MIN
     writer = slot_jobs.insert_bulk if use_bulk else slot_jobs.insert_each
     result.inserted = writer([(ids, _type_name(r.interval), p.runs) for ids, r, p in planned], now)

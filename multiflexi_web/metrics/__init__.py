@@ -1,0 +1,1 @@
+"""Prometheus metrics: database figures at scrape time, daemon instruments, a small server."""
