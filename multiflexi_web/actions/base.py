@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from multiflexi_web.executors.base import RunAs
+
 @dataclass(frozen=True)
 class ConfigField:
     key: str
@@ -40,6 +42,7 @@ class ActionContext:
     config: dict[str, str]        # this action's config: defaults < RunTemplate values, secrets decrypted
     timeout: float                # per-attempt budget in seconds
     platform_version: str = ""
+    run_as: RunAs | None = None   # the job user: processes an action starts run as it, as jobs do
 
 @dataclass(frozen=True)
 class EnqueueJob:                 # effect: the dispatcher enqueues it in its transaction

@@ -4,21 +4,25 @@ and the global defaults per kind (administrators)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from multiflexi_web.actions import registry
+from multiflexi_web.config import ConfigError
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, Role, RunTemplate
 from multiflexi_web.models.action import ActionConfig, ActionDefault
+from multiflexi_web.security.process import job_identity
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.accounts.access import has_role
 from multiflexi_web.services.actions import configure, runs, trial, values
 from multiflexi_web.services.actions.configure import MODES, ActionConfigError, When
 from multiflexi_web.services.actions.context import app_ref
+from multiflexi_web.services.actions.settings import ActionSettings
 from multiflexi_web.services.actions.settings import load as action_settings
 from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import global_admin, is_htmx, me, owned_by_company
@@ -152,9 +156,19 @@ def send_test(rt_id: int, mode: str, kind: str) -> tuple[str, int] | str:
     if registry.admin_only(kind) and not me().is_admin:
         abort(403)
     default = db.session.scalar(select(ActionDefault.config).where(ActionDefault.action == kind))
-    outcome = trial.send_test(rt, mode, kind, values.merged(default, row.config), action_settings())
+    try:
+        settings = _trial_settings()
+    except ConfigError as exc:
+        return render_template("actions/_test_result.html", outcome=None, error=str(exc)), 400
+    outcome = trial.send_test(rt, mode, kind, values.merged(default, row.config), settings)
     db.session.rollback()
     return render_template("actions/_test_result.html", outcome=outcome, error=None)
+
+
+def _trial_settings() -> ActionSettings:
+    """A test starts processes (CustomCommand) as jobs do: as the job user whenever this
+    process can switch to it (security/process.py job_identity), as the executor does."""
+    return replace(action_settings(), run_as=job_identity(current_app.config["MULTIFLEXI"]))
 
 
 @bp.get("/jobs/<int:job_id>/actions")

@@ -216,4 +216,5 @@ def build(
         config=config,
         timeout=s.timeout,
         platform_version=__version__,
+        run_as=s.run_as,
     )

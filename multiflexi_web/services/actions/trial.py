@@ -45,6 +45,7 @@ def fake_context(
         config=config,
         timeout=min(s.timeout, 15.0),
         platform_version=__version__,
+        run_as=s.run_as,
     )
 
 
