@@ -19,7 +19,7 @@ from multiflexi_web.models.action import ActionConfig, ActionDefault
 from multiflexi_web.security.process import job_identity
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.accounts.access import has_role
-from multiflexi_web.services.actions import configure, runs, trial, values
+from multiflexi_web.services.actions import configure, mail_credential, runs, trial, values
 from multiflexi_web.services.actions.configure import MODES, ActionConfigError, When
 from multiflexi_web.services.actions.context import app_ref
 from multiflexi_web.services.actions.settings import ActionSettings
@@ -127,6 +127,7 @@ def _form(
         current={**shown, **{k: v for k, v in given.items() if v}},
         error=error,
         mask=MASK,
+        credentials=mail_credential.choices(db.session(), rt.company_id),
     )
 
 
