@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
-from multiflexi_web.actions.http import bounded
+from multiflexi_web.actions.delivery import bounded
 from multiflexi_web.runner import guard
 from multiflexi_web.security.process import as_job
 from multiflexi_web.services.jobs.command import CommandError, fill
