@@ -55,15 +55,29 @@ def _stored(rt_id: int, mode: str, kind: str) -> ActionConfig | None:
 @bp.get("/runtemplates/<int:rt_id>/actions")
 def rt_actions(rt_id: int) -> str:
     rt = owned_by_company(RunTemplate, rt_id, Role.VIEWER)
-    kinds = registry.usable(app_ref(rt.application))
-    return render_template(
-        "actions/runtemplate.html",
-        rt=rt,
-        configs=[configure.as_dict(c) for c in configure.for_runtemplate(rt.id)],
-        kinds=kinds,
-        modes=MODES,
-        can_operate=has_role(me(), rt.company_id, Role.OPERATOR),
-    )
+    return render_template("actions/runtemplate.html", **sets_context(rt))
+
+
+def sets_context(rt: RunTemplate) -> dict[str, Any]:
+    """What templates/actions/_sets.html shows: the actions tab and the wizard's Actions step."""
+    return {
+        "rt": rt,
+        "configs": [configure.as_dict(c) for c in configure.for_runtemplate(rt.id)],
+        "kinds": registry.usable(app_ref(rt.application)),
+        "modes": MODES,
+        "can_operate": has_role(me(), rt.company_id, Role.OPERATOR),
+    }
+
+
+def _in_wizard() -> bool:
+    """The request came from the RunTemplate wizard's Actions step: go back there."""
+    return request.values.get("wizard") == "1"
+
+
+def _back(message: str, rt_id: int) -> Response:
+    if _in_wizard():
+        return flash_redirect(message, "runtemplates.wizard_actions", rt_id=rt_id)
+    return flash_redirect(message, "actions.rt_actions", rt_id=rt_id)
 
 
 def _form_values(kind: str) -> dict[str, str]:
@@ -101,9 +115,7 @@ def edit(rt_id: int, mode: str, kind: str) -> Page:
             f"{mode} action {kind} set",
             {"config": values.masked(r.config)},
         ),
-        lambda r: flash_redirect(
-            f"{mode.capitalize()} action {kind} saved.", "actions.rt_actions", rt_id=rt.id
-        ),
+        lambda r: _back(f"{mode.capitalize()} action {kind} saved.", rt.id),
         lambda e: (_form(rt, mode, action, row, _form_values(kind), str(e)), 400),
         (ActionConfigError,),
     )
@@ -119,7 +131,8 @@ def _form(
 ) -> str:
     shown = values.masked(row.config) if row else {}
     return render_template(
-        "actions/form.html",
+        "actions/_form.html" if is_htmx() and request.method == "GET" else "actions/form.html",
+        wizard=_in_wizard(),
         rt=rt,
         mode=mode,
         action=action,
@@ -137,10 +150,8 @@ def remove(rt_id: int, mode: str, kind: str) -> Page:
     return commit_change(
         lambda: configure.remove(rt, mode, kind),
         lambda _: Audit("action.remove", "runtemplate", rt.id, f"{mode} action {kind} removed"),
-        lambda _: flash_redirect(
-            f"{mode.capitalize()} action {kind} removed.", "actions.rt_actions", rt_id=rt.id
-        ),
-        lambda e: flash_redirect(str(e), "actions.rt_actions", rt_id=rt.id),
+        lambda _: _back(f"{mode.capitalize()} action {kind} removed.", rt.id),
+        lambda e: _back(str(e), rt.id),
         (ActionConfigError,),
     )
 
