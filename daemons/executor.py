@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import threading
+from dataclasses import replace
 
 from daemons.runtime import boot
 from multiflexi_web.config import ConfigError
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     rt.register()
     rt.start_heartbeat()
     # Post-job actions are delivered by a thread of this daemon (docs/architecture.md, Actions).
-    settings = action_settings()
+    settings = replace(action_settings(), run_as=run_as)  # CustomCommand runs as jobs do
     actions = None
     if settings.threads:  # 0: this executor leaves deliveries to the others
         actions = Dispatcher(rt.app, rt.worker_id or 0, settings, threading.Event()).start()

@@ -22,6 +22,8 @@ from multiflexi_web.actions.mattermost import Mattermost
 from multiflexi_web.actions.redmine_issue import RedmineIssue
 from multiflexi_web.actions.slack import Slack
 from multiflexi_web.actions.trigger_jenkins import TriggerJenkins
+from multiflexi_web.actions.web_hook import WebHook
+from multiflexi_web.security.secrets import MASK
 from tests.action_peers import closed_port, http_peer, make_context, self_signed
 
 TOKEN = "tok-SECRET-1f2e3d"
@@ -51,6 +53,7 @@ KINDS: dict[str, tuple[Action, Callable[[str], dict[str, str]], tuple[str, str]]
         lambda u: {"webhook_url": f"{u}/hooks/{TOKEN}"},
         ("POST", f"/hooks/{TOKEN}"),
     ),
+    "WebHook": (WebHook(), lambda u: {"url": f"{u}/hook", "secret": TOKEN}, ("POST", "/hook")),
 }
 
 
@@ -275,6 +278,9 @@ def test_each_kind_calls_its_endpoint_and_succeeds(kind: str) -> None:
     assert outcome.ok, outcome
     assert (peer.requests[-1].method, peer.requests[-1].path.split("?")[0]) == route
     assert_no_secret(outcome.response, outcome.error)
+    for request in peer.requests:  # one HTTP path (actions/delivery.py): the run's key on each
+        assert request.headers["Idempotency-Key"] == "action-run-7"
+        assert request.headers["X-MultiFlexi-Delivery"] == "action-run-7"
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -291,7 +297,7 @@ def test_status_mapping_and_echoed_secrets_redacted(
     assert not outcome.ok
     assert outcome.retryable is retryable
     assert f"HTTP {status}" in (outcome.error or "")
-    assert "denied for ***" in (outcome.error or "")
+    assert f"denied for {MASK}" in (outcome.error or "")
     assert_no_secret(outcome.response, outcome.error)
 
 
@@ -332,6 +338,7 @@ def test_secret_fields_are_declared(kind: str) -> None:
         "TriggerJenkins": {"api_token", "token"},
         "Slack": {"webhook_url"},
         "Mattermost": {"webhook_url"},
+        "WebHook": {"secret"},
     }
     assert secret == expected[kind]
     assert action.name == kind

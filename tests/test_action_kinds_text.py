@@ -6,6 +6,7 @@ from __future__ import annotations
 from multiflexi_web.actions.base import ConfigField
 from multiflexi_web.actions.delivery import RESPONSE_LIMIT, bounded, redact, secret_values
 from multiflexi_web.actions.render import fenced, issue_body, render
+from multiflexi_web.security.secrets import MASK
 from tests.action_peers import make_context
 
 
@@ -60,4 +61,4 @@ def test_redact_covers_quoted_forms_and_webhook_paths() -> None:
     values = {"token": "a b/c", "hook": "https://h.test/hooks/k3y-0123456789", "user": "bot"}
     secrets = secret_values(fields, values)
     text = redact("a b/c a%20b%2Fc a%20b/c /hooks/k3y-0123456789 k3y-0123456789 bot", secrets)
-    assert text == "*** *** *** *** *** bot"
+    assert text == " ".join([MASK] * 5 + ["bot"])

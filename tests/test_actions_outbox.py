@@ -114,7 +114,7 @@ def test_a_peer_that_never_answers_times_out_and_the_job_result_stays(app: Flask
         dispatch_all(app, settings)
         hang.set()
     [run] = _runs(jid)
-    assert (run.status, run.attempts) == ("failed", 2) and "no answer within" in (run.error or "")
+    assert (run.status, run.attempts) == ("failed", 2) and "timeout after" in (run.error or "")
     j = job(jid)
     assert (j.status, j.exit_code) == ("failed", 5)
 

@@ -89,7 +89,7 @@ def test_job_page_lists_runs_live_and_retries_failed_ones(app: Flask) -> None:
         assert 'id="action-runs"' in pending and 'hx-trigger="every 2s"' in pending
         dispatch_all(app)
     page = client.get(f"/jobs/{jid}").get_data(as_text=True)
-    assert "HTTP 400 refused" in page and "every 2s" not in page  # nothing open: no polling
+    assert "HTTP 400: refused" in page and "every 2s" not in page  # nothing open: no polling
     from multiflexi_web.models.action import ActionRun
 
     run = db.session.scalar(select(ActionRun).where(ActionRun.job_id == jid))

@@ -203,9 +203,25 @@ def runtemplate_url(stack: Stack, page: Any, shots: Path) -> str:
     _check_live_cron_preview(page)
     shot(page, shots, "runtemplate-wizard")
     page.click("#save")
+    _actions_step(page, shots)
+    page.click("#wizard-finish")
     page.wait_for_selector("h1:has-text('Ticker every five minutes')")
     url: str = page.url
     return url
+
+
+def _actions_step(page: Any, shots: Path) -> None:
+    """Step 7: the saved RunTemplate's actions; Add opens the form inline (htmx), Save comes
+    back to the step with the action listed."""
+    page.wait_for_selector(".wizard-steps li.current:has-text('Actions')")
+    page.click("#actions-failure a[data-kind='failure-WebHook']")
+    page.wait_for_selector("#action-form-slot #action-form")
+    page.fill("#action-form-slot input[name=cfg_url]", "http://127.0.0.1:9/hook")
+    shot(page, shots, "runtemplate-wizard-actions")
+    page.click("#action-form-slot #action-save")
+    page.wait_for_selector("text=Failure action WebHook saved.")
+    assert "WebHook" in page.inner_text("#actions-failure table")
+    assert page.locator(".wizard-steps li.current").inner_text() == "Actions"
 
 
 def _five_next_runs(page: Any) -> None:

@@ -3,6 +3,7 @@ files (SPEC §15). Real executor processes, a real shared object, real /proc."""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -15,11 +16,14 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from multiflexi_web import create_app
 from multiflexi_web.extensions import db
 from multiflexi_web.models import CompanyEnv, Role
+from multiflexi_web.models.action import ActionRun
 from multiflexi_web.security.env_names import EnvNameError
+from multiflexi_web.services.actions import configure
 from multiflexi_web.services.jobs.adhoc import run_now
 from tests.conftest import TEST_KEY, make_settings, reset_schema
 from tests.executor_support import (
@@ -147,6 +151,29 @@ def test_as_root_jobs_run_as_the_job_user_and_reach_nothing(
         assert "db=0" not in out
     assert f"HOME={tmp_path / 'work' / f'job-{job_id}'}" in out
     assert stat.S_IMODE((tmp_path / "work").stat().st_mode) == 0o711  # enter, never list
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the job user needs root")
+def test_as_root_a_custom_command_action_runs_as_the_job_user(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    rt = shell_rt("exit 0")
+    command = json.dumps(["/bin/sh", "-c", "id -u; id -G; stat -c %U ."])
+    configure.put(rt, "success", "CustomCommand", {"command": command}, is_admin=True)
+    db.session.commit()
+    [job_id] = schedule(rt)
+    _run_executor(db_url, tmp_path, MULTIFLEXI_JOB_USER=JOB_USER)
+
+    db.session.rollback()
+    run = db.session.scalar(select(ActionRun).where(ActionRun.job_id == job_id))
+    assert run is not None and run.status == "succeeded", run and run.error
+    entry = pwd.getpwnam(JOB_USER)
+    # its uid, its own group only (no supplementary groups of root), in a folder it owns
+    assert (run.response or "").splitlines()[1:4] == [
+        str(entry.pw_uid),
+        str(entry.pw_gid),
+        JOB_USER,
+    ]
 
 
 def _as_nobody(tmp_path: Path) -> tuple[list[str], dict[str, object], dict[str, str]]:

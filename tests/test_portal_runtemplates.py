@@ -69,7 +69,9 @@ def _form(**overrides: Any) -> dict[str, Any]:
 
 def _created_id(resp: Any) -> int:
     assert resp.status_code == 302, resp.text
-    return int(resp.headers["Location"].rsplit("/", 1)[1])
+    found = re.search(r"/runtemplates/(\d+)", resp.headers["Location"])
+    assert found is not None, resp.headers["Location"]
+    return int(found[1])
 
 
 def test_wizard_walks_company_then_application_then_form(app: Flask, client: FlaskClient) -> None:

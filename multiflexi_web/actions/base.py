@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from multiflexi_web.executors.base import RunAs
+
 @dataclass(frozen=True)
 class ConfigField:
     key: str
@@ -40,6 +42,9 @@ class ActionContext:
     config: dict[str, str]        # this action's config: defaults < RunTemplate values, secrets decrypted
     timeout: float                # per-attempt budget in seconds
     platform_version: str = ""
+    run_as: RunAs | None = None   # the job user: processes an action starts run as it, as jobs do
+    credential: dict[str, str] = field(default_factory=dict)  # the credential chosen in the config (a "credential" field), decrypted; only ever the job's own company's
+    credential_secrets: tuple[str, ...] = ()  # its secret values: masked wherever the run's answer or error is recorded
 
 @dataclass(frozen=True)
 class EnqueueJob:                 # effect: the dispatcher enqueues it in its transaction

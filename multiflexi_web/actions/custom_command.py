@@ -1,11 +1,13 @@
 """CustomCommand: run an argv (no shell) with the job's variables filled in, output recorded.
 
 Running a command of one's choosing is a global administrator's power (SPEC §15): only they may
-configure this action (services/actions/configure.py refuses others).
+configure this action (services/actions/configure.py refuses others). The command runs as
+the job user, exactly as jobs do (security/process.py as_job), never as the executor's user.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -14,7 +16,9 @@ import subprocess
 import tempfile
 
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
-from multiflexi_web.actions.http import bounded
+from multiflexi_web.actions.delivery import bounded
+from multiflexi_web.runner import guard
+from multiflexi_web.security.process import as_job
 from multiflexi_web.services.jobs.command import CommandError, fill
 
 
@@ -51,29 +55,40 @@ class CustomCommand:
             return Outcome(False, error=f"CustomCommand {exc}")
         if not argv:
             return Outcome(False, error="CustomCommand command: empty")
-        return _run(argv, env, ctx.timeout)
+        return _run(argv, env, ctx)
 
 
-def _run(argv: list[str], env: dict[str, str], timeout: float) -> Outcome:
+def _run(argv: list[str], env: dict[str, str], ctx: ActionContext) -> Outcome:
+    """As a job's own process: the job user, its own process group (guarded: it dies with the
+    executor), a private umask, in a fresh directory the job user owns."""
     with tempfile.TemporaryDirectory(prefix="mf-action-") as cwd:
+        if ctx.run_as is not None:
+            os.chown(cwd, ctx.run_as.uid, ctx.run_as.gid)
         try:
             proc = subprocess.Popen(
                 argv,
                 cwd=cwd,
-                env=env,
+                env={**env, "HOME": cwd},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                process_group=0,
+                **as_job(ctx.run_as),
             )
         except OSError as exc:
             return Outcome(False, error=f"CustomCommand cannot start {argv[0]!r}: {exc.strerror}")
+        guard.watch(proc.pid)
         try:
-            out, _ = proc.communicate(timeout=timeout)
+            out, _ = proc.communicate(timeout=ctx.timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            return Outcome(False, error=f"CustomCommand: still running after {timeout:g} s, killed")
+            return Outcome(
+                False, error=f"CustomCommand: still running after {ctx.timeout:g} s, killed"
+            )
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # nothing of its group outlives it
+            guard.forget(proc.pid)
     text = bounded(out.decode("utf-8", "replace")[-8192:])
     if proc.returncode == 0:
         return Outcome(True, response=f"exit 0\n{text}")

@@ -1,4 +1,5 @@
-"""Shared plumbing for action kinds: settings with defaults, secret redaction, one HTTP call."""
+"""The one place an action makes an HTTP request and maps the answer to an Outcome, with the
+plumbing every kind shares: settings with defaults, required keys, secret redaction, bounds."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from multiflexi_web.actions.base import ActionContext, ConfigField, Outcome
+from multiflexi_web.security.secrets import MASK
 
 RESPONSE_LIMIT = 4096
 DELIVERY_HEADER = "X-MultiFlexi-Delivery"
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # the common name; peers that honour one dedupe retries
 # Peers answering these are overloaded or briefly unavailable; a later attempt may succeed.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
@@ -48,10 +51,11 @@ def secret_values(fields: Iterable[ConfigField], values: Mapping[str, str]) -> l
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret (and its URL-quoted form, as error messages quote URLs) by ***."""
+    """Replace every secret (and its URL-quoted form, as error messages quote URLs) by the
+    mask shown everywhere else (security/secrets.py MASK)."""
     for secret in sorted(secrets, key=len, reverse=True):
         for form in {secret, quote(secret, safe=""), quote(secret)}:
-            text = text.replace(form, "***")
+            text = text.replace(form, MASK)
     return text
 
 
@@ -97,14 +101,22 @@ def send(
     ok: Iterable[int],
     secrets: list[str],
     timeout: float,
+    idempotency_key: str,
     session: requests.Session | None = None,
+    headers: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> tuple[requests.Response | None, Outcome]:
-    """One request with the action's timeout and no redirects; the response (None on failure)
-    and its Outcome."""
+    """One request with the action's timeout, no redirects, and the run's idempotency key in
+    both delivery headers (the same on every retry); the response (None on failure) and its
+    Outcome (bounded, secrets redacted, retryable per http_outcome / failure)."""
+    sent = {
+        **(headers or {}),
+        IDEMPOTENCY_HEADER: idempotency_key,
+        DELIVERY_HEADER: idempotency_key,
+    }
     try:
         response = (session or requests).request(
-            method, url, timeout=timeout, allow_redirects=False, **kwargs
+            method, url, timeout=timeout, allow_redirects=False, headers=sent, **kwargs
         )
     except requests.RequestException as exc:
         return None, failure(exc, timeout, secrets)

@@ -39,7 +39,12 @@ class Email:
             "body", "text", "Body template (the stdout tail is appended)", default=DEFAULT_BODY
         ),
         ConfigField(
-            "MAILER_DSN", "password", "Mail credential DSN smtp://user:pass@host:port", secret=True
+            "credential",
+            "credential",
+            "Mail credential of the company (its MAILER_DSN or SMTP_* values are the login)",
+        ),
+        ConfigField(
+            "MAILER_DSN", "password", "Or a DSN here: smtp://user:pass@host:port", secret=True
         ),
         ConfigField("smtp_host", "string", "SMTP server (when there is no MAILER_DSN)"),
         ConfigField("smtp_port", "integer", "SMTP port (default 25, 587 or 465 by security)"),
@@ -65,8 +70,8 @@ class Email:
         return None
 
     def perform(self, ctx: ActionContext) -> Outcome:
-        values = settings(self.fields, ctx)
-        secrets = secret_values(self.fields, values)
+        values = with_login(settings(self.fields, ctx), ctx.credential)
+        secrets = [*secret_values(self.fields, values), *ctx.credential_secrets]
         if problem := missing(self.fields, values, self.name):
             return problem
         try:
@@ -75,6 +80,29 @@ class Email:
         except (MailConfigError, ValueError) as exc:
             return Outcome(ok=False, error=bounded(f"Email: {exc}", secrets))
         return deliver(server, compose(ctx, values, limit), ctx.timeout, secrets)
+
+
+# A mail credential's keywords -> this action's own keys (the Mail prototype has MAILER_DSN).
+CREDENTIAL_KEYS = {
+    "MAILER_DSN": "MAILER_DSN",
+    "SMTP_HOST": "smtp_host",
+    "SMTP_PORT": "smtp_port",
+    "SMTP_SECURITY": "security",
+    "SMTP_USERNAME": "username",
+    "SMTP_USER": "username",
+    "SMTP_PASSWORD": "password",
+}
+
+
+def with_login(values: dict[str, str], credential: dict[str, str]) -> dict[str, str]:
+    """The chosen mail credential is the login: its server and login replace the config's
+    (a DSN typed into the config included, so the two can never mix)."""
+    if not credential:
+        return values
+    own = {k: v for k, v in values.items() if k != "MAILER_DSN"}
+    return own | {
+        CREDENTIAL_KEYS[k]: v for k, v in credential.items() if k in CREDENTIAL_KEYS and v
+    }
 
 
 def compose(ctx: ActionContext, values: dict[str, str], limit: int) -> EmailMessage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
-from multiflexi_web.actions.delivery import DELIVERY_HEADER, missing, secret_values, send, settings
+from multiflexi_web.actions.delivery import missing, secret_values, send, settings
 from multiflexi_web.actions.render import issue_body, render
 
 GITHUB_HOSTS = frozenset({"github.com", "www.github.com"})
@@ -52,12 +52,12 @@ class Github:
             ok={201},
             secrets=secret_values(self.fields, values),
             timeout=ctx.timeout,
+            idempotency_key=ctx.idempotency_key,
             json=self.payload(ctx, values),
             headers={
                 "Authorization": f"Bearer {values['token']}",
                 "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": "2022-11-28",
-                DELIVERY_HEADER: ctx.idempotency_key,
             },
         )
         return outcome

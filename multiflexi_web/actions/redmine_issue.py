@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
-from multiflexi_web.actions.delivery import DELIVERY_HEADER, missing, secret_values, send, settings
+from multiflexi_web.actions.delivery import missing, secret_values, send, settings
 from multiflexi_web.actions.render import issue_body, render
 
 
@@ -39,7 +39,8 @@ class RedmineIssue:
             ok={201},
             secrets=secret_values(self.fields, values),
             timeout=ctx.timeout,
+            idempotency_key=ctx.idempotency_key,
             json={"issue": issue},
-            headers={"X-Redmine-API-Key": values["token"], DELIVERY_HEADER: ctx.idempotency_key},
+            headers={"X-Redmine-API-Key": values["token"]},
         )
         return outcome

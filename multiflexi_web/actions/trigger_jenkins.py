@@ -8,7 +8,6 @@ import requests
 
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
 from multiflexi_web.actions.delivery import (
-    DELIVERY_HEADER,
     bounded,
     missing,
     secret_values,
@@ -45,8 +44,7 @@ class TriggerJenkins:
         with requests.Session() as session:
             if values.get("user"):
                 session.auth = (values["user"], values.get("api_token", ""))
-            session.headers[DELIVERY_HEADER] = ctx.idempotency_key
-            crumb = fetch_crumb(session, values["url"], ctx.timeout, secrets)
+            crumb = fetch_crumb(session, values["url"], ctx, secrets)
             if isinstance(crumb, Outcome):
                 return crumb
             session.headers.update(crumb)
@@ -66,6 +64,7 @@ class TriggerJenkins:
             ok=BUILD_QUEUED,
             secrets=secrets,
             timeout=ctx.timeout,
+            idempotency_key=ctx.idempotency_key,
             session=session,
             params=query,
             data=parameters(ctx, values.get("params", "")),
@@ -85,7 +84,7 @@ def build_url(base: str, job_name: str) -> str:
 
 
 def fetch_crumb(
-    session: requests.Session, base: str, timeout: float, secrets: list[str]
+    session: requests.Session, base: str, ctx: ActionContext, secrets: list[str]
 ) -> dict[str, str] | Outcome:
     """The CSRF crumb header when the server issues one; {} when it has no crumb issuer (404)."""
     response, outcome = send(
@@ -93,7 +92,8 @@ def fetch_crumb(
         f"{base.rstrip('/')}/crumbIssuer/api/json",
         ok={200},
         secrets=secrets,
-        timeout=timeout,
+        timeout=ctx.timeout,
+        idempotency_key=ctx.idempotency_key,
         session=session,
     )
     if response is not None and response.status_code == 404:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
-from multiflexi_web.actions.http import post_json
+from multiflexi_web.actions.delivery import missing, secret_values, send, settings
 
 SIGNATURE_HEADER = "X-MultiFlexi-Signature"
 
@@ -65,16 +65,28 @@ class WebHook:
         return None
 
     def perform(self, ctx: ActionContext) -> Outcome:
-        url = ctx.config.get("url") or ctx.config.get("uri", "")
+        values = settings(self.fields, ctx)
+        url = values.get("url") or values.get("uri", "")  # upstream's key: uri
+        if not url and (problem := missing(self.fields, values, self.name)):
+            return problem
         if not url.startswith(("http://", "https://")):
             return Outcome(False, error=f"WebHook url {url!r}: must be an http(s) URL")
         try:
-            headers = custom_headers(ctx.config.get("headers", ""))
+            headers = custom_headers(values.get("headers", ""))
         except ValueError as exc:
             return Outcome(False, error=f"WebHook {exc}")
-        body = json.dumps(payload(ctx)).encode()
-        headers.update({"Idempotency-Key": ctx.idempotency_key})
-        headers["X-MultiFlexi-Delivery"] = ctx.idempotency_key
-        if secret := ctx.config.get("secret", ""):
+        body = json.dumps(payload(ctx)).encode()  # the exact bytes the signature covers
+        headers["Content-Type"] = "application/json"
+        if secret := values.get("secret", ""):
             headers[SIGNATURE_HEADER] = signature(secret, body, int(time.time()))
-        return post_json(url, None, headers, ctx.timeout, body=body)
+        _, outcome = send(
+            "POST",
+            url,
+            ok=range(200, 300),
+            secrets=secret_values(self.fields, values),
+            timeout=ctx.timeout,
+            idempotency_key=ctx.idempotency_key,
+            headers=headers,
+            data=body,
+        )
+        return outcome

@@ -9,16 +9,15 @@ import shutil
 import signal
 import subprocess
 import time
-from typing import Any
 
 from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
 from multiflexi_web.runner import guard
+from multiflexi_web.security.process import as_job
 
 READ_SIZE = 64 * 1024
 TICK = 0.2  # how often a quiet job checks its timeout and stop requests
 LINGER = 1.0  # after the main process exits, how long leftovers may keep its pipes open
 EXITED = "exited"  # the selector key of the process's pidfd
-JOB_UMASK = 0o077  # what a job writes is its own (the daemon reads it with its privileges)
 
 
 _DEVNULL: int | None = None
@@ -51,9 +50,7 @@ class NativeExecutor:
                 stdin=_devnull(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                process_group=0,
-                umask=JOB_UMASK,
-                **_identity(spec),
+                **as_job(spec.run_as),
             )
         except OSError as exc:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
@@ -79,14 +76,6 @@ def resolve_executable(name: str, path: str) -> str:
     if found is None:
         raise FileNotFoundError(2, f"{name!r} not found on PATH")
     return found
-
-
-def _identity(spec: JobSpec) -> dict[str, Any]:
-    """Switch to the job user in the child, before exec, with no supplementary groups; the
-    kernel drops every capability of a root parent on that switch (see docs/security.md)."""
-    if spec.run_as is None:
-        return {}
-    return {"user": spec.run_as.uid, "group": spec.run_as.gid, "extra_groups": []}
 
 
 def _pidfd(pid: int) -> int | None:

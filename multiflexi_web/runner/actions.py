@@ -131,6 +131,7 @@ class Dispatcher:
             secrets = values.secret_plain_values(stored)
             with context.produced_files(db.session(), job) as files:
                 ctx = context.build(db.session(), c, job, values.plain(stored), files, self.s)
+                secrets += ctx.credential_secrets  # the chosen credential's login, masked too
                 db.session.rollback()  # no transaction open while the plug-in works
                 return _safely(kind.perform, ctx), secrets
         except (registry.UnknownAction, context.ContextError, SecretError) as exc:

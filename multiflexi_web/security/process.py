@@ -9,6 +9,7 @@ import pwd
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from multiflexi_web.config import ConfigError, Settings
 from multiflexi_web.executors.base import RunAs
@@ -19,6 +20,7 @@ PR_SET_DUMPABLE = 4
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 CAP_SETGID, CAP_SETUID = 6, 7
+JOB_UMASK = 0o077  # what a job writes is its own (the daemon reads it with its privileges)
 # Read once at start into Settings; then removed so that no child process inherits them.
 KEY_VARIABLES = (
     "SECRET_KEY",
@@ -110,6 +112,17 @@ def job_identity(settings: Settings) -> RunAs | None:
     if found.uid == 0 or found.uid == os.getuid():
         raise ConfigError(f"MULTIFLEXI_JOB_USER: {found.name!r} must not be root or the daemon")
     return found
+
+
+def as_job(run_as: RunAs | None) -> dict[str, Any]:
+    """Popen arguments for a process of a job (its command, a CustomCommand action): its own
+    process group, private umask, and the switch to the job user in the child, before exec,
+    with no supplementary groups; the kernel drops every capability of a root parent on that
+    switch (see docs/security.md). `run_as` None: the daemon's own user (job_identity)."""
+    args: dict[str, Any] = {"process_group": 0, "umask": JOB_UMASK}
+    if run_as is not None:
+        args.update(user=run_as.uid, group=run_as.gid, extra_groups=[])
+    return args
 
 
 def private_dir(path: Path, mode: int = 0o700) -> None:

@@ -4,21 +4,25 @@ and the global defaults per kind (administrators)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from multiflexi_web.actions import registry
+from multiflexi_web.config import ConfigError
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, Role, RunTemplate
 from multiflexi_web.models.action import ActionConfig, ActionDefault
+from multiflexi_web.security.process import job_identity
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.accounts.access import has_role
-from multiflexi_web.services.actions import configure, runs, trial, values
+from multiflexi_web.services.actions import configure, mail_credential, runs, trial, values
 from multiflexi_web.services.actions.configure import MODES, ActionConfigError, When
 from multiflexi_web.services.actions.context import app_ref
+from multiflexi_web.services.actions.settings import ActionSettings
 from multiflexi_web.services.actions.settings import load as action_settings
 from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import global_admin, is_htmx, me, owned_by_company
@@ -51,15 +55,29 @@ def _stored(rt_id: int, mode: str, kind: str) -> ActionConfig | None:
 @bp.get("/runtemplates/<int:rt_id>/actions")
 def rt_actions(rt_id: int) -> str:
     rt = owned_by_company(RunTemplate, rt_id, Role.VIEWER)
-    kinds = registry.usable(app_ref(rt.application))
-    return render_template(
-        "actions/runtemplate.html",
-        rt=rt,
-        configs=[configure.as_dict(c) for c in configure.for_runtemplate(rt.id)],
-        kinds=kinds,
-        modes=MODES,
-        can_operate=has_role(me(), rt.company_id, Role.OPERATOR),
-    )
+    return render_template("actions/runtemplate.html", **sets_context(rt))
+
+
+def sets_context(rt: RunTemplate) -> dict[str, Any]:
+    """What templates/actions/_sets.html shows: the actions tab and the wizard's Actions step."""
+    return {
+        "rt": rt,
+        "configs": [configure.as_dict(c) for c in configure.for_runtemplate(rt.id)],
+        "kinds": registry.usable(app_ref(rt.application)),
+        "modes": MODES,
+        "can_operate": has_role(me(), rt.company_id, Role.OPERATOR),
+    }
+
+
+def _in_wizard() -> bool:
+    """The request came from the RunTemplate wizard's Actions step: go back there."""
+    return request.values.get("wizard") == "1"
+
+
+def _back(message: str, rt_id: int) -> Response:
+    if _in_wizard():
+        return flash_redirect(message, "runtemplates.wizard_actions", rt_id=rt_id)
+    return flash_redirect(message, "actions.rt_actions", rt_id=rt_id)
 
 
 def _form_values(kind: str) -> dict[str, str]:
@@ -97,9 +115,7 @@ def edit(rt_id: int, mode: str, kind: str) -> Page:
             f"{mode} action {kind} set",
             {"config": values.masked(r.config)},
         ),
-        lambda r: flash_redirect(
-            f"{mode.capitalize()} action {kind} saved.", "actions.rt_actions", rt_id=rt.id
-        ),
+        lambda r: _back(f"{mode.capitalize()} action {kind} saved.", rt.id),
         lambda e: (_form(rt, mode, action, row, _form_values(kind), str(e)), 400),
         (ActionConfigError,),
     )
@@ -115,7 +131,8 @@ def _form(
 ) -> str:
     shown = values.masked(row.config) if row else {}
     return render_template(
-        "actions/form.html",
+        "actions/_form.html" if is_htmx() and request.method == "GET" else "actions/form.html",
+        wizard=_in_wizard(),
         rt=rt,
         mode=mode,
         action=action,
@@ -123,6 +140,7 @@ def _form(
         current={**shown, **{k: v for k, v in given.items() if v}},
         error=error,
         mask=MASK,
+        credentials=mail_credential.choices(db.session(), rt.company_id),
     )
 
 
@@ -132,10 +150,8 @@ def remove(rt_id: int, mode: str, kind: str) -> Page:
     return commit_change(
         lambda: configure.remove(rt, mode, kind),
         lambda _: Audit("action.remove", "runtemplate", rt.id, f"{mode} action {kind} removed"),
-        lambda _: flash_redirect(
-            f"{mode.capitalize()} action {kind} removed.", "actions.rt_actions", rt_id=rt.id
-        ),
-        lambda e: flash_redirect(str(e), "actions.rt_actions", rt_id=rt.id),
+        lambda _: _back(f"{mode.capitalize()} action {kind} removed.", rt.id),
+        lambda e: _back(str(e), rt.id),
         (ActionConfigError,),
     )
 
@@ -152,9 +168,19 @@ def send_test(rt_id: int, mode: str, kind: str) -> tuple[str, int] | str:
     if registry.admin_only(kind) and not me().is_admin:
         abort(403)
     default = db.session.scalar(select(ActionDefault.config).where(ActionDefault.action == kind))
-    outcome = trial.send_test(rt, mode, kind, values.merged(default, row.config), action_settings())
+    try:
+        settings = _trial_settings()
+    except ConfigError as exc:
+        return render_template("actions/_test_result.html", outcome=None, error=str(exc)), 400
+    outcome = trial.send_test(rt, mode, kind, values.merged(default, row.config), settings)
     db.session.rollback()
     return render_template("actions/_test_result.html", outcome=outcome, error=None)
+
+
+def _trial_settings() -> ActionSettings:
+    """A test starts processes (CustomCommand) as jobs do: as the job user whenever this
+    process can switch to it (security/process.py job_identity), as the executor does."""
+    return replace(action_settings(), run_as=job_identity(current_app.config["MULTIFLEXI"]))
 
 
 @bp.get("/jobs/<int:job_id>/actions")

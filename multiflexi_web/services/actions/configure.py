@@ -12,7 +12,7 @@ from multiflexi_web.actions import registry
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate
 from multiflexi_web.models.action import TRIGGERS, ActionConfig, ActionDefault
-from multiflexi_web.services.actions import values
+from multiflexi_web.services.actions import mail_credential, values
 
 MODES = ("success", "failure")
 
@@ -61,6 +61,16 @@ def _check_values(kind: str, given: Mapping[str, str], stored: Mapping[str, Any]
             raise ActionConfigError(f"{kind} config {f.key!r}: required")
 
 
+def _check_credentials(kind: str, given: Mapping[str, str], company_id: int) -> None:
+    """A chosen credential must be a mail credential of the RunTemplate's own company."""
+    for key in mail_credential.credential_keys(kind):
+        if given.get(key):
+            try:
+                mail_credential.check(db.session(), company_id, given[key])
+            except mail_credential.MailCredentialError as exc:
+                raise ActionConfigError(f"{kind} config {key!r}: {exc}") from None
+
+
 def put(
     rt: RunTemplate,
     mode: str,
@@ -75,6 +85,7 @@ def put(
     row = _find(rt.id, mode, kind)
     current = dict(row.config) if row else {}
     _check_values(kind, given, {**_defaults(kind), **current})
+    _check_credentials(kind, given, rt.company_id)
     sealed = values.seal(kind, given, current)
     if row is None:
         row = ActionConfig(
@@ -103,6 +114,12 @@ def remove(rt: RunTemplate, mode: str, kind: str) -> None:
 
 def put_default(kind: str, given: Mapping[str, str], *, is_admin: bool = False) -> ActionDefault:
     check(kind, "success", When(), is_admin=is_admin)
+    for key in mail_credential.credential_keys(kind):
+        if given.get(key):
+            raise ActionConfigError(
+                f"{kind} config {key!r}: a credential belongs to one company; "
+                "choose it per RunTemplate, not as a global default"
+            )
     row = db.session.scalar(select(ActionDefault).where(ActionDefault.action == kind))
     if row is None:
         row = ActionDefault(action=kind, config={})

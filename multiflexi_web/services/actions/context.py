@@ -25,7 +25,7 @@ from multiflexi_web.models import (
     RunTemplate,
 )
 from multiflexi_web.models.action import ActionConfig, ActionDefault
-from multiflexi_web.services.actions import values
+from multiflexi_web.services.actions import mail_credential, values
 from multiflexi_web.services.actions.settings import ActionSettings
 from multiflexi_web.services.jobs.artifacts import content_of
 
@@ -188,7 +188,8 @@ def build(
     files: dict[str, Path],
     s: ActionSettings,
 ) -> ActionContext:
-    """`run`: the claimed run (id, idempotency_key, attempts)."""
+    """`run`: the claimed run (id, action, idempotency_key, attempts)."""
+    login = login_for(session, run.action, config, job.company_id)
     arts = session.execute(
         select(Artifact.id, Artifact.filename).where(Artifact.job_id == job.id)
     ).all()
@@ -216,4 +217,20 @@ def build(
         config=config,
         timeout=s.timeout,
         platform_version=__version__,
+        run_as=s.run_as,
+        credential=login.values if login else {},
+        credential_secrets=login.secrets if login else (),
     )
+
+
+def login_for(
+    session: Session, kind: str, config: dict[str, str], company_id: int
+) -> mail_credential.MailLogin | None:
+    """The credential the action's config chose, resolved for the job's own company only."""
+    raw = next((config[k] for k in mail_credential.credential_keys(kind) if config.get(k)), "")
+    if not raw:
+        return None
+    try:
+        return mail_credential.resolve(session, company_id, raw)
+    except mail_credential.MailCredentialError as exc:
+        raise ContextError(f"{kind} {exc}") from None

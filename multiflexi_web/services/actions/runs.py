@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from multiflexi_web.actions.base import Outcome
-from multiflexi_web.actions.http import bounded
+from multiflexi_web.actions.delivery import bounded
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, utcnow
 from multiflexi_web.models.action import ActionRun

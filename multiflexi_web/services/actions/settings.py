@@ -12,6 +12,7 @@ from multiflexi_web.config import (
     _positive_int,
     read_sources,
 )
+from multiflexi_web.executors.base import RunAs
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class ActionSettings:
     threads: int = 4  # 0: this executor delivers no actions (another one does)
     chain_max_depth: int = 5
     base_url: str = "http://localhost:5000"  # for links to jobs and artifacts
+    run_as: RunAs | None = (
+        None  # the job user (security/process.py job_identity), set by the daemon
+    )
 
     def backoff_for(self, attempts: int) -> float:
         """Seconds before the next attempt, after `attempts` failed ones (capped exponential)."""

@@ -11,14 +11,20 @@ from typing import Any
 from multiflexi_web import __version__
 from multiflexi_web.actions import registry
 from multiflexi_web.actions.base import ActionContext, Outcome
+from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate
 from multiflexi_web.services.actions import runs, values
-from multiflexi_web.services.actions.context import app_ref
+from multiflexi_web.services.actions.context import ContextError, app_ref, login_for
+from multiflexi_web.services.actions.mail_credential import MailLogin
 from multiflexi_web.services.actions.settings import ActionSettings
 
 
 def fake_context(
-    rt: RunTemplate, mode: str, config: dict[str, str], s: ActionSettings
+    rt: RunTemplate,
+    mode: str,
+    config: dict[str, str],
+    s: ActionSettings,
+    login: MailLogin | None = None,
 ) -> ActionContext:
     ok = mode == "success"
     return ActionContext(
@@ -45,6 +51,9 @@ def fake_context(
         config=config,
         timeout=min(s.timeout, 15.0),
         platform_version=__version__,
+        run_as=s.run_as,
+        credential=login.values if login else {},
+        credential_secrets=login.secrets if login else (),
     )
 
 
@@ -54,8 +63,14 @@ def send_test(
     """Perform `kind` with the stored config (defaults merged by the caller); masked result."""
     action = registry.get(kind)
     secrets = values.secret_plain_values(stored)
+    config = values.plain(stored)
     try:
-        out = action.perform(fake_context(rt, mode, values.plain(stored), s))
+        login = login_for(db.session(), kind, config, rt.company_id)
+    except ContextError as exc:
+        return Outcome(False, error=runs.masked(str(exc), secrets))
+    secrets += login.secrets if login else ()
+    try:
+        out = action.perform(fake_context(rt, mode, config, s, login))
     except Exception as exc:
         out = Outcome(False, error=f"{type(exc).__name__}: {exc}")
     effects = "; ".join(f"would {type(e).__name__} {e}" for e in out.effects)

@@ -25,7 +25,7 @@ from multiflexi_web.views.queries.accounts import visible_companies
 from multiflexi_web.views.queries.catalogue import applications
 from multiflexi_web.views.runtemplates.queries import list_runtemplates
 from multiflexi_web.views.runtemplates.run import run
-from multiflexi_web.views.runtemplates.wizard import edit, new, schedule_preview
+from multiflexi_web.views.runtemplates.wizard import actions_step, edit, new, schedule_preview
 
 bp = Blueprint("runtemplates", __name__, url_prefix="/runtemplates")
 TABS = ("overview", "config", "credentials", "schedule", "jobs")
@@ -33,6 +33,7 @@ TABS = ("overview", "config", "credentials", "schedule", "jobs")
 # The wizard, the edit form, the schedule preview and Run now are in their own modules.
 bp.add_url_rule("/new", "new", new, methods=["GET", "POST"])
 bp.add_url_rule("/<int:rt_id>/edit", "edit", edit, methods=["GET", "POST"])
+bp.add_url_rule("/<int:rt_id>/wizard/actions", "wizard_actions", actions_step)
 bp.add_url_rule("/schedule-preview", "schedule_preview", schedule_preview)
 bp.add_url_rule("/<int:rt_id>/run", "run", run, methods=["GET", "POST"])
 

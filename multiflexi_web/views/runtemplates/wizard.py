@@ -1,4 +1,5 @@
-"""The RunTemplate wizard (company -> application -> one form) and the edit form it shares."""
+"""The RunTemplate wizard (company -> application -> one form -> its actions) and the edit form
+it shares."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from multiflexi_web.services.scheduling.times import (
 )
 from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import company_for, get_or_404, int_arg, me, owned_by_company
+from multiflexi_web.views.actions import sets_context
 from multiflexi_web.views.queries.accounts import companies_with_role
 from multiflexi_web.views.runtemplates.forms import (
     error_target,
@@ -206,11 +208,17 @@ def _create(company: Company, app: Application) -> Page:
         change,
         lambda rt: Audit("create", "runtemplate", rt.id, f"runtemplate {rt.name} created"),
         lambda rt: flash_redirect(
-            f"RunTemplate {rt.name!r} created.", "runtemplates.detail", rt_id=rt.id
+            f"RunTemplate {rt.name!r} created.", "runtemplates.wizard_actions", rt_id=rt.id
         ),
         lambda exc: _refused(company, app, None, _errors(exc)),
         (RunTemplateError,),
     )
+
+
+def actions_step(rt_id: int) -> str:
+    """Step 7, after the RunTemplate is saved: its success and failure actions, then Finish."""
+    rt = owned_by_company(RunTemplate, rt_id, Role.OPERATOR)
+    return render_template("runtemplates/wizard_actions.html", wizard=True, **sets_context(rt))
 
 
 def edit(rt_id: int) -> Page:
