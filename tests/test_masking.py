@@ -23,7 +23,8 @@ M = MASK.encode()
 @pytest.mark.parametrize(
     "name",
     ["DB_PASSWORD", "password", "SMTP_PASS", "API_KEY", "APIKEY", "SSH_KEYS", "GH_TOKEN",
-     "CLIENT_SECRET", "MYSECRETVALUE", "GPG_PASSPHRASE", "WIFI_PSK", "DB_PASSWD"],
+     "CLIENT_SECRET", "MYSECRETVALUE", "GPG_PASSPHRASE", "WIFI_PSK", "DB_PASSWD", "MAILER_DSN",
+     "SENTRY_DSN"],
 )  # fmt: skip
 def test_secret_like_names(name: str) -> None:
     assert is_secret_name(name)

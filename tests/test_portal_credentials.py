@@ -70,6 +70,24 @@ def test_empty_secret_keeps_the_old_value_and_a_new_one_replaces_it(app: Flask) 
     assert stored is not None and plain_values(stored)["PASSWORD"] == "new-pass"
 
 
+def test_a_plain_field_with_a_secret_name_is_stored_and_shown_as_a_secret(app: Flask) -> None:
+    """Upstream's Mail prototype declares MAILER_DSN, which carries the login, a plain string."""
+    company, client = _company_admin(app)
+    proto = make_prototype(fields=[{"keyword": "MAILER_DSN", "type": "string"}])
+    cred = make_credential(company, proto, values={})
+    dsn = f"smtp://mailer:{SECRET}@127.0.0.1:2525"
+    path = f"/credentials/{cred.id}/edit"
+    assert client.post(path, data={"name": "mail", "value_MAILER_DSN": dsn}).status_code == 302
+    reread()
+    [row] = db.session.get(Credential, cred.id).values  # type: ignore[union-attr]
+    assert row.secret and SECRET not in row.value
+    for page in (f"/credentials/{cred.id}", path, f"/credprototypes/{proto.id}"):
+        assert SECRET not in client.get(page).get_data(as_text=True), page
+    assert 'type="password" name="value_MAILER_DSN" value=""' in client.get(path).get_data(
+        as_text=True
+    )
+
+
 def test_create_validates_required_and_typed_values(app: Flask) -> None:
     company, client = _company_admin(app)
     proto = make_prototype(

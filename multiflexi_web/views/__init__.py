@@ -13,7 +13,11 @@ from multiflexi_web.extensions import db, login_manager
 from multiflexi_web.models import User
 from multiflexi_web.models.bounds import BIGINT_MAX
 from multiflexi_web.security.secrets import MASK
-from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
+from multiflexi_web.services.catalogue.fields import (
+    is_secret_credential_field,
+    is_secret_field,
+    is_secret_name,
+)
 
 # Endpoints reachable without a session; everything else requires login.
 # /metrics checks its own token (MULTIFLEXI_METRICS_TOKEN) and never redirects a scraper.
@@ -87,6 +91,7 @@ def register_views(app: Flask) -> None:
     app.jinja_env.globals["has_endpoint"] = app.view_functions.__contains__
     app.jinja_env.tests["secret_field"] = is_secret_field
     app.jinja_env.tests["secret_name"] = is_secret_name
+    app.jinja_env.tests["secret_credential_field"] = is_secret_credential_field
     app.jinja_env.globals["MASK"] = MASK
     display.register(app)
     from multiflexi_web.api import register_api

@@ -13,7 +13,7 @@ from multiflexi_web.models import (
     CredentialValue,
 )
 from multiflexi_web.security.secrets import MASK, reveal, value_to_store
-from multiflexi_web.services.catalogue.fields import is_secret_field
+from multiflexi_web.services.catalogue.fields import is_secret_credential_field
 
 
 class CredentialError(ValueError):
@@ -72,7 +72,7 @@ def set_values(cred: Credential, values: dict[str, str]) -> None:
     existing = {v.key: v for v in cred.values}
     for key, value in values.items():
         field = fields.get(key)
-        secret = is_secret_field(field)
+        secret = field is not None and is_secret_credential_field(field)
         row = existing.get(key)
         stored = value_to_store(value, secret, row)
         if stored is None:

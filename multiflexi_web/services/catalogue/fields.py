@@ -35,9 +35,9 @@ def is_secret_field(field: FieldDef | None) -> bool:
 # Environment names that hold secrets whatever their source: a word of the name (split at "_")
 # containing one of these, or a word that is or ends with KEY/KEYS (API_KEY, APIKEY, SSH_KEYS).
 # Words that only start with KEY (KEYNAME, KEYBOARD, KEYWORD) are not secret; PWD is the shell's
-# working directory, not a password.
+# working directory, not a password. A DSN (MAILER_DSN, SENTRY_DSN) carries a password or key.
 SECRET_NAME_PARTS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN")
-SECRET_NAME_WORDS = frozenset({"PASS", "PSK"})
+SECRET_NAME_WORDS = frozenset({"PASS", "PSK", "DSN"})  # a DSN carries its password
 
 
 def is_secret_name(name: str) -> bool:
@@ -48,6 +48,16 @@ def is_secret_name(name: str) -> bool:
         if any(part in word for part in SECRET_NAME_PARTS):
             return True
     return False
+
+
+class CredentialFieldDef(FieldDef, Protocol):
+    keyword: str
+
+
+def is_secret_credential_field(field: CredentialFieldDef) -> bool:
+    """A credential's field is also secret when its name is (upstream's Mail prototype declares
+    MAILER_DSN, which carries the login, a plain string)."""
+    return is_secret_field(field) or is_secret_name(field.keyword)
 
 
 def option_values(options: Any) -> list[str]:
