@@ -7,7 +7,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint typecheck pytest system-deps test-system-deps migrate bench chaos clean
+.PHONY: help run test check lint typecheck pytest system-deps test-system-deps migrate bench chaos clean image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -60,6 +60,12 @@ bench: $(DEVSTAMP) ## Run every benchmark (prints JSON figures)
 CHAOS_ARGS ?=
 chaos: $(DEVSTAMP) ## Chaos suite on a private PostgreSQL (minutes; CHAOS_ARGS="--quick" or "--scenario X")
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+IMAGE ?= multiflexi:latest
+BASE_IMAGE ?= python:3.11-slim-bookworm
+image: ## Build the container image offline from wheels made here (docs/deploy.md)
+	PYTHON=$(PYTHON) ./deploy/wheels.sh
+	docker build --network none --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
 
 clean: ## Remove the venv and caches (keeps ./var and .env)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
