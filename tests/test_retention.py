@@ -215,3 +215,21 @@ def test_company_override_blank_means_default(app: Flask, settings: Settings) ->
     assert p.failed_cutoff(utcnow()) is None  # jobs kept forever: failed ones too
     with pytest.raises(RetentionError, match="retain_output_days"):
         set_overrides(company, {"retain_output_days": "-1"})
+
+
+def test_the_scheduler_runs_a_pass_once_per_interval(app: Flask, settings: Settings) -> None:
+    from daemons.runtime import Runtime
+    from daemons.scheduler import housekeeping
+
+    rt_a = make_runtemplate(make_company())
+    old_id = aged(make_job(rt_a, status=JobStatus.SUCCEEDED), 40).id
+    db.session.commit()
+    rt = Runtime("scheduler", app)
+    recent = time.monotonic()
+    assert housekeeping(rt, recent) == recent  # not yet due: nothing done
+    db.session.rollback()
+    assert db.session.get(Job, old_id) is not None
+    ran = housekeeping(rt, recent - settings.housekeeping_interval)
+    assert ran > recent
+    db.session.rollback()
+    assert db.session.get(Job, old_id) is None

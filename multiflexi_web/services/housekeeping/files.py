@@ -9,6 +9,7 @@ now is never taken.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import time
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from multiflexi_web.models import Artifact, Job
 from multiflexi_web.models.job import LIVE_STATUSES
 
+log = logging.getLogger(__name__)
 ORPHAN_MIN_AGE = 3600.0  # seconds: an artifact file younger than this is never an orphan
 WORKDIR_PREFIX = "job-"
 _LIVE = sorted(s.value for s in LIVE_STATUSES)
@@ -122,6 +124,9 @@ def remove(paths: Iterable[Path]) -> int:
                 path.unlink()
             removed += 1
         except FileNotFoundError:
+            continue
+        except OSError as exc:  # not ours to remove (permissions): logged, the pass goes on
+            log.warning("housekeeping: cannot remove %s: %s", path, exc)
             continue
         _rmdir_empty(path.parent)
     return removed
