@@ -7,7 +7,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test check lint typecheck pytest system-deps test-system-deps migrate bench chaos clean
+.PHONY: help run test test-deploy check lint typecheck pytest system-deps test-system-deps migrate bench chaos clean image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -49,7 +49,10 @@ pytest: $(DEVSTAMP) ## The whole pytest suite (SQLite and PostgreSQL)
 test: system-deps test-system-deps $(DEVSTAMP) ## Install test needs, then lint, types and every test
 	$(MAKE) lint typecheck pytest
 
-check: test ## Same as CI
+test-deploy: test-system-deps $(DEVSTAMP) ## Build the image offline and run the compose set with a smoke job (minutes)
+	$(BIN)/pytest -m deploy tests/test_deploy_compose.py
+
+check: test test-deploy ## Same as CI
 
 bench: $(DEVSTAMP) ## Run every benchmark (prints JSON figures)
 	$(BIN)/python bench/executor.py --db sqlite --jobs 500
@@ -61,6 +64,12 @@ bench: $(DEVSTAMP) ## Run every benchmark (prints JSON figures)
 CHAOS_ARGS ?=
 chaos: $(DEVSTAMP) ## Chaos suite on a private PostgreSQL (minutes; CHAOS_ARGS="--quick" or "--scenario X")
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+IMAGE ?= multiflexi:latest
+BASE_IMAGE ?= python:3.11-slim-bookworm
+image: ## Build the container image offline from wheels made here (docs/deploy.md)
+	PYTHON=$(PYTHON) ./deploy/wheels.sh
+	docker build --network none --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
 
 clean: ## Remove the venv and caches (keeps ./var and .env)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,8 +20,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from daemons.runtime import Runtime, boot
+from multiflexi_web.extensions import db
 from multiflexi_web.metrics.instruments import record_tick
 from multiflexi_web.models import utcnow
+from multiflexi_web.services.housekeeping.prune import prune
 from multiflexi_web.services.scheduling.batches import (
     DEFAULT_BATCH,
     DEFAULT_LANES,
@@ -47,9 +49,27 @@ def clock() -> Callable[[], datetime]:
     return lambda: start + timedelta(seconds=(time.time() - epoch) * speed)
 
 
+def housekeeping(rt: Runtime, last: float) -> float:
+    """A retention pass once every MULTIFLEXI_HOUSEKEEPING_INTERVAL (between ticks; it deletes
+    in short batches and stops early when the daemon is asked to stop); when it last ran."""
+    every = rt.settings.housekeeping_interval
+    if every <= 0 or time.monotonic() - last < every:
+        return last
+
+    def one_pass() -> dict[str, object]:
+        with rt.app.app_context():
+            return prune(db.session(), rt.settings, utcnow(), stop=rt.stop.is_set).as_dict()
+
+    removed = rt.retry_db(one_pass).get("removed") or {}
+    rt.log("housekeeping", **(removed if isinstance(removed, dict) else {}))
+    return time.monotonic()
+
+
 def run(rt: Runtime, *, interval: float, batch: int, lanes: int, once: bool) -> int:
     """The daemon loop: tick, then wait out the interval unless asked to stop; the exit code."""
     now_fn = clock()
+    # The first pass waits one interval: a fleet restarted together does not prune at once.
+    last_pass = time.monotonic()
 
     def one_tick() -> TickResult:
         with rt.app.app_context():
@@ -74,6 +94,7 @@ def run(rt: Runtime, *, interval: float, batch: int, lanes: int, once: bool) -> 
             return EXIT_MEMORY
         if once:
             return 0
+        last_pass = housekeeping(rt, last_pass)
         rt.stop.wait(max(0.0, interval - result.seconds))
     return 0
 

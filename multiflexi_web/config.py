@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -185,6 +185,16 @@ class Settings:
         """The metrics port of a daemon kind (scheduler, eventor, executor); 0: none."""
         return dict(self.metrics_ports).get(kind, 0)
 
+    # Retention (services/housekeeping/): days, 0 = keep forever; companies may override.
+    retain_jobs_days: int = 0
+    retain_failed_days: int = 0  # failed, timed-out, lost jobs; 0 = as long as other jobs
+    retain_output_days: int = 0
+    retain_artifacts_days: int = 0
+    artifact_budget_mb: int = 0  # per company, 0 = no budget
+    housekeeping_interval: float = 3600.0  # seconds between the scheduler's passes, 0 = none
+    prune_batch: int = 500
+    stale_workdir_hours: float = 24.0
+
     @property
     def state_path(self) -> str:
         return self.state_dir or os.path.join(self.tmp_dir, ".state")
@@ -290,6 +300,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_token=key_value(src, "MULTIFLEXI_METRICS_TOKEN"),
         metrics_addr=src.get("MULTIFLEXI_METRICS_ADDR", "").strip() or "127.0.0.1",
         metrics_ports=_metrics_ports(src),
+        **_retention(src),
     )
 
 
@@ -320,6 +331,39 @@ def _port(raw: str) -> int:
     if not 0 <= value <= 65535:
         raise ValueError("not a port")
     return value
+
+
+class _Retention(TypedDict):
+    retain_jobs_days: int
+    retain_failed_days: int
+    retain_output_days: int
+    retain_artifacts_days: int
+    artifact_budget_mb: int
+    housekeeping_interval: float
+    prune_batch: int
+    stale_workdir_hours: float
+
+
+def _retention(src: Mapping[str, str]) -> _Retention:
+    days, whole = "must be a whole number of days >= 0 (0 = keep forever)", _non_negative_int
+    return {
+        "retain_jobs_days": _parse(src, "MULTIFLEXI_RETAIN_JOBS_DAYS", 0, whole, days),
+        "retain_failed_days": _parse(src, "MULTIFLEXI_RETAIN_FAILED_DAYS", 0, whole, days),
+        "retain_output_days": _parse(src, "MULTIFLEXI_RETAIN_OUTPUT_DAYS", 0, whole, days),
+        "retain_artifacts_days": _parse(src, "MULTIFLEXI_RETAIN_ARTIFACTS_DAYS", 0, whole, days),
+        "artifact_budget_mb": _parse(
+            src, "MULTIFLEXI_ARTIFACT_BUDGET_MB", 0, whole, "must be MiB >= 0 (0 = no budget)"
+        ),
+        "housekeeping_interval": _parse(
+            src, "MULTIFLEXI_HOUSEKEEPING_INTERVAL", 3600.0, _non_negative_float, "must be seconds"
+        ),
+        "prune_batch": _parse(
+            src, "MULTIFLEXI_PRUNE_BATCH", 500, _positive_int, "must be a positive integer"
+        ),
+        "stale_workdir_hours": _parse(
+            src, "MULTIFLEXI_STALE_WORKDIR_HOURS", 24.0, _non_negative_float, "must be hours"
+        ),
+    }
 
 
 def _job_user(raw: str) -> str:

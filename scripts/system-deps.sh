@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Debian packages the project needs, only when missing and only as root.
 # runtime: libmagic (python-magic). test: + chromium (browser tests), docker.io, podman and
-# busybox-static (container executor tests), systemd.
+# busybox-static (container executor tests), systemd, docker-compose and debootstrap (deploy test).
 set -euo pipefail
 what=${1:-runtime}
 need=()
@@ -15,6 +15,9 @@ if [ "$what" = test ]; then
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v podman >/dev/null || need+=(podman)
   have_pkg busybox-static || need+=(busybox-static)
+  # The deployment test: compose (classic 1.29) and a base image made with debootstrap.
+  command -v docker-compose >/dev/null || need+=(docker-compose)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

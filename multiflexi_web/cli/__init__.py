@@ -35,12 +35,14 @@ def _feature_groups() -> list[click.Command]:
     from multiflexi_web.cli.actions import action_group
     from multiflexi_web.cli.actions import attach as attach_action_commands
     from multiflexi_web.cli.apps import app_group, credproto_group
+    from multiflexi_web.cli.housekeeping import prune_command, worker_group
     from multiflexi_web.cli.jobs import artifact_group, job_group
     from multiflexi_web.cli.runtemplates import runtemplate_group
 
     attach_action_commands(runtemplate_group, job_group)  # runtemplate action / job actions
     groups: list[click.Command] = [app_group, credproto_group, job_group, artifact_group]
     groups.append(action_group)
+    groups += [prune_command, worker_group]
     from multiflexi_web.cli.events import GROUPS as event_groups
 
     groups += event_groups

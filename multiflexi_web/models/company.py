@@ -25,6 +25,12 @@ class Company(Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     zabbix_host: Mapped[str | None] = mapped_column(String(255))
     logo: Mapped[str | None] = mapped_column(Text)
+    # Retention overrides (services/housekeeping/policy.py); NULL = the global setting.
+    retain_jobs_days: Mapped[int | None]
+    retain_failed_days: Mapped[int | None]
+    retain_output_days: Mapped[int | None]
+    retain_artifacts_days: Mapped[int | None]
+    artifact_budget_mb: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

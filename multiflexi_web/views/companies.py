@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from multiflexi_web.models import Company, CompanyEnv, Role
+from multiflexi_web.services import settings
 from multiflexi_web.services.accounts import access
 from multiflexi_web.services.accounts.companies import (
     CompanyError,
@@ -15,6 +16,7 @@ from multiflexi_web.services.accounts.companies import (
     set_env,
     update_company,
 )
+from multiflexi_web.services.housekeeping import policy as retention
 from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import (
     company_for,
@@ -70,7 +72,37 @@ def detail(company_id: int) -> str:
         "companies/detail.html",
         company=company,
         can_admin=access.has_role(me(), company.id, Role.ADMIN),
+        retention=retention.shown(company, settings()),
+        retention_errors={},
     )
+
+
+@bp.post("/<int:company_id>/retention")
+def retention_set(company_id: int) -> Page:
+    """Retention overrides: platform admins only (they spend the platform's storage)."""
+    global_admin()
+    company = get_or_404(Company, company_id)
+    return commit_change(
+        lambda: retention.set_overrides(company, dict(request.form)),
+        lambda _: Audit(
+            "update", "company", company.id, f"company {company.slug}: retention changed"
+        ),
+        lambda _: flash_redirect("Retention saved.", ".detail", company_id=company.id),
+        lambda exc: _retention_refused(company, exc),
+        (retention.RetentionError,),
+    )
+
+
+def _retention_refused(company: Company, exc: ValueError) -> tuple[str, int]:
+    errors = field_errors(exc, tuple(name for name, _ in retention.FIELDS))
+    page = render_template(
+        "companies/detail.html",
+        company=company,
+        can_admin=True,
+        retention=retention.shown(company, settings()),
+        retention_errors=errors,
+    )
+    return page, 400
 
 
 @bp.route("/<int:company_id>/edit", methods=["GET", "POST"])

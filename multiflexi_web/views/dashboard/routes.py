@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from multiflexi_web.extensions import db
 from multiflexi_web.services import settings
 from multiflexi_web.services.accounts.access import visible_company_ids
+from multiflexi_web.services.housekeeping import figures as storage
 from multiflexi_web.views._helpers import is_htmx, me
 from multiflexi_web.views.dashboard import figures as dashboard
 from multiflexi_web.views.dashboard.charts import BarChart, bar_chart, rate_tone, seconds_text
@@ -31,7 +33,19 @@ def index() -> str:
         workers=dashboard.worker_health(settings().lost_after),
         steps=dashboard.first_steps(visible),
         days=STATS_DAYS,
+        storage=_storage(visible),
     )
+
+
+def _storage(visible: set[int] | None) -> dict[str, str | int | None]:
+    """Artifacts of the companies the user sees; the database's size for platform admins only."""
+    count, size = storage.artifact_bytes(db.session(), visible)
+    whole = storage.database_bytes(db.session()) if visible is None else None
+    return {
+        "artifacts": count,
+        "artifact_size": storage.human_bytes(size),
+        "database_size": storage.human_bytes(whole) if whole is not None else None,
+    }
 
 
 def _charts(stats: list[dashboard.AppStat]) -> tuple[BarChart, BarChart]:

@@ -1,0 +1,1 @@
+"""Housekeeping: retention of jobs, output and artifacts, orphaned files, stale work dirs."""
