@@ -1,0 +1,150 @@
+"""With --include-history: upstream's finished jobs, their output lines and artifacts.
+
+Upstream stores no status; it derives one (reference §2.1): exit code 0 succeeded, another exit
+code failed, begun without an exit code "running". A job running upstream when it is moved can
+never finish here, so it comes over as lost. Pending jobs are not carried: the RunTemplate's
+next run (runtemplates.py) is where the schedule goes on, and an ad-hoc one is listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from functools import partial
+from typing import Any
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Artifact, Job, JobOutput, JobStatus, RunTemplate
+from multiflexi_web.models.job import made
+from multiflexi_web.services.jobs.artifacts import mime_of, safe_name
+from multiflexi_web.services.upstream_import.context import Context, Refused, outcome
+from multiflexi_web.services.upstream_import.reader import Row, text_of, to_utc
+from multiflexi_web.services.upstream_import.runtemplates import EXECUTORS
+
+BY = "upstream_import.history.import_jobs"
+SUCCEEDED = made(BY, None, JobStatus.SUCCEEDED)
+FAILED = made(BY, None, JobStatus.FAILED)
+LOST = made(BY, None, JobStatus.LOST)
+# Upstream's output line types -> our two streams.
+STREAMS = {"stdout": "stdout", "success": "stdout", "info": "stdout", "debug": "stdout"}
+STREAMS |= {"stderr": "stderr", "error": "stderr", "warning": "stderr"}
+
+
+def import_jobs(ctx: Context) -> None:
+    """Finished upstream jobs as finished jobs here (created directly in their end status)."""
+    output = ctx.grouped("job_output_lines", "job_id")
+    artifacts = ctx.grouped("artifacts", "job_id")
+    ctx.each("job", ctx.reader.rows("job"), partial(_job, ctx, output, artifacts), _label)
+
+
+def _label(row: Row) -> str:
+    return f"#{row.get('id')} (runtemplate {row.get('runtemplate_id')})"
+
+
+def status_of(row: Row) -> JobStatus | None:
+    if row.get("exitcode") is not None:
+        return SUCCEEDED if int(row["exitcode"]) == 0 else FAILED
+    return LOST if row.get("begin") is not None else None
+
+
+def _job(
+    ctx: Context, output: dict[Any, list[Row]], artifacts: dict[Any, list[Row]], row: Row
+) -> str:
+    if ctx.ids.get("job", row["id"]) is not None:
+        return outcome(False, False)
+    status = status_of(row)
+    if status is None:
+        raise Refused("pending upstream: not carried (the schedule goes on from its next run)")
+    rt = db.session.get(
+        RunTemplate, ctx.our("runtemplate", row.get("runtemplate_id"), "runtemplate")
+    )
+    assert rt is not None  # noqa: S101 - mapped in this transaction
+    begin, end = to_utc(row.get("begin"), ctx.zone), to_utc(row.get("end"), ctx.zone)
+    job = Job(
+        runtemplate_id=rt.id,
+        company_id=rt.company_id,
+        application_id=rt.application_id,
+        status=status.value,
+        status_reason="running upstream when moved" if status is LOST else None,
+        schedule_type=text_of(row.get("schedule_type"))[:32] or "adhoc",
+        scheduled_for=to_utc(row.get("schedule"), ctx.zone) or begin or end,
+        executor=EXECUTORS.get(text_of(row.get("executor")), "native"),
+        command=_command(row.get("command")),
+        started_at=begin,
+        finished_at=end,
+        exit_code=row.get("exitcode"),
+        pid=row.get("pid"),
+        app_version=text_of(row.get("app_version"))[:64] or None,
+        launched_by_id=ctx.ids.get("user", row.get("launched_by")),
+    )
+    if job.scheduled_for is None:
+        raise Refused("no time at all (schedule, begin, end all empty)")
+    db.session.add(job)
+    db.session.flush()
+    _output(job, _lines(row, output.get(row["id"], [])))
+    for art in artifacts.get(row["id"], []):
+        _artifact(ctx, job, art)
+    db.session.flush()
+    ctx.ids.put("job", row["id"], job.id)
+    return outcome(True, True)
+
+
+def _command(raw: Any) -> list[str] | None:
+    text = text_of(raw).strip()
+    if not text:
+        return None
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return [text]
+
+
+def _lines(row: Row, lines: list[Row]) -> list[tuple[int, str, bytes]]:
+    """(seq, stream, data): the lines table, or the stdout/stderr columns of older schemas."""
+    out = [
+        (int(r.get("seq") or i), STREAMS.get(text_of(r.get("type")), "stdout"), _bytes(r["line"]))
+        for i, r in enumerate(lines)
+    ]
+    if not out:
+        for i, stream in enumerate(("stdout", "stderr")):
+            if row.get(stream):
+                out.append((i, stream, _bytes(row[stream])))
+    return out
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else text_of(value).encode()
+
+
+def _output(job: Job, lines: list[tuple[int, str, bytes]]) -> None:
+    for seq, stream, data in lines:
+        db.session.add(JobOutput(job_id=job.id, seq=seq, stream=stream, data=data))
+        if stream == "stdout":
+            job.stdout_bytes += len(data)
+        else:
+            job.stderr_bytes += len(data)
+
+
+def _artifact(ctx: Context, job: Job, row: Row) -> None:
+    content = _bytes(row.get("artifact"))
+    name = safe_name(text_of(row.get("filename")) or f"artifact-{row['id']}")
+    db.session.add(
+        Artifact(
+            job_id=job.id,
+            filename=name,
+            mime_type=text_of(row.get("content_type")) or mime_of(content[:2048]),
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            content=content,
+            note=text_of(row.get("note")) or None,
+            created_at=to_utc(row.get("created_at"), ctx.zone)
+            or job.finished_at
+            or job.scheduled_for,
+        )
+    )
+
+
+def pending_note(ctx: Context) -> None:
+    """Without --include-history nothing of the jobs table comes over: say so once."""
+    if ctx.reader.has("job"):
+        ctx.report.note("jobs not carried over (add --include-history for finished ones)")
