@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from multiflexi_web.models import (
 from multiflexi_web.security.secrets import MASK, reveal
 from multiflexi_web.services.actions import values as action_values
 from multiflexi_web.services.jobs.environment import context_for, resolve
+from multiflexi_web.services.scheduling import times
+from multiflexi_web.services.scheduling.batches import tick
 from tests.conftest import PG_ADMIN_URL, _pg_available
 from tests.factories import isolate_requests
 from tests.services import need, port_open
@@ -133,6 +136,7 @@ def test_moves_an_installation_in(
     assert "undecryptable" in why[("credentials", "#2 (Damaged)")]
     assert "unknown" in why[("company_user", "company 1 user 2")]
     assert "executor 'Fancy': unknown" in why[("runtemplate", "#3 (probe)")]
+    assert len(why) == 8, why  # the ones above and below, nothing else
     assert "'Sleep': unknown here" in why[("actions", "runtemplate #1 failure Sleep")]
     assert "action map" in why[("actions", "runtemplate #4")]
     assert "broken JSON" in why[("event_rule", "#2")]
@@ -372,3 +376,66 @@ def test_text_report_and_credential_reveal(
     ).all()
     assert [a.entity_id for a in audit] == [str(cred_id)]
     assert db.session.scalars(select(AuditLog).where(AuditLog.entity_type == "upstream")).all()
+
+
+def test_schedules_go_on_where_upstream_left_off(
+    app: Flask, runner: FlaskCliRunner, upstream: Upstream
+) -> None:
+    """The queued slot becomes the next run; a slot long past (upstream's scheduler was down)
+    gives one job (misfire policy latest, as upstream catches up), not a burst."""
+    report(run(runner, upstream, "--format", "json"))
+    daily = db.session.get(RunTemplate, _mapped("runtemplate", 1))
+    hourly = db.session.get(RunTemplate, _mapped("runtemplate", 5))
+    assert daily is not None and hourly is not None
+    assert daily.timezone == "Europe/Prague", "cron math stays in upstream's zone"
+    assert daily.next_run_at is not None
+    following = times.next_run(daily, daily.next_run_at, "UTC")
+    local = daily.next_run_at.astimezone(ZONE)
+    assert following == (local.replace(tzinfo=None) + timedelta(days=1)).replace(
+        tzinfo=ZONE
+    ).astimezone(UTC), "daily + 7200 s stays 02:00 in Prague"
+    now = datetime.now(UTC)
+    assert hourly.next_run_at is not None and hourly.next_run_at < now - timedelta(days=2)
+    result = tick(now)
+    assert result.inserted == 1, "one catch-up job, not 72"
+    jobs = db.session.scalars(select(Job)).all()
+    assert [(j.runtemplate_id, j.status) for j in jobs] == [(hourly.id, "scheduled")]
+    assert jobs[0].slot_at is not None and now - jobs[0].slot_at < timedelta(hours=1)
+    db.session.expire_all()
+    assert hourly.next_run_at is not None and hourly.next_run_at > now
+    assert tick(now).inserted == 0
+
+
+def test_a_failure_midway_writes_nothing(
+    app: Flask, runner: FlaskCliRunner, upstream: Upstream
+) -> None:
+    """All or nothing: a table that cannot be read (bytes that are not UTF-8, which old
+    upstream job output has), read after every other table was written in the same
+    transaction, leaves our database as it was."""
+    path = upstream.url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO job_output_lines (job_id, seq, type, line)"
+            " VALUES (1, 2, 'stdout', CAST(X'C3284142' AS TEXT))"
+        )
+    result = run(runner, upstream, "--include-history")
+    assert result.exit_code != 0
+    assert "cannot read table job_output_lines" in result.output
+    assert "nothing was written" in result.output
+    assert _rows(Company) == 0 and _rows(Application) == 0 and _rows(UpstreamMap) == 0
+    assert _rows(User) == 0 and _rows(RunTemplate) == 0
+
+
+def test_runtemplate_show_lists_the_moved_actions(
+    app: Flask, runner: FlaskCliRunner, upstream: Upstream
+) -> None:
+    report(run(runner, upstream, "--format", "json"))
+    rt_id = _mapped("runtemplate", 1)
+    shown = runner.invoke(args=["runtemplate", "show", str(rt_id), "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    actions = {(a["mode"], a["kind"]): a for a in json.loads(shown.output)["actions"]}
+    assert actions["success", "WebHook"]["config"] == {"url": "https://hooks.example.com/mf"}
+    assert actions["failure", "Github"]["config"] == {"token": MASK}, "secrets stay masked"
+    assert not actions["failure", "Github"]["enabled"]
+    listed = runner.invoke(args=["runtemplate", "action", "list", str(rt_id), "--format", "json"])
+    assert listed.exit_code == 0 and len(json.loads(listed.output)) == len(actions)

@@ -460,6 +460,9 @@ def content(now: datetime) -> tuple[dict[str, list[dict[str, Any]]], datetime]:
         {"id": 4, "app_id": 2, "company_id": 2, "name": "mtr manual", "interv": "n", "delay": 0,
          "executor": "Native", "active": False, "success": "a:1:{s:7:\"WebHook\";b:1;",
          "fail": ""},
+        {"id": 5, "app_id": 2, "company_id": 1, "name": "mtr hourly", "interv": "h",
+         "delay": 0, "executor": "Native", "active": True,
+         "next_schedule": (now - timedelta(days=3)).replace(minute=0, second=0)},
     ]  # fmt: skip
     rows["configuration"] += [
         {"runtemplate_id": 1, "app_id": 1, "company_id": 1, "name": "ABRAFLEXI_BANK",

@@ -6,7 +6,17 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, inspect, select
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Engine,
+    MetaData,
+    Table,
+    Text,
+    create_engine,
+    inspect,
+    select,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -62,7 +72,15 @@ class UpstreamReader:
 
     def table(self, name: str) -> Table:
         if name not in self._tables:
-            self._tables[name] = Table(name, self._meta, autoload_with=self.engine)
+            try:
+                table = Table(name, self._meta, autoload_with=self.engine)
+            except SQLAlchemyError as exc:
+                raise UpstreamReadError(
+                    f"cannot read table {name} of {self.source}: {exc}"
+                ) from None
+            if self.engine.dialect.name == "sqlite":
+                _times_as_text(table)
+            self._tables[name] = table
         return self._tables[name]
 
     def columns(self, name: str) -> set[str]:
@@ -82,6 +100,14 @@ class UpstreamReader:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _times_as_text(table: Table) -> None:
+    """SQLite keeps whatever text PHP wrote in a DATETIME column ('0000-00-00 00:00:00'
+    included); read it as text and let to_utc() judge it, rather than fail the whole table."""
+    for column in table.columns:
+        if isinstance(column.type, (DateTime, Date)):
+            column.type = Text()
 
 
 def to_utc(value: Any, zone: ZoneInfo) -> datetime | None:

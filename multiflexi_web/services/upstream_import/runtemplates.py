@@ -79,18 +79,19 @@ def _runtemplate(ctx: Context, row: Row, topics: list[str]) -> str:
         "interval": interval,
         "cron": cron,
         "delay": int(row.get("delay") or 0),
+        "timezone": _zone_name(ctx),
         "active": flag(row.get("active", True)),
         "note": row.get("note") or None,
         "topics": topics,
         **_retries(row),
     }
     try:
-        times.validate(interval, cron, None, values["delay"])
+        times.validate(interval, cron, values["timezone"], values["delay"])
     except times.ScheduleError as exc:
         raise Refused(str(exc)) from None
-    before = (rt.interval, rt.cron, rt.delay, rt.active)
+    before = (rt.interval, rt.cron, rt.delay, rt.timezone, rt.active)
     changed = apply(rt, values)
-    if not created and before != (rt.interval, rt.cron, rt.delay, rt.active):
+    if not created and before != (rt.interval, rt.cron, rt.delay, rt.timezone, rt.active):
         times.refresh_next_run(rt, utcnow(), settings().timezone)
     if rt.executor != executor or created:
         set_executor(rt, executor)  # refuses a module that cannot run this app
@@ -101,6 +102,12 @@ def _runtemplate(ctx: Context, row: Row, topics: list[str]) -> str:
     db.session.flush()
     ctx.ids.put("runtemplate", row["id"], rt.id)
     return outcome(created, changed)
+
+
+def _zone_name(ctx: Context) -> str | None:
+    """Upstream did its cron math in its own zone: so do we for its templates (daily + 7200
+    stays 02:00 there), unless that is our default zone anyway."""
+    return None if ctx.zone.key == settings().timezone else ctx.zone.key
 
 
 def _retries(row: Row) -> dict[str, Any]:
