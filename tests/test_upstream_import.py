@@ -142,6 +142,10 @@ def test_moves_an_installation_in(
     assert "broken JSON" in why[("event_rule", "#2")]
     assert "credential 2: not carried over" in why[("runtplcreds", "runtemplate 2 credential 2")]
     assert counts(dry, "created")["apps"] == 3
+    notes = "\n".join(dry["notes"])
+    assert "token: 1 rows not carried over" in notes
+    assert "runtemplate #1: SLA deadline_offset/allow_late not carried over" in notes
+    assert "jobs not carried over (add --include-history" in notes
 
     real = report(run(runner, up, "--format", "json"))
     assert real["committed"] and real["tables"] == dry["tables"]

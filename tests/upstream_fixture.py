@@ -238,6 +238,10 @@ Table(
     Column("note", String(255)), _dt("created_at"),
 )  # fmt: skip
 Table("schedule", meta, _id(), _dt("after"), Column("job", Integer))
+Table(
+    "token", meta, _id(), Column("token", String(64)), _dt("start"), _dt("until"),
+    Column("user_id", Integer),
+)  # fmt: skip
 
 
 # --- upstream's encryption (MultiFlexi\Security\DataEncryption), written out again ---------
@@ -451,7 +455,8 @@ def content(now: datetime) -> tuple[dict[str, list[dict[str, Any]]], datetime]:
          "fail": php_serialize({"Stop": True, "Sleep": True, "Github": False}),
          "next_schedule": tomorrow, "last_schedule": tomorrow - timedelta(days=1),
          "successfull_jobs_count": 41, "failed_jobs_count": 2, "max_attempts": 3,
-         "retry_backoff": "linear", "retry_min_gap": 60, "note": "<p>bank report</p>"},
+         "retry_backoff": "linear", "retry_min_gap": 60, "note": "<p>bank report</p>",
+         "deadline_offset": "+3h"},
         {"id": 2, "app_id": 2, "company_id": 1, "name": "mtr to zabbix", "interv": "c",
          "cron": "*/5 * * * *", "delay": 0, "executor": "Native", "active": True,
          "success": "", "fail": None},
@@ -521,6 +526,7 @@ def content(now: datetime) -> tuple[dict[str, list[dict[str, Any]]], datetime]:
          "artifact": b'{"accounts": 2}', "note": "RESULT_FILE"},
     ]  # fmt: skip
     rows["schedule"] += [{"after": tomorrow, "job": 3}]
+    rows["token"] += [{"token": "abcdefghij0123456789", "start": now, "user_id": 1}]
     return rows, tomorrow
 
 

@@ -33,6 +33,7 @@ from multiflexi_web.services.upstream_import.reader import (
 )
 from multiflexi_web.services.upstream_import.report import Report
 from multiflexi_web.services.upstream_import.runtemplates import import_runtemplates
+from multiflexi_web.services.upstream_import.uncarried import note_uncarried
 from multiflexi_web.services.upstream_import.users import import_users
 
 __all__ = ["ImportOptions", "Report", "UpstreamKeyError", "UpstreamReadError", "import_upstream"]
@@ -76,6 +77,7 @@ def import_upstream(options: ImportOptions) -> Report:
             import_jobs(ctx)
         else:
             pending_note(ctx)
+        note_uncarried(ctx)
         db.session.flush()
         return report
     finally:

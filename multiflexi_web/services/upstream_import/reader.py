@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    func,
     inspect,
     select,
 )
@@ -95,6 +96,17 @@ class UpstreamReader:
         try:
             with self.engine.connect() as conn:
                 return [dict(r) for r in conn.execute(select(table).order_by(*order)).mappings()]
+        except SQLAlchemyError as exc:
+            raise UpstreamReadError(f"cannot read table {name} of {self.source}: {exc}") from None
+
+    def count(self, name: str) -> int:
+        if not self.has(name):
+            return 0
+        try:
+            with self.engine.connect() as conn:
+                return int(
+                    conn.execute(select(func.count()).select_from(self.table(name))).scalar_one()
+                )
         except SQLAlchemyError as exc:
             raise UpstreamReadError(f"cannot read table {name} of {self.source}: {exc}") from None
 
