@@ -42,12 +42,13 @@ def _app(ctx: Context, t: AppTables, row: Row) -> str:
     doc = app_document(t, row)
     result = ImportResult(file=f"upstream apps #{row['id']}", kind="application")
     app = import_app_document(result.file, doc, result)
-    if row.get("enabled") is not None:
-        app.enabled = flag(row["enabled"])
+    enabled = flag(row["enabled"]) if row.get("enabled") is not None else app.enabled
+    toggled = app.enabled != enabled
+    app.enabled = enabled
     ctx.ids.put("apps", row["id"], app.id, app.uuid)
     for warning in result.warnings:
         ctx.report.note(f"apps #{row['id']} ({app.name}): {warning}")
-    return outcome(result.status == "imported", bool(result.changes))
+    return outcome(result.status == "imported", bool(result.changes) or toggled)
 
 
 def app_document(t: AppTables, row: Row) -> dict[str, Any]:

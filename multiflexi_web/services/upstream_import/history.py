@@ -22,6 +22,7 @@ from multiflexi_web.services.upstream_import.reader import Row, text_of, to_utc
 from multiflexi_web.services.upstream_import.runtemplates import EXECUTORS
 
 BY = "upstream_import.history.import_jobs"
+BATCH = 200
 SUCCEEDED = made(BY, None, JobStatus.SUCCEEDED)
 FAILED = made(BY, None, JobStatus.FAILED)
 LOST = made(BY, None, JobStatus.LOST)
@@ -31,10 +32,23 @@ STREAMS |= {"stderr": "stderr", "error": "stderr", "warning": "stderr"}
 
 
 def import_jobs(ctx: Context) -> None:
-    """Finished upstream jobs as finished jobs here (created directly in their end status)."""
-    output = ctx.grouped("job_output_lines", "job_id")
-    artifacts = ctx.grouped("artifacts", "job_id")
-    ctx.each("job", ctx.reader.rows("job"), partial(_job, ctx, output, artifacts), _label)
+    """Finished upstream jobs as finished jobs here (created directly in their end status).
+    Output lines and artifacts are read a batch of jobs at a time: they are most of an
+    installation's data."""
+    job_ids = ctx.reader.ids("job")
+    for start in range(0, len(job_ids), BATCH):
+        ids = job_ids[start : start + BATCH]
+        batch = ctx.reader.rows_for("job", "id", ids)
+        output = _by_job(ctx.reader.rows_for("job_output_lines", "job_id", ids))
+        artifacts = _by_job(ctx.reader.rows_for("artifacts", "job_id", ids))
+        ctx.each("job", batch, partial(_job, ctx, output, artifacts), _label)
+
+
+def _by_job(rows: list[Row]) -> dict[Any, list[Row]]:
+    out: dict[Any, list[Row]] = {}
+    for row in rows:
+        out.setdefault(row["job_id"], []).append(row)
+    return out
 
 
 def _label(row: Row) -> str:

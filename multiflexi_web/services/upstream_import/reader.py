@@ -99,6 +99,29 @@ class UpstreamReader:
         except SQLAlchemyError as exc:
             raise UpstreamReadError(f"cannot read table {name} of {self.source}: {exc}") from None
 
+    def ids(self, name: str) -> list[Any]:
+        """Only the ids of a table's rows: for tables read a batch at a time."""
+        if not self.has(name):
+            return []
+        table = self.table(name)
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(select(table.c.id).order_by(table.c.id)).scalars())
+        except SQLAlchemyError as exc:
+            raise UpstreamReadError(f"cannot read table {name} of {self.source}: {exc}") from None
+
+    def rows_for(self, name: str, column: str, values: list[Any]) -> list[Row]:
+        """The rows whose `column` is one of `values` (a batch of parents), in id order."""
+        if not self.has(name) or not values:
+            return []
+        table = self.table(name)
+        query = select(table).where(table.c[column].in_(values)).order_by(table.c.id)
+        try:
+            with self.engine.connect() as conn:
+                return [dict(r) for r in conn.execute(query).mappings()]
+        except SQLAlchemyError as exc:
+            raise UpstreamReadError(f"cannot read table {name} of {self.source}: {exc}") from None
+
     def count(self, name: str) -> int:
         if not self.has(name):
             return 0

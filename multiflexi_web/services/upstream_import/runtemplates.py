@@ -9,6 +9,7 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, Company, Interval, RetryBackoff, RunTemplate
 from multiflexi_web.models.base import utcnow
 from multiflexi_web.services import settings
+from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
 from multiflexi_web.services.runtemplates.configure import (
     RunTemplateError,
     assign_credential,
@@ -146,7 +147,12 @@ def _config(rt_id: int, row: Row) -> str:
     current = plain_config(rt)
     if current.get(key) == value:
         return outcome(False, False)
-    set_config(rt, {key: value}, admin=True)
+    try:
+        set_config(rt, {key: value}, admin=True)
+    except RunTemplateError as exc:
+        if is_secret_field(rt.application.field(key)) or is_secret_name(key):
+            raise Refused(f"config {key}: not valid for its field (value not shown)") from None
+        raise Refused(str(exc)) from None
     db.session.flush()
     return outcome(key not in current, True)
 
