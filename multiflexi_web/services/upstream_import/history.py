@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from functools import partial
 from typing import Any
+
+from sqlalchemy import insert
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, Job, JobOutput, JobStatus, RunTemplate
 from multiflexi_web.models.job import made
 from multiflexi_web.services.jobs.artifacts import mime_of, safe_name
-from multiflexi_web.services.upstream_import.context import Context, Refused, outcome
+from multiflexi_web.services.upstream_import.context import CREATED, UNCHANGED, Context, Refused
 from multiflexi_web.services.upstream_import.reader import Row, text_of, to_utc
 from multiflexi_web.services.upstream_import.runtemplates import EXECUTORS
 
@@ -33,15 +34,40 @@ STREAMS |= {"stderr": "stderr", "error": "stderr", "warning": "stderr"}
 
 def import_jobs(ctx: Context) -> None:
     """Finished upstream jobs as finished jobs here (created directly in their end status).
-    Output lines and artifacts are read a batch of jobs at a time: they are most of an
-    installation's data."""
+    Jobs, output lines and artifacts are most of an installation's data: they are read and
+    written a batch of jobs at a time, refusals decided before anything of a batch is written
+    (so no savepoint per row is needed)."""
     job_ids = ctx.reader.ids("job")
     for start in range(0, len(job_ids), BATCH):
         ids = job_ids[start : start + BATCH]
-        batch = ctx.reader.rows_for("job", "id", ids)
-        output = _by_job(ctx.reader.rows_for("job_output_lines", "job_id", ids))
-        artifacts = _by_job(ctx.reader.rows_for("artifacts", "job_id", ids))
-        ctx.each("job", batch, partial(_job, ctx, output, artifacts), _label)
+        made: list[tuple[Row, Job]] = []
+        for row in ctx.reader.rows_for("job", "id", ids):
+            if ctx.ids.get("job", row["id"]) is not None:
+                ctx.report.count("job", UNCHANGED)
+                continue
+            try:
+                made.append((row, _job(ctx, row)))
+            except ValueError as exc:
+                ctx.report.refuse("job", _label(row), str(exc))
+        if made:
+            _write(ctx, made, ids)
+
+
+def _write(ctx: Context, made: list[tuple[Row, Job]], ids: list[Any]) -> None:
+    db.session.add_all(job for _, job in made)
+    db.session.flush()
+    output = _by_job(ctx.reader.rows_for("job_output_lines", "job_id", ids))
+    artifacts = _by_job(ctx.reader.rows_for("artifacts", "job_id", ids))
+    chunks: list[dict[str, Any]] = []
+    for row, job in made:
+        chunks += _output(job, _lines(row, output.get(row["id"], [])))
+        for art in artifacts.get(row["id"], []):
+            _artifact(ctx, job, art)
+        ctx.ids.put("job", row["id"], job.id)
+        ctx.report.count("job", CREATED)
+    if chunks:
+        db.session.execute(insert(JobOutput), chunks)
+    db.session.flush()
 
 
 def _by_job(rows: list[Row]) -> dict[Any, list[Row]]:
@@ -61,11 +87,8 @@ def status_of(row: Row) -> JobStatus | None:
     return LOST if row.get("begin") is not None else None
 
 
-def _job(
-    ctx: Context, output: dict[Any, list[Row]], artifacts: dict[Any, list[Row]], row: Row
-) -> str:
-    if ctx.ids.get("job", row["id"]) is not None:
-        return outcome(False, False)
+def _job(ctx: Context, row: Row) -> Job:
+    """The job to write, or Refused (nothing written yet)."""
     status = status_of(row)
     if status is None:
         raise Refused("pending upstream: not carried (the schedule goes on from its next run)")
@@ -74,14 +97,17 @@ def _job(
     )
     assert rt is not None  # noqa: S101 - mapped in this transaction
     begin, end = to_utc(row.get("begin"), ctx.zone), to_utc(row.get("end"), ctx.zone)
-    job = Job(
+    scheduled = to_utc(row.get("schedule"), ctx.zone) or begin or end
+    if scheduled is None:
+        raise Refused("no time at all (schedule, begin, end all empty)")
+    return Job(
         runtemplate_id=rt.id,
         company_id=rt.company_id,
         application_id=rt.application_id,
         status=status.value,
         status_reason="running upstream when moved" if status is LOST else None,
         schedule_type=text_of(row.get("schedule_type"))[:32] or "adhoc",
-        scheduled_for=to_utc(row.get("schedule"), ctx.zone) or begin or end,
+        scheduled_for=scheduled,
         executor=EXECUTORS.get(text_of(row.get("executor")), "native"),
         command=_command(row.get("command")),
         started_at=begin,
@@ -90,17 +116,9 @@ def _job(
         pid=row.get("pid"),
         app_version=text_of(row.get("app_version"))[:64] or None,
         launched_by_id=ctx.ids.get("user", row.get("launched_by")),
+        stdout_bytes=0,
+        stderr_bytes=0,
     )
-    if job.scheduled_for is None:
-        raise Refused("no time at all (schedule, begin, end all empty)")
-    db.session.add(job)
-    db.session.flush()
-    _output(job, _lines(row, output.get(row["id"], [])))
-    for art in artifacts.get(row["id"], []):
-        _artifact(ctx, job, art)
-    db.session.flush()
-    ctx.ids.put("job", row["id"], job.id)
-    return outcome(True, True)
 
 
 def _command(raw: Any) -> list[str] | None:
@@ -130,13 +148,15 @@ def _bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else text_of(value).encode()
 
 
-def _output(job: Job, lines: list[tuple[int, str, bytes]]) -> None:
+def _output(job: Job, lines: list[tuple[int, str, bytes]]) -> list[dict[str, Any]]:
+    rows = []
     for seq, stream, data in lines:
-        db.session.add(JobOutput(job_id=job.id, seq=seq, stream=stream, data=data))
+        rows.append({"job_id": job.id, "seq": seq, "stream": stream, "data": data})
         if stream == "stdout":
             job.stdout_bytes += len(data)
         else:
             job.stderr_bytes += len(data)
+    return rows
 
 
 def _artifact(ctx: Context, job: Job, row: Row) -> None:
