@@ -266,6 +266,10 @@ def test_a_wrong_or_missing_key_is_refused_with_nothing_written(
     assert "nothing was written" in wrong.output
     missing = run(runner, upstream, key=None)
     assert missing.exit_code != 0 and "MULTIFLEXI_UPSTREAM_KEY" in missing.output
+    nowhere = Upstream("sqlite:////nonexistent/upstream.sqlite", upstream.now, upstream.now)
+    absent = run(runner, nowhere)
+    assert absent.exit_code != 0 and "no such SQLite database file" in absent.output
+    assert not Path("/nonexistent/upstream.sqlite").exists()
     assert _rows(Company) == 0 and _rows(UpstreamMap) == 0 and _rows(Application) == 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from multiflexi_web.cli.common import format_option, writer
 from multiflexi_web.extensions import db
@@ -60,6 +61,9 @@ def import_(
     except (UpstreamKeyError, UpstreamReadError) as exc:
         db.session.rollback()
         raise click.ClickException(f"{exc}; nothing was written") from None
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"import failed: {exc}; nothing was written") from None
     except BaseException:
         db.session.rollback()
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,6 +57,9 @@ class UpstreamReader:
     def __init__(self, raw_url: str) -> None:
         self.url = upstream_url(raw_url)
         self.source = safe_source(self.url)
+        if self.url.get_backend_name() == "sqlite" and not Path(self.url.database or "").is_file():
+            # Opening a missing SQLite file would create an empty one.
+            raise UpstreamReadError(f"{self.source}: no such SQLite database file")
         try:
             self.engine: Engine = create_engine(self.url, pool_pre_ping=True)
             self._names = set(inspect(self.engine).get_table_names())
