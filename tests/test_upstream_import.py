@@ -447,3 +447,24 @@ def test_runtemplate_show_lists_the_moved_actions(
     assert not actions["failure", "Github"]["enabled"]
     listed = runner.invoke(args=["runtemplate", "action", "list", str(rt_id), "--format", "json"])
     assert listed.exit_code == 0 and len(json.loads(listed.output)) == len(actions)
+
+
+def test_older_upstream_schemas_without_key_versions_or_the_encrypted_flag(
+    app: Flask, runner: FlaskCliRunner, upstream: Upstream
+) -> None:
+    """The migration snapshot lacks encryption_keys.version and credata.is_encrypted (the
+    code writes them): envelopes are then recognised by their shape, keys taken as v1."""
+    path = upstream.url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM encryption_keys WHERE version <> 1")
+        for table, column in (
+            ("encryption_keys", "version"),
+            ("credata", "is_encrypted"),
+            ("credata", "encryption_key_version"),
+        ):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    rep = report(run(runner, upstream, "--format", "json"))
+    assert rep["tables"]["credentials"]["created"] == 1
+    cred = db.session.get(Credential, _mapped("credentials", 1))
+    assert cred is not None
+    assert {v.key: reveal(v) for v in cred.values}["ABRAFLEXI_PASSWORD"] == ABRAFLEXI_PASSWORD
