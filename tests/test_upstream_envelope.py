@@ -4,6 +4,7 @@ made here the way upstream's PHP makes them (tests/upstream_fixture.py)."""
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 
@@ -19,9 +20,15 @@ from multiflexi_web.security.upstream_envelope import (
     UpstreamKeyring,
     looks_encrypted,
 )
+from tests.services import need
 from tests.upstream_fixture import envelope, php_bcrypt, php_md5, wrap_key
 
-pytest.importorskip("bcrypt", reason="PHP's bcrypt hashes are made with it")
+
+@pytest.fixture(autouse=True)
+def _bcrypt() -> None:
+    """Upstream's hashes are bcrypt: PHP's are made (and ours checked) with the bcrypt module."""
+    need(importlib.util.find_spec("bcrypt") is not None, "bcrypt (a pyproject dependency)")
+
 
 KEY_V1, KEY_V2 = os.urandom(32), os.urandom(32)
 STORED = [

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import bcrypt
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -274,6 +273,8 @@ def envelope(data_key: bytes, plain: str, key_name: str = "credentials", version
 
 def php_bcrypt(password: str) -> str:
     """password_hash(PASSWORD_BCRYPT): PHP writes the $2y$ prefix."""
+    import bcrypt  # a dependency of the platform; imported here so collection never needs it
+
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
     return "$2y$" + hashed[4:]
 
