@@ -40,9 +40,10 @@ def _feature_groups() -> list[click.Command]:
     from multiflexi_web.cli.runtemplates import runtemplate_group
 
     attach_action_commands(runtemplate_group, job_group)  # runtemplate action / job actions
+    from multiflexi_web.cli.upstream import upstream_group
+
     groups: list[click.Command] = [app_group, credproto_group, job_group, artifact_group]
-    groups.append(action_group)
-    groups += [prune_command, worker_group]
+    groups += [action_group, upstream_group, prune_command, worker_group]
     from multiflexi_web.cli.events import GROUPS as event_groups
 
     groups += event_groups

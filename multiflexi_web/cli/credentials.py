@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ from multiflexi_web.services.catalogue.credentials import (
     CredentialError,
     create_credential,
     masked_values,
+    revealed_values,
 )
 
 COLUMNS = ["id", "company_id", "prototype", "name"]
@@ -63,3 +65,30 @@ def list_(company_ref: str | None, fmt: str) -> None:
     if company_ref:
         q = q.where(Credential.company_id == get_company(company_ref).id)
     emit([credential_row(c) for c in db.session.scalars(q)], fmt, COLUMNS)
+
+
+@credential_group.command("show")
+@click.argument("credential_id", type=int)
+@click.option(
+    "--reveal",
+    is_flag=True,
+    help="Show secret values in plain text (recorded in the audit log). Whoever runs the CLI "
+    "holds the platform's database and key: a global administrator.",
+)
+@format_option
+@domain_errors(CredentialError)
+@writer
+def show(credential_id: int, reveal: bool, fmt: str) -> None:
+    """Show one credential; secrets masked unless --reveal."""
+    cred = db.session.get(Credential, credential_id)
+    if cred is None:
+        raise CredentialError(f"credential {credential_id}: not found")
+    row = credential_row(cred)
+    if reveal:
+        row["values"] = revealed_values(cred)
+        actor = f"cli:{getpass.getuser()}"
+        audit.record(
+            "reveal", "credential", cred.id, f"credential {cred.name} revealed", actor=actor
+        )
+        db.session.commit()
+    emit(row, fmt, COLUMNS)

@@ -43,6 +43,7 @@ from multiflexi_web.models.runtemplate import (
     RunTemplateConfig,
     RunTemplateCredential,
 )
+from multiflexi_web.models.upstream import UpstreamMap
 from multiflexi_web.models.user import ApiToken, CompanyMember, Role, User
 from multiflexi_web.models.worker import Worker
 
@@ -89,6 +90,7 @@ __all__ = [
     "RunTemplateConfig",
     "RunTemplateCredential",
     "SourceKind",
+    "UpstreamMap",
     "User",
     "WebhookSignature",
     "Worker",

@@ -63,6 +63,8 @@ _S = JobStatus
 _ENQUEUE, _BULK = "jobs.transitions.enqueue", "scheduling.slots.insert_bulk"
 _CLAIM, _FINISH = "jobs.transitions.claim", "jobs.transitions.finish"
 _CANCEL = "jobs.transitions.cancel"
+# Finished jobs of an upstream installation, carried over by `multiflexi upstream import`.
+_HISTORY = "upstream_import.history.import_jobs"
 
 # The job state machine, its one definition. Every status writer takes the statuses of its SQL
 # from it (sources(), created(), status_in()), the test databases refuse any change it lacks
@@ -92,6 +94,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_S.RUNNING, _S.LOST, "jobs.transitions.mark_lost", "its executor died (reap_*)"),
     Transition(_S.SCHEDULED, _S.CANCELLED, _CANCEL, "cancelled before it started"),
     Transition(_S.BLOCKED, _S.CANCELLED, _CANCEL, "cancelled while blocked"),
+    Transition(None, _S.SUCCEEDED, _HISTORY, "an upstream job that exited 0, moved in"),
+    Transition(None, _S.FAILED, _HISTORY, "an upstream job with another exit code, moved in"),
+    Transition(None, _S.LOST, _HISTORY, "an upstream job still running when moved in"),
 )
 _PAIRS = frozenset((t.frm, t.to) for t in TRANSITIONS)
 

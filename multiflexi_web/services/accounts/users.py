@@ -9,6 +9,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import User, utcnow
+from multiflexi_web.security import legacy_passwords
 
 
 class UserError(ValueError):
@@ -66,7 +67,7 @@ def authenticate(
         # Same work as a real check so timing does not reveal which logins exist.
         check_password_hash(_DUMMY_HASH, password)
         return None
-    if not check_password_hash(user.password_hash, password) or not user.enabled:
+    if not _password_matches(user, password) or not user.enabled:
         return None
     if not record_login:
         return user
@@ -76,6 +77,16 @@ def authenticate(
 
 
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def _password_matches(user: User, password: str) -> bool:
+    """Our hash, or one carried over from upstream (re-hashed as ours once it matches)."""
+    if not legacy_passwords.is_legacy(user.password_hash):
+        return check_password_hash(user.password_hash, password)
+    if not legacy_passwords.check_legacy(user.password_hash, password):
+        return False
+    user.password_hash = generate_password_hash(password)
+    return True
 
 
 def update_user(

@@ -92,6 +92,12 @@ def plain_values(cred: Credential) -> dict[str, str]:
     return out
 
 
+def revealed_values(cred: Credential) -> dict[str, str]:
+    """The stored values in plain text, secrets decrypted: only for a global administrator's
+    explicit, audited request (`multiflexi credential show --reveal`)."""
+    return {v.key: reveal(v) for v in cred.values}
+
+
 def masked_values(cred: Credential) -> dict[str, str]:
     """Values safe to show: secrets as a mask, '(not set)' when empty."""
     return {v.key: (MASK if v.value else "(not set)") if v.secret else v.value for v in cred.values}
