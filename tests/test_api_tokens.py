@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from multiflexi_web.api.v1.ratelimit import FixedWindow
+from multiflexi_web.api.v1.ratelimit import FixedWindow, counter_for
 from multiflexi_web.extensions import db
 from multiflexi_web.models import ApiToken
 from multiflexi_web.services.accounts import tokens
@@ -23,6 +24,32 @@ def test_fixed_window_counts_per_key_and_rolls_over() -> None:
     assert limiter.hit("a", 170.5) == (0, 10)  # wait until the window ends at 180
     assert limiter.hit("b", 170.5) == (1, 0)
     assert limiter.hit("a", 180.0) == (1, 0)
+
+
+def _hits(url: str, folder: str, n: int) -> list[int]:
+    """In another process: n requests of one token, each one's requests-left (-1: refused)."""
+    from sqlalchemy import create_engine
+
+    counter = counter_for(create_engine(url), folder, 60, 3600)
+    return [
+        left if not wait else -1
+        for left, wait in (counter.hit("token:1", 7200.0 + i) for i in range(n))
+    ]
+
+
+def test_every_worker_process_shares_one_count(app: Flask) -> None:
+    """Gunicorn's workers are processes: two of them hitting one token's limit at the same time
+    let through exactly `limit` requests between them (the main database on PostgreSQL, the
+    host's counter file on SQLite)."""
+    url = db.engine.url.render_as_string(hide_password=False)
+    folder = app.config["MULTIFLEXI"].tmp_dir
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.starmap(_hits, [(url, folder, 50), (url, folder, 50)])
+    allowed = [left for run in results for left in run if left >= 0]
+    assert len(allowed) == 60 and sorted(allowed) == list(range(60))
+    counter = counter_for(db.engine, folder, 60, 3600)
+    assert counter.hit("token:1", 7300.0)[1] > 0  # this process sees the spent window too
+    assert counter.hit("token:2", 7300.0) == (59, 0)  # each token has its own
 
 
 def test_issue_rules(app: Flask) -> None:

@@ -1,6 +1,7 @@
 """All models, imported here so metadata knows every table."""
 
 from multiflexi_web.models.action import ActionConfig, ActionDefault, ActionRun
+from multiflexi_web.models.api_rate import ApiRateWindow
 from multiflexi_web.models.application import AppExitCode, AppField, Application, FieldType
 from multiflexi_web.models.audit import AuditLog
 from multiflexi_web.models.base import Base, utcnow
@@ -55,6 +56,7 @@ __all__ = [
     "ActionConfig",
     "ActionDefault",
     "ActionRun",
+    "ApiRateWindow",
     "ApiToken",
     "AppExitCode",
     "AppField",

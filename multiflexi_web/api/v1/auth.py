@@ -12,7 +12,7 @@ from flask import current_app, g, request
 from sqlalchemy import select
 
 from multiflexi_web.api.v1.errors import ApiError
-from multiflexi_web.api.v1.ratelimit import FixedWindow
+from multiflexi_web.api.v1.ratelimit import RateCounter, counter_for
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import ApiToken, User, utcnow
@@ -116,10 +116,12 @@ def _basic_failed(ip: str, login: str) -> NoReturn:
 
 
 def _limit(found: Caller) -> None:
-    limiter = current_app.extensions.get(LIMITER_KEY)
+    limiter: RateCounter | None = current_app.extensions.get(LIMITER_KEY)
     if limiter is None:
-        count, period = settings().api_rate
-        limiter = current_app.extensions.setdefault(LIMITER_KEY, FixedWindow(count, period))
+        s = settings()
+        count, period = s.api_rate
+        made = counter_for(db.engine, s.tmp_dir, count, period)
+        limiter = current_app.extensions.setdefault(LIMITER_KEY, made)
     key = f"token:{found.token.id}" if found.token else f"user:{found.user.id}"
     left, wait = limiter.hit(key, time.time())
     g.api_rate_left = left
