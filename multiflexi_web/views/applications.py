@@ -20,7 +20,15 @@ from multiflexi_web.services.catalogue.app_export import AppExportError, export_
 from multiflexi_web.services.catalogue.app_import import import_app_bytes
 from multiflexi_web.services.catalogue.import_common import ImportResult
 from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
-from multiflexi_web.views._helpers import flag, get_or_404, global_admin, int_arg, is_htmx, me
+from multiflexi_web.views._helpers import (
+    flag,
+    get_or_404,
+    global_admin,
+    int_arg,
+    is_htmx,
+    me,
+    page_size,
+)
 from multiflexi_web.views.app_form import (
     FIELD_TYPES,
     SEVERITIES,
@@ -30,7 +38,8 @@ from multiflexi_web.views.app_form import (
     FieldRow,
     errors_by_input,
 )
-from multiflexi_web.views.queries.catalogue import applications
+from multiflexi_web.views.queries.catalogue import application_query, application_tags
+from multiflexi_web.views.queries.paging import paginate
 
 bp = Blueprint("applications", __name__, url_prefix="/applications")
 MAX_FILES = 50
@@ -42,13 +51,12 @@ MAX_ROW_INDEX = 9999  # app_form.ROW_INPUT reads up to four digits
 def index() -> str:
     search = request.args.get("q", "").strip()[:100]
     tag = request.args.get("tag", "").strip()[:64]
-    apps = applications(search)
-    # Tags live in a JSON list; filtering them here keeps one query for SQLite and PostgreSQL.
-    tags = sorted({t for a in apps for t in (a.tags or [])}, key=str.lower)
-    if tag:
-        apps = [a for a in apps if tag in (a.tags or [])]
+    page = paginate(application_query(search, tag), int_arg("page") or 1, page_size())
     template = "applications/_list.html" if is_htmx() else "applications/index.html"
-    return render_template(template, apps=apps, tags=tags, tag=tag, q=search)
+    filters = {"q": search, "tag": tag, "limit": request.args.get("limit")}
+    return render_template(
+        template, page=page, tags=application_tags(), tag=tag, q=search, filters=filters
+    )
 
 
 @bp.get("/<int:app_id>")
