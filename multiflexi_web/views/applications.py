@@ -51,7 +51,8 @@ MAX_ROW_INDEX = 9999  # app_form.ROW_INPUT reads up to four digits
 def index() -> str:
     search = request.args.get("q", "").strip()[:100]
     tag = request.args.get("tag", "").strip()[:64]
-    page = paginate(application_query(search, tag), int_arg("page") or 1, page_size())
+    query = application_query(search, tag)
+    page = paginate(query, Application.id, int_arg("page") or 1, page_size())
     template = "applications/_list.html" if is_htmx() else "applications/index.html"
     filters = {"q": search, "tag": tag, "limit": request.args.get("limit")}
     return render_template(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, exists, func, or_, select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
@@ -49,9 +49,11 @@ def prototypes(code: str = "") -> list[CredentialPrototype]:
     return list(db.session.scalars(query))
 
 
-def applications(search: str = "") -> list[Application]:
-    """Applications by name; `search` matches a part of the name or the description."""
-    return list(db.session.scalars(application_query(search)))
+def application_names() -> list[Row[tuple[int, str]]]:
+    """(id, name) of every application, for filter menus (not whole rows with their JSON)."""
+    return list(
+        db.session.execute(select(Application.id, Application.name).order_by(Application.name))
+    )
 
 
 def application_query(search: str = "", tag: str = "") -> Select[Any]:

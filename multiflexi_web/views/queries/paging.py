@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from multiflexi_web.extensions import db
 
@@ -34,11 +35,17 @@ class Paged(Generic[T]):
         return (self.number - 1) * self.size + len(self.rows)
 
 
-def paginate(query: Select[Any], number: int, size: int = PAGE_SIZE) -> Paged[Any]:
-    """Page `number` of `query` (which must be ordered on a unique key, so pages never overlap);
-    a number past the end gives the last page."""
+def paginate(
+    query: Select[Any], key: InstrumentedAttribute[int], number: int, size: int = PAGE_SIZE
+) -> Paged[Any]:
+    """Page `number` of `query` (ordered on something unique, so pages never overlap); a number
+    past the end gives the last page. The offset is walked over the keys alone (an index scan),
+    then only the page's rows are read with what they join."""
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     pages = max(1, -(-(total or 0) // size))
     number = min(max(number, 1), pages)
-    rows = list(db.session.scalars(query.limit(size).offset((number - 1) * size)).unique())
+    keys = list(
+        db.session.scalars(query.with_only_columns(key).limit(size).offset((number - 1) * size))
+    )
+    rows = list(db.session.scalars(query.where(key.in_(keys))).unique()) if keys else []
     return Paged(rows, total or 0, number, size)

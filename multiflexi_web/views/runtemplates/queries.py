@@ -25,4 +25,4 @@ def list_runtemplates(
         query = query.where(RunTemplate.company_id == company_id)
     if app_id is not None:
         query = query.where(RunTemplate.application_id == app_id)
-    return paginate(query, page, size)
+    return paginate(query, RunTemplate.id, page, size)

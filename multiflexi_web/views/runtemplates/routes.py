@@ -22,7 +22,7 @@ from multiflexi_web.views._change import Audit, Page, commit_change, flash_redir
 from multiflexi_web.views._helpers import int_arg, me, owned_by_company, page_size
 from multiflexi_web.views.jobs.queries import JobFilter, duration_text, list_jobs
 from multiflexi_web.views.queries.accounts import visible_companies
-from multiflexi_web.views.queries.catalogue import applications
+from multiflexi_web.views.queries.catalogue import application_names
 from multiflexi_web.views.runtemplates.queries import list_runtemplates
 from multiflexi_web.views.runtemplates.run import run
 from multiflexi_web.views.runtemplates.wizard import edit, new, schedule_preview
@@ -46,7 +46,7 @@ def index() -> str:
         page=page,
         filters={"company": company_id, "app": app_id, "limit": request.args.get("limit")},
         companies=visible_companies(me()),
-        apps=applications(),
+        apps=application_names(),
         company_id=company_id,
         app_id=app_id,
         intervals=INTERVAL_NAMES,
