@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,8 @@ from sqlalchemy import select
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, AuditLog, RunTemplateConfig
 from multiflexi_web.security.secrets import MASK
+from multiflexi_web.services.catalogue.app_export import export_app
+from multiflexi_web.services.catalogue.app_import import import_app_paths
 from tests.executor_support import drain, output_of, schedule
 from tests.factories import (
     add_member,
@@ -236,3 +240,62 @@ def test_a_job_of_an_edited_app_runs_the_new_command(app: Flask) -> None:
     (second,) = schedule(db.session.get_one(type(rt), rt.id))
     drain(app)
     assert output_of(second) == b"second hi\n"
+
+
+class _FormReader(HTMLParser):
+    """What a browser would post for the page's #app-form (inputs, checked boxes, selects)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, str] = {}
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        name = a.get("name", "")
+        if tag == "input" and name and name != "csrf_token":
+            if a.get("type") != "checkbox" or "checked" in a:
+                self.data[name] = a.get("value", "")
+        elif tag == "select":
+            self._select = name
+        elif tag == "option" and self._select and "selected" in a:
+            self.data[self._select] = a.get("value", "")
+        elif tag == "textarea":
+            self._textarea = name
+            self.data[name] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"select", "textarea"}:
+            self._select = self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.data[self._textarea] += data
+
+
+UPSTREAM = Path(__file__).resolve().parent / "data" / "upstream" / "apps"
+DEMO_APPS = Path(__file__).resolve().parents[1] / "multiflexi_web" / "demo_apps"
+
+
+def test_saving_the_untouched_form_changes_no_real_app(app: Flask) -> None:
+    """Upstream's app files and the demo apps: edit form -> save gives back the same definition
+    (translations, options, hints, extra keys the form does not show are all kept)."""
+    results = import_app_paths([UPSTREAM, DEMO_APPS])
+    assert results and not [r.error for r in results if r.failed]
+    db.session.commit()
+    client = _admin(app)
+    for result in results:
+        before = export_app(db.session.get_one(Application, result.id))
+        html = client.get(f"/applications/{result.id}/edit").get_data(as_text=True)
+        reader = _FormReader()
+        reader.feed(html)
+        resp = client.post(f"/applications/{result.id}/edit", data=reader.data)
+        assert resp.status_code == 302, (result.file, resp.get_data(as_text=True)[-3000:])
+        reread()
+        after = export_app(db.session.get_one(Application, result.id))
+        for key in set(before) | set(after):
+            if key == "environment":
+                for k in set(before[key]) | set(after[key]):
+                    assert before[key].get(k) == after[key].get(k), (result.file, k)
+            assert before.get(key) == after.get(key), (result.file, key)

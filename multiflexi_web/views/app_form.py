@@ -137,7 +137,7 @@ class AppForm:
         for name, key in SCALARS.items():
             inputs[f"$.{key}"] = name
             value = self.values.get(name, "")
-            if value or name in ALWAYS:
+            if value or name in ALWAYS or (key in base and _keep(base[key], value) is base[key]):
                 doc[key] = _keep(base.get(key), value)
             else:
                 doc.pop(key, None)
@@ -155,12 +155,12 @@ class AppForm:
             spec = dict(base.get(row.key) or {})  # options, hint, category... stay
             spec["type"] = row.type
             spec["description"] = _keep(spec.get("description"), row.description)
-            if row.default == MASK:
-                pass  # a secret default is never shown: the mask keeps the stored one (or none)
-            elif row.default and default_text(spec.get("defval")) != row.default:
+            # A secret default is never shown: the mask keeps the stored one (or none); an
+            # unchanged text keeps the stored value with its JSON type ("", true, 5).
+            if row.default != MASK and default_text(spec.get("defval")) != row.default:
                 spec["defval"] = row.default
-            elif not row.default:
-                spec.pop("defval", None)
+                if not row.default:
+                    del spec["defval"]
             spec["required"] = row.required
             spec.pop("secret", None)
             if row.secret and row.type != FieldType.PASSWORD.value:
