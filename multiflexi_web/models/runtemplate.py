@@ -52,6 +52,8 @@ class RunTemplate(Base):
     __table_args__ = (
         # The scheduler's hot path: due active templates ordered by next run.
         Index("ix_runtemplate_due", "active", "next_run_at"),
+        # The portal's list pages through RunTemplates by name.
+        Index("ix_runtemplate_name_id", "name", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -37,6 +37,16 @@ class AppExportError(ValueError):
 
 def export_app(app: Application) -> dict[str, Any]:
     """The application as a definition document, checked against the schema."""
+    doc = app_document(app)
+    try:
+        validate(f"application {app.uuid}", doc, app_validator(), "application definition")
+    except FileImportError as exc:
+        raise AppExportError(str(exc)) from None
+    return doc
+
+
+def app_document(app: Application) -> dict[str, Any]:
+    """The application as a definition document, unchecked (the portal's editor starts here)."""
     translations = app.translations or {}
     doc: dict[str, Any] = {"$schema": SCHEMA_URL}
     _put(doc, "schemaVersion", app.schema_version)
@@ -59,10 +69,6 @@ def export_app(app: Application) -> dict[str, Any]:
     _put(doc, "kubernetes", app.kubernetes)
     for key, value in (app.extra or {}).items():
         doc.setdefault(key, value)
-    try:
-        validate(f"application {app.uuid}", doc, app_validator(), "application definition")
-    except FileImportError as exc:
-        raise AppExportError(str(exc)) from None
     return doc
 
 

@@ -111,13 +111,20 @@ def make_validator(schema: dict[str, Any]) -> Draft7Validator:
     return Draft7Validator(schema, format_checker=FORMAT_CHECKER)
 
 
+def schema_problems(doc: dict[str, Any], validator: Draft7Validator) -> list[tuple[str, str]]:
+    """Every (JSON path, reason) the schema finds in `doc`, by path; the portal's app form
+    shows them beside its inputs, the importers in one message."""
+    errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    return [(e.json_path, _reason(e)) for e in errors]
+
+
 def validate(name: str, doc: dict[str, Any], validator: Draft7Validator, what: str) -> None:
     """Raise FileImportError listing the failing JSON paths and reasons, if any."""
-    errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
-    if not errors:
+    problems = schema_problems(doc, validator)
+    if not problems:
         return
-    reasons = [f"{e.json_path}: {_reason(e)}" for e in errors[:MAX_REASONS]]
-    more = f" (and {len(errors) - MAX_REASONS} more)" if len(errors) > MAX_REASONS else ""
+    reasons = [f"{path}: {reason}" for path, reason in problems[:MAX_REASONS]]
+    more = f" (and {len(problems) - MAX_REASONS} more)" if len(problems) > MAX_REASONS else ""
     raise FileImportError(f"{name}: not a valid {what}: " + "; ".join(reasons) + more)
 
 

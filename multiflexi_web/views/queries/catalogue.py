@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Select, exists, func, or_, select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
@@ -47,10 +49,31 @@ def prototypes(code: str = "") -> list[CredentialPrototype]:
     return list(db.session.scalars(query))
 
 
-def applications(search: str = "") -> list[Application]:
-    """Applications by name; `search` matches a part of the name or the description."""
-    query = select(Application).order_by(Application.name)
+def application_names() -> list[Row[tuple[int, str]]]:
+    """(id, name) of every application, for filter menus (not whole rows with their JSON)."""
+    return list(
+        db.session.execute(select(Application.id, Application.name).order_by(Application.name))
+    )
+
+
+def application_query(search: str = "", tag: str = "") -> Select[Any]:
+    """Applications by name (then id: a unique order to page on), matching `search` and `tag`."""
+    query = select(Application).order_by(Application.name, Application.id)
     if search:
         like = f"%{search}%"
         query = query.where(or_(Application.name.ilike(like), Application.description.ilike(like)))
-    return list(db.session.scalars(query))
+    return query.where(_has_tag(tag)) if tag else query
+
+
+def application_tags() -> list[str]:
+    """Every tag in use; the tags column only (the catalogue is hundreds of apps, not more)."""
+    rows = db.session.scalars(select(Application.tags))
+    return sorted({t for tags in rows for t in (tags or [])}, key=str.lower)
+
+
+def _has_tag(tag: str) -> ColumnElement[bool]:
+    # Tags are a JSON list: PostgreSQL's jsonb containment, SQLite's json_each.
+    if db.session.get_bind().dialect.name == "postgresql":
+        return Application.tags.op("@>")(func.jsonb_build_array(tag))
+    each = func.json_each(Application.tags).table_valued("value")
+    return exists(select(1).select_from(each).where(each.c.value == tag))

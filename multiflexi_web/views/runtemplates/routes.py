@@ -19,10 +19,10 @@ from multiflexi_web.services.runtemplates.manage import (
 )
 from multiflexi_web.services.scheduling.times import INTERVAL_NAMES, ScheduleError
 from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
-from multiflexi_web.views._helpers import int_arg, me, owned_by_company
+from multiflexi_web.views._helpers import int_arg, me, owned_by_company, page_size
 from multiflexi_web.views.jobs.queries import JobFilter, duration_text, list_jobs
 from multiflexi_web.views.queries.accounts import visible_companies
-from multiflexi_web.views.queries.catalogue import applications
+from multiflexi_web.views.queries.catalogue import application_names
 from multiflexi_web.views.runtemplates.queries import list_runtemplates
 from multiflexi_web.views.runtemplates.run import run
 from multiflexi_web.views.runtemplates.wizard import actions_step, edit, new, schedule_preview
@@ -41,11 +41,13 @@ bp.add_url_rule("/<int:rt_id>/run", "run", run, methods=["GET", "POST"])
 @bp.get("/")
 def index() -> str:
     company_id, app_id = int_arg("company"), int_arg("app")
+    page = list_runtemplates(me(), company_id, app_id, int_arg("page") or 1, page_size())
     return render_template(
         "runtemplates/index.html",
-        runtemplates=list_runtemplates(me(), company_id, app_id),
+        page=page,
+        filters={"company": company_id, "app": app_id, "limit": request.args.get("limit")},
         companies=visible_companies(me()),
-        apps=applications(),
+        apps=application_names(),
         company_id=company_id,
         app_id=app_id,
         intervals=INTERVAL_NAMES,
