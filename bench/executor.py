@@ -152,7 +152,7 @@ def throughput(rts: list[RunTemplate], n: int, env: dict[str, str]) -> dict[str,
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=env
     )
-    rss = _rss_samples(proc)
+    rss, cpu = _rss_samples(proc)
     wall = time.perf_counter() - t0
     first, last, done = db.session.execute(
         select(
@@ -169,23 +169,31 @@ def throughput(rts: list[RunTemplate], n: int, env: dict[str, str]) -> dict[str,
         "rss_mb_last_quarter_max": max(rss[-max(1, len(rss) // 4) :], default=0.0),
         "succeeded": done,
         "jobs_per_s": round(n / span, 1),
+        # The daemon's own CPU (all its threads, not its jobs'), as last sampled before it
+        # exited: much less sensitive to other load on the machine than jobs/s.
+        "daemon_cpu_ms_per_job": round(cpu * 1000 / n, 2),
         "wall_s_incl_startup": round(wall, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }
 
 
-def _rss_samples(proc: subprocess.Popen[bytes], every: float = 0.1) -> list[float]:
-    """The daemon's RSS (MB) every `every` seconds until it exits."""
+def _rss_samples(proc: subprocess.Popen[bytes], every: float = 0.1) -> tuple[list[float], float]:
+    """The daemon's RSS (MB) every `every` seconds until it exits, and the CPU seconds it had
+    used (user + system, its threads, not its children) at the last sample."""
     out: list[float] = []
+    cpu = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
     while proc.poll() is None:
         try:
             for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     out.append(round(int(line.split()[1]) / 1024, 1))
-        except OSError:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
             pass
         time.sleep(every)
-    return out
+    return out, cpu
 
 
 def latency(rt: RunTemplate, n: int, env: dict[str, str]) -> dict[str, Any]:

@@ -175,7 +175,12 @@ class Dispatcher:
         with self._lock:
             self._ended.append(Attempt(c, outcome, secrets))
             self._delivering -= 1
-        self._wake.set()
+            # Wake the loop once half the threads are free (or none is busy): under load one
+            # transaction then records and claims for several, not one each; an attempt waits
+            # at most POLL to be recorded.
+            batch = len(self._ended) >= max(1, self.s.threads // 2) or not self._delivering
+        if batch:
+            self._wake.set()
 
     def _perform(self, c: runs.Claimed, found: Gathered) -> tuple[Outcome, list[str]]:
         if found.job is None:
