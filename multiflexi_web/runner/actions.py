@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,14 @@ from multiflexi_web.services.actions.settings import ActionSettings
 
 log = logging.getLogger("multiflexi.actions")
 POLL = 0.1  # seconds between two looks for due runs while idle
+_STARTED: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+
+
+def runs_queued() -> None:
+    """This process's finisher committed action runs: an idle dispatcher looks now rather than
+    at its next poll (runs queued by other executors are found by polling)."""
+    for dispatcher in list(_STARTED):
+        dispatcher.nudge()
 
 
 @dataclass(frozen=True)
@@ -62,9 +71,17 @@ class Dispatcher:
 
     def start(self) -> Dispatcher:
         self.thread.start()
+        _STARTED.add(self)
         return self
 
+    def nudge(self) -> None:
+        with self._lock:
+            idle = not self._delivering
+        if idle:  # a busy one is woken by its deliveries ending (in batches)
+            self._wake.set()
+
     def close(self, timeout: float = 60) -> None:
+        _STARTED.discard(self)
         self.stop.set()
         self.thread.join(timeout)
         self.pool.shutdown(wait=True)
