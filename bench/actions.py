@@ -11,7 +11,9 @@ delivery: --queued action runs (finished jobs' outbox rows) are delivered by one
 overhead: the executor's jobs/s (bench/executor.py's throughput) for --jobs jobs of a template
 without actions, of one with a WebHook action whose runs this executor only queues
 (MULTIFLEXI_ACTION_THREADS=0: the finish's own cost), and of one whose runs it also delivers
-while running jobs; alternating, --rounds times, in the same run (medians compared).
+while running jobs; alternating, --rounds times, in the same run (medians compared), with the
+executor's own CPU per job (steadier than jobs/s on a loaded machine). `--parts overhead` (or
+latency, delivery, comma-separated) runs only those parts.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
 
 Every job is `/bin/sh -c 'echo hello; echo err >&2'` with its output captured and stored.
 Throughput: N jobs are enqueued, then `multiflexi-executor --drain` runs them; jobs/s is N over
-the span from the first claim to the last finish. The floor, timed in the same run, is a plain
+the span from the first claim to the last finish; daemon_cpu_ms_per_job is the daemon's own CPU
+(its start-up included) over N. The floor, timed in the same run, is a plain
 loop running the same subprocess and INSERTing its output, one transaction per job, no queue.
 Latency: an idle executor gets one job every 50 ms; enqueue-to-start is claim time minus the
 moment just before the enqueuing transaction's COMMIT. Prints JSON; `--repeat N` runs it all N
