@@ -11,7 +11,9 @@ delivery: --queued action runs (finished jobs' outbox rows) are delivered by one
 overhead: the executor's jobs/s (bench/executor.py's throughput) for --jobs jobs of a template
 without actions, of one with a WebHook action whose runs this executor only queues
 (MULTIFLEXI_ACTION_THREADS=0: the finish's own cost), and of one whose runs it also delivers
-while running jobs; alternating, --rounds times, in the same run (medians compared).
+while running jobs; alternating, --rounds times, in the same run (medians compared), with the
+executor's own CPU per job (steadier than jobs/s on a loaded machine). `--parts overhead` (or
+latency, delivery, comma-separated) runs only those parts.
 """
 
 from __future__ import annotations
@@ -169,18 +171,25 @@ def overhead(
         ("webhook_delivered", hooked, env),
     )
     rates: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     for _ in range(rounds):
         for name, rt, case_env in cases:
             for table in (ActionRun, JobOutput, Job):
                 db.session.execute(table.__table__.delete())
             db.session.commit()
-            rates[name].append(throughput([rt], n, case_env)["jobs_per_s"])
+            got = throughput([rt], n, case_env)
+            rates[name].append(got["jobs_per_s"])
+            cpu[name].append(got["daemon_cpu_ms_per_job"])
     med = {name: statistics.median(r) for name, r in rates.items()}
     return {
         "jobs": n,
         "jobs_per_s": rates,
         "ratio_outbox_to_none": round(med["webhook_outbox"] / med["none"], 3),
         "ratio_delivered_to_none": round(med["webhook_delivered"] / med["none"], 3),
+        # The executor's own CPU per job (delivered: the deliveries' too, which may end after
+        # the last job): the cost, less blurred by other load than jobs/s.
+        "daemon_cpu_ms_per_job": cpu,
+        "daemon_cpu_ms_per_job_median": {k: statistics.median(v) for k, v in cpu.items()},
     }
 
 
@@ -194,7 +203,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument(
+        "--parts",
+        default="latency,delivery,overhead",
+        help="comma-separated parts to run (default: all three)",
+    )
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     peer = Peer()
     with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as url:
         folder = Path(tmp)
@@ -203,13 +218,14 @@ def main() -> None:
             rts = setup_templates(3)
             env = daemon_env(url, folder, args.parallel)
             add_webhook(rts[0], peer.url)
-            out = {
-                "db": args.db,
-                "finish_to_webhook": latency(rts[0], peer, args.latency_jobs, env),
-                "delivery": delivery(rts[0], peer, args.queued, env),
-                "executor_overhead": overhead(rts[1:], peer, args.jobs, env, args.rounds),
-                "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            }
+            out: dict[str, Any] = {"db": args.db}
+            if "latency" in parts:
+                out["finish_to_webhook"] = latency(rts[0], peer, args.latency_jobs, env)
+            if "delivery" in parts:
+                out["delivery"] = delivery(rts[0], peer, args.queued, env)
+            if "overhead" in parts:
+                out["executor_overhead"] = overhead(rts[1:], peer, args.jobs, env, args.rounds)
+            out["command"] = " ".join([Path(sys.executable).name, *sys.argv])
             db.session.remove()
             db.engine.dispose()
     print(json.dumps(out, indent=2))

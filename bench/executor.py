@@ -5,7 +5,8 @@
 
 Every job is `/bin/sh -c 'echo hello; echo err >&2'` with its output captured and stored.
 Throughput: N jobs are enqueued, then `multiflexi-executor --drain` runs them; jobs/s is N over
-the span from the first claim to the last finish. The floor, timed in the same run, is a plain
+the span from the first claim to the last finish; daemon_cpu_ms_per_job is the daemon's own CPU
+(its start-up included) over N. The floor, timed in the same run, is a plain
 loop running the same subprocess and INSERTing its output, one transaction per job, no queue.
 Latency: an idle executor gets one job every 50 ms; enqueue-to-start is claim time minus the
 moment just before the enqueuing transaction's COMMIT. Prints JSON; `--repeat N` runs it all N
@@ -152,7 +153,7 @@ def throughput(rts: list[RunTemplate], n: int, env: dict[str, str]) -> dict[str,
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=env
     )
-    rss = _rss_samples(proc)
+    rss, cpu = _rss_samples(proc)
     wall = time.perf_counter() - t0
     first, last, done = db.session.execute(
         select(
@@ -169,23 +170,31 @@ def throughput(rts: list[RunTemplate], n: int, env: dict[str, str]) -> dict[str,
         "rss_mb_last_quarter_max": max(rss[-max(1, len(rss) // 4) :], default=0.0),
         "succeeded": done,
         "jobs_per_s": round(n / span, 1),
+        # The daemon's own CPU (all its threads, not its jobs'), as last sampled before it
+        # exited: much less sensitive to other load on the machine than jobs/s.
+        "daemon_cpu_ms_per_job": round(cpu * 1000 / n, 2),
         "wall_s_incl_startup": round(wall, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }
 
 
-def _rss_samples(proc: subprocess.Popen[bytes], every: float = 0.1) -> list[float]:
-    """The daemon's RSS (MB) every `every` seconds until it exits."""
+def _rss_samples(proc: subprocess.Popen[bytes], every: float = 0.1) -> tuple[list[float], float]:
+    """The daemon's RSS (MB) every `every` seconds until it exits, and the CPU seconds it had
+    used (user + system, its threads, not its children) at the last sample."""
     out: list[float] = []
+    cpu = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
     while proc.poll() is None:
         try:
             for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     out.append(round(int(line.split()[1]) / 1024, 1))
-        except OSError:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
             pass
         time.sleep(every)
-    return out
+    return out, cpu
 
 
 def latency(rt: RunTemplate, n: int, env: dict[str, str]) -> dict[str, Any]:

@@ -1,33 +1,60 @@
 """The action dispatcher: a thread of the executor daemon delivering post-job action runs.
 
-It claims due runs (services/actions/runs.py: leased, skip-locked) for its free delivery
-threads only, so a slow peer holds one thread, never the others or the claiming loop. Each
-delivery reads the job with a few plain queries, ends its read transaction, performs the action
-with the per-attempt timeout, then records the attempt (and applies its effects) in one write
-transaction. No transaction is open while a plug-in talks to the network.
+Its loop does every database write, in one transaction per pass: the attempts that ended since
+the last pass are recorded (their effects applied), due runs are claimed (services/actions/
+runs.py: leased, skip-locked) for the free delivery threads only, and what their deliveries
+need is read for all of them at once. The delivery threads hold no transaction: each builds its
+run's context, performs the action with the per-attempt timeout and hands the outcome back. A
+slow peer holds one thread, never the others or the loop; under load the attempts of several
+deliveries share one commit instead of paying a transaction and five queries each.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Flask
+from sqlalchemy.exc import DBAPIError
 
 from multiflexi_web.actions import registry
 from multiflexi_web.actions.base import ActionContext, Outcome
 from multiflexi_web.db.engine import begin_write
-from multiflexi_web.db.retry import retry
+from multiflexi_web.db.retry import is_transient, retry
+from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.security.secrets import SecretError
 from multiflexi_web.services.actions import context, runs, values
+from multiflexi_web.services.actions.context import Gathered, JobFacts
 from multiflexi_web.services.actions.settings import ActionSettings
 
 log = logging.getLogger("multiflexi.actions")
 POLL = 0.1  # seconds between two looks for due runs while idle
+_STARTED: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+
+
+def runs_queued() -> None:
+    """This process's finisher committed action runs: an idle dispatcher looks now rather than
+    at its next poll (runs queued by other executors are found by polling)."""
+    for dispatcher in list(_STARTED):
+        dispatcher.nudge()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A delivery that ended, waiting for the loop to record it."""
+
+    run: runs.Claimed
+    outcome: Outcome
+    secrets: list[str]  # masked in the recorded response and error
 
 
 class Dispatcher:
@@ -37,114 +64,170 @@ class Dispatcher:
         self.app, self.owner_id, self.s, self.stop = app, owner_id, settings, stop
         self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="action")
         self.thread = threading.Thread(target=self._loop, name="actions", daemon=True)
-        self._free = threading.Semaphore(settings.threads)
-        self._done = threading.Event()  # a delivery ended: a thread is free again
-        self._busy: set[Future[str | None]] = set()
         self._lock = threading.Lock()
+        self._delivering = 0  # threads claimed for (delivering, or about to)
+        self._ended: list[Attempt] = []  # performed, not yet recorded
+        self._wake = threading.Event()  # an attempt ended: record it, claim for its thread
 
     def start(self) -> Dispatcher:
         self.thread.start()
+        _STARTED.add(self)
         return self
 
+    def nudge(self) -> None:
+        with self._lock:
+            idle = not self._delivering
+        if idle:  # a busy one is woken by its deliveries ending (in batches)
+            self._wake.set()
+
     def close(self, timeout: float = 60) -> None:
+        _STARTED.discard(self)
         self.stop.set()
         self.thread.join(timeout)
         self.pool.shutdown(wait=True)
+        with contextlib.suppress(Exception):  # unrecorded ones are retried when leases expire
+            while self._pending():
+                self._pass(claim=False)
 
     def _loop(self) -> None:
         while not self.stop.is_set():
             try:
                 if not self.tick():
-                    self._done.wait(POLL)
-                    self._done.clear()
+                    self._wake.wait(POLL)
+                    self._wake.clear()
             except Exception as exc:  # the database is away: the next pass tries again
                 log.warning("action=dispatch_failed error=%r", exc)
                 self.stop.wait(1.0)
 
     def tick(self) -> int:
-        """Claim due runs for the free threads and start them; how many were claimed."""
-        free = 0
-        while self._free.acquire(blocking=False):
-            free += 1
-        claimed = (
-            retry(lambda: self._claim(free), self.stop, "actions", max_wait=RETRY_MAX_WAIT)
-            if free
-            else []
-        )
-        for _ in range(free - len(claimed)):
-            self._free.release()
-        for c in claimed:
-            future = self.pool.submit(self.deliver, c)
-            with self._lock:
-                self._busy.add(future)
-            future.add_done_callback(self._finished)
-        return len(claimed)
-
-    def _finished(self, future: Future[str | None]) -> None:
-        with self._lock:
-            self._busy.discard(future)
-        self._free.release()
-        self._done.set()
-        if (exc := future.exception()) is not None:
-            log.warning("action=delivery_failed error=%r", exc)
+        """Record the attempts that ended, claim due runs for the free threads and start them;
+        how many were claimed."""
+        return self._pass(claim=True)
 
     def busy(self) -> int:
+        """Deliveries under way or ended and not yet recorded."""
         with self._lock:
-            return len(self._busy)
+            return self._delivering + len(self._ended)
+
+    def _pending(self) -> bool:
+        with self._lock:
+            return bool(self._ended)
 
     def drain(self) -> None:
         """Deliver every run due now before returning (retries planned later are left)."""
         while self.tick() or self.busy():
-            self._done.wait(POLL)
-            self._done.clear()
+            self._wake.wait(POLL)
+            self._wake.clear()
 
-    def _claim(self, limit: int) -> list[runs.Claimed]:
+    def _pass(self, *, claim: bool) -> int:
+        with self._lock:
+            ended, self._ended = self._ended, []
+            free = self.s.threads - self._delivering if claim else 0
+            self._delivering += free  # held for this pass's claims
+        if not ended and not free:
+            return 0
+        try:
+            claimed, found = self._exchange(ended, free)
+        except BaseException:
+            with self._lock:
+                self._ended[:0] = ended  # recorded by a later pass (their leases hold)
+                self._delivering -= free
+            raise
+        with self._lock:
+            self._delivering -= free - len(claimed)
+        for c in claimed:
+            self.pool.submit(self.deliver, c, found[c.id])
+        return len(claimed)
+
+    def _exchange(
+        self, ended: list[Attempt], free: int
+    ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
+        """One transaction; an attempt whose record is refused (not the database being away)
+        is left to its lease, so it cannot hold up the others."""
+        try:
+            return self._retried(lambda: self._write(ended, free))
+        except DBAPIError as exc:
+            if is_transient(exc) or not ended:
+                raise
+        for attempt in ended:
+            try:
+                self._retried(functools.partial(self._write, [attempt], 0))
+            except DBAPIError as exc:
+                if is_transient(exc):
+                    raise
+                log.warning(
+                    "action=record_refused run=%s error=%s", attempt.run.id, first_line(exc)
+                )
+        return self._retried(lambda: self._write([], free))
+
+    def _retried(
+        self, fn: Callable[[], tuple[list[runs.Claimed], dict[int, Gathered]]]
+    ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
+        return retry(fn, self.stop, "actions", max_wait=RETRY_MAX_WAIT)
+
+    def _write(
+        self, ended: list[Attempt], free: int
+    ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
         with self.app.app_context(), writing():
             begin_write()
-            claimed = runs.claim(self.owner_id, limit, self.s)
+            statuses = [runs.record(a.run, a.outcome, self.s, a.secrets) for a in ended]
+            claimed = runs.claim(self.owner_id, free, self.s) if free else []
+            found = context.gather(db.session(), claimed) if claimed else {}
             db.session.commit()
-            return claimed
+        for a, status in zip(ended, statuses, strict=True):
+            log.info(
+                "action=action_run run=%s kind=%s attempt=%s status=%s",
+                a.run.id, a.run.action, a.run.attempts, status,
+            )  # fmt: skip
+        return claimed, found
 
-    def deliver(self, c: runs.Claimed) -> str | None:
-        with self.app.app_context():
-            outcome, secrets = self._perform(c)
-            status = retry(
-                lambda: self._record(c, outcome, secrets),
-                self.stop,
-                f"action_run={c.id}",
-                max_wait=RETRY_MAX_WAIT,
-            )
-        log.info(
-            "action=action_run run=%s kind=%s attempt=%s status=%s",
-            c.id, c.action, c.attempts, status,
-        )  # fmt: skip
-        return status
+    def deliver(self, c: runs.Claimed, found: Gathered) -> None:
+        """Perform one claimed run (a delivery thread) and hand its outcome to the loop."""
+        secrets: list[str] = []
+        try:
+            with self.app.app_context():
+                outcome, secrets = self._perform(c, found)
+        except Exception as exc:  # reading produced files failed: tried again later
+            outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}", retryable=True)
+        with self._lock:
+            self._ended.append(Attempt(c, outcome, secrets))
+            self._delivering -= 1
+            # Wake the loop once half the threads are free (or none is busy): under load one
+            # transaction then records and claims for several, not one each; an attempt waits
+            # at most POLL to be recorded.
+            batch = len(self._ended) >= max(1, self.s.threads // 2) or not self._delivering
+        if batch:
+            self._wake.set()
 
-    def _perform(self, c: runs.Claimed) -> tuple[Outcome, list[str]]:
+    def _perform(self, c: runs.Claimed, found: Gathered) -> tuple[Outcome, list[str]]:
+        if found.job is None:
+            return Outcome(False, error=f"job {c.job_id}: gone"), []
+        if found.stored is None:
+            return Outcome(False, error="its action configuration was removed"), []
         secrets: list[str] = []
         try:
             kind = registry.get(c.action)
-            job = context.job_facts(db.session(), c.job_id)
-            if job is None:
-                return Outcome(False, error=f"job {c.job_id}: gone"), secrets
-            stored = context.config_for(db.session(), c.config_id)
-            secrets = values.secret_plain_values(stored)
-            with context.produced_files(db.session(), job) as files:
-                ctx = context.build(db.session(), c, job, values.plain(stored), files, self.s)
+            secrets = values.secret_plain_values(found.stored)
+            config = values.plain(found.stored)
+            with self._produced(found.job) as files:
+                ctx = context.build(c, found.job, found, config, files, self.s)
                 secrets += ctx.credential_secrets  # the chosen credential's login, masked too
-                db.session.rollback()  # no transaction open while the plug-in works
                 return _safely(kind.perform, ctx), secrets
         except (registry.UnknownAction, context.ContextError, SecretError) as exc:
             return Outcome(False, error=str(exc)), secrets
+
+    @contextlib.contextmanager
+    def _produced(self, job: JobFacts) -> Iterator[dict[str, Path]]:
+        """Temp copies of the job's produced files (read only when its app declares some)."""
+        if not job.produces:
+            yield {}
+            return
+        try:
+            with context.produced_files(db.session(), job) as files:
+                db.session.rollback()  # no transaction open while the plug-in works
+                yield files
         finally:
             db.session.rollback()
-
-    def _record(self, c: runs.Claimed, outcome: Outcome, secrets: list[str]) -> str | None:
-        with writing():
-            begin_write()
-            status = runs.record(c, outcome, self.s, secrets)
-            db.session.commit()
-            return status
 
 
 def _safely(perform: Callable[[ActionContext], Outcome], ctx: ActionContext) -> Outcome:

@@ -26,6 +26,7 @@ from multiflexi_web.db.retry import FIRST_WAIT, LINK, is_transient, safe_rollbac
 from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
+from multiflexi_web.runner import actions
 from multiflexi_web.runner.journal import Journal
 from multiflexi_web.runner.run import JobRun
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, pipelined, writing
@@ -170,6 +171,8 @@ class Finisher:
             db.session.commit()
         for run in batch:
             run.recorded()
+        if any(run.has_actions for run in batch):
+            actions.runs_queued()  # delivered now by this executor, not at its next poll
         return successors
 
     def _step_by_step(self, batch: list[JobRun]) -> list[ClaimedJob]:

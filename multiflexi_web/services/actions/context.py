@@ -1,16 +1,16 @@
-"""The frozen ActionContext a plug-in gets: the finished job as plain data, read once per run."""
+"""The frozen ActionContext a plug-in gets: the finished job as plain data, read for a batch."""
 
 from __future__ import annotations
 
 import contextlib
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from multiflexi_web import __version__
@@ -25,29 +25,30 @@ from multiflexi_web.models import (
     RunTemplate,
 )
 from multiflexi_web.models.action import ActionConfig, ActionDefault
+from multiflexi_web.security.secrets import SecretError
 from multiflexi_web.services.actions import mail_credential, values
 from multiflexi_web.services.actions.settings import ActionSettings
 from multiflexi_web.services.jobs.artifacts import content_of
 
 TAIL_BYTES = 8192
+TAIL_CHUNKS = 16  # output rows read per stream for a tail
 
 
 class ContextError(ValueError):
-    """The run cannot be performed (its job or configuration is gone); never retried."""
+    """The run cannot be performed (its chosen credential is unusable); never retried."""
 
 
-def config_for(session: Session, config_id: int | None) -> dict[str, Any]:
-    """Stored values: the kind's global defaults, overridden by the RunTemplate's (one query)."""
-    row = None
-    if config_id is not None:
-        row = session.execute(
-            select(ActionConfig.config, ActionDefault.config)
-            .outerjoin(ActionDefault, ActionDefault.action == ActionConfig.action)
-            .where(ActionConfig.id == config_id)
-        ).first()
-    if row is None:
-        raise ContextError("its action configuration was removed")
-    return values.merged(row[1], row[0] or {})
+def configs_for(session: Session, config_ids: Collection[int]) -> dict[int, dict[str, Any]]:
+    """Stored values per config: the kind's global defaults, overridden by the RunTemplate's
+    (one query). A config that was removed is missing."""
+    if not config_ids:
+        return {}
+    rows = session.execute(
+        select(ActionConfig.id, ActionConfig.config, ActionDefault.config)
+        .outerjoin(ActionDefault, ActionDefault.action == ActionConfig.action)
+        .where(ActionConfig.id.in_(config_ids))
+    ).all()
+    return {row[0]: values.merged(row[2], row[1] or {}) for row in rows}
 
 
 @dataclass(frozen=True)
@@ -69,14 +70,17 @@ class JobFacts:
     exit_meaning: str | None
 
 
-def job_facts(session: Session, job_id: int) -> JobFacts | None:
+def job_facts(session: Session, job_ids: Collection[int]) -> dict[int, JobFacts]:
+    """The jobs' facts, one query for all of them."""
+    if not job_ids:
+        return {}
     meaning = (
         select(AppExitCode.description)
         .where(AppExitCode.application_id == Job.application_id, AppExitCode.code == Job.exit_code)
         .limit(1)
         .scalar_subquery()
     )
-    row = session.execute(
+    rows = session.execute(
         select(
             Job.id,
             Job.status,
@@ -98,10 +102,12 @@ def job_facts(session: Session, job_id: int) -> JobFacts | None:
         .join(RunTemplate, RunTemplate.id == Job.runtemplate_id)
         .join(Application, Application.id == Job.application_id)
         .join(Company, Company.id == Job.company_id)
-        .where(Job.id == job_id)
-    ).first()
-    if row is None:
-        return None
+        .where(Job.id.in_(job_ids))
+    ).all()
+    return {row[0]: _facts(row) for row in rows}
+
+
+def _facts(row: Any) -> JobFacts:
     return JobFacts(
         row[0],
         row[1],
@@ -119,15 +125,34 @@ def job_facts(session: Session, job_id: int) -> JobFacts | None:
     )
 
 
-def tail(session: Session, job_id: int, stream: str, limit: int = TAIL_BYTES) -> str:
-    rows = session.scalars(
-        select(JobOutput.data)
-        .where(JobOutput.job_id == job_id, JobOutput.stream == stream)
-        .order_by(JobOutput.seq.desc())
-        .limit(16)
+def tails(
+    session: Session, job_ids: Collection[int], limit: int = TAIL_BYTES
+) -> dict[tuple[int, str], str]:
+    """(job id, stream) -> the last `limit` bytes of its output (the last 16 chunks read),
+    for all the jobs in one query."""
+    if not job_ids:
+        return {}
+    ranked = (
+        select(
+            JobOutput.id,
+            func.row_number()
+            .over(partition_by=(JobOutput.job_id, JobOutput.stream), order_by=JobOutput.seq.desc())
+            .label("rn"),
+        )
+        .where(JobOutput.job_id.in_(job_ids))
+        .subquery()
+    )
+    rows = session.execute(
+        select(JobOutput.job_id, JobOutput.stream, JobOutput.data)
+        .where(JobOutput.id.in_(select(ranked.c.id).where(ranked.c.rn <= TAIL_CHUNKS)))
+        .order_by(JobOutput.job_id, JobOutput.stream, JobOutput.seq)
     ).all()
-    data = b"".join(bytes(r) for r in reversed(rows))[-limit:]
-    return data.decode("utf-8", "replace")
+    chunks: dict[tuple[int, str], list[bytes]] = {}
+    for job_id, stream, data in rows:
+        chunks.setdefault((job_id, stream), []).append(bytes(data))
+    return {
+        key: b"".join(parts)[-limit:].decode("utf-8", "replace") for key, parts in chunks.items()
+    }
 
 
 def app_ref(app: Application) -> AppRef:
@@ -180,19 +205,70 @@ def _copy_produced(
     return out
 
 
+@dataclass(frozen=True)
+class Gathered:
+    """What one delivery reads from the database (read for a batch of runs at once)."""
+
+    job: JobFacts | None  # None: the job is gone
+    stored: dict[str, Any] | None  # the config's stored values; None: it was removed
+    artifacts: list[tuple[int, str]]  # (id, file name)
+    stdout_tail: str
+    stderr_tail: str
+    login: mail_credential.MailLogin | None = None  # the credential its config chose
+    login_error: str | None = None  # why that credential cannot be used
+
+
+def gather(session: Session, claimed: Sequence[Any]) -> dict[int, Gathered]:
+    """Run id -> what its delivery needs, for every claimed run (id, job_id, config_id) in
+    four queries, whatever their number."""
+    facts = job_facts(session, {c.job_id for c in claimed})
+    configs = configs_for(session, {c.config_id for c in claimed if c.config_id is not None})
+    arts: dict[int, list[tuple[int, str]]] = {}
+    if facts:
+        rows = session.execute(
+            select(Artifact.job_id, Artifact.id, Artifact.filename)
+            .where(Artifact.job_id.in_(facts))
+            .order_by(Artifact.id)
+        )
+        for job_id, art_id, filename in rows:
+            arts.setdefault(job_id, []).append((art_id, filename))
+    out = tails(session, facts)
+    found: dict[int, Gathered] = {}
+    for c in claimed:
+        job = facts.get(c.job_id)
+        stored = configs.get(c.config_id) if c.config_id is not None else None
+        login, login_error = None, None
+        if job is not None and stored is not None:
+            try:
+                login = login_for(session, c.action, values.plain(stored), job.company_id)
+            except ContextError as exc:
+                login_error = str(exc)
+            except SecretError:
+                pass  # the delivery decrypts the config itself and records this error
+        found[c.id] = Gathered(
+            job,
+            stored,
+            arts.get(c.job_id, []),
+            out.get((c.job_id, "stdout"), ""),
+            out.get((c.job_id, "stderr"), ""),
+            login,
+            login_error,
+        )
+    return found
+
+
 def build(
-    session: Session,
     run: Any,
     job: JobFacts,
+    found: Gathered,
     config: dict[str, str],
     files: dict[str, Path],
     s: ActionSettings,
 ) -> ActionContext:
-    """`run`: the claimed run (id, action, idempotency_key, attempts)."""
-    login = login_for(session, run.action, config, job.company_id)
-    arts = session.execute(
-        select(Artifact.id, Artifact.filename).where(Artifact.job_id == job.id)
-    ).all()
+    """`run`: the claimed run (id, idempotency_key, attempts)."""
+    if found.login_error:
+        raise ContextError(found.login_error)
+    login = found.login
     return ActionContext(
         run_id=run.id,
         idempotency_key=run.idempotency_key or f"multiflexi-run-{run.id}",
@@ -209,9 +285,11 @@ def build(
         runtemplate_id=job.runtemplate_id,
         runtemplate_name=job.runtemplate_name,
         job_url=f"{s.base_url}/jobs/{job.id}",
-        artifact_urls={n: f"{s.base_url}/jobs/{job.id}/artifacts/{i}/download" for i, n in arts},
-        stdout_tail=tail(session, job.id, "stdout"),
-        stderr_tail=tail(session, job.id, "stderr"),
+        artifact_urls={
+            n: f"{s.base_url}/jobs/{job.id}/artifacts/{i}/download" for i, n in found.artifacts
+        },
+        stdout_tail=found.stdout_tail,
+        stderr_tail=found.stderr_tail,
         produced_files=files,
         env={str(e["key"]): str(e.get("value", "")) for e in job.env if "key" in e},
         config=config,

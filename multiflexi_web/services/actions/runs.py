@@ -55,16 +55,21 @@ def claim(
     """Claim up to `limit` due runs (flushed, the caller commits)."""
     now = now or utcnow()
     due = _due(now, s.lease)
-    ids = (
+    # A CTE, evaluated once. As `id IN (subquery)` PostgreSQL may plan a nested loop that runs
+    # the subquery again for each row: every run skips the rows this UPDATE already changed and
+    # locks the next `limit`, so one claim took every due run (one executor delivered them all).
+    picked = (
         select(ActionRun.id)
         .where(due)
         .order_by(ActionRun.next_attempt_at, ActionRun.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .cte("picked")
+        .prefix_with("MATERIALIZED")
     )
     stmt = (
         update(ActionRun)
-        .where(ActionRun.id.in_(ids.scalar_subquery()), due)
+        .where(ActionRun.id == picked.c.id, due)
         .values(
             status="running", claimed_at=now, owner_id=owner_id, attempts=ActionRun.attempts + 1
         )
