@@ -160,7 +160,7 @@ def test_unmet_credentials_save_inactive_with_a_link_per_requirement(csrf_app: F
     box = detail.split('id="unmet-requirements"', 1)[1].split("</div>", 1)[0]
     assert "<code>abraflexi</code>" in box and "<code>ghost</code>" in box and create in box
     # Created in the other tab: "Check again" reloads step 4 only, the new one chosen.
-    cred = make_credential(make_company_of(company_id), proto, name="Main ledger")
+    cred = make_credential(_company(company_id), proto, name="Main ledger")
     db.session.commit()
     step4 = client.get(
         f"/runtemplates/credentials-step?company={company_id}&app={app_id}&cred-ghost="
@@ -178,7 +178,7 @@ def test_unmet_credentials_save_inactive_with_a_link_per_requirement(csrf_app: F
     assert "<code>ghost</code>" in box and "abraflexi" not in box
 
 
-def make_company_of(company_id: int) -> Company:
+def _company(company_id: int) -> Company:
     company = db.session.get(Company, company_id)
     assert company is not None
     return company
@@ -226,7 +226,7 @@ def test_run_now_lists_the_fields_with_their_values_and_sends_the_changes(
     client, company_id = _login(csrf_app, Role.OPERATOR)
     application = make_app("ticker", fields=FIELDS)
     application.fields[0].extra = {"description": {"en": "Report label", "cs": "Popisek"}}
-    rt = make_runtemplate(make_company_of(company_id), application)
+    rt = make_runtemplate(_company(company_id), application)
     rt.config = [
         RunTemplateConfig(key="LABEL", value="nightly", secret=False),
         RunTemplateConfig(key="LOGIN", value="ops", secret=False),
