@@ -85,7 +85,7 @@ def test_saving_the_wizard_lands_on_the_actions_step(csrf_app: Flask) -> None:
     client, company_id = _operator(csrf_app)
     rt_id, location = _create(client, company_id)
     page = client.get(location).get_data(as_text=True)
-    assert '<li class="current">Actions</li>' in page
+    assert '<li class="current" aria-current="step">Actions</li>' in page
     assert '<li class="done">Executor &amp; activation</li>' in page
     assert 'id="actions-success"' in page and 'id="actions-failure"' in page
     add = f"/runtemplates/{rt_id}/actions/success/WebHook?wizard=1"

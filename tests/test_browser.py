@@ -199,8 +199,9 @@ def runtemplate_url(stack: Stack, page: Any, shots: Path) -> str:
     page.click("a.choice:has-text('Ticker')")
     page.fill("#name", "Ticker every five minutes")
     page.fill("#cfg-TICKS", "10")
-    page.fill("#cfg-LABEL", "browser")
     _check_live_cron_preview(page)
+    _required_label(page, shots)
+    page.fill("#cfg-LABEL", "browser")
     shot(page, shots, "runtemplate-wizard")
     page.click("#save")
     _actions_step(page, shots)
@@ -208,6 +209,18 @@ def runtemplate_url(stack: Stack, page: Any, shots: Path) -> str:
     page.wait_for_selector("h1:has-text('Ticker every five minutes')")
     url: str = page.url
     return url
+
+
+def _required_label(page: Any, shots: Path) -> None:
+    """LABEL is required and has no default: saving without it is refused on that field, on
+    the step that holds it, with everything typed still there."""
+    page.click("#save")
+    page.wait_for_selector("#err-cfg-LABEL:has-text('LABEL is required')")
+    assert page.locator(".wizard-steps li.current.has-error a").inner_text() == "Configuration"
+    assert page.input_value("#name") == "Ticker every five minutes"
+    assert page.input_value("#cron") == "*/5 * * * *"
+    assert page.input_value("#cfg-TICKS") == "10"
+    shot(page, shots, "runtemplate-wizard-required")
 
 
 def _actions_step(page: Any, shots: Path) -> None:
@@ -245,10 +258,8 @@ def _check_live_cron_preview(page: Any) -> None:
 def _run_now(page: Any, rt_url: str, env: dict[str, str]) -> None:
     page.goto(rt_url)
     page.click("#run-now-link")
-    keys, values = page.locator("input[name=env_key]"), page.locator("input[name=env_value]")
-    for i, (key, value) in enumerate(env.items()):
-        keys.nth(i).fill(key)
-        values.nth(i).fill(value)
+    for key, value in env.items():  # the app's fields: a one-time change is an edit
+        page.fill(f"#cfg-{key}", value)
     page.click("#run-now")
     page.wait_for_selector("#console")
 
@@ -292,6 +303,24 @@ def test_output_appears_live_and_the_artifact_downloads(
     download = info.value
     assert download.suggested_filename == "report.txt"
     assert Path(download.path()).read_bytes() == b"report for one-off\n"
+
+
+def test_run_now_lists_the_fields_with_their_values(
+    stack: Stack, page: Any, runtemplate_url: str, shots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(runtemplate_url)
+    page.click("#run-now-link")
+    assert page.input_value("#cfg-TICKS") == "10"
+    assert page.input_value("#cfg-LABEL") == "browser"
+    fields = page.inner_text("#run-fields")
+    assert "How many lines" in fields and "Report label" in fields
+    extra = page.locator("#run-extra input[name=env_key]").first
+    expect(extra).to_be_hidden()
+    page.click("#run-extra summary")  # another name, as before, under the env-name rules
+    expect(extra).to_be_visible()
+    shot(page, shots, "run-now")
 
 
 def test_long_job_is_cancelled_from_its_page(stack: Stack, page: Any, runtemplate_url: str) -> None:

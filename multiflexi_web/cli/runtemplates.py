@@ -30,6 +30,11 @@ from multiflexi_web.services.runtemplates.configure import (
     get_runtemplate,
     list_runtemplates,
 )
+from multiflexi_web.services.runtemplates.readiness import (
+    inactive_warning,
+    require_ready,
+    unmet_requirements,
+)
 
 OPT_HELP = "Container settings: pull, memory, cpus, pids, network (docker, podman)."
 COLUMNS = [
@@ -70,6 +75,7 @@ def runtemplate_row(rt: RunTemplate) -> dict[str, Any]:
         "last_run_at": rt.last_run_at,
         "config": {c.key: MASK if c.secret else c.value for c in rt.config},
         "credentials": {link.requirement: link.credential_id for link in rt.credentials},
+        "unmet_requirements": unmet_requirements(rt),
         "actions": _actions(rt.id),
     }
 
@@ -143,8 +149,11 @@ def create(
         admin=True,  # the CLI is the platform operator's
     )
     rt = create_runtemplate(get_company(company_ref), get_application(app_ref), spec)
+    unmet = require_ready(rt)
     audit.record("create", "runtemplate", rt.id, f"runtemplate {name} created", actor="cli")
     db.session.commit()
+    if unmet:
+        click.echo(f"warning: {inactive_warning(unmet)}", err=True)
     emit(runtemplate_row(rt), fmt, COLUMNS)
 
 

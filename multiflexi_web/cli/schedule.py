@@ -29,6 +29,7 @@ from multiflexi_web.services.runtemplates.configure import (
     set_schedule,
     set_timeout,
 )
+from multiflexi_web.services.runtemplates.readiness import require_activatable
 from multiflexi_web.services.scheduling.times import (
     ScheduleError,
     policies_of,
@@ -103,6 +104,8 @@ def _update_schedule(rt: RunTemplate, active: bool | None, opts: dict[str, Any])
     )
     new.timezone = new.timezone or None
     changed_active = active is not None and active != rt.active
+    if active and changed_active:
+        require_activatable(rt)
     if active is not None:
         rt.active = active
     if new != old or changed_active:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from multiflexi_web.services.audit import record
 from multiflexi_web.views._change import Audit
 
 T = TypeVar("T")
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 def api_change(
@@ -46,8 +48,14 @@ def api_change(
 
 
 def _field_of(message: str) -> dict[str, Any]:
-    """Service errors read "field: reason"; the head names the field."""
+    """Service errors read "field: reason" or "field 'value': reason"; the head names the field
+    (`config KEY` as config.KEY)."""
     head, sep, _ = message.partition(":")
-    if sep and head and " " not in head.strip() and len(head) < 64:
-        return {"field": head.strip()}
+    words = head.split()
+    if not sep or not words or not _FIELD.match(words[0]) or len(head) >= 200:
+        return {}
+    if words[0] == "config" and len(words) > 1 and _FIELD.match(words[1]):
+        return {"field": f"config.{words[1]}"}
+    if len(words) == 1 or words[1][:1] in {"'", '"'}:
+        return {"field": words[0]}
     return {}

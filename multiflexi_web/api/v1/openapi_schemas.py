@@ -119,6 +119,12 @@ SCHEMAS: dict[str, S] = {
         last_run_at=TIME,
         config={**STR_MAP, "description": "secret values are shown as the mask"},
         credentials={"type": "object", "additionalProperties": INT},
+        unmet_requirements={
+            "type": "array",
+            "items": STR,
+            "description": "credential requirements with no credential: it stays inactive",
+        },
+        warnings={"type": "array", "items": STR, "description": "after a save, e.g. inactive"},
     ),
     "RunTemplateWrite": obj(
         [],

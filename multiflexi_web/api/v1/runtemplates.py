@@ -32,11 +32,14 @@ from multiflexi_web.services.jobs.adhoc import ADHOC_API, run_now
 from multiflexi_web.services.runtemplates import configure as rts
 from multiflexi_web.services.runtemplates.configure import RunTemplateError, ScheduleSpec
 from multiflexi_web.services.runtemplates.manage import (
-    credential_keys,
     delete_runtemplate,
-    missing_required,
     preview,
     set_credentials,
+)
+from multiflexi_web.services.runtemplates.readiness import (
+    inactive_warning,
+    require_activatable,
+    require_ready,
 )
 from multiflexi_web.services.scheduling.times import ScheduleError, refresh_next_run
 from multiflexi_web.views._change import Audit
@@ -81,16 +84,15 @@ def create_runtemplate() -> Response:
     )
     chosen = _credentials(body)
 
-    def change() -> RunTemplate:
+    def change() -> tuple[RunTemplate, list[str]]:
         rt = rts.create_runtemplate(company, app, spec)
         set_credentials(rt, chosen)
-        _require_values(rt)
-        return rt
+        return rt, require_ready(rt)
 
     return api_change(
         change,
-        lambda rt: Audit("create", "runtemplate", rt.id, f"runtemplate {rt.name} created"),
-        lambda rt: out.runtemplate(rt, detail=True),
+        lambda r: Audit("create", "runtemplate", r[0].id, f"runtemplate {r[0].name} created"),
+        lambda r: _saved(*r),
         status=201,
         refused=REFUSED,
     )
@@ -103,7 +105,7 @@ def update_runtemplate(rt_id: int) -> Response:
     config, chosen = _config(body, rt.application), _credentials(body)
     current = ScheduleSpec(rt.interval, rt.cron, rt.delay, rt.timezone)
 
-    def change() -> RunTemplate:
+    def change() -> tuple[RunTemplate, list[str]]:
         name = text_field(body, "name", max_len=255)
         if name is not None:
             if not name.strip():
@@ -117,13 +119,12 @@ def update_runtemplate(rt_id: int) -> Response:
         rts.set_schedule(rt, _schedule(body, current))
         rts.set_config(rt, config, admin=caller().user.is_admin)
         set_credentials(rt, chosen)
-        _require_values(rt)
-        return rt
+        return rt, require_ready(rt)
 
     return api_change(
         change,
         lambda _: Audit("update", "runtemplate", rt.id, f"runtemplate {rt.name} updated"),
-        lambda _: out.runtemplate(rt, detail=True),
+        lambda r: _saved(*r),
         refused=REFUSED,
     )
 
@@ -155,6 +156,8 @@ def _set_active(rt_id: int, active: bool) -> Response:
     rt = access.owned(RunTemplate, rt_id, Role.OPERATOR)
 
     def change() -> RunTemplate:
+        if active:
+            require_activatable(rt)
         rt.active = active
         refresh_next_run(rt, utcnow(), settings().timezone)
         return rt
@@ -164,6 +167,7 @@ def _set_active(rt_id: int, active: bool) -> Response:
         change,
         lambda _: Audit("update", "runtemplate", rt.id, f"runtemplate {rt.name} {word}"),
         lambda _: out.runtemplate(rt, detail=True),
+        refused=REFUSED,
     )
 
 
@@ -255,7 +259,9 @@ def _credentials(body: dict[str, Any]) -> dict[str, int | None]:
     return dict(raw)
 
 
-def _require_values(rt: RunTemplate) -> None:
-    missing = missing_required(rt, rt.company, credential_keys(rt))
-    if missing:
-        raise RunTemplateError(f"config: required values missing: {', '.join(missing)}")
+def _saved(rt: RunTemplate, unmet: list[str]) -> dict[str, Any]:
+    """The template, with a warning when it was saved inactive for want of credentials."""
+    body = out.runtemplate(rt, detail=True)
+    if unmet:
+        body["warnings"] = [inactive_warning(unmet)]
+    return body

@@ -24,6 +24,7 @@ from multiflexi_web.services.catalogue.credentials import masked_values
 from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services.events.catalog import redacted_config
 from multiflexi_web.services.jobs.adhoc import one_time_env
+from multiflexi_web.services.runtemplates.readiness import unmet_requirements
 
 
 def when(value: datetime | None) -> str | None:
@@ -106,6 +107,7 @@ def runtemplate(rt: RunTemplate, *, detail: bool = False) -> dict[str, Any]:
             note=rt.note,
             config={c.key: _config_value(c) for c in rt.config},
             credentials={link.requirement: link.credential_id for link in rt.credentials},
+            unmet_requirements=unmet_requirements(rt),
         )
     return out
 

@@ -195,3 +195,30 @@ def list_runtemplates(company_id: int | None = None) -> list[RunTemplate]:
     if company_id is not None:
         q = q.where(RunTemplate.company_id == company_id)
     return list(db.session.scalars(q))
+
+
+def current_values(rt: RunTemplate) -> dict[str, str]:
+    """Each field's value as a job of the template gets it: stored, else the app default."""
+    stored = plain_config(rt)
+    return {f.keyname: stored.get(f.keyname) or f.default or "" for f in rt.application.fields}
+
+
+def changed_values(rt: RunTemplate, values: dict[str, str]) -> tuple[dict[str, str], set[str]]:
+    """The typed field values that differ from the template's (a one-time change), validated as
+    a save would, and which of them are secret."""
+    current = current_values(rt)
+    changed: dict[str, str] = {}
+    for key, raw in values.items():
+        fdef = rt.application.field(key)
+        ftype, options = (fdef.type, fdef.options) if fdef else ("string", None)
+        try:
+            value = normalise_value(ftype, raw, options)
+            was = normalise_value(ftype, current.get(key, ""), options)
+        except FieldValueError as exc:
+            if raw == current.get(key, ""):
+                continue  # an odd stored or default value left as it is
+            raise RunTemplateError(f"config {key}: {exc}") from None
+        if value != was:
+            changed[key] = value
+    secret = {k for k in changed if is_secret_field(rt.application.field(k))}
+    return changed, secret

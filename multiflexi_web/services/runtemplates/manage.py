@@ -1,5 +1,5 @@
-"""RunTemplate operations beside configure.py: uploads, clone, delete, required-field checks,
-, credential choices and the schedule preview."""
+"""RunTemplate operations beside configure.py: uploads, clone, delete, credential choices and the
+schedule preview (what a template still needs: readiness.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import (
     LIVE_STATUSES,
     Application,
-    Company,
     Credential,
     CredentialPrototype,
     CredentialType,
@@ -108,32 +107,6 @@ def template_uploads(rt_id: int) -> dict[str, str]:
         )
     ).all()
     return {field: name for field, name in rows}
-
-
-def missing_required(
-    rt: RunTemplate, company: Company, provided_by_credentials: set[str]
-) -> list[str]:
-    """Required fields with no value, no default, no company env and no credential to fill them."""
-    values = {c.key: c.value for c in rt.config}
-    company_keys = {e.key for e in company.env}
-    return [
-        f.keyname
-        for f in rt.application.fields
-        if f.required
-        and not values.get(f.keyname)
-        and not f.default
-        and f.keyname not in company_keys
-        and f.keyname not in provided_by_credentials
-    ]
-
-
-def credential_keys(rt: RunTemplate) -> set[str]:
-    """Environment keys the template's credentials supply (their prototype's fields)."""
-    return {
-        f.keyword
-        for link in rt.credentials
-        for f in link.credential.credential_type.prototype.fields
-    }
 
 
 def clone(rt: RunTemplate, name: str | None = None) -> RunTemplate:

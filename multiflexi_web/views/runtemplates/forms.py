@@ -277,4 +277,36 @@ def error_target(message: str) -> str:
         return word
     if word in {"env", "env row"}:
         return "env"
+    if word in {"credential", "credentials"}:
+        return "credentials"
     return "_form"
+
+
+# The wizard's steps (templates/runtemplates/wizard_steps.html) and the inputs each one holds.
+CONFIG_STEP = 3
+_STEP_OF = {
+    "name": 3,
+    "credentials": 4,
+    "interval": 5,
+    "cron": 5,
+    "delay": 5,
+    "timezone": 5,
+    "misfire": 5,
+    "overlap": 5,
+    "max_attempts": 5,
+    "retry_backoff": 5,
+    "retry_min_gap": 5,
+    "executor": 6,
+    "executor_options": 6,
+    "timeout": 6,
+}
+
+
+def error_step(errors: dict[str, str]) -> int:
+    """The first step holding an error (the step bar marks it), else the form's first step."""
+    steps = [
+        4 if key.startswith("cred-") else _STEP_OF.get(key, CONFIG_STEP)
+        for key in errors
+        if key != "_form"
+    ]
+    return min(steps, default=CONFIG_STEP)

@@ -17,15 +17,23 @@ from multiflexi_web.services.runtemplates.manage import (
     preview,
     template_uploads,
 )
+from multiflexi_web.services.runtemplates.readiness import unmet_requirements
 from multiflexi_web.services.scheduling.times import INTERVAL_NAMES, ScheduleError
 from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import int_arg, me, owned_by_company, page_size
 from multiflexi_web.views.jobs.queries import JobFilter, duration_text, list_jobs
 from multiflexi_web.views.queries.accounts import visible_companies
 from multiflexi_web.views.queries.catalogue import application_names
+from multiflexi_web.views.runtemplates.credentials import create_links
 from multiflexi_web.views.runtemplates.queries import list_runtemplates
 from multiflexi_web.views.runtemplates.run import run
-from multiflexi_web.views.runtemplates.wizard import actions_step, edit, new, schedule_preview
+from multiflexi_web.views.runtemplates.wizard import (
+    actions_step,
+    credentials_step,
+    edit,
+    new,
+    schedule_preview,
+)
 
 bp = Blueprint("runtemplates", __name__, url_prefix="/runtemplates")
 TABS = ("overview", "config", "credentials", "schedule", "jobs")
@@ -35,6 +43,7 @@ bp.add_url_rule("/new", "new", new, methods=["GET", "POST"])
 bp.add_url_rule("/<int:rt_id>/edit", "edit", edit, methods=["GET", "POST"])
 bp.add_url_rule("/<int:rt_id>/wizard/actions", "wizard_actions", actions_step)
 bp.add_url_rule("/schedule-preview", "schedule_preview", schedule_preview)
+bp.add_url_rule("/credentials-step", "credentials_step", credentials_step)
 bp.add_url_rule("/<int:rt_id>/run", "run", run, methods=["GET", "POST"])
 
 
@@ -68,6 +77,9 @@ def detail(rt_id: int) -> str:
         "can_operate": has_role(me(), rt.company_id, Role.OPERATOR),
         "uploads": template_uploads(rt.id),
         "fields": {f.keyname: f for f in rt.application.fields},
+        "unmet": unmet_requirements(rt),
+        "cred_create": create_links(rt.company, list(rt.application.requirements)),
+        "can_create_credentials": has_role(me(), rt.company_id, Role.ADMIN),
     }
     if tab in {"overview", "schedule"}:
         context["upcoming"], context["schedule_error"] = _upcoming(rt)

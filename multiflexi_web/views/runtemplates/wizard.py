@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import render_template, request
+from flask import flash, redirect, render_template, request, url_for
 
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
@@ -34,13 +34,17 @@ from multiflexi_web.services.runtemplates.configure import (
 from multiflexi_web.services.runtemplates.executors import choices as executor_choices
 from multiflexi_web.services.runtemplates.manage import (
     credential_choices,
-    credential_keys,
     enabled_apps,
-    missing_required,
     preview,
     set_credentials,
     store_uploads,
     template_uploads,
+)
+from multiflexi_web.services.runtemplates.readiness import (
+    MissingValues,
+    inactive_warning,
+    require_ready,
+    unmet_requirements,
 )
 from multiflexi_web.services.scheduling.times import (
     INTERVAL_NAMES,
@@ -48,11 +52,13 @@ from multiflexi_web.services.scheduling.times import (
     ScheduleError,
     policies_of,
 )
-from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
+from multiflexi_web.views._change import Audit, Page, commit_change
 from multiflexi_web.views._helpers import company_for, get_or_404, int_arg, me, owned_by_company
 from multiflexi_web.views.actions import sets_context
 from multiflexi_web.views.queries.accounts import companies_with_role
+from multiflexi_web.views.runtemplates.credentials import credential_context
 from multiflexi_web.views.runtemplates.forms import (
+    error_step,
     error_target,
     executor_options_text,
     field_view,
@@ -61,14 +67,6 @@ from multiflexi_web.views.runtemplates.forms import (
     parse_schedule,
     parse_spec,
 )
-
-
-class MissingValues(RunTemplateError):
-    """Required config values that no default, company value or credential sets."""
-
-    def __init__(self, keys: list[str]) -> None:
-        super().__init__(f"Required values missing: {', '.join(keys)}")
-        self.keys = keys
 
 
 def new() -> Page:
@@ -161,6 +159,26 @@ def _posted_state(app: Application) -> dict[str, Any]:
     return state
 
 
+def credentials_step() -> str:
+    """Step 4 again (htmx), after a credential was created in another tab: the form's other
+    inputs stay as typed, the choices made are kept."""
+    company = company_for(int_arg("company") or 0, Role.OPERATOR)
+    app = get_or_404(Application, int_arg("app") or 0)
+    choices = credential_choices(company.id, list(app.requirements))
+    creds = {}
+    for code, found in choices.items():
+        chosen = parse_id(request.args.get(f"cred-{code}", ""))
+        creds[code] = chosen if chosen else (found[0].id if len(found) == 1 else None)
+    return render_template(
+        "runtemplates/_credentials.html",
+        company=company,
+        app=app,
+        state={"creds": creds},
+        errors={},
+        **credential_context(company, app),
+    )
+
+
 def _form(
     company: Company,
     app: Application,
@@ -170,6 +188,11 @@ def _form(
     status: int = 200,
 ) -> tuple[str, int]:
     stored_secrets = {c.key for c in rt.config if c.secret and c.value} if rt else set()
+    # A schedule error shows once, on its field: the preview below then keeps quiet about it.
+    schedule_refused = any(k in errors for k in ("interval", "cron", "delay", "timezone"))
+    preview_ctx = _preview_context(request.values if request.method == "POST" else state)
+    if schedule_refused:
+        preview_ctx = {**preview_ctx, "error": None, "times": []}
     page = render_template(
         "runtemplates/form.html",
         company=company,
@@ -180,7 +203,10 @@ def _form(
         fields=[field_view(f) for f in app.fields],
         stored_secrets=stored_secrets,
         uploads=template_uploads(rt.id) if rt else {},
-        cred_choices=credential_choices(company.id, list(app.requirements)),
+        **credential_context(company, app),
+        unmet=unmet_requirements(rt) if rt else [],
+        step=error_step(errors),
+        error_steps={error_step({k: v}) for k, v in errors.items() if k != "_form"},
         executors=executor_choices(app),
         intervals=INTERVAL_NAMES,
         choices={
@@ -188,7 +214,7 @@ def _form(
             "overlap": [m.value for m in OverlapPolicy],
             "retry_backoff": [m.value for m in RetryBackoff],
         },
-        preview=_preview_context(request.values if request.method == "POST" else state),
+        preview=preview_ctx,
     )
     return page, status
 
@@ -197,19 +223,16 @@ def _create(company: Company, app: Application) -> Page:
     begin_write()
     values, uploads = parse_config(request.form, request.files, app, set())
 
-    def change() -> RunTemplate:
+    def change() -> tuple[RunTemplate, list[str]]:
         rt = create_runtemplate(company, app, parse_spec(request.form, app, values))
         set_credentials(rt, parse_credentials(request.form, list(app.requirements)))
         store_uploads(rt, uploads)
-        _require_values(rt, company)
-        return rt
+        return rt, require_ready(rt)
 
     return commit_change(
         change,
-        lambda rt: Audit("create", "runtemplate", rt.id, f"runtemplate {rt.name} created"),
-        lambda rt: flash_redirect(
-            f"RunTemplate {rt.name!r} created.", "runtemplates.wizard_actions", rt_id=rt.id
-        ),
+        lambda r: Audit("create", "runtemplate", r[0].id, f"runtemplate {r[0].name} created"),
+        lambda r: _saved(r[0], r[1], "created", "runtemplates.wizard_actions"),
         lambda exc: _refused(company, app, None, _errors(exc)),
         (RunTemplateError,),
     )
@@ -230,26 +253,26 @@ def edit(rt_id: int) -> Page:
     values, uploads = parse_config(request.form, request.files, app, set(template_uploads(rt.id)))
     company = rt.company
 
-    def change() -> None:
+    def change() -> list[str]:
         _update(rt, app, values)
         store_uploads(rt, uploads)
-        _require_values(rt, company)
+        return require_ready(rt)
 
     return commit_change(
         change,
         lambda _: Audit("update", "runtemplate", rt.id, f"runtemplate {rt.name} updated"),
-        lambda _: flash_redirect(
-            f"RunTemplate {rt.name!r} saved.", "runtemplates.detail", rt_id=rt.id
-        ),
+        lambda unmet: _saved(rt, unmet, "saved", "runtemplates.detail"),
         lambda exc: _refused(company, app, rt, _errors(exc)),
         (RunTemplateError,),
     )
 
 
-def _require_values(rt: RunTemplate, company: Company) -> None:
-    missing = missing_required(rt, company, credential_keys(rt))
-    if missing:
-        raise MissingValues(missing)
+def _saved(rt: RunTemplate, unmet: list[str], done: str, endpoint: str) -> Page:
+    """Where a save goes next; saved inactive for want of credentials says so, as a warning."""
+    flash(f"RunTemplate {rt.name!r} {done}.", "info")
+    if unmet:
+        flash(inactive_warning(unmet), "warning")
+    return redirect(url_for(endpoint, rt_id=rt.id))
 
 
 def _update(rt: RunTemplate, app: Application, values: dict[str, str]) -> None:
@@ -284,7 +307,8 @@ def _errors(exc: ValueError) -> dict[str, str]:
 
 def _missing_errors(keys: list[str]) -> dict[str, str]:
     errors = {
-        f"cfg-{k}": f"config {k}: required (no default, company value or credential sets it)"
+        f"cfg-{k}": f"{k} is required: give a value (no default, company value or credential "
+        "sets it)"
         for k in keys
     }
     errors["_form"] = f"Required values missing: {', '.join(keys)}"
