@@ -147,7 +147,11 @@ def _slot_rows(rt_ids: list[int], start: datetime, end: datetime) -> list[_Row]:
     q = select(Job.id, Job.runtemplate_id, Job.slot_at, Job.status, Job.started_at).where(
         Job.runtemplate_id.in_(rt_ids), Job.slot_at >= start, Job.slot_at < end
     )
-    return [_Row(i, rt, at, JobStatus(st), began) for i, rt, at, st, began in db.session.execute(q)]
+    out = []
+    for i, rt, at, st, began in db.session.execute(q).tuples():
+        if at is not None:  # the WHERE on slot_at already excludes NULL
+            out.append(_Row(i, rt, at, JobStatus(st), began))
+    return out
 
 
 def _settle_retries(failed: list[_Row]) -> dict[int, Outcome]:
