@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import aliased, joinedload
@@ -20,6 +19,7 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus
 from multiflexi_web.models.bounds import INT32_MAX, parse_id
 from multiflexi_web.services.jobs.adhoc import rerun
+from multiflexi_web.services.timerange import parse_time
 
 STATUSES = (JobStatus.FAILED, JobStatus.LOST, JobStatus.TIMED_OUT)
 # One action re-runs at most this many jobs: a wider filter is refused, so nobody floods the
@@ -82,18 +82,6 @@ def _id(values: Mapping[str, str], name: str) -> int | None:
     if found is None:
         raise BulkRetryError(f"{name}: must be a whole number, got {raw[:40]!r}")
     return found
-
-
-def parse_time(raw: str | None, name: str, timezone: str) -> datetime | None:
-    """ISO 8601 date or time; without a zone it is read in `timezone`."""
-    raw = (raw or "").strip()
-    if not raw:
-        return None
-    try:
-        at = datetime.fromisoformat(raw)
-    except ValueError:
-        raise BulkRetryError(f"{name}: must be an ISO 8601 time, got {raw[:40]!r}") from None
-    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(timezone))
 
 
 def _statuses(raw: str) -> tuple[JobStatus, ...]:

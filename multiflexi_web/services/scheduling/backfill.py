@@ -40,15 +40,25 @@ class Slot:
         return self.job_id is None
 
 
-def plan(
-    rt: RunTemplate, start: datetime, end: datetime, *, now: datetime, zone: str, cap: int
-) -> list[Slot]:
-    """Every slot of the template in [start, end), each with the job it already has."""
+@dataclass(frozen=True)
+class Window:
+    """Slots in [start, end), read in `zone` (a template without its own), at most `cap`."""
+
+    start: datetime
+    end: datetime
+    now: datetime
+    zone: str
+    cap: int
+
+
+def plan(rt: RunTemplate, w: Window) -> list[Slot]:
+    """Every slot of the template in the window, each with the job it already has."""
+    start, end, now, cap = w.start, w.end, w.now, w.cap
     if start >= end:
         raise BackfillError("from: must be before to")
     if end > now:
         raise BackfillError("to: must not be in the future (the scheduler runs those slots)")
-    sched = schedule_for(rt, zone)
+    sched = schedule_for(rt, w.zone)
     if sched is None:
         raise BackfillError(f"runtemplate {rt.id}: runs manually only, so it has no slots")
     times: list[datetime] = []
@@ -60,29 +70,19 @@ def plan(
                 f"range: more than {cap} slots (MULTIFLEXI_BACKFILL_MAX_SLOTS); shorten it"
             )
         times.append(at)
-    existing = dict(
-        db.session.execute(
-            select(Job.slot_at, Job.id).where(
-                Job.runtemplate_id == rt.id, Job.slot_at >= start, Job.slot_at < end
-            )
-        ).tuples()
+    rows = db.session.execute(
+        select(Job.slot_at, Job.id).where(
+            Job.runtemplate_id == rt.id, Job.slot_at >= start, Job.slot_at < end
+        )
     )
+    existing = {at: job_id for at, job_id in rows}
     return [Slot(at, existing.get(at)) for at in times]
 
 
-def run(
-    rt: RunTemplate,
-    start: datetime,
-    end: datetime,
-    *,
-    now: datetime,
-    zone: str,
-    cap: int,
-    launched_by_id: int | None,
-) -> list[Job]:
+def run(rt: RunTemplate, w: Window, launched_by_id: int | None) -> list[Job]:
     """Create a job for every new slot of the plan, in slot order; returns them."""
     made = []
-    for slot in plan(rt, start, end, now=now, zone=zone, cap=cap):
+    for slot in plan(rt, w):
         if slot.is_new:
             job = _insert(rt, slot.at, launched_by_id)
             if job is not None:

@@ -148,7 +148,7 @@ def _slot_rows(rt_ids: list[int], start: datetime, end: datetime) -> list[_Row]:
         Job.runtemplate_id.in_(rt_ids), Job.slot_at >= start, Job.slot_at < end
     )
     out = []
-    for i, rt, at, st, began in db.session.execute(q).tuples():
+    for i, rt, at, st, began in db.session.execute(q):
         if at is not None:  # the WHERE on slot_at already excludes NULL
             out.append(_Row(i, rt, at, JobStatus(st), began))
     return out
