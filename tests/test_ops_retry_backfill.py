@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from flask import Flask
@@ -190,6 +191,6 @@ def test_backfill_jobs_get_their_slot_and_follow_the_overlap_policy(
     for i, job in enumerate(done):
         assert output_of(job.id).decode().strip() == (NOV + timedelta(days=i)).isoformat()
     if policy == "wait":  # one after another, in slot order
-        for before, after in zip(done, done[1:], strict=False):
+        for before, after in pairwise(done):
             assert before.finished_at is not None and after.started_at is not None
             assert after.started_at >= before.finished_at
