@@ -131,55 +131,14 @@ def sla_command(
     rts = sla.templates(None, company, runtemplate)
     rep = sla.report(rts, start, end, now=now, zone=cfg.timezone, late_after=cfg.sla_late_after)
     if fmt == "json":
-        _dump(sla_json(rep, cfg.sla_late_after))
+        _dump(sla.as_json(rep, cfg.sla_late_after))
         return
-    rows = [
-        {"runtemplate_id": t.runtemplate_id, "name": t.name, **_counts(t)} for t in rep.templates
-    ]
+    rows = [{"runtemplate_id": t.runtemplate_id, "name": t.name} for t in rep.templates]
+    rows = [{**r, **t.count_values()} for r, t in zip(rows, rep.templates, strict=True)]
     emit(rows, fmt, SLA_COLUMNS)
     for p in rep.problems if problems else []:
         click.echo(f"{p.slot_at:%Y-%m-%d %H:%M}Z  rt {p.runtemplate_id}  {p.outcome}  "
                    f"job {p.job_id or '-'}")  # fmt: skip
-
-
-def _counts(t: sla.TemplateSla) -> dict[str, Any]:
-    out: dict[str, Any] = {o.value: t.counts.get(o, 0) for o in sla.Outcome}
-    if t.missed_unknown:
-        out[sla.Outcome.MISSED.value] = None
-    return out
-
-
-def sla_json(rep: sla.Report, late_after: int) -> dict[str, Any]:
-    """The report as plain JSON (the CLI's and the API's)."""
-    return {
-        "from": rep.start.isoformat(),
-        "to": rep.end.isoformat(),
-        "late_after_seconds": late_after,
-        "totals": {o.value: rep.totals.get(o, 0) for o in sla.Outcome},
-        "days": {d.isoformat(): rep.day_worst[d].value for d in rep.days if d in rep.day_worst},
-        "templates": [
-            {
-                "runtemplate_id": t.runtemplate_id,
-                "name": t.name,
-                "company_id": t.company_id,
-                "counts": _counts(t),
-                "missed_unknown": t.missed_unknown,
-                "days": {d.isoformat(): o.value for d, o in sorted(t.days.items())},
-            }
-            for t in rep.templates
-        ],
-        "problems": [
-            {
-                "runtemplate_id": p.runtemplate_id,
-                "slot_at": p.slot_at.isoformat(),
-                "outcome": p.outcome.value,
-                "job_id": p.job_id,
-                "status": p.status,
-            }
-            for p in rep.problems
-        ],
-        "problems_more": rep.problems_more,
-    }
 
 
 def attach(runtemplate_group: click.Group, job_group: click.Group) -> list[click.Command]:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -71,6 +72,13 @@ class TemplateSla:
     counts: dict[Outcome, int] = field(default_factory=dict)
     days: dict[date, Outcome] = field(default_factory=dict)
     missed_unknown: bool = False
+
+    def count_values(self) -> dict[str, int | None]:
+        """Counts by outcome name; missed is None when it could not be counted."""
+        out: dict[str, int | None] = {o.value: self.counts.get(o, 0) for o in Outcome}
+        if self.missed_unknown:
+            out[Outcome.MISSED.value] = None
+        return out
 
 
 @dataclass
@@ -262,3 +270,36 @@ def _assemble(
     )
     more = max(0, len(problems) - PROBLEMS_SHOWN)
     return Report(start, end, days, per_rt, dict(totals), worst, problems[:PROBLEMS_SHOWN], more)
+
+
+def as_json(rep: Report, late_after: int) -> dict[str, Any]:
+    """The report as plain JSON (the CLI's and the API's)."""
+    return {
+        "from": rep.start.isoformat(),
+        "to": rep.end.isoformat(),
+        "late_after_seconds": late_after,
+        "totals": {o.value: rep.totals.get(o, 0) for o in Outcome},
+        "days": {d.isoformat(): rep.day_worst[d].value for d in rep.days if d in rep.day_worst},
+        "templates": [
+            {
+                "runtemplate_id": t.runtemplate_id,
+                "name": t.name,
+                "company_id": t.company_id,
+                "counts": t.count_values(),
+                "missed_unknown": t.missed_unknown,
+                "days": {d.isoformat(): o.value for d, o in sorted(t.days.items())},
+            }
+            for t in rep.templates
+        ],
+        "problems": [
+            {
+                "runtemplate_id": p.runtemplate_id,
+                "slot_at": p.slot_at.isoformat(),
+                "outcome": p.outcome.value,
+                "job_id": p.job_id,
+                "status": p.status,
+            }
+            for p in rep.problems
+        ],
+        "problems_more": rep.problems_more,
+    }
