@@ -25,12 +25,13 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import LIVE_STATUSES, Job, JobStatus, RunTemplate
-from multiflexi_web.services.scheduling.times import schedule_for
+from multiflexi_web.services.scheduling.times import Schedule, schedule_for
 
 MAX_DAYS = 366
-# Expected slots computed per report (schedule math is ~20 µs a slot): beyond it a template's
-# missed slots are not counted (shown as unknown) rather than stall the page.
-EXPECT_BUDGET = 50_000
+# Expected slots computed per report (schedule math is ~100 µs a slot), once per distinct
+# schedule: beyond it a template's missed slots are not counted (shown as unknown) rather than
+# stall the page.
+EXPECT_BUDGET = 20_000
 PROBLEMS_SHOWN = 500
 RETRY_DEPTH = 20  # chains of automatic retries are followed this far (max_attempts is capped)
 _FAILED = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST})
@@ -121,12 +122,12 @@ def report(
     by_rt: dict[int, list[_Row]] = {}
     for r in rows:
         by_rt.setdefault(r.runtemplate_id, []).append(r)
-    budget = [EXPECT_BUDGET]
+    slots = _Expected(start, min(end, now))
     results: list[SlotResult] = []
     per_rt: list[TemplateSla] = []
     for rt in rts:
         mine = by_rt.get(rt.id, [])
-        found, unknown = _judge(rt, mine, settled, start, min(end, now), zone, late_after, budget)
+        found, unknown = _judge(rt, mine, settled, slots, zone, late_after)
         if not found and not unknown and schedule_for(rt, zone) is None:
             continue  # a manual template has no slots to judge
         results += found
@@ -204,41 +205,53 @@ def _judge(
     rt: RunTemplate,
     rows: list[_Row],
     settled: dict[int, Outcome],
-    start: datetime,
-    until: datetime,
+    slots: _Expected,
     zone: str,
     late_after: int,
-    budget: list[int],
 ) -> tuple[list[SlotResult], bool]:
     """The template's slot results (missed ones included) and whether missed is unknown."""
     results = [
         SlotResult(rt.id, r.slot_at, _outcome(r, settled, late_after), r.id, r.status.value)
         for r in rows
     ]
-    expected = _expected(rt, max(start, rt.created_at), until, zone, budget)
+    sched = schedule_for(rt, zone) if rt.active else None
+    expected = slots.of(sched) if sched is not None else []
     if expected is None:
         return results, True
     have = {r.slot_at for r in rows}
-    results += [SlotResult(rt.id, at, Outcome.MISSED) for at in expected if at not in have]
+    born = rt.created_at
+    results += [
+        SlotResult(rt.id, at, Outcome.MISSED) for at in expected if at >= born and at not in have
+    ]
     return results, False
 
 
-def _expected(
-    rt: RunTemplate, start: datetime, until: datetime, zone: str, budget: list[int]
-) -> list[datetime] | None:
-    """The schedule's slots in [start, until); None when the report's budget ran out."""
-    sched = schedule_for(rt, zone)
-    if sched is None or not rt.active or start >= until:
-        return []
-    out: list[datetime] = []
-    for at in sched.runs_after(start - timedelta(microseconds=1)):
-        if at >= until:
+class _Expected:
+    """Each schedule's slots in [start, until), computed once per report: templates sharing
+    a schedule (every hourly one) share the list; None once the report's budget ran out."""
+
+    def __init__(self, start: datetime, until: datetime) -> None:
+        self.start, self.until = start, until
+        self.budget = EXPECT_BUDGET
+        self.known: dict[Schedule, list[datetime] | None] = {}
+
+    def of(self, sched: Schedule) -> list[datetime] | None:
+        if sched not in self.known:
+            self.known[sched] = self._compute(sched)
+        return self.known[sched]
+
+    def _compute(self, sched: Schedule) -> list[datetime] | None:
+        out: list[datetime] = []
+        if self.start >= self.until:
             return out
-        if budget[0] <= 0:
-            return None
-        budget[0] -= 1
-        out.append(at)
-    return out  # pragma: no cover - runs_after never ends
+        for at in sched.runs_after(self.start - timedelta(microseconds=1)):
+            if at >= self.until:
+                return out
+            if self.budget <= 0:
+                return None
+            self.budget -= 1
+            out.append(at)
+        return out  # pragma: no cover - runs_after never ends
 
 
 def _summary(rt: RunTemplate, found: list[SlotResult], unknown: bool, zone: str) -> TemplateSla:
