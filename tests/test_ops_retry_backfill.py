@@ -194,3 +194,14 @@ def test_backfill_jobs_get_their_slot_and_follow_the_overlap_policy(
         for before, after in pairwise(done):
             assert before.finished_at is not None and after.started_at is not None
             assert after.started_at >= before.finished_at
+
+
+def test_a_rerun_of_a_backfill_job_keeps_its_slot(app: Flask) -> None:
+    from multiflexi_web.services.jobs.adhoc import rerun
+
+    rt = _daily()
+    made = backfill.run(rt, Window(NOV, NOV + timedelta(days=1), utcnow(), "UTC", 10), None)
+    again = rerun(made[0], None)
+    db.session.commit()
+    assert onetime.unseal(again.env_override).values == {SLOT_AT: NOV.isoformat()}
+    assert again.slot_at is None  # an ad-hoc job: the slot itself keeps its one job
