@@ -101,5 +101,6 @@ def test_sla_page_cards_strip_and_problems(app: Flask) -> None:
     assert "<html" not in fragment and 'id="sla-failed">1<' in fragment
     assert client.get("/sla", query_string={"company": other.company_id}).status_code == 404
     assert client.get("/sla", query_string={"runtemplate": other.id}).status_code == 404
+    assert client.get("/sla", query_string={"company": "9" * 30}).status_code == 404
     wrong = client.get("/sla", query_string={"from": "2026-12-01", "to": "2026-11-01"})
     assert "from: must be before to" in wrong.get_data(as_text=True)

@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Role, RunTemplate, utcnow
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services import settings
 from multiflexi_web.services.accounts.access import (
     company_ids_with,
@@ -179,10 +180,19 @@ def sla_view() -> Page:
     )
 
 
+def _row_id(raw: str) -> int | None:
+    """An id from the query string; one that cannot be a row (text, too large) answers 404."""
+    if not raw:
+        return None
+    found = parse_id(raw)
+    if found is None:
+        abort(404)
+    return found
+
+
 def _sla_scope(values: dict[str, str]) -> tuple[int | None, int | None]:
     """The company and template asked for, each checked: another company's answers 404."""
-    company = int(values["company"]) if values["company"].isdigit() else None
-    rt_id = int(values["runtemplate"]) if values["runtemplate"].isdigit() else None
+    company, rt_id = _row_id(values["company"]), _row_id(values["runtemplate"])
     if company is not None:
         require_role(me(), get_or_404(Company, company).id, Role.VIEWER)
     if rt_id is not None:
