@@ -60,6 +60,7 @@ bench: $(DEVSTAMP) ## Run every benchmark (prints JSON figures)
 	$(BIN)/python bench/portal.py --db sqlite --jobs 100000
 	$(BIN)/python bench/metrics.py --db sqlite --jobs 100000
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/operations.py --templates 200
 
 CHAOS_ARGS ?=
 chaos: $(DEVSTAMP) ## Chaos suite on a private PostgreSQL (minutes; CHAOS_ARGS="--quick" or "--scenario X")

@@ -194,6 +194,10 @@ class Settings:
     housekeeping_interval: float = 3600.0  # seconds between the scheduler's passes, 0 = none
     prune_batch: int = 500
     stale_workdir_hours: float = 24.0
+    # Operations (docs/operations.md): most slots one backfill may create; a slot's job is late
+    # when it started more than this many seconds after its slot.
+    backfill_max_slots: int = 1000
+    sla_late_after: int = 900
 
     @property
     def state_path(self) -> str:
@@ -301,7 +305,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_addr=src.get("MULTIFLEXI_METRICS_ADDR", "").strip() or "127.0.0.1",
         metrics_ports=_metrics_ports(src),
         **_retention(src),
+        **_operations(src),
     )
+
+
+def _operations(src: Mapping[str, str]) -> dict[str, int]:
+    return {
+        "backfill_max_slots": _parse(
+            src, "MULTIFLEXI_BACKFILL_MAX_SLOTS", 1000, _positive_int, "must be a positive integer"
+        ),
+        "sla_late_after": _parse(
+            src, "MULTIFLEXI_SLA_LATE_AFTER", 900, _non_negative_int, "must be seconds >= 0"
+        ),
+    }
 
 
 METRICS_DAEMONS = ("scheduler", "eventor", "executor")

@@ -16,6 +16,7 @@ from flask import Flask
 from sqlalchemy import insert, select
 
 from daemons.runtime import Runtime
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Job, JobOutput, RunTemplate
 from multiflexi_web.runner.pool import Executor
@@ -64,6 +65,17 @@ def schedule(rt: RunTemplate, n: int = 1, **kwargs: Any) -> list[int]:
         ids += db.session.scalars(stmt, [row] * (n - 1)).all()
     db.session.commit()
     return ids
+
+
+def cancel(job_id: int) -> str:
+    """Cancel as the CLI does while a daemon writes: a fresh write transaction (BEGIN IMMEDIATE
+    on SQLite). Upgrading the test's read snapshot to a write fails at once with "database is
+    locked" when the daemon committed since that read, whatever the busy timeout."""
+    db.session.rollback()
+    begin_write()
+    answer = jobs.cancel(job_id)
+    db.session.commit()
+    return answer
 
 
 def drain(app: Flask) -> Executor:

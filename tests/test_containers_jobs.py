@@ -15,9 +15,9 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, JobStatus, RunTemplate, Worker
 from multiflexi_web.models.worker import MODULES_KEY
 from multiflexi_web.runner.engines import EngineWatch
-from multiflexi_web.services.jobs import transitions as jobs
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
 from tests.executor_support import (
+    cancel,
     drain,
     job,
     log_text,
@@ -92,8 +92,7 @@ def test_live_output_cancel_and_timeout_through_the_daemon(
     try:
         wait_for(lambda: output_of(cancel_id) == b"up\n", DEADLINE, "output stored while running")
         assert job(cancel_id).status == JobStatus.RUNNING.value
-        assert jobs.cancel(cancel_id) == "cancel requested"
-        db.session.commit()
+        assert cancel(cancel_id) == "cancel requested"
         wait_for(lambda: job(cancel_id).status == "cancelled", DEADLINE, "the job cancelled")
         wait_for(lambda: job(timeout_id).status == "timed_out", DEADLINE, "the job timed out")
         assert labelled(engine) == []

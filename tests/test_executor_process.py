@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job
-from multiflexi_web.services.jobs import transitions as jobs
 from tests.executor_support import (
     Gate,
+    cancel,
     job,
     log_text,
     output_of,
@@ -186,8 +186,7 @@ def test_cancel_and_timeout_kill_the_process_group(app: Flask, db_url: str, tmp_
     proc = start_daemon(db_url, tmp_path, **FAST)
     try:
         wait_for(lambda: output_of(cancel_id) != b"", DEADLINE, "the job's output")
-        assert jobs.cancel(cancel_id) == "cancel requested"
-        db.session.commit()
+        assert cancel(cancel_id) == "cancel requested"
         wait_for(lambda: _status(cancel_id) == "cancelled", DEADLINE, "the job cancelled")
         wait_for(lambda: _status(timeout_id) == "timed_out", DEADLINE, "the job timed out")
     finally:

@@ -44,6 +44,9 @@ def _feature_groups() -> list[click.Command]:
 
     groups: list[click.Command] = [app_group, credproto_group, job_group, artifact_group]
     groups += [action_group, upstream_group, prune_command, worker_group]
+    from multiflexi_web.cli.operations import attach as attach_operations
+
+    groups += attach_operations(runtemplate_group, job_group)  # job retry, backfill, sla
     from multiflexi_web.cli.events import GROUPS as event_groups
 
     groups += event_groups

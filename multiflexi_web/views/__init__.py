@@ -63,6 +63,7 @@ def register_views(app: Flask) -> None:
         errors,
         health,
         members,
+        operations,
         queue,
         tokens,
         users,
@@ -79,7 +80,7 @@ def register_views(app: Flask) -> None:
     blueprints = (
         auth, dashboard, health, webhook, events, companies, members, applications,
         credprototypes, credentials, users, audit, workers, runtemplates, jobs, job_artifacts,
-        queue, tokens, actions,
+        queue, tokens, actions, operations,
     )  # fmt: skip
     # Before any rule is added: an id in a URL is at most a BIGINT (larger: 404, not an error).
     app.url_map.converters["int"] = IdConverter

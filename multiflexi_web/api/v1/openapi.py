@@ -208,6 +208,36 @@ def _paths() -> dict[str, S]:
             _query("until", date, "planned on or before this day (UTC)"),
         ),
         "/jobs/{job_id}": {"get": _detail("getJob", "A job", "Job", "job_id")},
+        "/jobs/retry": {
+            "post": _write(
+                "retryJobs",
+                "Re-run failed, lost and timed-out jobs chosen by a filter (operator)",
+                "BulkRetried",
+                _json(ref("BulkRetry")),
+            )
+        },
+        "/runtemplates/{rt_id}/backfill": {
+            "post": _write(
+                "backfillRunTemplate",
+                "One job per slot of a past range, MULTIFLEXI_SLOT_AT set (operator)",
+                "BackfillResult",
+                _json(ref("Backfill")),
+                rt_id,
+            )
+        },
+        "/sla": {
+            "get": _op(
+                "slaReport",
+                "How each slot of a period ended, per RunTemplate and day",
+                _json(ref("Sla")),
+                params=(
+                    _query("company"),
+                    _query("runtemplate"),
+                    _query("from", STR, "period start, ISO 8601 (default: this month)"),
+                    _query("to", STR, "period end, excluded (default: now)"),
+                ),
+            )
+        },
         "/jobs/{job_id}/output": {
             "get": _op(
                 "jobOutput",

@@ -214,6 +214,94 @@ SCHEMAS: dict[str, S] = {
         heartbeat_at=TIME,
     ),
 }
+_ID_LIST = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
+_COUNTS = {"type": "object", "additionalProperties": NINT}
+_OUTCOMES = {"type": "object", "additionalProperties": STR}
+SCHEMAS.update(
+    {
+        "BulkRetry": obj(
+            [],
+            company=UINT,
+            app=UINT,
+            runtemplate=UINT,
+            since={**STR, "description": "due at or after (ISO 8601; no zone: the platform's)"},
+            until={**STR, "description": "due before (ISO 8601)"},
+            status={
+                "type": "array",
+                "items": {"type": "string", "enum": ["failed", "lost", "timed_out"]},
+                "description": "default: all three",
+            },
+            exit_code={"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+            job_ids={**_ID_LIST, "description": "only these of the selection (a preview's)"},
+            dry_run=BOOL,
+        ),
+        "BulkRetried": obj(
+            ["dry_run", "count", "jobs"],
+            dry_run=BOOL,
+            count=INT,
+            jobs={
+                "type": "array",
+                "items": obj(
+                    ["id", "runtemplate_id", "status", "new_job_id"],
+                    id=INT,
+                    runtemplate_id=INT,
+                    status=STR,
+                    exit_code=NINT,
+                    new_job_id=NINT,
+                ),
+            },
+        ),
+        "Backfill": obj(
+            ["from", "to"],
+            **{
+                "from": {**STR, "description": "first slot at or after (ISO 8601)"},
+                "to": {**STR, "description": "slots before this, not in the future"},
+            },
+            dry_run=BOOL,
+        ),
+        "BackfillResult": obj(
+            ["runtemplate_id", "dry_run", "new", "slots"],
+            runtemplate_id=INT,
+            dry_run=BOOL,
+            new=INT,
+            slots={
+                "type": "array",
+                "items": obj(["slot_at", "job_id", "new"], slot_at=STR, job_id=NINT, new=BOOL),
+            },
+        ),
+        "Sla": obj(
+            ["from", "to", "late_after_seconds", "totals", "days", "templates", "problems"],
+            **{"from": STR, "to": STR},
+            late_after_seconds=INT,
+            totals=_COUNTS,
+            days=_OUTCOMES,
+            templates={
+                "type": "array",
+                "items": obj(
+                    ["runtemplate_id", "name", "company_id", "counts", "missed_unknown", "days"],
+                    runtemplate_id=INT,
+                    name=STR,
+                    company_id=INT,
+                    counts=_COUNTS,
+                    missed_unknown=BOOL,
+                    days=_OUTCOMES,
+                ),
+            },
+            problems={
+                "type": "array",
+                "items": obj(
+                    ["runtemplate_id", "slot_at", "outcome", "job_id", "status"],
+                    runtemplate_id=INT,
+                    slot_at=STR,
+                    outcome=STR,
+                    job_id=NINT,
+                    status=NSTR,
+                ),
+            },
+            problems_more=INT,
+        ),
+    }
+)
 for _name in (
     "Company",
     "Application",

@@ -63,3 +63,17 @@ def scoped(query: Q, column: InstrumentedAttribute[int], user: User) -> Q:
     """Limit a query to rows whose company `column` the user may see."""
     ids = visible_company_ids(user)
     return query if ids is None else query.where(column.in_(ids))
+
+
+def company_ids_with(user: User, minimum: Role) -> set[int] | None:
+    """Company ids where the user holds at least `minimum`; None means all (global admin)."""
+    if user.is_admin:
+        return None
+    ranks = [r.value for r, n in RANK.items() if n >= RANK[minimum]]
+    return set(
+        db.session.scalars(
+            select(CompanyMember.company_id).where(
+                CompanyMember.user_id == user.id, CompanyMember.role.in_(ranks)
+            )
+        )
+    )

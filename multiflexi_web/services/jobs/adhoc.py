@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +14,7 @@ from multiflexi_web.models import FileUpload, Job, RunTemplate
 from multiflexi_web.security import env_names
 from multiflexi_web.services.jobs import transitions as job_service
 from multiflexi_web.services.jobs.artifacts import safe_name
+from multiflexi_web.services.jobs.environment import SLOT_AT
 from multiflexi_web.services.jobs.onetime import unseal
 
 ADHOC_WEB = "adhoc-web"
@@ -87,11 +88,13 @@ def run_now(
     admin: bool = False,
     schedule_type: str = ADHOC_WEB,
     when: datetime | None = None,
+    platform: Mapping[str, str] | None = None,
 ) -> Job:
     """Queue an ad-hoc job with a one-time environment (the `secret` keys marked secret), now
-    or at `when`; uploaded files are stored with the job."""
+    or at `when`; uploaded files are stored with the job. `platform` values (the slot time of
+    a re-run backfill job) come from the platform itself, so they skip the name check."""
     check_one_time_env(rt, [*env, *(up.field for up in uploads)], admin=admin)
-    override = dict(env)
+    override = {**env, **(platform or {})}
     rows = []
     for up in uploads:
         name = safe_name(up.filename)
@@ -121,6 +124,7 @@ def rerun(job: Job, launched_by_id: int | None, schedule_type: str = ADHOC_WEB) 
     uploads = db.session.scalars(select(FileUpload).where(FileUpload.job_id == job.id)).all()
     once = unseal(job.env_override)
     env = {k: v for k, v in once.values.items() if env_names.forbidden_reason(k) is None}
+    slot = {SLOT_AT: once.values[SLOT_AT]} if SLOT_AT in once.values else None
     for up in uploads:
         env.pop(up.field, None)
     return run_now(
@@ -131,4 +135,5 @@ def rerun(job: Job, launched_by_id: int | None, schedule_type: str = ADHOC_WEB) 
         once.secret,
         admin=True,  # re-running what was accepted (the job start drops forbidden names)
         schedule_type=schedule_type,
+        platform=slot,
     )

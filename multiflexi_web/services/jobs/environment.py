@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -41,6 +42,11 @@ PLATFORM_SECRETS = frozenset(
 BASE_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 RESULT_FILE = "RESULT_FILE"
+# A slot's time (ISO 8601, UTC) for jobs that run one slot of a schedule on purpose (backfill,
+# and their retries). It travels in the job's sealed one-time env, which only the platform's own
+# services can fill with a platform name (every entry point refuses MULTIFLEXI_*), and is lifted
+# into the platform layer here.
+SLOT_AT = "MULTIFLEXI_SLOT_AT"
 # Layers set by the platform or its operator, not by a tenant: their names are not filtered.
 TRUSTED_SOURCES = frozenset({"daemon", "system", "platform"})
 
@@ -195,11 +201,16 @@ def resolve(
     sources: dict[str, str] = {}
     secret: set[str] = set()
     dropped: list[str] = []
+    once = dict(override or {})
+    slot = _slot_value(once.pop(SLOT_AT, None))
+    platform = _platform(ctx, job_id, executor, workdir)
+    if slot is not None:
+        platform = Layer("platform", {**platform.values, SLOT_AT: slot})
     for layer in (
         *ctx.layers,
-        Layer("override", override or {}, override_secret),
+        Layer("override", once, override_secret),
         Layer("upload", uploads or {}),
-        _platform(ctx, job_id, executor, workdir),
+        platform,
     ):
         for key, value in layer.values.items():
             reason = None if layer.source in TRUSTED_SOURCES else forbidden_reason(key)
@@ -222,6 +233,17 @@ def resolve(
         for k in sorted(values)
     ]
     return ResolvedEnv(values, entries, frozenset(secret & values.keys()), tuple(dropped))
+
+
+def _slot_value(raw: str | None) -> str | None:
+    """The slot time when it is one (an ISO 8601 instant), else None: never arbitrary text."""
+    if raw is None:
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return at.isoformat() if at.tzinfo is not None else None
 
 
 def _platform(ctx: TemplateContext, job_id: int, executor: str, workdir: Path) -> Layer:
