@@ -21,6 +21,7 @@ class Host(Protocol):
     settings: Settings
     stop: threading.Event  # first SIGTERM: claim nothing more, finish within the stop grace
     hard_stop: threading.Event  # second SIGTERM: kill the jobs
+    drain_requested: threading.Event  # an operator's drain: claim nothing, finish, exit
     worker_id: int | None
     heartbeat_every: float
     lease: Lease  # renewed by beat()
