@@ -82,7 +82,7 @@ def _due_filter() -> list[ColumnElement[bool] | TextClause]:
         waiting(),
         Job.scheduled_for <= P_NOW,
         or_(exists(lenient), no_running),
-        not_paused(Job.runtemplate_id),
+        not_paused(Job.runtemplate_id, Job.application_id, Job.company_id),
     ]
 
 

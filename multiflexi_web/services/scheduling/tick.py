@@ -129,7 +129,7 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
     return (
         (RunTemplate.active == true())
         & (RunTemplate.next_run_at <= now)
-        & not_paused(RunTemplate.id)
+        & not_paused(RunTemplate.id, RunTemplate.application_id, RunTemplate.company_id)
     )
 
 
