@@ -43,6 +43,9 @@ def _feature_groups() -> list[click.Command]:
     groups: list[click.Command] = [app_group, credproto_group, job_group, artifact_group]
     groups.append(action_group)
     groups += [prune_command, worker_group]
+    from multiflexi_web.cli.operations import COMMANDS as operation_commands
+
+    groups += operation_commands
     from multiflexi_web.cli.events import GROUPS as event_groups
 
     groups += event_groups
