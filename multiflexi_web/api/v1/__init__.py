@@ -6,7 +6,14 @@ from flask import g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from multiflexi_web.api.v1 import catalogue, events, jobs, runtemplates, system  # noqa: F401
+from multiflexi_web.api.v1 import (  # noqa: F401
+    catalogue,
+    events,
+    jobs,
+    operations,
+    runtemplates,
+    system,
+)
 from multiflexi_web.api.v1.auth import authenticate_request
 from multiflexi_web.api.v1.blueprint import bp
 from multiflexi_web.api.v1.errors import ApiError, from_api_error, from_http
