@@ -129,6 +129,7 @@ def _scope(tag: str, world: World) -> None:
         "token": source.token,
         "token_id": tokens.issue(members["operator"], f"token-{tag}").token.id,
         "run_id": run.id,
+        "worker_id": make_worker("executor").id,
         **CONSTANTS,
     }
     db.session.commit()

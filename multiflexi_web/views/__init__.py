@@ -63,6 +63,7 @@ def register_views(app: Flask) -> None:
         errors,
         health,
         members,
+        operations,
         queue,
         tokens,
         users,
@@ -79,7 +80,7 @@ def register_views(app: Flask) -> None:
     blueprints = (
         auth, dashboard, health, webhook, events, companies, members, applications,
         credprototypes, credentials, users, audit, workers, runtemplates, jobs, job_artifacts,
-        queue, tokens, actions,
+        queue, tokens, actions, operations,
     )  # fmt: skip
     # Before any rule is added: an id in a URL is at most a BIGINT (larger: 404, not an error).
     app.url_map.converters["int"] = IdConverter
@@ -94,6 +95,7 @@ def register_views(app: Flask) -> None:
     app.jinja_env.tests["secret_credential_field"] = is_secret_credential_field
     app.jinja_env.globals["MASK"] = MASK
     display.register(app)
+    operations.register(app)
     from multiflexi_web.api import register_api
 
     register_api(app)
