@@ -1,4 +1,4 @@
-"""Pause and drain against a real executor process: races, give-backs, exit."""
+"""Pause and drain against a real executor process: races, give-backs, the drained state."""
 
 from __future__ import annotations
 
@@ -44,6 +44,17 @@ def _taken(ids: list[int]) -> set[int]:
     return set(db.session.scalars(select(Job.id).where(Job.id.in_(ids), Job.status != "scheduled")))
 
 
+def _status_of(worker_id: int) -> str:
+    db.session.rollback()
+    worker = db.session.get(Worker, worker_id)
+    assert worker is not None
+    return worker.status
+
+
+def _drained(worker_id: int) -> None:
+    wait_for(lambda: _status_of(worker_id) == "drained", DEADLINE, "the executor drained")
+
+
 def _worker_of(pid: int) -> Worker:
     def found() -> bool:
         db.session.rollback()
@@ -82,7 +93,7 @@ def test_no_job_of_a_paused_template_is_claimed_once_the_pause_committed(
         stop(proc)
 
 
-def test_a_drained_executor_gives_back_what_it_claimed_ahead_and_exits_0(
+def test_a_drained_executor_gives_back_what_it_claimed_ahead_and_idles(
     app: Flask, db_url: str, tmp_path: Path
 ) -> None:
     ids = schedule(shell_rt("echo $MULTIFLEXI_JOB_ID", overlap_policy="allow"), 400)
@@ -93,10 +104,12 @@ def test_a_drained_executor_gives_back_what_it_claimed_ahead_and_exits_0(
         begin_write()  # after the read: on SQLite a read cannot be upgraded to a write
         request_drain(worker.id)
         db.session.commit()
-        assert proc.wait(DEADLINE) == 0
+        _drained(worker.id)
+        left = _counts(ids)
+        assert proc.poll() is None  # idle, not gone: a supervisor would restart it undrained
     finally:
-        stop(proc)
-    left = _counts(ids)
+        assert stop(proc) == 0
+    assert _counts(ids) == left  # it claimed nothing while drained
     assert set(left) <= {"succeeded", "scheduled"}, left  # nothing lost, nothing stuck
     assert left.get("scheduled"), f"the drain came too late to test anything: {left}"
     db.session.rollback()
@@ -120,14 +133,13 @@ def test_a_draining_executor_finishes_its_running_jobs_and_claims_nothing_new(
             wait_for(lambda: "action=drain_requested" in log_text(tmp_path), DEADLINE, "drain seen")
             later = schedule(shell_rt("true", overlap_policy="allow"), 3)
             db.session.rollback()
-            assert db.session.get(Worker, worker.id).status == "draining"  # type: ignore[union-attr]
+            assert _status_of(worker.id) == "draining"
             gate.open()
-            assert proc.wait(DEADLINE) == 0
+            _drained(worker.id)
+            assert _counts(slow) == {"succeeded": 2}  # finished, not stopped
+            assert _counts(later) == {"scheduled": 3}
         finally:
-            stop(proc)
-        assert _counts(slow) == {"succeeded": 2}  # finished, not stopped
-        assert _counts(later) == {"scheduled": 3}
-        db.session.rollback()
-        assert db.session.get(Worker, worker.id).status == "stopped"  # type: ignore[union-attr]
+            assert stop(proc) == 0
+        assert _status_of(worker.id) == "stopped"
     finally:
         gate.close()

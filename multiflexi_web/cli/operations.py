@@ -95,11 +95,14 @@ def resume_command(
 @writer
 @domain_errors(ValueError)
 def drain_command(worker_id: int) -> None:
-    """Ask an executor to claim nothing more, finish its running jobs and exit."""
+    """Ask an executor to claim nothing more, finish its running jobs, then idle until stopped."""
     worker = request_drain(worker_id)
     audit.record("drain", "worker", worker.id, f"drain requested for {worker.label}", actor="cli")
     db.session.commit()
-    click.echo(f"{worker.label} is draining (it exits once its running jobs have finished).")
+    click.echo(
+        f"{worker.label} is draining: it finishes its running jobs, claims nothing more, then"
+        " shows 'drained' and idles until it is stopped."
+    )
 
 
 COMMANDS: list[click.Command] = [pause_command, resume_command, drain_command]

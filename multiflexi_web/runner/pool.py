@@ -254,21 +254,27 @@ class Executor:
             )
             if self.drain and idle and not self._due():
                 break
-            if self.rt.drain_requested.is_set() and self._drained(idle):
-                break
+            if self.rt.drain_requested.is_set():
+                self._drain_step(idle)
             if not claimed or len(self.running) >= self.s.max_parallel:
-                self.wake.wait(SQLITE_POLL if self.s.is_sqlite else PG_POLL)
+                quick = self.s.is_sqlite and not self.rt.drain_requested.is_set()
+                self.wake.wait(SQLITE_POLL if quick else PG_POLL)
                 self.wake.clear()
         self._shutdown()
         return MEMORY_EXIT if self.memory_exceeded else 0
 
-    def _drained(self, idle: bool) -> bool:
-        """Draining: jobs claimed ahead go back at once; done when nothing runs any more."""
+    def _drain_step(self, idle: bool) -> None:
+        """Draining: jobs claimed ahead go back at once; drained once nothing runs any more.
+
+        A drained executor stays up, idle (claiming nothing, still reaping and beating), until
+        it is stopped: under `Restart=always`, a compose restart policy or a Deployment an exit
+        would only bring a fresh, undrained executor back.
+        """
         if self.ready:
             self._give_back_ready()
-        if idle:
+        if idle and not self.rt.drained.is_set():
+            self.rt.drained.set()
             self.rt.log("drained")
-        return idle
 
     def _due(self) -> bool:
         def check() -> bool:

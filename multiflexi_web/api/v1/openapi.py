@@ -290,7 +290,7 @@ def _operation_paths() -> dict[str, S]:
     paths["/pauses"] = _list("listPauses", "Paused scopes (global admin)", "Pause")
     paths["/workers/{worker_id}/drain"] = post(
         "drainWorker",
-        "Drain an executor: no new claims, finish running jobs, exit (global admin)",
+        "Drain an executor: no new claims, finish running jobs, then idle (global admin)",
         "Worker",
         _path_id("worker_id"),
     )

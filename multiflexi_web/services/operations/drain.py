@@ -1,4 +1,4 @@
-"""Draining an executor: it claims nothing more, finishes its running jobs, then exits."""
+"""Draining an executor: it claims nothing more, finishes its running jobs, then idles."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import Worker, utcnow
 
 DRAINING = "draining"
+DRAINED = "drained"  # nothing runs any more; the executor idles until it is stopped
 
 
 def request_drain(worker_id: int) -> Worker:
@@ -16,7 +17,7 @@ def request_drain(worker_id: int) -> Worker:
     ValueError for a missing worker, a daemon that is not an executor, or one already stopped.
     Asking twice is harmless: the first request's time is kept.
     """
-    worker = db.session.get(Worker, worker_id)
+    worker = db.session.get(Worker, worker_id)  # the caller began the unit of work as writer
     if worker is None:
         raise ValueError(f"worker: no worker {worker_id}")
     if worker.kind != "executor":
