@@ -6,13 +6,15 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import PauseScope, RunTemplate, utcnow
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import CLAIM
-from multiflexi_web.services.operations.pauses import Target, pause, resume
+from multiflexi_web.services.operations import pauses
+from multiflexi_web.services.operations.pauses import PauseBusy, Target, pause, resume
 from multiflexi_web.services.scheduling.batches import tick
 from tests.executor_support import job, schedule, shell_rt
 from tests.factories import make_worker
@@ -113,3 +115,28 @@ def test_slots_due_while_paused_meet_the_misfire_policy_at_the_resume(
     tick(PAUSED_UNTIL)
     assert [(s, st) for s, st, _ in slot_jobs(held.id)] == expected
     assert reload(held).next_run_at == T0 + timedelta(hours=6)
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_pause_waits_for_the_claims_in_flight(
+    app: Flask, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim not yet committed holds the pause fence: the pause waits for it (here, past a
+    shortened wait, it is refused and changes nothing); once the claim ends it goes through."""
+    rt = shell_rt("true", overlap_policy="allow")
+    first, _second = schedule(rt, 2)
+    target = Target(PauseScope.RUNTEMPLATE, rt.id)
+    worker_id = make_worker().id
+    in_flight = Session(db.engine)
+    try:
+        params = {"p_now": utcnow(), "p_worker": worker_id, "p_limit": 1}
+        assert [r[0] for r in driver(in_flight).rows(CLAIM, params)] == [first]
+        monkeypatch.setattr(pauses, "FENCE_TIMEOUT_MS", 200)
+        with pytest.raises(PauseBusy):
+            pause(target, actor="test", user_id=None)
+        db.session.rollback()
+        in_flight.commit()  # the claim made before the pause
+    finally:
+        in_flight.close()
+    assert _pause(target)
+    assert _claim() == []

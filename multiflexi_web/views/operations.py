@@ -14,7 +14,7 @@ from multiflexi_web.models import (
 )
 from multiflexi_web.services.operations import pauses
 from multiflexi_web.services.operations.drain import request_drain
-from multiflexi_web.services.operations.pauses import Target
+from multiflexi_web.services.operations.pauses import PauseBusy, Target
 from multiflexi_web.views._change import (
     Audit,
     Page,
@@ -56,6 +56,8 @@ def _switch(target: Target, paused: bool, endpoint: str, **values: int) -> Page:
         lambda changed: flash_redirect(
             f"{target.label.capitalize()}: {done[changed]}", endpoint, **values
         ),
+        lambda exc: flash_error_redirect(exc, endpoint, **values),
+        (PauseBusy,),
     )
 
 

@@ -270,7 +270,7 @@ def _paths() -> dict[str, S]:
 
 
 def _operation_paths() -> dict[str, S]:
-    """Pause, resume and drain: POSTs without a body."""
+    """Pause, resume and drain: POSTs without a body (a pause that waited too long: 409)."""
 
     def post(op_id: str, summary: str, out: str, *params: S) -> S:
         return {"post": _op(op_id, summary, _json(ref(out)), params=params, errors=WRITE_ERRORS)}

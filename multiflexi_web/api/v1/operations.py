@@ -15,7 +15,7 @@ from multiflexi_web.api.v1.change import api_change
 from multiflexi_web.api.v1.params import page
 from multiflexi_web.models import Application, Company, Pause, PauseScope, Role, RunTemplate, Worker
 from multiflexi_web.services.operations.drain import request_drain
-from multiflexi_web.services.operations.pauses import Target, pause, resume
+from multiflexi_web.services.operations.pauses import PauseBusy, Target, pause, resume
 from multiflexi_web.views._change import Audit
 
 
@@ -40,6 +40,8 @@ def _switch(target: Target, paused: bool) -> Response:
             "paused": paused,
             "changed": changed,
         },
+        refused=(PauseBusy,),
+        refused_status=409,
     )
 
 

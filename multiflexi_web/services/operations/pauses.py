@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, text
+from sqlalchemy.exc import OperationalError
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
@@ -21,6 +22,16 @@ from multiflexi_web.models import (
     RunTemplate,
 )
 from multiflexi_web.services.jobs.transitions import NOTIFY_CHANNEL
+
+# How long a pause waits for the claims in flight. Claims queue behind a waiting pause, so a
+# transaction that read `pause` and stays open (a stuck request) must not stall every executor.
+FENCE_TIMEOUT_MS = 5000
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class PauseBusy(ValueError):
+    """The claims in flight did not end in time: nothing was paused; try again."""
+
 
 _TARGETS: dict[PauseScope, type[RunTemplate] | type[Application] | type[Company]] = {
     PauseScope.RUNTEMPLATE: RunTemplate,
@@ -88,9 +99,19 @@ def _fence_claims() -> None:
     COMMITTED statement takes its snapshot after its table locks are granted, so those then see
     the pause. A claim that committed before this one did was made before the pause. SQLite
     needs nothing: writers are serialised and the claim reads `pause` under its write lock.
+    The wait is bounded (FENCE_TIMEOUT_MS): past it the pause is refused (PauseBusy).
     """
-    if db.session.get_bind().dialect.name == "postgresql":
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    db.session.execute(text(f"SET LOCAL lock_timeout = {int(FENCE_TIMEOUT_MS)}"))
+    try:
         db.session.execute(text("LOCK TABLE pause IN ACCESS EXCLUSIVE MODE"))
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        raise PauseBusy(
+            "pause: another transaction that reads the pauses did not end in time; try again"
+        ) from None
 
 
 def find(target: Target) -> Pause | None:
