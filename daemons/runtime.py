@@ -15,7 +15,7 @@ from typing import TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, case, update
 from sqlalchemy.exc import DBAPIError
 
 from daemons.sdnotify import notify
@@ -32,6 +32,7 @@ from multiflexi_web.models import Worker, utcnow
 from multiflexi_web.runner.lease import Lease
 from multiflexi_web.security.process import harden_daemon
 from multiflexi_web.services.jobs.transitions import heartbeat_clock
+from multiflexi_web.services.operations.drain import DRAINED, DRAINING
 
 T = TypeVar("T")
 log = logging.getLogger("multiflexi.daemon")
@@ -47,6 +48,9 @@ class Runtime:
         self.settings: Settings = app.config["MULTIFLEXI"]
         self.stop = threading.Event()  # first SIGTERM: finish current work, then exit
         self.hard_stop = threading.Event()  # second SIGTERM: stop at once
+        # An operator asked this executor to drain (its worker row's flag, read by beat()).
+        self.drain_requested = threading.Event()
+        self.drained = threading.Event()  # draining done: nothing runs, nothing is claimed
         self.worker_id: int | None = None
         lost_after = self.settings.lost_after
         self.heartbeat_every = min(HEARTBEAT_EVERY, max(lost_after / 3, 0.2))
@@ -109,18 +113,28 @@ class Runtime:
     def beat(self) -> None:
         """Renew the worker row (stamped by the database's clock), and with it the lease."""
         sent = time.monotonic()
+        draining = case((Worker.drain_requested_at.is_not(None), DRAINING), else_="running")
         with self.app.app_context():
-            db.session.execute(
+            drain = db.session.execute(
                 update(Worker)
                 .where(Worker.id == self.worker_id)
                 .values(
                     heartbeat_at=heartbeat_clock(),
-                    status="stopping" if self.stop.is_set() else "running",
+                    status=self._status(draining),
                     stopped_at=None,  # a worker marked dead while cut off is back
                 )
-            )
+                .returning(Worker.drain_requested_at)
+            ).scalar()
             db.session.commit()
         self.lease.renewed(sent)
+        if drain is not None and not self.drain_requested.is_set():
+            self.drain_requested.set()
+            self.log("drain_requested")
+
+    def _status(self, draining: ColumnElement[str]) -> str | ColumnElement[str]:
+        if self.stop.is_set():
+            return "stopping"
+        return DRAINED if self.drained.is_set() else draining
 
     def _serve_metrics(self) -> None:
         """This daemon's metrics port (docs/metrics.md), when one is configured for its kind."""

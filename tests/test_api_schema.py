@@ -35,6 +35,7 @@ from tests.factories import (
     make_event_rule,
     make_event_source,
     make_job,
+    make_worker,
 )
 
 EXAMPLES = 6
@@ -62,6 +63,7 @@ def _seed(app: Flask) -> tuple[str, dict[str, int]]:
         "source_id": source.id,
         "rule_id": make_event_rule(source, s.rt_a).id,
         "event_id": make_event(source).id,
+        "worker_id": make_worker("executor").id,
     }
     app.extensions.pop(LIMITER_KEY, None)
     app.config["MULTIFLEXI"] = replace(app.config["MULTIFLEXI"], api_rate=(10**9, 60))

@@ -55,7 +55,10 @@ PERSONAL = {
     "tokens.revoke": "revokes one of one's own API tokens",
 }
 # Query-string parameters a route needs to reach its real work: {endpoint: {arg: PARAMS key}}.
-QUERY_PARAMS = {"runtemplates.new": {"company": "company_id", "app": "app_id"}}
+QUERY_PARAMS = {
+    "runtemplates.new": {"company": "company_id", "app": "app_id"},
+    "runtemplates.credentials_step": {"company": "company_id", "app": "app_id"},
+}
 # URL parameters whose value belongs to one company: B's values must be invisible to A.
 COMPANY_SCOPED = {
     "company_id",
@@ -129,6 +132,7 @@ def _scope(tag: str, world: World) -> None:
         "token": source.token,
         "token_id": tokens.issue(members["operator"], f"token-{tag}").token.id,
         "run_id": run.id,
+        "worker_id": make_worker("executor").id,
         **CONSTANTS,
     }
     db.session.commit()

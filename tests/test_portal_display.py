@@ -27,7 +27,7 @@ from tests.test_portal_access import build_world, is_public, methods, portal_rul
 
 TEMPLATES = PROJECT_ROOT / "templates"
 # A route is dangerous when its endpoint or its button says it destroys or stops something.
-DANGER = re.compile(r"delete|disable|revoke|cancel|remove", re.I)
+DANGER = re.compile(r"delete|disable|revoke|cancel|remove|pause|drain", re.I)
 
 
 def _templates() -> Iterator[tuple[Path, str]]:

@@ -47,6 +47,9 @@ def _feature_groups() -> list[click.Command]:
     from multiflexi_web.cli.operations import attach as attach_operations
 
     groups += attach_operations(runtemplate_group, job_group)  # job retry, backfill, sla
+    from multiflexi_web.cli.maintenance import COMMANDS as maintenance_commands
+
+    groups += maintenance_commands  # pause, resume, drain
     from multiflexi_web.cli.events import GROUPS as event_groups
 
     groups += event_groups

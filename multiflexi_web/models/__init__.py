@@ -35,6 +35,7 @@ from multiflexi_web.models.job import (
     waiting,
 )
 from multiflexi_web.models.login_throttle import LoginThrottle
+from multiflexi_web.models.pause import PLATFORM_TARGET, Pause, PauseScope
 from multiflexi_web.models.runtemplate import (
     Interval,
     MisfirePolicy,
@@ -52,6 +53,7 @@ __all__ = [
     "ADHOC_TYPES",
     "CANCELLABLE_STATUSES",
     "LIVE_STATUSES",
+    "PLATFORM_TARGET",
     "TERMINAL_STATUSES",
     "ActionConfig",
     "ActionDefault",
@@ -86,6 +88,8 @@ __all__ = [
     "LoginThrottle",
     "MisfirePolicy",
     "OverlapPolicy",
+    "Pause",
+    "PauseScope",
     "RetryBackoff",
     "Role",
     "RunTemplate",

@@ -25,6 +25,10 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     stopped_at: Mapped[datetime | None]
+    # Set by an operator (multiflexi drain, the portal, the API); the executor reads it with its
+    # heartbeat, stops claiming, finishes its running jobs, then idles until it is stopped
+    # (docs/architecture.md, "Pause and drain").
+    drain_requested_at: Mapped[datetime | None]
     info: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
     @property

@@ -21,6 +21,8 @@ class Host(Protocol):
     settings: Settings
     stop: threading.Event  # first SIGTERM: claim nothing more, finish within the stop grace
     hard_stop: threading.Event  # second SIGTERM: kill the jobs
+    drain_requested: threading.Event  # an operator's drain: claim nothing, finish, idle
+    drained: threading.Event  # set by the pool once nothing runs any more
     worker_id: int | None
     heartbeat_every: float
     lease: Lease  # renewed by beat()

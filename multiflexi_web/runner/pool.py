@@ -93,7 +93,7 @@ class Executor:
         """Reap when due, then claim as many due jobs as there are free slots; returns the count."""
         with self.rt.app.app_context():
             self.reaper.maintain()
-            if self.rt.stop.is_set() or self.memory_exceeded or self.finisher.pending():
+            if self._holding() or self.finisher.pending():
                 return 0  # a pending finish claims the successors in its own transaction
             if self.journal.full() or self.rt.lease.lost():
                 return 0  # unrecorded finishes pile up, or our jobs may be taken over: wait
@@ -140,8 +140,7 @@ class Executor:
         the ready ones, and _shutdown gives it back to the queue.
         """
         with self.lock:
-            stopping = self.rt.stop.is_set() or self.memory_exceeded
-            if stopping or len(self.running) >= self.s.max_parallel:
+            if self._holding() or len(self.running) >= self.s.max_parallel:
                 self.ready.append(claimed)
                 return
             run = self.running[claimed.id] = self._new_run(claimed)
@@ -150,11 +149,15 @@ class Executor:
     def _next_ready(self) -> None:
         """A slot is free: start the job claimed ahead for it, if any."""
         with self.lock:
-            if not self.ready or self.rt.stop.is_set() or self.memory_exceeded:
+            if not self.ready or self._holding():
                 return
             claimed = self.ready.popleft()
             run = self.running[claimed.id] = self._new_run(claimed)
         self.pool.submit(self._work, run)
+
+    def _holding(self) -> bool:
+        """Nothing new starts or is claimed: stopping, over the memory limit, or draining."""
+        return self.rt.stop.is_set() or self.memory_exceeded or self.rt.drain_requested.is_set()
 
     def _ahead(self) -> int:
         short = self.avg_seconds is not None and self.avg_seconds < CLAIM_AHEAD_BELOW
@@ -177,7 +180,7 @@ class Executor:
         """Inside the finisher's transaction: jobs for the slots the finished ones freed."""
         self._release(self._finisher_slots)  # a retried transaction claims again
         self._finisher_slots = 0
-        if self.rt.stop.is_set() or self.memory_exceeded:
+        if self._holding():
             return []
         self._finisher_slots = slots = self._reserve()
         if not slots or self.journal.full() or self.rt.lease.lost():
@@ -251,11 +254,27 @@ class Executor:
             )
             if self.drain and idle and not self._due():
                 break
+            if self.rt.drain_requested.is_set():
+                self._drain_step(idle)
             if not claimed or len(self.running) >= self.s.max_parallel:
-                self.wake.wait(SQLITE_POLL if self.s.is_sqlite else PG_POLL)
+                quick = self.s.is_sqlite and not self.rt.drain_requested.is_set()
+                self.wake.wait(SQLITE_POLL if quick else PG_POLL)
                 self.wake.clear()
         self._shutdown()
         return MEMORY_EXIT if self.memory_exceeded else 0
+
+    def _drain_step(self, idle: bool) -> None:
+        """Draining: jobs claimed ahead go back at once; drained once nothing runs any more.
+
+        A drained executor stays up, idle (claiming nothing, still reaping and beating), until
+        it is stopped: under `Restart=always`, a compose restart policy or a Deployment an exit
+        would only bring a fresh, undrained executor back.
+        """
+        if self.ready:
+            self._give_back_ready()
+        if idle and not self.rt.drained.is_set():
+            self.rt.drained.set()
+            self.rt.log("drained")
 
     def _due(self) -> bool:
         def check() -> bool:

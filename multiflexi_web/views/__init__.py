@@ -62,6 +62,7 @@ def register_views(app: Flask) -> None:
         display,
         errors,
         health,
+        maintenance,
         members,
         operations,
         queue,
@@ -80,7 +81,7 @@ def register_views(app: Flask) -> None:
     blueprints = (
         auth, dashboard, health, webhook, events, companies, members, applications,
         credprototypes, credentials, users, audit, workers, runtemplates, jobs, job_artifacts,
-        queue, tokens, actions, operations,
+        queue, tokens, actions, operations, maintenance,
     )  # fmt: skip
     # Before any rule is added: an id in a URL is at most a BIGINT (larger: 404, not an error).
     app.url_map.converters["int"] = IdConverter
@@ -95,6 +96,7 @@ def register_views(app: Flask) -> None:
     app.jinja_env.tests["secret_credential_field"] = is_secret_credential_field
     app.jinja_env.globals["MASK"] = MASK
     display.register(app)
+    maintenance.register(app)
     from multiflexi_web.api import register_api
 
     register_api(app)

@@ -11,6 +11,7 @@ from multiflexi_web.api.v1 import (  # noqa: F401
     events,
     jobs,
     operations,
+    pauses,
     runtemplates,
     system,
 )

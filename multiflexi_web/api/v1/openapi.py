@@ -295,7 +295,36 @@ def _paths() -> dict[str, S]:
         "/events": _list("listEvents", "Received events", "Event", _query("source")),
         "/events/{event_id}": {"get": _detail("getEvent", "An event", "Event", "event_id")},
         "/workers": _list("listWorkers", "Daemon workers", "Worker"),
+        **_operation_paths(),
     }
+
+
+def _operation_paths() -> dict[str, S]:
+    """Pause, resume and drain: POSTs without a body (a pause that waited too long: 409)."""
+
+    def post(op_id: str, summary: str, out: str, *params: S) -> S:
+        return {"post": _op(op_id, summary, _json(ref(out)), params=params, errors=WRITE_ERRORS)}
+
+    paths: dict[str, S] = {}
+    scopes = (
+        ("/runtemplates/{rt_id}", "RunTemplate", "rt_id", "operator"),
+        ("/companies/{company_id}", "Company", "company_id", "company admin"),
+        ("/applications/{app_id}", "Application", "app_id", "global admin"),
+        ("/platform", "Platform", None, "global admin"),
+    )
+    for prefix, name, id_name, who in scopes:
+        params = (_path_id(id_name),) if id_name else ()
+        for verb, what in (("pause", "claim none of its jobs"), ("resume", "lift the pause")):
+            summary = f"{verb.capitalize()}: {what} ({who})"
+            paths[f"{prefix}/{verb}"] = post(f"{verb}{name}", summary, "PauseOutcome", *params)
+    paths["/pauses"] = _list("listPauses", "Paused scopes (global admin)", "Pause")
+    paths["/workers/{worker_id}/drain"] = post(
+        "drainWorker",
+        "Drain an executor: no new claims, finish running jobs, then idle (global admin)",
+        "Worker",
+        _path_id("worker_id"),
+    )
+    return paths
 
 
 def document() -> dict[str, Any]:

@@ -212,6 +212,23 @@ SCHEMAS: dict[str, S] = {
         pid=INT,
         status=STR,
         heartbeat_at=TIME,
+        drain_requested_at=TIME,
+    ),
+    "Pause": obj(
+        ["id", "scope", "target_id", "actor"],
+        id=INT,
+        scope={"type": "string", "enum": ["runtemplate", "application", "company", "platform"]},
+        target_id=INT,
+        created_at=TIME,
+        actor=STR,
+        reason={"type": ["string", "null"]},
+    ),
+    "PauseOutcome": obj(
+        ["scope", "target_id", "paused", "changed"],
+        scope=STR,
+        target_id=INT,
+        paused=BOOL,
+        changed=BOOL,
     ),
 }
 _ID_LIST = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
@@ -313,5 +330,6 @@ for _name in (
     "EventRule",
     "Event",
     "Worker",
+    "Pause",
 ):
     SCHEMAS[f"{_name}Page"] = page_of(_name)

@@ -15,6 +15,7 @@ from multiflexi_web.models import (
     EventRule,
     EventSource,
     Job,
+    Pause,
     RunTemplate,
     Worker,
 )
@@ -220,6 +221,18 @@ def worker(w: Worker) -> dict[str, Any]:
         "started_at": when(w.started_at),
         "heartbeat_at": when(w.heartbeat_at),
         "stopped_at": when(w.stopped_at),
+        "drain_requested_at": when(w.drain_requested_at),
+    }
+
+
+def pause(p: Pause) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "scope": p.scope,
+        "target_id": p.target_id,
+        "created_at": when(p.created_at),
+        "actor": p.actor,
+        "reason": p.reason,
     }
 
 

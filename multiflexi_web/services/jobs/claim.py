@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import TextClause
 from multiflexi_web.db.raw import RawStatement, constants, driver
 from multiflexi_web.models import FileUpload, Job, JobStatus, OverlapPolicy, RunTemplate, waiting
 from multiflexi_web.models.base import UTCDateTime
+from multiflexi_web.services.operations.paused import not_paused
 
 LOCK_CLASS = 0x4D46  # advisory lock namespace: 'MF'
 # The claim moves waiting() jobs to running: models/job.py derives WAITING (ix_job_waiting's
@@ -67,7 +68,8 @@ P_LIMIT = bindparam("p_limit", type_=Integer())
 
 
 def _due_filter() -> list[ColumnElement[bool] | TextClause]:
-    """Due, claimable jobs whose RunTemplate has no running job (unless it allows overlap)."""
+    """Due, claimable jobs whose RunTemplate has no running job (unless it allows overlap)
+    and that no pause covers (services/operations/paused.py)."""
     other = aliased(Job)
     no_running = ~exists().where(
         other.runtemplate_id == Job.runtemplate_id, other.status == RUNNING
@@ -76,7 +78,12 @@ def _due_filter() -> list[ColumnElement[bool] | TextClause]:
         RunTemplate.id == Job.runtemplate_id,
         RunTemplate.overlap_policy.in_(constants(OverlapPolicy.ALLOW, OverlapPolicy.SKIP)),
     )
-    return [waiting(), Job.scheduled_for <= P_NOW, or_(exists(lenient), no_running)]
+    return [
+        waiting(),
+        Job.scheduled_for <= P_NOW,
+        or_(exists(lenient), no_running),
+        not_paused(Job.runtemplate_id, Job.application_id, Job.company_id),
+    ]
 
 
 @cache

@@ -18,6 +18,7 @@ from sqlalchemy import String, cast, func, select, true
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Interval, JobStatus, MisfirePolicy, RunTemplate
+from multiflexi_web.services.operations.paused import not_paused
 from multiflexi_web.services.scheduling import slots as slot_jobs
 from multiflexi_web.services.scheduling.times import (
     INTERVAL_NAMES,
@@ -122,8 +123,14 @@ def anything_due(now: datetime) -> bool:
 
 
 def _due(now: datetime):  # type: ignore[no-untyped-def]
-    # `active = true` (not IS TRUE) so PostgreSQL can use ix_runtemplate_due.
-    return (RunTemplate.active == true()) & (RunTemplate.next_run_at <= now)
+    # `active = true` (not IS TRUE) so PostgreSQL can use ix_runtemplate_due. A paused
+    # template stays due (next_run_at is left alone): its missed slots meet the misfire policy
+    # at the first tick after the resume, so a long pause never bursts into a backlog.
+    return (
+        (RunTemplate.active == true())
+        & (RunTemplate.next_run_at <= now)
+        & not_paused(RunTemplate.id, RunTemplate.application_id, RunTemplate.company_id)
+    )
 
 
 def due_groups(now: datetime, limit: int) -> dict[DueRow, list[int]]:

@@ -1,0 +1,1 @@
+"""Operator controls: pausing scopes and draining executors."""
