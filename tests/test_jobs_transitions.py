@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
@@ -224,3 +224,20 @@ def test_two_claimers_racing_for_one_template_start_one_job(app: Flask, db_url: 
     assert theirs == [[]]
     assert (job(first).status, job(second).status) == ("running", "scheduled")
     assert job(second).worker_id is None
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_claim_takes_at_most_its_limit_whatever_the_plan(app: Flask) -> None:
+    """A claim takes at most its limit, with the planner pushed to nested loops. (The action
+    outbox's `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` was run again per row by such a plan
+    and one claim took the whole queue; this setting did not reproduce that plan for the job
+    claim, whose subquery is now an InitPlan run once by construction: `= ANY(ARRAY(...))`.)"""
+    ids = schedule(shell_rt("true", overlap_policy="allow"), 60)
+    worker = make_worker()
+    db.session.commit()
+    for setting in ("enable_hashjoin", "enable_mergejoin", "enable_material", "enable_seqscan"):
+        db.session.execute(text(f"SET LOCAL {setting} = off"))
+    claimed = jobs.claim(worker.id, 3)
+    assert len(claimed) == 3
+    running = select(Job.id).where(Job.status == JobStatus.RUNNING.value)
+    assert sorted(db.session.scalars(running)) == ids[:3]

@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Integer,
     Select,
@@ -29,9 +30,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from multiflexi_web.db.raw import RawStatement, constants, driver
 from multiflexi_web.models import FileUpload, Job, JobStatus, OverlapPolicy, RunTemplate, waiting
@@ -86,6 +89,38 @@ def _due_filter() -> list[ColumnElement[bool] | TextClause]:
     ]
 
 
+class _PickedOnce(ColumnElement[bool]):
+    """`column IN (subquery)` whose subquery runs exactly once. On PostgreSQL a planner may
+    choose a nested loop that runs `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` again for each
+    row: each run skips the rows this UPDATE changed and locks the next n, so one claim could
+    take the whole queue (seen with the action outbox's claim). `= ANY(ARRAY(subquery))` is an
+    InitPlan: evaluated once, before the UPDATE reads a row."""
+
+    inherit_cache = False  # compiled once per dialect by RawStatement anyway
+    type = Boolean()
+
+    def __init__(self, column: Any, subquery: ScalarSelect[Any]) -> None:
+        self.column, self.subquery = column, subquery
+
+
+@compiles(_PickedOnce)
+def _picked_in(element: _PickedOnce, compiler: Any, **kw: Any) -> str:
+    column, subquery = (
+        compiler.process(element.column, **kw),
+        compiler.process(element.subquery, **kw),
+    )
+    return f"{column} IN {subquery}"
+
+
+@compiles(_PickedOnce, "postgresql")
+def _picked_any_array(element: _PickedOnce, compiler: Any, **kw: Any) -> str:
+    column, subquery = (
+        compiler.process(element.column, **kw),
+        compiler.process(element.subquery, **kw),
+    )
+    return f"{column} = ANY(ARRAY{subquery})"
+
+
 @cache
 def _due_stmt() -> Select[int]:
     return select(Job.id).where(*_due_filter()).limit(1)
@@ -108,7 +143,7 @@ def _claim_stmt() -> ReturningUpdate[
     uploads = exists().where(FileUpload.job_id == literal_column("job.id"))
     return (
         update(Job)
-        .where(Job.id.in_(pick.scalar_subquery()), waiting())
+        .where(_PickedOnce(Job.id, pick.scalar_subquery()), waiting())
         .values(
             status=RUNNING,
             worker_id=P_WORKER,
