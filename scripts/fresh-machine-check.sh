@@ -2,7 +2,8 @@
 # The two commands on a fresh machine, by hand (not part of make test), as root:
 #   a clean Debian 12 root (debootstrap minbase + python3, python3-venv, make), this commit's
 #   files copied in as a clone has them (git archive HEAD), entered with chroot (its own files;
-#   this machine's kernel, network and loopback services such as PostgreSQL), then
+#   this machine's kernel, network, resolver and trusted CAs, and its loopback services such as
+#   PostgreSQL), then
 #   1. user-run: `make run` as an ordinary user stops at once, naming the one sudo command;
 #   2. run:      `make run` as root until the portal answers /login, then Ctrl-C (SIGINT to its
 #                process group, as a terminal does): it must stop cleanly (no hard_stop);
@@ -41,7 +42,11 @@ unmount() {
 fresh_root() {
   unmount
   rm -rf "$root" && mkdir -p "$root" && tar -C "$root" -xf "$WORK/base.tar"
+  # The machine's network settings, nothing else: its resolver and the CAs it trusts (an
+  # egress proxy that re-signs TLS, as on the development VMs, would fail every pip download).
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  mkdir -p "$root/etc/ssl/certs"
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
   mount -t proc proc "$root/proc"
   for m in sys dev; do mount --rbind "/$m" "$root/$m" && mount --make-rslave "$root/$m"; done
   mkdir -p "$root/src"
