@@ -10,6 +10,7 @@ from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services import settings
 from multiflexi_web.services.accounts.access import has_role
 from multiflexi_web.services.runtemplates.configure import RunTemplateError, ScheduleSpec
+from multiflexi_web.services.runtemplates.executors import unrunnable
 from multiflexi_web.services.runtemplates.manage import (
     clone,
     delete_runtemplate,
@@ -65,6 +66,7 @@ def detail(rt_id: int) -> str:
         "can_operate": has_role(me(), rt.company_id, Role.OPERATOR),
         "uploads": template_uploads(rt.id),
         "fields": {f.keyname: f for f in rt.application.fields},
+        "unrunnable": unrunnable(rt.application, rt.executor),
     }
     if tab in {"overview", "schedule"}:
         context["upcoming"], context["schedule_error"] = _upcoming(rt)
