@@ -33,15 +33,15 @@ build_base() {
   rm -rf "$WORK/base"
 }
 
-unmount() {
-  for m in dev sys proc; do
-    mountpoint -q "$root/$m" 2>/dev/null && umount -R -l "$root/$m" || true
-  done
+unmount() {  # everything under the root too: engines' overlays a failed test left behind
+  mountpoint -q "$root" 2>/dev/null && umount -R -l "$root" || true
 }
 
 fresh_root() {
   unmount
   rm -rf "$root" && mkdir -p "$root" && tar -C "$root" -xf "$WORK/base.tar"
+  # A mount point as a container's root is: dockerd remounts / when it unpacks an image.
+  mount --bind "$root" "$root"
   # The machine's network settings, nothing else: its resolver and the CAs it trusts (an
   # egress proxy that re-signs TLS, as on the development VMs, would fail every pip download).
   cp /etc/resolv.conf "$root/etc/resolv.conf"
