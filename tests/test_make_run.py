@@ -51,6 +51,14 @@ def wait_http(url: str, timeout: float) -> requests.Response:
             time.sleep(0.2)
 
 
+def wait_logged(log: Path, pattern: str, timeout: float) -> None:
+    """Until a line of the log matches (the log is the event; the deadline only ends a hang)."""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, log.read_text()):
+        assert time.monotonic() < deadline, f"{pattern!r} not logged:\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+
+
 def children_of(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
@@ -101,6 +109,8 @@ def test_run_all_bootstraps_serves_and_stops(tmp_path: Path) -> None:
         kids = children_of(proc.pid)
         assert len(kids) == 4, f"expected portal + 3 daemons, got {kids}"
         assert (tmp_path / "var" / "multiflexi.db").stat().st_mode & 0o777 == 0o600
+        for daemon in ("scheduler", "executor", "eventor"):  # signal handlers installed
+            wait_logged(tmp_path / "stderr.log", rf"daemon={daemon} .*action=started", 60)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert proc.wait(timeout=40) == 0
         # The first Ctrl-C is a clean stop for every daemon: one signal each, never hard_stop.
