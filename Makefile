@@ -24,10 +24,10 @@ $(DEVSTAMP): pyproject.toml $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-system-deps: ## Install libmagic (apt-get, when root and missing)
+system-deps: ## Install libmagic for make run (apt-get as root; otherwise stops with the command)
 	@./scripts/system-deps.sh runtime
 
-test-system-deps: ## Install what the tests need from Debian (chromium, docker, podman...) when root
+test-system-deps: ## Install what the tests need (chromium, libatomic1, docker, podman...; scripts/system-deps.sh)
 	@./scripts/system-deps.sh test
 
 run: system-deps $(STAMP) ## Set up everything (venv, DB, admin login) and run portal + daemons on SQLite

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from multiflexi_web.config import PROJECT_ROOT
+from multiflexi_web.security.process import term_with_parent
 
 BIN = Path(sys.executable).parent
 RESTART_AFTER = 3.0
@@ -36,7 +37,13 @@ def commands(port: str) -> dict[str, list[str]]:
 
 
 class Supervisor:
-    """Starts each child, restarts one that dies, stops all on Ctrl-C or SIGTERM."""
+    """Starts each child, restarts one that dies, stops all on Ctrl-C or SIGTERM.
+
+    Each child runs in its own process group: a Ctrl-C in the terminal signals the foreground
+    group, so children sharing ours would get it from the terminal and again from us, and a
+    daemon takes a second signal as "stop now". Here they get exactly one SIGTERM per signal we
+    receive: the first a clean stop, a second Ctrl-C a hard one. If we die, they get SIGTERM.
+    """
 
     def __init__(self, cmds: dict[str, list[str]]) -> None:
         self.cmds = {name: cmd for name, cmd in cmds.items() if Path(cmd[0]).exists()}
@@ -44,11 +51,20 @@ class Supervisor:
         self.stopping = False
 
     def start(self, name: str) -> None:
-        self.procs[name] = subprocess.Popen(self.cmds[name], cwd=PROJECT_ROOT)
+        self.procs[name] = subprocess.Popen(
+            self.cmds[name], cwd=PROJECT_ROOT, process_group=0, preexec_fn=term_with_parent
+        )
         print(f"run: started {name} (pid {self.procs[name].pid})", file=sys.stderr)
 
     def on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        if self.stopping:
+            self.forward()  # a second Ctrl-C: the daemons' own "stop now"
         self.stopping = True
+
+    def forward(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
 
     def loop(self) -> int:
         for name in self.cmds:
@@ -63,9 +79,7 @@ class Supervisor:
         return self.stop_all()
 
     def stop_all(self) -> int:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+        self.forward()
         deadline = time.monotonic() + STOP_GRACE
         for proc in self.procs.values():
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,13 +62,24 @@ def ensure_admin(login: str = "admin") -> AdminLogin:
     return AdminLogin(login, password)
 
 
+def ensure_demo_apps() -> None:
+    """Import the bundled demo apps; each one new or changed goes in the audit log (system)."""
+    from multiflexi_web.services.catalogue.app_import import import_demo_apps
+
+    for r in import_demo_apps():
+        if r.failed:
+            print(f"bootstrap: demo app {r.file} not imported: {r.error}", file=sys.stderr)
+        elif r.status == "imported" or r.changes:
+            summary = f"application {r.name} {r.status} at start from {Path(r.file).name}"
+            details = {"uuid": r.uuid, "changes": r.changes}
+            audit.record("import", "application", r.id, summary, details, actor="system")
+
+
 def bootstrap(app: Flask) -> AdminLogin:
     """Migrate to head, make the admin, import the demo apps; one commit."""
     with app.app_context():
         upgrade()
         admin = ensure_admin()
-        from multiflexi_web.services.catalogue.app_import import import_demo_apps
-
-        import_demo_apps()
+        ensure_demo_apps()
         db.session.commit()
         return admin

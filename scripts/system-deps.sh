@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
-# Installs Debian packages the project needs, only when missing and only as root.
-# runtime: libmagic (python-magic). test: + chromium (browser tests), docker.io, podman and
-# busybox-static (container executor tests), systemd, docker-compose and debootstrap (deploy test).
+# Installs the Debian packages the project needs, only when missing (apt-get, as root).
+#   runtime (make run): libmagic1 (python-magic cannot import without it).
+#   test (make test):   + libatomic1 (Playwright's driver), chromium (browser tests), procps (ps),
+#                       curl and openssl (the README's webhook examples), gcc and libc6-dev (the
+#                       LD_PRELOAD isolation test), systemd (systemd-analyze), docker.io, podman
+#                       and busybox-static (container executor tests); docker-compose and
+#                       debootstrap (make test-deploy).
+# Not root: stops (exit 1) with the one command to run. SYSTEM_DEPS=skip goes on without the
+# test packages (the tests needing them skip); make run cannot go on without libmagic.
 set -euo pipefail
 what=${1:-runtime}
 need=()
+have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
+have_cmd() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-for p in libmagic1; do have_pkg "$p" || need+=("$p"); done
+have_lib libmagic.so.1 || need+=(libmagic1)
 if [ "$what" = test ]; then
-  command -v chromium >/dev/null || need+=(chromium)
-  command -v systemd-analyze >/dev/null || need+=(systemd)
+  have_lib libatomic.so.1 || need+=(libatomic1)
+  have_cmd chromium || need+=(chromium)
+  have_cmd ps || need+=(procps)
+  have_cmd curl || need+=(curl)
+  have_cmd openssl || need+=(openssl)
+  have_cmd gcc || need+=(gcc)
+  [ -e /usr/include/stdio.h ] || need+=(libc6-dev)
+  have_cmd systemd-analyze || need+=(systemd)
   # Container engines for the docker/podman executor tests (tests/engines.py starts private ones).
-  command -v dockerd >/dev/null || need+=(docker.io)
-  command -v podman >/dev/null || need+=(podman)
+  have_cmd dockerd || need+=(docker.io)
+  have_cmd podman || need+=(podman)
   have_pkg busybox-static || need+=(busybox-static)
   # The deployment test: compose (classic 1.29) and a base image made with debootstrap.
   command -v docker-compose >/dev/null || need+=(docker-compose)
@@ -21,11 +35,22 @@ if [ "$what" = test ]; then
 fi
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+for_what="make run"
+[ "$what" = test ] && for_what="make test"
+if [ "$what" = test ] && [ "${SYSTEM_DEPS:-}" = skip ]; then
+  echo "system-deps: SYSTEM_DEPS=skip: going on without ${need[*]} (tests needing them skip)" >&2
+  exit 0
+fi
 if ! command -v apt-get >/dev/null; then
-  echo "system-deps: please install: ${need[*]} (no apt-get here)" >&2; exit 0
+  echo "system-deps: $for_what needs these Debian packages (or your system's equivalents): ${need[*]}" >&2
+  exit 1
 fi
 if [ "$(id -u)" != 0 ]; then
-  echo "system-deps: not root; please install: ${need[*]} (tests needing them will skip)" >&2; exit 0
+  echo "system-deps: $for_what needs packages that are not installed: ${need[*]}" >&2
+  echo "system-deps: run this once, then $for_what again:" >&2
+  echo "    sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends ${need[*]}'" >&2
+  [ "$what" = test ] && echo "system-deps: (or SYSTEM_DEPS=skip $for_what: tests needing them skip)" >&2
+  exit 1
 fi
 echo "system-deps: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from multiflexi_web.bootstrap import ensure_admin, ensure_local_keys
+from multiflexi_web.bootstrap import ensure_admin, ensure_demo_apps, ensure_local_keys
 from multiflexi_web.extensions import db
-from multiflexi_web.models import User
+from multiflexi_web.models import Application, AuditLog, User
 from multiflexi_web.security.secrets import Cipher
+from tests.factories import login, make_user
 
 
 def test_local_keys_are_generated_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,3 +57,22 @@ def test_admin_random_password(app: Flask, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("MULTIFLEXI_ADMIN_PASSWORD", raising=False)
     made = ensure_admin()
     assert made.password is not None and len(made.password) >= 12
+
+
+def test_demo_apps_imported_at_start_are_in_the_audit_log(app: Flask) -> None:
+    ensure_demo_apps()
+    db.session.commit()
+    rows = db.session.scalars(select(AuditLog).order_by(AuditLog.id)).all()
+    apps = db.session.scalars(select(Application).order_by(Application.id)).all()
+    assert len(apps) == 3 and [r.entity_id for r in rows] == [str(a.id) for a in apps]
+    assert {(r.actor, r.action, r.entity_type) for r in rows} == {
+        ("system", "import", "application")
+    }
+    assert all("imported at start from" in r.summary and r.details["uuid"] for r in rows)
+    ensure_demo_apps()  # every later start: nothing changed, nothing logged
+    db.session.commit()
+    assert len(db.session.scalars(select(AuditLog)).all()) == 3
+    client = app.test_client()
+    login(client, make_user(login="auditor", is_admin=True))
+    page = client.get("/audit/?actor=system").get_data(as_text=True)
+    assert all(f"application {a.name} imported" in page for a in apps)

@@ -390,3 +390,28 @@ def test_unusable_reason(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert module.unusable_reason(with_image) == (
         "MULTIFLEXI_K8S_START_TIMEOUT: expected a positive number of seconds, got 'soon'"
     )
+
+
+def test_unpacking_keeps_to_the_work_directory_on_any_python(tmp_path: Path) -> None:
+    """By hand, not tarfile's filters (absent from Debian 12's Python 3.11.2)."""
+    import io
+    import tarfile
+
+    from multiflexi_web.executors.k8s_files import _unpack
+
+    outside, workdir = tmp_path / "outside", tmp_path / "work"
+    outside.mkdir()
+    workdir.mkdir()
+    (workdir / "escape").symlink_to(outside)  # a link the job left in its work directory
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("ok/a.txt", "/etc/abs.txt", "../up.txt", "escape/x.txt", "./b.txt"):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = 2, 0o777
+            tar.addfile(info, io.BytesIO(b"hi"))
+    buf.seek(0)
+    _unpack(buf, workdir)
+    assert (workdir / "ok" / "a.txt").read_bytes() == b"hi" and (workdir / "b.txt").exists()
+    assert (workdir / "b.txt").stat().st_mode & 0o777 == 0o600
+    assert list(outside.iterdir()) == [] and not (tmp_path / "up.txt").exists()
+    assert not (workdir / "etc").exists()

@@ -51,6 +51,14 @@ def wait_http(url: str, timeout: float) -> requests.Response:
             time.sleep(0.2)
 
 
+def wait_logged(log: Path, pattern: str, timeout: float) -> None:
+    """Until a line of the log matches (the log is the event; the deadline only ends a hang)."""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, log.read_text()):
+        assert time.monotonic() < deadline, f"{pattern!r} not logged:\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+
+
 def children_of(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
@@ -71,11 +79,12 @@ def test_run_all_bootstraps_serves_and_stops(tmp_path: Path) -> None:
     }
     for key in ("SECRET_KEY", "ENCRYPTION_MASTER_KEY", "MULTIFLEXI_ADMIN_PASSWORD"):
         env.pop(key, None)
+    log = (tmp_path / "stderr.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemons.run_all"],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         text=True,
         start_new_session=True,
     )
@@ -100,8 +109,16 @@ def test_run_all_bootstraps_serves_and_stops(tmp_path: Path) -> None:
         kids = children_of(proc.pid)
         assert len(kids) == 4, f"expected portal + 3 daemons, got {kids}"
         assert (tmp_path / "var" / "multiflexi.db").stat().st_mode & 0o777 == 0o600
+        for daemon in ("scheduler", "executor", "eventor"):  # signal handlers installed
+            wait_logged(tmp_path / "stderr.log", rf"daemon={daemon} .*action=started", 60)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         assert proc.wait(timeout=40) == 0
+        # The first Ctrl-C is a clean stop for every daemon: one signal each, never hard_stop.
+        logged = (tmp_path / "stderr.log").read_text()
+        assert "action=hard_stop" not in logged, logged[-3000:]
+        for daemon in ("scheduler", "executor", "eventor"):
+            stops = re.findall(rf"daemon={daemon} .*action=stopping", logged)
+            assert len(stops) == 1, f"{daemon}: {stops}\n{logged[-3000:]}"
         time.sleep(0.5)
         for kid in kids:
             assert (
@@ -110,5 +127,6 @@ def test_run_all_bootstraps_serves_and_stops(tmp_path: Path) -> None:
             ), f"child {kid} still running"
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)  # its children get SIGTERM as it dies
             proc.wait()
+        log.close()

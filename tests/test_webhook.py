@@ -123,13 +123,16 @@ def test_replayed_delivery_id_is_a_no_op(client: FlaskClient) -> None:
     assert [e.payload for e in _events()] == [{"n": 1}, {"n": 4}]
 
 
-def test_malformed_json_is_kept_with_its_raw_body_and_an_error(client: FlaskClient) -> None:
+def test_malformed_json_is_refused_and_kept_with_its_raw_body_and_an_error(
+    client: FlaskClient,
+) -> None:
     source = _source()
     resp = client.post(
         f"/webhook/{source.token}", data=b"{not json", content_type="application/json"
     )
-    assert resp.status_code == 202
+    assert resp.status_code == 400
     [event] = _events()
+    assert resp.get_json() == {"error": event.error, "event_id": event.id}
     assert event.raw_body == b"{not json" and event.payload is None
     assert event.error and "not valid JSON" in event.error
     assert event.status == EventStatus.FAILED.value  # never fires a rule
@@ -142,7 +145,7 @@ def test_malformed_json_is_kept_with_its_raw_body_and_an_error(client: FlaskClie
 )
 def test_json_the_databases_cannot_store_is_kept_raw(client: FlaskClient, body: bytes) -> None:
     source = _source()
-    assert client.post(f"/webhook/{source.token}", data=body).status_code == 202
+    assert client.post(f"/webhook/{source.token}", data=body).status_code == 400
     [event] = _events()
     assert event.payload is None and event.raw_body == body and event.error
 

@@ -12,6 +12,8 @@ from multiflexi_web.models.base import Base, JSONType, utcnow
 
 # info[MODULES_KEY] of an executor: executor module name -> None (it can run it) or the reason.
 MODULES_KEY = "modules"
+# info[MISSING_KEY] of an executor: application executables its host cannot start natively.
+MISSING_KEY = "missing_executables"
 
 
 class Worker(Base):

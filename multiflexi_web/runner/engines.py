@@ -1,5 +1,7 @@
 """Container engines seen from one executor: what it can run (on its worker row), and leftovers.
 
+What it can run: each module's availability and the application executables its host lacks.
+
 A thread of its own (a ping of an absent engine may take a second; the claim loop must not
 wait for it) reports every module's availability on the worker row when it changes, and
 removes containers labelled with a job that is not running here and whose executor is gone:
@@ -25,7 +27,8 @@ from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import Leftover
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, Worker, utcnow
-from multiflexi_web.models.worker import MODULES_KEY
+from multiflexi_web.models.worker import MISSING_KEY, MODULES_KEY
+from multiflexi_web.runner.executables import missing_here
 from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.unit import writing
 
@@ -33,7 +36,7 @@ from multiflexi_web.runner.unit import writing
 class EngineWatch:
     def __init__(self, host: Host, mine: Callable[[], set[int]], every: float) -> None:
         self.host, self.mine, self.every = host, mine, every
-        self.reported: dict[str, str | None] | None = None
+        self.reported: dict[str, object] | None = None
 
     def start(self, closed: threading.Event) -> threading.Thread:
         def loop() -> None:
@@ -57,17 +60,21 @@ class EngineWatch:
             return []
 
     def _report(self) -> None:
-        modules = registry.availability()
-        if modules == self.reported or self.host.worker_id is None:
+        report: dict[str, object] = {
+            MODULES_KEY: registry.availability(),
+            MISSING_KEY: missing_here(),
+        }
+        db.session.rollback()  # end the read of the applications
+        if report == self.reported or self.host.worker_id is None:
             return
         with writing():
             begin_write()
             worker = db.session.get(Worker, self.host.worker_id)
             if worker is not None:
-                info = {**(worker.info or {}), MODULES_KEY: modules}
+                info = {**(worker.info or {}), **report}
                 db.session.execute(update(Worker).where(Worker.id == worker.id).values(info=info))
             db.session.commit()
-        self.reported = modules
+        self.reported = report
 
     def _reap(self) -> list[str]:
         removed: list[str] = []

@@ -16,6 +16,7 @@ from multiflexi_web.executors.base import RunAs
 
 log = logging.getLogger("multiflexi.security")
 UMASK = 0o077
+PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -53,6 +54,11 @@ def _prctl(*args: int) -> int:
 def set_undumpable() -> bool:
     """Same-user processes (our jobs) can no longer read our /proc/<pid>/environ, mem, maps."""
     return _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+
+
+def term_with_parent() -> None:
+    """This process gets SIGTERM (a clean stop) when the process that started it dies."""
+    _prctl(PR_SET_PDEATHSIG, 15, 0, 0, 0)
 
 
 def clear_ambient_caps() -> None:

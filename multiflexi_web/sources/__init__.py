@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from multiflexi_web.sources import amqp, changes_db, directory, mqtt, redis_source
+from multiflexi_web.sources import amqp, changes_db, directory, mqtt, redis_source, webhook
 from multiflexi_web.sources.base import KindInfo, SourceConfigError
 
 KINDS: dict[str, KindInfo] = {
-    "webhook": KindInfo("Webhook: POST /webhook/<token> on the portal"),
+    "webhook": webhook.KIND,
     "directory": directory.KIND,
     "redis": redis_source.KIND,
     "amqp": amqp.KIND,

@@ -19,6 +19,7 @@ from multiflexi_web.services.catalogue.app_edit import (
 from multiflexi_web.services.catalogue.app_export import AppExportError, export_app_json
 from multiflexi_web.services.catalogue.app_import import import_app_bytes
 from multiflexi_web.services.catalogue.import_common import ImportResult
+from multiflexi_web.services.runtemplates.executors import unrunnable
 from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
 from multiflexi_web.views._helpers import (
     flag,
@@ -62,7 +63,8 @@ def index() -> str:
 
 @bp.get("/<int:app_id>")
 def detail(app_id: int) -> str:
-    return render_template("applications/detail.html", app=get_or_404(Application, app_id))
+    app = get_or_404(Application, app_id)
+    return render_template("applications/detail.html", app=app, unrunnable=unrunnable(app))
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -1,4 +1,5 @@
-"""POST /webhook/<token>: no login, no CSRF; the request is stored as an event and answered 202."""
+"""POST /webhook/<token>: no login, no CSRF; stored as an event, 202 (400 with the reason when
+the body cannot be read as the source expects; that event is kept, failed)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import csrf, db
+from multiflexi_web.models import EventStatus
 from multiflexi_web.services import settings
 from multiflexi_web.services.events.intake import (
     check_signature,
@@ -61,6 +63,9 @@ def receive_webhook(token: str) -> Response:
     event, created = receive(source, body, headers)
     event_id = event.id  # read before the commit expires it
     db.session.commit()
+    if event.error and event.status == EventStatus.FAILED.value:
+        # The sender can fix this one: say why (the failed event is in the portal too).
+        return _answer(400, error=event.error, event_id=event_id)
     if not created:
         return _answer(202, event_id=event_id, duplicate=True)
     return _answer(202, event_id=event_id)

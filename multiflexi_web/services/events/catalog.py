@@ -14,6 +14,7 @@ from multiflexi_web.models import Event, EventRule, EventSource, RunTemplate
 from multiflexi_web.models.bounds import RULE_PRIORITY, SIGNATURE_TOLERANCE, BoundError
 from multiflexi_web.security import env_names
 from multiflexi_web.security.secrets import MASK, cipher
+from multiflexi_web.services.events.bodies import expected_format, read_body
 from multiflexi_web.services.events.process import rules_of
 from multiflexi_web.services.events.rules import (
     EventFacts,
@@ -188,6 +189,20 @@ def parse_test_payload(raw: str) -> Any:
         return parse_payload(raw.encode("utf-8", errors="replace"))
     except (ValueError, RecursionError) as exc:
         raise EventSourceError(f"payload: not valid JSON ({str(exc)[:200]})") from None
+
+
+def read_test_body(source: EventSource, raw: str, content_type: str = "") -> tuple[Any, str]:
+    """A body typed into the rule tester read the way its source reads one: (payload, read as)."""
+    if source.kind != "webhook":
+        return parse_test_payload(raw), "JSON"
+    if len(raw) > TEST_PAYLOAD_MAX:
+        raise EventSourceError(f"payload: larger than {TEST_PAYLOAD_MAX} characters")
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = raw.encode("utf-8", errors="replace")
+    reading = read_body(body, headers, expected_format(source.config))
+    if reading.item.error:
+        raise EventSourceError(f"payload: {reading.item.error}")
+    return reading.item.payload, reading.read_as
 
 
 def try_payload(source: EventSource, payload: Any) -> list[RuleHit]:

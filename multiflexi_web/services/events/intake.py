@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from urllib.parse import parse_qs
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,7 +24,8 @@ from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventSource, WebhookSignature, utcnow
 from multiflexi_web.security.secrets import cipher
-from multiflexi_web.services.events.store import decode_message, store_event
+from multiflexi_web.services.events.bodies import expected_format, read_body
+from multiflexi_web.services.events.store import store_event
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 STAMPED_HEADER = "X-MultiFlexi-Signature"
@@ -124,25 +123,19 @@ def delivery_id(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def form_payload(body: bytes, headers: Mapping[str, str]) -> bytes:
-    """A form-encoded webhook (GitHub's `payload=<json>`, or plain fields) as JSON bytes."""
-    content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
-    if not content_type.startswith("application/x-www-form-urlencoded"):
-        return body
-    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-    if list(fields) == ["payload"]:
-        return fields["payload"][0].encode()
-    return json.dumps({k: v[0] if len(v) == 1 else v for k, v in fields.items()}).encode()
-
-
 def receive(source: EventSource, body: bytes, headers: Mapping[str, str]) -> tuple[Event, bool]:
-    """Store the request as an event (flushed); False when the delivery id was seen before."""
+    """Store the request as an event (flushed); False when the delivery id was seen before.
+
+    A body the source cannot read is stored failed, without its delivery id: the sender is told
+    (400) and may send the corrected body again under the same id.
+    """
     write_session(db.session())
-    item = decode_message(
-        form_payload(body, headers), headers=headers, delivery_id=delivery_id(headers)
-    )
+    reading = read_body(body, headers, expected_format(source.config), delivery_id(headers))
+    item = reading.item
     if item.raw_body is not body:
         item = replace(item, raw_body=body)
+    if item.error:
+        item = replace(item, delivery_id=None)
     event, created = store_event(source, item)
     if created and db.session.get_bind().dialect.name == "postgresql":
         # Transactional: eventors listening hear it when the event is committed.

@@ -115,8 +115,12 @@ def _fire(event: Event, batch: _Batch) -> Outcome:
         raise LookupError(f"event source {event.source_id} is gone")
     batch.sources[source.id] = source
     facts = EventFacts(event.id, source.name, source.kind, event.payload)
-    matched = [r for r in batch.rules_of(source.id) if rule_matches(r, event.payload)]
+    rules = batch.rules_of(source.id)
+    matched = [r for r in rules if rule_matches(r, event.payload)]
     job_ids, notes = [], []
+    if not matched:
+        # Said on the event: "processed" alone reads as if something ran.
+        notes.append(f"no rule matched ({len(rules)} enabled rule(s) on {source.name}), no job")
     for rule in matched:
         rt = batch.template(rule.runtemplate_id)
         if rt is None or not rt.active:

@@ -2,7 +2,8 @@
 
 A module that drives an engine is usable when the application suits it and the engine answers
 here, or a live executor reports on its worker row that it can run the module (the portal may
-sit on a host without the engine the executors use).
+sit on a host without the engine the executors use). The app and RunTemplate pages warn when
+no live executor can run them, from the same worker rows (modules, missing executables).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import AppInfo, EngineModule, ExecutorModule
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, Worker, utcnow
-from multiflexi_web.models.worker import MODULES_KEY
+from multiflexi_web.models.worker import MISSING_KEY, MODULES_KEY
 from multiflexi_web.services import settings
 
 
@@ -61,17 +62,46 @@ def options_problem(
     return result
 
 
+def live_executors() -> list[Worker]:
+    fresh = utcnow() - timedelta(seconds=settings().lost_after)
+    return list(
+        db.session.scalars(
+            select(Worker).where(
+                Worker.kind == "executor",
+                Worker.stopped_at.is_(None),
+                Worker.heartbeat_at >= fresh,
+            )
+        )
+    )
+
+
 def reported_usable() -> set[str]:
     """Modules some live executor says it can run."""
-    fresh = utcnow() - timedelta(seconds=settings().lost_after)
-    rows = db.session.scalars(
-        select(Worker.info).where(
-            Worker.kind == "executor", Worker.stopped_at.is_(None), Worker.heartbeat_at >= fresh
-        )
-    ).all()
     return {
         name
-        for info in rows
-        for name, why in ((info or {}).get(MODULES_KEY) or {}).items()
+        for w in live_executors()
+        for name, why in ((w.info or {}).get(MODULES_KEY) or {}).items()
         if why is None
     }
+
+
+def unrunnable(app: Application, module: str = "native") -> str | None:
+    """Why no live executor can run `app` with `module` now (a page's warning); None when one
+    can, or when the executors have not said (an older executor reports no executables)."""
+    workers = live_executors()
+    if not workers:
+        return "No executor is running (none sent a heartbeat lately): jobs wait until one starts."
+    modules = [(w, (w.info or {}).get(MODULES_KEY) or {}) for w in workers]
+    able = [w for w, known in modules if known.get(module) is None]
+    if not able:
+        why = sorted({str(known[module]) for _, known in modules if known.get(module)})
+        return f"No live executor can use the {module} executor: {'; '.join(why)}."
+    if module != "native" or not app.executable:
+        return None
+    if any(app.executable not in ((w.info or {}).get(MISSING_KEY) or ()) for w in able):
+        return None
+    hosts = ", ".join(sorted({w.hostname for w in able}))
+    return (
+        f"{app.executable!r} is not installed on any live executor's host ({hosts}): its jobs "
+        "would fail to start. Install it there, or correct the application's executable."
+    )

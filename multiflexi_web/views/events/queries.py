@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventSource, RunTemplate, User
@@ -31,7 +32,11 @@ def recent(source_ids: list[int], limit: int = 50) -> list[tuple[Event, list[Any
 
 
 def runtemplates_by_id(ids: list[int]) -> dict[int, RunTemplate]:
-    query = select(RunTemplate).where(RunTemplate.id.in_(ids))
+    query = (
+        select(RunTemplate)
+        .where(RunTemplate.id.in_(ids))
+        .options(selectinload(RunTemplate.company))
+    )
     return {rt.id: rt for rt in db.session.scalars(query)}
 
 

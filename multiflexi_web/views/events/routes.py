@@ -10,6 +10,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 from multiflexi_web.models import Company, Event, EventSource, Role
 from multiflexi_web.models.bounds import SIGNATURE_TOLERANCE, BoundError, parse_id
 from multiflexi_web.services.events import catalog
+from multiflexi_web.services.events.bodies import BODY_FORMATS, content_type_of
 from multiflexi_web.services.events.catalog import EventSourceError
 from multiflexi_web.services.events.process import jobs_of
 from multiflexi_web.sources import KINDS
@@ -122,6 +123,7 @@ def _source_page(src: EventSource, **extra: Any) -> str:
         webhook_url=webhook_url,
         config_json=json.dumps(catalog.redacted_config(src.config), indent=2, sort_keys=True),
         kind=KINDS.get(src.kind),
+        body_formats=BODY_FORMATS,
         **extra,
     )
 
@@ -177,12 +179,25 @@ def test_payload(source_id: int) -> Page:
     """The rule tester: which rules this payload would fire, with their environment."""
     src = source_for(source_id)
     raw = request.form.get("payload", "")
+    content_type = text("content_type", 255)
+    hits: list[catalog.RuleHit] = []
+    read_as, error = None, None
     try:
-        hits, error = catalog.try_payload(src, catalog.parse_test_payload(raw)), None
+        payload, read_as = catalog.read_test_body(src, raw, content_type)
+        hits = catalog.try_payload(src, payload)
     except EventSourceError as exc:
-        hits, error = [], str(exc)
+        error = str(exc)
+    targets = runtemplates_by_id([h.rule.runtemplate_id for h in hits])
     discard_changes()  # the tester never writes
-    context = {"hits": hits, "test_error": error, "payload": raw, "tested": True}
+    context = {
+        "hits": hits,
+        "test_error": error,
+        "payload": raw,
+        "content_type": content_type,
+        "read_as": read_as,
+        "targets": targets,
+        "tested": True,
+    }
     if is_htmx():
         return render_template("events/_test_result.html", source=src, **context)
     return _source_page(src, **context), 400 if error else 200
@@ -199,6 +214,7 @@ def event(event_id: int) -> str:
         jobs=jobs_of([ev.id])[ev.id],
         payload_json=json.dumps(ev.payload, indent=2, ensure_ascii=False, sort_keys=True),
         raw_text=(ev.raw_body or b"")[:65536].decode("utf-8", errors="replace"),
+        content_type=content_type_of(ev.headers or {}),
     )
 
 

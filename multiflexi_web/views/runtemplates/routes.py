@@ -10,6 +10,7 @@ from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services import settings
 from multiflexi_web.services.accounts.access import has_role
 from multiflexi_web.services.runtemplates.configure import RunTemplateError, ScheduleSpec
+from multiflexi_web.services.runtemplates.executors import unrunnable
 from multiflexi_web.services.runtemplates.manage import (
     clone,
     delete_runtemplate,
@@ -80,6 +81,7 @@ def detail(rt_id: int) -> str:
         "unmet": unmet_requirements(rt),
         "cred_create": create_links(rt.company, list(rt.application.requirements)),
         "can_create_credentials": has_role(me(), rt.company_id, Role.ADMIN),
+        "unrunnable": unrunnable(rt.application, rt.executor),
     }
     if tab in {"overview", "schedule"}:
         context["upcoming"], context["schedule_error"] = _upcoming(rt)
