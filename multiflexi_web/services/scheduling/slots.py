@@ -92,17 +92,26 @@ JOIN unnest(%(p_no)b::integer[], %(p_next)b::timestamptz[], %(p_last)b::timestam
     AS p(no, next_run_at, last_slot_at) USING (no)
 WHERE r.id = t.id
 """
-# SQLite: one statement too (rows from a JSON array), so every row sees the same snapshot.
+# SQLite: one statement too, so every row sees the same snapshot. The same shape as on
+# PostgreSQL: `groups` is a JSON array whose element i lists the ids of plan i, `plans` the
+# plans' runs (few rows, parsed once into a materialized table). A row per job parsed out of
+# JSON in SQL, or its time bound from Python, cost ~10 µs of the tick's CPU per template.
+_SQLITE_SOURCE = """(
+    WITH p(no, run_at, status, reason, stype) AS MATERIALIZED (
+        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+        FROM json_each(:plans)
+    )
+    SELECT m.value AS rt_id, p.run_at, p.status, p.reason, p.stype
+    FROM json_each(:groups) AS g, json_each(g.value) AS m JOIN p ON p.no = g.key
+) AS s"""
 _SQLITE_INSERT = _INSERT.format(
-    source="(SELECT value ->> 0 AS rt_id, value ->> 1 AS run_at, value ->> 2 AS status,"
-    " value ->> 3 AS reason, value ->> 4 AS stype FROM json_each(:payload)) AS s",
-    now=":now",
-    busy_reason=":busy_reason",
-    **_WORDS,
+    source=_SQLITE_SOURCE, now=":now", busy_reason=":busy_reason", **_WORDS
 )
+# One statement per plan: its templates' ids as a JSON array.
 _SQLITE_NEXT = """
 UPDATE runtemplate SET next_run_at = :next_run_at,
-    last_slot_at = COALESCE(:last_slot_at, last_slot_at) WHERE id = :id
+    last_slot_at = COALESCE(:last_slot_at, last_slot_at)
+WHERE id IN (SELECT value FROM json_each(:ids))
 """
 
 
@@ -165,17 +174,26 @@ def _sqlite_insert(groups: SlotGroups, now: datetime) -> int:
     # Datetimes in the column type's own stored text form, so equal slots compare equal.
     dialect = db.session.get_bind().dialect
     to_db = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) or str
-    payload = [
-        (i, to_db(r.at), JobStatus(r.status).value, r.reason, st)
-        for ids, st, runs in groups
+    plans = [
+        (no, to_db(r.at), JobStatus(r.status).value, r.reason, st)
+        for no, (_, st, runs) in enumerate(groups)
         for r in runs
-        for i in ids
     ]
-    if not payload:
+    if not plans:
         return 0
     stmt = text(_SQLITE_INSERT).bindparams(bindparam("now", type_=UTCDateTime()))
-    params = {"now": now, "busy_reason": BUSY_REASON, "payload": json.dumps(payload)}
+    params = {
+        "now": now,
+        "busy_reason": BUSY_REASON,
+        "plans": json.dumps(plans),
+        "groups": _json_lists(g[0] for g in groups),
+    }
     return int(db.session.execute(stmt, params).rowcount)  # type: ignore[attr-defined]
+
+
+def _json_lists(groups: Iterable[Sequence[int]]) -> str:
+    """A JSON array of integer arrays, joined as text (json.dumps is ~3x slower on ints)."""
+    return "[" + ",".join("[" + ",".join(map(str, ids)) + "]" for ids in groups) + "]"
 
 
 def _notify() -> None:
@@ -251,9 +269,8 @@ def store_next_runs(groups: NextGroups) -> None:
             bindparam("last_slot_at", type_=UTCDateTime()),
         )
         params = [
-            {"id": i, "next_run_at": n, "last_slot_at": last}
+            {"ids": _json_lists([ids])[1:-1], "next_run_at": n, "last_slot_at": last}
             for ids, n, last in groups
-            for i in ids
         ]
         db.session.execute(stmt, params)
     # The ORM objects of these templates (ad-hoc path) must not keep the old next run.
