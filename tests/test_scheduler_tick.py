@@ -212,6 +212,9 @@ def test_both_writers_produce_identical_jobs(co: Company, prog: Application) -> 
             for i in ("i", "h")
         ]
         make_job(rts[1], status=JobStatus.RUNNING)
+        # Busy with several missed slots (misfire all, overlap skip): every slot is judged
+        # against the jobs from before the batch, never against the batch's own new jobs.
+        make_job(rts[10], status=JobStatus.RUNNING)
         tick(DOWNTIME_NOW, bulk=bulk)
         db.session.expire_all()
         out = []

@@ -52,10 +52,7 @@ SELECT x.id, x.company_id, x.application_id,
 FROM (
     SELECT r.id, r.company_id, r.application_id, r.executor, a.version,
         s.run_at, s.status, s.reason, s.stype,
-        (s.status = '{due}' AND r.overlap_policy = '{skip_policy}' AND EXISTS (
-            SELECT 1 FROM job j WHERE j.runtemplate_id = r.id AND (j.status = '{running}'
-                OR (j.status {waiting_in} AND j.scheduled_for <= {now}))
-        )) AS busy
+        (s.status = '{due}' AND {busy}) AS busy
     FROM {source}
     JOIN runtemplate r ON r.id = s.rt_id
     JOIN application a ON a.id = r.application_id
@@ -63,6 +60,11 @@ FROM (
 WHERE true
 ON CONFLICT (runtemplate_id, slot_at) DO NOTHING
 """
+# Template r is busy (overlap policy `skip`): a job of it runs, or waits and is due.
+_BUSY = """r.overlap_policy = '{skip_policy}' AND EXISTS (
+    SELECT 1 FROM job j WHERE j.runtemplate_id = r.id AND (j.status = '{running}'
+        OR (j.status {waiting_in} AND j.scheduled_for <= {now}))
+)"""
 # PostgreSQL: templates share a few distinct plans, so the statement gets two short lists per
 # template (id, plan number) as array literals (joining strings is ~10x cheaper in Python than
 # psycopg's per-element binary dump) and one small table of plans as binary arrays.
@@ -81,8 +83,13 @@ _WORDS = {
     "waiting_in": WAITING_IN,
     "skip_policy": OverlapPolicy.SKIP.value,
 }
+_PG_NOW = "%(now)b::timestamptz"
 _PG_INSERT = _INSERT.format(
-    source=_PG_SOURCE, now="%(now)b::timestamptz", busy_reason="%(busy_reason)b::text", **_WORDS
+    source=_PG_SOURCE,
+    busy=_BUSY.format(now=_PG_NOW, **_WORDS),
+    now=_PG_NOW,
+    busy_reason="%(busy_reason)b::text",
+    **_WORDS,
 )
 _PG_NEXT = """
 UPDATE runtemplate AS r
@@ -104,8 +111,21 @@ _SQLITE_SOURCE = """(
     SELECT m.value AS rt_id, p.run_at, p.status, p.reason, p.stype
     FROM json_each(:groups) AS g, json_each(g.value) AS m JOIN p ON p.no = g.key
 ) AS s"""
+# Which of the batch's templates are busy is asked first, in the same write transaction (so
+# the same snapshot): an INSERT whose SELECT reads the job table is run by SQLite through a
+# temporary copy of every row, ~10% of the tick's CPU.
+_SQLITE_BATCH_BUSY = """
+SELECT r.id FROM runtemplate r
+WHERE r.id IN (SELECT m.value FROM json_each(:groups) AS g, json_each(g.value) AS m)
+    AND {busy}
+"""
+_SQLITE_BUSY = _SQLITE_BATCH_BUSY.format(busy=_BUSY.format(now=":now", **_WORDS))
 _SQLITE_INSERT = _INSERT.format(
-    source=_SQLITE_SOURCE, now=":now", busy_reason=":busy_reason", **_WORDS
+    source=_SQLITE_SOURCE,
+    busy="s.rt_id IN (SELECT value FROM json_each(:busy))",
+    now=":now",
+    busy_reason=":busy_reason",
+    **_WORDS,
 )
 # One statement per plan: its templates' ids as a JSON array.
 _SQLITE_NEXT = """
@@ -181,13 +201,19 @@ def _sqlite_insert(groups: SlotGroups, now: datetime) -> int:
     ]
     if not plans:
         return 0
-    stmt = text(_SQLITE_INSERT).bindparams(bindparam("now", type_=UTCDateTime()))
+    now_param = bindparam("now", type_=UTCDateTime())
+    members = _json_lists(g[0] for g in groups)
+    busy = db.session.scalars(
+        text(_SQLITE_BUSY).bindparams(now_param), {"groups": members, "now": now}
+    )
     params = {
         "now": now,
         "busy_reason": BUSY_REASON,
         "plans": json.dumps(plans),
-        "groups": _json_lists(g[0] for g in groups),
+        "groups": members,
+        "busy": json.dumps(list(busy)),
     }
+    stmt = text(_SQLITE_INSERT).bindparams(now_param)
     return int(db.session.execute(stmt, params).rowcount)  # type: ignore[attr-defined]
 
 
