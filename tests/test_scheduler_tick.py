@@ -212,6 +212,9 @@ def test_both_writers_produce_identical_jobs(co: Company, prog: Application) -> 
             for i in ("i", "h")
         ]
         make_job(rts[1], status=JobStatus.RUNNING)
+        # Overlap skip with several missed slots (misfire all): rts[10] busy before the tick,
+        # rts[11] not; the batch's own new jobs must not make rts[11] busy in either writer.
+        make_job(rts[10], status=JobStatus.RUNNING)
         tick(DOWNTIME_NOW, bulk=bulk)
         db.session.expire_all()
         out = []
@@ -239,7 +242,10 @@ def test_both_writers_produce_identical_jobs(co: Company, prog: Application) -> 
                 )
         return out
 
-    assert run(True) == run(False)
+    bulk = run(True)
+    assert {row[2] for row in bulk if row[0] == 10} == {"skipped"}
+    assert [row[2] for row in bulk if row[0] == 11] == ["scheduled"] * 6  # 10:00 .. 15:00
+    assert bulk == run(False)
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
