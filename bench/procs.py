@@ -25,9 +25,13 @@ def tree(pid: int) -> list[int]:
 
 
 def rss_mib(pid: int) -> tuple[str, float] | None:
-    """(command name, RSS MiB) of one process, or None once it is gone."""
+    """(command name, RSS MiB) of one process, or None once it is gone. A Python process is
+    named by what it runs (`-m daemons.executor`, `-I .../guard.py`)."""
     try:
         name = Path(f"/proc/{pid}/comm").read_text().strip()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        if name.startswith("python") and len(argv) > 1:
+            name = " ".join(Path(a).name for a in argv[1:3])
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return name, int(line.split()[1]) / 1024
