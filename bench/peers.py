@@ -270,7 +270,8 @@ def _ts(value: Any) -> float:
 @contextmanager
 def running(peer: Peer) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs = [
-        subprocess.Popen(cmd, cwd=ROOT, env=peer.env(), start_new_session=True)
+        # workers' banners go to stderr: stdout is the report
+        subprocess.Popen(cmd, cwd=ROOT, env=peer.env(), stdout=2, start_new_session=True)
         for cmd in peer.workers()
     ]
     try:

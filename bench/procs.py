@@ -43,8 +43,9 @@ def rss_mib(pid: int) -> tuple[str, float] | None:
 class RssSampler(threading.Thread):
     """Samples the RSS of every worker process under the given roots until stopped.
 
-    `peak_mib` is the largest single process seen; `processes` the most worker processes seen
-    at once (job subprocesses excluded), so a row reads "58 MiB (x3)"."""
+    `peak_mib` is the largest single process seen; `processes` how many worker processes there
+    are at the last sample (taken idle by the callers: a job's child between fork and exec
+    still looks like its worker), so a row reads "58 MiB (x3)"."""
 
     def __init__(self, roots: list[int], every: float = 0.25) -> None:
         super().__init__(daemon=True)
@@ -65,7 +66,7 @@ class RssSampler(threading.Thread):
         self.names.update(name for name, _ in workers)
         if sizes:
             self.peak_mib = max(self.peak_mib, *sizes)
-            self.processes = max(self.processes, len(sizes))
+        self.processes = len(sizes)
 
     def stop(self) -> dict[str, Any]:
         self.sample()
