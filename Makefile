@@ -7,7 +7,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-deploy check lint typecheck pytest system-deps test-system-deps migrate bench chaos clean image
+.PHONY: help run test test-deploy check lint typecheck pytest system-deps test-system-deps migrate bench bench-peers chaos clean image
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 $(DEVSTAMP): pyproject.toml $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+BENCHSTAMP := $(VENV)/.installed-bench
+$(BENCHSTAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@
 
 system-deps: ## Install libmagic for make run (apt-get as root; otherwise stops with the command)
@@ -61,6 +66,10 @@ bench: $(DEVSTAMP) ## Run every benchmark (prints JSON figures)
 	$(BIN)/python bench/metrics.py --db sqlite --jobs 100000
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/operations.py --templates 200
+
+PEERS_ARGS ?=
+bench-peers: $(BENCHSTAMP) ## huey, celery, rq, procrastinate and this project on one workload (Redis + PostgreSQL; PEERS_ARGS="--jobs 200")
+	$(BIN)/python bench/peers.py $(PEERS_ARGS)
 
 CHAOS_ARGS ?=
 chaos: $(DEVSTAMP) ## Chaos suite on a private PostgreSQL (minutes; CHAOS_ARGS="--quick" or "--scenario X")
