@@ -25,9 +25,11 @@ def id_limit(column: Any) -> int:
 
 
 def int_arg(name: str, maximum: int = INT32_MAX) -> int | None:
-    raw = request.args.get(name, "").strip()
-    if not raw:
+    if name not in request.args:
         return None
+    raw = request.args[name].strip()
+    # Given but empty is an error, not "absent": the document says integer, and a client that
+    # sends `after=` by mistake must not silently get the first page again.
     if not raw.isdigit() or int(raw) > maximum:
         msg = f"{name}: must be a whole number from 0 to {maximum}, got {raw[:40]!r}"
         raise bad_request(msg, name)
