@@ -36,6 +36,9 @@ LIGHT = defer(Artifact.content)
 @bp.get("/jobs")
 def jobs() -> dict[str, Any]:
     """Newest first; `after` is the `next` of the previous page (new jobs never shift pages)."""
+    for key in FILTERS:  # the portal's form sends empty fields; an API client means a value
+        if key in request.args and not request.args[key].strip():
+            raise bad_request(f"{key}: given empty (leave it out to not filter by it)", key)
     try:
         filt = JobFilter.from_args({k: request.args.get(k, "") for k in FILTERS})
     except JobFilterError as exc:
