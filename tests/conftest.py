@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
+from werkzeug.routing.rules import Rule
 
 from multiflexi_web import create_app
 from multiflexi_web.config import Settings
@@ -42,6 +44,30 @@ hypothesis_settings.register_profile(
     "explore", parent=hypothesis_settings.get_profile("ci"), max_examples=500, derandomize=False
 )
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def _share_url_builders() -> None:
+    """Every test builds a fresh app (~160 URL rules), and Werkzeug compiles two URL-building
+    functions per rule from a generated AST: most of create_app's time, ~0.1 s of every test.
+    The generated code depends only on the rule text, its parts and whether unknown arguments
+    are appended (the converters are read through `self` when called), so tests share it. Rules
+    with defaults (values folded into the code) are compiled as usual."""
+    original = Rule._compile_builder
+    shared: dict[tuple[object, ...], Any] = {}
+
+    def compile_builder(self: Rule, append_unknown: bool = True) -> Any:
+        if self.defaults:
+            return original(self, append_unknown)
+        key = (self.rule, tuple(self._trace), append_unknown)
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = original(self, append_unknown)
+        return found
+
+    Rule._compile_builder = compile_builder  # type: ignore[method-assign]
+
+
+_share_url_builders()
 
 
 def _pg_available() -> bool:
