@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 
-import psycopg
-
 from multiflexi_web.errors import first_line
 
 log = logging.getLogger("multiflexi.daemon")
@@ -28,6 +26,8 @@ def start_listener(
 
 
 def _listen(url: str, channel: str, wake: threading.Event, stop: threading.Event) -> None:
+    import psycopg  # here, not at the top: a daemon on SQLite never loads it (~24 MiB)
+
     while not stop.is_set():
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
