@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import aliased
 
 from multiflexi_web.db.engine import write_session
+from multiflexi_web.db.listen import announce
 from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate, Worker, utcnow
@@ -82,14 +83,8 @@ def enqueue(
         job.status_reason = "slot missed while no scheduler ran (misfire policy: skip)"
     db.session.add(job)
     db.session.flush()
-    _notify()
+    announce(NOTIFY_CHANNEL)  # executors hear of it only when the job is committed
     return job
-
-
-def _notify() -> None:
-    # NOTIFY is transactional on PostgreSQL: executors hear it only when the job is committed.
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 # -- claiming and running ---------------------------------------------------------------------
