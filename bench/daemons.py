@@ -1,9 +1,11 @@
-"""Daemon footprint: resident memory after boot, CPU while idle, on SQLite and PostgreSQL.
+"""Daemon footprint: resident memory after boot, CPU while idle, memory over many jobs.
 
-    python bench/daemons.py [--seconds 30] [--db sqlite postgresql]
+    python bench/daemons.py [--seconds 30] [--db sqlite postgresql] [--jobs 10000]
 
 Starts the executor, scheduler and eventor as real processes on an empty database, waits until
 each has registered, then reads utime+stime (/proc/<pid>/stat) over the window and VmRSS.
+With --jobs it then enqueues that many `/bin/true` jobs (enqueue_many) and prints each
+daemon's VmRSS as every quarter of them has finished.
 MULTIFLEXI_BENCH_TREE runs the daemons from another checkout (a before/after comparison).
 """
 
@@ -17,9 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -75,7 +78,9 @@ def wait_registered(url: str, pids: list[int]) -> None:
         engine.dispose()
 
 
-def measure(db_kind: str, seconds: float, extra: dict[str, str]) -> dict[str, tuple[float, float]]:
+def measure(
+    db_kind: str, seconds: float, extra: dict[str, str], n_jobs: int
+) -> dict[str, tuple[float, float]]:
     with scratch_database(db_kind) as url, tempfile.TemporaryDirectory() as tmp:
         engine = create_engine(url)
         Base.metadata.create_all(engine)
@@ -90,10 +95,13 @@ def measure(db_kind: str, seconds: float, extra: dict[str, str]) -> dict[str, tu
             time.sleep(2.0)  # past start-up work (journal replay, engine probes)
             before = {k: cpu_seconds(p.pid) for k, p in procs.items()}
             time.sleep(seconds)
-            return {
+            idle = {
                 k: (100 * (cpu_seconds(p.pid) - before[k]) / seconds, rss_mib(p.pid))
                 for k, p in procs.items()
             }
+            if n_jobs:
+                over_jobs(url, n_jobs, {k: p.pid for k, p in procs.items()})
+            return idle
         finally:
             for p in procs.values():
                 p.send_signal(signal.SIGTERM)
@@ -101,10 +109,47 @@ def measure(db_kind: str, seconds: float, extra: dict[str, str]) -> dict[str, tu
                 p.wait(30)
 
 
+def over_jobs(url: str, n: int, pids: dict[str, int]) -> None:
+    """Enqueue n short jobs, print every daemon's RSS as each quarter of them has finished."""
+    from multiflexi_web import create_app
+    from multiflexi_web.config import Settings
+    from multiflexi_web.extensions import db
+    from multiflexi_web.models import Application, Company, Job, RunTemplate
+    from multiflexi_web.services.jobs import transitions as jobs
+
+    settings = Settings(database_url=url, secret_key="x" * 32, encryption_master_key="y" * 32)
+    app = create_app(settings=settings, daemon=True)
+    with app.app_context():
+        company = Company(name="Bench", slug="bench")
+        application = Application(uuid=str(uuid.uuid4()), name="true", executable="/bin/true")
+        db.session.add_all([company, application])
+        db.session.flush()
+        rt = RunTemplate(company_id=company.id, application_id=application.id, name="true")
+        db.session.add(rt)
+        db.session.commit()
+        for done in range(0, n, 1000):
+            jobs.enqueue_many(rt, min(1000, n - done), schedule_type="adhoc-cli")
+            db.session.commit()
+        marks = [n * q // 4 for q in (1, 2, 3, 4)]
+        started = time.monotonic()
+        while marks:
+            db.session.rollback()
+            finished = db.session.scalar(
+                select(func.count()).select_from(Job).where(Job.finished_at.is_not(None))
+            )
+            if finished >= marks[0]:
+                marks.pop(0)
+                rss = " ".join(f"{k}={rss_mib(pid):.1f}" for k, pid in pids.items())
+                print(f"  {finished:>6} jobs finished ({time.monotonic() - started:5.1f} s): {rss}")
+            time.sleep(0.5)
+        db.session.remove()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--jobs", type=int, default=0, help="then run this many jobs")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a daemon setting"
     )
@@ -113,7 +158,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}, idle window {args.seconds:.0f} s")
     print(f"{'database':<11} {'daemon':<10} {'idle CPU %':>10} {'RSS MiB':>8}")
     for db_kind in args.db:
-        for kind, (cpu, rss) in measure(db_kind, args.seconds, extra).items():
+        for kind, (cpu, rss) in measure(db_kind, args.seconds, extra, args.jobs).items():
             print(f"{db_kind:<11} {kind:<10} {cpu:>10.2f} {rss:>8.1f}")
 
 
