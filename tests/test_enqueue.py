@@ -93,3 +93,13 @@ def test_a_deleted_template_gets_no_job(app: Flask) -> None:
 def test_no_jobs_asked_none_made(app: Flask) -> None:
     rt = make_runtemplate(make_company())
     assert jobs.enqueue_many(rt, 0, schedule_type="adhoc-cli") == []
+
+
+def test_a_template_not_yet_flushed_gets_its_job(app: Flask) -> None:
+    company = make_company()
+    base = make_runtemplate(company)
+    rt = RunTemplate(company_id=company.id, application_id=base.application_id, name="fresh")
+    db.session.add(rt)
+    job = jobs.enqueue(rt, schedule_type="adhoc-cli")
+    db.session.commit()
+    assert job.runtemplate_id == rt.id

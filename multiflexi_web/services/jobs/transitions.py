@@ -125,7 +125,10 @@ def enqueue_many(
 def _rt_id(rt: RunTemplate) -> int:
     # The identity survives expiry: reading rt.id after a commit would SELECT the whole row.
     key = inspect(rt).identity
-    return int(key[0]) if key else rt.id
+    if key is None:  # added in this unit of work and not flushed yet: its id comes with it
+        db.session.flush()
+        return rt.id
+    return int(key[0])
 
 
 def _notify() -> str | None:
