@@ -26,16 +26,17 @@ def stop() -> Iterator[threading.Event]:
     event.set()
 
 
-def test_committed_job_wakes_a_listener(app: Flask, db_url: str, stop: threading.Event) -> None:
+def test_committed_job_wakes_every_listener(app: Flask, db_url: str, stop: threading.Event) -> None:
     rt = shell_rt("true")
-    wake = threading.Event()
-    start_listener(db_url, jobs.NOTIFY_CHANNEL, wake, stop)
-    assert wake.wait(WAIT)  # listening: it wakes once at start for what came before
-    wake.clear()
+    wakes = [threading.Event(), threading.Event()]  # two in one process: an in-process drain
+    for wake in wakes:
+        start_listener(db_url, jobs.NOTIFY_CHANNEL, wake, stop)
+        assert wake.wait(WAIT)  # listening: it wakes once at start for what came before
+        wake.clear()
     jobs.enqueue(rt, schedule_type="adhoc-cli")
     db.session.commit()
-    # Only the listener sets this event (no poll here): the commit itself woke it.
-    assert wake.wait(WAIT)
+    # Only the listeners set these events (no poll here): the commit itself woke them.
+    assert all(wake.wait(WAIT) for wake in wakes)
 
 
 @pytest.fixture

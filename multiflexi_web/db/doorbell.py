@@ -1,7 +1,7 @@
 """SQLite's stand-in for LISTEN/NOTIFY: a FIFO per listening daemon beside the database file.
 
 A daemon that waits for new work (the executor for jobs, the eventor for events) makes
-`<database>-wake/<channel>.<pid>.fifo` and blocks reading it; a process that commits new work
+`<database>-wake/<channel>.<pid>.<n>.fifo` and blocks reading it; a process that commits new work
 writes one byte to every FIFO of that channel. Only processes on this host that may open the
 database's folder can ring. A missed ring costs nothing but latency: the daemons keep a slow
 poll as the fallback.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import logging
 import os
 import select
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 log = logging.getLogger("multiflexi.daemon")
 _PENDING = "doorbell"  # session.info key: channels to ring once the transaction commits
+_SERIAL = itertools.count()
 
 
 def folder(url: str) -> Path | None:
@@ -93,7 +95,8 @@ def listen(
     place = folder(url)
     if place is None:
         return None
-    path = place / f"{channel}.{os.getpid()}.fifo"
+    # pid and a serial: two listeners of one process (tests, an in-process drain) never share.
+    path = place / f"{channel}.{os.getpid()}.{next(_SERIAL)}.fifo"
     try:
         fd = _open_fifo(path)
     except OSError as exc:
