@@ -2,7 +2,7 @@
 
 Options: `--drain` turns every stored event into jobs and exits; `--once` also polls each
 changes-db source once first; `--poll SECONDS` is the wait between idle passes (a consumer in
-this process, or a webhook on PostgreSQL through NOTIFY, wakes the loop at once).
+this process, or a webhook through NOTIFY or the SQLite doorbell, wakes the loop at once).
 Without options it runs until SIGTERM.
 """
 
@@ -71,8 +71,7 @@ def run(rt: Runtime, poll: float) -> int:
     consumers = Consumers(
         rt.app, wake, retry=rt.retry_db, log=rt.log, stop_grace=rt.settings.stop_grace
     )
-    if not rt.settings.is_sqlite:
-        start_listener(rt.settings.database_url, NOTIFY_CHANNEL, wake, rt.stop)
+    start_listener(rt.settings.database_url, NOTIFY_CHANNEL, wake, rt.stop)
     next_sync, code = 0.0, 0
     try:
         while not rt.stop.is_set():
@@ -99,8 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--poll",
         type=float,
         default=None,
-        help="seconds between idle passes (default 0.2 on SQLite; 2 on PostgreSQL, where NOTIFY "
-        "wakes it at once)",
+        help="seconds between idle passes (default 2: a new event wakes it at once, by NOTIFY "
+        "on PostgreSQL and a doorbell on SQLite)",
     )
     args = p.parse_args(argv)
     if args.poll is not None and args.poll <= 0:
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.once or args.drain:
             rt.log("drained", events=drain(rt))
         else:
-            code = run(rt, args.poll or (0.2 if rt.settings.is_sqlite else 2.0))
+            code = run(rt, args.poll or 2.0)
     finally:
         rt.unregister()
     sys.exit(code)

@@ -206,7 +206,7 @@ def boot(kind: str) -> Runtime:
         options = engine_options(
             settings.database_url, pre_ping=False, application_name=f"multiflexi-{kind}"
         )
-        app = create_app({"SQLALCHEMY_ENGINE_OPTIONS": options}, settings=settings)
+        app = create_app({"SQLALCHEMY_ENGINE_OPTIONS": options}, settings=settings, daemon=True)
     except ConfigError as exc:
         print(f"multiflexi-{kind}: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)

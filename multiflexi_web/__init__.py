@@ -12,14 +12,22 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from multiflexi_web.config import PROJECT_ROOT, Settings, load_settings
 from multiflexi_web.db.engine import engine_options, install_sqlite_hooks
-from multiflexi_web.extensions import csrf, db, login_manager, migrate
+from multiflexi_web.extensions import db
 
 __version__ = "0.1.0"
 log = logging.getLogger(__name__)
 
 
-def create_app(overrides: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
-    """Build the app; `overrides` replace Flask config keys (tests), `settings` the environment."""
+def create_app(
+    overrides: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    *,
+    daemon: bool = False,
+) -> Flask:
+    """Build the app; `overrides` replace Flask config keys (tests), `settings` the environment.
+
+    `daemon=True` builds only the database half: no blueprints, CLI, sessions, CSRF or
+    migrations, whose imports (views, API, templates, alembic) would double a daemon's memory."""
     settings = settings or load_settings()
     app = Flask(
         __name__,
@@ -30,6 +38,17 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     app.config.update(overrides or {})
     _ensure_sqlite_folder(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
+    with app.app_context():
+        install_sqlite_hooks(db.engine)
+    if not daemon:
+        _portal(app, settings)
+    return app
+
+
+def _portal(app: Flask, settings: Settings) -> None:
+    """What serves people and the CLI: extensions, headers, blueprints, commands."""
+    from multiflexi_web.portal_extensions import csrf, login_manager, migrate
+
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -37,15 +56,12 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     from multiflexi_web.security import headers
 
     headers.install(app, https=settings.session_cookie_secure)
-    with app.app_context():
-        install_sqlite_hooks(db.engine)
     from multiflexi_web.views import register_views
 
     register_views(app)
     from multiflexi_web.cli import register_cli
 
     register_cli(app)
-    return app
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:

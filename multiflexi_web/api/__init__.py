@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from multiflexi_web.extensions import csrf
+from multiflexi_web.portal_extensions import csrf
 
 
 def register_api(app: Flask) -> None:

@@ -104,16 +104,14 @@ def schedule(
     override = {**parse_pairs(env), **secret}
     rt = get_runtemplate(rt_id)
     check_one_time_env(rt, override, admin=True)  # the platform operator's; never LD_* etc.
-    made = [
-        jobs.enqueue(
-            rt,
-            schedule_type="adhoc-cli",
-            when=when,
-            env_override=override or None,
-            secret_keys=secret,
-        )
-        for _ in range(count)
-    ]
+    made = jobs.enqueue_many(  # one statement however many
+        rt,
+        count,
+        schedule_type="adhoc-cli",
+        when=when,
+        env_override=override or None,
+        secret_keys=secret,
+    )
     audit.record("schedule", "runtemplate", rt.id, f"{count} job(s) scheduled", actor="cli")
     db.session.commit()
     if fmt == "json":

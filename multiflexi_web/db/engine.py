@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
+from multiflexi_web.db import doorbell
 from multiflexi_web.extensions import db
 
 # SQLite: the driver's implicit BEGIN is switched off so that we choose the lock mode. A unit of
@@ -38,6 +39,7 @@ def engine_options(
 def install_sqlite_hooks(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
         return
+    doorbell.install()  # commits of new work ring the daemons' doorbells
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:

@@ -1,13 +1,16 @@
-"""PostgreSQL LISTEN: wake a daemon's loop the moment a NOTIFY on its channel is committed."""
+"""Waking a daemon the moment new work is committed: LISTEN/NOTIFY on PostgreSQL, doorbells
+(db/doorbell.py) on SQLite."""
 
 from __future__ import annotations
 
 import logging
 import threading
 
-import psycopg
+from sqlalchemy import text
 
+from multiflexi_web.db import doorbell
 from multiflexi_web.errors import first_line
+from multiflexi_web.extensions import db
 
 log = logging.getLogger("multiflexi.daemon")
 
@@ -16,10 +19,23 @@ def libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+def announce(channel: str) -> None:
+    """In a unit of work that adds work for `channel`: its listeners wake once it commits
+    (NOTIFY is transactional on PostgreSQL; on SQLite a doorbell rings after the commit)."""
+    session = db.session()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {channel}"))
+    else:
+        doorbell.ring_on_commit(session, channel)
+
+
 def start_listener(
     url: str, channel: str, wake: threading.Event, stop: threading.Event
-) -> threading.Thread:
-    """A thread that sets `wake` on every NOTIFY of `channel` until `stop` is set."""
+) -> threading.Thread | None:
+    """A thread that sets `wake` on every NOTIFY (or SQLite doorbell ring) of `channel` until
+    `stop` is set; None when there is nothing to listen on (the caller's poll remains)."""
+    if url.startswith("sqlite"):
+        return doorbell.listen(url, channel, wake, stop)
     thread = threading.Thread(
         target=_listen, args=(libpq_url(url), channel, wake, stop), name="listen", daemon=True
     )
@@ -28,6 +44,8 @@ def start_listener(
 
 
 def _listen(url: str, channel: str, wake: threading.Event, stop: threading.Event) -> None:
+    import psycopg  # here, not at the top: a daemon on SQLite never loads it (~24 MiB)
+
     while not stop.is_set():
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:

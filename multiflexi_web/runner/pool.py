@@ -34,8 +34,9 @@ from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
 from multiflexi_web.services.jobs.transitions import Outcome
 
-SQLITE_POLL = 0.01  # SQLite has no NOTIFY: a cheap read this often
-PG_POLL = 1.0  # fallback when a NOTIFY was missed, and for jobs planned for later
+# Fallback when a wake-up (NOTIFY, or SQLite's doorbell) was missed, and for jobs planned for
+# later; new work wakes the loop at once.
+IDLE_POLL = 1.0
 MEMORY_EXIT = 3
 # While jobs take less than this on average, each slot gets its next job claimed ahead, so a
 # slot never waits for the finisher's round trips between two short jobs (they took longer
@@ -236,8 +237,7 @@ class Executor:
 
     # -- the loop -------------------------------------------------------------------------------
     def serve(self) -> int:
-        if not self.s.is_sqlite:
-            start_listener(self.s.database_url, jobs.NOTIFY_CHANNEL, self.wake, self.closed)
+        start_listener(self.s.database_url, jobs.NOTIFY_CHANNEL, self.wake, self.closed)
         replayed = self.rt.retry_db(self.reaper.replay_journals)  # before any claim
         if replayed:
             self.rt.log("journal_replayed", entries=replayed)
@@ -257,8 +257,7 @@ class Executor:
             if self.rt.drain_requested.is_set():
                 self._drain_step(idle)
             if not claimed or len(self.running) >= self.s.max_parallel:
-                quick = self.s.is_sqlite and not self.rt.drain_requested.is_set()
-                self.wake.wait(SQLITE_POLL if quick else PG_POLL)
+                self.wake.wait(IDLE_POLL)
                 self.wake.clear()
         self._shutdown()
         return MEMORY_EXIT if self.memory_exceeded else 0

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg
 from sqlalchemy.exc import DBAPIError
 
 from multiflexi_web.extensions import db
@@ -38,7 +38,9 @@ def pipelined() -> Iterator[None]:
         yield
         return
     raw = conn.connection.driver_connection
-    if not isinstance(raw, psycopg.Connection):  # another driver: one statement at a time
+    # psycopg is looked up, not imported: a daemon on SQLite never loads it (~24 MiB).
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(raw, psycopg.Connection):  # another driver
         yield
         return
     try:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any, Protocol
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from typing import TYPE_CHECKING, Any, Protocol
 
 from multiflexi_web.config import ConfigError
+
+# cryptography is imported where a secret is first encrypted or decrypted, not at start: a
+# daemon whose jobs carry no secret never loads it (~10 MiB of its resident memory).
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 MASK = "••••••••"
 
@@ -20,6 +23,8 @@ class SecretError(RuntimeError):
 
 def fernet_for(key: str) -> Fernet:
     """A Fernet for a master key: a real Fernet key is used as is, any other text is hashed."""
+    from cryptography.fernet import Fernet
+
     try:
         return Fernet(key.encode())
     except ValueError:
@@ -28,6 +33,8 @@ def fernet_for(key: str) -> Fernet:
 
 
 def generate_key() -> str:
+    from cryptography.fernet import Fernet
+
     return Fernet.generate_key().decode()
 
 
@@ -37,6 +44,8 @@ class Cipher:
     def __init__(self, master_key: str, old_keys: tuple[str, ...] = ()) -> None:
         if not master_key:
             raise ConfigError("ENCRYPTION_MASTER_KEY: not set; it is needed to store secrets")
+        from cryptography.fernet import MultiFernet
+
         self._current = fernet_for(master_key)
         self._all = MultiFernet([self._current, *(fernet_for(k) for k in old_keys)])
 
@@ -44,6 +53,8 @@ class Cipher:
         return self._current.encrypt(plain.encode()).decode()
 
     def decrypt(self, token: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._all.decrypt(token.encode()).decode()
         except InvalidToken as exc:
@@ -54,6 +65,8 @@ class Cipher:
 
     def rotate(self, token: str) -> str:
         """Re-encrypt a token under the current key."""
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._all.rotate(token.encode()).decode()
         except InvalidToken as exc:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pika
-import pika.exceptions
+from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.services.events.store import decode_message
 from multiflexi_web.sources.base import (
@@ -15,10 +12,15 @@ from multiflexi_web.sources.base import (
     keep_running,
 )
 
+if TYPE_CHECKING:
+    import pika
+
 IDLE_SECONDS = 0.5
 
 
 def _parameters(spec: SourceSpec) -> pika.URLParameters:
+    import pika  # here: an eventor without an AMQP source never loads the client
+
     params = pika.URLParameters(str(spec.config["url"]))
     if spec.secret:
         params.credentials = pika.PlainCredentials(params.credentials.username, spec.secret)
@@ -30,6 +32,8 @@ def _parameters(spec: SourceSpec) -> pika.URLParameters:
 
 
 def consume(spec: SourceSpec, sink: Sink) -> None:
+    import pika.exceptions
+
     queue = spec.config["queue"]
     keep_running(
         sink,
@@ -40,6 +44,8 @@ def consume(spec: SourceSpec, sink: Sink) -> None:
 
 
 def _session(spec: SourceSpec, sink: Sink) -> None:
+    import pika
+
     conn = pika.BlockingConnection(_parameters(spec))
     try:
         channel = conn.channel()
@@ -72,6 +78,8 @@ def _drain(channel: Any, queue: str, spec: SourceSpec, sink: Sink) -> None:
 
 
 def _close(conn: Any) -> None:
+    import pika.exceptions
+
     try:
         if conn.is_open:
             conn.close()

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.services.events.store import decode_message
 from multiflexi_web.sources.base import (
@@ -15,6 +12,9 @@ from multiflexi_web.sources.base import (
     SourceSpec,
     keep_running,
 )
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as paho
 
 
 class MqttDisconnected(ConnectionError):
@@ -32,6 +32,9 @@ def client_id(spec: SourceSpec) -> str:
 
 
 def _client(spec: SourceSpec, sink: Sink) -> paho.Client:
+    import paho.mqtt.client as paho  # here: an eventor without an MQTT source never loads it
+    from paho.mqtt.enums import CallbackAPIVersion
+
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id(spec),
@@ -61,6 +64,8 @@ def _on_message(client: paho.Client, msg: Any, spec: SourceSpec, sink: Sink) -> 
 
 
 def _session(spec: SourceSpec, sink: Sink) -> None:
+    import paho.mqtt.client as paho
+
     client = _client(spec, sink)
     try:
         client.connect(str(spec.config["host"]), int(spec.config.get("port", 1883)), keepalive=30)

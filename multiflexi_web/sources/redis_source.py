@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import replace
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.services.events.store import Incoming, decode_message
 from multiflexi_web.sources.base import (
@@ -16,11 +14,16 @@ from multiflexi_web.sources.base import (
     keep_running,
 )
 
+if TYPE_CHECKING:
+    import redis
+
 BLOCK_SECONDS = 1
 BATCH = 50
 
 
 def _client(spec: SourceSpec) -> redis.Redis:
+    import redis  # here: an eventor without a Redis source never loads the client
+
     # Bytes in and out (decode_responses off): payloads are decoded as JSON by us.
     return redis.Redis.from_url(
         str(spec.config["url"]),
@@ -36,6 +39,8 @@ def _consumer_name(spec: SourceSpec) -> str:
 
 
 def consume(spec: SourceSpec, sink: Sink) -> None:
+    import redis
+
     key = spec.config["key"]
     keep_running(sink, lambda: _session(spec, sink), (redis.RedisError, OSError), f"redis {key}")
 
@@ -75,6 +80,8 @@ def _store_list_item(
 
 
 def _consume_stream(client: redis.Redis, spec: SourceSpec, sink: Sink) -> None:
+    import redis
+
     key, group = str(spec.config["key"]), str(spec.config.get("group") or "multiflexi")
     consumer = _consumer_name(spec)
     try:

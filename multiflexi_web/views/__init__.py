@@ -9,9 +9,10 @@ from flask_login import current_user
 from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response
 
-from multiflexi_web.extensions import db, login_manager
+from multiflexi_web.extensions import db
 from multiflexi_web.models import User
 from multiflexi_web.models.bounds import BIGINT_MAX
+from multiflexi_web.portal_extensions import login_manager
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.catalogue.fields import (
     is_secret_credential_field,

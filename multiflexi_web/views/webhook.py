@@ -7,8 +7,9 @@ from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
 from multiflexi_web.db.engine import write_session
-from multiflexi_web.extensions import csrf, db
+from multiflexi_web.extensions import db
 from multiflexi_web.models import EventStatus
+from multiflexi_web.portal_extensions import csrf
 from multiflexi_web.services import settings
 from multiflexi_web.services.events.intake import (
     check_signature,

@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from multiflexi_web.db.engine import write_session
+from multiflexi_web.db.listen import announce
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventSource, WebhookSignature, utcnow
 from multiflexi_web.security.secrets import cipher
@@ -137,7 +138,6 @@ def receive(source: EventSource, body: bytes, headers: Mapping[str, str]) -> tup
     if item.error:
         item = replace(item, delivery_id=None)
     event, created = store_event(source, item)
-    if created and db.session.get_bind().dialect.name == "postgresql":
-        # Transactional: eventors listening hear it when the event is committed.
-        db.session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    if created:
+        announce(NOTIFY_CHANNEL)  # eventors hear of it when the event is committed
     return event, created

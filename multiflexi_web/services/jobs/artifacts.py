@@ -13,9 +13,8 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import magic
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +22,9 @@ from multiflexi_web.db.raw import driver
 from multiflexi_web.models import Artifact, utcnow
 from multiflexi_web.security.expressions import ExpressionError, Matcher, compile_pattern
 from multiflexi_web.services.jobs import statements as job_sql
+
+if TYPE_CHECKING:
+    import magic
 
 log = logging.getLogger(__name__)
 SNIFF_BYTES = 64 * 1024
@@ -66,6 +68,8 @@ def _mime(head: bytes) -> str:
     global _magic
     with _magic_lock:
         if _magic is None:
+            import magic  # at the first artifact: an executor without any never maps libmagic
+
             _magic = magic.Magic(mime=True)
         return str(_magic.from_buffer(head))
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy import ColumnElement, func, inspect, select, update
 from sqlalchemy.orm import aliased
 
 from multiflexi_web.db.engine import write_session
+from multiflexi_web.db.listen import announce
 from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate, Worker, utcnow
@@ -24,6 +25,7 @@ from multiflexi_web.services.jobs import claim as claiming
 from multiflexi_web.services.jobs import onetime
 from multiflexi_web.services.jobs import statements as job_sql
 from multiflexi_web.services.jobs.claim import ClaimedJob
+from multiflexi_web.services.jobs.new_jobs import insert_jobs
 
 NOTIFY_CHANNEL = "multiflexi_jobs"
 RUNNING = JobStatus.RUNNING.value
@@ -59,37 +61,83 @@ def enqueue(
     status: JobStatus = JobStatus.SCHEDULED,
 ) -> Job:
     """Add a job for a RunTemplate (flushed, not committed); executors are woken on commit."""
-    if status not in _CREATED:
-        raise JobError(f"RunTemplate {rt.id}: a job cannot be created {status}")
-    job = Job(
-        runtemplate_id=rt.id,
-        company_id=rt.company_id,
-        application_id=rt.application_id,
-        status=status.value,
+    [job] = enqueue_many(
+        rt,
+        1,
         schedule_type=schedule_type,
-        scheduled_for=when or utcnow(),
+        when=when,
+        env_override=env_override,
+        secret_keys=secret_keys,
         slot_at=slot_at,
-        executor=rt.executor,
-        env_override=onetime.seal(env_override, secret_keys),
         launched_by_id=launched_by_id,
         event_id=event_id,
-        attempt=(retry_of.attempt + 1) if retry_of else 1,
-        retry_of_id=retry_of.id if retry_of else None,
-        app_version=rt.application.version,
+        retry_of=retry_of,
+        status=status,
     )
-    if status is JobStatus.SKIPPED:
-        job.finished_at = utcnow()
-        job.status_reason = "slot missed while no scheduler ran (misfire policy: skip)"
-    db.session.add(job)
-    db.session.flush()
-    _notify()
     return job
 
 
-def _notify() -> None:
-    # NOTIFY is transactional on PostgreSQL: executors hear it only when the job is committed.
+def enqueue_many(
+    rt: RunTemplate,
+    count: int,
+    *,
+    schedule_type: str,
+    when: datetime | None = None,
+    env_override: dict[str, str] | None = None,
+    secret_keys: Iterable[str] = (),
+    slot_at: datetime | None = None,
+    launched_by_id: int | None = None,
+    event_id: int | None = None,
+    retry_of: Job | None = None,
+    status: JobStatus = JobStatus.SCHEDULED,
+) -> list[Job]:
+    """`count` alike jobs of a RunTemplate in one INSERT … SELECT … RETURNING (not committed).
+
+    The statement reads the template's and application's values itself, so a caller whose
+    objects expired at its last commit pays no SELECT for them; on PostgreSQL it also sends
+    the NOTIFY (delivered at commit). One enqueue is BEGIN, this, COMMIT."""
+    if status not in _CREATED:
+        raise JobError(f"RunTemplate {rt.id}: a job cannot be created {status}")
+    if count < 1:
+        return []
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": status.value,
+        "schedule_type": schedule_type,
+        "scheduled_for": when or now,
+        "slot_at": slot_at,
+        "env_override": onetime.seal(env_override, secret_keys),  # once: alike jobs share it
+        "launched_by_id": launched_by_id,
+        "event_id": event_id,
+        "attempt": (retry_of.attempt + 1) if retry_of else 1,
+        "retry_of_id": retry_of.id if retry_of else None,
+        "created_at": now,
+    }
+    if status is JobStatus.SKIPPED:
+        values["finished_at"] = now
+        values["status_reason"] = "slot missed while no scheduler ran (misfire policy: skip)"
+    made = list(db.session.scalars(insert_jobs(_rt_id(rt), count, values, _notify())))
+    if len(made) != count:
+        raise JobError(f"RunTemplate {_rt_id(rt)}: not found")
+    return made
+
+
+def _rt_id(rt: RunTemplate) -> int:
+    # The identity survives expiry: reading rt.id after a commit would SELECT the whole row.
+    key = inspect(rt).identity
+    if key is None:  # added in this unit of work and not flushed yet: its id comes with it
+        db.session.flush()
+        return rt.id
+    return int(key[0])
+
+
+def _notify() -> str | None:
+    """The channel the INSERT notifies itself (PostgreSQL), else None after a doorbell is set
+    to ring on commit (SQLite): either way executors hear of the jobs once they commit."""
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        return NOTIFY_CHANNEL
+    announce(NOTIFY_CHANNEL)
+    return None
 
 
 # -- claiming and running ---------------------------------------------------------------------

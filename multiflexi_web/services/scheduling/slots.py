@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, exists, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from multiflexi_web.db.listen import announce
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, OverlapPolicy, RunTemplate
 from multiflexi_web.models.base import UTCDateTime
@@ -218,9 +219,8 @@ def _sqlite_insert(groups: SlotGroups, now: datetime) -> int:
 
 
 def _notify() -> None:
-    # Transactional on PostgreSQL: executors hear it when the batch commits.
-    if _is_pg():
-        db.session.execute(text(f"NOTIFY {jobs.NOTIFY_CHANNEL}"))
+    # Executors hear of the batch when it commits (NOTIFY, or a doorbell on SQLite).
+    announce(jobs.NOTIFY_CHANNEL)
 
 
 def insert_each(groups: SlotGroups, now: datetime) -> int:
