@@ -56,6 +56,7 @@ class Runtime:
         self.heartbeat_every = min(HEARTBEAT_EVERY, max(lost_after / 3, 0.2))
         self.lease = Lease(lost_after, self.settings.lease_fence)
         self._hb_thread: threading.Thread | None = None
+        self._hb_done = threading.Event()  # unregistering: no beat may follow the "stopped" row
         self._metrics: WSGIServer | None = None
 
     # -- signals -------------------------------------------------------------------------------
@@ -94,7 +95,7 @@ class Runtime:
         """Beat the worker row (and run `extra`, e.g. job heartbeats) every few seconds."""
 
         def loop() -> None:
-            while not self.hard_stop.wait(self.heartbeat_every):
+            while not self._hb_done.wait(self.heartbeat_every) and not self.hard_stop.is_set():
                 try:
                     self.beat()
                     # Only a loop that reached the database proves liveness to systemd.
@@ -157,6 +158,10 @@ class Runtime:
             self._metrics = None
         if self.worker_id is None:
             return
+        # A beat under way would write "stopping" (and stopped_at NULL) over "stopped".
+        self._hb_done.set()
+        if self._hb_thread is not None:
+            self._hb_thread.join(timeout=30)
         try:
             with self.app.app_context():
                 db.session.execute(

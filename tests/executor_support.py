@@ -37,6 +37,7 @@ def shell_rt(
     **rt_values: Any,
 ) -> RunTemplate:
     """A RunTemplate running `/bin/sh -c <script>` (the script is one argv word)."""
+    begin_write()  # a daemon may be writing: never upgrade this test's read snapshot
     company = company or make_company()
     app = make_app(executable="/bin/sh", fields=fields, artifacts=artifacts)
     app.cmdparams = "-c " + _quote(script)
@@ -55,6 +56,7 @@ def _quote(text: str) -> str:
 def schedule(rt: RunTemplate, n: int = 1, **kwargs: Any) -> list[int]:
     """n jobs of rt: the first through jobs.enqueue, the others copies of it in one bulk
     INSERT (enqueuing 15,000 one by one took 15-40 s of a test's time)."""
+    begin_write()
     first = jobs.enqueue(rt, schedule_type="adhoc-cli", **kwargs)
     ids = [first.id]
     if n > 1:

@@ -56,13 +56,20 @@ class Finisher:
         self._journaled: set[int] = set()  # jobs whose finish is in the journal file
         self._closing = False  # close() was asked: record what is queued, then end
         self._lock = threading.Lock()
+        self._journal_lock = threading.Lock()  # job threads append, the finisher clears
         self.thread = threading.Thread(target=self._loop, name="finisher", daemon=True)
         self.thread.start()
 
     def submit(self, run: JobRun) -> None:
-        """Queue a finished run (blocks while max_pending runs wait: bounded memory)."""
+        """Queue a finished run (blocks while max_pending runs wait: bounded memory).
+
+        Journaled first, in the job's own thread: a kill -9 between the job's exit and the
+        commit (the finisher may be busy with the previous batch) must not leave a finished job
+        to be reaped as lost and run again. Not fsync'd here (a write to the page cache survives
+        the process); the failure path fsyncs."""
         with self._lock:
             self._pending.add(run.job.id)
+        self._journal([run], sync=False)
         self.queue.put(run)
 
     def pending(self) -> set[int]:
@@ -134,17 +141,24 @@ class Finisher:
                 # raise after the commit, and the successors claimed in it would be forgotten.
                 safe_rollback()
 
-    def _journal(self, batch: list[JobRun]) -> None:
-        """Keep the runs on disk too: a crash now must not lose a result that was produced."""
-        new = [run for run in batch if run.job.id not in self._journaled]
-        if self.journal is None or not new:
+    def _journal(self, batch: list[JobRun], *, sync: bool = True) -> None:
+        """Keep the runs on disk too: a crash now must not lose a result that was produced.
+        Runs already written unsynced are synced (the whole file) when `sync` is asked."""
+        if self.journal is None:
             return
-        try:
-            self.journal.append([run.journal_entry(self.worker_id) for run in new])
-        except OSError as exc:  # kept in memory all the same; said loudly
-            log.error("action=journal_failed jobs=%s error=%s", _ids(new), exc)
-            return
-        self._journaled.update(run.job.id for run in new)
+        with self._journal_lock:
+            new = [run for run in batch if run.job.id not in self._journaled]
+            try:
+                if new:
+                    self.journal.append(
+                        [run.journal_entry(self.worker_id) for run in new], sync=sync
+                    )
+                elif sync:
+                    self.journal.sync()
+            except OSError as exc:  # kept in memory all the same; said loudly
+                log.error("action=journal_failed jobs=%s error=%s", _ids(new or batch), exc)
+                return
+            self._journaled.update(run.job.id for run in new)
 
     def _let_go(self, batch: list[JobRun]) -> None:
         with self._lock:
@@ -156,11 +170,15 @@ class Finisher:
     def _clear_journal(self, journal: Journal) -> None:
         if self.hard_stop.is_set():
             return  # a batch may have been let go unrecorded: its entries must stay
-        try:
-            journal.clear()
-            self._journaled.clear()
-        except OSError as exc:
-            log.error("action=journal_clear_failed error=%s", exc)
+        with self._journal_lock:
+            with self._lock:  # a run submitted meanwhile is pending before it is journaled
+                if self._pending or not self.queue.empty():
+                    return
+            try:
+                journal.clear()
+                self._journaled.clear()
+            except OSError as exc:
+                log.error("action=journal_clear_failed error=%s", exc)
 
     def _commit(self, batch: list[JobRun]) -> list[ClaimedJob]:
         with writing():

@@ -35,13 +35,19 @@ class Journal:
         self.size = os.fstat(self.fd).st_size
         self._side = 0
 
-    def append(self, entries: list[dict[str, Any]]) -> None:
-        """Write the entries and fsync them (a side file per large value, fsync'd first)."""
+    def append(self, entries: list[dict[str, Any]], *, sync: bool = True) -> None:
+        """Write the entries, and fsync them unless `sync` is false (a side file per large value
+        is always fsync'd first). Unsynced entries survive this process being killed (they are
+        in the kernel's page cache), not the machine losing power."""
         lines = [json.dumps(self._encode(e), separators=(",", ":")) + "\n" for e in entries]
         data = "".join(lines).encode()
         os.write(self.fd, data)
-        os.fsync(self.fd)
+        if sync:
+            os.fsync(self.fd)
         self.size += len(data)
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
 
     def full(self) -> bool:
         return self.size >= self.max_bytes
