@@ -18,6 +18,7 @@ from sqlalchemy import Engine, text
 from multiflexi_web import create_app
 from multiflexi_web.config import Settings
 from multiflexi_web.extensions import db
+from multiflexi_web.services.events import connection as webhook_connection
 from multiflexi_web.models import Base
 from multiflexi_web.security.secrets import generate_key
 from tests import state_guard
@@ -102,6 +103,7 @@ def app(settings: Settings) -> Iterator[Flask]:
         yield app
         db.session.remove()
         db.engine.dispose()
+        webhook_connection.dispose(app)
 
 
 _PG_READY: set[str] = set()

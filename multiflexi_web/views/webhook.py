@@ -9,17 +9,27 @@ on PostgreSQL a request is BEGIN, one INSERT (with its NOTIFY), COMMIT.
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response
 
 from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import csrf, db
 from multiflexi_web.services import settings
+from multiflexi_web.services.events.connection import intake_engine
 from multiflexi_web.services.events.intake import (
     Stored,
+    WebhookSource,
     check_signature,
+    current_epoch,
     first_sighting,
     source_cache,
     store,
+)
+from multiflexi_web.services.events.units import (
+    ConnectionUnit,
+    Received,
+    SessionUnit,
+    Unit,
 )
 
 bp = Blueprint("webhook", __name__)
@@ -50,34 +60,65 @@ def _read_body(limit: int) -> bytes | None:
 def receive_webhook(token: str) -> Response:
     # The body is read before any database work: a slow client must not hold SQLite's lock.
     limit = settings().webhook_max_bytes
-    body = _read_body(limit)
-    headers = dict(request.headers)
+    request_ = Received(token, _read_body(limit), dict(request.headers), limit)
+    engine = intake_engine()
+    if engine is None:
+        # SQLite: a writer from the start, or upgrading a read lock under load would fail.
+        return _unit(SessionUnit(write_session(db.session())), request_)
+    for attempt in (1, 2):
+        conn = engine.connect()
+        unit = ConnectionUnit(conn)
+        try:
+            conn.begin()
+            return _unit(unit, request_)
+        except DBAPIError as exc:
+            # Found dead (no pre-ping on this pool) before any COMMIT: nothing was stored.
+            if attempt == 2 or not exc.connection_invalidated or unit.committed:
+                raise
+        finally:
+            conn.close()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unit(unit: Unit, req: Received) -> Response:
+    """Look up, verify and store one request in the unit's transaction.
+
+    A cached source is confirmed current by the INSERT itself (intake.store); a refusal made
+    with a cached one is confirmed by reading the epoch before it is sent: a source enabled or
+    re-keyed a moment ago must not be refused with its old settings.
+    """
     cache = source_cache()
-    # A writer from the start: SQLite would otherwise fail upgrading a read lock under load.
-    # The session's connection, used through Core only (no ORM objects to track or expire).
-    session = write_session(db.session())
-    conn = session.connection()
-    source, epoch = cache.get(conn, token)
+    source, epoch, fresh = cache.get(unit.conn, req.token)
     for _ in range(3):  # a configuration change between reading the source and storing
-        if source is None:
-            # The same answer for an unknown, disabled or non-webhook token: nothing to learn.
-            return _answer(404, error="not found")
-        if body is None:
-            return _answer(413, error=f"body larger than {limit} bytes")
-        verdict = check_signature(source, body, headers)
-        if verdict.error:
-            return _answer(401, error=verdict.error)
-        if not first_sighting(conn, source, verdict):
-            session.commit()
-            return _answer(409, error="this signed request was received before (a replay)")
-        stored = store(conn, source, epoch, body, headers)
-        if not stored.stale:
-            session.commit()
-            return _stored_answer(stored)
-        session.rollback()  # the signature remembered under the old settings goes too
-        conn = write_session(session).connection()
-        source, epoch = cache.reload(conn, token)
+        refusal = _refusal(unit, source, req)
+        if refusal is None:
+            assert source is not None and req.body is not None  # noqa: S101 - _refusal checked
+            stored = store(unit.conn, source, epoch, req.body, req.headers)
+            if not stored.stale:
+                unit.commit()
+                return _stored_answer(stored)
+        elif fresh or current_epoch(unit.conn) == epoch:
+            if refusal.status_code == 409:
+                unit.commit()  # expired signatures deleted on the way
+            return refusal
+        unit.rollback()  # a signature remembered under the old settings goes too
+        source, epoch = cache.reload(unit.conn, req.token)
+        fresh = True
     return _answer(503, error="the source's settings keep changing; try again")
+
+
+def _refusal(unit: Unit, source: WebhookSource | None, req: Received) -> Response | None:
+    if source is None:
+        # The same answer for an unknown, disabled or non-webhook token: nothing to learn.
+        return _answer(404, error="not found")
+    if req.body is None:
+        return _answer(413, error=f"body larger than {req.limit} bytes")
+    verdict = check_signature(source, req.body, req.headers)
+    if verdict.error:
+        return _answer(401, error=verdict.error)
+    if not first_sighting(unit.conn, source, verdict):
+        return _answer(409, error="this signed request was received before (a replay)")
+    return None
 
 
 def _stored_answer(stored: Stored) -> Response:

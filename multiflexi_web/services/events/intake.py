@@ -61,21 +61,22 @@ class WebhookSource:
 
 class SourceCache:
     """Enabled webhook sources by token, valid while config_epoch stays put (its triggers watch
-    event_source's settings). Every request's INSERT re-checks the epoch in the same statement,
-    so a source disabled or re-keyed is never served from the cache, not even for a moment."""
+    event_source's settings). Every request's INSERT re-checks the epoch in the same statement
+    (and the view re-reads it before refusing a request), so a source disabled or re-keyed is
+    never served from the cache, not even for a moment."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._epoch: int | None = None
         self._items: dict[str, WebhookSource | None] = {}
 
-    def get(self, conn: Connection, token: str) -> tuple[WebhookSource | None, int]:
-        """The source (None: 404) and the epoch it is valid for."""
+    def get(self, conn: Connection, token: str) -> tuple[WebhookSource | None, int, bool]:
+        """The source (None: 404), the epoch it is valid for, and True when just read."""
         with self._lock:
             epoch = self._epoch
             if epoch is not None and token in self._items:
-                return self._items[token], epoch
-        return self.reload(conn, token)
+                return self._items[token], epoch, False
+        return (*self.reload(conn, token), True)
 
     def reload(self, conn: Connection, token: str) -> tuple[WebhookSource | None, int]:
         # The epoch before the source: a change in between makes the next INSERT miss and retry.
