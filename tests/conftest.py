@@ -18,9 +18,9 @@ from sqlalchemy import Engine, text
 from multiflexi_web import create_app
 from multiflexi_web.config import Settings
 from multiflexi_web.extensions import db
-from multiflexi_web.services.events import connection as webhook_connection
 from multiflexi_web.models import Base
 from multiflexi_web.security.secrets import generate_key
+from multiflexi_web.services.events import connection as webhook_connection
 from tests import state_guard
 from tests.services import need
 

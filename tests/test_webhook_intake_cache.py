@@ -84,7 +84,9 @@ def test_a_source_disabled_between_lookup_and_insert_stores_nothing(
     client: FlaskClient, db_url: str
 ) -> None:
     """The race the cache could lose: the source is read (cached), then disabled by someone
-    else before the event's INSERT runs. The INSERT checks the configuration epoch itself."""
+    else before the event's INSERT runs. The INSERT checks the configuration epoch itself.
+    (The change is made as the request's transaction begins: the cached source is then served
+    without any read, so the INSERT is the first statement to see the change.)"""
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite: the request holds the write lock, no one can change it meanwhile")
     source = _source()
@@ -93,18 +95,18 @@ def test_a_source_disabled_between_lookup_and_insert_stores_nothing(
     assert engine is not None
     url, source_id = admin_url(), source.id
 
-    def disable_first(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if "INSERT INTO event " in statement and not fired:
+    def disable_first(conn: Any) -> None:
+        if not fired:
             fired.append(True)
             with psycopg.connect(url, autocommit=True) as other:
                 other.execute("UPDATE event_source SET enabled = false WHERE id = %s", (source_id,))
 
     fired: list[bool] = []
-    event.listen(engine, "before_cursor_execute", disable_first)
+    event.listen(engine, "begin", disable_first)
     try:
         assert _post(client, source, OLD, "b") == 404
     finally:
-        event.remove(engine, "before_cursor_execute", disable_first)
+        event.remove(engine, "begin", disable_first)
     assert fired
     assert _events() == 1
 

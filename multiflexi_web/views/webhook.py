@@ -12,7 +12,6 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response
 
-from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import csrf, db
 from multiflexi_web.services import settings
 from multiflexi_web.services.events.connection import intake_engine
@@ -64,7 +63,7 @@ def receive_webhook(token: str) -> Response:
     engine = intake_engine()
     if engine is None:
         # SQLite: a writer from the start, or upgrading a read lock under load would fail.
-        return _unit(SessionUnit(write_session(db.session())), request_)
+        return _unit(SessionUnit(db.session()), request_)
     for attempt in (1, 2):
         conn = engine.connect()
         unit = ConnectionUnit(conn)

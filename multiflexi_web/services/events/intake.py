@@ -19,10 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Connection, Executable, Table, bindparam, delete, func, select
+from sqlalchemy import Connection, Select, Table, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.dml import ReturningInsert
 
+from multiflexi_web.db.raw import Driver, RawStatement
 from multiflexi_web.models import (
     ConfigEpoch,
     Event,
@@ -238,8 +240,9 @@ def store(
         "error": item.error,
         "matched_rules": [],
     }
-    params = {**values, "epoch": epoch}
-    event_id = conn.scalar(_insert_statement(conn.dialect.name), params)
+    statement = _PG_INSERT if conn.dialect.name == "postgresql" else _SQLITE_INSERT
+    rows = Driver(conn).rows(statement, {**values, "epoch": epoch})
+    event_id = rows[0][0] if rows else None
     if event_id is not None:
         return Stored(event_id, True, item.error)
     if current_epoch(conn) != epoch:
@@ -261,15 +264,12 @@ _EVENT_COLUMNS = (
     "error",
     "matched_rules",
 )
-_STATEMENTS: dict[str, Executable] = {}
 
 
-def _insert_statement(dialect: str) -> Executable:
-    """Built once per dialect with bound parameters: SQLAlchemy's compiled cache then skips
-    building and compiling it per request (that was a third of the view's Python time)."""
-    stmt = _STATEMENTS.get(dialect)
-    if stmt is not None:
-        return stmt
+def _insert_statement(dialect: str) -> Select[Any] | ReturningInsert[Any]:
+    """Compiled once with its bind processors and run on the driver's connection (db/raw.py):
+    building and compiling it per request was a third of the view's Python time, executing it
+    through SQLAlchemy's Connection a further 0.1 ms."""
     table: Table = Event.__table__  # type: ignore[assignment]
     epoch_now = select(ConfigEpoch.n).where(ConfigEpoch.id == EPOCH_ID).scalar_subquery()
     row = select(*(bindparam(k, type_=table.c[k].type) for k in _EVENT_COLUMNS)).where(
@@ -285,8 +285,9 @@ def _insert_statement(dialect: str) -> Executable:
     if dialect == "postgresql":
         # The notification rides on the INSERT: no round trip of its own.
         cte = added.cte("added")
-        stmt = select(cte.c.id, func.pg_notify(NOTIFY_CHANNEL, "")).select_from(cte)
-    else:
-        stmt = added
-    _STATEMENTS[dialect] = stmt
-    return stmt
+        return select(cte.c.id, func.pg_notify(NOTIFY_CHANNEL, "")).select_from(cte)
+    return added
+
+
+_PG_INSERT = RawStatement(lambda: _insert_statement("postgresql"))
+_SQLITE_INSERT = RawStatement(lambda: _insert_statement("sqlite"))
