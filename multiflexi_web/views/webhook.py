@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response
 
-from multiflexi_web.extensions import csrf, db
+from multiflexi_web.extensions import csrf
 from multiflexi_web.services import settings
 from multiflexi_web.services.events.connection import intake_engine
 from multiflexi_web.services.events.intake import (
@@ -27,8 +27,6 @@ from multiflexi_web.services.events.intake import (
 from multiflexi_web.services.events.units import (
     ConnectionUnit,
     Received,
-    SessionUnit,
-    Unit,
 )
 
 bp = Blueprint("webhook", __name__)
@@ -61,9 +59,6 @@ def receive_webhook(token: str) -> Response:
     limit = settings().webhook_max_bytes
     request_ = Received(token, _read_body(limit), dict(request.headers), limit)
     engine = intake_engine()
-    if engine is None:
-        # SQLite: a writer from the start, or upgrading a read lock under load would fail.
-        return _unit(SessionUnit(db.session()), request_)
     for attempt in (1, 2):
         conn = engine.connect()
         unit = ConnectionUnit(conn)
@@ -71,7 +66,8 @@ def receive_webhook(token: str) -> Response:
             conn.begin()
             return _unit(unit, request_)
         except DBAPIError as exc:
-            # Found dead (no pre-ping on this pool) before any COMMIT: nothing was stored.
+            # Found dead (PostgreSQL: no pre-ping on this pool) before any COMMIT: nothing was
+            # stored, run again on a fresh connection.
             if attempt == 2 or not exc.connection_invalidated or unit.committed:
                 raise
         finally:
@@ -79,7 +75,7 @@ def receive_webhook(token: str) -> Response:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _unit(unit: Unit, req: Received) -> Response:
+def _unit(unit: ConnectionUnit, req: Received) -> Response:
     """Look up, verify and store one request in the unit's transaction.
 
     A cached source is confirmed current by the INSERT itself (intake.store); a refusal made
@@ -106,7 +102,7 @@ def _unit(unit: Unit, req: Received) -> Response:
     return _answer(503, error="the source's settings keep changing; try again")
 
 
-def _refusal(unit: Unit, source: WebhookSource | None, req: Received) -> Response | None:
+def _refusal(unit: ConnectionUnit, source: WebhookSource | None, req: Received) -> Response | None:
     if source is None:
         # The same answer for an unknown, disabled or non-webhook token: nothing to learn.
         return _answer(404, error="not found")

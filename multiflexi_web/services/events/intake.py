@@ -5,6 +5,10 @@ delivery id dedups) and `X-MultiFlexi-Signature: t=<unix>,v1=<hmac(f"{t}.{body}"
 and Slack's scheme): the signed time must be within the source's tolerance and each signature is
 accepted once. Dropping or changing the delivery id cannot replay it: the signature is what is
 remembered (webhook_signature, kept until the signed time leaves the window).
+
+The hot path (views/webhook.py): sources cached per config_epoch as plain data, one INSERT per
+request that checks the epoch and the delivery id itself (docs/architecture.md, "The webhook's
+hot path").
 """
 
 from __future__ import annotations
@@ -55,10 +59,6 @@ class WebhookSource:
     body_format: str
     require_timestamp: bool
     tolerance: int
-
-    @property
-    def secret(self) -> bool:
-        return self.key is not None
 
 
 class SourceCache:

@@ -1,14 +1,10 @@
-"""A webhook request's unit of work over either kind of connection (see connection.py)."""
+"""A webhook request's unit of work: its connection, commit and rollback (see connection.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
-
-from multiflexi_web.db.engine import write_session
 
 
 @dataclass(frozen=True)
@@ -19,18 +15,8 @@ class Received:
     limit: int
 
 
-class Unit(Protocol):
-    @property
-    def conn(self) -> Connection: ...
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None:
-        """Undo and begin again (as a writer)."""
-
-
 class ConnectionUnit:
-    """A Core connection of the webhook's own pool (PostgreSQL), its transaction begun."""
+    """A Core connection of the webhook's engine (connection.py), its transaction begun."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -43,21 +29,6 @@ class ConnectionUnit:
         self.conn.commit()
 
     def rollback(self) -> None:
+        """Undo and begin again (on SQLite IMMEDIATE again: the engine's option)."""
         self.conn.rollback()
         self.conn.begin()
-
-
-class SessionUnit:
-    """The app session's connection, used through Core only (SQLite)."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        # Asked for once per transaction: Session.connection() costs ~50 µs a call.
-        self.conn = write_session(session).connection()
-
-    def commit(self) -> None:
-        self.session.commit()
-
-    def rollback(self) -> None:
-        self.session.rollback()
-        self.conn = write_session(self.session).connection()
