@@ -59,12 +59,13 @@ test-deploy: test-system-deps $(DEVSTAMP) ## Build the image offline and run the
 
 check: test test-deploy ## Same as CI
 
-bench: $(DEVSTAMP) ## Run every benchmark (prints JSON figures)
+bench: $(DEVSTAMP) ## Run every benchmark (prints JSON figures; installs wrk)
+	@./scripts/system-deps.sh bench
 	$(BIN)/python bench/executor.py --db sqlite --jobs 500
 	$(BIN)/python bench/scheduler.py --db sqlite --templates 10000
 	$(BIN)/python bench/portal.py --db sqlite --jobs 100000
 	$(BIN)/python bench/metrics.py --db sqlite --jobs 100000
-	$(BIN)/python bench/events.py
+	$(BIN)/python bench/events.py --seconds 5 --rounds 1
 	$(BIN)/python bench/operations.py --templates 200
 
 PEERS_ARGS ?=

@@ -1,21 +1,29 @@
-"""Event benchmark: webhook requests/s accepted by the portal, event-to-job latency per source kind.
+"""Event benchmark: webhook intake against a bare Flask floor, event-to-job latency per source kind.
 
     .venv/bin/python bench/events.py --db sqlite
-    .venv/bin/python bench/events.py --db postgres --requests 5000 --concurrency 16
+    .venv/bin/python bench/events.py --db postgres --seconds 10 --rounds 2
 
-Starts gunicorn (`app:app`, 2 workers) on a loopback port and a real `multiflexi-eventor` against
-a temporary database, then (1) fires --requests webhook POSTs from --concurrency client threads
-and counts the 202 answers per second, and (2) sends --samples messages one by one through each
-source kind (webhook, directory, redis list, redis stream, amqp, mqtt, changes-db) and measures
-the time from sending to the job row's creation. Prints JSON.
+Against a temporary database it starts two gunicorns with the same settings (2 sync workers):
+the portal (`app:app`) and the floor (`bench.webhook_floor:app`, a bare Flask endpoint inserting
+the body into one table). (1) wrk (C, not Python threads: the client must not be the bottleneck;
+`apt-get install wrk`) drives each in turn for --seconds, --rounds times, with --threads and
+--connections: signed POSTs (X-Hub-Signature-256 of a fixed body, a new X-Delivery-Id per
+request, so every request is a new stored event) to the webhook, the same requests to the floor.
+It prints both rates, the ratio, and the load average before each round. (2) A real
+`multiflexi-eventor` turns the stored webhook events into jobs (backlog), then --samples messages
+go one by one through each source kind (webhook, directory, redis list, redis stream, amqp, mqtt,
+changes-db) and the time from sending to the job row's creation is measured. Prints JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -26,7 +34,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +44,7 @@ import pika
 import redis
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
+from webhook_floor import make_engine, metadata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -46,6 +54,7 @@ from multiflexi_web import create_app
 from multiflexi_web.config import PROJECT_ROOT, Settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
+    AppField,
     Application,
     Base,
     Company,
@@ -59,6 +68,9 @@ from multiflexi_web.services.events.catalog import RuleSpec, create_rule, create
 
 BIN = Path(sys.executable).parent
 KEY = generate_key()
+SECRET = "bench-webhook-secret"  # noqa: S105 - a throwaway bench secret
+WRK_SCRIPT = Path(__file__).resolve().parent / "webhook.lua"
+GUNICORN = ["--workers", "2", "--worker-class", "sync"]  # the same for the portal and the floor
 
 
 def free_port() -> int:
@@ -138,6 +150,8 @@ class Fixture:
         app = Application(uuid=str(uuid.uuid4()), name="bench", executable="/bin/true")
         db.session.add_all([company, app])
         db.session.flush()
+        # The rules map $.sent to SENT: a declared field of the app.
+        db.session.add(AppField(application_id=app.id, keyname="SENT"))
         rt = RunTemplate(company_id=company.id, application_id=app.id, name="on-event")
         db.session.add(rt)
         db.session.flush()
@@ -145,7 +159,7 @@ class Fixture:
 
     def _source(self, name: str, config: dict[str, Any]) -> int:
         kind = name.split("-")[0] if name.startswith("redis") else name
-        source = create_source(name, kind, config)
+        source = create_source(name, kind, config, secret=SECRET if kind == "webhook" else None)
         create_rule(source, RuleSpec(self.rt_id, env_mapping={"SENT": "$.sent"}))
         return source.id
 
@@ -163,6 +177,11 @@ class Fixture:
     def jobs(self) -> int:
         with self.app.app_context():
             return db.session.scalar(select(func.count(Job.id))) or 0
+
+    def webhook_events(self) -> int:
+        with self.app.app_context():
+            count = select(func.count(Event.id)).where(Event.source_id == self.sources["webhook"])
+            return db.session.scalar(count) or 0
 
 
 def _sent(payload: dict[str, Any]) -> float:
@@ -199,26 +218,65 @@ def wait_http(port: int, timeout: float = 30) -> None:
     raise SystemExit("gunicorn did not answer /healthz")
 
 
+def signature(body: bytes) -> str:
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
 def post(port: int, token: str, body: bytes) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("POST", f"/webhook/{token}", body, {"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature(body)}
+    conn.request("POST", f"/webhook/{token}", body, headers)
     status = conn.getresponse().status
     conn.close()
     return status
 
 
-def webhook_rate(port: int, token: str, requests: int, concurrency: int) -> dict[str, Any]:
+def wrk(port: int, path: str, body: bytes, args: argparse.Namespace, tag: str) -> dict[str, Any]:
+    """One wrk run; the requests answered 2xx per second and wrk's own summary."""
+    cmd = [
+        "wrk",
+        f"--threads={args.threads}",
+        f"--connections={args.connections}",
+        f"--duration={args.seconds}s",
+        "--script",
+        str(WRK_SCRIPT),
+        f"http://127.0.0.1:{port}",
+        "--",
+        path,
+        body.decode(),
+        signature(body),
+        tag,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRK "))
+    summary: dict[str, Any] = json.loads(line.removeprefix("WRK "))
+    ok = summary["requests"] - summary["non2xx"]
+    summary["ok_per_s"] = round(ok / summary["seconds"], 1)
+    return summary
+
+
+def intake_rates(
+    port: int, floor_port: int, token: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """wrk against the webhook and the floor in turn, --rounds times: both rates, the ratio."""
     body = json.dumps({"bench": True, "data": "x" * 200}).encode()
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        statuses = list(pool.map(lambda _: post(port, token, body), range(requests)))
-    seconds = time.perf_counter() - started
-    accepted = statuses.count(202)
+    rounds = []
+    for n in range(args.rounds):
+        load = os.getloadavg()[0]
+        ours = wrk(port, f"/webhook/{token}", body, args, f"r{n}")
+        bare = wrk(floor_port, "/ingest", body, args, f"r{n}")
+        rounds.append(
+            {
+                "load_1min_before": round(load, 2),
+                "webhook": ours,
+                "floor": bare,
+                "ratio": round(ours["ok_per_s"] / bare["ok_per_s"], 2),
+            }
+        )
     return {
-        "requests": requests,
-        "accepted": accepted,
-        "seconds": round(seconds, 2),
-        "accepted_per_s": round(accepted / seconds, 1),
+        "gunicorn": " ".join(GUNICORN),
+        "wrk": f"{args.threads} threads, {args.connections} connections, {args.seconds} s",
+        "rounds": rounds,
     }
 
 
@@ -288,36 +346,54 @@ def summary(lat: list[float], expected: int) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    p.add_argument("--requests", type=int, default=3000)
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--seconds", type=int, default=10, help="wrk run length per endpoint")
+    p.add_argument("--rounds", type=int, default=2, help="webhook/floor pairs of wrk runs")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument("--connections", type=int, default=8, help="wrk connections")
+    p.add_argument("--intake-only", action="store_true", help="skip the eventor and latencies")
     p.add_argument("--samples", type=int, default=50, help="latency messages per source kind")
     p.add_argument("--gap", type=float, default=0.05, help="seconds between latency messages")
     args = p.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/events.py needs wrk: apt-get install wrk")
     with (
         tempfile.TemporaryDirectory(prefix="mf-bench-events-") as tmp,
         scratch_database(args.db, "mf_bench_events") as url,
     ):
         folder = Path(tmp)
         fx = Fixture(url, folder)
-        env, port = child_env(url, folder), free_port()
-        web = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "app:app"]
-        with process(web, env, folder / "web.log"):
+        metadata.create_all(make_engine(url))
+        env, port, floor_port = child_env(url, folder), free_port(), free_port()
+        web = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *GUNICORN, "app:app"]
+        bare = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{floor_port}", *GUNICORN]
+        with (
+            process(web, env, folder / "web.log"),
+            process([*bare, "bench.webhook_floor:app"], env, folder / "floor.log"),
+        ):
             wait_http(port)
-            rate = webhook_rate(port, fx.token or "", args.requests, args.concurrency)
+            wait_http(floor_port)
+            rate = intake_rates(port, floor_port, fx.token or "", args)
+            stored = fx.webhook_events()
+            if args.intake_only:
+                print(json.dumps({"db": args.db, "webhook_vs_floor": rate, "stored": stored}))
+                return
             with process([str(BIN / "multiflexi-eventor")], env, folder / "ev.log"):
                 backlog_started = time.perf_counter()
-                while fx.jobs() < rate["accepted"] and time.perf_counter() - backlog_started < 300:
+                while fx.jobs() < stored and time.perf_counter() - backlog_started < 300:
                     time.sleep(0.5)
                 backlog = {
-                    "events": rate["accepted"],
+                    "events": stored,
                     "jobs": fx.jobs(),
                     "seconds": round(time.perf_counter() - backlog_started, 2),
                 }
                 time.sleep(2.0)  # consumers connect
                 latency = measure_latency(fx, port, args.samples, args.gap)
+        answered = sum(r["webhook"]["requests"] - r["webhook"]["non2xx"] for r in rate["rounds"])
         result = {
             "db": args.db,
-            "webhook_accepted": rate,
+            "webhook_vs_floor": rate,
+            # Every 202 is one stored event (a new delivery id each): the two must agree.
+            "webhook_202_vs_events_stored": [answered, stored],
             "backlog_to_jobs": backlog,
             "event_to_job_latency": latency,
         }

@@ -6,6 +6,8 @@
 #                       LD_PRELOAD isolation test), systemd (systemd-analyze), docker.io, podman
 #                       and busybox-static (container executor tests); docker-compose and
 #                       debootstrap (make test-deploy).
+#   bench (make bench): + wrk (bench/events.py's load generator: Python client threads were
+#                       the bottleneck, not the server); make test installs it too.
 # Not root: stops (exit 1) with the one command to run. SYSTEM_DEPS=skip goes on without the
 # test packages (the tests needing them skip); make run cannot go on without libmagic.
 set -euo pipefail
@@ -33,10 +35,14 @@ if [ "$what" = test ]; then
   command -v docker-compose >/dev/null || need+=(docker-compose)
   command -v debootstrap >/dev/null || need+=(debootstrap)
 fi
+if [ "$what" = test ] || [ "$what" = bench ]; then
+  have_cmd wrk || need+=(wrk)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 for_what="make run"
 [ "$what" = test ] && for_what="make test"
+[ "$what" = bench ] && for_what="make bench"
 if [ "$what" = test ] && [ "${SYSTEM_DEPS:-}" = skip ]; then
   echo "system-deps: SYSTEM_DEPS=skip: going on without ${need[*]} (tests needing them skip)" >&2
   exit 0

@@ -22,6 +22,7 @@ from multiflexi_web.config import Settings
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Base
 from multiflexi_web.security.secrets import generate_key
+from multiflexi_web.services.events import connection as webhook_connection
 from tests import state_guard
 from tests.services import need
 
@@ -128,6 +129,7 @@ def app(settings: Settings) -> Iterator[Flask]:
         yield app
         db.session.remove()
         db.engine.dispose()
+        webhook_connection.dispose(app)
 
 
 _PG_READY: set[str] = set()

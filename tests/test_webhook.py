@@ -31,7 +31,8 @@ def _sign(body: bytes, secret: str = SECRET) -> str:
 
 
 def _events() -> list[Event]:
-    db.session.expire_all()
+    # The webhook commits on a connection of its own: read in a new transaction (SQLite).
+    db.session.rollback()
     return list(db.session.scalars(select(Event).order_by(Event.id)))
 
 

@@ -31,7 +31,8 @@ def _source(body: str | None = None) -> EventSource:
 
 
 def _events() -> list[Event]:
-    db.session.expire_all()
+    # The webhook commits on a connection of its own: read in a new transaction (SQLite).
+    db.session.rollback()
     return list(db.session.scalars(select(Event).order_by(Event.id)))
 
 
@@ -101,6 +102,7 @@ def test_an_event_no_rule_matched_says_so(client: FlaskClient) -> None:
     create_rule(source, rule)
     db.session.commit()
     client.post(f"/webhook/{source.token}", data=BODY)
+    db.session.rollback()  # the webhook committed on its own connection: a new transaction
     process_batch()
     db.session.commit()
     [event] = _events()

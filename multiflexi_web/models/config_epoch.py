@@ -44,6 +44,17 @@ WATCHED: dict[str, tuple[str, ...] | None] = {
     "credential_prototype_field": None,
     "file_upload": None,  # a RunTemplate's stored input files
     "action_config": None,  # TemplateContext.has_actions
+    # The webhook view's cached sources (services/events/intake.py); not the eventor's
+    # bookkeeping columns (last_processed_id, last_error*), written all the time.
+    "event_source": (
+        "kind",
+        "token",
+        "secret",
+        "config",
+        "enabled",
+        "require_timestamp",
+        "signature_tolerance",
+    ),
 }
 
 # An upsert: a missing row (a wiped table) is simply created again.
