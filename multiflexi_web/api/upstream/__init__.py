@@ -9,14 +9,12 @@ not in answer 404 exactly as in /api/v1.
 from __future__ import annotations
 
 from flask import request
-from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from multiflexi_web.api.upstream import catalogue, jobs, runtemplates, system  # noqa: F401
 from multiflexi_web.api.upstream.blueprint import bp
 from multiflexi_web.api.v1.auth import authenticate_request
-from multiflexi_web.api.v1.errors import ApiError, from_api_error, from_http
-from multiflexi_web.extensions import db
+from multiflexi_web.api.v1.errors import install_json_errors
 
 # Upstream exempts its heartbeat from authentication.
 PUBLIC = {"api.upstream.ping"}
@@ -36,13 +34,4 @@ def _headers(resp: Response) -> Response:
     return resp
 
 
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError) -> Response:
-    db.session.rollback()
-    return from_api_error(exc)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
-    db.session.rollback()
-    return from_http(exc)
+install_json_errors(bp)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import g, request
-from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from multiflexi_web.api.v1 import (  # noqa: F401
@@ -17,8 +16,7 @@ from multiflexi_web.api.v1 import (  # noqa: F401
 )
 from multiflexi_web.api.v1.auth import authenticate_request
 from multiflexi_web.api.v1.blueprint import bp
-from multiflexi_web.api.v1.errors import ApiError, from_api_error, from_http
-from multiflexi_web.extensions import db
+from multiflexi_web.api.v1.errors import install_json_errors
 
 # Reachable without credentials: the liveness check and the API's own description.
 PUBLIC = {"api.v1.health", "api.v1.openapi"}
@@ -41,13 +39,4 @@ def _headers(resp: Response) -> Response:
     return resp
 
 
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError) -> Response:
-    db.session.rollback()
-    return from_api_error(exc)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
-    db.session.rollback()
-    return from_http(exc)
+install_json_errors(bp)

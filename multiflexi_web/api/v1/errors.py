@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify
+from flask import Blueprint, jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
+
+from multiflexi_web.extensions import db
 
 CODES = {
     400: "bad_request",
@@ -89,3 +91,19 @@ def bad_request(message: str, field: str | None = None) -> ApiError:
 
 def unprocessable(message: str, field: str | None = None) -> ApiError:
     return ApiError(422, message, {"field": field} if field else None)
+
+
+def install_json_errors(bp: Blueprint) -> None:
+    """Every error of `bp` answers JSON `{error, message, details}`, its unit of work undone
+    (/api/v1 and the upstream-compatible routes alike)."""
+
+    def api_error(exc: ApiError) -> Response:
+        db.session.rollback()
+        return from_api_error(exc)
+
+    def http_error(exc: HTTPException) -> Response:
+        db.session.rollback()
+        return from_http(exc)
+
+    bp.register_error_handler(ApiError, api_error)
+    bp.register_error_handler(HTTPException, http_error)
