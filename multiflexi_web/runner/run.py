@@ -225,6 +225,7 @@ class JobRun:
                 override=once.values,
                 override_secret=once.secret,
                 uploads=self._inputs(ctx),
+                slot_at=self.job.slot_at,
             )
             argv = fill_argv(ctx.executable, ctx.cmd_words, env.values)
             module = registry.get(self.job.executor)

@@ -59,6 +59,8 @@ class ClaimedJob:
     retry_of: int | None = None  # the attempt this one replaces (fenced before it starts)
     # Its planned time as the driver returned it (SQLite: naive UTC text): the start lag metric
     planned: datetime | str | None = None
+    # A scheduler slot's time, as the driver returned it: the job's MULTIFLEXI_SLOT_AT
+    slot_at: datetime | str | None = None
 
 
 # The statements are built and compiled once, with bound parameters (raw_sql.RawStatement):
@@ -127,7 +129,7 @@ def _due_stmt() -> Select[int]:
 
 
 def _claim_stmt() -> ReturningUpdate[
-    int, int, str, str | None, str | None, bool, int | None, datetime
+    int, int, str, str | None, str | None, bool, int | None, datetime, datetime | None
 ]:
     pick = (
         select(Job.id)
@@ -160,6 +162,7 @@ def _claim_stmt() -> ReturningUpdate[
             uploads,
             Job.retry_of_id,
             Job.scheduled_for,
+            Job.slot_at,
         )
         .execution_options(synchronize_session=False)
     )
@@ -190,7 +193,16 @@ def claimed_jobs(rows: list[tuple[Any, ...]], now: datetime) -> list[ClaimedJob]
     """The rows CLAIM returned (jobs.claim runs it: the job service changes statuses)."""
     return [
         ClaimedJob(
-            r[0], r[1], r[2], r[3], r[4] or OverlapPolicy.WAIT.value, now, bool(r[5]), r[6], r[7]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4] or OverlapPolicy.WAIT.value,
+            now,
+            bool(r[5]),
+            r[6],
+            r[7],
+            r[8],
         )
         for r in rows
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -193,6 +193,7 @@ def resolve(
     override: Mapping[str, str] | None = None,
     override_secret: frozenset[str] = frozenset(),
     uploads: Mapping[str, str] | None = None,
+    slot_at: datetime | str | None = None,
 ) -> ResolvedEnv:
     """Merge the layers (later wins), then the platform's own variables on top; an uploaded
     file's path replaces the bare file name the portal put into the config or one-time env.
@@ -202,7 +203,7 @@ def resolve(
     secret: set[str] = set()
     dropped: list[str] = []
     once = dict(override or {})
-    slot = _slot_value(once.pop(SLOT_AT, None))
+    slot = _slot_value(once.pop(SLOT_AT, None)) or _slot_of(slot_at)
     platform = _platform(ctx, job_id, executor, workdir)
     if slot is not None:
         platform = Layer("platform", {**platform.values, SLOT_AT: slot})
@@ -233,6 +234,15 @@ def resolve(
         for k in sorted(values)
     ]
     return ResolvedEnv(values, entries, frozenset(secret & values.keys()), tuple(dropped))
+
+
+def _slot_of(slot_at: datetime | str | None) -> str | None:
+    """A scheduler slot's time as the job's MULTIFLEXI_SLOT_AT (ISO 8601, UTC); the driver
+    returns SQLite's as naive UTC text."""
+    if slot_at is None:
+        return None
+    when = datetime.fromisoformat(slot_at) if isinstance(slot_at, str) else slot_at
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 def _slot_value(raw: str | None) -> str | None:
