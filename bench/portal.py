@@ -332,15 +332,22 @@ def bench_app(url: str, tmp: str) -> Flask:
     return create_app({"TESTING": True, "WTF_CSRF_ENABLED": False}, settings=settings)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def jobs_args(doc: str | None) -> argparse.Namespace:
+    """The options of a bench timing pages over many jobs (this one and bench/metrics.py)."""
+    p = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     p.add_argument("--jobs", type=int, default=1_000_000)
     p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--url", help="time this already filled database instead (skips the fill)")
-    args = p.parse_args()
+    return p.parse_args()
+
+
+@contextlib.contextmanager
+def filled_app(args: argparse.Namespace, prefix: str) -> Iterator[tuple[Flask, str, float | None]]:
+    """A bench app on a scratch database filled with `args.jobs` jobs (or on `args.url` as it
+    is): (app, database URL, seconds the fill took or None)."""
     with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(scratch_database(args.db, "mf_bench_portal"))
+        url = args.url or stack.enter_context(scratch_database(args.db, prefix))
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         app = bench_app(url, tmp)
         fill_s = None
@@ -348,13 +355,21 @@ def main() -> None:
             with app.app_context():
                 fill_s = round(fill(url, args.jobs), 1)
                 db.session.remove()
+        try:
+            yield app, url, fill_s
+        finally:
+            with app.app_context():
+                db.engine.dispose()
+
+
+def main() -> None:
+    args = jobs_args(__doc__)
+    with filled_app(args, "mf_bench_portal") as (app, url, fill_s):
         result = {
             "db": "sqlite" if url.startswith("sqlite") else "postgres",
             "fill_seconds": fill_s,
         }
         result |= measure(app, args.runs)
-        with app.app_context():
-            db.engine.dispose()
     print(json.dumps(result, indent=2))
 
 
