@@ -28,6 +28,7 @@ for the same trivial job, both timed in the same run (bench/containers.py; root,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -181,8 +182,8 @@ def throughput(
         "rss_mb_last_quarter_max": max(rss[-max(1, len(rss) // 4) :], default=0.0),
         "succeeded": done,
         "jobs_per_s": round(n / span, 1),
-        # The daemon's own CPU (all its threads, not its jobs'), as last sampled before it
-        # exited: much less sensitive to other load on the machine than jobs/s.
+        # The daemon's own CPU (all its threads and its delivery process, not its jobs'), as
+        # last sampled before it exited: much less sensitive to other load than jobs/s.
         "daemon_cpu_ms_per_job": round(cpu * 1000 / n, 2),
         "wall_s_incl_startup": round(wall, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
@@ -204,21 +205,32 @@ def _seconds(later: datetime, earlier: datetime) -> float:
 
 def _rss_samples(proc: subprocess.Popen[bytes], every: float = 0.1) -> tuple[list[float], float]:
     """The daemon's RSS (MB) every `every` seconds until it exits, and the CPU seconds it had
-    used (user + system, its threads, not its children) at the last sample."""
+    used (user + system, its threads and its action delivery process, not its jobs) at the
+    last sample."""
     out: list[float] = []
-    cpu = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
+    cpu: dict[int, float] = {}
+    own = Path(f"/proc/{proc.pid}/cmdline")
     while proc.poll() is None:
         try:
             for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     out.append(round(int(line.split()[1]) / 1024, 1))
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            cpu[proc.pid] = _cpu_seconds(proc.pid)
+            # The delivery process is forked: the one child with the daemon's own command line.
+            kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            for kid in map(int, kids):
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    if Path(f"/proc/{kid}/cmdline").read_bytes() == own.read_bytes():
+                        cpu[kid] = _cpu_seconds(kid)
         except (OSError, IndexError, ValueError):
             pass
         time.sleep(every)
-    return out, cpu
+    return out, sum(cpu.values())
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def live(rt: RunTemplate, n: int, latency_jobs: int, env: dict[str, str]) -> dict[str, Any]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 from dataclasses import replace
 
 from daemons.runtime import boot
 from multiflexi_web.config import ConfigError
 from multiflexi_web.runner import guard
-from multiflexi_web.runner.actions import Dispatcher
+from multiflexi_web.runner.action_process import ActionProcess
 from multiflexi_web.runner.pool import Executor
+from multiflexi_web.security.process import job_identity
 from multiflexi_web.services.actions.settings import load as action_settings
 
 
@@ -24,11 +24,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rt = boot("executor")
     try:
+        run_as = job_identity(rt.settings)
+        settings = replace(action_settings(), run_as=run_as)  # CustomCommand runs as jobs do
+    except ConfigError as exc:
+        print(f"multiflexi-executor: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    # Post-job actions are delivered by a child process of this daemon, forked now while no
+    # thread or connection exists (docs/architecture.md, Actions); 0 threads: by the others.
+    actions = ActionProcess.fork(rt.app, settings, rt.stop) if settings.threads else None
+    try:
         executor = Executor(rt, drain=args.drain)
     except ConfigError as exc:
         print(f"multiflexi-executor: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    run_as = executor.run_settings.run_as
     rt.log(
         "jobs_run_as",
         **({"user": run_as.name, "uid": run_as.uid} if run_as else {"uid": os.getuid()}),
@@ -36,16 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     guard.start()  # before any job: their process groups die with this process, however it dies
     rt.register()
     rt.start_heartbeat()
-    # Post-job actions are delivered by a thread of this daemon (docs/architecture.md, Actions).
-    settings = replace(action_settings(), run_as=run_as)  # CustomCommand runs as jobs do
-    actions = None
-    if settings.threads:  # 0: this executor leaves deliveries to the others
-        actions = Dispatcher(rt.app, rt.worker_id or 0, settings, threading.Event()).start()
+    if actions is not None:
+        actions.start(rt.worker_id or 0)
     code = executor.serve()
     if actions is not None:
-        if args.drain:
-            actions.drain()
-        actions.close()
+        actions.close(drain=args.drain, hard=rt.hard_stop.is_set())
     rt.unregister()
     sys.stderr.flush()
     if executor.running:  # a job thread still blocked (database gone): do not hang on exit

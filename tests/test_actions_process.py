@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -136,3 +137,84 @@ def test_two_executors_deliver_500_runs_exactly_once(
     assert both.is_set(), "never more deliveries in flight than one executor's threads"
     owners = select(ActionRun.owner_id).where(ActionRun.status == "succeeded").distinct()
     assert len(db.session.scalars(owners).all()) == 2
+
+
+def _delivery_process(executor: int) -> int | None:
+    """The executor's forked delivery process: its one child with the executor's command line."""
+    own = Path(f"/proc/{executor}/cmdline").read_bytes()
+    try:
+        kids = Path(f"/proc/{executor}/task/{executor}/children").read_text().split()
+    except OSError:
+        return None
+    for kid in map(int, kids):
+        try:
+            if Path(f"/proc/{kid}/cmdline").read_bytes() == own:
+                return kid
+        except OSError:
+            continue
+    return None
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"  # a zombie: dead, waiting for whoever reaps it
+
+
+def _delivered(n: int) -> bool:
+    db.session.rollback()
+    done = select(func.count()).where(ActionRun.status == "succeeded")
+    return db.session.scalar(done) == n
+
+
+def test_deliveries_run_in_a_niced_child_that_dies_with_the_executor(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    with http_peer() as peer:
+        rt = shell_rt("exit 0")
+        configure.put(rt, "success", "WebHook", {"url": peer.url})
+        db.session.commit()
+        proc = start_daemon(db_url, tmp_path, MULTIFLEXI_ACTION_NICE="7")
+        try:
+            wait_for(lambda: _workers() == 1, 60, "the executor to start")
+            child = _delivery_process(proc.pid)
+            assert child is not None, "no delivery process beside the executor"
+            assert _nice(child) == _nice(proc.pid) + 7
+            schedule(rt)
+            wait_for(lambda: _delivered(1), 60, "the run to be delivered")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            # It is part of the executor: killed with it, its runs left to their leases.
+            wait_for(lambda: _gone(child), 30, "the delivery process to die with the executor")
+        finally:
+            stop(proc)
+    assert len(peer.hits) == 1
+
+
+def test_a_dead_delivery_process_is_replaced_by_a_thread(
+    app: Flask, db_url: str, tmp_path: Path
+) -> None:
+    with http_peer() as peer:
+        rt = shell_rt("exit 0")
+        configure.put(rt, "success", "WebHook", {"url": peer.url})
+        db.session.commit()
+        proc = start_daemon(db_url, tmp_path)
+        try:
+            wait_for(lambda: _workers() == 1, 60, "the executor to start")
+            child = _delivery_process(proc.pid)
+            assert child is not None
+            os.kill(child, signal.SIGKILL)
+            log = tmp_path / "executor.log"
+            wait_for(lambda: "dispatch_process_lost" in log.read_text(), 30, "the loss noticed")
+            schedule(rt)
+            wait_for(lambda: _delivered(1), 60, "the run to be delivered by the executor's thread")
+            assert stop(proc) == 0
+        finally:
+            stop(proc)
+    assert len(peer.hits) == 1

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from multiflexi_web.config import ConfigError, load_settings
+from multiflexi_web.services.actions.settings import load
 
 
 def env(tmp_path: Path, **values: str) -> dict[str, str]:
@@ -139,3 +140,10 @@ def test_env_allow_and_job_user(tmp_path: Path) -> None:
     assert load_settings(env(tmp_path, MULTIFLEXI_JOB_USER="daemon")).job_user == ""
     with pytest.raises(ConfigError, match="MULTIFLEXI_ENV_ALLOW 'LD_PRELOAD': never allowed"):
         load_settings(env(tmp_path, MULTIFLEXI_ENV_ALLOW="LD_PRELOAD"))
+
+
+def test_action_nice_is_checked() -> None:
+    assert load({"MULTIFLEXI_ACTION_NICE": "0"}).nice == 0
+    assert load({}).nice == 10
+    with pytest.raises(ConfigError, match=r"MULTIFLEXI_ACTION_NICE.*0-19"):
+        load({"MULTIFLEXI_ACTION_NICE": "20"})

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
@@ -42,7 +43,19 @@ POLL = 0.1  # seconds between two passes while deliveries are under way
 # queued elsewhere (a retry from the portal, another executor's leftovers) or come due later;
 # at 0.1 s it was most of an idle executor's CPU (1.3% of a core against 0.1% without it).
 IDLE_POLL = 1.0
-_STARTED: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+
+
+class Nudged(Protocol):
+    """A dispatcher of this process (a thread, or the handle on a child process)."""
+
+    def nudge(self) -> None: ...
+
+
+_STARTED: weakref.WeakSet[Nudged] = weakref.WeakSet()
+
+
+def track(dispatcher: Nudged) -> None:
+    _STARTED.add(dispatcher)
 
 
 def runs_queued() -> None:
@@ -75,7 +88,7 @@ class Dispatcher:
 
     def start(self) -> Dispatcher:
         self.thread.start()
-        _STARTED.add(self)
+        track(self)
         return self
 
     def nudge(self) -> None:

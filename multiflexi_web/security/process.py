@@ -58,7 +58,12 @@ def set_undumpable() -> bool:
 
 def term_with_parent() -> None:
     """This process gets SIGTERM (a clean stop) when the process that started it dies."""
-    _prctl(PR_SET_PDEATHSIG, 15, 0, 0, 0)
+    die_with_parent(15)
+
+
+def die_with_parent(signum: int) -> None:
+    """This process gets `signum` when the thread that started it (or its process) ends."""
+    _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
 def clear_ambient_caps() -> None:

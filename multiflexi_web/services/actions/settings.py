@@ -24,6 +24,7 @@ class ActionSettings:
     lease: float = 90.0  # a running delivery older than this is someone else's to retry
     threads: int = 4  # 0: this executor delivers no actions (another one does)
     chain_max_depth: int = 5
+    nice: int = 10  # the delivery process's niceness above the executor's (0-19)
     base_url: str = "http://localhost:5000"  # for links to jobs and artifacts
     run_as: RunAs | None = (
         None  # the job user (security/process.py job_identity), set by the daemon
@@ -32,6 +33,13 @@ class ActionSettings:
     def backoff_for(self, attempts: int) -> float:
         """Seconds before the next attempt, after `attempts` failed ones (capped exponential)."""
         return float(min(self.backoff_max, self.backoff * 2.0 ** max(attempts - 1, 0)))
+
+
+def _niceness(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 19:
+        raise ValueError("out of range")
+    return value
 
 
 def load(environ: Mapping[str, str] | None = None) -> ActionSettings:
@@ -52,5 +60,6 @@ def load(environ: Mapping[str, str] | None = None) -> ActionSettings:
             src, "MULTIFLEXI_ACTION_THREADS", 4, _non_negative_int, "must be a whole number >= 0"
         ),
         chain_max_depth=_parse(src, "MULTIFLEXI_CHAIN_MAX_DEPTH", 5, _positive_int, whole),
+        nice=_parse(src, "MULTIFLEXI_ACTION_NICE", 10, _niceness, "must be a whole number 0-19"),
         base_url=(src.get("MULTIFLEXI_BASE_URL", "") or "http://localhost:5000").rstrip("/"),
     )

@@ -1,0 +1,200 @@
+"""The action dispatcher in a child process of the executor, at a lower CPU priority.
+
+Why a process: deliveries share nothing with job handling but the database, yet as threads of
+the executor they share its interpreter lock. On a CPU-bound host every delivery's Python
+(building the request, recording the attempt) then delays the job threads' own, and one WebHook
+per job halved the executor's throughput (`bench/actions.py --parts overhead`: 0.53 of the
+figure without actions, on PostgreSQL). A child forked at start-up, niced below the executor
+(MULTIFLEXI_ACTION_NICE), has its own interpreter and takes the CPU the jobs leave: under
+saturation deliveries lag behind and catch up, never the jobs; the kernel's fair scheduler still
+gives the child its share, so deliveries never starve.
+
+It is forked before the executor starts any thread or opens any connection, so it inherits
+nothing half-locked; it shares the parent's memory copy-on-write. One pipe runs parent to child:
+the lease owner (the executor's worker id) once the executor is registered, then one byte per
+nudge (the finisher queued runs: deliver now), `d` to deliver everything due before stopping
+(`--drain`), and end-of-file to stop. The child is part of the executor: it is killed when the
+executor dies however it dies (its runs are left to their leases, as a thread's would be), and
+if the child dies first, deliveries go on in a thread of the executor (logged as an error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from flask import Flask
+
+from multiflexi_web.extensions import db
+from multiflexi_web.runner import guard
+from multiflexi_web.runner.actions import Dispatcher, track
+from multiflexi_web.security.process import die_with_parent
+from multiflexi_web.services.actions.settings import ActionSettings
+
+log = logging.getLogger("multiflexi.actions")
+NUDGE, DRAIN = b"n", b"d"
+
+
+class ActionProcess:
+    """The executor's handle on its delivery child (or, once that died, its fallback thread)."""
+
+    def __init__(
+        self, app: Flask, settings: ActionSettings, pid: int, pipe: int, stopping: threading.Event
+    ) -> None:
+        self.app, self.s, self.pid, self.pipe = app, settings, pid, pipe
+        self.stopping = stopping  # the executor's stop: the child stops too (same signal)
+        self.owner_id: int | None = None
+        self.exited = threading.Event()
+        self.status: int | None = None
+        self._closing = False
+        self._fallback: Dispatcher | None = None
+        self._lock = threading.Lock()
+        os.set_blocking(pipe, False)  # a nudge never blocks a finisher (a full pipe: dropped)
+
+    @classmethod
+    def fork(cls, app: Flask, settings: ActionSettings, stopping: threading.Event) -> ActionProcess:
+        """Fork the child now: call before any thread starts or connection opens."""
+        if threading.active_count() > 1:  # a fork would inherit locks other threads hold
+            raise RuntimeError("the action process must be forked before any thread starts")
+        parent = os.getpid()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; tests see it through its deliveries
+            os.close(write)
+            code = 1
+            try:
+                code = _child(app, settings, read, parent)
+            except BaseException as exc:
+                log.exception("action=dispatch_process_failed error=%r", exc)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        os.close(read)
+        handle = cls(app, settings, pid, write, stopping)
+        threading.Thread(target=handle._watch, name="actions-child", daemon=True).start()
+        track(handle)
+        return handle
+
+    def start(self, owner_id: int) -> None:
+        """The executor is registered: the child may claim runs under its worker id."""
+        with self._lock:
+            self.owner_id = owner_id
+            self._send(f"{owner_id}\n".encode())
+            self._take_over()
+        log.info("action=dispatch_process_started pid=%s nice=+%s", self.pid, self.s.nice)
+
+    def nudge(self) -> None:
+        fallback = self._fallback
+        if fallback is not None:
+            fallback.nudge()
+        elif not self.exited.is_set():
+            self._send(NUDGE)
+
+    def close(self, *, drain: bool = False, hard: bool = False) -> None:
+        """Stop the child (after it delivered everything due, with `drain`) and wait for it;
+        `hard`: kill it at once (its runs are retried once their leases expire)."""
+        with self._lock:
+            self._closing = True
+            fallback = self._fallback
+        if hard:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        elif drain:
+            self._send(DRAIN)
+        with contextlib.suppress(OSError):
+            os.close(self.pipe)
+        # In-flight deliveries end within their attempt timeout; then it is killed.
+        if not self.exited.wait(self.s.timeout + 30):
+            log.error("action=dispatch_process_killed pid=%s reason=stop timed out", self.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.exited.wait()
+        if fallback is not None:
+            if drain:
+                fallback.drain()
+            fallback.close()
+
+    def _send(self, data: bytes) -> None:
+        try:
+            os.write(self.pipe, data)
+        except BlockingIOError:  # the child is that far behind: it has nudges enough queued
+            pass
+        except OSError as exc:  # it died: _watch takes over
+            log.debug("action=dispatch_process_unreachable error=%r", exc)
+
+    def _watch(self) -> None:
+        _, status = os.waitpid(self.pid, 0)
+        with self._lock:
+            self.status = os.waitstatus_to_exitcode(status)
+            self.exited.set()
+            self._take_over()
+
+    def _take_over(self) -> None:
+        """The child died while the executor goes on: deliver in a thread from now on."""
+        if not self.exited.is_set() or self._closing or self.stopping.is_set():
+            return
+        if self.owner_id is None or self._fallback is not None:
+            return  # start() takes over once the executor is registered
+        log.error(
+            "action=dispatch_process_lost pid=%s exit=%s fallback=thread", self.pid, self.status
+        )
+        self._fallback = Dispatcher(self.app, self.owner_id, self.s, threading.Event()).start()
+
+
+def _child(app: Flask, settings: ActionSettings, pipe: int, parent: int) -> int:
+    die_with_parent(signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above took effect
+        return 1
+    os.nice(settings.nice)
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stopped.set()  # the executor's stop: finish what is in flight, claim nothing more
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with app.app_context():
+        db.engine.dispose(close=False)  # never share a pooled connection with the parent
+    owner = _read_owner(pipe)
+    if owner is None:  # the executor ended before it registered
+        return 0
+    guard.start()  # CustomCommand's processes die with this process, however it dies
+    dispatcher = Dispatcher(app, owner, settings, threading.Event()).start()
+    drain = threading.Event()
+    reader = threading.Thread(
+        target=_read_commands, args=(pipe, dispatcher, drain, stopped), daemon=True
+    )
+    reader.start()
+    stopped.wait()
+    if drain.is_set():
+        dispatcher.drain()
+    dispatcher.close()
+    guard.stop()
+    sys.stderr.flush()
+    return 0
+
+
+def _read_owner(pipe: int) -> int | None:
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(pipe, 1)
+        if not chunk:
+            return None
+        line += chunk
+    return int(line)
+
+
+def _read_commands(
+    pipe: int, dispatcher: Dispatcher, drain: threading.Event, stopped: threading.Event
+) -> None:
+    while data := os.read(pipe, 4096):
+        if DRAIN in data:
+            drain.set()
+        if NUDGE in data:
+            dispatcher.nudge()
+    stopped.set()  # end of file: the executor stops (or died, and this process with it)
