@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
+from multiflexi_web.executors.base import AppInfo, JobSpec, RunAs, RunResult
 from multiflexi_web.executors.native import NativeExecutor
+from multiflexi_web.security import process
+from multiflexi_web.security.process import SETPRIV, job_command
 
 
 class RecordingIO:
@@ -153,3 +157,59 @@ def test_output_arrives_while_the_job_runs(tmp_path: Path) -> None:
 def test_unusable_reason(app: AppInfo) -> None:
     reason = NativeExecutor().unusable_reason(app)
     assert (reason is None) == bool(app.executable)
+
+
+def _as_user(argv: tuple[str, ...], tmp_path: Path) -> tuple[RunResult, RecordingIO]:
+    nobody = pwd.getpwnam("nobody")
+    tmp_path.chmod(0o777)  # the job user's work directory
+    spec = JobSpec(
+        job_id=1,
+        argv=argv,
+        env={"PATH": "/usr/bin:/bin"},
+        workdir=tmp_path,
+        app=AppInfo("t", argv[0], None),
+        run_as=RunAs("nobody", nobody.pw_uid, nobody.pw_gid),
+    )
+    io = RecordingIO()
+    return NativeExecutor().run(spec, io), io
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the job user needs root")
+def test_as_root_the_job_user_has_no_groups_and_no_capabilities(tmp_path: Path) -> None:
+    # As root the switch is setpriv's after a vfork (security/process.py job_command): the job
+    # must end exactly as Popen's own switch left it.
+    assert job_command(["/bin/true"], RunAs("x", 1, 1))[0][0] == SETPRIV
+    nobody = pwd.getpwnam("nobody")
+    probe = "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapAmb):' /proc/self/status"
+    result, io = _as_user(("/bin/sh", "-c", probe), tmp_path)
+    assert result.exit_code == 0, io.text("stderr")
+    status = dict(line.split(":", 1) for line in io.text().decode().splitlines())
+    assert status["Uid"].split() == [str(nobody.pw_uid)] * 4
+    assert status["Gid"].split() == [str(nobody.pw_gid)] * 4
+    assert status["Groups"].split() == []
+    for caps in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert int(status[caps], 16) == 0, caps
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the job user needs root")
+def test_as_root_the_job_user_cannot_run_what_only_root_may(tmp_path: Path) -> None:
+    # setpriv holds root's capabilities up to its own exec: the command's execute permission
+    # must still be checked against the job user (the second, capability-less exec).
+    private = tmp_path / "private"
+    private.mkdir()
+    secret_tool = private / "id"
+    shutil.copy("/usr/bin/id", secret_tool)
+    secret_tool.chmod(0o700)  # root's alone
+    result, io = _as_user((str(secret_tool),), tmp_path)
+    assert result.exit_code == 126
+    assert io.text() == b"" and b"Permission denied" in io.text("stderr")
+    result, _ = _as_user(("/nonexistent/prog",), tmp_path)
+    assert result.exit_code == 127 and "/nonexistent/prog" in (result.error or "")
+
+
+def test_without_root_popen_switches_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(process, "_setpriv_usable", lambda: False)
+    command, args = job_command(["/bin/true"], RunAs("x", 7, 8))
+    assert command == ["/bin/true"]
+    assert (args["user"], args["group"], args["extra_groups"]) == (7, 8, [])
+    assert job_command(["/bin/true"], None) == (["/bin/true"], {"process_group": 0, "umask": 0o77})

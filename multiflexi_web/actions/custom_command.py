@@ -2,7 +2,7 @@
 
 Running a command of one's choosing is a global administrator's power (SPEC §15): only they may
 configure this action (services/actions/configure.py refuses others). The command runs as
-the job user, exactly as jobs do (security/process.py as_job), never as the executor's user.
+the job user, exactly as jobs do (security/process.py job_command), never as the executor's user.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
 from multiflexi_web.actions.delivery import bounded
 from multiflexi_web.runner import guard
-from multiflexi_web.security.process import as_job
+from multiflexi_web.security.process import job_command
 from multiflexi_web.services.jobs.command import CommandError, fill
 
 
@@ -65,14 +65,15 @@ def _run(argv: list[str], env: dict[str, str], ctx: ActionContext) -> Outcome:
         if ctx.run_as is not None:
             os.chown(cwd, ctx.run_as.uid, ctx.run_as.gid)
         try:
+            command, switch = job_command(argv, ctx.run_as)
             proc = subprocess.Popen(
-                argv,
+                command,
                 cwd=cwd,
                 env={**env, "HOME": cwd},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                **as_job(ctx.run_as),
+                **switch,
             )
         except OSError as exc:
             return Outcome(False, error=f"CustomCommand cannot start {argv[0]!r}: {exc.strerror}")

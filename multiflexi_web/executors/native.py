@@ -12,7 +12,7 @@ import time
 
 from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
 from multiflexi_web.runner import guard
-from multiflexi_web.security.process import as_job
+from multiflexi_web.security.process import job_command
 
 READ_SIZE = 64 * 1024
 TICK = 0.2  # how often a quiet job checks its timeout and stop requests
@@ -43,14 +43,17 @@ class NativeExecutor:
     def run(self, spec: JobSpec, io: JobIO) -> RunResult:
         try:
             executable = resolve_executable(spec.argv[0], spec.env.get("PATH", ""))
+            if not os.path.exists(executable):  # say so here, not in the job's own stderr
+                raise FileNotFoundError(2, "No such file or directory")
+            command, switch = job_command([executable, *spec.argv[1:]], spec.run_as)
             proc = subprocess.Popen(
-                [executable, *spec.argv[1:]],
+                command,
                 cwd=spec.workdir,
                 env=spec.env,
                 stdin=_devnull(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                **as_job(spec.run_as),
+                **switch,
             )
         except OSError as exc:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
