@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 # Job processes are the work, not the worker: left out of the worker's RSS.
-JOB_COMMANDS = {"sh"}
+JOB_COMMANDS = {"sh", "setpriv"}  # setpriv: a job switching to the job user, before its exec
 
 
 def tree(pid: int) -> list[int]:
