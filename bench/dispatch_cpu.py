@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/dispatch_cpu.py --db postgres --runs 300 --rounds 3
     .venv/bin/python bench/dispatch_cpu.py --db sqlite --profile 25
+    .venv/bin/python bench/dispatch_cpu.py --db postgres --tls
 
 Each round queues --runs finished jobs (two output chunks each) with one WebHook action run
 each, then a `Dispatcher` of this process (runner/actions.py, --threads delivery threads) drains
-them against a loopback HTTP/1.1 peer running in a child process, so the process CPU measured
-(time.process_time over drain(), every thread of this process) is the dispatcher's alone: its
-transactions, statement building, context and the POSTs' client side. Prints the median of the
+them against a loopback HTTP/1.1 keep-alive peer (--tls: HTTPS, its self-signed certificate
+trusted through REQUESTS_CA_BUNDLE) running in a child process, so the process CPU measured
+(time.process_time over drain(), every thread of this process) is the dispatcher's alone:
+its transactions, statement building, context and the POSTs' client side. Prints the median of the
 rounds' CPU ms per run (and the loop thread's share) with the load average; `--profile N`
 also prints cProfile's top N functions (cumulative, the loop thread's CPU) of one more round.
 """
@@ -19,6 +21,8 @@ import cProfile
 import json
 import os
 import pstats
+import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -43,10 +47,12 @@ from multiflexi_web.models.action import ActionConfig, ActionRun  # noqa: E402
 from multiflexi_web.runner.actions import Dispatcher  # noqa: E402
 from multiflexi_web.services.actions.settings import ActionSettings  # noqa: E402
 from multiflexi_web.services.jobs import transitions as jobs  # noqa: E402
+from tests.action_peers import self_signed  # noqa: E402
 
 
-def serve_peer() -> None:
-    """The peer (a child process): answers every POST 200 over keep-alive HTTP/1.1."""
+def serve_peer(tls: Path | None) -> None:
+    """The peer (a child process): answers every POST 200 over keep-alive HTTP/1.1; over TLS
+    with the certificate and key in `tls` (a folder) if given."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -63,6 +69,10 @@ def serve_peer() -> None:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls / "cert.pem", tls / "key.pem")
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -138,15 +148,25 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--profile", type=int, default=0, help="top N functions of one more round")
-    ap.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tls", action="store_true", help="an HTTPS peer (self-signed, trusted)")
+    ap.add_argument("--peer", help=argparse.SUPPRESS)  # run as the peer: "" or a TLS folder
     args = ap.parse_args()
-    if args.peer:
-        serve_peer()
+    if args.peer is not None:
+        serve_peer(Path(args.peer) if args.peer else None)
         return
-    peer = subprocess.Popen([sys.executable, __file__, "--peer"], stdout=subprocess.PIPE, text=True)
+    certs = Path(tempfile.mkdtemp(prefix="mf-bench-tls-"))
+    if args.tls:
+        cert, _ = self_signed(certs)
+        os.environ["REQUESTS_CA_BUNDLE"] = str(cert)  # the deliveries trust the peer
+    peer = subprocess.Popen(
+        [sys.executable, __file__, "--peer", str(certs) if args.tls else ""],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert peer.stdout is not None
-        url = f"http://127.0.0.1:{int(peer.stdout.readline())}/hook"
+        scheme = "https" if args.tls else "http"
+        url = f"{scheme}://127.0.0.1:{int(peer.stdout.readline())}/hook"
         with tempfile.TemporaryDirectory() as tmp, scratch_database(args.db) as db_url:
             app = make_app(db_url, Path(tmp))
             with app.app_context():
@@ -163,6 +183,7 @@ def main() -> None:
                     "db": args.db,
                     "runs": args.runs,
                     "threads": args.threads,
+                    "peer": url.split(":")[0],
                     "cpu_ms_per_run": [round(x, 3) for x in per_run],
                     "cpu_ms_per_run_median": round(statistics.median(per_run), 3),
                     "loop_thread_ms_per_run_median": round(statistics.median(LOOP_MS[1:]), 3),
@@ -181,6 +202,7 @@ def main() -> None:
     finally:
         peer.terminate()
         peer.wait(10)
+        shutil.rmtree(certs, ignore_errors=True)
 
 
 if __name__ == "__main__":
