@@ -148,6 +148,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--profile", type=int, default=0, help="top N functions of one more round")
+    ap.add_argument("--sort", default="cumulative", help="--profile's order (e.g. tottime)")
     ap.add_argument("--tls", action="store_true", help="an HTTPS peer (self-signed, trusted)")
     ap.add_argument("--peer", help=argparse.SUPPRESS)  # run as the peer: "" or a TLS folder
     args = ap.parse_args()
@@ -196,7 +197,7 @@ def main() -> None:
                     prof.enable()
                     one_round(app, rt, config_id, args)
                     prof.disable()
-                    pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile)
+                    pstats.Stats(prof).sort_stats(args.sort).print_stats(args.profile)
                 db.session.remove()
                 db.engine.dispose()
     finally:

@@ -133,10 +133,12 @@ def _compile(stmt: ClauseElement, dialect: Dialect) -> _Form:
     names = tuple(compiled.positiontup) if compiled.positional else tuple(rendered)
     fixed: dict[str, Any] = {}
     processors: list[tuple[str, Callable[[Any], Any]]] = []
+    seen: set[str] = set()
     for bind, name in compiled.bind_names.items():
         # A parameter used twice (a CTE's copy of the WHERE) is one value, converted once.
-        if name not in names or any(name == done for done, _ in processors):
+        if name not in names or name in seen:
             continue
+        seen.add(name)
         if not bind.required:
             fixed[name] = bind.effective_value
         proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -154,8 +156,10 @@ def _compile(stmt: ClauseElement, dialect: Dialect) -> _Form:
 
 def _result_processors(compiled: Any, dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
     """The result columns' conversions (JSON parsed on SQLite, aware UTC datetimes), as
-    SQLAlchemy's own results apply them. Asked without the driver's column type code: the
-    types whose conversion depends on it (Numeric on some drivers) are not for `Driver.read`."""
+    SQLAlchemy's own results apply them (read from its compiled statement's private
+    `_result_columns`; tests/test_raw_sql.py checks the conversion). Asked without the driver's
+    column type code: types whose conversion depends on it (Numeric on some drivers) are not
+    for `Driver.read`."""
     columns = getattr(compiled, "_result_columns", None) or []
     return tuple(col[3]._cached_result_processor(dialect, None) for col in columns)
 
