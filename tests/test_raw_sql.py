@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import bindparam, insert, select, update
 
-from multiflexi_web.db.raw import RawStatement, constants, driver
+from multiflexi_web.db.raw import RawStatement, constants, driver, one_of
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate
 from multiflexi_web.models.base import UTCDateTime
@@ -65,3 +65,38 @@ def test_statements_it_cannot_bind_once_are_refused(app: Flask) -> None:
 def test_constants_take_plain_words_only(word: str) -> None:
     with pytest.raises(ValueError, match="plain word"):
         constants(word)
+
+
+# The same parameter twice (here in the CTE and in the outer WHERE): one value, converted once.
+TWICE = RawStatement(
+    lambda: select(Job.id).where(
+        Job.id.in_(
+            select(Job.id)
+            .where(Job.scheduled_for <= bindparam("p_at", type_=UTCDateTime()))
+            .cte("early")
+            .select()
+        ),
+        Job.scheduled_for <= bindparam("p_at", type_=UTCDateTime()),
+    )
+)
+# A list of ids as one parameter; rows read back converted (JSON parsed on SQLite too).
+ENVS = RawStatement(lambda: select(Job.id, Job.env).where(one_of(Job.id, "p_ids")).order_by(Job.id))
+
+
+def test_a_parameter_used_twice_is_converted_once(app: Flask) -> None:
+    [job_id] = schedule(shell_rt("true"))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert driver(db.session()).rows(TWICE, {"p_at": later}) == [(job_id,)]
+    assert driver(db.session()).rows(TWICE, {"p_at": later - timedelta(hours=2)}) == []
+    db.session.rollback()
+
+
+def test_one_of_binds_a_list_and_read_converts_results(app: Flask) -> None:
+    ids = schedule(shell_rt("true"), 3)
+    db.session.execute(update(Job).where(Job.id == ids[1]).values(env=[{"key": "K"}]))
+    drv = driver(db.session())
+    got = drv.read(ENVS, {"p_ids": [ids[1], ids[2], 10**12]})
+    assert [r[0] for r in got] == ids[1:]
+    assert got[0][1] == [{"key": "K"}]  # a list, not the driver's JSON text
+    assert drv.read(ENVS, {"p_ids": []}) == []
+    db.session.rollback()

@@ -10,15 +10,28 @@ driver's own call. It runs on the session's connection, inside the session's tra
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Dialect, String, literal_column
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Connection,
+    Dialect,
+    String,
+    TypeDecorator,
+    bindparam,
+    literal_column,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql import ClauseElement
 
 _DRIVER_KEY = "multiflexi.raw_driver"
@@ -34,6 +47,54 @@ def constants(*values: str) -> list[ColumnElement[str]]:
     return [literal_column(f"'{v}'", String) for v in values]
 
 
+class _IdList(TypeDecorator[list[int]]):
+    """A list of ids bound as one value: a bigint array on PostgreSQL, JSON text elsewhere."""
+
+    impl = String()
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(BigInteger()))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        ids = [int(i) for i in value]
+        return ids if dialect.name == "postgresql" else json.dumps(ids)
+
+
+class _OneOf(ColumnElement[bool]):
+    """`column` is one of the ids bound as `name` (a list): an IN list of a RawStatement,
+    whose SQL text stays the same whatever the list's length (no expanding bind)."""
+
+    inherit_cache = False  # compiled once per dialect by RawStatement anyway
+    type = Boolean()
+    _is_implicitly_boolean = True  # a comparison: SQLite must not get `(… IN …) = 1`
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column, self.ids = column, bindparam(name, type_=_IdList())
+
+
+@compiles(_OneOf)
+def _one_of_json(element: _OneOf, compiler: Any, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    return f"{column} IN (SELECT value FROM json_each({ids}))"  # noqa: S608 (compiled SQL only)
+
+
+@compiles(_OneOf, "postgresql")
+def _one_of_any(element: _OneOf, compiler: Any, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    return f"{column} = ANY({ids})"
+
+
+def one_of(column: ColumnElement[Any] | QueryableAttribute[Any], name: str) -> ColumnElement[bool]:
+    """`column IN (ids)` for a RawStatement: the ids are passed as one parameter `name`, a list
+    of ints (`= ANY(array)` on PostgreSQL, `IN (SELECT value FROM json_each(...))` on SQLite)."""
+    if isinstance(column, QueryableAttribute):
+        return _OneOf(column.__clause_element__(), name)
+    return _OneOf(column, name)
+
+
 @dataclass(frozen=True)
 class _Form:
     sql: str
@@ -41,6 +102,8 @@ class _Form:
     positional: bool
     fixed: dict[str, Any]  # values bound in the statement itself (e.g. `status = 'running'`)
     processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+    # Per result column, SQLAlchemy's conversion of what the driver returns (None: as is)
+    results: tuple[Callable[[Any], Any] | None, ...] = ()
 
 
 class RawStatement:
@@ -70,15 +133,35 @@ def _compile(stmt: ClauseElement, dialect: Dialect) -> _Form:
     names = tuple(compiled.positiontup) if compiled.positional else tuple(rendered)
     fixed: dict[str, Any] = {}
     processors: list[tuple[str, Callable[[Any], Any]]] = []
+    seen: set[str] = set()
     for bind, name in compiled.bind_names.items():
-        if name not in names:
+        # A parameter used twice (a CTE's copy of the WHERE) is one value, converted once.
+        if name not in names or name in seen:
             continue
+        seen.add(name)
         if not bind.required:
             fixed[name] = bind.effective_value
         proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if proc is not None:
             processors.append((name, proc))
-    return _Form(compiled.string, names, compiled.positional, fixed, tuple(processors))
+    return _Form(
+        compiled.string,
+        names,
+        compiled.positional,
+        fixed,
+        tuple(processors),
+        _result_processors(compiled, dialect),
+    )
+
+
+def _result_processors(compiled: Any, dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
+    """The result columns' conversions (JSON parsed on SQLite, aware UTC datetimes), as
+    SQLAlchemy's own results apply them (read from its compiled statement's private
+    `_result_columns`; tests/test_raw_sql.py checks the conversion). Asked without the driver's
+    column type code: types whose conversion depends on it (Numeric on some drivers) are not
+    for `Driver.read`."""
+    columns = getattr(compiled, "_result_columns", None) or []
+    return tuple(col[3]._cached_result_processor(dialect, None) for col in columns)
 
 
 class Driver:
@@ -134,6 +217,18 @@ class Driver:
         with self._cursor(form) as cur:
             cur.execute(form.sql, self._args(form, params))
             return [tuple(r) for r in cur.fetchall()]
+
+    def read(self, stmt: RawStatement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows converted as SQLAlchemy's results convert them (rows() gives the driver's
+        values as they came)."""
+        form = stmt.form(self.dialect)
+        with self._cursor(form) as cur:
+            cur.execute(form.sql, self._args(form, params))
+            found = cur.fetchall()
+        procs = list(enumerate(form.results))
+        if not any(proc for _, proc in procs):
+            return [tuple(r) for r in found]
+        return [tuple(proc(r[i]) if proc else r[i] for i, proc in procs) for r in found]
 
     def many(self, stmt: RawStatement, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:

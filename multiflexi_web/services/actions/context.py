@@ -1,4 +1,7 @@
-"""The frozen ActionContext a plug-in gets: the finished job as plain data, read for a batch."""
+"""The frozen ActionContext a plug-in gets: the finished job as plain data, read for a batch.
+
+The batch reads are statements.py's, compiled once (the ids bound as one list parameter).
+"""
 
 from __future__ import annotations
 
@@ -10,28 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from multiflexi_web import __version__
+from multiflexi_web.actions import registry
 from multiflexi_web.actions.base import ActionContext, AppRef
-from multiflexi_web.models import (
-    AppExitCode,
-    Application,
-    Artifact,
-    Company,
-    Job,
-    JobOutput,
-    RunTemplate,
-)
-from multiflexi_web.models.action import ActionConfig, ActionDefault
+from multiflexi_web.db.raw import driver
+from multiflexi_web.models import Application, Artifact
 from multiflexi_web.security.secrets import SecretError
-from multiflexi_web.services.actions import mail_credential, values
+from multiflexi_web.services.actions import mail_credential, statements, values
 from multiflexi_web.services.actions.settings import ActionSettings
 from multiflexi_web.services.jobs.artifacts import content_of
 
 TAIL_BYTES = 8192
-TAIL_CHUNKS = 16  # output rows read per stream for a tail
+TAIL_CHUNKS = statements.TAIL_CHUNKS  # output rows read per stream for a tail
 
 
 class ContextError(ValueError):
@@ -43,11 +39,7 @@ def configs_for(session: Session, config_ids: Collection[int]) -> dict[int, dict
     (one query). A config that was removed is missing."""
     if not config_ids:
         return {}
-    rows = session.execute(
-        select(ActionConfig.id, ActionConfig.config, ActionDefault.config)
-        .outerjoin(ActionDefault, ActionDefault.action == ActionConfig.action)
-        .where(ActionConfig.id.in_(config_ids))
-    ).all()
+    rows = driver(session).read(statements.CONFIGS, {"p_ids": sorted(config_ids)})
     return {row[0]: values.merged(row[2], row[1] or {}) for row in rows}
 
 
@@ -74,36 +66,7 @@ def job_facts(session: Session, job_ids: Collection[int]) -> dict[int, JobFacts]
     """The jobs' facts, one query for all of them."""
     if not job_ids:
         return {}
-    meaning = (
-        select(AppExitCode.description)
-        .where(AppExitCode.application_id == Job.application_id, AppExitCode.code == Job.exit_code)
-        .limit(1)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        select(
-            Job.id,
-            Job.status,
-            Job.exit_code,
-            Job.env,
-            RunTemplate.id,
-            RunTemplate.name,
-            Application.id,
-            Application.name,
-            Application.uuid,
-            Application.homepage,
-            Application.produces,
-            Company.id,
-            Company.slug,
-            Company.name,
-            Company.zabbix_host,
-            meaning,
-        )
-        .join(RunTemplate, RunTemplate.id == Job.runtemplate_id)
-        .join(Application, Application.id == Job.application_id)
-        .join(Company, Company.id == Job.company_id)
-        .where(Job.id.in_(job_ids))
-    ).all()
+    rows = driver(session).read(statements.FACTS, {"p_ids": sorted(job_ids)})
     return {row[0]: _facts(row) for row in rows}
 
 
@@ -128,25 +91,11 @@ def _facts(row: Any) -> JobFacts:
 def tails(
     session: Session, job_ids: Collection[int], limit: int = TAIL_BYTES
 ) -> dict[tuple[int, str], str]:
-    """(job id, stream) -> the last `limit` bytes of its output (the last 16 chunks read),
-    for all the jobs in one query."""
+    """(job id, stream) -> the last `limit` bytes of its output (the last TAIL_CHUNKS chunks
+    read), for all the jobs in one query."""
     if not job_ids:
         return {}
-    ranked = (
-        select(
-            JobOutput.id,
-            func.row_number()
-            .over(partition_by=(JobOutput.job_id, JobOutput.stream), order_by=JobOutput.seq.desc())
-            .label("rn"),
-        )
-        .where(JobOutput.job_id.in_(job_ids))
-        .subquery()
-    )
-    rows = session.execute(
-        select(JobOutput.job_id, JobOutput.stream, JobOutput.data)
-        .where(JobOutput.id.in_(select(ranked.c.id).where(ranked.c.rn <= TAIL_CHUNKS)))
-        .order_by(JobOutput.job_id, JobOutput.stream, JobOutput.seq)
-    ).all()
+    rows = driver(session).read(statements.TAILS, {"p_ids": sorted(job_ids)})
     chunks: dict[tuple[int, str], list[bytes]] = {}
     for job_id, stream, data in rows:
         chunks.setdefault((job_id, stream), []).append(bytes(data))
@@ -225,12 +174,9 @@ def gather(session: Session, claimed: Sequence[Any]) -> dict[int, Gathered]:
     configs = configs_for(session, {c.config_id for c in claimed if c.config_id is not None})
     arts: dict[int, list[tuple[int, str]]] = {}
     if facts:
-        rows = session.execute(
-            select(Artifact.job_id, Artifact.id, Artifact.filename)
-            .where(Artifact.job_id.in_(facts))
-            .order_by(Artifact.id)
-        )
-        for job_id, art_id, filename in rows:
+        for job_id, art_id, filename in driver(session).read(
+            statements.ARTIFACTS, {"p_ids": sorted(facts)}
+        ):
             arts.setdefault(job_id, []).append((art_id, filename))
     out = tails(session, facts)
     found: dict[int, Gathered] = {}
@@ -238,7 +184,7 @@ def gather(session: Session, claimed: Sequence[Any]) -> dict[int, Gathered]:
         job = facts.get(c.job_id)
         stored = configs.get(c.config_id) if c.config_id is not None else None
         login, login_error = None, None
-        if job is not None and stored is not None:
+        if job is not None and stored is not None and _chooses_credential(c.action):
             try:
                 login = login_for(session, c.action, values.plain(stored), job.company_id)
             except ContextError as exc:
@@ -255,6 +201,16 @@ def gather(session: Session, claimed: Sequence[Any]) -> dict[int, Gathered]:
             login_error,
         )
     return found
+
+
+def _chooses_credential(kind: str) -> bool:
+    """Whether the kind's config names a credential: only then is its config decrypted here.
+    An unknown kind chooses none (its delivery records it failed, rather than every pass of
+    the dispatcher failing on it)."""
+    try:
+        return bool(mail_credential.credential_keys(kind))
+    except registry.UnknownAction:
+        return False
 
 
 def build(

@@ -4,7 +4,8 @@ A run is claimed like a job: one UPDATE ... RETURNING over a subquery that skips
 executors hold (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite has one writer at a time, and the
 outer WHERE repeats the condition). Each claim counts an attempt and stamps the lease
 (claimed_at, owner_id); the attempt's result is recorded only by the claim that made it, so a
-delivery whose lease expired (its executor was killed) is another executor's to retry.
+delivery whose lease expired (its executor was killed) is another executor's to retry. The
+claim and the record of an attempt are statements.py's, compiled once per dialect.
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from multiflexi_web.actions.base import Outcome
 from multiflexi_web.actions.delivery import bounded
+from multiflexi_web.db.raw import driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, utcnow
 from multiflexi_web.models.action import ActionRun
 from multiflexi_web.security.secrets import MASK
-from multiflexi_web.services.actions import effects
+from multiflexi_web.services.actions import effects, statements
 from multiflexi_web.services.actions.settings import ActionSettings
 
-WAITING = ("pending", "retrying")
+WAITING = statements.WAITING
 
 
 class RunError(ValueError):
@@ -42,57 +44,22 @@ class Claimed:
     owner_id: int
 
 
-def _due(now: datetime, lease: float) -> ColumnElement[bool]:
-    return or_(
-        and_(ActionRun.status.in_(WAITING), ActionRun.next_attempt_at <= now),
-        and_(ActionRun.status == "running", ActionRun.claimed_at < now - timedelta(seconds=lease)),
-    )
-
-
 def claim(
     owner_id: int, limit: int, s: ActionSettings, now: datetime | None = None
 ) -> list[Claimed]:
-    """Claim up to `limit` due runs (flushed, the caller commits)."""
+    """Claim up to `limit` due runs (the caller commits); statements.CLAIM, on the session's
+    connection."""
     now = now or utcnow()
-    due = _due(now, s.lease)
-    # A CTE, evaluated once. As `id IN (subquery)` PostgreSQL may plan a nested loop that runs
-    # the subquery again for each row: every run skips the rows this UPDATE already changed and
-    # locks the next `limit`, so one claim took every due run (one executor delivered them all).
-    picked = (
-        select(ActionRun.id)
-        .where(due)
-        .order_by(ActionRun.next_attempt_at, ActionRun.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("picked")
-        .prefix_with("MATERIALIZED")
+    rows = driver(db.session()).rows(
+        statements.CLAIM,
+        {
+            "p_now": now,
+            "p_expired": now - timedelta(seconds=s.lease),
+            "p_owner": owner_id,
+            "p_limit": limit,
+        },
     )
-    stmt = (
-        update(ActionRun)
-        .where(ActionRun.id == picked.c.id, due)
-        .values(
-            status="running", claimed_at=now, owner_id=owner_id, attempts=ActionRun.attempts + 1
-        )
-        .returning(
-            ActionRun.id,
-            ActionRun.job_id,
-            ActionRun.action,
-            ActionRun.config_id,
-            ActionRun.idempotency_key,
-            ActionRun.attempts,
-        )
-    )
-    rows = db.session.execute(stmt, execution_options={"synchronize_session": False}).all()
-    return [Claimed(*row, owner_id=owner_id) for row in rows]
-
-
-def _mine(c: Claimed) -> ColumnElement[bool]:
-    return and_(
-        ActionRun.id == c.id,
-        ActionRun.status == "running",
-        ActionRun.owner_id == c.owner_id,
-        ActionRun.attempts == c.attempts,
-    )
+    return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], owner_id) for r in rows]
 
 
 def masked(text: str | None, secrets: list[str]) -> str | None:
@@ -109,19 +76,27 @@ def record(c: Claimed, outcome: Outcome, s: ActionSettings, secrets: list[str]) 
     now = utcnow()
     if outcome.ok and outcome.effects:
         outcome = _apply(c, outcome, s)
-    values: dict[str, object] = {
-        "response": masked(outcome.response, secrets),
-        "error": masked(outcome.error, secrets),
-    }
+    response, error = masked(outcome.response, secrets), masked(outcome.error, secrets)
     if outcome.ok:
-        values.update(status="succeeded", finished_at=now)
+        status, stmt, at = "succeeded", statements.RECORD_ENDED, now
     elif outcome.retryable and c.attempts < s.max_attempts:
         wait = s.backoff_for(c.attempts)
-        values.update(status="retrying", next_attempt_at=now + timedelta(seconds=wait))
+        status, stmt, at = "retrying", statements.RECORD_RETRY, now + timedelta(seconds=wait)
     else:
-        values.update(status="failed", finished_at=now)
-    res = db.session.execute(update(ActionRun).where(_mine(c)).values(values))
-    return str(values["status"]) if res.rowcount else None  # type: ignore[attr-defined]
+        status, stmt, at = "failed", statements.RECORD_ENDED, now
+    written = driver(db.session()).run(
+        stmt,
+        {
+            "p_id": c.id,
+            "p_owner": c.owner_id,
+            "p_attempts": c.attempts,
+            "p_status": status,
+            "p_response": response,
+            "p_error": error,
+            "p_at": at,
+        },
+    )
+    return status if written else None
 
 
 def _apply(c: Claimed, outcome: Outcome, s: ActionSettings) -> Outcome:

@@ -1,0 +1,97 @@
+"""actions/delivery.py's kept connections: a thread reuses its recent connection to a peer,
+never sends a cookie a peer set, and never shares a connection with another thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from multiflexi_web.actions import delivery
+
+
+@dataclass
+class KeepAlivePeer:
+    url: str = ""
+    seen: list[tuple[int, str | None]] = field(default_factory=list)  # (client port, Cookie)
+
+    def ports(self) -> set[int]:
+        return {port for port, _ in self.seen}
+
+
+@contextmanager
+def keepalive_peer() -> Iterator[KeepAlivePeer]:
+    """An HTTP/1.1 server that keeps connections open and sets a cookie on every answer."""
+    peer = KeepAlivePeer()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            peer.seen.append((self.client_address[1], self.headers.get("Cookie")))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "sid=from-the-peer; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    peer.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield peer
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def _post(url: str) -> None:
+    _, outcome = delivery.send(
+        "POST", url, ok=[200], secrets=[], timeout=5, idempotency_key="k", data=b"{}"
+    )
+    assert outcome.ok, outcome
+
+
+def _in_new_thread(url: str) -> None:
+    thread = threading.Thread(target=_post, args=(url,))
+    thread.start()
+    thread.join(30)
+
+
+def test_a_thread_reuses_its_connection_and_never_sends_a_peers_cookie(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(delivery, "KEEP_IDLE", 3600.0)
+    with keepalive_peer() as peer:
+        for _ in range(3):
+            _post(peer.url)
+    assert len(peer.ports()) == 1
+    assert [cookie for _, cookie in peer.seen] == [None, None, None]
+
+
+def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery, "KEEP_IDLE", -1.0)  # every kept connection counts as idle
+    with keepalive_peer() as peer:
+        for _ in range(3):
+            _post(peer.url)
+    assert len(peer.ports()) == 3
+
+
+def test_threads_never_share_a_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery, "KEEP_IDLE", 3600.0)
+    with keepalive_peer() as peer:
+        _in_new_thread(peer.url)
+        _in_new_thread(peer.url)
+    assert len(peer.seen) == 2 and len(peer.ports()) == 2
