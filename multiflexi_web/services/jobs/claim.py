@@ -100,6 +100,10 @@ class _PickedOnce(ColumnElement[bool]):
 
     inherit_cache = False  # compiled once per dialect by RawStatement anyway
     type = Boolean()
+    # A condition in its own right: otherwise SQLAlchemy renders `(… IN (…)) = 1` in a WHERE,
+    # and SQLite then scans the waiting jobs testing each against the list instead of looking
+    # the picked ids up by primary key.
+    _is_implicitly_boolean = True
 
     def __init__(self, column: Any, subquery: ScalarSelect[Any]) -> None:
         self.column, self.subquery = column, subquery
