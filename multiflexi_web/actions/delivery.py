@@ -4,13 +4,14 @@ plumbing every kind shares: settings with defaults, required keys, secret redact
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
-
-import requests
 
 from multiflexi_web.actions.base import ActionContext, ConfigField, Outcome
 from multiflexi_web.security.secrets import MASK
+
+if TYPE_CHECKING:
+    import requests
 
 RESPONSE_LIMIT = 4096
 DELIVERY_HEADER = "X-MultiFlexi-Delivery"
@@ -81,6 +82,8 @@ def http_outcome(response: requests.Response, ok: Iterable[int], secrets: list[s
 def failure(exc: requests.RequestException, timeout: float, secrets: list[str]) -> Outcome:
     """Timeouts and connection failures are retryable; a malformed URL or a certificate that
     does not verify is a config error."""
+    import requests
+
     if isinstance(exc, requests.exceptions.SSLError):
         return Outcome(ok=False, error=bounded(f"TLS: {exc}", secrets))
     if isinstance(exc, requests.Timeout):
@@ -109,6 +112,10 @@ def send(
     """One request with the action's timeout, no redirects, and the run's idempotency key in
     both delivery headers (the same on every retry); the response (None on failure) and its
     Outcome (bounded, secrets redacted, retryable per http_outcome / failure)."""
+    # requests with urllib3, idna and charset_normalizer is ~5 MiB: the first delivery pays it,
+    # not every executor (and every action kind module imports this one).
+    import requests
+
     sent = {
         **(headers or {}),
         IDEMPOTENCY_HEADER: idempotency_key,
