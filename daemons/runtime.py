@@ -24,7 +24,7 @@ from multiflexi_web.db.engine import engine_options
 from multiflexi_web.db.retry import LINK, retry, safe_rollback
 from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
-from multiflexi_web.memory import rss_mb
+from multiflexi_web.memory import limit_malloc_arenas, rss_mb
 from multiflexi_web.metrics import instruments
 from multiflexi_web.models import Worker, utcnow
 from multiflexi_web.runner.lease import Lease
@@ -209,6 +209,7 @@ def setup_logging() -> None:
 
 def boot(kind: str) -> Runtime:
     """Logging, settings (a bad value exits 2 with one line naming the key), app, signals."""
+    limit_malloc_arenas()  # before any thread of the daemon exists
     setup_logging()
     try:
         settings = load_settings()
