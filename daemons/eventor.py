@@ -17,7 +17,7 @@ import time
 from daemons.runtime import Runtime, boot
 from multiflexi_web.db.listen import start_listener
 from multiflexi_web.extensions import db
-from multiflexi_web.metrics.instruments import EVENTS_PROCESSED
+from multiflexi_web.metrics import instruments as metrics
 from multiflexi_web.services.events.consumers import Consumers, consumed_specs
 from multiflexi_web.services.events.intake import NOTIFY_CHANNEL
 from multiflexi_web.services.events.process import process_batch
@@ -37,7 +37,7 @@ def tick(rt: Runtime) -> int:
             db.session.commit()
         for o in outcomes:
             result = "jobs" if o.job_ids else ("failed" if o.error else "no_match")
-            EVENTS_PROCESSED.labels(str(o.source_id), result).inc()
+            metrics.EVENTS_PROCESSED.labels(str(o.source_id), result).inc()
             fields: dict[str, object] = {"rules": list(o.matched_rules), "jobs": list(o.job_ids)}
             if o.error:
                 fields["error"] = o.error

@@ -11,8 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import TypeVar
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING, TypeVar
 
 from flask import Flask
 from sqlalchemy import ColumnElement, case, update
@@ -25,14 +24,16 @@ from multiflexi_web.db.engine import engine_options
 from multiflexi_web.db.retry import LINK, retry, safe_rollback
 from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
-from multiflexi_web.memory import rss_mb
-from multiflexi_web.metrics.instruments import REGISTRY, bind_daemon
-from multiflexi_web.metrics.server import serve
+from multiflexi_web.memory import limit_malloc_arenas, rss_mb
+from multiflexi_web.metrics import instruments
 from multiflexi_web.models import Worker, utcnow
 from multiflexi_web.runner.lease import Lease
 from multiflexi_web.security.process import harden_daemon
 from multiflexi_web.services.jobs.transitions import heartbeat_clock
 from multiflexi_web.services.operations.drain import DRAINED, DRAINING
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 T = TypeVar("T")
 log = logging.getLogger("multiflexi.daemon")
@@ -141,11 +142,14 @@ class Runtime:
         """This daemon's metrics port (docs/metrics.md), when one is configured for its kind."""
         port = self.settings.metrics_port(self.kind)
         if not port:
-            return
-        bind_daemon(self.kind, self.worker_id, self.lease.age)
+            return  # nothing would read the instruments: they stay off (metrics/instruments.py)
+        from multiflexi_web.metrics.server import serve
+
+        registry = instruments.enable()
+        instruments.bind_daemon(self.kind, self.worker_id, self.lease.age)
         s = self.settings
         try:
-            self._metrics = serve(REGISTRY, s.metrics_addr, port, s.metrics_token)
+            self._metrics = serve(registry, s.metrics_addr, port, s.metrics_token)
         except OSError as exc:  # the port is taken: the jobs matter more than their metrics
             self.log("metrics_failed", logging.ERROR, addr=s.metrics_addr, port=port, error=exc)
             return
@@ -205,6 +209,7 @@ def setup_logging() -> None:
 
 def boot(kind: str) -> Runtime:
     """Logging, settings (a bad value exits 2 with one line naming the key), app, signals."""
+    limit_malloc_arenas()  # before any thread of the daemon exists
     setup_logging()
     try:
         settings = load_settings()

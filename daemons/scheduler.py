@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from daemons.runtime import Runtime, boot
 from multiflexi_web.extensions import db
-from multiflexi_web.metrics.instruments import record_tick
+from multiflexi_web.metrics import instruments as metrics
 from multiflexi_web.models import utcnow
 from multiflexi_web.services.housekeeping.prune import prune
 from multiflexi_web.services.scheduling.batches import (
@@ -77,7 +77,7 @@ def run(rt: Runtime, *, interval: float, batch: int, lanes: int, once: bool) -> 
 
     while not rt.stop.is_set():
         result = rt.retry_db(one_tick)
-        record_tick(result.seconds, result.inserted, result.planned_skips, result.lags)
+        metrics.record_tick(result.seconds, result.inserted, result.planned_skips, result.lags)
         if result.templates:
             rt.log(
                 "tick",

@@ -13,7 +13,9 @@ from tests.executor_support import daemon_env
 ROOT = Path(__file__).resolve().parent.parent
 # Each is megabytes of resident memory that a daemon pays for only when it is used: the portal's
 # views, API and migrations; container, cluster and cloud SDKs; broker clients; libmagic and
-# cryptography (first artifact, first secret).
+# cryptography (first artifact, first secret); requests (first HTTP action), RE2 (first tenant
+# pattern), croniter (first cron schedule), Flask-Login (a request's user), watchdog (a
+# directory source) and prometheus_client (a metrics port).
 NEVER_AT_BOOT = (
     "multiflexi_web.views",
     "multiflexi_web.api",
@@ -29,6 +31,12 @@ NEVER_AT_BOOT = (
     "paho",
     "magic",
     "cryptography",
+    "requests",
+    "re2",
+    "croniter",
+    "flask_login",
+    "watchdog",
+    "prometheus_client",
 )
 # Boots the daemon as its main() does, builds its loop, then lists what it has imported.
 PROBE = """

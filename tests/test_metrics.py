@@ -32,6 +32,14 @@ from tests.factories import (
 )
 
 NAME = re.compile(r"multiflexi_[a-z_]+")
+
+
+@pytest.fixture(autouse=True)
+def instruments_on() -> None:
+    """As a daemon with a metrics port has them (without one they are no-ops)."""
+    instruments.enable()
+
+
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

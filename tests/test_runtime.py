@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,9 @@ from sqlalchemy.exc import OperationalError
 
 from daemons.runtime import Runtime
 from daemons.sdnotify import notify
+from multiflexi_web.memory import DAEMON_ARENAS
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_notify_sends_datagram(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,3 +75,38 @@ def test_worker_registration_and_beat(app: Flask) -> None:
     db.session.rollback()  # end the read snapshot (SQLite WAL) so the beat is visible
     done = db.session.get(Worker, wid)
     assert done is not None and done.status == "stopped" and done.stopped_at is not None
+
+
+# Six threads each take malloc memory at once, then glibc lists its arenas on stderr.
+ARENAS_PROBE = """
+import ctypes, threading
+from multiflexi_web.memory import limit_malloc_arenas
+print(limit_malloc_arenas())
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+together = threading.Barrier(6)
+def take():
+    together.wait()
+    libc.malloc(200_000)
+    together.wait()
+threads = [threading.Thread(target=take) for _ in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc.malloc_stats()
+"""
+
+
+@pytest.mark.parametrize(("env", "applied"), [({}, True), ({"MALLOC_ARENA_MAX": "8"}, False)])
+def test_daemon_caps_malloc_arenas(env: dict[str, str], applied: bool) -> None:
+    base = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    out = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE],
+        env=base | env | {"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    arenas = sum(line.startswith("Arena ") for line in out.stderr.splitlines())
+    assert out.stdout.strip() == str(applied)
+    # Capped: the main arena and one more; the operator's MALLOC_ARENA_MAX=8: one per thread.
+    assert arenas <= DAEMON_ARENAS if applied else arenas > DAEMON_ARENAS

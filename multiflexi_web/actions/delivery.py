@@ -7,13 +7,14 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
-
-import requests
 
 from multiflexi_web.actions.base import ActionContext, ConfigField, Outcome
 from multiflexi_web.security.secrets import MASK
+
+if TYPE_CHECKING:
+    import requests
 
 RESPONSE_LIMIT = 4096
 DELIVERY_HEADER = "X-MultiFlexi-Delivery"
@@ -90,6 +91,8 @@ def http_outcome(response: requests.Response, ok: Iterable[int], secrets: list[s
 def failure(exc: requests.RequestException, timeout: float, secrets: list[str]) -> Outcome:
     """Timeouts and connection failures are retryable; a malformed URL or a certificate that
     does not verify is a config error."""
+    import requests
+
     if isinstance(exc, requests.exceptions.SSLError):
         return Outcome(ok=False, error=bounded(f"TLS: {exc}", secrets))
     if isinstance(exc, requests.Timeout):
@@ -118,6 +121,10 @@ def send(
     """One request with the action's timeout, no redirects, and the run's idempotency key in
     both delivery headers (the same on every retry); the response (None on failure) and its
     Outcome (bounded, secrets redacted, retryable per http_outcome / failure)."""
+    # requests with urllib3, idna and charset_normalizer is ~5 MiB: the first delivery pays it,
+    # not every executor (and every action kind module imports this one).
+    import requests
+
     sent = {
         **(headers or {}),
         IDEMPOTENCY_HEADER: idempotency_key,
@@ -150,6 +157,8 @@ def _kept(origin: tuple[str, str]) -> requests.Session:
     """This thread's session for the peer at `origin` (scheme, host:port), new unless it was
     used within KEEP_IDLE. It keeps no cookies: like a session made per request, a delivery
     never sends what an earlier one was told to set."""
+    import requests  # loaded by send() already: see there
+
     now = time.monotonic()
     held: dict[tuple[str, str], tuple[requests.Session, float]] = _HELD.__dict__.setdefault(
         "sessions", {}

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-import requests
 
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
 from multiflexi_web.actions.delivery import (
@@ -15,6 +14,9 @@ from multiflexi_web.actions.delivery import (
     settings,
 )
 from multiflexi_web.actions.render import render
+
+if TYPE_CHECKING:
+    import requests
 
 # Jenkins 2.x answers 201 with the queue item's Location; older releases answer 200 or a
 # 302 to the job page. All mean "queued".
@@ -41,6 +43,8 @@ class TriggerJenkins:
         if problem := missing(self.fields, values, self.name):
             return problem
         secrets = secret_values(self.fields, values)
+        import requests  # at the first build, as delivery.send does
+
         with requests.Session() as session:
             if values.get("user"):
                 session.auth = (values["user"], values.get("api_token", ""))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
-import re2
+if TYPE_CHECKING:
+    import re2
 
 # A pattern is a file-name regex; longer ones are not file-name patterns.
 PATTERN_MAX = 500
@@ -26,6 +27,8 @@ class ExpressionError(ValueError):
 
 
 def _options() -> re2.Options:
+    import re2  # RE2 and libstdc++ (~4 MiB): loaded by the first pattern, not by every daemon
+
     opts = re2.Options()
     opts.log_errors = False  # the error is raised to the caller, not printed on stderr
     opts.max_mem = PATTERN_MEMORY
@@ -37,6 +40,8 @@ def compile_pattern(pattern: str) -> Matcher:
     """A linear-time matcher; ExpressionError for what RE2 refuses (backreferences, lookaround)."""
     if len(pattern) > PATTERN_MAX:
         raise ExpressionError(f"pattern {pattern[:40]!r}…: longer than {PATTERN_MAX} characters")
+    import re2
+
     try:
         return cast(Matcher, re2.compile(pattern, _options()))
     except re2.error as exc:

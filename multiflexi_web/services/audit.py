@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import has_request_context, request
-from flask_login import current_user
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AuditLog
@@ -23,6 +22,9 @@ def record(
     user_id = None
     ip = None
     if has_request_context():
+        # Only a request has a user: daemons that record audit rows never load Flask-Login.
+        from flask_login import current_user
+
         # Never the raw X-Forwarded-For (anyone can send one): behind trusted proxies
         # ProxyFix has already put the client's address here (MULTIFLEXI_TRUSTED_PROXIES).
         ip = request.remote_addr

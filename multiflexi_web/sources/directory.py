@@ -10,13 +10,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
+from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.services.events.store import Incoming
 from multiflexi_web.sources.base import KindInfo, Sink, SourceSpec, keep_running
+
+if TYPE_CHECKING:
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 TICK = 0.1
 DEFAULT_IGNORE = [".*", "*.part", "*.tmp", "*.swp", "*.crdownload"]
@@ -28,7 +28,7 @@ class _Pending:
     due: float
 
 
-class _Tracker(FileSystemEventHandler):
+class _Tracker:
     """Files seen changing, each with the time it is due to be checked for completeness."""
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -104,14 +104,28 @@ def consume(spec: SourceSpec, sink: Sink) -> None:
     keep_running(sink, lambda: _session(spec, sink), (OSError,), f"directory {folder}")
 
 
+def _handler(tracker: _Tracker) -> FileSystemEventHandler:
+    """watchdog's side of the tracker."""
+    # Here, not at import: an eventor without a directory source never loads watchdog.
+    from watchdog.events import FileSystemEventHandler
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            tracker.on_any_event(event)
+
+    return Handler()
+
+
 def _session(spec: SourceSpec, sink: Sink) -> None:
+    from watchdog.observers import Observer
+
     folder = Path(str(spec.config["path"]))
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a directory")
     tracker = _Tracker(spec)
     recursive = bool(spec.config.get("recursive", False))
     observer = Observer()
-    observer.schedule(tracker, str(folder), recursive=recursive)
+    observer.schedule(_handler(tracker), str(folder), recursive=recursive)
     observer.start()
     try:
         # Files that arrived while no eventor ran; already-stored ones are no-ops by delivery id.

@@ -17,13 +17,15 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from multiflexi_web.models import Interval, MisfirePolicy, OverlapPolicy, RetryBackoff, RunTemplate
 from multiflexi_web.models.bounds import DELAY, MAX_ATTEMPTS, RETRY_MIN_GAP, BoundError
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 INTERVAL_CRON = {
     Interval.MINUTELY: "* * * * *",
@@ -74,12 +76,22 @@ def _zone(name: str) -> ZoneInfo:
         raise ScheduleError(f"timezone {name!r}: not a known IANA time zone") from None
 
 
+@cache
+def _cron() -> tuple[type[croniter], tuple[type[Exception], ...]]:
+    """croniter and the errors it raises for a bad expression or date."""
+    # croniter with dateutil is ~1 MiB: loaded by the first cron schedule read, so an executor
+    # (which imports this module for the Reschedule action) pays for it only when it must.
+    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
+    return croniter, (CroniterBadCronError, CroniterBadDateError)
+
+
 def _validate_cron(cron: str | None, zone: ZoneInfo) -> None:
     if not cron or not cron.strip():
         raise ScheduleError("cron: required when the interval is c (custom)")
     if len(cron.split()) != 5:
         raise ScheduleError(f"cron {cron!r}: must have 5 fields (minute hour day month weekday)")
-    if not croniter.is_valid(cron):
+    if not _cron()[0].is_valid(cron):
         raise ScheduleError(f"cron {cron!r}: not a valid cron expression")
     try:
         next(Schedule(cron, zone, 0).runs_after(datetime(2000, 1, 1, tzinfo=UTC)))
@@ -106,10 +118,11 @@ class Schedule:
         if self.follows_real_time and _offset_changes(self.tz, after):
             start = after - MAX_SHIFT  # a repeated hour just behind us may still have runs ahead
         wall = start.astimezone(self.tz).replace(tzinfo=None)
+        cron, bad = _cron()
         try:
-            it = croniter(self.cron, wall - timedelta(seconds=self.delay) - _SECOND)
+            it = cron(self.cron, wall - timedelta(seconds=self.delay) - _SECOND)
             yield from self._ascending(it, after)
-        except (CroniterBadCronError, CroniterBadDateError) as exc:
+        except bad as exc:
             raise ScheduleError(f"cron {self.cron!r}: {exc}") from exc
 
     def _ascending(self, it: croniter, after: datetime) -> Iterator[datetime]:
