@@ -6,8 +6,9 @@ The floor is the same database's bare driver (psycopg / sqlite3) inserting a com
 (`INSERT … RETURNING id`, the same table and indexes) and committing, one row per transaction:
 nothing can enqueue one by one faster with durable commits. Each round times the floor and
 `jobs.enqueue` + commit back to back; the medians over the rounds and their ratio are printed,
-with the CPU this process spent per job and the SQL statements per job (counted at the cursor,
-BEGIN/COMMIT included on PostgreSQL, where each is a round trip). The caller's pool is the
+with the CPU this process spent per job and the SQL statements per job (counted at the driver's
+connection, BEGIN and COMMIT included; on PostgreSQL each is a round trip, and so is the portal
+pool's pre-ping, counted too). The caller's pool is the
 daemons' (no pre-ping: the eventor and the scheduler enqueue one by one); the portal's pool
 pings on every checkout, one more round trip (`portal pool` row). Issue 20's aim: at least
 2,000 jobs/s alone on PostgreSQL. MULTIFLEXI_BENCH_TREE is not needed: run the checkout under
@@ -72,14 +73,28 @@ def setup() -> RunTemplate:
 
 
 def count_statements() -> list[int]:
+    """Statements sent, counted at the driver's connection (the job service's raw statements
+    never pass SQLAlchemy's cursor events); call before the engine's first connection."""
     seen = [0]
 
-    def before(*_args: Any) -> None:
+    def bump(*_args: Any) -> None:
         seen[0] += 1
 
-    event.listen(db.engine, "before_cursor_execute", before)
-    event.listen(db.engine, "begin", before)
-    event.listen(db.engine, "commit", before)
+    class Counted(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            bump()
+            return super().execute(query, params, **kwargs)
+
+    def connect(dbapi_conn: Any, _record: Any) -> None:
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            dbapi_conn.set_trace_callback(bump)  # BEGIN and COMMIT included
+        else:
+            dbapi_conn.cursor_factory = Counted
+
+    event.listen(db.engine, "connect", connect)
+    if db.engine.dialect.name == "postgresql":  # psycopg sends these itself
+        event.listen(db.engine, "begin", bump)
+        event.listen(db.engine, "commit", bump)
     return seen
 
 
@@ -167,8 +182,8 @@ def run(kind: str, n: int, batch: int, rounds: int) -> list[tuple[str, Timed]]:
     timings: dict[str, list[Timed]] = {"floor (bare driver)": [], "one by one": []}
     with scratch_database(kind) as url:
         with bench_app(url, pre_ping=False):
-            rt = setup()
             seen = count_statements()
+            rt = setup()
             jobs.enqueue(rt, schedule_type="adhoc-cli")  # warm: statements compiled, pool open
             row = (rt.id, rt.company_id, rt.application_id, "native", None, "scheduled")
             db.session.commit()  # SQLite: the floor's writes must not meet our read snapshot
@@ -178,8 +193,8 @@ def run(kind: str, n: int, batch: int, rounds: int) -> list[tuple[str, Timed]]:
                 timings["one by one"].append(one_by_one(rt, n, seen))
             timings[f"batches of {batch}"] = [in_batches(rt, n, batch, seen)]
         with bench_app(url, pre_ping=True):
-            rt = db.session.get_one(RunTemplate, row[0])
             seen = count_statements()
+            rt = db.session.get_one(RunTemplate, row[0])
             jobs.enqueue(rt, schedule_type="adhoc-cli")
             db.session.commit()
             timings["one by one, portal pool"] = [one_by_one(rt, n, seen)]
