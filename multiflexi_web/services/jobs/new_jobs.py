@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Insert, bindparam, func, insert, literal, select, true
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
-from sqlalchemy.orm.util import identity_key
 
 from multiflexi_web.db.raw import Driver, RawStatement
 from multiflexi_web.models import Application, Job, RunTemplate
@@ -49,6 +48,7 @@ _DEFAULTS = {
 }
 _RETURNED = tuple(Job.__table__.c)
 _KEYS = tuple(Job.__mapper__.get_property_by_column(c).key for c in _RETURNED)
+_IDENTITY = Job.__mapper__.identity_key_from_primary_key
 
 
 def _insert(*, many: bool, notify: bool) -> Insert:
@@ -107,7 +107,7 @@ def _loaded(session: Session, row: Iterable[Any]) -> Job:
     """A returned row as the persistent Job a query would load: every column set and
     committed (no history, so nothing to flush), in the session's identity map."""
     values = dict(zip(_KEYS, row, strict=True))
-    key = identity_key(Job, values["id"])
+    key = _IDENTITY((values["id"],))
     if key in session.identity_map:  # a stale object of a rolled-back row whose id came again
         return session.get_one(Job, values["id"], populate_existing=True)
     job = Job()
