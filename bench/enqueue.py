@@ -1,10 +1,18 @@
-"""Enqueue rate from one caller: jobs.enqueue + commit one at a time, and enqueue_many in batches.
+"""Enqueue rate from one caller: jobs.enqueue + commit one at a time against its floor.
 
-    python bench/enqueue.py [--db sqlite postgresql] [--jobs 2000] [--batch 500]
+    python bench/enqueue.py [--db sqlite postgresql] [--jobs 2000] [--batch 500] [--rounds 3]
 
-Prints jobs/s and the SQL statements per job (counted at the cursor, BEGIN/COMMIT included on
-PostgreSQL, where each is a round trip). Issue 20's aim: at least 2,000 jobs/s alone on
-PostgreSQL. MULTIFLEXI_BENCH_TREE is not needed: run the checkout under test.
+The floor is the same database's bare driver (psycopg / sqlite3) inserting a comparable job row
+(`INSERT … RETURNING id`, the same table and indexes) and committing, one row per transaction:
+nothing can enqueue one by one faster with durable commits. Each round times the floor and
+`jobs.enqueue` + commit back to back; the medians over the rounds and their ratio are printed,
+with the CPU this process spent per job and the SQL statements per job (counted at the driver's
+connection, BEGIN and COMMIT included; on PostgreSQL each is a round trip, and so is the portal
+pool's pre-ping, counted too). The caller's pool is the
+daemons' (no pre-ping: the eventor and the scheduler enqueue one by one); the portal's pool
+pings on every checkout, one more round trip (`portal pool` row). Issue 20's aim: at least
+2,000 jobs/s alone on PostgreSQL. MULTIFLEXI_BENCH_TREE is not needed: run the checkout under
+test.
 """
 
 from __future__ import annotations
@@ -12,12 +20,18 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import sqlite3
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from flask import Flask
 from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,10 +40,22 @@ sys.path.insert(0, str(ROOT))
 from bench._common import scratch_database  # noqa: E402
 from multiflexi_web import create_app  # noqa: E402
 from multiflexi_web.config import Settings  # noqa: E402
+from multiflexi_web.db.engine import engine_options  # noqa: E402
+from multiflexi_web.db.listen import libpq_url  # noqa: E402
 from multiflexi_web.extensions import db  # noqa: E402
-from multiflexi_web.models import Application, Company, RunTemplate  # noqa: E402
+from multiflexi_web.models import Application, Company, RunTemplate, utcnow  # noqa: E402
 from multiflexi_web.models.base import Base  # noqa: E402
 from multiflexi_web.services.jobs import transitions as jobs  # noqa: E402
+
+# The floor's row: what `jobs.enqueue(rt, schedule_type="adhoc-cli")` writes (no NULLs).
+_COLUMNS = (
+    "INSERT INTO job (runtemplate_id, company_id, application_id, executor, app_version, status,"
+    " schedule_type, scheduled_for, attempt, cancel_requested, stdout_bytes, stderr_bytes,"
+    " stdout_dropped, stderr_dropped, chain_depth, created_at) VALUES "
+)
+FLOOR_PG = _COLUMNS + "(" + ", ".join(["%s"] * 16) + ") RETURNING id"
+FLOOR_SQLITE = _COLUMNS + "(" + ", ".join(["?"] * 16) + ") RETURNING id"
+Timed = tuple[float, float, float]  # jobs/s, CPU µs per job, statements per job
 
 
 def setup() -> RunTemplate:
@@ -47,37 +73,96 @@ def setup() -> RunTemplate:
 
 
 def count_statements() -> list[int]:
+    """Statements sent, counted at the driver's connection (the job service's raw statements
+    never pass SQLAlchemy's cursor events); call before the engine's first connection."""
     seen = [0]
 
-    def before(*_args: Any) -> None:
+    def bump(*_args: Any) -> None:
         seen[0] += 1
 
-    event.listen(db.engine, "before_cursor_execute", before)
-    event.listen(db.engine, "begin", before)
-    event.listen(db.engine, "commit", before)
+    class Counted(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            bump()
+            return super().execute(query, params, **kwargs)
+
+    def connect(dbapi_conn: Any, _record: Any) -> None:
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            dbapi_conn.set_trace_callback(bump)  # BEGIN and COMMIT included
+        else:
+            dbapi_conn.cursor_factory = Counted
+
+    event.listen(db.engine, "connect", connect)
+    if db.engine.dialect.name == "postgresql":  # psycopg sends these itself
+        event.listen(db.engine, "begin", bump)
+        event.listen(db.engine, "commit", bump)
     return seen
 
 
-def one_by_one(rt: RunTemplate, n: int, seen: list[int]) -> tuple[float, float]:
-    start, first = time.perf_counter(), seen[0]
-    for _ in range(n):
-        jobs.enqueue(rt, schedule_type="adhoc-cli")
-        db.session.commit()
-    took = time.perf_counter() - start
-    return n / took, (seen[0] - first) / n
+def timed(n: int, seen: list[int], body: Callable[[], None]) -> Timed:
+    wall, cpu, first = time.perf_counter(), time.process_time(), seen[0]
+    body()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return n / wall, cpu * 1e6 / n, (seen[0] - first) / n
 
 
-def in_batches(rt: RunTemplate, n: int, batch: int, seen: list[int]) -> tuple[float, float]:
-    start, first = time.perf_counter(), seen[0]
-    for done in range(0, n, batch):
-        jobs.enqueue_many(rt, min(batch, n - done), schedule_type="adhoc-cli")
-        db.session.commit()
-    took = time.perf_counter() - start
-    return n / took, (seen[0] - first) / n
+def one_by_one(rt: RunTemplate, n: int, seen: list[int]) -> Timed:
+    def body() -> None:
+        for _ in range(n):
+            jobs.enqueue(rt, schedule_type="adhoc-cli")
+            db.session.commit()
+
+    return timed(n, seen, body)
 
 
-def run(kind: str, n: int, batch: int) -> list[tuple[str, float, float]]:
-    with scratch_database(kind) as url, tempfile.TemporaryDirectory() as tmp:
+def in_batches(rt: RunTemplate, n: int, batch: int, seen: list[int]) -> Timed:
+    def body() -> None:
+        for done in range(0, n, batch):
+            jobs.enqueue_many(rt, min(batch, n - done), schedule_type="adhoc-cli")
+            db.session.commit()
+
+    return timed(n, seen, body)
+
+
+def floor(url: str, row: tuple[Any, ...], n: int) -> Timed:
+    """The bare driver, one comparable job row per transaction (statements: 3 on both)."""
+    if url.startswith("sqlite"):
+        return _floor_sqlite(url.removeprefix("sqlite:///"), row, n)
+    return _floor_pg(libpq_url(url), row, n)
+
+
+def _floor_pg(url: str, row: tuple[Any, ...], n: int) -> Timed:
+    with psycopg.connect(url) as conn:
+
+        def body() -> None:
+            for _ in range(n):
+                now = utcnow()
+                conn.execute(FLOOR_PG, (*row, now, 1, False, 0, 0, 0, 0, 0, now)).fetchone()
+                conn.commit()
+
+        return (*timed(n, [0], body)[:2], 3.0)
+
+
+def _floor_sqlite(path: str, row: tuple[Any, ...], n: int) -> Timed:
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        conn.execute(f"PRAGMA {pragma}")  # as the app's connections (db/engine.py)
+
+    def body() -> None:
+        for _ in range(n):
+            now = utcnow().replace(tzinfo=None).isoformat(" ")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(FLOOR_SQLITE, (*row, now, 1, False, 0, 0, 0, 0, 0, now)).fetchone()
+            conn.execute("COMMIT")
+
+    try:
+        return (*timed(n, [0], body)[:2], 3.0)
+    finally:
+        conn.close()
+
+
+@contextmanager
+def bench_app(url: str, *, pre_ping: bool) -> Iterator[Flask]:
+    with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             database_url=url,
             secret_key=secrets.token_hex(16),
@@ -85,17 +170,43 @@ def run(kind: str, n: int, batch: int) -> list[tuple[str, float, float]]:
             tmp_dir=tmp,
             artifact_dir=tmp,
         )
-        app = create_app(settings=settings, daemon=True)
+        options = {"SQLALCHEMY_ENGINE_OPTIONS": engine_options(url, pre_ping=pre_ping)}
+        app = create_app(options, settings=settings, daemon=True)
         with app.app_context():
-            rt = setup()
-            seen = count_statements()
-            jobs.enqueue(rt, schedule_type="adhoc-cli")  # warm: statements compiled, pool open
-            db.session.commit()
-            rows = [("one by one", *one_by_one(rt, n, seen))]
-            if hasattr(jobs, "enqueue_many"):
-                rows.append((f"batches of {batch}", *in_batches(rt, n, batch, seen)))
+            yield app
             db.session.remove()
-        return rows
+            db.engine.dispose()
+
+
+def run(kind: str, n: int, batch: int, rounds: int) -> list[tuple[str, Timed]]:
+    timings: dict[str, list[Timed]] = {"floor (bare driver)": [], "one by one": []}
+    with scratch_database(kind) as url:
+        with bench_app(url, pre_ping=False):
+            seen = count_statements()
+            rt = setup()
+            jobs.enqueue(rt, schedule_type="adhoc-cli")  # warm: statements compiled, pool open
+            row = (rt.id, rt.company_id, rt.application_id, "native", None, "scheduled")
+            db.session.commit()  # SQLite: the floor's writes must not meet our read snapshot
+            floor(url, (*row, "adhoc-cli"), 50)
+            for _ in range(rounds):  # back to back, so both see the same machine
+                timings["floor (bare driver)"].append(floor(url, (*row, "adhoc-cli"), n))
+                timings["one by one"].append(one_by_one(rt, n, seen))
+            for _ in range(2):  # warm: its first two runs compile and plan (~0.1 s)
+                jobs.enqueue_many(rt, batch, schedule_type="adhoc-cli")
+                db.session.commit()
+            timings[f"batches of {batch}"] = [in_batches(rt, n, batch, seen)]
+        with bench_app(url, pre_ping=True):
+            seen = count_statements()
+            rt = db.session.get_one(RunTemplate, row[0])
+            jobs.enqueue(rt, schedule_type="adhoc-cli")
+            db.session.commit()
+            timings["one by one, portal pool"] = [one_by_one(rt, n, seen)]
+    return [(how, _median(t)) for how, t in timings.items()]
+
+
+def _median(runs: list[Timed]) -> Timed:
+    rate, cpu, per_job = zip(*runs, strict=True)
+    return statistics.median(rate), statistics.median(cpu), statistics.median(per_job)
 
 
 def main() -> None:
@@ -103,12 +214,17 @@ def main() -> None:
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.2f}, {args.jobs} jobs")
-    print(f"{'database':<11} {'how':<18} {'jobs/s':>8} {'statements/job':>15}")
+    print(f"load average {os.getloadavg()[0]:.2f}, {args.jobs} jobs, median of {args.rounds}")
+    print(f"{'database':<11} {'how':<24} {'jobs/s':>8} {'CPU µs/job':>11} {'statements/job':>15}")
     for kind in args.db:
-        for how, rate, per_job in run(kind, args.jobs, args.batch):
-            print(f"{kind:<11} {how:<18} {rate:>8.0f} {per_job:>15.2f}")
+        rows = run(kind, args.jobs, args.batch, args.rounds)
+        for how, (rate, cpu, per_job) in rows:
+            print(f"{kind:<11} {how:<24} {rate:>8.0f} {cpu:>11.0f} {per_job:>15.2f}")
+        base, ours = rows[0][1][0], rows[1][1][0]
+        print(f"{kind:<11} one by one / floor: {ours / base:.2f}")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":

@@ -242,26 +242,28 @@ def live(rt: RunTemplate, n: int, latency_jobs: int, env: dict[str, str]) -> dic
         warm = jobs.enqueue(rt, schedule_type="adhoc-cli").id
         db.session.commit()
         _wait_done([warm])
-        first_id = _next_job_id()
-        db.session.rollback()
-        t0 = utcnow()  # before the first enqueue call
-        for _ in range(n):
-            write_session(db.session())
-            jobs.enqueue(rt, schedule_type="adhoc-cli")
-            db.session.commit()
-        _wait_done_from(first_id, n)
-        last = db.session.scalar(select(func.max(Job.finished_at)).where(Job.id >= first_id))
-        assert last is not None
+        rate = _enqueue_included(rt, n) if n else {}
         lat = latency(rt, latency_jobs)
         rss = sampler.stop()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-    return {
-        "jobs_per_s_enqueue_included": round(n / _seconds(last, t0), 1),
-        "enqueue_to_start": lat,
-        **rss,
-    }
+    return {**rate, "enqueue_to_start": lat, **rss}
+
+
+def _enqueue_included(rt: RunTemplate, n: int) -> dict[str, float]:
+    """n jobs enqueued one transaction each while the executor runs: jobs/s up to the last."""
+    first_id = _next_job_id()
+    db.session.rollback()
+    t0 = utcnow()  # before the first enqueue call
+    for _ in range(n):
+        write_session(db.session())
+        jobs.enqueue(rt, schedule_type="adhoc-cli")
+        db.session.commit()
+    _wait_done_from(first_id, n)
+    last = db.session.scalar(select(func.max(Job.finished_at)).where(Job.id >= first_id))
+    assert last is not None
+    return {"jobs_per_s_enqueue_included": round(n / _seconds(last, t0), 1)}
 
 
 def latency(rt: RunTemplate, n: int) -> dict[str, Any]:
@@ -337,6 +339,11 @@ def main() -> None:
         "--repeat", type=int, default=1, help="runs, each on a fresh database (median and worst)"
     )
     ap.add_argument("--module", choices=["native", "docker", "podman"], default="native")
+    ap.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only enqueue-to-start (an idle executor, --latency-jobs jobs): no floor, no drain",
+    )
     args = ap.parse_args()
     if args.module != "native":
         from bench.containers import run
@@ -346,7 +353,9 @@ def main() -> None:
     runs = [run_once(args) for _ in range(max(1, args.repeat))]
     summary: dict[str, Any] = {}
     for key in ("ratio_to_floor", "ratio_enqueue_included", "enqueue_per_s"):
-        values = [r[key] for r in runs]
+        values = [r[key] for r in runs if key in r]
+        if not values:
+            continue
         summary[f"{key}_median"] = statistics.median(values)
         summary[f"{key}_worst"] = min(values)
     summary["p50_ms_median"] = statistics.median(r["enqueue_to_start"]["p50_ms"] for r in runs)
@@ -381,6 +390,13 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         app = make_app(url, folder)
         with app.app_context():
             rts = setup_templates(args.templates, args.overlap)
+            if args.latency_only:
+                env = daemon_env(url, folder, args.parallel)
+                env["MULTIFLEXI_TMP"] = work
+                run = live(rts[0], 0, args.latency_jobs, env)
+                db.session.remove()
+                db.engine.dispose()
+                return run
             base = floor(rts[0], url, args.jobs, args.parallel)
             env = daemon_env(url, folder, args.parallel)
             env["MULTIFLEXI_TMP"] = work

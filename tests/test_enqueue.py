@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from flask import Flask
 from sqlalchemy import event, func, select
@@ -19,22 +21,58 @@ from multiflexi_web.services.jobs.transitions import JobError
 from tests.factories import make_company, make_runtemplate
 
 
+class _Watched(psycopg.Cursor[Any]):
+    seen: list[str]
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        self.seen.append(str(query))
+        return super().execute(query, params, **kwargs)
+
+
+def _watch(dbapi_conn: Any, seen: list[str]) -> None:
+    if isinstance(dbapi_conn, sqlite3.Connection):
+        # Every statement SQLite starts, and again for each run of a trigger (the job state
+        # guard's, per inserted row), which Python reports with the outer statement's text:
+        # a repeat is a trigger, not a second execution (PostgreSQL's count is exact).
+        def traced(sql: str) -> None:
+            if not seen or seen[-1] != sql:
+                seen.append(sql)
+
+        dbapi_conn.set_trace_callback(traced)
+    else:  # psycopg sends BEGIN itself: only the statements run on its cursors are seen
+        dbapi_conn.cursor_factory = type("Watched", (_Watched,), {"seen": seen})
+
+
+def _unwatch(dbapi_conn: Any) -> None:
+    if isinstance(dbapi_conn, sqlite3.Connection):
+        dbapi_conn.set_trace_callback(None)
+    else:
+        dbapi_conn.cursor_factory = psycopg.Cursor
+
+
 @contextmanager
 def statements() -> Iterator[list[str]]:
+    """The statements sent to the database, seen at the driver's connection: the job service's
+    raw statements (db/raw.py) never pass SQLAlchemy's cursor events."""
     seen: list[str] = []
+    watched: list[Any] = []
 
-    def before(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        seen.append(sql)
+    def checkout(dbapi_conn: Any, *_args: Any) -> None:
+        _watch(dbapi_conn, seen)
+        watched.append(dbapi_conn)
 
-    event.listen(db.engine, "before_cursor_execute", before)
+    event.listen(db.engine, "checkout", checkout)
     try:
         yield seen
     finally:
-        event.remove(db.engine, "before_cursor_execute", before)
+        event.remove(db.engine, "checkout", checkout)
+        for conn in watched:
+            _unwatch(conn)
 
 
 def test_an_enqueue_after_a_commit_is_one_statement(app: Flask) -> None:
     rt = make_runtemplate(make_company())
+    jobs.enqueue(rt, schedule_type="adhoc-cli")  # SQLite: prepared once the schema is read
     db.session.commit()  # rt expired, as in a caller that commits after each job
     with statements() as seen:
         job = jobs.enqueue(rt, schedule_type="adhoc-cli")
@@ -103,3 +141,38 @@ def test_a_template_not_yet_flushed_gets_its_job(app: Flask) -> None:
     job = jobs.enqueue(rt, schedule_type="adhoc-cli")
     db.session.commit()
     assert job.runtemplate_id == rt.id
+
+
+def test_the_returned_job_is_loaded_as_a_query_would_and_its_changes_are_flushed(
+    app: Flask,
+) -> None:
+    rt = make_runtemplate(make_company())
+    db.session.commit()
+    when = utcnow() + timedelta(minutes=5)
+    job = jobs.enqueue(rt, schedule_type="adhoc-cli", when=when)
+    with statements() as seen:  # every column is there, with the values a query would read
+        assert (job.scheduled_for, job.scheduled_for.tzinfo) == (when, when.tzinfo)
+        assert (job.cancel_requested, job.chain_depth, job.stdout_bytes) == (False, 0, 0)
+        assert (job.status_reason, job.finished_at, job.env) == (None, None, None)
+    assert seen == []
+    assert job in db.session and not db.session.dirty
+    job.chain_depth = 3  # as the chained-job action does before its commit
+    job_id = job.id
+    db.session.commit()
+    db.session.expunge_all()
+    assert db.session.get_one(Job, job_id).chain_depth == 3
+
+
+def test_an_id_handed_out_again_after_a_rolled_back_savepoint_gets_its_job(app: Flask) -> None:
+    rt = make_runtemplate(make_company())
+    db.session.commit()
+    with db.session.begin_nested() as nested:  # a scheduler's slot insert, given up
+        gone = jobs.enqueue(rt, schedule_type="schedule")
+        gone_id = gone.id
+        nested.rollback()
+    job = jobs.enqueue(rt, schedule_type="adhoc-cli")  # SQLite: the same rowid again
+    if db.engine.dialect.name == "sqlite":
+        assert job.id == gone_id
+    assert (job.schedule_type, job.status) == ("adhoc-cli", "scheduled")
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(Job)) == 1

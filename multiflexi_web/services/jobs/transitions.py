@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, inspect, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
+from multiflexi_web.db import doorbell
 from multiflexi_web.db.engine import write_session
-from multiflexi_web.db.listen import announce
-from multiflexi_web.db.raw import driver
+from multiflexi_web.db.raw import Driver, driver
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus, RunTemplate, Worker, utcnow
 from multiflexi_web.models.job import Move, created, move
@@ -116,9 +116,14 @@ def enqueue_many(
     if status is JobStatus.SKIPPED:
         values["finished_at"] = now
         values["status_reason"] = "slot missed while no scheduler ran (misfire policy: skip)"
-    made = list(db.session.scalars(insert_jobs(_rt_id(rt), count, values, _notify())))
+    session = db.session()
+    if session.autoflush:  # as the ORM's execute would: the statement reads the template
+        session.flush()
+    rt_id = _rt_id(rt)
+    raw = driver(session)
+    made = insert_jobs(session, raw, rt_id, count, values, _notify(session, raw))
     if len(made) != count:
-        raise JobError(f"RunTemplate {_rt_id(rt)}: not found")
+        raise JobError(f"RunTemplate {rt_id}: not found")
     return made
 
 
@@ -131,12 +136,13 @@ def _rt_id(rt: RunTemplate) -> int:
     return int(key[0])
 
 
-def _notify() -> str | None:
+def _notify(session: Session, raw: Driver) -> str | None:
     """The channel the INSERT notifies itself (PostgreSQL), else None after a doorbell is set
-    to ring on commit (SQLite): either way executors hear of the jobs once they commit."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    to ring on commit (SQLite, as listen.announce does): either way executors hear of the jobs
+    once they commit."""
+    if raw.is_pg:
         return NOTIFY_CHANNEL
-    announce(NOTIFY_CHANNEL)
+    doorbell.ring_on_commit(session, NOTIFY_CHANNEL)
     return None
 
 
