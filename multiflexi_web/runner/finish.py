@@ -125,8 +125,12 @@ class Finisher:
                 batch += self._take(self.queue.maxsize)
                 self._journal(batch)
                 delay = min(delay * 2, RETRY_MAX_WAIT)
-        self._let_go(batch)
+        # Successors are handed to their slots while the batch still counts as pending: an
+        # executor that finds nothing pending, running or ready may stop (--drain, a drained
+        # host), and must not do so between this commit and the successors reaching a slot
+        # (they would stay claimed and never run until their lease ran out).
         self.claimed(successors)
+        self._let_go(batch)
 
     def _try(self, batch: list[JobRun]) -> list[ClaimedJob]:
         with self.app.app_context():
