@@ -95,3 +95,40 @@ def test_threads_never_share_a_connection(monkeypatch: pytest.MonkeyPatch) -> No
         _in_new_thread(peer.url)
         _in_new_thread(peer.url)
     assert len(peer.seen) == 2 and len(peer.ports()) == 2
+
+
+def test_the_environments_proxy_is_used_and_netrc_is_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # Proxy settings are read once per kept session (not per request); ~/.netrc never adds
+    # the daemon user's credentials to a delivery.
+    (tmp_path / ".netrc").write_text("machine example.invalid login daemon password hunter2\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    seen: list[tuple[str, str | None]] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        _in_new_thread("http://example.invalid/hook")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("http://example.invalid/hook", None)]

@@ -3,6 +3,7 @@ plumbing every kind shares: settings with defaults, required keys, secret redact
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -170,5 +171,14 @@ def _kept(origin: tuple[str, str]) -> requests.Session:
     if origin not in held:
         fresh = requests.Session()
         fresh.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        # The environment's proxy and CA settings, read once per session: with trust_env
+        # requests read them again on every request (~0.2 ms of a ~0.9 ms POST). Not taken
+        # from the environment any more: credentials in the daemon user's ~/.netrc, which a
+        # delivery has no business sending to a tenant's peer.
+        fresh.trust_env = False
+        fresh.proxies = requests.utils.get_environ_proxies(f"{origin[0]}://{origin[1]}/")
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            fresh.verify = bundle
         held[origin] = (fresh, now)
     return held[origin][0]
