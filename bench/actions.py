@@ -12,13 +12,16 @@ overhead: the executor's jobs/s (bench/executor.py's throughput) for --jobs jobs
 without actions, of one with a WebHook action whose runs this executor only queues
 (MULTIFLEXI_ACTION_THREADS=0: the finish's own cost), and of one whose runs it also delivers
 while running jobs; alternating, --rounds times, in the same run (medians compared), with the
-executor's own CPU per job (steadier than jobs/s on a loaded machine). `--parts overhead` (or
+executor's own CPU per job (its delivery process included; steadier than jobs/s on a loaded
+machine). The peer here is bench/light_peer.py, a process answering 200 and nothing more: the
+stand-in for a receiver on another machine, whose CPU is not this host's. `--parts overhead` (or
 latency, delivery, comma-separated) runs only those parts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -158,11 +162,32 @@ def delivery(rt: RunTemplate, peer: Peer, queued: int, env: dict[str, str]) -> d
     }
 
 
-def overhead(
-    rts: list[RunTemplate], peer: Peer, n: int, env: dict[str, str], rounds: int
-) -> dict[str, Any]:
+@contextlib.contextmanager
+def light_peer() -> Iterator[str]:
+    """bench/light_peer.py in a child process: its URL while it lives."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "light_peer.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        yield f"http://127.0.0.1:{int(proc.stdout.readline())}/hook"
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+
+
+def overhead(rts: list[RunTemplate], n: int, env: dict[str, str], rounds: int) -> dict[str, Any]:
     plain, hooked = rts
-    add_webhook(hooked, peer.url)
+    with light_peer() as url:
+        add_webhook(hooked, url)
+        return _overhead(plain, hooked, n, env, rounds)
+
+
+def _overhead(
+    plain: RunTemplate, hooked: RunTemplate, n: int, env: dict[str, str], rounds: int
+) -> dict[str, Any]:
     # "webhook_outbox": the finish queues the run, this executor delivers none (ACTION_THREADS=0):
     # the hot path's own cost. "webhook_delivered": it also delivers them while running jobs.
     cases = (
@@ -224,7 +249,7 @@ def main() -> None:
             if "delivery" in parts:
                 out["delivery"] = delivery(rts[0], peer, args.queued, env)
             if "overhead" in parts:
-                out["executor_overhead"] = overhead(rts[1:], peer, args.jobs, env, args.rounds)
+                out["executor_overhead"] = overhead(rts[1:], args.jobs, env, args.rounds)
             out["command"] = " ".join([Path(sys.executable).name, *sys.argv])
             db.session.remove()
             db.engine.dispose()
