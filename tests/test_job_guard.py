@@ -18,6 +18,7 @@ from sqlalchemy import update
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job
 from multiflexi_web.runner import fence
+from multiflexi_web.runner import guard as guard_module
 from multiflexi_web.runner.guard import Guard
 from multiflexi_web.services.jobs import transitions as jobs
 from tests.executor_support import (
@@ -245,3 +246,22 @@ def test_the_guard_of_a_capabilities_executor_kills_the_job_users_processes(
     finally:
         stop(proc)
     assert "action=guard_exit killed_groups=1" in log_text(tmp_path)
+
+
+def test_a_guard_started_on_first_use_exists_only_once_a_group_is_watched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(guard_module, "_current", None)
+    monkeypatch.setattr(guard_module, "_on_first_use", False)
+    guard_module.start_on_first_use()
+    assert guard_module._current is None  # the delivery process pays for no guard up front
+    proc = _sleeper()
+    try:
+        guard_module.watch(proc.pid)
+        started = guard_module._current
+        assert started is not None and started.live[proc.pid] == 1
+        guard_module.watch(proc.pid)
+        assert guard_module._current is started  # one guard, however many groups
+    finally:
+        guard_module.stop()
+    assert proc.wait(DEADLINE) == -signal.SIGKILL  # its stop with a live group kills it

@@ -163,7 +163,7 @@ def _child(app: Flask, settings: ActionSettings, pipe: int, parent: int) -> int:
     owner = _read_owner(pipe)
     if owner is None:  # the executor ended before it registered
         return 0
-    guard.start()  # CustomCommand's processes die with this process, however it dies
+    guard.start_on_first_use()  # a CustomCommand dies with this process, however it dies
     dispatcher = Dispatcher(app, owner, settings, threading.Event()).start()
     drain = threading.Event()
     reader = threading.Thread(

@@ -154,12 +154,21 @@ class Guard:
 
 
 _current: Guard | None = None
+_on_first_use = False  # start() when the first group is watched
+_starting = threading.Lock()
 
 
 def start() -> Guard:
     global _current
     _current = Guard()
     return _current
+
+
+def start_on_first_use() -> None:
+    """A process that rarely starts one (the action delivery process: CustomCommand only)
+    gets its guard with its first process group, not a 13 MiB process from the start."""
+    global _on_first_use
+    _on_first_use = True
 
 
 def stop() -> None:
@@ -171,6 +180,10 @@ def stop() -> None:
 
 def watch(pgid: int) -> None:
     """A job's process group now exists (no-op without a guard: in-process runs, tests)."""
+    if _current is None and _on_first_use:
+        with _starting:
+            if _current is None:
+                start()
     if _current is not None:
         _current.watch(pgid)
 
