@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from multiflexi_web.actions.base import ActionContext, AppRef
+from tests.action_support import serving
 
 
 def make_context(**overrides: Any) -> ActionContext:
@@ -113,18 +114,12 @@ def http_peer(routes: dict[tuple[str, str], Reply]) -> Iterator[HttpPeer]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    peer.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield peer
-    finally:
-        peer.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serving(Handler) as url:
+        peer.url = url
+        try:
+            yield peer
+        finally:
+            peer.release.set()
 
 
 def closed_port() -> int:

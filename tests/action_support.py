@@ -69,16 +69,25 @@ def http_peer(peer: Peer | None = None) -> Iterator[Peer]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with serving(Handler) as url:
+        peer.url = f"{url}/hook"
+        try:
+            yield peer
+        finally:
+            if peer.hang is not None:
+                peer.hang.set()
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded loopback HTTP server for `handler`: its base URL while the block runs."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    peer.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield peer
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
-        if peer.hang is not None:
-            peer.hang.set()
         server.shutdown()
         server.server_close()
 

@@ -7,12 +7,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from multiflexi_web.actions import delivery
+from tests.action_support import serving
 
 
 @dataclass
@@ -44,17 +45,9 @@ def keepalive_peer() -> Iterator[KeepAlivePeer]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    peer.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        peer.url = f"{url}/hook"
         yield peer
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 def _post(url: str) -> None:
@@ -121,14 +114,9 @@ def test_the_environments_proxy_is_used_and_netrc_is_not(
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    with serving(Proxy) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
         _in_new_thread("http://example.invalid/hook")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert seen == [("http://example.invalid/hook", None)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Worker, utcnow
+from multiflexi_web.models import RunTemplate, Worker, utcnow
 from multiflexi_web.models.action import ActionRun
 from multiflexi_web.services.actions import configure
 from tests.action_support import Peer, http_peer
@@ -173,16 +174,24 @@ def _delivered(n: int) -> bool:
     return db.session.scalar(done) == n
 
 
+def _hooked_executor(
+    peer: Peer, db_url: str, tmp_path: Path, **env: str
+) -> tuple[RunTemplate, subprocess.Popen[bytes]]:
+    """A template with a WebHook to `peer`, and a started executor (registered)."""
+    rt = shell_rt("exit 0")
+    configure.put(rt, "success", "WebHook", {"url": peer.url})
+    db.session.commit()
+    proc = start_daemon(db_url, tmp_path, **env)
+    wait_for(lambda: _workers() == 1, 60, "the executor to start")
+    return rt, proc
+
+
 def test_deliveries_run_in_a_niced_child_that_dies_with_the_executor(
     app: Flask, db_url: str, tmp_path: Path
 ) -> None:
     with http_peer() as peer:
-        rt = shell_rt("exit 0")
-        configure.put(rt, "success", "WebHook", {"url": peer.url})
-        db.session.commit()
-        proc = start_daemon(db_url, tmp_path, MULTIFLEXI_ACTION_NICE="7")
+        rt, proc = _hooked_executor(peer, db_url, tmp_path, MULTIFLEXI_ACTION_NICE="7")
         try:
-            wait_for(lambda: _workers() == 1, 60, "the executor to start")
             child = _delivery_process(proc.pid)
             assert child is not None, "no delivery process beside the executor"
             assert _nice(child) == _nice(proc.pid) + 7
@@ -201,12 +210,8 @@ def test_a_dead_delivery_process_is_replaced_by_a_thread(
     app: Flask, db_url: str, tmp_path: Path
 ) -> None:
     with http_peer() as peer:
-        rt = shell_rt("exit 0")
-        configure.put(rt, "success", "WebHook", {"url": peer.url})
-        db.session.commit()
-        proc = start_daemon(db_url, tmp_path)
+        rt, proc = _hooked_executor(peer, db_url, tmp_path)
         try:
-            wait_for(lambda: _workers() == 1, 60, "the executor to start")
             child = _delivery_process(proc.pid)
             assert child is not None
             os.kill(child, signal.SIGKILL)
