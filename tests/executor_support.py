@@ -40,6 +40,7 @@ def shell_rt(
     begin_write()  # a daemon may be writing: never upgrade this test's read snapshot
     company = company or make_company()
     app = make_app(executable="/bin/sh", fields=fields, artifacts=artifacts)
+    begin_write()  # again: the factories commit, and reading their rows back would begin a read
     app.cmdparams = "-c " + _quote(script)
     rt = RunTemplate(company_id=company.id, application_id=app.id, name=f"rt-{app.name}")
     for key, value in rt_values.items():
