@@ -1,4 +1,5 @@
-"""The action dispatcher: a thread of the executor daemon delivering post-job action runs.
+"""The action dispatcher: delivers post-job action runs (in the executor's delivery process,
+runner/action_process.py; in a thread of the executor if that process died).
 
 Its loop does every database write, in one transaction per pass: the attempts that ended since
 the last pass are recorded (their effects applied), due runs are claimed (services/actions/
