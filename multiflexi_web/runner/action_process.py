@@ -89,11 +89,12 @@ class ActionProcess:
         log.info("action=dispatch_process_started pid=%s nice=+%s", self.pid, self.s.nice)
 
     def nudge(self) -> None:
-        fallback = self._fallback
+        with self._lock:  # never a write to the pipe's number once close() freed it
+            fallback = self._fallback
+            if fallback is None and not self._closing and not self.exited.is_set():
+                self._send(NUDGE)
         if fallback is not None:
             fallback.nudge()
-        elif not self.exited.is_set():
-            self._send(NUDGE)
 
     def close(self, *, drain: bool = False, hard: bool = False) -> None:
         """Stop the child (after it delivered everything due, with `drain`) and wait for it;
@@ -101,13 +102,13 @@ class ActionProcess:
         with self._lock:
             self._closing = True
             fallback = self._fallback
-        if hard:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-        elif drain:
-            self._send(DRAIN)
-        with contextlib.suppress(OSError):
-            os.close(self.pipe)
+            if hard:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+            elif drain:
+                self._send(DRAIN)
+            with contextlib.suppress(OSError):
+                os.close(self.pipe)
         # In-flight deliveries end within their attempt timeout; then it is killed.
         if not self.exited.wait(self.s.timeout + 30):
             log.error("action=dispatch_process_killed pid=%s reason=stop timed out", self.pid)
