@@ -101,6 +101,7 @@ class Dispatcher:
     def close(self, timeout: float = 60) -> None:
         _STARTED.discard(self)
         self.stop.set()
+        self._wake.set()  # an idle loop waits up to IDLE_POLL: it ends now
         self.thread.join(timeout)
         self.pool.shutdown(wait=True)
         with contextlib.suppress(Exception):  # unrecorded ones are retried when leases expire
