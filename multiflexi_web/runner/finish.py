@@ -53,6 +53,7 @@ class Finisher:
         self.claim, self.claimed = claim, claimed  # successors: claimed in, handed out after
         self.queue: queue.Queue[JobRun | None] = queue.Queue(maxsize=max_pending)
         self._pending: set[int] = set()
+        self._handing_over = 0  # batches whose successors are being started
         self._journaled: set[int] = set()  # jobs whose finish is in the journal file
         self._closing = False  # close() was asked: record what is queued, then end
         self._lock = threading.Lock()
@@ -76,6 +77,11 @@ class Finisher:
         """Jobs finished but not yet recorded: still 'running' in the database, and ours."""
         with self._lock:
             return set(self._pending)
+
+    def busy(self) -> bool:
+        """Runs wait to be recorded, or a recorded batch's successors are not in a slot yet."""
+        with self._lock:
+            return bool(self._pending) or self._handing_over > 0
 
     def close(self, timeout: float = 60) -> None:
         self.queue.put(None)
@@ -125,12 +131,19 @@ class Finisher:
                 batch += self._take(self.queue.maxsize)
                 self._journal(batch)
                 delay = min(delay * 2, RETRY_MAX_WAIT)
-        # Successors are handed to their slots while the batch still counts as pending: an
-        # executor that finds nothing pending, running or ready may stop (--drain, a drained
-        # host), and must not do so between this commit and the successors reaching a slot
-        # (they would stay claimed and never run until their lease ran out).
-        self.claimed(successors)
-        self._let_go(batch)
+        # busy() until the successors reached their slots: an executor that finds nothing
+        # busy, running or ready may stop (--drain, a drained host), and must not do so between
+        # this commit and the successors' start (they would stay claimed, never run, until
+        # their lease ran out). The batch is let go first, as always: its journal is cleared
+        # before the successors start writing theirs.
+        with self._lock:
+            self._handing_over += 1
+        try:
+            self._let_go(batch)
+            self.claimed(successors)
+        finally:
+            with self._lock:
+                self._handing_over -= 1
 
     def _try(self, batch: list[JobRun]) -> list[ClaimedJob]:
         with self.app.app_context():

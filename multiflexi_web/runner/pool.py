@@ -249,9 +249,7 @@ class Executor:
                 if self._check_memory():
                     break
             claimed = self.rt.retry_db(self.tick, max_wait=RETRY_MAX_WAIT)  # back soon after
-            idle = (
-                not claimed and not self.running and not self.ready and not self.finisher.pending()
-            )
+            idle = not claimed and not self.running and not self.ready and not self.finisher.busy()
             if self.drain and idle and not self._due():
                 break
             if self.rt.drain_requested.is_set():
