@@ -132,7 +132,9 @@ def test_cancel_during_provisioning_deletes_the_group(arm: FakeArm, tmp_path: Pa
     arm.provisioning = ["InProgress"]
     result, _ = run(spec(tmp_path / "w"), CancelWhileProvisioning())
     assert result.cancelled
-    assert arm.kinds()[-1] == "DELETE group" and arm.groups == {}
+    # A provisioning read already under way may reach the fake after the DELETE: what matters
+    # is that the group was deleted and nothing is left.
+    assert "DELETE group" in arm.kinds() and arm.groups == {}
 
 
 def test_provisioning_past_the_start_timeout_fails_the_job(
