@@ -1,18 +1,24 @@
 """actions/delivery.py's kept connections: a thread reuses its recent connection to a peer,
-never sends a cookie a peer set, and never shares a connection with another thread."""
+never sends a cookie a peer set, and never shares a connection with another thread; the direct
+http.client path (actions/direct.py) and what it leaves to requests."""
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from multiflexi_web.actions import delivery
+from multiflexi_web.actions import delivery, direct
+from tests.action_peers import self_signed
 from tests.action_support import serving
 
 
@@ -120,3 +126,130 @@ def test_the_environments_proxy_is_used_and_netrc_is_not(
         monkeypatch.delenv("no_proxy", raising=False)
         _in_new_thread("http://example.invalid/hook")
     assert seen == [("http://example.invalid/hook", None)]
+
+
+def _closing_after_each_answer() -> type[BaseHTTPRequestHandler]:
+    """Answers keep-alive (no Connection: close) yet closes the connection after each answer,
+    as a peer's idle timeout does between two deliveries."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            self.close_connection = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def test_a_kept_connection_the_peer_closed_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sent on the closed connection, the POST would fail after the peer may have read it.
+    monkeypatch.setattr(delivery, "KEEP_IDLE", 3600.0)
+    with serving(_closing_after_each_answer()) as url:
+        for _ in range(3):
+            _post(f"{url}/hook")
+            time.sleep(0.05)  # the peer's close reaches this side (no delivery waits on it)
+
+
+def test_a_long_answer_is_cut_and_its_connection_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery, "KEEP_IDLE", 3600.0)
+    ports: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ports.append(self.client_address[1])
+            body = "é".encode("latin-1") * (direct.BODY_LIMIT * 2)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=latin-1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client stops reading at its limit
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with serving(Handler) as url:
+        for _ in range(2):
+            _, outcome = delivery.send(
+                "POST", f"{url}/h", ok=[200], secrets=[], timeout=5, idempotency_key="k", data=b""
+            )
+            assert outcome.ok and outcome.response is not None
+            assert outcome.response.startswith("HTTP 200: éé")  # decoded by its charset
+            assert len(outcome.response.encode()) <= delivery.RESPONSE_LIMIT
+    assert len(set(ports)) == 2  # the unread rest was not left on a kept connection
+
+
+def test_https_is_verified_against_the_configured_bundle(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path)
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            seen.append(dict(self.headers))
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    with serving(Handler, tls) as url:
+        assert url.startswith("https://")
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        _, refused = delivery.send(
+            "POST", url, ok=[201], secrets=[], timeout=5, idempotency_key="k", json={"a": 1}
+        )
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        _, sent = delivery.send(
+            "POST", url, ok=[201], secrets=[], timeout=5, idempotency_key="k", json={"a": 1}
+        )
+    assert (refused.error or "").startswith("TLS:") and not refused.retryable
+    assert sent.ok, sent
+    assert len(seen) == 1
+    headers = {k.lower(): v for k, v in seen[0].items()}
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == delivery.USER_AGENT
+    assert headers["idempotency-key"] == "k"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:pw@127.0.0.1:9/x",  # credentials in the URL: requests turns them into auth
+        "http://127.0.0.1:9/a path",  # requests re-quotes it
+        "http://bücher.example/x",  # IDNA
+        "ftp://127.0.0.1/x",
+        "http://127.0.0.1:port/x",
+    ],
+)
+def test_what_the_direct_path_cannot_send_goes_through_requests(url: str) -> None:
+    assert direct.target(url) is None
+
+
+def test_a_configured_proxy_sends_through_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.delenv("ALL_PROXY", raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    assert direct.target("http://127.0.0.1:9/x") == direct.Target("http", "127.0.0.1", 9, "/x")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    assert direct.target("http://127.0.0.1:9/x") is None

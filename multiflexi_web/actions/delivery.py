@@ -3,14 +3,19 @@ plumbing every kind shares: settings with defaults, required keys, secret redact
 
 from __future__ import annotations
 
+import http.client
+import json as jsonlib
 import os
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from http.cookiejar import DefaultCookiePolicy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, overload
 from urllib.parse import quote, urlsplit
 
+from multiflexi_web import __version__
+from multiflexi_web.actions import direct
 from multiflexi_web.actions.base import ActionContext, ConfigField, Outcome
 from multiflexi_web.security.secrets import MASK
 
@@ -18,6 +23,7 @@ if TYPE_CHECKING:
     import requests
 
 RESPONSE_LIMIT = 4096
+USER_AGENT = f"MultiFlexi/{__version__}"  # some APIs (GitHub's) refuse a request without one
 DELIVERY_HEADER = "X-MultiFlexi-Delivery"
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # the common name; peers that honour one dedupe retries
 # Peers answering these are overloaded or briefly unavailable; a later attempt may succeed.
@@ -78,7 +84,17 @@ def bounded(text: str, secrets: Iterable[str] = ()) -> str:
     return raw[: RESPONSE_LIMIT - 3].decode(errors="ignore") + "..."
 
 
-def http_outcome(response: requests.Response, ok: Iterable[int], secrets: list[str]) -> Outcome:
+class Answer(Protocol):
+    """What is read of a peer's answer: a requests.Response, or a direct.Reply."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+def http_outcome(response: Answer, ok: Iterable[int], secrets: list[str]) -> Outcome:
     """Map a peer's answer: an expected status is success, 5xx/408/429 retryable, others not."""
     text = bounded(f"HTTP {response.status_code}: {response.text}", secrets)
     if response.status_code in set(ok):
@@ -107,6 +123,36 @@ def failure(exc: requests.RequestException, timeout: float, secrets: list[str]) 
     return Outcome(ok=False, error=bounded(f"bad request: {exc}", secrets))
 
 
+@overload
+def send(
+    method: str,
+    url: str,
+    *,
+    ok: Iterable[int],
+    secrets: list[str],
+    timeout: float,
+    idempotency_key: str,
+    session: requests.Session,
+    headers: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> tuple[requests.Response | None, Outcome]: ...
+
+
+@overload
+def send(
+    method: str,
+    url: str,
+    *,
+    ok: Iterable[int],
+    secrets: list[str],
+    timeout: float,
+    idempotency_key: str,
+    session: None = None,
+    headers: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> tuple[Answer | None, Outcome]: ...
+
+
 def send(
     method: str,
     url: str,
@@ -118,19 +164,28 @@ def send(
     session: requests.Session | None = None,
     headers: Mapping[str, str] | None = None,
     **kwargs: Any,
-) -> tuple[requests.Response | None, Outcome]:
+) -> tuple[Answer | None, Outcome]:
     """One request with the action's timeout, no redirects, and the run's idempotency key in
     both delivery headers (the same on every retry); the response (None on failure) and its
-    Outcome (bounded, secrets redacted, retryable per http_outcome / failure)."""
-    # requests with urllib3, idna and charset_normalizer is ~5 MiB: the first delivery pays it,
-    # not every executor (and every action kind module imports this one).
-    import requests
+    Outcome (bounded, secrets redacted, retryable per http_outcome / failure).
 
+    A request with at most a body (`data` or `json`) to a URL direct.py can reach goes over
+    its kept http.client connection; one with a session, a proxy or other requests arguments
+    through requests."""
     sent = {
+        "User-Agent": USER_AGENT,
+        "Accept": "*/*",
         **(headers or {}),
         IDEMPOTENCY_HEADER: idempotency_key,
         DELIVERY_HEADER: idempotency_key,
     }
+    to = direct.target(url) if session is None and kwargs.keys() <= {"data", "json"} else None
+    if to is not None:
+        return _direct(method, to, sent, timeout, secrets, ok, **kwargs)
+    # requests with urllib3, idna and charset_normalizer is ~5 MiB: the first delivery that
+    # needs it pays it, not every executor (and every action kind module imports this one).
+    import requests
+
     origin = _origin(url) if session is None else None
     client: Any = session or (_kept(origin) if origin else requests)
     try:
@@ -143,6 +198,44 @@ def send(
         if origin:
             _HELD.sessions[origin] = (client, time.monotonic())
     return response, http_outcome(response, ok, secrets)
+
+
+def _direct(
+    method: str,
+    to: direct.Target,
+    headers: dict[str, str],
+    timeout: float,
+    secrets: list[str],
+    ok: Iterable[int],
+    data: bytes | str | None = None,
+    json: Any = None,
+) -> tuple[Answer | None, Outcome]:
+    if json is not None and data is None:
+        data = jsonlib.dumps(json, allow_nan=False)  # as requests encodes it
+        headers.setdefault("Content-Type", "application/json")
+    body = data.encode() if isinstance(data, str) else data
+    try:
+        reply = direct.request(
+            method, to, body=body, headers=headers, timeout=timeout, keep_idle=KEEP_IDLE
+        )
+    except (OSError, http.client.HTTPException) as exc:
+        return None, _direct_failure(exc, timeout, secrets)
+    return reply, http_outcome(reply, ok, secrets)
+
+
+def _direct_failure(exc: BaseException, timeout: float, secrets: list[str]) -> Outcome:
+    """The same verdicts as failure() gives requests' exceptions."""
+    if isinstance(exc, TimeoutError):
+        return Outcome(
+            ok=False, error=bounded(f"timeout after {timeout:g}s: {exc}", secrets), retryable=True
+        )
+    # A certificate that does not verify or a handshake refused: a config error. A TLS
+    # connection the peer closed is a connection failure like any other.
+    if isinstance(exc, ssl.SSLError) and not isinstance(
+        exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+    ):
+        return Outcome(ok=False, error=bounded(f"TLS: {exc}", secrets))
+    return Outcome(ok=False, error=bounded(f"connection failed: {exc!r}", secrets), retryable=True)
 
 
 def _origin(url: str) -> tuple[str, str] | None:
