@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select  # noqa: E402
 
 from bench.executor import (  # noqa: E402
+    _seconds,
     _wait_done,
     daemon_env,
     database,
@@ -197,6 +198,8 @@ def _overhead(
     )
     rates: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     cpu: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    lag: list[float] = []  # last delivery after the last job finished (delivered case), s
+    whole: list[float] = []  # jobs/s until the last delivery was recorded (delivered case)
     for _ in range(rounds):
         for name, rt, case_env in cases:
             for table in (ActionRun, JobOutput, Job):
@@ -205,12 +208,28 @@ def _overhead(
             got = throughput([rt], n, case_env)
             rates[name].append(got["jobs_per_s"])
             cpu[name].append(got["daemon_cpu_ms_per_job"])
+            if name == "webhook_delivered":
+                first, last_job, last_run = db.session.execute(
+                    select(
+                        func.min(Job.claimed_at),
+                        func.max(Job.finished_at),
+                        select(func.max(ActionRun.finished_at)).scalar_subquery(),
+                    )
+                ).one()
+                lag.append(round(_seconds(last_run, last_job), 3))
+                whole.append(round(n / _seconds(last_run, first), 1))
     med = {name: statistics.median(r) for name, r in rates.items()}
     return {
         "jobs": n,
         "jobs_per_s": rates,
         "ratio_outbox_to_none": round(med["webhook_outbox"] / med["none"], 3),
         "ratio_delivered_to_none": round(med["webhook_delivered"] / med["none"], 3),
+        # Whether deliveries kept up: the last one recorded this long after the last job (a
+        # niced delivery process lags while jobs take the CPU), and the delivered case's rate
+        # counted until that last delivery instead of the last job.
+        "last_delivery_after_last_job_s": lag,
+        "delivered_jobs_per_s_until_last_delivery": whole,
+        "ratio_until_last_delivery_to_none": round(statistics.median(whole) / med["none"], 3),
         # The executor's own CPU per job (delivered: the deliveries' too, which may end after
         # the last job): the cost, less blurred by other load than jobs/s.
         "daemon_cpu_ms_per_job": cpu,

@@ -86,6 +86,7 @@ class Dispatcher:
         self._delivering = 0  # threads claimed for (delivering, or about to)
         self._ended: list[Attempt] = []  # performed, not yet recorded
         self._wake = threading.Event()  # an attempt ended: record it, claim for its thread
+        self._halt = threading.Event()  # drain() took the loop's place
 
     def start(self) -> Dispatcher:
         self.thread.start()
@@ -109,7 +110,7 @@ class Dispatcher:
                 self._pass(claim=False)
 
     def _loop(self) -> None:
-        while not self.stop.is_set():
+        while not (self.stop.is_set() or self._halt.is_set()):
             try:
                 if not self.tick():
                     self._wake.wait(POLL if self.busy() else IDLE_POLL)
@@ -133,7 +134,13 @@ class Dispatcher:
             return bool(self._ended)
 
     def drain(self) -> None:
-        """Deliver every run due now before returning (retries planned later are left)."""
+        """Deliver every run due now before returning (retries planned later are left); the
+        loop is stopped first: both wait on the one wake-up event, and the loop clearing it
+        left this thread waiting out a whole POLL between its passes."""
+        self._halt.set()
+        self._wake.set()
+        if self.thread.is_alive():
+            self.thread.join()
         while self.tick() or self.busy():
             self._wake.wait(POLL)
             self._wake.clear()

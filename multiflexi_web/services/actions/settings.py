@@ -22,7 +22,7 @@ class ActionSettings:
     backoff: float = 10.0  # before the first retry; doubles each time
     backoff_max: float = 3600.0
     lease: float = 90.0  # a running delivery older than this is someone else's to retry
-    threads: int = 4  # 0: this executor delivers no actions (another one does)
+    threads: int = 16  # 0: this executor delivers no actions (another one does)
     chain_max_depth: int = 5
     nice: int = 10  # the delivery process's niceness above the executor's (0-19)
     base_url: str = "http://localhost:5000"  # for links to jobs and artifacts
@@ -57,7 +57,7 @@ def load(environ: Mapping[str, str] | None = None) -> ActionSettings:
             src, "MULTIFLEXI_ACTION_LEASE", 2 * timeout + 30, _non_negative_float, seconds
         ),
         threads=_parse(
-            src, "MULTIFLEXI_ACTION_THREADS", 4, _non_negative_int, "must be a whole number >= 0"
+            src, "MULTIFLEXI_ACTION_THREADS", 16, _non_negative_int, "must be a whole number >= 0"
         ),
         chain_max_depth=_parse(src, "MULTIFLEXI_CHAIN_MAX_DEPTH", 5, _positive_int, whole),
         nice=_parse(src, "MULTIFLEXI_ACTION_NICE", 10, _niceness, "must be a whole number 0-19"),
