@@ -8,6 +8,7 @@ from datetime import timedelta
 from flask import Flask
 from sqlalchemy import func, select
 
+from multiflexi_web.actions.base import Outcome
 from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
 from multiflexi_web.models.action import ActionConfig, ActionRun
@@ -84,3 +85,32 @@ def test_a_run_of_an_unknown_kind_fails_alone(app: Flask) -> None:
     assert got == {"Gone": "failed", "WebHook": "succeeded"}
     assert error is not None and "'Gone': unknown" in error
     assert len(peer.hits) == 1
+
+
+def test_alike_attempts_are_recorded_together_and_a_lost_lease_is_not_overwritten(
+    app: Flask,
+) -> None:
+    """A pass records its alike attempts in one statement; a run another owner took meanwhile
+    (its lease expired) keeps that owner's claim, and only it is reported lost."""
+    _queue(4)
+    mine = runs.claim(1, 10, FAST)
+    db.session.commit()
+    later = utcnow() + timedelta(seconds=FAST.lease + 1)
+    lost = mine[1]
+    db.session.execute(
+        ActionRun.__table__.update()
+        .where(ActionRun.id == lost.id)
+        .values(owner_id=2, attempts=2, claimed_at=later)
+    )  # as another executor's claim of the expired lease leaves it
+    ok, failed = Outcome(True, response="HTTP 200: ok"), Outcome(False, error="HTTP 400: no")
+    outcomes = [ok, ok, ok, failed]
+    statuses = runs.record_all([(c, o, []) for c, o in zip(mine, outcomes, strict=True)], FAST)
+    db.session.commit()
+    assert statuses == ["succeeded", None, "succeeded", "failed"]
+    rows = {
+        r.id: (r.status, r.owner_id, r.attempts, r.response, r.error)
+        for r in db.session.scalars(select(ActionRun))
+    }
+    assert rows[mine[0].id] == rows[mine[2].id] == ("succeeded", 1, 1, "HTTP 200: ok", None)
+    assert rows[lost.id] == ("running", 2, 2, None, None)
+    assert rows[mine[3].id] == ("failed", 1, 1, None, "HTTP 400: no")

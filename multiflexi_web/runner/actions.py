@@ -196,7 +196,7 @@ class Dispatcher:
     ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
         with self.app.app_context(), writing():
             begin_write()
-            statuses = [runs.record(a.run, a.outcome, self.s, a.secrets) for a in ended]
+            statuses = runs.record_all([(a.run, a.outcome, a.secrets) for a in ended], self.s)
             claimed = runs.claim(self.owner_id, free, self.s) if free else []
             found = context.gather(db.session(), claimed) if claimed else {}
             db.session.commit()

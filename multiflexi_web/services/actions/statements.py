@@ -70,8 +70,9 @@ def _claim() -> Any:
 
 
 def _record(ended: bool) -> Any:
-    """The attempt's result, written only under the claim that made it (its lease: owner and
-    attempt); `ended` sets finished_at, else next_attempt_at (a retry)."""
+    """An attempt's result for every run in p_ids (a pass's alike attempts), written only under
+    the claim that made it (its lease: owner and attempt); `ended` sets finished_at, else
+    next_attempt_at (a retry)."""
     at = bindparam("p_at", type_=UTCDateTime())
     values: dict[str, Any] = {
         "status": bindparam("p_status"),
@@ -82,7 +83,7 @@ def _record(ended: bool) -> Any:
     return (
         update(ActionRun)
         .where(
-            ActionRun.id == bindparam("p_id"),
+            one_of(ActionRun.id, "p_ids"),
             ActionRun.status == RUNNING,
             ActionRun.owner_id == bindparam("p_owner"),
             ActionRun.attempts == bindparam("p_attempts"),
