@@ -1,8 +1,12 @@
 """Claiming action runs: a claim takes at most its limit, claims never overlap, leases expire,
-and a run the dispatcher cannot perform fails alone."""
+a run the dispatcher cannot perform fails alone, alike attempts are recorded together, and the
+dispatcher lingers between passes only while runs trickle in."""
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import replace
 from datetime import timedelta
 
 from flask import Flask
@@ -12,9 +16,10 @@ from multiflexi_web.actions.base import Outcome
 from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
 from multiflexi_web.models.action import ActionConfig, ActionRun
+from multiflexi_web.runner.actions import Dispatcher
 from multiflexi_web.services.actions import runs
 from tests.action_support import FAST, dispatch_all, http_peer
-from tests.executor_support import shell_rt
+from tests.executor_support import shell_rt, wait_for
 from tests.factories import make_job
 
 
@@ -114,3 +119,40 @@ def test_alike_attempts_are_recorded_together_and_a_lost_lease_is_not_overwritte
     assert rows[mine[0].id] == rows[mine[2].id] == ("succeeded", 1, 1, "HTTP 200: ok", None)
     assert rows[lost.id] == ("running", 2, 2, None, None)
     assert rows[mine[3].id] == ("failed", 1, 1, None, "HTTP 400: no")
+
+
+def _webhook_runs(rt_url: str, count: int) -> None:
+    rt = shell_rt("exit 0")
+    cfg = ActionConfig(
+        runtemplate_id=rt.id, mode="success", action="WebHook", config={"url": rt_url}
+    )
+    db.session.add(cfg)
+    db.session.flush()
+    for _ in range(count):
+        job = make_job(rt)
+        db.session.add(
+            ActionRun(job_id=job.id, action="WebHook", mode="success", config_id=cfg.id,
+                      idempotency_key=f"linger-{job.id}", next_attempt_at=utcnow())
+        )  # fmt: skip
+    db.session.commit()
+
+
+def test_a_trickle_lingers_a_backlog_does_not_and_close_ends_a_linger(app: Flask) -> None:
+    """With an hour's linger: an idle dispatcher's first pass claims at once; a backlog (claims
+    that fill every free thread) is delivered pass after pass without waiting; once a pass
+    found fewer runs than free threads, the next waits, and close() ends that wait."""
+    settings = replace(FAST, threads=2, linger=3600.0)
+    with http_peer() as peer:
+        _webhook_runs(peer.url, 6)
+        d = Dispatcher(app, 1, settings, threading.Event()).start()
+        try:
+            wait_for(lambda: len(peer.hits) == 6, timeout=60, what="the backlog delivered")
+            _webhook_runs(peer.url, 1)
+            d.nudge()
+            time.sleep(0.5)  # a run the lingering loop must not take (it is an hour away)
+            assert len(peer.hits) == 6
+        finally:
+            closing = threading.Thread(target=d.close)
+            closing.start()
+            closing.join(30)
+        assert not closing.is_alive(), "close() waited out the linger"

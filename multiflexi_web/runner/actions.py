@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +89,8 @@ class Dispatcher:
         self._ended: list[Attempt] = []  # performed, not yet recorded
         self._wake = threading.Event()  # an attempt ended: record it, claim for its thread
         self._halt = threading.Event()  # drain() took the loop's place
+        self._last_work = -math.inf  # monotonic time of the last pass that recorded or claimed
+        self._backlog = False  # that pass claimed for every free thread
 
     def start(self) -> Dispatcher:
         self.thread.start()
@@ -102,6 +106,7 @@ class Dispatcher:
     def close(self, timeout: float = 60) -> None:
         _STARTED.discard(self)
         self.stop.set()
+        self._halt.set()  # a lingering loop ends now too
         self._wake.set()  # an idle loop waits up to IDLE_POLL: it ends now
         self.thread.join(timeout)
         self.pool.shutdown(wait=True)
@@ -112,12 +117,24 @@ class Dispatcher:
     def _loop(self) -> None:
         while not (self.stop.is_set() or self._halt.is_set()):
             try:
+                self._linger()
                 if not self.tick():
                     self._wake.wait(POLL if self.busy() else IDLE_POLL)
                     self._wake.clear()
             except Exception as exc:  # the database is away: the next pass tries again
                 log.warning("action=dispatch_failed error=%r", exc)
                 self.stop.wait(1.0)
+
+    def _linger(self) -> None:
+        """A pass waits until `linger` has passed since the last one that did work, unless that
+        one claimed a thread for every run it could (a backlog is worked off at once). Runs
+        queued one by one by a busy executor are then claimed, read and recorded several to a
+        transaction instead of one or two: a pass costs ~1.5 ms of CPU however few runs it
+        carries, and this process's CPU is taken from the jobs. An idle dispatcher's first pass
+        does not wait (a lone job's delivery is as prompt as before)."""
+        gap = self._last_work + self.s.linger - time.monotonic()
+        if gap > 0 and not self._backlog:
+            self._halt.wait(gap)
 
     def tick(self) -> int:
         """Record the attempts that ended, claim due runs for the free threads and start them;
@@ -152,6 +169,7 @@ class Dispatcher:
             self._delivering += free  # held for this pass's claims
         if not ended and not free:
             return 0
+        self._last_work = time.monotonic()
         try:
             claimed, found = self._exchange(ended, free)
         except BaseException:
@@ -161,6 +179,7 @@ class Dispatcher:
             raise
         with self._lock:
             self._delivering -= free - len(claimed)
+        self._backlog = bool(free) and len(claimed) == free
         for c in claimed:
             self.pool.submit(self.deliver, c, found[c.id])
         return len(claimed)
