@@ -253,3 +253,16 @@ def test_a_configured_proxy_sends_through_requests(monkeypatch: pytest.MonkeyPat
     assert direct.target("http://127.0.0.1:9/x") == direct.Target("http", "127.0.0.1", 9, "/x")
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
     assert direct.target("http://127.0.0.1:9/x") is None
+
+
+@pytest.mark.parametrize("value", ["ops\r\nX-Injected: 1", "tým ☃"])
+def test_a_header_that_cannot_be_sent_is_a_config_error_and_sends_nothing(value: str) -> None:
+    with keepalive_peer() as peer:
+        _, outcome = delivery.send(
+            "POST", peer.url, ok=[200], secrets=[value], timeout=5, idempotency_key="k",
+            headers={"X-Team": value}, data=b"{}",
+        )  # fmt: skip
+    assert not outcome.ok and not outcome.retryable
+    assert (outcome.error or "").startswith("bad request:")
+    assert value not in (outcome.error or "")
+    assert peer.seen == []

@@ -220,6 +220,8 @@ def _direct(
         )
     except (OSError, http.client.HTTPException) as exc:
         return None, _direct_failure(exc, timeout, secrets)
+    except ValueError as exc:  # a header name or value http.client refuses to send (a newline)
+        return None, Outcome(ok=False, error=bounded(f"bad request: {exc}", secrets))
     return reply, http_outcome(reply, ok, secrets)
 
 
