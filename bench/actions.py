@@ -14,8 +14,9 @@ without actions, of one with a WebHook action whose runs this executor only queu
 while running jobs; alternating, --rounds times, in the same run (medians compared), with the
 executor's own CPU per job (its delivery process included; steadier than jobs/s on a loaded
 machine), and whether deliveries kept up: when the last one was recorded after the last job,
-and the delivered case's rate counted to that last delivery. The peer here is bench/light_peer.py, a process answering 200 and nothing more: the
-stand-in for a receiver on another machine, whose CPU is not this host's. `--parts overhead` (or
+and the delivered case's rate counted to that last delivery. The peer here is
+bench/light_peer.py, a process answering 200 and nothing more: the stand-in for a receiver on
+another machine, whose CPU is not this host's. `--parts overhead` (or
 latency, delivery, comma-separated) runs only those parts.
 """
 
