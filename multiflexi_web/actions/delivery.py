@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from http.cookiejar import DefaultCookiePolicy
-from typing import TYPE_CHECKING, Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from multiflexi_web import __version__
@@ -93,6 +93,11 @@ class Answer(Protocol):
     @property
     def text(self) -> str: ...
 
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def json(self) -> Any: ...
+
 
 def http_outcome(response: Answer, ok: Iterable[int], secrets: list[str]) -> Outcome:
     """Map a peer's answer: an expected status is success, 5xx/408/429 retryable, others not."""
@@ -121,36 +126,6 @@ def failure(exc: requests.RequestException, timeout: float, secrets: list[str]) 
             ok=False, error=bounded(f"connection failed: {exc}", secrets), retryable=True
         )
     return Outcome(ok=False, error=bounded(f"bad request: {exc}", secrets))
-
-
-@overload
-def send(
-    method: str,
-    url: str,
-    *,
-    ok: Iterable[int],
-    secrets: list[str],
-    timeout: float,
-    idempotency_key: str,
-    session: requests.Session,
-    headers: Mapping[str, str] | None = None,
-    **kwargs: Any,
-) -> tuple[requests.Response | None, Outcome]: ...
-
-
-@overload
-def send(
-    method: str,
-    url: str,
-    *,
-    ok: Iterable[int],
-    secrets: list[str],
-    timeout: float,
-    idempotency_key: str,
-    session: None = None,
-    headers: Mapping[str, str] | None = None,
-    **kwargs: Any,
-) -> tuple[Answer | None, Outcome]: ...
 
 
 def send(
