@@ -245,13 +245,14 @@ def test_what_the_direct_path_cannot_send_goes_through_requests(url: str) -> Non
     assert direct.target(url) is None
 
 
-def test_a_configured_proxy_sends_through_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("HTTP_PROXY", raising=False)
-    monkeypatch.delenv("http_proxy", raising=False)
-    monkeypatch.delenv("ALL_PROXY", raising=False)
-    monkeypatch.delenv("all_proxy", raising=False)
+@pytest.mark.parametrize("name", ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"])
+def test_a_configured_proxy_sends_through_requests(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for unset in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(unset, raising=False)
     assert direct.target("http://127.0.0.1:9/x") == direct.Target("http", "127.0.0.1", 9, "/x")
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv(name, "http://127.0.0.1:3128")
     assert direct.target("http://127.0.0.1:9/x") is None
 
 
