@@ -267,3 +267,31 @@ def test_a_header_that_cannot_be_sent_is_a_config_error_and_sends_nothing(value:
     assert (outcome.error or "").startswith("bad request:")
     assert value not in (outcome.error or "")
     assert peer.seen == []
+
+
+def test_a_configured_header_cannot_double_the_delivery_headers() -> None:
+    seen: list[list[tuple[str, str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(list(self.headers.items()))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with serving(Handler) as url:
+        _, outcome = delivery.send(
+            "POST", url, ok=[200], secrets=[], timeout=5, idempotency_key="run-key",
+            headers={"idempotency-key": "tenant", "user-agent": "theirs/1"}, data=b"{}",
+        )  # fmt: skip
+    assert outcome.ok, outcome
+    [headers] = seen
+    keys = [v for k, v in headers if k.lower() == "idempotency-key"]
+    agents = [v for k, v in headers if k.lower() == "user-agent"]
+    assert keys == ["run-key"] and agents == ["theirs/1"]

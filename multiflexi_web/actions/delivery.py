@@ -147,13 +147,11 @@ def send(
     A request with at most a body (`data` or `json`) to a URL direct.py can reach goes over
     its kept http.client connection; one with a session, a proxy or other requests arguments
     through requests."""
-    sent = {
-        "User-Agent": USER_AGENT,
-        "Accept": "*/*",
-        **(headers or {}),
-        IDEMPOTENCY_HEADER: idempotency_key,
-        DELIVERY_HEADER: idempotency_key,
-    }
+    sent = _merged(
+        {"User-Agent": USER_AGENT, "Accept": "*/*"},
+        headers or {},
+        {IDEMPOTENCY_HEADER: idempotency_key, DELIVERY_HEADER: idempotency_key},
+    )
     to = direct.target(url) if session is None and kwargs.keys() <= {"data", "json"} else None
     if to is not None:
         return _direct(method, to, sent, timeout, secrets, ok, **kwargs)
@@ -173,6 +171,16 @@ def send(
         if origin:
             _HELD.sessions[origin] = (client, time.monotonic())
     return response, http_outcome(response, ok, secrets)
+
+
+def _merged(*layers: Mapping[str, str]) -> dict[str, str]:
+    """Header layers, a later one's name replacing an earlier one's in any letter case: sent
+    as given, `idempotency-key` beside ours would be a second, different Idempotency-Key."""
+    merged: dict[str, tuple[str, str]] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            merged[name.lower()] = (name, value)
+    return dict(merged.values())
 
 
 def _direct(
