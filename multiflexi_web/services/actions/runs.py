@@ -72,12 +72,6 @@ def masked(text: str | None, secrets: list[str]) -> str | None:
     return bounded(text)
 
 
-def record(c: Claimed, outcome: Outcome, s: ActionSettings, secrets: list[str]) -> str | None:
-    """Record the attempt (and apply its effects, in a savepoint: a refused one fails the run).
-    Returns the status written, None if the lease was lost meanwhile."""
-    return record_all([(c, outcome, secrets)], s)[0]
-
-
 def record_all(
     ended: Sequence[tuple[Claimed, Outcome, list[str]]], s: ActionSettings
 ) -> list[str | None]:
@@ -85,8 +79,8 @@ def record_all(
 
     Attempts with the same result (status, response, error, attempt number: a pass's
     deliveries to one peer mostly are) are written by one statement: a statement per attempt
-    was a third of the delivery process's CPU under load. Effects are applied first, each in
-    its own savepoint."""
+    was about a fifth of the delivery process's CPU under load. Effects are applied first, each
+    in its own savepoint (a refused one fails its run)."""
     now = utcnow()
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, (c, outcome, secrets) in enumerate(ended):
