@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from multiflexi_web.api.v1.ratelimit import FixedWindow, counter_for
+from multiflexi_web.api.v1.ratelimit import (
+    LOCAL_FILE,
+    FixedWindow,
+    SqlWindow,
+    counter_for,
+    local_engine,
+)
 from multiflexi_web.extensions import db
 from multiflexi_web.models import ApiToken
 from multiflexi_web.services.accounts import tokens
@@ -84,3 +92,27 @@ def test_cli_create_prints_the_token_once(app: Flask, runner: FlaskCliRunner) ->
     assert again.exit_code == 0
     twice = runner.invoke(args=["token", "revoke", str(out["id"])])
     assert twice.exit_code != 0 and "already revoked" in twice.output
+
+
+def _open_counter_file(folder: str, start: Any) -> int:
+    """In another process: open the host's counter file the moment every process is ready."""
+    start.wait(30)
+    counter = SqlWindow(local_engine(folder), 10, 60)
+    return counter.hit("token:1", 7200.0)[0]
+
+
+def test_worker_processes_creating_the_counter_file_together_all_open_it(
+    tmp_path: Path,
+) -> None:
+    """A new SQLite installation's gunicorn workers open the counter file at once; switching
+    it to WAL or creating its table answered "database is locked" / "already exists" to all
+    but one of them (seen as an intermittent failure of the test above)."""
+    ctx = multiprocessing.get_context("spawn")
+    for round_ in range(3):
+        folder = str(tmp_path / f"round{round_}")
+        with ctx.Manager() as manager:
+            start = manager.Barrier(6)
+            with ctx.Pool(6) as pool:
+                left = pool.starmap(_open_counter_file, [(folder, start)] * 6)
+        assert sorted(left) == [4, 5, 6, 7, 8, 9]  # six hits of one window, none refused
+        assert (Path(folder) / LOCAL_FILE).stat().st_mode & 0o777 == 0o600

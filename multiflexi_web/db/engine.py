@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -36,6 +38,25 @@ def engine_options(
     return options
 
 
+def ensure_wal(dbapi_conn: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """Put the file in WAL mode (kept in the file: later connections only read it).
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once rather
+    than waiting out the busy timeout when another connection is switching it or creating it
+    (two gunicorn workers or daemons opening a new file together): wait and look again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            [mode] = dbapi_conn.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def install_sqlite_hooks(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
         return
@@ -44,8 +65,8 @@ def install_sqlite_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
+        ensure_wal(dbapi_conn)
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")

@@ -20,7 +20,9 @@ from typing import Protocol
 
 from sqlalchemy import Engine, create_engine, delete, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
+from multiflexi_web.db.engine import ensure_wal
 from multiflexi_web.models import ApiRateWindow
 
 # Beyond this many keys, windows that have ended are dropped (memory stays bounded).
@@ -105,11 +107,16 @@ def local_engine(folder: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
         # Counters may be lost in a crash (the window starts over); they must never be slow.
-        conn.execute("PRAGMA journal_mode=WAL")
+        ensure_wal(conn, timeout=5)
         conn.execute("PRAGMA synchronous=OFF")
 
     # The table alone: the metadata's create events install the main database's triggers.
-    ApiRateWindow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    # Every worker process of a new installation gets here at once: one creates it.
+    try:
+        ApiRateWindow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    except OperationalError as exc:
+        if "already exists" not in str(exc):
+            raise
     path.chmod(0o600)
     return engine
 
