@@ -6,7 +6,6 @@ is a real network outage: its socket is torn down and reconnecting fails until t
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
@@ -24,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from multiflexi_web.extensions import db
 from multiflexi_web.services.events.catalog import create_source
 from tests.services import need_port
+from tests.sockets import hard_close
 from tests.test_events_sources import consuming, events_of, forget_mqtt_session, wait_until
 
 TOTAL = 40
@@ -80,21 +80,15 @@ class TcpProxy:
             pass
         finally:
             for s in (src, dst):
-                _close(s)
+                hard_close(s)
 
     def stop(self) -> None:
         self._running.clear()
         time.sleep(0.2)  # the accept loop sees the flag and closes the listener
         with self._lock:
             for s in self._socks:
-                _close(s)
+                hard_close(s)
             self._socks.clear()
-
-
-def _close(s: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        s.shutdown(socket.SHUT_RDWR)
-    s.close()
 
 
 def run_outage(app: Flask, source_id: int, proxy: TcpProxy, publish: Callable[[int], None]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
@@ -24,6 +23,7 @@ from tests.executor_support import (
     stop,
     wait_for,
 )
+from tests.sockets import hard_close
 
 pytestmark = pytest.mark.slow
 
@@ -62,15 +62,13 @@ class Proxy:
         except OSError:
             pass
         for s in (src, dst):
-            s.close()
+            hard_close(s)
 
     def cut(self) -> None:
         self.up = False
         with self.lock:
             for s in self.conns:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
+                hard_close(s)
             self.conns.clear()
 
     def restore(self) -> None:
