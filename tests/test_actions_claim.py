@@ -18,7 +18,7 @@ from multiflexi_web.models import utcnow
 from multiflexi_web.models.action import ActionConfig, ActionRun
 from multiflexi_web.runner.actions import Dispatcher
 from multiflexi_web.services.actions import runs
-from tests.action_support import FAST, dispatch_all, http_peer
+from tests.action_support import FAST, Peer, dispatch_all, http_peer
 from tests.executor_support import shell_rt, wait_for
 from tests.factories import make_job
 
@@ -156,3 +156,36 @@ def test_a_trickle_lingers_a_backlog_does_not_and_close_ends_a_linger(app: Flask
             closing.start()
             closing.join(30)
         assert not closing.is_alive(), "close() waited out the linger"
+
+
+def test_a_delivery_outliving_its_lease_keeps_it_and_reaches_the_peer_once(app: Flask) -> None:
+    """A peer that answers only after two leases: the delivering dispatcher stamps its lease
+    again meanwhile, so another executor's claims find nothing, and the answer is recorded by
+    the claim that made it. Without the renewal the second claim below takes the run once the
+    first lease ran out, and the peer receives it twice."""
+    settings = replace(FAST, threads=1, lease=2.0, timeout=30.0, linger=0.0)
+    with http_peer(Peer(hang=threading.Event())) as peer:
+        assert peer.hang is not None
+        _webhook_runs(peer.url, 1)
+        d = Dispatcher(app, 1, settings, threading.Event()).start()
+        try:
+            wait_for(lambda: len(peer.hits) == 1, timeout=30, what="the delivery to start")
+            # The lease's expiry is a matter of time: another executor claims over two leases.
+            end = time.monotonic() + 2 * settings.lease
+            while time.monotonic() < end:
+                assert runs.claim(2, 10, settings) == []
+                db.session.commit()
+                time.sleep(0.05)
+            peer.hang.set()
+            wait_for(lambda: _statuses() == ["succeeded"], timeout=30, what="the answer recorded")
+        finally:
+            peer.hang.set()
+            d.close()
+    assert len(peer.hits) == 1
+    run = db.session.scalars(select(ActionRun)).one()
+    assert (run.owner_id, run.attempts) == (1, 1)
+
+
+def _statuses() -> list[str]:
+    db.session.rollback()
+    return list(db.session.scalars(select(ActionRun.status)))

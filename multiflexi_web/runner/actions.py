@@ -8,6 +8,12 @@ need is read for all of them at once. The delivery threads hold no transaction: 
 run's context, performs the action with the per-attempt timeout and hands the outcome back. A
 slow peer holds one thread, never the others or the loop; under load the attempts of several
 deliveries share one commit instead of paying a transaction and five queries each.
+
+A claim is a lease, and the loop stamps the leases of the runs still being delivered again
+every third of it: an attempt that outlives its lease (a peer answering slowly, a long
+command) must not be claimed and delivered a second time by another executor meanwhile. Only
+a dispatcher that stopped passing (its process killed, its database connection gone for a
+lease) lets its runs go to another executor.
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._delivering = 0  # threads claimed for (delivering, or about to)
         self._ended: list[Attempt] = []  # performed, not yet recorded
+        self._inflight: set[int] = set()  # runs handed to a delivery thread, not yet ended
+        self._renewed = time.monotonic()  # when those runs' leases were last stamped
         self._wake = threading.Event()  # an attempt ended: record it, claim for its thread
         self._halt = threading.Event()  # drain() took the loop's place
         self._last_work = -math.inf  # monotonic time of the last pass that recorded or claimed
@@ -167,11 +175,12 @@ class Dispatcher:
             ended, self._ended = self._ended, []
             free = self.s.threads - self._delivering if claim else 0
             self._delivering += free  # held for this pass's claims
-        if not ended and not free:
+            renew = self._renewal_due()
+        if not ended and not free and not renew:
             return 0
         self._last_work = time.monotonic()
         try:
-            claimed, found = self._exchange(ended, free)
+            claimed, found = self._exchange(ended, free, renew)
         except BaseException:
             with self._lock:
                 self._ended[:0] = ended  # recorded by a later pass (their leases hold)
@@ -179,31 +188,41 @@ class Dispatcher:
             raise
         with self._lock:
             self._delivering -= free - len(claimed)
+            self._inflight.update(c.id for c in claimed)
         self._backlog = bool(free) and len(claimed) == free
         for c in claimed:
             self.pool.submit(self.deliver, c, found[c.id])
         return len(claimed)
 
+    def _renewal_due(self) -> list[int]:
+        """The runs whose leases this pass stamps again: all under way, once a third of the
+        lease has passed since the last stamp (the lock is held)."""
+        now = time.monotonic()
+        if not self._inflight or now - self._renewed < self.s.lease / 3:
+            return []
+        self._renewed = now
+        return sorted(self._inflight)
+
     def _exchange(
-        self, ended: list[Attempt], free: int
+        self, ended: list[Attempt], free: int, renew: list[int]
     ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
         """One transaction; an attempt whose record is refused (not the database being away)
         is left to its lease, so it cannot hold up the others."""
         try:
-            return self._retried(lambda: self._write(ended, free))
+            return self._retried(lambda: self._write(ended, free, renew))
         except DBAPIError as exc:
             if is_transient(exc) or not ended:
                 raise
         for attempt in ended:
             try:
-                self._retried(functools.partial(self._write, [attempt], 0))
+                self._retried(functools.partial(self._write, [attempt], 0, []))
             except DBAPIError as exc:
                 if is_transient(exc):
                     raise
                 log.warning(
                     "action=record_refused run=%s error=%s", attempt.run.id, first_line(exc)
                 )
-        return self._retried(lambda: self._write([], free))
+        return self._retried(lambda: self._write([], free, renew))
 
     def _retried(
         self, fn: Callable[[], tuple[list[runs.Claimed], dict[int, Gathered]]]
@@ -211,10 +230,12 @@ class Dispatcher:
         return retry(fn, self.stop, "actions", max_wait=RETRY_MAX_WAIT)
 
     def _write(
-        self, ended: list[Attempt], free: int
+        self, ended: list[Attempt], free: int, renew: list[int]
     ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
         with self.app.app_context(), writing():
             begin_write()
+            if renew:
+                runs.renew(renew, self.owner_id)
             statuses = runs.record_all([(a.run, a.outcome, a.secrets) for a in ended], self.s)
             claimed = runs.claim(self.owner_id, free, self.s) if free else []
             found = context.gather(db.session(), claimed) if claimed else {}
@@ -236,6 +257,7 @@ class Dispatcher:
             outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}", retryable=True)
         with self._lock:
             self._ended.append(Attempt(c, outcome, secrets))
+            self._inflight.discard(c.id)
             self._delivering -= 1
             # Wake the loop once half the threads are free (or none is busy): under load one
             # transaction then records and claims for several, not one each; an attempt waits

@@ -3,8 +3,9 @@
 A run is claimed like a job: one UPDATE ... RETURNING over a subquery that skips rows other
 executors hold (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite has one writer at a time, and the
 outer WHERE repeats the condition). Each claim counts an attempt and stamps the lease
-(claimed_at, owner_id); the attempt's result is recorded only by the claim that made it, so a
-delivery whose lease expired (its executor was killed) is another executor's to retry. The
+(claimed_at, owner_id), which the claiming dispatcher stamps again while the delivery goes on;
+the attempt's result is recorded only by the claim that made it, so a delivery whose lease
+expired (its executor was killed or cut off) is another executor's to retry. The
 claim and the record of an attempt are statements.py's, compiled once per dialect.
 """
 
@@ -62,6 +63,13 @@ def claim(
         },
     )
     return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], owner_id) for r in rows]
+
+
+def renew(ids: Sequence[int], owner_id: int, now: datetime | None = None) -> int:
+    """Stamp again the leases `owner_id` holds on runs it is still delivering (the caller
+    commits); how many it still held."""
+    params = {"p_ids": list(ids), "p_owner": owner_id, "p_now": now or utcnow()}
+    return driver(db.session()).run(statements.RENEW, params)
 
 
 def masked(text: str | None, secrets: list[str]) -> str | None:

@@ -92,6 +92,21 @@ def _record(ended: bool) -> Any:
     )
 
 
+def _renew() -> Any:
+    """The leases of runs still being delivered by their owner, stamped again: an attempt
+    outliving its lease (a slow peer, a long command) would be claimed and delivered a second
+    time by another executor while this one still waits for its answer."""
+    return (
+        update(ActionRun)
+        .where(
+            one_of(ActionRun.id, "p_ids"),
+            ActionRun.status == RUNNING,
+            ActionRun.owner_id == bindparam("p_owner"),
+        )
+        .values(claimed_at=P_NOW)
+    )
+
+
 def _configs() -> Any:
     return (
         select(ActionConfig.id, ActionConfig.config, ActionDefault.config)
@@ -163,6 +178,7 @@ def _tails() -> Any:
 CLAIM = RawStatement(_claim)
 RECORD_ENDED = RawStatement(lambda: _record(True))
 RECORD_RETRY = RawStatement(lambda: _record(False))
+RENEW = RawStatement(_renew)
 CONFIGS = RawStatement(_configs)
 FACTS = RawStatement(_facts)
 ARTIFACTS = RawStatement(_artifacts)
