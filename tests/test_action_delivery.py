@@ -295,3 +295,67 @@ def test_a_configured_header_cannot_double_the_delivery_headers() -> None:
     keys = [v for k, v in headers if k.lower() == "idempotency-key"]
     agents = [v for k, v in headers if k.lower() == "user-agent"]
     assert keys == ["run-key"] and agents == ["theirs/1"]
+
+
+@dataclass
+class Drip:
+    """How a peer drips its answer: in the headers or in the body, a byte per 0.1 s."""
+
+    phase: str
+    bytes_dripped: int = 0
+    gone: threading.Event = field(default_factory=threading.Event)
+
+
+@contextmanager
+def dripping_peer(drip: Drip) -> Iterator[str]:
+    """Answers each request a byte every 0.1 s, 60 of them (6 s) before the rest: each read
+    gets a byte well within any timeout, and the whole answer comes only after 6 s."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: 62\r\n"
+            slow, fast = (b"X-Slow: " + b"x" * 60 + b"\r\n", b"\r\n" + b"ok" * 31)
+            if drip.phase == "body":
+                slow, fast = b"\r\n" + b"x" * 60, b"ok"
+            try:
+                self.wfile.write(head)
+                for byte in slow:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    drip.bytes_dripped += 1
+                    time.sleep(0.1)
+                self.wfile.write(fast)
+            except OSError:
+                drip.gone.set()
+
+        do_GET = do_POST = _serve
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with serving(Handler) as url:
+        yield url
+
+
+@pytest.mark.parametrize("phase", ["headers", "body"])
+@pytest.mark.parametrize("path", ["direct", "requests", "session"])
+def test_a_dripping_peer_is_cut_off_at_the_attempts_timeout(phase: str, path: str) -> None:
+    """Every read gets a byte in 0.1 s, far inside the 2 s timeout, and yet the attempt ends
+    at 2 s as a whole: a peer cannot hold a delivery thread (or outlive its lease) by dripping.
+    The same on the direct path, through requests (a path it has to re-quote) and in a
+    session (Jenkins')."""
+    drip = Drip(phase)
+    with dripping_peer(drip) as url:
+        target = f"{url}/a path" if path == "requests" else f"{url}/hook"
+        session = delivery.new_session(url) if path == "session" else None
+        answer, outcome = delivery.send(
+            "POST", target, ok=[200], secrets=[], timeout=2, idempotency_key="k",
+            data=b"{}", session=session,
+        )  # fmt: skip
+        assert answer is None and not outcome.ok and outcome.retryable
+        assert outcome.error is not None and "no whole answer within 2s" in outcome.error
+        assert drip.gone.wait(10), "the connection was left open"
+        assert 0 < drip.bytes_dripped < 60

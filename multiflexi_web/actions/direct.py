@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from multiflexi_web.actions import deadline
+
 # Read of an answer's body; the rest is not read (the connection is then dropped, not kept):
 # the recorded response is cut to 4 KiB anyway, and a peer streaming without end must not hold
 # a delivery thread.
@@ -106,14 +108,26 @@ def request(
     keep_idle: float,
 ) -> Reply:
     """One request on this thread's connection to the target's origin (kept from an earlier
-    request if used within `keep_idle` seconds and still open). Raises OSError (timeouts,
+    request if used within `keep_idle` seconds and still open), `timeout` bounding each
+    network operation and the request as a whole (deadline.py). Raises OSError (timeouts,
     refused or reset connections, TLS) and http.client.HTTPException (a broken answer)."""
     conn = _connection(to, timeout, keep_idle)
     try:
-        conn.request(method, to.target, body=body, headers=dict(headers))
-        answer = conn.getresponse()
-        raw = answer.read(BODY_LIMIT)
-        keep = answer.isclosed() and not answer.will_close
+        with deadline.bounded(timeout) as bound:
+            try:
+                if conn.sock is None:
+                    conn.connect()
+                deadline.attach(conn.sock)
+                conn.request(method, to.target, body=body, headers=dict(headers))
+                answer = conn.getresponse()
+                raw = answer.read(BODY_LIMIT)
+                keep = answer.isclosed() and not answer.will_close
+            except (OSError, http.client.HTTPException) as exc:
+                if bound.fired:  # the socket shut down under the read
+                    raise TimeoutError(f"no whole answer within {timeout:g}s") from exc
+                raise
+            if bound.fired:  # http.client takes an end of stream for the end of some reads
+                raise TimeoutError(f"no whole answer within {timeout:g}s")
     except BaseException:
         conn.close()
         _held().pop(to.origin, None)
@@ -123,12 +137,16 @@ def request(
     else:
         conn.close()
         _held().pop(to.origin, None)
-    charset = answer.headers.get_content_charset() or "utf-8"
-    try:
-        text = raw.decode(charset, errors="replace")
-    except LookupError:  # a charset Python does not know
-        text = raw.decode("utf-8", errors="replace")
+    text = decoded(raw, answer.headers.get_content_charset())
     return Reply(answer.status, text, dict(answer.headers.items()))
+
+
+def decoded(raw: bytes, charset: str | None) -> str:
+    """An answer's text in its declared charset, else UTF-8; what does not decode replaced."""
+    try:
+        return raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return raw.decode("utf-8", errors="replace")
 
 
 def _held() -> dict[tuple[str, str, int], Kept]:

@@ -9,6 +9,7 @@ from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outc
 from multiflexi_web.actions.delivery import (
     bounded,
     missing,
+    new_session,
     secret_values,
     send,
     settings,
@@ -43,9 +44,8 @@ class TriggerJenkins:
         if problem := missing(self.fields, values, self.name):
             return problem
         secrets = secret_values(self.fields, values)
-        import requests  # at the first build, as delivery.send does
-
-        with requests.Session() as session:
+        # Cookies kept for this build only: Jenkins ties its crumb to the session's cookie.
+        with new_session(values["url"]) as session:
             if values.get("user"):
                 session.auth = (values["user"], values.get("api_token", ""))
             crumb = fetch_crumb(session, values["url"], ctx, secrets)
