@@ -215,6 +215,27 @@ def test_jenkins_without_crumb_issuer_builds_and_older_answers_count(answer: int
     assert "?" not in build.path
 
 
+def test_jenkins_never_sends_the_daemon_users_netrc(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without a configured user, a plain requests session would log in to the tenant's
+    Jenkins with the credentials the daemon user's ~/.netrc holds for its host."""
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login daemon password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(netrc))
+    routes: dict[tuple[str, str], Any] = {
+        ("POST", "/job/deploy/buildWithParameters"): (201, "", {})
+    }
+    with http_peer(routes) as peer:
+        outcome = TriggerJenkins().perform(
+            make_context(config={"url": peer.url, "job_name": "deploy"})
+        )
+    assert outcome.ok, outcome
+    assert [r.headers.get("Authorization") for r in peer.requests] == [None, None]
+
+
 def test_jenkins_crumb_failure_stops_before_the_build() -> None:
     with http_peer({("GET", "/crumbIssuer/api/json"): (503, "busy", {})}) as peer:
         outcome = TriggerJenkins().perform(
