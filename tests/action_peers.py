@@ -13,6 +13,7 @@ import socketserver
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -268,3 +269,40 @@ def smtp_server(tmp_path: Path, mode: str, inbox: Inbox | None = None) -> Iterat
         yield MailPeer(port, inbox, cert)
     finally:
         controller.stop()
+
+
+@contextmanager
+def dripping_tcp(answer: bytes, *, read_first: bool) -> Iterator[tuple[int, threading.Event]]:
+    """A loopback TCP server that, per connection (after reading the request if
+    `read_first`), sends `answer` a byte per 0.1 s: each read of the client gets a byte well
+    within a second, the whole answer takes len(answer) / 10 seconds. Yields its port and an
+    event set once a client cut the connection while it was still dripping."""
+    cut = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            try:
+                if read_first:
+                    conn.recv(65536)
+                for byte in answer:
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.1)
+            except OSError:
+                cut.set()
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], cut
+    finally:
+        listener.close()

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from multiflexi_web.actions.email import Email
-from tests.action_peers import PASSWORD, Inbox, MailPeer, closed_port, make_context, smtp_server
+from tests.action_peers import (
+    PASSWORD,
+    Inbox,
+    MailPeer,
+    closed_port,
+    dripping_tcp,
+    make_context,
+    smtp_server,
+)
 
 
 def config(peer: MailPeer, **extra: str) -> dict[str, str]:
@@ -206,3 +214,16 @@ def test_bad_config_is_not_retryable(values: dict[str, str], reason: str) -> Non
 
 def test_secret_fields_are_declared() -> None:
     assert {f.key for f in Email().fields if f.secret} == {"MAILER_DSN", "password"}
+
+
+def test_a_server_dripping_its_banner_is_cut_off_at_the_timeout(tmp_path: Path) -> None:
+    """The greeting arrives a byte per 0.1 s (6 s in all) against a 1 s timeout: each read is
+    in time, the exchange as a whole is not, and it ends at 1 s, retryable."""
+    banner = b"220 " + b"x" * 56 + b"\r\n"
+    with dripping_tcp(banner, read_first=False) as (port, cut):
+        values = {"smtp_host": "127.0.0.1", "smtp_port": str(port), "security": "none",
+                  "from": "multiflexi@acme.test", "to": "ops@acme.test"}  # fmt: skip
+        outcome = Email().perform(make_context(config=values, timeout=1))
+        assert cut.wait(10), "the connection was left open"
+    assert not outcome.ok and outcome.retryable
+    assert "no whole exchange within 1s" in (outcome.error or "")

@@ -10,7 +10,7 @@ from typing import Any
 
 from multiflexi_web.actions.base import AppRef
 from multiflexi_web.actions.zabbix import Zabbix
-from tests.action_peers import closed_port, make_context, zabbix_trapper
+from tests.action_peers import closed_port, dripping_tcp, make_context, zabbix_trapper
 
 
 def processed(request: dict[str, Any]) -> dict[str, Any]:
@@ -154,3 +154,34 @@ def test_app_name_is_slugged_into_the_default_key() -> None:
         app = AppRef(1, "Účty & Faktury 2", None, None)
         assert Zabbix().perform(make_context(app=app, config={"port": str(trapper.port)})).ok
     assert trapper.received[0][1]["data"][0]["key"] == "zabbix_action-[acme-ucty-faktury-2-9-data]"
+
+
+def test_a_trapper_dripping_its_answer_is_cut_off_at_the_timeout() -> None:
+    """Each read gets a byte within 0.1 s, far inside the 1 s timeout; the answer as a whole
+    would take 6 s: the exchange ends at 1 s, retryable."""
+    answer = b"ZBXD\x01" + struct.pack("<II", 60, 0) + b" " * 47
+    with dripping_tcp(answer, read_first=True) as (port, cut):
+        outcome = Zabbix().perform(make_context(config={"port": str(port)}, timeout=1))
+        assert cut.wait(10), "the connection was left open"
+    assert not outcome.ok and outcome.retryable
+    assert "no whole answer within 1s" in (outcome.error or "")
+
+
+def test_an_answer_longer_than_a_trapper_sends_is_refused_unread() -> None:
+    answer = b"ZBXD\x01" + struct.pack("<II", 2**31, 0)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def huge() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+        server = threading.Thread(target=huge)
+        server.start()
+        outcome = Zabbix().perform(make_context(config={"port": str(listener.getsockname()[1])}))
+        server.join(10)
+    assert not outcome.ok and not outcome.retryable
+    assert "answer of 2147483648 bytes, over 65536" in (outcome.error or "")

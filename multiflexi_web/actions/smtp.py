@@ -8,8 +8,10 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from multiflexi_web.actions import deadline
 from multiflexi_web.actions.base import Outcome
 from multiflexi_web.actions.delivery import bounded
 
@@ -100,19 +102,45 @@ def deliver(
     return Outcome(ok=True, response=f"sent to {message['To']}")
 
 
+class _SMTP(smtplib.SMTP):
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # untyped
+        deadline.attach(sock)  # before the banner is read: a server dripping it is bounded too
+        return sock
+
+
+class _SMTPS(smtplib.SMTP_SSL):
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # untyped
+        deadline.attach(sock)
+        return sock
+
+
 def submit(server: MailServer, message: EmailMessage, timeout: float) -> dict[str, object]:
+    """The whole exchange within `timeout` (deadline.py), each network operation too: a server
+    answering a byte at a time cannot hold a delivery thread."""
     context = ssl.create_default_context(cafile=server.ca_file or None)
     smtp: smtplib.SMTP
-    if server.security == "tls":
-        smtp = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
-    else:
-        smtp = smtplib.SMTP(server.host, server.port, timeout=timeout)
-    with smtp:
-        if server.security == "starttls":
-            smtp.starttls(context=context)
-        if server.username:
-            smtp.login(server.username, server.password)
-        return dict(smtp.send_message(message))
+    with deadline.bounded(timeout) as bound:
+        try:
+            if server.security == "tls":
+                smtp = _SMTPS(server.host, server.port, timeout=timeout, context=context)
+            else:
+                smtp = _SMTP(server.host, server.port, timeout=timeout)
+            with smtp:
+                if server.security == "starttls":
+                    smtp.starttls(context=context)
+                    deadline.attach(smtp.sock)  # the TLS socket took the plain one's place
+                if server.username:
+                    smtp.login(server.username, server.password)
+                refused: dict[str, object] = dict(smtp.send_message(message))
+        except (OSError, smtplib.SMTPException) as exc:
+            if bound.fired:
+                raise TimeoutError(f"timed out: no whole exchange within {timeout:g}s") from exc
+            raise
+        if bound.fired:
+            raise TimeoutError(f"timed out: no whole exchange within {timeout:g}s")
+        return refused
 
 
 def smtp_failure(exc: smtplib.SMTPException, secrets: list[str]) -> Outcome:

@@ -8,6 +8,7 @@ import re
 import socket
 import struct
 
+from multiflexi_web.actions import deadline
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
 from multiflexi_web.actions.delivery import bounded, settings
 from multiflexi_web.actions.render import slug
@@ -15,6 +16,7 @@ from multiflexi_web.actions.render import slug
 HEADER = b"ZBXD\x01"
 # A Zabbix text item holds at most 64 KiB; a larger value would be cut by the server.
 MAX_VALUE = 65536
+MAX_ANSWER = 65536
 
 
 class ProtocolError(Exception):
@@ -79,20 +81,36 @@ def item_value(ctx: ActionContext, metricsfile: str | None) -> str | Outcome:
 
 
 def exchange(server: str, port: int, data: bytes, timeout: float) -> dict[str, object]:
-    """Send one framed request (header, length, reserved) and read the framed answer."""
-    with socket.create_connection((server, port), timeout=timeout) as sock:
-        sock.sendall(HEADER + struct.pack("<II", len(data), 0) + data)
-        head = receive(sock, 13)
+    """Send one framed request (header, length, reserved) and read the framed answer, all of
+    it within `timeout` (deadline.py: a trapper dripping its answer is cut off)."""
+    with (
+        deadline.bounded(timeout) as bound,
+        socket.create_connection((server, port), timeout=timeout) as sock,
+    ):
+        deadline.attach(sock)
+        try:
+            sock.sendall(HEADER + struct.pack("<II", len(data), 0) + data)
+            head = receive(sock, 13)
+        except OSError as exc:
+            raise _over(bound, timeout) or exc from None
         if head[:4] != b"ZBXD":
             raise ProtocolError(f"not a Zabbix answer: {head!r}")
         (length,) = struct.unpack("<I", head[5:9])
+        if length > MAX_ANSWER:  # a trapper answers a line of counters
+            raise ProtocolError(f"answer of {length} bytes, over {MAX_ANSWER}")
         try:
             answer = json.loads(receive(sock, length))
+        except OSError as exc:
+            raise _over(bound, timeout) or exc from None
         except ValueError as exc:
             raise ProtocolError(f"answer is not JSON: {exc}") from None
     if not isinstance(answer, dict):
         raise ProtocolError("answer is not a JSON object")
     return answer
+
+
+def _over(bound: deadline.Deadline, timeout: float) -> TimeoutError | None:
+    return TimeoutError(f"timed out: no whole answer within {timeout:g}s") if bound.fired else None
 
 
 def receive(sock: socket.socket, size: int) -> bytes:
