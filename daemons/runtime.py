@@ -214,7 +214,10 @@ def boot(kind: str) -> Runtime:
     try:
         settings = load_settings()
         options = engine_options(
-            settings.database_url, pre_ping=False, application_name=f"multiflexi-{kind}"
+            settings.database_url,
+            pre_ping=False,
+            application_name=f"multiflexi-{kind}",
+            idle_tx_timeout=settings.db_idle_tx_timeout,
         )
         app = create_app({"SQLALCHEMY_ENGINE_OPTIONS": options}, settings=settings, daemon=True)
     except ConfigError as exc:

@@ -162,6 +162,8 @@ class Settings:
     kill_grace: float = 10.0
     lost_after: float = 60.0
     lease_fence: float = 0.75  # of lost_after: an executor cut off this long stops its jobs
+    # PostgreSQL ends a daemon's session left idle inside a transaction this long (0: never).
+    db_idle_tx_timeout: float = 30.0
     state_dir: str = ""  # the executor's private state (finish journal); "" = <tmp_dir>/.state
     journal_max_mb: int = 64
     stop_grace: float = 30.0
@@ -255,6 +257,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         lease_fence=_parse(
             src, "MULTIFLEXI_LEASE_FENCE", 0.75, _fraction, "must be a fraction in (0, 1]"
+        ),
+        db_idle_tx_timeout=_parse(
+            src, "MULTIFLEXI_DB_IDLE_TX_TIMEOUT", 30.0, _non_negative_float, "must be seconds >= 0"
         ),
         state_dir=src.get("MULTIFLEXI_STATE_DIR", ""),
         journal_max_mb=_parse(

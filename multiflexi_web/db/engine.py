@@ -18,13 +18,32 @@ from multiflexi_web.extensions import db
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 
 
+# libpq's TCP keepalives: a connection whose server vanished (a partition, a host gone) fails
+# after ~1 min instead of the kernel's default two hours of a read that never returns.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
 def engine_options(
-    url: str, *, pre_ping: bool = True, application_name: str | None = None
+    url: str,
+    *,
+    pre_ping: bool = True,
+    application_name: str | None = None,
+    idle_tx_timeout: float = 0.0,
 ) -> dict[str, Any]:
     """Pool settings. Daemons pass pre_ping=False: a test query on every checkout is a round
     trip per transaction, and their units of work already retry on a dead connection (the
     failed statement invalidates the pool, the retry gets a fresh connection). They also name
-    their connections (pg_stat_activity.application_name) so an operator sees whose they are."""
+    their connections (pg_stat_activity.application_name) so an operator sees whose they are.
+
+    `idle_tx_timeout` (seconds, PostgreSQL): the server ends a session left idle inside a
+    transaction that long. A daemon's transactions last milliseconds; one cut off from the
+    server mid-transaction (a partition) otherwise kept its row locks until TCP noticed, hours
+    later, and every executor rescuing its jobs waited on them."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     options: dict[str, Any] = {
@@ -33,8 +52,13 @@ def engine_options(
         "max_overflow": 10,
         "pool_recycle": 1800,
     }
+    connect: dict[str, Any] = dict(KEEPALIVES)
     if application_name:
-        options["connect_args"] = {"application_name": application_name}
+        connect["application_name"] = application_name
+    if idle_tx_timeout > 0:
+        ms = max(1, round(idle_tx_timeout * 1000))
+        connect["options"] = f"-c idle_in_transaction_session_timeout={ms}"
+    options["connect_args"] = connect
     return options
 
 
