@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from multiflexi_web.actions.base import AppRef
+from multiflexi_web.actions.base import AppRef, Outcome
 from multiflexi_web.actions.zabbix import Zabbix
 from tests.action_peers import closed_port, dripping_tcp, make_context, zabbix_trapper
 
@@ -95,40 +95,34 @@ def test_silent_server_times_out_retryable() -> None:
     assert "timed out" in (outcome.error or "")
 
 
-def test_connection_cut_mid_answer_is_retryable() -> None:
+def _answered_once(answer: bytes) -> Outcome:
+    """The outcome of a delivery to a server that reads the request, sends `answer` and
+    closes the connection."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
 
-        def half_answer() -> None:
+        def serve() -> None:
             conn, _ = listener.accept()
             with conn:
                 conn.recv(65536)
-                conn.sendall(b"ZBXD\x01" + struct.pack("<II", 100, 0) + b'{"resp')
+                conn.sendall(answer)
 
-        server = threading.Thread(target=half_answer)
+        server = threading.Thread(target=serve)
         server.start()
         outcome = Zabbix().perform(make_context(config={"port": str(listener.getsockname()[1])}))
         server.join(10)
+    return outcome
+
+
+def test_connection_cut_mid_answer_is_retryable() -> None:
+    outcome = _answered_once(b"ZBXD\x01" + struct.pack("<II", 100, 0) + b'{"resp')
     assert not outcome.ok and outcome.retryable
     assert "closed after 6 of 100 bytes" in (outcome.error or "")
 
 
 def test_a_non_zabbix_answer_is_not_retryable() -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-
-        def http_answer() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-
-        server = threading.Thread(target=http_answer)
-        server.start()
-        outcome = Zabbix().perform(make_context(config={"port": str(listener.getsockname()[1])}))
-        server.join(10)
+    outcome = _answered_once(b"HTTP/1.1 400 Bad Request\r\n\r\n")
     assert not outcome.ok and not outcome.retryable
     assert "not a Zabbix answer" in (outcome.error or "")
 
@@ -168,20 +162,6 @@ def test_a_trapper_dripping_its_answer_is_cut_off_at_the_timeout() -> None:
 
 
 def test_an_answer_longer_than_a_trapper_sends_is_refused_unread() -> None:
-    answer = b"ZBXD\x01" + struct.pack("<II", 2**31, 0)
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-
-        def huge() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                conn.recv(65536)
-                conn.sendall(answer)
-
-        server = threading.Thread(target=huge)
-        server.start()
-        outcome = Zabbix().perform(make_context(config={"port": str(listener.getsockname()[1])}))
-        server.join(10)
+    outcome = _answered_once(b"ZBXD\x01" + struct.pack("<II", 2**31, 0))
     assert not outcome.ok and not outcome.retryable
     assert "answer of 2147483648 bytes, over 65536" in (outcome.error or "")

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from multiflexi_web.config import ConfigError, load_settings
 from multiflexi_web.db.engine import engine_options
 from multiflexi_web.db.retry import is_transient
+from tests.db_probe import probe_table
 
 
 @pytest.fixture
@@ -22,13 +23,8 @@ def daemon_engine(db_url: str) -> Iterator[Engine]:
         db_url, pre_ping=False, application_name="multiflexi-test", idle_tx_timeout=0.5
     )
     eng = create_engine(db_url, **options)
-    with eng.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS idle_probe")
-        conn.exec_driver_sql("CREATE TABLE idle_probe (id INTEGER PRIMARY KEY, v INTEGER)")
-        conn.exec_driver_sql("INSERT INTO idle_probe VALUES (1, 0)")
-    yield eng
-    with eng.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE idle_probe")
+    with probe_table(eng, "idle_probe"):
+        yield eng
     eng.dispose()
 
 

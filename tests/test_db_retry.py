@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from multiflexi_web.db import retry as db_retry
 from multiflexi_web.db.retry import is_transient, retry
 from multiflexi_web.errors import first_line
+from tests.db_probe import probe_table
 
 
 @pytest.fixture
@@ -22,13 +23,8 @@ def engine(db_url: str) -> Iterator[Engine]:
     """An engine of its own (no app hooks) with one table holding the row id=1."""
     args = {"timeout": 0} if db_url.startswith("sqlite") else {}  # SQLite: locked fails at once
     eng = create_engine(db_url, connect_args=args)
-    with eng.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS retry_probe")
-        conn.exec_driver_sql("CREATE TABLE retry_probe (id INTEGER PRIMARY KEY, v INTEGER)")
-        conn.exec_driver_sql("INSERT INTO retry_probe VALUES (1, 0)")
-    yield eng
-    with eng.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE retry_probe")
+    with probe_table(eng, "retry_probe"):
+        yield eng
     eng.dispose()
 
 

@@ -80,30 +80,22 @@ def _record(ended: bool) -> Any:
         "error": bindparam("p_error"),
         ("finished_at" if ended else "next_attempt_at"): at,
     }
-    return (
-        update(ActionRun)
-        .where(
-            one_of(ActionRun.id, "p_ids"),
-            ActionRun.status == RUNNING,
-            ActionRun.owner_id == bindparam("p_owner"),
-            ActionRun.attempts == bindparam("p_attempts"),
-        )
-        .values(values)
-    )
+    return _running_of_owner().where(ActionRun.attempts == bindparam("p_attempts")).values(values)
 
 
 def _renew() -> Any:
     """The leases of runs still being delivered by their owner, stamped again: an attempt
     outliving its lease (a slow peer, a long command) would be claimed and delivered a second
     time by another executor while this one still waits for its answer."""
-    return (
-        update(ActionRun)
-        .where(
-            one_of(ActionRun.id, "p_ids"),
-            ActionRun.status == RUNNING,
-            ActionRun.owner_id == bindparam("p_owner"),
-        )
-        .values(claimed_at=P_NOW)
+    return _running_of_owner().values(claimed_at=P_NOW)
+
+
+def _running_of_owner() -> Any:
+    """An UPDATE of the runs in p_ids that are running under p_owner's claim."""
+    return update(ActionRun).where(
+        one_of(ActionRun.id, "p_ids"),
+        ActionRun.status == RUNNING,
+        ActionRun.owner_id == bindparam("p_owner"),
     )
 
 
