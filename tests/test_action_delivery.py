@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from multiflexi_web.actions import delivery, direct
-from tests.action_peers import self_signed
+from tests.action_peers import dripping_tcp, self_signed
 from tests.action_support import serving
 
 
@@ -343,8 +343,8 @@ def dripping_peer(drip: Drip) -> Iterator[str]:
 @pytest.mark.parametrize("phase", ["headers", "body"])
 @pytest.mark.parametrize("path", ["direct", "requests", "session"])
 def test_a_dripping_peer_is_cut_off_at_the_attempts_timeout(phase: str, path: str) -> None:
-    """Every read gets a byte in 0.1 s, far inside the 2 s timeout, and yet the attempt ends
-    at 2 s as a whole: a peer cannot hold a delivery thread (or outlive its lease) by dripping.
+    """Every read gets a byte in 0.1 s, far inside the 1 s timeout, and yet the attempt ends
+    at 1 s as a whole: a peer cannot hold a delivery thread (or outlive its lease) by dripping.
     The same on the direct path, through requests (a path it has to re-quote) and in a
     session (Jenkins')."""
     drip = Drip(phase)
@@ -352,10 +352,26 @@ def test_a_dripping_peer_is_cut_off_at_the_attempts_timeout(phase: str, path: st
         target = f"{url}/a path" if path == "requests" else f"{url}/hook"
         session = delivery.new_session(url) if path == "session" else None
         answer, outcome = delivery.send(
-            "POST", target, ok=[200], secrets=[], timeout=2, idempotency_key="k",
+            "POST", target, ok=[200], secrets=[], timeout=1, idempotency_key="k",
             data=b"{}", session=session,
         )  # fmt: skip
         assert answer is None and not outcome.ok and outcome.retryable
-        assert outcome.error is not None and "no whole answer within 2s" in outcome.error
+        assert outcome.error is not None and "no whole answer within 1s" in outcome.error
         assert drip.gone.wait(10), "the connection was left open"
         assert 0 < drip.bytes_dripped < 60
+
+
+@pytest.mark.parametrize("path", ["direct", "requests"])
+def test_a_peer_dripping_its_tls_handshake_is_cut_off_at_the_attempts_timeout(path: str) -> None:
+    """The server's first TLS record arrives a byte per 0.1 s (7 s in all) against a 1 s
+    timeout: the handshake, before any request is sent, is bounded as a whole too (CPython's
+    ssl module times a handshake as one operation, and the request's deadline is running)."""
+    record = b"\x16\x03\x03\x00\x40" + b"\x00" * 64
+    with dripping_tcp(record, read_first=True) as (port, cut):
+        url = f"https://127.0.0.1:{port}/{'a path' if path == 'requests' else 'hook'}"
+        answer, outcome = delivery.send(
+            "POST", url, ok=[200], secrets=[], timeout=1, idempotency_key="k", data=b"{}"
+        )
+        assert cut.wait(10), "the connection was left open"
+    assert answer is None and not outcome.ok and outcome.retryable
+    assert outcome.error is not None and "no whole answer within 1s" in outcome.error
