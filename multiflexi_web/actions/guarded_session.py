@@ -51,8 +51,8 @@ _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 def _guard(manager: PoolManager) -> PoolManager:
-    # Only urllib3's own pools are replaced: a SOCKS proxy manager brings its own, and those
-    # stay bounded by the socket timeout per read only.
+    # Only urllib3's own pools are replaced: a SOCKS proxy manager brings its own (PySocks is
+    # not installed, so requests refuses socks:// proxies before one is made).
     if manager.pool_classes_by_scheme is poolmanager.pool_classes_by_scheme:
         manager.pool_classes_by_scheme = _POOLS
     return manager
