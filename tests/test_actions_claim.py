@@ -9,10 +9,12 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from multiflexi_web.actions.base import Outcome
+from multiflexi_web.actions.base import ActionContext, Outcome
+from multiflexi_web.actions.web_hook import WebHook
 from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
 from multiflexi_web.models.action import ActionConfig, ActionRun
@@ -189,3 +191,41 @@ def test_a_delivery_outliving_its_lease_keeps_it_and_reaches_the_peer_once(app: 
 def _statuses() -> list[str]:
     db.session.rollback()
     return list(db.session.scalars(select(ActionRun.status)))
+
+
+def test_a_stuck_delivery_stops_holding_its_lease_and_is_retried_elsewhere(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attempt still running past every bound of its steps (2 x timeout + lease: here a
+    plug-in blocked where no timeout reaches) is stuck: its lease is no longer stamped, it
+    lapses, and another executor claims the run. The stuck attempt's late outcome is not
+    recorded over that claim."""
+    started, release = threading.Event(), threading.Event()
+
+    def blocked(self: WebHook, ctx: ActionContext) -> Outcome:
+        started.set()
+        release.wait(60)
+        return Outcome(True, response="late")
+
+    monkeypatch.setattr(WebHook, "perform", blocked)
+    settings = replace(FAST, threads=1, lease=1.0, timeout=0.5, linger=0.0)
+    assert settings.stuck_after == 2.0
+    _webhook_runs("http://127.0.0.1:9/hook", 1)
+    d = Dispatcher(app, 1, settings, threading.Event()).start()
+    try:
+        assert started.wait(30)
+        taken: list[runs.Claimed] = []
+
+        def claimed_by_another() -> bool:
+            taken.extend(runs.claim(2, 10, settings))
+            db.session.commit()
+            return bool(taken)
+
+        wait_for(claimed_by_another, timeout=60, what="another executor's claim")
+    finally:
+        release.set()
+        d.close()
+    assert [(c.owner_id, c.attempts) for c in taken] == [(2, 2)]
+    run = db.session.scalars(select(ActionRun)).one()
+    assert (run.status, run.owner_id, run.attempts) == ("running", 2, 2)  # not the late "ok"
+    assert "action=delivery_stuck" in caplog.text

@@ -13,7 +13,8 @@ A claim is a lease, and the loop stamps the leases of the runs still being deliv
 every third of it: an attempt that outlives its lease (a peer answering slowly, a long
 command) must not be claimed and delivered a second time by another executor meanwhile. Only
 a dispatcher that stopped passing (its process killed, its database connection gone for a
-lease) lets its runs go to another executor.
+lease) lets its runs go to another executor, and an attempt stuck past every bound of its
+steps (settings.stuck_after) is no longer stamped, so that it is retried elsewhere.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._delivering = 0  # threads claimed for (delivering, or about to)
         self._ended: list[Attempt] = []  # performed, not yet recorded
-        self._inflight: set[int] = set()  # runs handed to a delivery thread, not yet ended
+        self._inflight: dict[int, float] = {}  # run -> when its delivery was handed a thread
+        self._stuck: set[int] = set()  # runs under way past stuck_after (logged once)
         self._renewed = time.monotonic()  # when those runs' leases were last stamped
         self._wake = threading.Event()  # an attempt ended: record it, claim for its thread
         self._halt = threading.Event()  # drain() took the loop's place
@@ -188,20 +190,31 @@ class Dispatcher:
             raise
         with self._lock:
             self._delivering -= free - len(claimed)
-            self._inflight.update(c.id for c in claimed)
+            now = time.monotonic()
+            self._inflight.update((c.id, now) for c in claimed)
         self._backlog = bool(free) and len(claimed) == free
         for c in claimed:
             self.pool.submit(self.deliver, c, found[c.id])
         return len(claimed)
 
     def _renewal_due(self) -> list[int]:
-        """The runs whose leases this pass stamps again: all under way, once a third of the
-        lease has passed since the last stamp (the lock is held)."""
+        """The runs whose leases this pass stamps again: those under way and not stuck, once a
+        third of the lease has passed since the last stamp (the lock is held)."""
         now = time.monotonic()
         if not self._inflight or now - self._renewed < self.s.lease / 3:
             return []
         self._renewed = now
-        return sorted(self._inflight)
+        due = []
+        for run_id, since in sorted(self._inflight.items()):
+            if now - since < self.s.stuck_after:
+                due.append(run_id)
+            elif run_id not in self._stuck:
+                self._stuck.add(run_id)
+                log.warning(
+                    "action=delivery_stuck run=%s seconds=%.0f",
+                    run_id, now - since,
+                )  # fmt: skip
+        return due
 
     def _exchange(
         self, ended: list[Attempt], free: int, renew: list[int]
@@ -257,7 +270,8 @@ class Dispatcher:
             outcome = Outcome(False, error=f"{type(exc).__name__}: {exc}", retryable=True)
         with self._lock:
             self._ended.append(Attempt(c, outcome, secrets))
-            self._inflight.discard(c.id)
+            self._inflight.pop(c.id, None)
+            self._stuck.discard(c.id)
             self._delivering -= 1
             # Wake the loop once half the threads are free (or none is busy): under load one
             # transaction then records and claims for several, not one each; an attempt waits

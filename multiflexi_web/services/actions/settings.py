@@ -31,6 +31,13 @@ class ActionSettings:
         None  # the job user (security/process.py job_identity), set by the daemon
     )
 
+    @property
+    def stuck_after(self) -> float:
+        """An attempt running this long is stuck (every network step is bounded by `timeout`,
+        and a kind makes at most two requests): its lease is no longer stamped again, so once
+        it lapses another executor retries the run."""
+        return 2 * self.timeout + self.lease
+
     def backoff_for(self, attempts: int) -> float:
         """Seconds before the next attempt, after `attempts` failed ones (capped exponential)."""
         return float(min(self.backoff_max, self.backoff * 2.0 ** max(attempts - 1, 0)))
