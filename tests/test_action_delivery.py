@@ -356,7 +356,10 @@ def test_a_dripping_peer_is_cut_off_at_the_attempts_timeout(phase: str, path: st
             data=b"{}", session=session,
         )  # fmt: skip
         assert answer is None and not outcome.ok and outcome.retryable
-        assert outcome.error is not None and "no whole answer within 1s" in outcome.error
+        # Without the deadline the answer arrives whole after 6 s and the outcome is ok. (On
+        # a machine so loaded that a 0.1 s drip stalls past 1 s, a read's own timeout may end
+        # it first: the same timeout error, without "no whole answer".)
+        assert outcome.error is not None and outcome.error.startswith("timeout after 1s: ")
         assert drip.gone.wait(10), "the connection was left open"
         assert 0 < drip.bytes_dripped < 60
 
@@ -374,4 +377,4 @@ def test_a_peer_dripping_its_tls_handshake_is_cut_off_at_the_attempts_timeout(pa
         )
         assert cut.wait(10), "the connection was left open"
     assert answer is None and not outcome.ok and outcome.retryable
-    assert outcome.error is not None and "no whole answer within 1s" in outcome.error
+    assert outcome.error is not None and outcome.error.startswith("timeout after 1s: ")

@@ -226,4 +226,4 @@ def test_a_server_dripping_its_banner_is_cut_off_at_the_timeout(tmp_path: Path) 
         outcome = Email().perform(make_context(config=values, timeout=1))
         assert cut.wait(10), "the connection was left open"
     assert not outcome.ok and outcome.retryable
-    assert "no whole exchange within 1s" in (outcome.error or "")
+    assert "timed out" in (outcome.error or "")  # whole exchange (or, stalled, one read)

@@ -158,7 +158,7 @@ def test_a_trapper_dripping_its_answer_is_cut_off_at_the_timeout() -> None:
         outcome = Zabbix().perform(make_context(config={"port": str(port)}, timeout=1))
         assert cut.wait(10), "the connection was left open"
     assert not outcome.ok and outcome.retryable
-    assert "no whole answer within 1s" in (outcome.error or "")
+    assert "timed out" in (outcome.error or "")  # whole answer (or, stalled, one read)
 
 
 def test_an_answer_longer_than_a_trapper_sends_is_refused_unread() -> None:
