@@ -16,6 +16,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from multiflexi_web.config import PROJECT_ROOT
+from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventStatus, Job, Worker
 from multiflexi_web.services.events.catalog import RuleSpec, create_rule, create_source
@@ -55,6 +56,9 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     while time.monotonic() < deadline:
         db.session.rollback()  # a fresh snapshot each look
         if check():
+            # No read transaction left open: on SQLite the caller's next write would have to
+            # upgrade it, which fails at once ("database is locked") if a daemon wrote since.
+            db.session.rollback()
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
@@ -89,6 +93,7 @@ def test_two_eventors_never_make_a_job_twice(app: Flask, db_url: str, tmp_path: 
     procs = [spawn_eventor(db_url, log, "--poll", "0.05") for log in logs]
     try:
         wait_for(lambda: db.session.scalar(select(func.count(Worker.id))) == 2, 20, "2 eventors")
+        write_session(db.session())  # BEGIN IMMEDIATE: two daemons write meanwhile
         db.session.add_all(Event(source_id=source.id, payload={"n": i}) for i in range(200))
         db.session.commit()
         wait_for(lambda: _new_events() == 0, 60, "all events processed")
