@@ -193,6 +193,45 @@ def _statuses() -> list[str]:
     return list(db.session.scalars(select(ActionRun.status)))
 
 
+def test_a_stuck_delivery_lets_its_lease_lapse_and_its_thread_be_replaced(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attempt still running past every bound of its steps (2 x timeout + lease: here a
+    plug-in blocked where no timeout reaches) is stuck: its lease is no longer stamped and its
+    thread no longer counts, so the run is claimed again once the lease lapsed, here by the
+    same one-thread dispatcher, and delivered. The stuck attempt's late outcome is not
+    recorded over that one. (Renewed for ever, or its thread still counted, the run would
+    never be retried: the test times out.)"""
+    calls, release = [], threading.Event()
+
+    def first_blocks(self: WebHook, ctx: ActionContext) -> Outcome:
+        calls.append(ctx.attempt)
+        if len(calls) == 1:
+            release.wait(60)
+            return Outcome(True, response="late")
+        return Outcome(True, response="retried")
+
+    monkeypatch.setattr(WebHook, "perform", first_blocks)
+    settings = replace(FAST, threads=1, lease=1.0, timeout=0.5, linger=0.0)
+    assert settings.stuck_after == 2.0
+    _webhook_runs("http://127.0.0.1:9/hook", 1)
+    d = Dispatcher(app, 1, settings, threading.Event()).start()
+    try:
+        wait_for(lambda: _statuses() == ["succeeded"], timeout=60, what="the retry delivered")
+    finally:
+        release.set()
+        d.close()
+    run = db.session.scalars(select(ActionRun)).one()
+    assert (run.status, run.attempts, run.response) == ("succeeded", 2, "retried")
+    assert calls == [1, 2]
+    assert "action=delivery_stuck" in caplog.text and "thread_replaced=True" in caplog.text
+
+
+def _statuses() -> list[str]:
+    db.session.rollback()
+    return list(db.session.scalars(select(ActionRun.status)))
+
+
 def test_a_stuck_delivery_stops_holding_its_lease_and_is_retried_elsewhere(
     app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

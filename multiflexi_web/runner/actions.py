@@ -89,13 +89,18 @@ class Dispatcher:
         self, app: Flask, owner_id: int, settings: ActionSettings, stop: threading.Event
     ) -> None:
         self.app, self.owner_id, self.s, self.stop = app, owner_id, settings, stop
-        self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="action")
+        # Room beyond `threads` for deliveries that replace stuck ones (see _renewal_due): a
+        # stuck thread cannot be stopped, only stop counting towards the threads in use.
+        spare = max(1, settings.threads // 4)
+        self.pool = ThreadPoolExecutor(settings.threads + spare, thread_name_prefix="action")
+        self._spare = spare
         self.thread = threading.Thread(target=self._loop, name="actions", daemon=True)
         self._lock = threading.Lock()
         self._delivering = 0  # threads claimed for (delivering, or about to)
         self._ended: list[Attempt] = []  # performed, not yet recorded
         self._inflight: dict[int, float] = {}  # run -> when its delivery was handed a thread
         self._stuck: set[int] = set()  # runs under way past stuck_after (logged once)
+        self._replaced: set[int] = set()  # stuck ones no longer counted as delivering
         self._renewed = time.monotonic()  # when those runs' leases were last stamped
         self._wake = threading.Event()  # an attempt ended: record it, claim for its thread
         self._halt = threading.Event()  # drain() took the loop's place
@@ -210,9 +215,15 @@ class Dispatcher:
                 due.append(run_id)
             elif run_id not in self._stuck:
                 self._stuck.add(run_id)
+                # Its thread no longer counts as delivering while spare threads remain, so the
+                # other runs are not held up by it.
+                replaced = len(self._replaced) < self._spare
+                if replaced:
+                    self._replaced.add(run_id)
+                    self._delivering -= 1
                 log.warning(
-                    "action=delivery_stuck run=%s seconds=%.0f",
-                    run_id, now - since,
+                    "action=delivery_stuck run=%s seconds=%.0f thread_replaced=%s",
+                    run_id, now - since, replaced,
                 )  # fmt: skip
         return due
 
@@ -272,7 +283,10 @@ class Dispatcher:
             self._ended.append(Attempt(c, outcome, secrets))
             self._inflight.pop(c.id, None)
             self._stuck.discard(c.id)
-            self._delivering -= 1
+            if c.id in self._replaced:
+                self._replaced.discard(c.id)  # no longer counted (see _renewal_due)
+            else:
+                self._delivering -= 1
             # Wake the loop once half the threads are free (or none is busy): under load one
             # transaction then records and claims for several, not one each; an attempt waits
             # at most POLL to be recorded.
