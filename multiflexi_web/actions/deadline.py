@@ -27,8 +27,8 @@ _CURRENT = threading.local()  # this thread's Deadline while a request is bounde
 class Deadline:
     """One bounded request: the sockets it uses are shut down once it is over time."""
 
-    def __init__(self, at: float, seconds: float) -> None:
-        self.at, self.seconds = at, seconds
+    def __init__(self, at: float) -> None:
+        self.at = at  # monotonic
         self.fired = False
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -106,7 +106,7 @@ def bounded(seconds: float) -> Iterator[Deadline]:
     """Bound the requests this thread makes inside the block to `seconds` as a whole: the
     sockets attached meanwhile (attach(), or a guarded urllib3 connection) are shut down when
     the time is up. Check `fired` to tell that end from another failure."""
-    deadline = Deadline(time.monotonic() + seconds, seconds)
+    deadline = Deadline(time.monotonic() + seconds)
     _WATCHDOG.arm(deadline)
     _CURRENT.deadline = deadline
     try:
