@@ -248,3 +248,33 @@ def test_a_journal_held_by_a_live_executor_is_left_alone(app: Flask, tmp_path: P
         )
     finally:
         live.close()
+
+
+def test_clearing_the_journal_removes_its_side_files(tmp_path: Path) -> None:
+    """The first clear also removes side files an earlier process of this pid left; later ones
+    remove those this journal wrote (tracked, not looked for), and only those."""
+    folder = tmp_path / "state"
+    journal = Journal(folder, 1 << 20)
+    try:
+        left = journal.path.with_name(f"{journal.path.stem}.99.bin")
+        left.write_bytes(b"left by an earlier process")
+        big = {"job": 1, "data": [b"y" * (INLINE_MAX + 1), b"small"]}
+        journal.append([big])
+        journal.clear()
+        assert list(folder.glob("*.bin")) == []
+        journal.append([big, big])
+        assert len(list(folder.glob("*.bin"))) == 2
+        journal.clear()
+        assert list(folder.glob("*.bin")) == []
+        assert journal.path.read_bytes() == b""
+    finally:
+        journal.close()
+
+
+def test_the_journal_refuses_what_it_cannot_write_back(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "state", 1 << 20)
+    try:
+        with pytest.raises(TypeError, match="cannot write a set"):
+            journal.append([{"job": 1, "odd": {1, 2}}])
+    finally:
+        journal.close()
