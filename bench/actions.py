@@ -250,6 +250,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a daemon setting"
+    )
+    ap.add_argument(
         "--parts",
         default="latency,delivery,overhead",
         help="comma-separated parts to run (default: all three)",
@@ -263,6 +266,7 @@ def main() -> None:
         with app.app_context():
             rts = setup_templates(3)
             env = daemon_env(url, folder, args.parallel)
+            env.update(item.split("=", 1) for item in args.set)
             add_webhook(rts[0], peer.url)
             out: dict[str, Any] = {"db": args.db}
             if "latency" in parts:
