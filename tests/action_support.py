@@ -125,5 +125,5 @@ def dispatch_all(
                 time.sleep(0.01)  # deliveries under way, or a retry's backoff still running
         raise AssertionError(f"action runs still open after {deadline}s")
     finally:
-        d.pool.shutdown(wait=True)
+        assert d.pool.shutdown(60) == []
         db.session.rollback()

@@ -225,3 +225,28 @@ def test_a_stuck_delivery_lets_its_lease_lapse_and_its_thread_be_replaced(
     assert (run.status, run.attempts, run.response) == ("succeeded", 2, "retried")
     assert calls == [1, 2]
     assert "action=delivery_stuck" in caplog.text and "thread_replaced=True" in caplog.text
+
+
+def test_close_abandons_a_stuck_delivery_and_leaves_its_run_to_its_lease(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing waits at most its timeout for deliveries under way: a stuck one is abandoned
+    (logged), its run stays claimed until its lease lapses, and the close returns (before, it
+    waited on the stuck thread for ever)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def blocks(self: WebHook, ctx: ActionContext) -> Outcome:
+        entered.set()
+        release.wait(120)
+        return Outcome(True, response="late")
+
+    monkeypatch.setattr(WebHook, "perform", blocks)
+    _webhook_runs("http://127.0.0.1:9/hook", 1)
+    d = Dispatcher(app, 1, replace(FAST, threads=1, linger=0.0), threading.Event()).start()
+    try:
+        assert entered.wait(60)
+        d.close(timeout=0.2)
+        assert "action=deliveries_abandoned threads=action_0" in caplog.text
+        assert _statuses() == ["running"]
+    finally:
+        release.set()

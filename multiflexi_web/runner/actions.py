@@ -27,7 +27,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +40,7 @@ from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.retry import is_transient, retry
 from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
+from multiflexi_web.runner.delivery_threads import DeliveryThreads
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.security.secrets import SecretError
 from multiflexi_web.services.actions import context, runs, values
@@ -92,7 +92,7 @@ class Dispatcher:
         # Room beyond `threads` for deliveries that replace stuck ones (see _renewal_due): a
         # stuck thread cannot be stopped, only stop counting towards the threads in use.
         spare = max(1, settings.threads // 4)
-        self.pool = ThreadPoolExecutor(settings.threads + spare, thread_name_prefix="action")
+        self.pool = DeliveryThreads(settings.threads + spare, "action")
         self._spare = spare
         self.thread = threading.Thread(target=self._loop, name="actions", daemon=True)
         self._lock = threading.Lock()
@@ -118,13 +118,21 @@ class Dispatcher:
         if idle:  # a busy one is woken by its deliveries ending (in batches)
             self._wake.set()
 
-    def close(self, timeout: float = 60) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        """Stop passing; wait for deliveries under way up to `timeout` (default: the attempt
+        timeout and 10 s, within the executor's wait for its delivery process), record what
+        ended. A delivery still under way then is abandoned, its run left to its lease."""
+        if timeout is None:
+            timeout = self.s.timeout + 10
         _STARTED.discard(self)
         self.stop.set()
         self._halt.set()  # a lingering loop ends now too
         self._wake.set()  # an idle loop waits up to IDLE_POLL: it ends now
+        deadline = time.monotonic() + timeout
         self.thread.join(timeout)
-        self.pool.shutdown(wait=True)
+        abandoned = self.pool.shutdown(max(0.0, deadline - time.monotonic()))
+        if abandoned:  # their runs are retried once their leases lapse
+            log.warning("action=deliveries_abandoned threads=%s", ",".join(abandoned))
         with contextlib.suppress(Exception):  # unrecorded ones are retried when leases expire
             while self._pending():
                 self._pass(claim=False)
