@@ -98,15 +98,17 @@ class Executor:
                 return 0  # a pending finish claims the successors in its own transaction
             if self.journal.full() or self.rt.lease.lost():
                 return 0  # unrecorded finishes pile up, or our jobs may be taken over: wait
-            if self.s.is_sqlite:
-                due = jobs.anything_due()
-                db.session.rollback()  # end the read: the claim must begin as a writer
-                if not due:
-                    return 0
+            # Places first (no query): woken after each finished batch, whose transaction
+            # already claimed for the freed slots, most ticks find none and read nothing.
             free = self._reserve()
             if not free:
                 return 0
             try:
+                if self.s.is_sqlite:
+                    due = jobs.anything_due()
+                    db.session.rollback()  # end the read: the claim must begin as a writer
+                    if not due:
+                        return 0
                 sent = time.monotonic()
                 with writing():
                     claimed = jobs.claim(self.rt.worker_id or 0, free)
