@@ -278,3 +278,103 @@ def test_the_journal_refuses_what_it_cannot_write_back(tmp_path: Path) -> None:
             journal.append([{"job": 1, "odd": {1, 2}}])
     finally:
         journal.close()
+
+
+def _journaled_finisher(app: Flask, folder: Path) -> Finisher:
+    return Finisher(
+        app, threading.Event(), lambda: [], lambda _: None, 4, Journal(folder, 1 << 20), 7
+    )
+
+
+def _exited_run(claimed: ClaimedJob, tmp_path: Path) -> JobRun:
+    """A run whose process just ended: its output still in the sink, nothing collected."""
+    cfg = RunSettings(tmp_path, tmp_path / "art", 1 << 20, 1 << 20, 60, 1.0, False, 1.0)
+    run = JobRun(claimed, cfg, threading.Event())
+    run.output("stdout", f"out {claimed.id}\n".encode())
+    run.outcome = Outcome(JobStatus.SUCCEEDED, 0)
+    return run
+
+
+def test_an_executor_killed_while_collecting_artifacts_has_its_job_recorded_not_rerun(
+    app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The exit entry is written as the process ends; the executor dies before the hand-over
+    (kill -9 while collecting): the next executor records the job's outcome and output from
+    it, instead of the reaper running it again."""
+    rt = shell_rt("true")
+    [job_id] = schedule(rt, 1)
+    run = _exited_run(jobs.claim(make_worker().id, 1)[0], tmp_path)
+    fin = _journaled_finisher(app, tmp_path / "state")
+    fin.exited(run)
+    assert fin.pending() == {job_id}
+    assert fin.journal is not None
+    os.close(fin.journal.fd)  # killed: its lock goes, its file stays
+
+    assert replay_orphans(tmp_path / "state", None, lambda fn: fn()) == 1
+    assert job(job_id).status == "succeeded"
+    assert output_of(job_id) == f"out {job_id}\n".encode()
+    assert artifacts.list_for_job(db.session(), job_id) == []
+    assert f"action=journal_exit_only job={job_id} artifacts=not_collected" in caplog.text
+
+
+def test_the_hand_over_entry_supersedes_the_exit_entry_at_replay(
+    app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rt = shell_rt("true")
+    [job_id] = schedule(rt, 1)
+    run = _exited_run(jobs.claim(make_worker().id, 1)[0], tmp_path)
+    fin = _journaled_finisher(app, tmp_path / "state")
+    fin.exited(run)
+    run.rows = [_artifact(job_id, b"result")]
+    run._unsent.append(run.sink.take())
+    fin._journal([run], sync=False)  # what submit() writes
+    assert fin.journal is not None
+    os.close(fin.journal.fd)
+
+    assert replay_orphans(tmp_path / "state", None, lambda fn: fn()) == 2
+    assert output_of(job_id) == f"out {job_id}\n".encode()  # stored once
+    [art] = artifacts.list_for_job(db.session(), job_id)
+    assert artifacts.content_of(art) == b"result"
+    assert "journal_exit_only" not in caplog.text
+
+
+def test_the_journal_is_not_cleared_under_an_exit_entry(app: Flask, tmp_path: Path) -> None:
+    """Another job's batch commits while this one collects its artifacts: the finisher, idle
+    but for it, must not empty the journal holding its exit entry."""
+    rt = shell_rt("true", overlap_policy="allow")
+    schedule(rt, 2)
+    first, second = jobs.claim(make_worker().id, 2)
+    collecting = _exited_run(first, tmp_path)
+    fin = _journaled_finisher(app, tmp_path / "state")
+    try:
+        fin.exited(collecting)
+        [done] = _runs([second], tmp_path)
+        fin.submit(done)
+        fin.close()  # records the submitted batch, then stops
+        assert fin.journal is not None
+        lines = [json.loads(line) for line in fin.journal.path.read_text().splitlines()]
+        assert [(e["job"], e["exited_only"]) for e in lines] == [
+            (first.id, True),
+            (second.id, False),
+        ]
+        assert fin.pending() == {first.id}
+    finally:
+        if fin.journal is not None:
+            os.close(fin.journal.fd)
+
+
+def test_output_stored_while_collecting_leaves_the_exit_entry_without_it(
+    app: Flask, tmp_path: Path
+) -> None:
+    """A long output is stored while its artifact is collected: the exit entry is written
+    again without those rows, so a replay does not store them twice."""
+    rt = shell_rt("true")
+    [job_id] = schedule(rt, 1)
+    seen: list[dict[str, object]] = []
+    run = _exited_run(jobs.claim(make_worker().id, 1)[0], tmp_path)
+    run.exited = lambda r: seen.append(r.journal_entry(7, exited=True))
+    run._exit_journaled = True
+    run._flush_all()
+    assert output_of(job_id) == f"out {job_id}\n".encode()
+    [entry] = seen
+    assert entry["output"] == [{"rows": [], "deletes": {}}]

@@ -73,6 +73,22 @@ class Finisher:
         self._journal([run], sync=False)
         self.queue.put(run)
 
+    def exited(self, run: JobRun) -> None:
+        """The job's process ended: journal its outcome now, in the job's thread, before its
+        artifacts are collected (a millisecond, or much longer for large result files). A
+        kill -9 from here on then has the job recorded from the journal instead of reaped as
+        lost and run again. submit()'s entry, written next, supersedes this one at replay. The
+        job is pending from now on, so the journal is not cleared under its entry."""
+        with self._lock:
+            self._pending.add(run.job.id)
+        if self.journal is None:
+            return
+        with self._journal_lock:
+            try:
+                self.journal.append([run.journal_entry(self.worker_id, exited=True)], sync=False)
+            except OSError as exc:  # submit() tries again with the whole entry
+                log.error("action=journal_failed jobs=%s error=%s", run.job.id, exc)
+
     def pending(self) -> set[int]:
         """Jobs finished but not yet recorded: still 'running' in the database, and ours."""
         with self._lock:

@@ -134,6 +134,7 @@ class Executor:
             self.janitor.put,
             self.finisher.submit,
             self.rt.lease,
+            self.finisher.exited,
         )
 
     def _start(self, claimed: ClaimedJob) -> None:

@@ -28,7 +28,9 @@ def replay_orphans(
     for orphan in journal.orphans(folder, mine):
         try:
             entries = orphan.entries()
-            for entry in entries:
+            # A job's last entry is its fullest: the one written as its process ended is
+            # superseded by the one written when it was handed to the finisher.
+            for entry in {e["job"]: e for e in entries}.values():
                 run_unit(lambda e=entry: _record(e))  # type: ignore[misc]
         except BaseException:
             orphan.release()  # kept for the next try (this process or another)
@@ -52,6 +54,10 @@ def _record(entry: dict[str, Any]) -> None:
             lambda: _store_rows(entry),
         ):
             log.info("action=journal_skip job=%s reason=no_longer_running", entry["job"])
+        elif entry.get("exited_only"):
+            # Its executor died while it collected the artifacts: the job's outcome and output
+            # are recorded, its artifacts are not (rather than running the job a second time).
+            log.warning("action=journal_exit_only job=%s artifacts=not_collected", entry["job"])
         db.session.commit()
 
 

@@ -76,12 +76,17 @@ class JobRun:
         discard: Callable[[Path], None] | None = None,
         recorder: Callable[[JobRun], None] | None = None,
         lease: Lease | None = None,
+        exited: Callable[[JobRun], None] | None = None,
     ) -> None:
         self.job, self.cfg, self.hard_stop = claimed, cfg, hard_stop
         self.lease = lease  # the executor's: lost, the job is stopped (another may run it)
         self.discard = discard or _remove
         # Records the finish: the daemon's Finisher (off this thread, batched), else here.
         self.recorder = recorder
+        # Journals the outcome the moment the job's process ended (the Finisher's), so that a
+        # kill -9 while the artifacts are collected records the job instead of running it again.
+        self.exited = exited
+        self._exit_journaled = False
         self.outcome = Outcome(JobStatus.FAILED)
         self.rows: list[dict[str, Any]] = []
         self.sink = output.OutputSink(claimed.id, cfg.cap_bytes)
@@ -194,6 +199,9 @@ class JobRun:
         self.outcome = outcome = self._outcome(result)
         if result.error:
             self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
+        if self.exited is not None:
+            self.exited(self)
+            self._exit_journaled = True
         try:
             self.rows = self.with_retries(lambda: self._collect(ctx, env))
         except Exception as exc:  # the finish is recorded all the same (without the artifacts)
@@ -377,6 +385,8 @@ class JobRun:
 
         self._persist(send)
         self._unsent.clear()
+        if self.exited is not None and self._exit_journaled:
+            self.exited(self)  # again: the exit entry must not store those rows a second time
 
     def _finish_alone(self) -> None:
         begin_write()
@@ -400,9 +410,12 @@ class JobRun:
             conditional=self.action_triggers,
         )
 
-    def journal_entry(self, worker_id: int) -> dict[str, Any]:
-        """The finish as plain data, for the journal (replay.py records it from there)."""
+    def journal_entry(self, worker_id: int, *, exited: bool = False) -> dict[str, Any]:
+        """The finish as plain data, for the journal (replay.py records it from there).
+        `exited`: written as the process ended, before the artifacts are collected: the output
+        not yet stored, no artifacts (the entry written at the hand-over supersedes it)."""
         rec, job, out = self._record(), self.job, self.outcome
+        batches = [*self._unsent, self.sink.peek()] if exited else self._unsent
         return {
             "job": job.id,
             "worker": worker_id,
@@ -415,8 +428,9 @@ class JobRun:
             "command": rec.command,
             "env": rec.env,
             "counters": rec.counters,
-            "output": [{"rows": b.rows, "deletes": b.deletes} for b in self._unsent],
-            "artifacts": self.rows,
+            "output": [{"rows": b.rows, "deletes": b.deletes} for b in batches],
+            "artifacts": [] if exited else self.rows,
+            "exited_only": exited,
         }
 
     def _record(self) -> jobs.RunRecord:

@@ -129,6 +129,21 @@ class OutputSink:
             return None
         return b"".join(bytes(r.data) for r in self._pending if r.stream == stream)
 
+    def peek(self) -> Batch:
+        """What take() would return, leaving everything as it is (for the journal's exit entry;
+        the rows share the buffers, so use it before the next add())."""
+        rows = [
+            {"job_id": self.job_id, "seq": r.seq, "stream": r.stream, "data": r.data}
+            for r in self._pending
+            if r.data
+        ]
+        deletes = {
+            s: (st.head_last_seq, st.delete_upto)
+            for s, st in self.streams.items()
+            if st.delete_upto
+        }
+        return Batch(rows, deletes, self.counters())
+
     def take(self) -> Batch:
         # The bytearray itself goes to the driver (no copy); the row lets go of it below.
         rows = [
