@@ -378,3 +378,30 @@ def test_output_stored_while_collecting_leaves_the_exit_entry_without_it(
     assert output_of(job_id) == f"out {job_id}\n".encode()
     [entry] = seen
     assert entry["output"] == [{"rows": [], "deletes": {}}]
+
+
+def test_a_live_sync_does_not_wait_for_the_wal_flush_on_postgresql(
+    app: Flask, tmp_path: Path
+) -> None:
+    """A live sync blocks the job's thread (its exit goes unjournaled meanwhile): on PostgreSQL
+    its commit does not wait for the WAL to reach the disk. Its writes are committed all the
+    same (the output row is there)."""
+    from sqlalchemy import event
+
+    rt = shell_rt("true")
+    [job_id] = schedule(rt, 1)
+    run = _exited_run(jobs.claim(make_worker().id, 1)[0], tmp_path)
+    sent: list[str] = []
+
+    def spy(conn: object, cursor: object, statement: str, *args: object) -> None:
+        sent.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        run._sync(beat=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    pg = engine.dialect.name == "postgresql"
+    assert ("SET LOCAL synchronous_commit TO off" in sent) is pg
+    assert output_of(job_id) == f"out {job_id}\n".encode()
