@@ -55,7 +55,7 @@ def test_job_list_pages_by_keyset_and_stays_stable(app: Flask, client: FlaskClie
 def test_job_list_filters(app: Flask, client: FlaskClient) -> None:
     s = make_scene(app)
     failed = make_job(s.rt_a, status=JobStatus.FAILED)
-    make_job(s.rt_a)
+    plain = make_job(s.rt_a)
     other = make_runtemplate(s.a, name="other")
     mine = make_job(other)
     secret = make_token(s.admin)
@@ -65,8 +65,12 @@ def test_job_list_filters(app: Flask, client: FlaskClient) -> None:
     assert [j["id"] for j in by_rt] == [mine.id]
     by_company = get_json(client, f"/api/v1/jobs?company={s.b.id}", secret)["items"]
     assert by_company == []
-    today = datetime.now(UTC).date().isoformat()
-    assert len(get_json(client, f"/api/v1/jobs?since={today}&until={today}", secret)["items"]) == 3
+    # The jobs' own days (planned 5 minutes ago): "today" failed for 5 minutes after midnight.
+    days = sorted({j.scheduled_for.date() for j in (failed, plain, mine)})
+    since, until = days[0].isoformat(), days[-1].isoformat()
+    assert len(get_json(client, f"/api/v1/jobs?since={since}&until={until}", secret)["items"]) == 3
+    before = (days[0] - timedelta(days=1)).isoformat()
+    assert get_json(client, f"/api/v1/jobs?since={before}&until={before}", secret)["items"] == []
     for bad in ("status=done", "since=yesterday", "company=x", "limit=0", "limit=201", "after=-1"):
         body = _status(client.get(f"/api/v1/jobs?{bad}", headers=bearer(secret)), 400)
         assert body["error"] == "bad_request" and bad.split("=")[0] in body["message"]
