@@ -145,25 +145,16 @@ class OutputSink:
         return Batch(rows, deletes, self.counters())
 
     def take(self) -> Batch:
-        # The bytearray itself goes to the driver (no copy); the row lets go of it below.
-        rows = [
-            {"job_id": self.job_id, "seq": r.seq, "stream": r.stream, "data": r.data}
-            for r in self._pending
-            if r.data
-        ]
+        # The bytearrays themselves go to the driver (no copy); the rows let go of them below.
+        batch = self.peek()
         for r in self._pending:
             r.stored = True
             self.ever_flushed[r.stream] = True
             r.data = bytearray()  # stored: only the size of a tail row still matters
         self._pending, self._pending_bytes = [], 0
-        deletes = {
-            s: (st.head_last_seq, st.delete_upto)
-            for s, st in self.streams.items()
-            if st.delete_upto
-        }
         for st in self.streams.values():
             st.delete_upto = 0
-        return Batch(rows, deletes, self.counters())
+        return batch
 
     def counters(self) -> dict[str, int]:
         out: dict[str, int] = {}
