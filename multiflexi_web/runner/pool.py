@@ -26,6 +26,7 @@ from multiflexi_web.runner.finish import Finisher
 from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.janitor import Janitor
 from multiflexi_web.runner.journal import Journal
+from multiflexi_web.runner.live_sync import LiveSync
 from multiflexi_web.runner.reaper import Reaper
 from multiflexi_web.runner.run import JobRun, RunSettings
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
@@ -74,6 +75,7 @@ class Executor:
             worker_id=rt.worker_id or 0,
         )
         self.reaper = Reaper(rt, self.journal, self._mine)
+        self.live = LiveSync(rt.app)
         self.memory_exceeded = False
         self.engines = EngineWatch(rt, self._mine, self.reaper.reap_every)
         self.run_settings = RunSettings(
@@ -135,6 +137,7 @@ class Executor:
             self.finisher.submit,
             self.rt.lease,
             self.finisher.exited,
+            self.live,
         )
 
     def _start(self, claimed: ClaimedJob) -> None:
@@ -227,6 +230,7 @@ class Executor:
         except Exception as exc:
             self.rt.log("job_error", job=run.job.id, error=repr(exc)[:300])
             if not run.handed_over:  # its finish was never recorded: record the failure
+                run.settle()
                 run.outcome = Outcome(JobStatus.FAILED, None, f"executor error: {first_line(exc)}")
                 self.finisher.submit(run)
         finally:
@@ -313,6 +317,7 @@ class Executor:
             self._stop_all("executor received a second SIGTERM", kill=True)
             self._wait_running(time.monotonic() + 10, interruptible=False)
         self.pool.shutdown(wait=not self.running)
+        self.live.close()  # after the job threads: a finishing job waits for its sync
         self.finisher.close()
         self._give_back_ready()  # claimed by a finish that was under way when the stop came
         if not self.finisher.thread.is_alive():  # else it may still write: the exit closes it

@@ -62,8 +62,12 @@ def _record(entry: dict[str, Any]) -> None:
 
 
 def _store_rows(entry: dict[str, Any]) -> None:
+    # An exit entry also holds the rows a live sync was storing as the process ended, and those
+    # written again by a flush while collecting: rows already stored are skipped by their seq
+    # (a job's seq numbers each one row, whose content never changes once taken).
+    stored = output.stored_seqs(db.session(), entry["job"])
     for batch in entry["output"]:
         deletes = {s: (int(a), int(b)) for s, (a, b) in batch["deletes"].items()}
-        rows = output.Batch(batch["rows"], deletes, {})
-        output.store(db.session(), rows, entry["job"], counters=False)
+        fresh = [r for r in batch["rows"] if r["seq"] not in stored]
+        output.store(db.session(), output.Batch(fresh, deletes, {}), entry["job"], counters=False)
     artifacts.store(db.session(), entry["artifacts"])

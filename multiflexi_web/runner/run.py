@@ -3,7 +3,8 @@
 A short job touches the database once more after its claim: its finish (status, command,
 environment, output, artifacts, counters), recorded by the daemon's Finisher together with other
 finishes and the claim of successors. A job that runs longer than SYNC_FIRST also records its
-command, environment and pid, streams its output and beats its heartbeat while it runs.
+command, environment and pid, streams its output and beats its heartbeat while it runs: in the
+daemon those live syncs run on the LiveSync thread (runner/live_sync.py), never on the job's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner import fence
 from multiflexi_web.runner.lease import Lease
+from multiflexi_web.runner.live_sync import LiveSync
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.security.masking import JobMasks
 from multiflexi_web.services.jobs import artifacts, onetime, output
@@ -46,6 +48,7 @@ from multiflexi_web.services.jobs.environment import (
     TemplateContext,
     resolve,
 )
+from multiflexi_web.services.jobs.output import Batch
 from multiflexi_web.services.jobs.transitions import Outcome
 
 log = logging.getLogger("multiflexi.executor")
@@ -53,6 +56,8 @@ T = TypeVar("T")
 SYNC_FIRST = 0.3  # a job shorter than this touches the database only when it ends
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO off")
 PENDING_MAX = 1024 * 1024  # ...unless its output would make the daemon hold more than this
+# A job whose output outruns its live syncs waits for the one under way past this much.
+BACKLOG_MAX = 4 * PENDING_MAX
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class JobRun:
         recorder: Callable[[JobRun], None] | None = None,
         lease: Lease | None = None,
         exited: Callable[[JobRun], None] | None = None,
+        live: LiveSync | None = None,
     ) -> None:
         self.job, self.cfg, self.hard_stop = claimed, cfg, hard_stop
         self.lease = lease  # the executor's: lost, the job is stopped (another may run it)
@@ -91,6 +97,12 @@ class JobRun:
         # kill -9 while the artifacts are collected records the job instead of running it again.
         self.exited = exited
         self._exit_journaled = False
+        # The daemon's sync thread (else the syncs run here), the batches it is storing, and
+        # the end of its sync under way (set: none is).
+        self.live = live
+        self._inflight: list[Batch] = []
+        self._sync_done = threading.Event()
+        self._sync_done.set()
         self.outcome = Outcome(JobStatus.FAILED)
         self.rows: list[dict[str, Any]] = []
         self.sink = output.OutputSink(claimed.id, cfg.cap_bytes)
@@ -103,7 +115,7 @@ class JobRun:
         self._meta_saved = False
         self._t0 = time.monotonic()
         self._next_sync = self._t0 + SYNC_FIRST
-        self._unsent: list[output.Batch] = []
+        self._unsent: list[Batch] = []
         self.masks = JobMasks()  # the job's known secret values, once its env is resolved
         # Unknown until its context is read: queue, with every trigger evaluated, to be safe.
         self.has_actions = self.action_triggers = True
@@ -123,6 +135,8 @@ class JobRun:
         if self.sink.due() and (
             self.sink.pending_bytes >= PENDING_MAX or time.monotonic() - self._t0 >= SYNC_FIRST
         ):
+            if self.sink.pending_bytes >= BACKLOG_MAX:
+                self._sync_done.wait()  # the memory bound: it writes faster than we store
             self._sync(beat=False)
 
     def should_stop(self) -> bool:
@@ -155,34 +169,49 @@ class JobRun:
 
     # -- while running --------------------------------------------------------------------------
     def _sync(self, *, beat: bool) -> None:
-        """Stream output, record meta once, beat and read the cancel flag; never raise."""
-        self._unsent.append(self.sink.take())
+        """Stream output, record meta once, beat and read the cancel flag: on the LiveSync
+        thread, one sync per job at a time (a due one waits for the next call). Never raises."""
+        if not self._sync_done.is_set():
+            return
+        self.settle()
+        self._inflight, self._unsent = [*self._unsent, self.sink.take()], []
+        if beat:
+            self._next_sync = time.monotonic() + self.cfg.heartbeat_every
+        self._sync_done.clear()
+        if self.live is None or not self.live.submit(lambda: self._sync_inflight(beat)):
+            self._sync_inflight(beat)
+
+    def _sync_inflight(self, beat: bool) -> None:
         try:
             with writing():
-                self._sync_unit(beat)
+                self._sync_unit(beat, self._inflight)
+            self._inflight = []  # stored (the job's thread reads this list, never changes it)
         except Exception as exc:  # whatever a dying connection raises: the job runs on
             safe_rollback()
             LINK.failed()
             log.warning("action=sync_failed job=%s error=%s", self.job.id, first_line(exc))
-        if beat:
-            self._next_sync = time.monotonic() + self.cfg.heartbeat_every
+        finally:
+            self._sync_done.set()
 
-    def _sync_unit(self, beat: bool) -> None:
+    def settle(self) -> None:
+        """Wait for this job's sync under way; what it could not store is sent again later."""
+        self._sync_done.wait()
+        if self._inflight:
+            self._unsent[:0], self._inflight = self._inflight, []
+
+    def _sync_unit(self, beat: bool, batches: list[Batch]) -> None:
         begin_write()
         if driver(db.session()).is_pg:
-            # A live sync runs on the job's own thread: while its commit waits for the WAL to
-            # reach the disk (hundreds of ms on a busy one), the job's exit goes unnoticed and
-            # unjournaled, and a kill -9 then has the finished job run again (seen in the chaos
-            # test under disk load). Live output and heartbeats need not wait for that flush:
-            # a server crash loses at most its last fraction of a second of them, never a finish.
+            # Live output and heartbeats need not wait for the WAL to reach the disk (hundreds
+            # of ms on a busy one): a server crash loses at most their last fraction of a
+            # second, never a finish (that is the Finisher's, with a synchronous commit).
             db.session.execute(_ASYNC_COMMIT)
         if not self._meta_saved:
             self._meta_saved = jobs.start(self.job.id, **self._meta_fields())
-        for batch in self._unsent:
+        for batch in batches:
             output.store(db.session(), batch, self.job.id)
         flag = jobs.heartbeat(self.job.id) if beat else False
         db.session.commit()
-        self._unsent.clear()
         if flag is None:  # reaped as lost meanwhile (e.g. a long outage): never run twice
             self.stop_reason = self.stop_reason or "the job was no longer running in the database"
         self.cancelled = self.cancelled or bool(flag)
@@ -213,6 +242,7 @@ class JobRun:
         if self.exited is not None:
             self.exited(self)
             self._exit_journaled = True
+        self.settle()  # only now: the exit is journaled whatever a sync under way waits for
         try:
             self.rows = self.with_retries(lambda: self._collect(ctx, env))
         except Exception as exc:  # the finish is recorded all the same (without the artifacts)
@@ -426,7 +456,9 @@ class JobRun:
         `exited`: written as the process ended, before the artifacts are collected: the output
         not yet stored, no artifacts (the entry written at the hand-over supersedes it)."""
         rec, job, out = self._record(), self.job, self.outcome
-        batches = [*self._unsent, self.sink.peek()] if exited else self._unsent
+        # A sync may still be storing its batches: they are in the exit entry all the same
+        # (replay skips rows already stored).
+        batches = [*self._inflight, *self._unsent, self.sink.peek()] if exited else self._unsent
         return {
             "job": job.id,
             "worker": worker_id,

@@ -183,6 +183,11 @@ def store(session: Session, batch: Batch, job_id: int, *, counters: bool = True)
         session.execute(update(Job).where(Job.id == job_id).values(**batch.counters))
 
 
+def stored_seqs(session: Session, job_id: int) -> set[int]:
+    """The seq numbers of a job's stored rows (for a replay that may hold some of them)."""
+    return set(session.scalars(select(JobOutput.seq).where(JobOutput.job_id == job_id)))
+
+
 def chunks_after(
     session: Session, job_id: int, after_id: int = 0, stream: str | None = None, limit: int = 500
 ) -> list[JobOutput]:
