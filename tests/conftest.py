@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine
 from werkzeug.routing.rules import Rule
 
 from multiflexi_web import create_app
@@ -144,7 +147,8 @@ def reset_schema() -> None:
     """
     engine = db.engine
     if engine.dialect.name != "postgresql":
-        create_schema(engine)
+        if not _copy_sqlite_template(engine):
+            create_schema(engine)
         return
     url = str(engine.url)
     if url not in _PG_READY:
@@ -155,12 +159,32 @@ def reset_schema() -> None:
     deletes = "; ".join(f'DELETE FROM "{t.name}"' for t in tables)  # noqa: S608
     with engine.begin() as conn:
         conn.exec_driver_sql(deletes)
-        seqs = conn.execute(
-            text("SELECT sequence_name FROM information_schema.sequences")
-        ).scalars()
-        restarts = "; ".join(f'ALTER SEQUENCE "{name}" RESTART' for name in seqs)
-        if restarts:
-            conn.exec_driver_sql(restarts)
+        # One statement for every sequence (ALTER SEQUENCE ... RESTART each took ~10 ms).
+        conn.exec_driver_sql("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'")
+
+
+_SQLITE_TEMPLATE: list[Path] = []
+
+
+def _copy_sqlite_template(engine: Engine) -> bool:
+    """A database file not made yet is made as a copy of one made with the schema once per
+    run: ~2 ms instead of ~50 ms of DDL for each of the suite's ~640 SQLite tests."""
+    target = Path(engine.url.database or "")
+    if not engine.url.database or target.exists():
+        return False
+    if not _SQLITE_TEMPLATE:
+        folder = Path(tempfile.mkdtemp(prefix="mf-schema-"))
+        atexit.register(shutil.rmtree, folder, True)
+        template = folder / "schema.db"
+        maker = create_engine(f"sqlite:///{template}")
+        create_schema(maker)
+        maker.dispose()
+        _SQLITE_TEMPLATE.append(template)
+    # The mode SQLite itself would create it with (0644 less the umask).
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(_SQLITE_TEMPLATE[0].read_bytes())
+    return True
 
 
 def create_schema(engine: Engine) -> None:
