@@ -202,3 +202,15 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
+
+
+# Run by one xdist worker, one after another: they start the tests' own container engines and
+# check that no container of theirs is left (another worker's would be seen).
+ONE_WORKER = {"test_containers.py": "engines", "test_containers_jobs.py": "engines"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = ONE_WORKER.get(item.path.name)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
