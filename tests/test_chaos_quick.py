@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos.account import Result, account, classify, outlived, read_runs
+from bench.chaos.account import Result, account, classify, cut_by_guards, outlived, read_runs
 from bench.chaos.infra import pg_bin, pids_mentioning
 from bench.chaos.report import as_json, markdown
 from bench.chaos.runner import Suite
@@ -45,6 +45,25 @@ def test_a_rerun_of_finished_work_is_twice(tmp_path: Path) -> None:
         side(tmp_path, "1 - 10 start 1", "1 - 10 end 2", "2 - 11 start 5", "2 - 11 end 6")
     )
     assert classify([row(1, "lost"), row(2, retry_of=1)], runs[1] + runs[2]) == "twice"
+
+
+def test_a_rerun_of_work_whose_process_was_killed_running_is_cut_at_exit(tmp_path: Path) -> None:
+    """Its end line was written, but the guard killed the process while it still ran (its
+    executor was killed): nobody could know it was done. Had it ended, it is twice."""
+    runs = read_runs(
+        side(tmp_path, "1 - 10 start 1", "1 - 10 end 2", "2 - 11 start 5", "2 - 11 end 6")
+    )
+    chain = [row(1, "lost"), row(2, retry_of=1)]
+    assert classify(chain, runs[1] + runs[2], cut=frozenset({10})) == "cut_at_exit"
+    assert classify(chain, runs[1] + runs[2], cut=frozenset({11})) == "twice"
+
+
+def test_guard_logs_name_the_groups_killed_while_running() -> None:
+    logs = (
+        "daemon=guard action=guard_exit killed_groups=0 pgids=- running=-\n"
+        "daemon=guard action=guard_exit killed_groups=3 pgids=10,11,12 running=10,12\n"
+    )
+    assert cut_by_guards(logs) == {10, 12}
 
 
 def test_a_rescue_while_the_first_run_is_alive_is_twice(tmp_path: Path) -> None:
@@ -111,7 +130,7 @@ def test_quick_run_counts_add_up(quick_run: tuple[list[Result], Path]) -> None:
         assert r.skipped is None, r.skipped
         assert r.notes["settled"], r.notes  # every job reached a terminal status
         assert r.jobs == QUICK.jobs + r.notes["probes"]  # each enqueued job is counted once
-        assert r.once + r.twice + r.lost + r.misrecorded == r.jobs
+        assert r.once + r.twice + r.lost + r.misrecorded + r.cut_at_exit == r.jobs
         assert sum(r.notes["statuses"].values()) == r.notes["db_jobs"] >= r.jobs
         assert r.recovery_s is not None and r.recovery_s >= 0  # the probes finished
 

@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,6 +103,24 @@ def test_the_guard_kills_the_live_groups_when_its_pipe_closes() -> None:
         live.kill()
 
 
+def test_the_guard_tells_a_running_job_from_one_that_ended_unreaped() -> None:
+    """A job whose process still ran when its executor died had not finished (its work may
+    be done, nobody can know); one that had ended, not yet reaped, had: the log tells which."""
+    running, ended = _sleeper(), subprocess.Popen(["true"], process_group=0)
+    try:
+        wait_for(lambda: _state(ended.pid) == "Z", DEADLINE, "the ended job a zombie")
+        assert guard_module.leader_running(running.pid)
+        assert not guard_module.leader_running(ended.pid)
+        live = Counter({running.pid: 1, ended.pid: 1})
+        assert guard_module.kill_live(live) == ([running.pid, ended.pid], [running.pid])
+        assert running.wait(DEADLINE) == -signal.SIGKILL
+    finally:
+        running.kill()
+        running.wait()
+        ended.wait()
+    assert not guard_module.leader_running(ended.pid)  # reaped: gone
+
+
 def test_a_group_reused_before_its_end_arrives_stays_watched() -> None:
     """Two job threads write: `+P` of a new job may arrive before `-P` of the old one."""
     proc = _sleeper()
@@ -134,7 +153,8 @@ def test_kill_9_of_the_executor_kills_its_jobs_processes(
             wait_for(lambda p=pid: _gone(p), DEADLINE, f"job process {pid} gone")
     finally:
         stop(proc)
-    assert re.search(rf"action=guard_exit killed_groups=1 pgids={pgid}\b", log_text(tmp_path))
+    found = rf"action=guard_exit killed_groups=1 pgids={pgid} running={pgid}\b"
+    assert re.search(found, log_text(tmp_path))
 
 
 def _guard_pid(tmp_path: Path) -> int:
@@ -157,7 +177,7 @@ def test_a_clean_stop_kills_nothing_and_ends_the_guard(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(DEADLINE) == 0
         assert _gone(guard_pid)  # the executor waited for it
-        assert "action=guard_exit killed_groups=0 pgids=-" in log_text(tmp_path)
+        assert "action=guard_exit killed_groups=0 pgids=- running=-" in log_text(tmp_path)
         assert bystander.poll() is None
     finally:
         stop(proc)

@@ -2,7 +2,8 @@
 
 Runs the chaos scenarios (all but the full-only ones with --quick: only the quick subset) on a
 private PostgreSQL and prints a Markdown table, then the JSON. Exit code 0 whatever the counts
-(a measuring tool) unless --strict: then 1 when a job ran twice, was lost or misrecorded.
+(a measuring tool) unless --strict: then 1 when a job ran twice, was lost or misrecorded
+(a job cut at exit, see account.py, is reported and does not count).
 """
 
 from __future__ import annotations

@@ -12,16 +12,23 @@ against the same logical job. A *run* is one process of it in the side file (job
 - lost: no run completed (the work was never done), whatever the database says;
 - executed once: exactly one completed run and the last job of the chain is `succeeded`;
 - misrecorded: exactly one completed run but the database shows another status (the result
-  was produced and not recorded, or the job is still not terminal).
+  was produced and not recorded, or the job is still not terminal);
+- cut at exit: as twice, but the completed earlier run's process was still running when its
+  executor was killed (the guard logs the groups it killed whose process had not ended): its
+  "end" line was written, its exit had not come. No supervisor can know that a job's work is
+  done before the job exits, so the retry is the platform doing what it must; a job that ended
+  before its executor died and ran again is "twice", the platform's fault.
 
-jobs = once + twice + lost + misrecorded. Also reported: `not_terminal` (jobs of any logical
-job still live at the end) and `overlapping` (the twice cases with two runs alive at once).
+jobs = once + twice + lost + misrecorded + cut_at_exit. Also reported: `not_terminal` (jobs of
+any logical job still live at the end) and `overlapping` (the twice cases with two runs alive at
+once).
 Recovery time: from the moment the fault cleared to the first `finished_at` after it of a
 succeeded job (None when nothing finished afterwards).
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -48,6 +55,7 @@ class Result:
     twice: int = 0
     lost: int = 0
     misrecorded: int = 0
+    cut_at_exit: int = 0
     not_terminal: int = 0
     overlapping: int = 0
     recovery_s: float | None = None
@@ -102,13 +110,20 @@ def logical_jobs(rows: list[JobRow]) -> dict[Any, list[JobRow]]:
     return groups
 
 
-def classify(chain: list[JobRow], runs: list[Run]) -> str:
-    """ "twice", "lost", "once" or "misrecorded" for one logical job."""
+def classify(chain: list[JobRow], runs: list[Run], cut: frozenset[int] = frozenset()) -> str:
+    """ "twice", "lost", "once", "misrecorded" or "cut_at_exit" for one logical job; `cut`: the
+    pids of job processes killed by their guard while still running."""
     ordered = sorted((r for r in runs if r.start is not None), key=lambda r: r.start or 0.0)
+    repeated = False
     for i, earlier in enumerate(ordered):
         for later in ordered[i + 1 :]:
-            if earlier.end is not None or earlier.last >= (later.start or 0.0):
+            if earlier.last >= (later.start or 0.0):
+                return "twice"  # two at once: never excusable
+            if earlier.end is not None and earlier.pid not in cut:
                 return "twice"
+            repeated = repeated or earlier.end is not None
+    if repeated:
+        return "cut_at_exit"
     completed = [r for r in ordered if r.end is not None]
     if not completed:
         return "lost"
@@ -131,6 +146,7 @@ def account(
     side: Path,
     cleared: datetime | None,
     expected: list[Any] | None = None,
+    cut: frozenset[int] = frozenset(),
 ) -> Result:
     """The scenario's counts; `expected` logical keys with no job at all count as lost."""
     by_job = read_runs(side)
@@ -140,7 +156,7 @@ def account(
     res = Result(scenario, jobs=len(groups))
     for chain in groups.values():
         runs = [run for r in chain for run in by_job.get(r.id, [])]
-        kind = classify(chain, runs) if chain else "lost"
+        kind = classify(chain, runs, cut) if chain else "lost"
         setattr(res, kind, getattr(res, kind) + 1)
         res.overlapping += kind == "twice" and overlapped(runs)
         res.not_terminal += any(r.status not in TERMINAL for r in chain)
@@ -148,6 +164,14 @@ def account(
     res.notes["db_jobs"] = len(rows)
     res.notes["statuses"] = _statuses(rows)
     return res
+
+
+def cut_by_guards(logs: str) -> frozenset[int]:
+    """Job process groups a guard killed while their process still ran (runner/guard.py)."""
+    found: set[int] = set()
+    for match in re.finditer(r"action=guard_exit .*? running=([\d,]+)", logs):
+        found.update(int(pgid) for pgid in match.group(1).split(","))
+    return frozenset(found)
 
 
 def recovery(rows: list[JobRow], cleared: datetime | None) -> float | None:

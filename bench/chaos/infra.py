@@ -134,6 +134,7 @@ class Procs:
         self.logs = logs
         self.live: list[subprocess.Popen[bytes]] = []
         self.count: dict[str, int] = {}
+        self.written: dict[Path, None] = {}  # the logs, in order
 
     def start(
         self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
@@ -141,11 +142,16 @@ class Procs:
         self.logs.mkdir(parents=True, exist_ok=True)
         n = self.count[name] = self.count.get(name, 0) + 1
         with open(self.logs / f"{name}-{n}.log", "ab") as log:
+            self.written[Path(log.name)] = None
             proc = subprocess.Popen(
                 argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.live.append(proc)
         return proc
+
+    def log_text(self) -> str:
+        """Everything the processes started here logged."""
+        return "".join(p.read_text("utf-8", "replace") for p in self.written)
 
     def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
         """`sig` to the process alone (what a crash or systemd does); reaped when it is KILL."""

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from bench.chaos.account import Result
 
 HEADER = (
-    "| scenario | jobs | executed once | executed twice | lost | misrecorded | not terminal"
-    " | recovery (s) | notes |"
+    "| scenario | jobs | executed once | executed twice | lost | misrecorded | cut at exit"
+    " | not terminal | recovery (s) | notes |"
 )
 
 
@@ -17,12 +17,12 @@ def markdown(results: Sequence[Result]) -> str:
     lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     for r in results:
         if r.skipped:
-            lines.append(f"| {r.scenario} | - | - | - | - | - | - | - | skipped: {r.skipped} |")
+            lines.append(f"| {r.scenario} | - | - | - | - | - | - | - | - | skipped: {r.skipped} |")
             continue
         rec = "-" if r.recovery_s is None else f"{r.recovery_s:.1f}"
         lines.append(
             f"| {r.scenario} | {r.jobs} | {r.once} | {r.twice} | {r.lost} | {r.misrecorded}"
-            f" | {r.not_terminal} | {rec} | {_notes(r)} |"
+            f" | {r.cut_at_exit} | {r.not_terminal} | {rec} | {_notes(r)} |"
         )
     return "\n".join(lines)
 

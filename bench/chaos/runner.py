@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from bench.chaos.account import Result, account, outlived
+from bench.chaos.account import Result, account, cut_by_guards, outlived
 from bench.chaos.infra import PrivatePostgres, Procs, kill_strays, pids_mentioning
 from bench.chaos.scenarios import Scenario
 from bench.chaos.scenarios.common import Outcome
@@ -91,7 +91,8 @@ class Suite:
         # Job processes orphaned by a killed executor may still write their lines.
         wait_until(lambda: not pids_mentioning(str(w.side)), w.params.long_sleep + 15)
         w.procs.stop_all()
-        res = account(w.name, w.rows(), w.side, out.cleared, out.expected)
+        cut = cut_by_guards(w.procs.log_text())
+        res = account(w.name, w.rows(), w.side, out.cleared, out.expected, cut)
         res.notes.update(out.notes, settled=settled, probes=len(probes))
         # seconds until the fault cleared + seconds after it until every job was terminal
         res.notes["seconds"] = f"{fault_s:.0f}+{time.monotonic() - t0:.0f}"

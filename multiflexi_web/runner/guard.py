@@ -47,14 +47,32 @@ def count(live: Counter[int], op: bytes, pgid: int) -> None:
         live.pop(pgid, None)
 
 
-def kill_live(live: Counter[int]) -> list[int]:
-    killed = []
+def kill_live(live: Counter[int]) -> tuple[list[int], list[int]]:
+    """SIGKILL every group still live: the groups killed, and those of them whose leader (the
+    job's own process) was still running, as opposed to ended and not yet reaped by the dead
+    executor. A job whose process still ran when its executor died had not finished: its work
+    may have been done, but no supervisor can know that before the process exits."""
+    killed, running = [], []
     for pgid, n in live.items():
         if n > 0 and pgid > 1:
+            was_running = leader_running(pgid)  # before the kill: after it, it is a zombie
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
                 killed.append(pgid)
-    return killed
+                if was_running:
+                    running.append(pgid)
+    return killed, running
+
+
+def leader_running(pgid: int) -> bool:
+    """The group's leader exists and is not a zombie (Linux /proc: the state after the name)."""
+    try:
+        with open(f"/proc/{pgid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state not in (b"Z", b"X", b"")
 
 
 def guard_main(fd: int = 0) -> int:
@@ -67,10 +85,11 @@ def guard_main(fd: int = 0) -> int:
         *lines, rest = (rest + chunk).split(b"\n")
         for line in lines:
             apply(live, line)
-    killed = kill_live(live)
-    pgids = ",".join(map(str, killed)) or "-"
+    killed, running = kill_live(live)
+    pgids, alive = (",".join(map(str, groups)) or "-" for groups in (killed, running))
     print(
-        f"daemon=guard action=guard_exit killed_groups={len(killed)} pgids={pgids}", file=sys.stderr
+        f"daemon=guard action=guard_exit killed_groups={len(killed)} pgids={pgids} running={alive}",
+        file=sys.stderr,
     )
     return 0
 
