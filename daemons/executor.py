@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> None:
         "jobs_run_as",
         **({"user": run_as.name, "uid": run_as.uid} if run_as else {"uid": os.getuid()}),
     )
-    guard.start()  # before any job: their process groups die with this process, however it dies
+    # Before any job: their process groups die with this process, however it dies, and the
+    # exits this process had not yet journaled are written beside its journal.
+    guard.start(executor.journal.path, executor.journal.fd)
     rt.register()
     rt.start_heartbeat()
     if actions is not None:

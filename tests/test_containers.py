@@ -38,6 +38,9 @@ class Recorder:
     def should_stop(self) -> bool:
         return self.stop.is_set()
 
+    def ended(self, result: RunResult) -> None:
+        pass
+
     def text(self, stream: str) -> bytes:
         return b"".join(d for s, d in self.chunks if s == stream)
 

@@ -134,8 +134,10 @@ def journaled(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fi
 
 
 def _journal_ids(fin: Finisher) -> list[int]:
+    """The journaled jobs, by id: a claim returns its jobs in no promised order."""
     assert fin.journal is not None
-    return [json.loads(line)["job"] for line in fin.journal.path.read_text().splitlines()]
+    lines = fin.journal.path.read_text().splitlines()
+    return sorted(json.loads(line)["job"] for line in lines)
 
 
 def _counted(rt_id: int) -> tuple[int, int]:

@@ -154,7 +154,7 @@ def test_kill_9_of_the_executor_kills_its_jobs_processes(
     finally:
         stop(proc)
     found = rf"action=guard_exit killed_groups=1 pgids={pgid} running={pgid}\b"
-    assert re.search(found, log_text(tmp_path))
+    wait_for(lambda: re.search(found, log_text(tmp_path)), DEADLINE, "the guard's exit line")
 
 
 def _guard_pid(tmp_path: Path) -> int:

@@ -32,6 +32,9 @@ class RecordingIO:
     def should_stop(self) -> bool:
         return self.stop_at is not None and time.monotonic() >= self.stop_at
 
+    def ended(self, result: RunResult) -> None:
+        self.ended_with = result
+
     def text(self, stream: str = "stdout") -> bytes:
         return b"".join(d for s, d in self.chunks if s == stream)
 

@@ -76,6 +76,12 @@ class JobIO(Protocol):
         """True once the job was cancelled or the daemon must stop it."""
         ...
 
+    def ended(self, result: RunResult) -> None:
+        """The job's process ended and its output is drained; called before the module reaps
+        it (the daemon journals the exit first: see runner/guard.py). Optional for a module:
+        the daemon does the same after run() returns."""
+        ...
+
 
 class ExecutorModule(Protocol):
     name: str

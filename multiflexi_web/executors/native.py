@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -58,7 +59,8 @@ class NativeExecutor:
         except OSError as exc:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
             return RunResult(code, error=f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}")
-        guard.watch(proc.pid)  # its group dies with the executor (runner/guard.py)
+        # Its group dies with the executor, and its exit is witnessed (runner/guard.py).
+        guard.watch(proc.pid, spec.job_id)
         io.started(pid=proc.pid)
         return _Supervisor(proc, spec, io).run()
 
@@ -94,7 +96,9 @@ class _Supervisor:
 
     The process's exit is watched in the same select() as its pipes (a pidfd): its pipes close
     a moment before it can be reaped, and waiting for that with Popen.wait(timeout) sleeps a
-    millisecond or more per job, longer than a short job runs.
+    millisecond or more per job, longer than a short job runs. With a pidfd the process is not
+    reaped before io.ended() has journaled its exit: until then its exit status stays readable
+    by the guard, which outlives a killed executor (runner/guard.py).
     """
 
     def __init__(self, proc: subprocess.Popen[bytes], spec: JobSpec, io: JobIO) -> None:
@@ -113,31 +117,53 @@ class _Supervisor:
         self.reason: str | None = None
         self.kill_at: float | None = None
         self.exited_at: float | None = None
+        self.status: int | None = None  # its exit code (negative: the signal), once it ended
 
     def run(self) -> RunResult:
         try:
-            while self.sel.get_map() or self.proc.poll() is None:
+            while self.sel.get_map() or self._running():
                 self._pump()
                 self._police(time.monotonic())
-            code = self.proc.wait()
+            if self.status is None:  # no pidfd: reaped by Popen as before
+                self.status = self.proc.wait()
+            code = self.status
+            result = RunResult(
+                128 - code if code < 0 else code,
+                timed_out=self.reason == "timeout",
+                cancelled=self.reason == "stop",
+            )
+            self.io.ended(result)  # journaled first: reaped only after it
+            self.proc.wait()
             self._signal(signal.SIGKILL)  # the job is over: nothing of its group outlives it
         finally:
             self._close()
             guard.forget(self.pgid)
-        exit_code = 128 - code if code < 0 else code
-        return RunResult(
-            exit_code, timed_out=self.reason == "timeout", cancelled=self.reason == "stop"
-        )
+        return result
+
+    def _running(self) -> bool:
+        """The process has not ended. With a pidfd it is not reaped here (see the class)."""
+        if self.status is not None:
+            return False
+        if self.pidfd is None:
+            return self.proc.poll() is None
+        found = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if found is None:
+            return True
+        self.status = found.si_status if found.si_code == os.CLD_EXITED else -found.si_status
+        return False
 
     def _pump(self) -> None:
         if not self.sel.get_map():  # pipes closed, process still running: wait for it
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(TICK)
+            if self.pidfd is not None:
+                select.select([self.pidfd], [], [], TICK)  # its end, not reaped
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(TICK)
             return
         for key, _ in self.sel.select(TICK):
             if key.data == EXITED:
                 self.sel.unregister(key.fileobj)
-                self.proc.poll()  # reaps it: the loop ends once the pipes are drained too
+                self._running()  # its status: the loop ends once the pipes are drained too
                 continue
             try:
                 data = os.read(key.fd, READ_SIZE)
@@ -165,7 +191,7 @@ class _Supervisor:
     def _after_exit(self, now: float) -> None:
         """The main process is gone but something keeps its pipes open: end the leftovers."""
         if self.exited_at is None:
-            if self.proc.poll() is not None:
+            if not self._running():
                 self.exited_at = now
             return
         if now - self.exited_at >= LINGER:
@@ -185,6 +211,6 @@ class _Supervisor:
         for pipe in (self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
-        if self.proc.returncode is None:  # an exception in the loop: never leave it running
+        if self.proc.returncode is None:  # an exception on the way: never leave it running
             self._signal(signal.SIGKILL)
             self.proc.wait()

@@ -7,6 +7,14 @@ reaches end-of-file when the executor exits, however it exits (kill -9 included)
 then SIGKILLs every group still live and exits. A clean stop leaves no live group, so the guard
 kills nothing then. Per job the executor pays two small pipe writes, nothing more.
 
+It is also the witness of the jobs' exits (`+<pgid>:<job id>`, executor only). The executor reaps
+a job's process only once its exit is journaled, so the guard, woken by the process's pidfd,
+finds it a zombie and reads its exit status from /proc; `-<pgid>` (reaped, journaled) forgets
+it. If the executor dies in between, the guard writes the statuses it holds to the executor's
+`.exits` file beside its journal, whose lock it shares (an inherited descriptor) until it has:
+the replay then records those jobs from their status instead of reaping them and running them
+again (docs/architecture.md, "Finishes are never dropped").
+
 This file is also the guard's program: only the standard library at module level.
 """
 
@@ -16,11 +24,13 @@ import contextlib
 import ctypes
 import logging
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import threading
 from collections import Counter
+from pathlib import Path
 
 log = logging.getLogger("multiflexi.executor")
 READ_SIZE = 64 * 1024
@@ -29,12 +39,20 @@ PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_KILL = 47, 2, 5
 
 
 # -- the guard process ---------------------------------------------------------------------------
-def apply(live: Counter[int], line: bytes) -> None:
+def apply(live: Counter[int], line: bytes, witness: Witness | None = None) -> None:
     """One message: counted, since a pgid freed by one job may be reused by the next before
     the first job's `-` arrives (two threads write)."""
-    if len(line) < 2 or not line[1:].isdigit():
+    pgid, _, job = line[1:].partition(b":")
+    if not pgid.isdigit() or (job and not job.isdigit()):
         return
-    count(live, line[:1], int(line[1:]))
+    op = line[:1]
+    count(live, op, int(pgid))
+    if witness is None:
+        return
+    if op == b"+" and job:
+        witness.watch(int(pgid), int(job))
+    elif op == b"-" and not live[int(pgid)]:
+        witness.forget(int(pgid))
 
 
 def count(live: Counter[int], op: bytes, pgid: int) -> None:
@@ -75,22 +93,113 @@ def leader_running(pgid: int) -> bool:
     return state not in (b"Z", b"X", b"")
 
 
-def guard_main(fd: int = 0) -> int:
+def exit_status(pid: int) -> int | None:
+    """The exit code (negative: the signal) of an ended, not yet reaped process, or None.
+    /proc shows another user's exit code as 0 to a reader without ptrace rights: only root,
+    or the process's own user, reads it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        owner = os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) < 50 or fields[0] != b"Z" or os.geteuid() not in (0, owner):
+        return None
+    return os.waitstatus_to_exitcode(int(fields[49]))  # field 52: the wait status
+
+
+class Witness:
+    """The exit statuses of the watched jobs that ended and are not yet reaped."""
+
+    def __init__(self, path: str, sel: selectors.BaseSelector) -> None:
+        self.path, self.sel = path, sel
+        self.watched: dict[int, tuple[int, int]] = {}  # pgid -> (job id, pidfd)
+        self.ended: dict[int, tuple[int, int]] = {}  # pgid -> (job id, exit code)
+
+    def watch(self, pgid: int, job: int) -> None:
+        self._drop(pgid)  # a pgid reused before the `-` of its last job: that one is reaped
+        try:
+            pidfd = os.pidfd_open(pgid)
+        except OSError:  # already gone, or no pidfds here: nothing to witness
+            return
+        self.watched[pgid] = (job, pidfd)
+        self.sel.register(pidfd, selectors.EVENT_READ, pgid)
+
+    def forget(self, pgid: int) -> None:
+        self.ended.pop(pgid, None)
+        self._drop(pgid)
+
+    def seen_exit(self, pgid: int) -> None:
+        """Its pidfd is readable: the process ended (a zombie until the executor journals it)."""
+        if pgid not in self.watched:  # forgotten, or replaced, earlier in the same pass
+            return
+        job, _ = self.watched[pgid]
+        code = exit_status(pgid)
+        if code is not None:
+            self.ended[pgid] = (job, code)
+        self._drop(pgid)
+
+    def sweep(self) -> None:
+        """The executor is gone: ended ones whose wake-up was not read yet."""
+        for pgid in list(self.watched):
+            if exit_status(pgid) is not None:
+                self.seen_exit(pgid)
+
+    def write(self) -> None:
+        if not self.ended:
+            return
+        lines = "".join(f"{job} {code}\n" for job, code in self.ended.values())
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, lines.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        print(f"daemon=guard action=exits_witnessed jobs={len(self.ended)}", file=sys.stderr)
+
+    def _drop(self, pgid: int) -> None:
+        found = self.watched.pop(pgid, None)
+        if found is not None:
+            self.sel.unregister(found[1])
+            os.close(found[1])
+
+
+def guard_main(fd: int = 0, witness_path: str | None = None) -> int:
+    """`witness_path`: the executor's .exits file (its journal's lock is an inherited fd)."""
     # Only the end of the pipe ends the guard: a stray TERM/INT/HUP must not disarm it.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     live: Counter[int] = Counter()
+    sel = selectors.DefaultSelector()
+    witness = Witness(witness_path, sel) if witness_path else None
+    sel.register(fd, selectors.EVENT_READ, None)
     rest = b""
-    while chunk := os.read(fd, READ_SIZE):
+    while True:
+        events = sel.select()
+        if witness is not None:  # exits first: a `-` read in the same pass forgets them
+            for key, _ in events:
+                if key.data is not None:
+                    witness.seen_exit(key.data)
+        if not any(key.data is None for key, _ in events):
+            continue
+        chunk = os.read(fd, READ_SIZE)
+        if not chunk:
+            break
         *lines, rest = (rest + chunk).split(b"\n")
         for line in lines:
-            apply(live, line)
+            apply(live, line, witness)
+    if witness is not None:
+        witness.sweep()  # before the kill: a killed job is a zombie too
     killed, running = kill_live(live)
     pgids, alive = (",".join(map(str, groups)) or "-" for groups in (killed, running))
     print(
         f"daemon=guard action=guard_exit killed_groups={len(killed)} pgids={pgids} running={alive}",
         file=sys.stderr,
+        flush=True,
     )
+    if witness is not None:
+        witness.write()  # before the exit, which lets go of the journal's lock
     return 0
 
 
@@ -108,45 +217,63 @@ def _needs_kill_cap() -> bool:
     return os.geteuid() != 0 and bool(effective_caps() >> CAP_KILL & 1)
 
 
-class Guard:
-    """The executor's handle on its guard process."""
+def exits_path(journal: Path) -> Path:
+    """Where a guard writes the exits it witnessed when its executor died."""
+    return journal.with_suffix(".exits")
 
-    def __init__(self) -> None:
+
+class Guard:
+    """The executor's handle on its guard process. `journal_fd`: the executor's journal (its
+    path and open, locked descriptor): the guard witnesses job exits and shares the lock."""
+
+    def __init__(self, journal: Path | None = None, journal_fd: int | None = None) -> None:
         self.lock = threading.Lock()
         self.live: Counter[int] = Counter()  # resent to a new guard if this one died
+        self.jobs: dict[int, int] = {}  # pgid -> job id, likewise
         self.closed = False
+        self.journal, self.journal_fd = journal, journal_fd
         self.proc, self.fd = self._spawn()
 
     def _spawn(self) -> tuple[subprocess.Popen[bytes], int]:
         r, w = os.pipe()  # both ends close-on-exec: no job ever holds the write end
+        argv = [sys.executable, "-I", os.path.abspath(__file__)]
+        shared: tuple[int, ...] = ()
+        if self.journal is not None and self.journal_fd is not None:
+            argv.append(str(exits_path(self.journal)))
+            shared = (self.journal_fd,)  # the lock stays held until the guard is done too
         try:
             keep_kill = _raise_kill_cap if _needs_kill_cap() else None  # one spawn: cost moot
             proc = subprocess.Popen(
-                [sys.executable, "-I", os.path.abspath(__file__)],
+                argv,
                 stdin=r,
                 env={},
                 cwd="/",
                 start_new_session=True,
                 preexec_fn=keep_kill,
+                pass_fds=shared,
             )
         finally:
             os.close(r)
         log.info("daemon=executor action=guard_started pid=%s", proc.pid)
         return proc, w
 
-    def watch(self, pgid: int) -> None:
-        self._send(b"+", pgid)
+    def watch(self, pgid: int, job: int | None = None) -> None:
+        self._send(b"+", pgid, job)
 
     def forget(self, pgid: int) -> None:
         self._send(b"-", pgid)
 
-    def _send(self, op: bytes, pgid: int) -> None:
+    def _send(self, op: bytes, pgid: int, job: int | None = None) -> None:
         with self.lock:
             if self.closed:
                 return
             count(self.live, op, pgid)
+            if job is not None:
+                self.jobs[pgid] = job
+            elif not self.live[pgid]:
+                self.jobs.pop(pgid, None)
             try:
-                os.write(self.fd, b"%s%d\n" % (op, pgid))
+                os.write(self.fd, _message(op, pgid, job))
             except OSError as exc:
                 self._respawn(exc)
 
@@ -157,7 +284,9 @@ class Guard:
             os.close(self.fd)
         self.proc.poll()
         self.proc, self.fd = self._spawn()
-        lines = b"".join(b"+%d\n" % p for p, n in self.live.items() for _ in range(n))
+        lines = b"".join(
+            _message(b"+", p, self.jobs.get(p)) for p, n in self.live.items() for _ in range(n)
+        )
         if lines:
             os.write(self.fd, lines)
 
@@ -172,14 +301,18 @@ class Guard:
             return None
 
 
+def _message(op: bytes, pgid: int, job: int | None) -> bytes:
+    return b"%s%d:%d\n" % (op, pgid, job) if job is not None else b"%s%d\n" % (op, pgid)
+
+
 _current: Guard | None = None
 _on_first_use = False  # start() when the first group is watched
 _starting = threading.Lock()
 
 
-def start() -> Guard:
+def start(journal: Path | None = None, journal_fd: int | None = None) -> Guard:
     global _current
-    _current = Guard()
+    _current = Guard(journal, journal_fd)
     return _current
 
 
@@ -197,14 +330,15 @@ def stop() -> None:
         guard.close()
 
 
-def watch(pgid: int) -> None:
-    """A job's process group now exists (no-op without a guard: in-process runs, tests)."""
+def watch(pgid: int, job: int | None = None) -> None:
+    """A job's process group now exists (no-op without a guard: in-process runs, tests);
+    `job`: its exit is witnessed (the caller reaps it only once its exit is journaled)."""
     if _current is None and _on_first_use:
         with _starting:
             if _current is None:
                 start()
     if _current is not None:
-        _current.watch(pgid)
+        _current.watch(pgid, job)
 
 
 def forget(pgid: int) -> None:
@@ -214,4 +348,4 @@ def forget(pgid: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(guard_main())
+    sys.exit(guard_main(0, sys.argv[1] if len(sys.argv) > 1 else None))

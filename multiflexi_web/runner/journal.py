@@ -133,9 +133,24 @@ class Orphan:
                 log.warning("action=journal_bad_line file=%s line=%d error=%s", self.path, n, exc)
         return out
 
+    def exits(self) -> dict[int, int]:
+        """Job id -> exit code of the jobs its guard saw end and its executor had not yet
+        journaled (runner/guard.py); empty when the executor died with none such."""
+        found: dict[int, int] = {}
+        try:
+            text = self.path.with_suffix(".exits").read_text()
+        except FileNotFoundError:
+            return found
+        for line in text.splitlines():
+            job, _, code = line.partition(" ")
+            if job.isdigit() and code.lstrip("-").isdigit():
+                found[int(job)] = int(code)
+        return found
+
     def done(self) -> None:
         """Everything in it is recorded: remove it (while still holding its lock)."""
         _remove_sides(self.path)
+        self.path.with_suffix(".exits").unlink(missing_ok=True)
         self.path.unlink(missing_ok=True)
         os.close(self.fd)
 

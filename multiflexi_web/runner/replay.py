@@ -10,7 +10,7 @@ from typing import Any
 
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
-from multiflexi_web.models import JobStatus
+from multiflexi_web.models import Job, JobStatus
 from multiflexi_web.runner import journal
 from multiflexi_web.runner.unit import writing
 from multiflexi_web.services.jobs import artifacts, output
@@ -30,13 +30,18 @@ def replay_orphans(
             entries = orphan.entries()
             # A job's last entry is its fullest: the one written as its process ended is
             # superseded by the one written when it was handed to the finisher.
-            for entry in {e["job"]: e for e in entries}.values():
+            last = {e["job"]: e for e in entries}
+            for entry in last.values():
                 run_unit(lambda e=entry: _record(e))  # type: ignore[misc]
+            # Jobs that ended before their exit entry was written: their guard saw the status.
+            witnessed = {j: c for j, c in orphan.exits().items() if j not in last}
+            for job_id, code in witnessed.items():
+                run_unit(lambda j=job_id, c=code: _record_witnessed(j, c))  # type: ignore[misc]
         except BaseException:
             orphan.release()  # kept for the next try (this process or another)
             raise
         orphan.done()
-        count += len(entries)
+        count += len(entries) + len(witnessed)
         if entries:  # an empty file is only what a crashed executor left: removed quietly
             log.info("action=journal_replayed file=%s entries=%d", orphan.path.name, len(entries))
     return count
@@ -58,6 +63,29 @@ def _record(entry: dict[str, Any]) -> None:
             # Its executor died while it collected the artifacts: the job's outcome and output
             # are recorded, its artifacts are not (rather than running the job a second time).
             log.warning("action=journal_exit_only job=%s artifacts=not_collected", entry["job"])
+        db.session.commit()
+
+
+def _record_witnessed(job_id: int, code: int) -> None:
+    """A job whose process ended as its executor died, before the exit was journaled: its
+    status as the guard read it; its output is what live syncs stored, its artifacts none."""
+    with writing():
+        begin_write()
+        job = db.session.get(Job, job_id)
+        if job is None or job.status != JobStatus.RUNNING.value or job.started_at is None:
+            log.info("action=journal_skip job=%s reason=no_longer_running", job_id)
+            db.session.rollback()
+            return
+        exit_code = 128 - code if code < 0 else code
+        if exit_code == 0:
+            outcome = jobs.Outcome(JobStatus.SUCCEEDED, 0)
+        else:
+            outcome = jobs.Outcome(JobStatus.FAILED, exit_code, f"exit code {exit_code}")
+        if jobs.finish(job_id, job.runtemplate_id, job.started_at, outcome):
+            log.warning(
+                "action=exit_witnessed job=%s exit=%s output=live_only artifacts=not_collected",
+                job_id, exit_code,
+            )  # fmt: skip
         db.session.commit()
 
 

@@ -97,6 +97,7 @@ class JobRun:
         # kill -9 while the artifacts are collected records the job instead of running it again.
         self.exited = exited
         self._exit_journaled = False
+        self._ended = False  # the outcome is known (ended(), or after the module returned)
         # The daemon's sync thread (else the syncs run here), the batches it is storing, and
         # the end of its sync under way (set: none is).
         self.live = live
@@ -160,6 +161,22 @@ class JobRun:
             )
             log.warning("action=lease_lost job=%s", self.job.id)
         return True
+
+    def ended(self, result: RunResult) -> None:
+        """The module's process ended (not yet reaped): the outcome, and its exit entry."""
+        if self._ended:
+            return
+        self._ended = True
+        for stream, rest in self.masks.rests():
+            self.sink.add(stream, rest)
+        if result.error:  # it becomes the job's status reason and a line of its stderr
+            result = dataclasses.replace(result, error=self.masks.text(result.error))
+        self.outcome = self._outcome(result)
+        if result.error:
+            self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
+        if self.exited is not None:
+            self.exited(self)
+            self._exit_journaled = True
 
     def kill(self) -> None:
         """Second SIGTERM: no grace for the job's process group."""
@@ -232,16 +249,8 @@ class JobRun:
             self.has_actions, self.action_triggers = ctx.has_actions, ctx.action_triggers
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
-        for stream, rest in self.masks.rests():
-            self.sink.add(stream, rest)
-        if result.error:  # it becomes the job's status reason and a line of its stderr
-            result = dataclasses.replace(result, error=self.masks.text(result.error))
-        self.outcome = outcome = self._outcome(result)
-        if result.error:
-            self.sink.add("stderr", f"multiflexi: {result.error}\n".encode())
-        if self.exited is not None:
-            self.exited(self)
-            self._exit_journaled = True
+        self.ended(result)  # done already if the module said so before reaping its process
+        outcome = self.outcome
         self.settle()  # only now: the exit is journaled whatever a sync under way waits for
         try:
             self.rows = self.with_retries(lambda: self._collect(ctx, env))
