@@ -12,7 +12,7 @@ from sqlalchemy import select
 from daemons.runtime import Runtime
 from multiflexi_web.executors.container_labels import LABEL_JOB
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Artifact, JobStatus, RunTemplate, Worker
+from multiflexi_web.models import Artifact, Job, JobStatus, RunTemplate, Worker
 from multiflexi_web.models.worker import MODULES_KEY
 from multiflexi_web.runner.engines import EngineWatch
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
@@ -149,6 +149,33 @@ def test_kill_9_leaves_no_container_after_start_up(
         raise
     finally:
         stop(proc)
+
+
+def test_a_container_that_ended_as_its_executor_died_is_recorded_not_rerun(
+    app: Flask, engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """The executor is frozen (SIGSTOP) so it cannot journal the container's end, then killed;
+    a new executor's engine watch records the job from the engine's exit code (no retry)."""
+    rt = container_rt(engine, "echo up; sleep 1; exit 0", max_attempts=2, retry_min_gap=0)
+    (job_id,) = schedule(rt)
+    proc = start_daemon(db_url, tmp_path, **{engine.env_key: engine.host})
+    try:
+        wait_for(lambda: output_of(job_id) == b"up\n", DEADLINE, "the job running")
+        proc.send_signal(signal.SIGSTOP)
+        wait_for(lambda: [c["State"] for c in labelled(engine)] == ["exited"], DEADLINE, "ended")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(DEADLINE)
+        assert job(job_id).status == JobStatus.RUNNING.value  # nobody recorded its end
+        removed = EngineWatch(_registered(app), set, 1.0).tick()  # a new executor starting
+        assert len(removed) == 1 and labelled(engine) == []
+    except BaseException:
+        show_logs(tmp_path)
+        raise
+    finally:
+        stop(proc)
+    j = job(job_id)
+    assert (j.status, j.exit_code) == (JobStatus.SUCCEEDED.value, 0)
+    assert db.session.scalars(select(Job).where(Job.retry_of_id == job_id)).all() == []
 
 
 def test_worker_reports_its_modules(app: Flask, engine: Engine) -> None:

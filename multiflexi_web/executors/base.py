@@ -101,6 +101,7 @@ class Leftover:
     ref: str
     job_id: int
     worker_id: int | None
+    exit_code: int | None = None  # it ended with this (None: still running, or not known)
 
 
 @runtime_checkable

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.executors import container_options, container_user, engine
@@ -81,9 +82,14 @@ class ContainerExecutor:
         api = engine.client(self.kind, address).api
         try:
             found = api.containers(all=True, filters={"label": LABEL_JOB})
+            leftovers = [lo for c in found if (lo := _leftover(c)) is not None]
+            # An ended one's exit code: its job may have ended as its executor died, before
+            # the exit was journaled (runner/engines.py records it from this).
+            ended = {str(c["Id"]) for c in found if c.get("State") == "exited"}
         except (DockerException, RequestException):
             return []
-        return [lo for c in found if (lo := _leftover(c)) is not None]
+        return [replace(lo, exit_code=_exit_code(api, lo.ref)) if lo.ref in ended else lo
+                for lo in leftovers]  # fmt: skip
 
     def remove_leftover(self, ref: str) -> None:
         address = self.kind.address()
@@ -91,6 +97,16 @@ class ContainerExecutor:
             from multiflexi_web.executors.container_run import remove
 
             remove(engine.client(self.kind, address).api, ref)
+
+
+def _exit_code(api: Any, ref: str) -> int | None:
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+
+    try:
+        return int(api.inspect_container(ref)["State"]["ExitCode"])
+    except (DockerException, RequestException, KeyError, TypeError, ValueError):
+        return None  # removed meanwhile, or an answer without it: not known
 
 
 def _leftover(c: Mapping[str, Any]) -> Leftover | None:

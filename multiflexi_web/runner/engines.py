@@ -7,6 +7,8 @@ wait for it) reports every module's availability on the worker row when it chang
 removes containers labelled with a job that is not running here and whose executor is gone:
 the job is over, or ran on this executor but is not among its jobs, or its executor stopped,
 went stale, or was a process on this host that no longer exists (a `kill -9` and a restart).
+A container that ended while its job is still running under a dead executor (killed after the
+container's exit, before journaling it) has its job recorded from the engine's exit code first.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from multiflexi_web.models import Job, JobStatus, Worker, utcnow
 from multiflexi_web.models.worker import MISSING_KEY, MODULES_KEY
 from multiflexi_web.runner.executables import missing_here
 from multiflexi_web.runner.host import Host
+from multiflexi_web.runner.replay import record_ended
 from multiflexi_web.runner.unit import writing
 
 
@@ -81,6 +84,11 @@ class EngineWatch:
         for module in registry.engine_modules():
             found = module.leftovers()
             for lo in stale(found, self.host.worker_id, self.mine(), self.host.settings.lost_after):
+                if lo.exit_code is not None and lo.worker_id != self.host.worker_id:
+                    # Its container ended, but its executor died before journaling that: the
+                    # engine kept the exit code, so the job is recorded, not reaped as lost
+                    # and run again (a no-op once the job is no longer running).
+                    record_ended(lo.job_id, lo.exit_code, "engine")
                 module.remove_leftover(lo.ref)
                 self.host.log("container_removed", job=lo.job_id, container=lo.ref[:12])
                 removed.append(lo.ref)

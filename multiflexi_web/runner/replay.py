@@ -67,26 +67,32 @@ def _record(entry: dict[str, Any]) -> None:
 
 
 def _record_witnessed(job_id: int, code: int) -> None:
-    """A job whose process ended as its executor died, before the exit was journaled: its
-    status as the guard read it; its output is what live syncs stored, its artifacts none."""
+    record_ended(job_id, 128 - code if code < 0 else code, "guard")
+
+
+def record_ended(job_id: int, exit_code: int, by: str) -> bool:
+    """A job that ended as its executor died, before the exit was journaled: recorded from its
+    exit code as `by` saw it (its guard, or the container engine); its output is what live
+    syncs stored, its artifacts none. False if it was no longer running."""
     with writing():
         begin_write()
         job = db.session.get(Job, job_id)
         if job is None or job.status != JobStatus.RUNNING.value or job.started_at is None:
-            log.info("action=journal_skip job=%s reason=no_longer_running", job_id)
+            log.info("action=exit_skip job=%s reason=no_longer_running by=%s", job_id, by)
             db.session.rollback()
-            return
-        exit_code = 128 - code if code < 0 else code
+            return False
         if exit_code == 0:
             outcome = jobs.Outcome(JobStatus.SUCCEEDED, 0)
         else:
             outcome = jobs.Outcome(JobStatus.FAILED, exit_code, f"exit code {exit_code}")
-        if jobs.finish(job_id, job.runtemplate_id, job.started_at, outcome):
-            log.warning(
-                "action=exit_witnessed job=%s exit=%s output=live_only artifacts=not_collected",
-                job_id, exit_code,
-            )  # fmt: skip
+        done = jobs.finish(job_id, job.runtemplate_id, job.started_at, outcome)
         db.session.commit()
+    if done:
+        log.warning(
+            "action=exit_witnessed job=%s exit=%s output=live_only artifacts=not_collected by=%s",
+            job_id, exit_code, by,
+        )  # fmt: skip
+    return done
 
 
 def _store_rows(entry: dict[str, Any]) -> None:
