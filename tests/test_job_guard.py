@@ -195,13 +195,16 @@ def test_a_retry_starts_only_after_its_previous_attempts_leftovers_are_killed(
         db.session.execute(update(Job).where(Job.id == lost_id).values(status=status))
     db.session.commit()
     # What an executor killed without its guard (or a setsid that escaped the group) left.
-    leftover = _sleeper(MULTIFLEXI_JOB_ID=str(lost_id))
-    bystander = _sleeper(MULTIFLEXI_JOB_ID=f"{lost_id}0")  # another job's: left alone
+    workdir = str(tmp_path / "work" / f"job-{lost_id}")  # daemon_env's MULTIFLEXI_TMP
+    leftover = _sleeper(MULTIFLEXI_JOB_ID=str(lost_id), MULTIFLEXI_TMP=workdir)
+    bystander = _sleeper(MULTIFLEXI_JOB_ID=f"{lost_id}0", MULTIFLEXI_TMP=workdir)  # another job
+    # The same job id in another installation's (or test database's) work area: left alone.
+    neighbour = _sleeper(MULTIFLEXI_JOB_ID=str(lost_id), MULTIFLEXI_TMP=f"/elsewhere/job-{lost_id}")
     retry_rt = shell_rt(f"echo state=$(cut -d' ' -f3 /proc/{leftover.pid}/stat)")
     retry = jobs.enqueue(retry_rt, schedule_type="retry", retry_of=job(lost_id))
     db.session.commit()
     try:
-        assert fence.leftovers(lost_id) == [leftover.pid]
+        assert fence.leftovers(lost_id, Path(workdir)) == [leftover.pid]
         proc = start_daemon(db_url, tmp_path, "--drain")
         assert proc.wait(DEADLINE) == 0
         assert job(retry.id).status == "succeeded"
@@ -211,9 +214,9 @@ def test_a_retry_starts_only_after_its_previous_attempts_leftovers_are_killed(
             in output_of(retry.id, "stderr").decode()
         )
         assert leftover.wait(DEADLINE) == -signal.SIGKILL
-        assert bystander.poll() is None
+        assert bystander.poll() is None and neighbour.poll() is None
     finally:
-        for p in (leftover, bystander):
+        for p in (leftover, bystander, neighbour):
             p.kill()
             p.wait()
 

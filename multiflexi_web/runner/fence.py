@@ -1,8 +1,10 @@
 """Fencing on this host: a retry never starts while processes of the attempt it replaces run.
 
-Every job process carries MULTIFLEXI_JOB_ID in its environment (children inherit it, a setsid
-that escaped the job's process group too). Before a retry starts, the processes whose
-/proc/<pid>/environ names the previous attempt are killed, and the retry waits until each has
+Every job process carries MULTIFLEXI_JOB_ID and its work directory (MULTIFLEXI_TMP) in its
+environment (children inherit them, a setsid that escaped the job's process group too). Before a
+retry starts, the processes whose /proc/<pid>/environ names the previous attempt by both are
+killed (both: another installation on the same host, or another test database, has a job of the
+same id, in its own work area), and the retry waits until each has
 exited (a pidfd per process: no pid reuse, no polling). Other hosts are out of reach: there the
 previous attempt's own executor ends it (its guard, or its lease; docs/architecture.md).
 """
@@ -16,7 +18,7 @@ import signal
 import time
 from pathlib import Path
 
-MARKER = "MULTIFLEXI_JOB_ID"
+MARKER, WORKDIR = "MULTIFLEXI_JOB_ID", "MULTIFLEXI_TMP"
 EXIT_WAIT = 10.0  # SIGKILL is not refused; only a process stuck in the kernel (D) outlasts this
 
 
@@ -24,12 +26,12 @@ class LeftoverError(RuntimeError):
     """Processes of the previous attempt are still running after SIGKILL."""
 
 
-def leftovers(job_id: int) -> list[int]:
-    """Pids on this host whose environment says they belong to job `job_id`.
+def leftovers(job_id: int, workdir: Path) -> list[int]:
+    """Pids on this host whose environment says they belong to job `job_id`, run in `workdir`.
 
     Unreadable environments (another user's, when this process cannot read them) are skipped.
     """
-    needle = f"\0{MARKER}={job_id}\0".encode()
+    needles = (f"\0{MARKER}={job_id}\0".encode(), f"\0{WORKDIR}={workdir}\0".encode())
     me = os.getpid()
     found = []
     for entry in os.scandir("/proc"):
@@ -39,17 +41,18 @@ def leftovers(job_id: int) -> list[int]:
             env = Path(entry.path, "environ").read_bytes()
         except OSError:
             continue
-        if needle in b"\0" + env:
+        env = b"\0" + env
+        if all(needle in env for needle in needles):
             found.append(int(entry.name))
     return found
 
 
-def clear(job_id: int, timeout: float = EXIT_WAIT) -> list[int]:
+def clear(job_id: int, workdir: Path, timeout: float = EXIT_WAIT) -> list[int]:
     """Kill job `job_id`'s processes on this host and wait until they have exited; returns
     their pids. Raises LeftoverError when some still run after `timeout`."""
     fds: dict[int, int] = {}
     try:
-        for pid in leftovers(job_id):
+        for pid in leftovers(job_id, workdir):
             with contextlib.suppress(OSError):  # exited meanwhile
                 fds[os.pidfd_open(pid)] = pid
         for fd in fds:

@@ -322,7 +322,7 @@ class JobRun:
         if previous is None:
             return None
         try:
-            killed = fence.clear(previous)
+            killed = fence.clear(previous, self.cfg.tmp_dir / f"job-{previous}")
         except (fence.LeftoverError, OSError) as exc:
             return str(exc)
         if killed:
