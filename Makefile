@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist): most tests wait on daemons, databases and engines, so two share
-# two cores well (16 -> 10 minutes here). TEST_WORKERS=0 runs the suite in this process.
+# two cores well (16 -> 10 minutes here); each file runs on one worker (tests/conftest.py).
+# TEST_WORKERS=0 runs the suite in this process.
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help

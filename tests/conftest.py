@@ -204,13 +204,15 @@ def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
 
 
-# Run by one xdist worker, one after another: they start the tests' own container engines and
-# check that no container of theirs is left (another worker's would be seen).
+# xdist (make test: --dist loadgroup) hands out whole files, each run on one worker in its own
+# order, as in one process: some files build on their module-scoped state test after test
+# (test_browser.py's last test checks what the ones before it did). These files share one
+# worker, one after another: they start the tests' own container engines and check that no
+# container of theirs is left (another worker's would be seen).
 ONE_WORKER = {"test_containers.py": "engines", "test_containers_jobs.py": "engines"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        group = ONE_WORKER.get(item.path.name)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+        group = ONE_WORKER.get(item.path.name, item.path.name)
+        item.add_marker(pytest.mark.xdist_group(group))
