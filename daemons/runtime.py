@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = logging.getLogger("multiflexi.daemon")
-HEARTBEAT_EVERY = 5.0  # at most: with a short LOST_AFTER a third of it
+# At most; with a short LOST_AFTER a sixth of it, so that with the fence at 3/4 of LOST_AFTER
+# a lease survives several beats that commit late (a loaded host, a busy SQLite write lock).
+HEARTBEAT_EVERY = 5.0
+BEATS_PER_LOST_AFTER = 6
 
 
 class Runtime:
@@ -54,7 +57,7 @@ class Runtime:
         self.drained = threading.Event()  # draining done: nothing runs, nothing is claimed
         self.worker_id: int | None = None
         lost_after = self.settings.lost_after
-        self.heartbeat_every = min(HEARTBEAT_EVERY, max(lost_after / 3, 0.2))
+        self.heartbeat_every = min(HEARTBEAT_EVERY, max(lost_after / BEATS_PER_LOST_AFTER, 0.2))
         self.lease = Lease(lost_after, self.settings.lease_fence)
         self._hb_thread: threading.Thread | None = None
         self._hb_done = threading.Event()  # unregistering: no beat may follow the "stopped" row
@@ -96,7 +99,13 @@ class Runtime:
         """Beat the worker row (and run `extra`, e.g. job heartbeats) every few seconds."""
 
         def loop() -> None:
-            while not self._hb_done.wait(self.heartbeat_every) and not self.hard_stop.is_set():
+            # Due a period after the previous beat was sent, not after it committed: a slow
+            # commit must not stretch the gap the lease is judged by.
+            due = time.monotonic() + self.heartbeat_every
+            while not self._hb_done.wait(max(0.0, due - time.monotonic())):
+                if self.hard_stop.is_set():
+                    break
+                due = time.monotonic() + self.heartbeat_every
                 try:
                     self.beat()
                     # Only a loop that reached the database proves liveness to systemd.

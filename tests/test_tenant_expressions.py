@@ -87,7 +87,9 @@ def test_evil_artifact_pattern_does_not_stall_the_executor(
     )
     other = shell_rt("echo other")
     [evil_id] = schedule(evil)
-    proc = start_daemon(db_url, tmp_path, MULTIFLEXI_LOST_AFTER="3")
+    # A lease long enough that a loaded host's slow commits cannot fence the job (the beat
+    # still comes every 2 s for the check below).
+    proc = start_daemon(db_url, tmp_path, MULTIFLEXI_LOST_AFTER="12")
     try:
         wait_for(lambda: job(evil_id).status == "succeeded", 90, "the evil job to finish")
         beat = _heartbeat()
