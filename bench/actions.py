@@ -200,6 +200,7 @@ def _overhead(
     )
     rates: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     cpu: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    server: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     lag: list[float] = []  # last delivery after the last job finished (delivered case), s
     whole: list[float] = []  # jobs/s until the last delivery was recorded (delivered case)
     for _ in range(rounds):
@@ -210,6 +211,7 @@ def _overhead(
             got = throughput([rt], n, case_env)
             rates[name].append(got["jobs_per_s"])
             cpu[name].append(got["daemon_cpu_ms_per_job"])
+            server[name].append(got["server_cpu_ms_per_job"])
             if name == "webhook_delivered":
                 first, last_job, last_run = db.session.execute(
                     select(
@@ -236,6 +238,8 @@ def _overhead(
         # the last job): the cost, less blurred by other load than jobs/s.
         "daemon_cpu_ms_per_job": cpu,
         "daemon_cpu_ms_per_job_median": {k: statistics.median(v) for k, v in cpu.items()},
+        # PostgreSQL's CPU per job over the executor's run (its backends and background writers).
+        "server_cpu_ms_per_job_median": {k: statistics.median(v) for k, v in server.items()},
     }
 
 

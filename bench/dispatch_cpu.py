@@ -127,7 +127,7 @@ def one_round(app: Any, rt: RunTemplate, config_id: int, args: argparse.Namespac
     try:
         d.drain()  # the loop's passes run in this thread, the deliveries in the pool's
     finally:
-        d.pool.shutdown(wait=True)
+        d.pool.shutdown(timeout=60)
     spent, loop = time.process_time() - cpu, time.thread_time() - loop
     runs: int = args.runs
     LOOP_MS.append(loop * 1000 / runs)

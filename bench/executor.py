@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import floor as bench_floor  # noqa: E402
-from bench.procs import RssSampler  # noqa: E402
+from bench.procs import RssSampler, server_cpu_s  # noqa: E402
 from multiflexi_web import create_app  # noqa: E402
 from multiflexi_web.config import Settings  # noqa: E402
 from multiflexi_web.db.engine import write_session  # noqa: E402
@@ -160,12 +160,12 @@ def throughput(
             db.session.commit()
     db.session.commit()
     enqueue_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, server0 = time.perf_counter(), server_cpu_s()
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=env
     )
     rss, cpu = _rss_samples(proc)
-    wall = time.perf_counter() - t0
+    wall, server = time.perf_counter() - t0, server_cpu_s() - server0
     first, last, done = db.session.execute(
         select(
             func.min(Job.claimed_at),
@@ -185,6 +185,8 @@ def throughput(
         # The daemon's own CPU (all its threads and its delivery process, not its jobs'), as
         # last sampled before it exited: much less sensitive to other load than jobs/s.
         "daemon_cpu_ms_per_job": round(cpu * 1000 / n, 2),
+        # A local PostgreSQL's CPU over the same span (0 on SQLite: it is the daemon's own).
+        "server_cpu_ms_per_job": round(server * 1000 / n, 2),
         "wall_s_incl_startup": round(wall, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,24 @@ class RssSampler(threading.Thread):
             "worker_processes": self.processes,
             "worker_commands": sorted(self.names),
         }
+
+
+def server_cpu_s(name: str = "postgres") -> float:
+    """CPU seconds (user + system) used so far by every live process called `name` (a local
+    PostgreSQL's postmaster and backends; root or the server's user reads them all). Taken
+    before and after a run, the difference is what the server spent on it, backends that
+    ended meanwhile included: a backend's CPU is added to the postmaster's children's times
+    once it is reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :]
+        if comm == name:
+            fields = rest.split()
+            # utime, stime, cutime, cstime (fields 14-17): its own and its reaped children's
+            total += sum(int(f) for f in fields[11:15])
+    return total / tick
