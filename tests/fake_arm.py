@@ -18,6 +18,10 @@ GROUP = re.compile(
     r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.ContainerInstance/"
     r"containerGroups/([^/]+)(/containers/([^/]+)/logs)?$"
 )
+GROUPS = re.compile(
+    r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.ContainerInstance/"
+    r"containerGroups$"
+)
 
 
 @dataclass
@@ -30,11 +34,14 @@ class Call:
 
     @property
     def kind(self) -> str:
-        """e.g. 'PUT group', 'GET group', 'GET logs', 'DELETE group', 'POST token'."""
+        """e.g. 'PUT group', 'GET group', 'GET logs', 'DELETE group', 'POST token', 'GET groups'
+        (the resource group's list)."""
         if self.path.endswith("/oauth2/v2.0/token"):
             return f"{self.method} token"
         if self.path.startswith("/operations/"):
             return f"{self.method} operation"
+        if GROUPS.match(self.path):
+            return f"{self.method} groups"
         m = GROUP.match(self.path)
         what = ("logs" if m.group(4) else "group") if m else self.path
         return f"{self.method} {what}"
@@ -144,6 +151,8 @@ def _handler(fake: FakeArm) -> type[BaseHTTPRequestHandler]:
             if call.kind == "POST token":
                 doc = {"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"}
                 return self._json(200, doc)
+            if call.kind == "GET groups":  # as ARM: every group of the resource group, one page
+                return self._json(200, {"value": list(fake.groups.values())})
             m = GROUP.match(parts.path)
             if m is None:
                 return self._json(404, {"error": {"code": "NoRoute", "message": parts.path}})

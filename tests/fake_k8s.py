@@ -49,8 +49,10 @@ class Call:
 
     @property
     def kind(self) -> str:
-        """e.g. 'POST secrets', 'GET pods', 'GET log', 'DELETE pods'."""
+        """e.g. 'POST secrets', 'GET pods', 'GET log', 'DELETE pods', 'LIST pods'."""
         m = ROUTE.match(self.path)
+        if m and self.method == "GET" and m.group(3) is None:
+            return f"LIST {m.group(2)}"
         return f"{self.method} {m.group(4) or m.group(2)}" if m else f"{self.method} {self.path}"
 
 
@@ -98,6 +100,7 @@ class FakeKube:
     calls: list[Call] = field(default_factory=list)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     pod_deleted: threading.Event = field(default_factory=threading.Event)
+    lingering: int = 0  # a deleted Pod is still listed this many times (the kubelet stopping it)
     reads: int = 0
     port: int = 0
 
@@ -184,6 +187,8 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
 
         def _route(self, method: str, kind: str, name: str | None, sub: str | None,
                    body: Any) -> None:  # fmt: skip
+            if method == "GET" and name is None:
+                return self._list(kind)
             if method == "POST":
                 body["metadata"]["uid"] = f"uid-{len(fake.objects)}"
                 fake.objects[f"{kind}/{body['metadata']['name']}"] = body
@@ -203,6 +208,25 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
                 return self._exec()
             fake.reads += 1
             return self._json(200, {**obj, "status": fake.status(fake.reads - 1)})
+
+        def _list(self, kind: str) -> None:
+            """A list by `labelSelector` (k=v pairs, comma-separated), as the API server."""
+            query = parse_qs(urlsplit(self.path).query)
+            wanted = dict(
+                pair.split("=", 1)
+                for pair in query.get("labelSelector", [""])[0].split(",")
+                if pair
+            )
+            items = [
+                obj for key, obj in fake.objects.items()
+                if key.startswith(f"{kind}/")
+                and wanted.items() <= obj["metadata"].get("labels", {}).items()
+            ]  # fmt: skip
+            if kind == "pods" and fake.lingering > 0 and not items and fake.pod_deleted.is_set():
+                fake.lingering -= 1
+                items = [{"metadata": {"name": "terminating", "labels": wanted}}]
+            list_kind = "PodList" if kind == "pods" else "SecretList"
+            self._json(200, {"kind": list_kind, "apiVersion": "v1", "metadata": {}, "items": items})
 
         def _json(self, code: int, doc: Any) -> None:
             data = json.dumps(doc).encode()

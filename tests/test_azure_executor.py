@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from multiflexi_web.executors.azure import AzureExecutor
-from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
+from multiflexi_web.executors.base import AppInfo, AttemptGone, Cleared, JobSpec, RunResult
 from tests import fake_arm
 from tests.fake_arm import FakeArm
 from tests.test_native import RecordingIO
@@ -74,7 +74,7 @@ def test_a_job_runs_as_a_container_group(arm: FakeArm, tmp_path: Path) -> None:
     script = [("Waiting", None, "Pending"), ("Running", None, "Running")]
     arm.state = lambda n: script[n] if n < 2 else ("Terminated", 3, "Succeeded")
     arm.logs = lambda n: "line1\n" if n == 0 else "line1\nline2\n"
-    result, rec = run(spec(tmp_path / "w"))
+    result, rec = run(spec(tmp_path / "w", installation="ours"))
 
     assert result == RunResult(3)  # the container's exit code, from its instance view
     assert rec.text() == b"line1\nline2\n"
@@ -90,7 +90,8 @@ def test_a_job_runs_as_a_container_group(arm: FakeArm, tmp_path: Path) -> None:
     put = arm.one("PUT group")
     assert put.path.startswith(f"{GROUPS}/containerGroups/mf-job-7-")
     body = put.body
-    assert body["location"] == "northeurope" and body["tags"] == {"multiflexi.job": "7"}
+    assert body["location"] == "northeurope"
+    assert body["tags"] == {"multiflexi.job": "7", "multiflexi.installation": "ours"}
     props = body["properties"]
     assert props["restartPolicy"] == "Never" and props["osType"] == "Linux"
     container = props["containers"][0]["properties"]
@@ -257,3 +258,60 @@ def test_unusable_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.delenv("MULTIFLEXI_AZURE_RESOURCE_GROUP")
     assert module.unusable_reason(app) == "MULTIFLEXI_AZURE_RESOURCE_GROUP is not set"
+
+
+def _group(name: str, job_id: int, installation: str) -> dict[str, Any]:
+    """A container group as ARM lists it (what an earlier attempt's PUT made)."""
+    container = {
+        "name": "job",
+        "properties": {
+            "image": "example.org/demo:1",
+            "resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}},
+        },
+    }
+    return {
+        "id": f"{GROUPS}/containerGroups/{name}",
+        "name": name,
+        "location": "northeurope",
+        "tags": {"multiflexi.job": str(job_id), "multiflexi.installation": installation},
+        "properties": {
+            "containers": [container], "osType": "Linux", "provisioningState": "Succeeded",
+        },
+    }  # fmt: skip
+
+
+def test_a_retry_deletes_its_previous_attempts_group(arm: FakeArm, tmp_path: Path) -> None:
+    """A killed executor leaves its container group running; before the retry starts, the
+    previous attempt's group (found by its tags in the resource group) is deleted, which is how
+    ACI stops a container. Another installation's group of the same job id stays."""
+    for name, job_id, inst in (("mf-job-6-aaa", 6, "ours"), ("mf-job-6-bbb", 6, "staging"),
+                               ("mf-job-5-ccc", 5, "ours")):  # fmt: skip
+        arm.groups[name] = _group(name, job_id, inst)
+    arm.state = lambda n: ("Running", None, "Running")
+    job = spec(tmp_path / "w", installation="ours", previous_attempt=6)
+
+    assert AzureExecutor().clear_attempt(job) == Cleared(("container group mf-job-6-aaa",), None)
+
+    assert arm.kinds() == ["POST token", "GET groups", "GET group", "DELETE group"]
+    assert arm.one("GET groups").path == f"{GROUPS}/containerGroups"
+    assert arm.one("DELETE group").path == f"{GROUPS}/containerGroups/mf-job-6-aaa"
+    assert sorted(arm.groups) == ["mf-job-5-ccc", "mf-job-6-bbb"]
+
+
+def test_a_retry_does_not_start_when_the_groups_cannot_be_listed(
+    arm: FakeArm, tmp_path: Path
+) -> None:
+    arm.fail = {"GET groups": 403}
+    job = spec(tmp_path / "w", installation="ours", previous_attempt=6)
+    with pytest.raises(AttemptGone, match="azure API: 403"):
+        AzureExecutor().clear_attempt(job)
+
+
+def test_a_previous_attempt_whose_container_had_terminated_gives_its_exit_code(
+    arm: FakeArm, tmp_path: Path
+) -> None:
+    arm.groups["mf-job-6-aaa"] = _group("mf-job-6-aaa", 6, "ours")
+    arm.state = lambda n: ("Terminated", 4, "Succeeded")
+    job = spec(tmp_path / "w", installation="ours", previous_attempt=6)
+    assert AzureExecutor().clear_attempt(job) == Cleared(("container group mf-job-6-aaa",), 4)
+    assert arm.groups == {}

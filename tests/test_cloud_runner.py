@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
-from multiflexi_web.models import AppField, JobStatus, RunTemplate
+from multiflexi_web.models import AppField, Job, JobStatus, RunTemplate
+from multiflexi_web.services import installation
 from multiflexi_web.services.jobs import artifacts
 from multiflexi_web.services.jobs.adhoc import Upload, run_now
 from multiflexi_web.services.runtemplates.configure import RunTemplateError, set_executor
@@ -164,3 +166,75 @@ def test_saving_a_runtemplate_checks_the_module(
     rt.application.ociimage = None
     with pytest.raises(RunTemplateError, match=r"has no OCI image \(ociimage\)"):
         set_executor(rt, "kubernetes")
+
+
+def _retry_with_leftover_pod(
+    app: Flask,
+    fake: FakeKube,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    pod_status: object,
+) -> tuple[int, int]:
+    """A lost job whose Pod the fake still has (with `pod_status`), and its retry, drained."""
+    rt = cloud_rt("kubernetes", result_file=False)
+    [first] = schedule(rt)
+    begin_write()
+    previous = db.session.get(Job, first)
+    assert previous is not None
+    for status in (JobStatus.RUNNING, JobStatus.LOST):  # its executor was killed as its Pod ran
+        previous.status = status.value
+        db.session.commit()
+    [retry] = schedule(rt, retry_of=previous)
+    labels = {
+        "multiflexi.job": str(first),
+        "multiflexi.installation": installation.uid(db.session()),
+    }
+    pod: dict[str, object] = {"metadata": {"name": f"mf-job-{first}-old", "labels": labels}}
+    if pod_status is not None:
+        pod["status"] = pod_status
+    fake.objects[f"pods/mf-job-{first}-old"] = pod
+    with fake_k8s.serving(fake):
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path)))
+        monkeypatch.setenv("MULTIFLEXI_K8S_POLL", "0.02")
+        monkeypatch.setenv("MULTIFLEXI_K8S_NAMESPACE", "default")
+        drain(app)
+    return first, retry
+
+
+def test_a_kubernetes_retry_removes_its_previous_attempts_pod_before_its_own(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The runner's fence (runner/run.py) asks the module to clear the attempt a retry replaces:
+    the previous attempt's Pod, left running by a killed executor, is deleted and gone before
+    the retry's own Pod is created, and the retry's stderr says so."""
+    fake = FakeKube(status=lambda n: terminated(0))
+    first, retry = _retry_with_leftover_pod(app, fake, monkeypatch, tmp_path, running())
+
+    j = job(retry)
+    assert j.status == JobStatus.SUCCEEDED.value, j.status_reason
+    kinds = fake.kinds(without="GET log")
+    assert kinds[:4] == ["LIST pods", "DELETE pods", "LIST pods", "LIST secrets"], kinds
+    assert fake.calls[1].path == f"/api/v1/namespaces/default/pods/mf-job-{first}-old"
+    assert kinds[4:6] == ["POST secrets", "POST pods"]
+    new_pod = fake.one("POST pods").body["metadata"]["labels"]
+    ours = installation.uid(db.session())
+    assert new_pod["multiflexi.job"] == str(retry) and new_pod["multiflexi.installation"] == ours
+    stderr = output_of(retry, "stderr").decode()
+    assert f"stopped and removed job {first}'s pod default/mf-job-{first}-old" in stderr
+
+
+def test_a_kubernetes_retry_whose_previous_pod_had_ended_records_it_without_running(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The previous attempt's job container had ended (exit 4) when its executor died, which
+    reaped the job as lost: its work was done. The retry records that exit code and creates no
+    Pod: the work is not done twice."""
+    fake = FakeKube()
+    first, retry = _retry_with_leftover_pod(app, fake, monkeypatch, tmp_path, terminated(4))
+
+    j = job(retry)
+    assert (j.status, j.exit_code) == (JobStatus.FAILED.value, 4), j.status_reason
+    assert "POST pods" not in fake.kinds() and fake.objects == {}
+    stderr = output_of(retry, "stderr").decode()
+    assert f"job {first}'s container had ended with exit code 4" in stderr
+    assert "not run again" in stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from pathlib import Path
 
@@ -10,11 +11,14 @@ from flask import Flask
 from sqlalchemy import select
 
 from daemons.runtime import Runtime
-from multiflexi_web.executors.container_labels import LABEL_JOB
+from multiflexi_web.executors import registry
+from multiflexi_web.executors.base import AppInfo, AttemptFence, Cleared, JobSpec
+from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, Job, JobStatus, RunTemplate, Worker
 from multiflexi_web.models.worker import MODULES_KEY
 from multiflexi_web.runner.engines import EngineWatch
+from multiflexi_web.services import installation
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
 from tests.executor_support import (
     cancel,
@@ -195,3 +199,92 @@ def _registered(app: Flask) -> Runtime:
     rt = Runtime("executor", app)
     rt.register()
     return rt
+
+
+def _sleeper(eng: Engine, labels: dict[str, str]) -> str:
+    """A running container with these labels, as a job of some installation would be."""
+    api = docker.DockerClient(base_url=eng.host).api
+    ct = str(api.create_container(eng.image, command=["sleep", "600"], labels=labels)["Id"])
+    api.start(ct)
+    return ct
+
+
+def _gone(eng: Engine, ct: str) -> bool:
+    api = docker.DockerClient(base_url=eng.host).api
+    return not api.containers(all=True, filters={"id": ct})
+
+
+def test_a_retry_removes_its_previous_attempt_and_nothing_of_another_installation(
+    app: Flask, engine: Engine, tmp_path: Path
+) -> None:
+    """The retry fence of container modules (executors/containers.py clear_attempt): the
+    previous attempt's container, still running after its executor was killed, is killed and
+    removed before the retry starts; another installation's job of the same id is not touched,
+    nor is this installation's container of another job."""
+    ours = installation.uid(db.session())
+    previous = _sleeper(engine, {LABEL_JOB: "7", LABEL_INSTALLATION: ours})
+    theirs = _sleeper(engine, {LABEL_JOB: "7", LABEL_INSTALLATION: "another-installation"})
+    other_job = _sleeper(engine, {LABEL_JOB: "8", LABEL_INSTALLATION: ours})
+    try:
+        module = registry.get(engine.name)
+        assert isinstance(module, AttemptFence)
+        spec = JobSpec(
+            job_id=9, argv=("/bin/true",), env={}, workdir=tmp_path,
+            app=AppInfo("demo", "/bin/true", engine.image),
+            installation=ours, previous_attempt=7,
+        )  # fmt: skip
+        assert module.clear_attempt(spec) == Cleared((f"container {previous[:12]}",), None)
+        assert _gone(engine, previous)
+        assert not _gone(engine, theirs) and not _gone(engine, other_job)
+        assert module.clear_attempt(spec) == Cleared()  # nothing left: the retry may start
+    finally:
+        api = docker.DockerClient(base_url=engine.host).api
+        for ct in (previous, theirs, other_job):
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_container(ct, force=True)
+
+
+def test_the_engine_watch_leaves_another_installations_containers_alone(
+    app: Flask, engine: Engine
+) -> None:
+    """Staging beside production on one engine: both number their jobs from 1. A container of
+    the other installation's job 1 is not this installation's leftover, even though job 1 here
+    is over; this installation's own leftover of that job is removed."""
+    rt = container_rt(engine, "true")
+    (job_id,) = schedule(rt)
+    drain(app)
+    assert job(job_id).status == JobStatus.SUCCEEDED.value
+    ours = installation.uid(db.session())
+    leftover = _sleeper(engine, {LABEL_JOB: str(job_id), LABEL_INSTALLATION: ours})
+    theirs = _sleeper(engine, {LABEL_JOB: str(job_id), LABEL_INSTALLATION: "staging"})
+    try:
+        removed = EngineWatch(_registered(app), set, 1.0).tick()
+        assert removed == [leftover]
+        assert _gone(engine, leftover) and not _gone(engine, theirs)
+    finally:
+        api = docker.DockerClient(base_url=engine.host).api
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_container(theirs, force=True)
+
+
+def test_a_retry_whose_previous_container_had_ended_records_its_exit_code(
+    app: Flask, engine: Engine, tmp_path: Path
+) -> None:
+    """The previous attempt's container ended (its work was done) as its executor died: the
+    fence reports its exit code with the removal, so the retry records it, not runs again."""
+    ours = installation.uid(db.session())
+    api = docker.DockerClient(base_url=engine.host).api
+    labels = {LABEL_JOB: "7", LABEL_INSTALLATION: ours}
+    ct = str(
+        api.create_container(engine.image, command=["sh", "-c", "exit 3"], labels=labels)["Id"]
+    )
+    api.start(ct)
+    assert api.wait(ct, timeout=60)["StatusCode"] == 3
+    module = registry.get(engine.name)
+    assert isinstance(module, AttemptFence)
+    spec = JobSpec(
+        job_id=9, argv=("/bin/true",), env={}, workdir=tmp_path,
+        app=AppInfo("demo", "/bin/true", engine.image), installation=ours, previous_attempt=7,
+    )  # fmt: skip
+    assert module.clear_attempt(spec) == Cleared((f"container {ct[:12]}",), 3)
+    assert _gone(engine, ct)

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from multiflexi_web.executors.base import AppInfo, JobSpec, RunResult
+from multiflexi_web.executors.base import AppInfo, AttemptGone, Cleared, JobSpec, RunResult
 from multiflexi_web.executors.kubernetes import KubernetesExecutor
 from tests import fake_k8s
 from tests.fake_k8s import FakeKube, pending, running, terminated, unschedulable
@@ -415,3 +415,65 @@ def test_unpacking_keeps_to_the_work_directory_on_any_python(tmp_path: Path) -> 
     assert (workdir / "b.txt").stat().st_mode & 0o777 == 0o600
     assert list(outside.iterdir()) == [] and not (tmp_path / "up.txt").exists()
     assert not (workdir / "etc").exists()
+
+
+def _pod(name: str, job_id: int, installation: str) -> dict[str, Any]:
+    labels = {"multiflexi.job": str(job_id), "multiflexi.installation": installation}
+    return {"metadata": {"name": name, "namespace": "jobs", "labels": labels}}
+
+
+def test_a_retry_deletes_its_previous_attempts_pod_and_waits_until_it_is_gone(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    """A killed executor leaves its Pod running (nothing in Kubernetes ends it): before the
+    retry starts, the previous attempt's Pod is deleted with the kill grace and the module waits
+    until the API no longer lists it; then its Secret goes. Another installation's Pod of the
+    same job id and this installation's Pod of another job stay."""
+    kube.objects.update({
+        "pods/mf-job-7-aaa": _pod("mf-job-7-aaa", 7, "ours"),
+        "secrets/mf-job-7-aaa": _pod("mf-job-7-aaa", 7, "ours"),
+        "pods/mf-job-7-bbb": _pod("mf-job-7-bbb", 7, "staging"),
+        "pods/mf-job-8-ccc": _pod("mf-job-8-ccc", 8, "ours"),
+    })  # fmt: skip
+    kube.lingering = 1  # the kubelet takes a moment: listed once more after the delete
+    job = spec(tmp_path / "job-9", job_id=9, installation="ours", previous_attempt=7)
+
+    assert KubernetesExecutor().clear_attempt(job) == Cleared(("pod jobs/mf-job-7-aaa",), None)
+
+    assert kube.kinds() == [
+        "LIST pods", "DELETE pods", "LIST pods", "LIST pods", "LIST secrets", "DELETE secrets",
+    ]  # fmt: skip
+    selector = "multiflexi.job=7,multiflexi.installation=ours"
+    lists = [c for c in kube.calls if c.kind.startswith("LIST")]
+    assert all(c.query["labelSelector"] == [selector] for c in lists)
+    delete = kube.one("DELETE pods")
+    assert delete.path == "/api/v1/namespaces/jobs/pods/mf-job-7-aaa"
+    assert delete.query["gracePeriodSeconds"] == ["2"]  # the kill grace: TERM, then KILL
+    assert sorted(kube.objects) == ["pods/mf-job-7-bbb", "pods/mf-job-8-ccc"]
+
+
+def test_a_retry_does_not_start_when_its_previous_attempt_cannot_be_checked(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    kube.fail = {"LIST pods": 403}
+    job = spec(tmp_path / "job-9", job_id=9, installation="ours", previous_attempt=7)
+    with pytest.raises(AttemptGone, match="kubernetes API: 403 denied by test"):
+        KubernetesExecutor().clear_attempt(job)
+
+
+def test_the_pod_and_secret_carry_the_installation(kube: FakeKube, tmp_path: Path) -> None:
+    run(spec(tmp_path / "job-42", installation="ours"))
+    for kind in ("POST pods", "POST secrets"):
+        labels = kube.one(kind).body["metadata"]["labels"]
+        assert labels["multiflexi.job"] == "42" and labels["multiflexi.installation"] == "ours"
+
+
+def test_a_previous_attempt_whose_job_container_had_ended_gives_its_exit_code(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    """Its executor died after the job container ended: the work was done. The Pod is removed
+    all the same, and its exit code comes back for the retry to record instead of running."""
+    kube.objects["pods/mf-job-7-aaa"] = {**_pod("mf-job-7-aaa", 7, "ours"), "status": terminated(0)}
+    job = spec(tmp_path / "job-9", job_id=9, installation="ours", previous_attempt=7)
+    assert KubernetesExecutor().clear_attempt(job) == Cleared(("pod jobs/mf-job-7-aaa",), 0)
+    assert kube.objects == {}

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -11,13 +12,22 @@ from typing import Any
 
 from multiflexi_web.config import ConfigError
 from multiflexi_web.executors.azure_auth import AzureSettings, credential
-from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
+from multiflexi_web.executors.base import (
+    AppInfo,
+    AttemptGone,
+    Cleared,
+    JobIO,
+    JobSpec,
+    RunResult,
+)
 from multiflexi_web.executors.container_env import container_env, input_files
+from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB
 
 log = logging.getLogger("multiflexi.executor.azure")
 CONTAINER = "job"
 MOUNT = "/tmp"  # noqa: S108 - MULTIFLEXI_TMP inside the container: ACI mounts nothing of the daemon's
 DELETE_WAIT = 10.0  # seconds a finished job waits for its group's deletion to complete
+GONE_WAIT = 120.0  # seconds a retry waits for its previous attempt's group to be deleted
 ENDED = frozenset({"Succeeded", "Failed", "Stopped"})  # a group's instance-view states
 
 
@@ -46,6 +56,51 @@ class AzureExecutor:
             return RunResult(None, error=f"azure: {exc}")
         with client:
             return GroupRun(client, cfg, spec, io).run()
+
+    def clear_attempt(self, spec: JobSpec) -> Cleared:
+        """A retry's previous attempt: its container group (a killed executor leaves it
+        running) deleted, and the deletion waited for, since that is how ACI stops it; with
+        the exit code of its container if that had terminated."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        if spec.previous_attempt is None:
+            return Cleared()
+        try:
+            cfg = AzureSettings.load()
+            client = _client(cfg)
+        except ConfigError as exc:
+            raise AttemptGone(f"azure: {exc}") from None
+        tags = {LABEL_JOB: str(spec.previous_attempt), LABEL_INSTALLATION: spec.installation}
+        groups: list[str] = []
+        code: int | None = None
+        with client:
+            try:
+                found = client.container_groups.list_by_resource_group(
+                    cfg.resource_group, **cfg.call_options
+                )
+                groups = [g.name for g in found if tags.items() <= (g.tags or {}).items()]
+                for name in groups:
+                    # A list omits instance views: the group's own read has its container's.
+                    group = client.container_groups.get(
+                        cfg.resource_group, name, **cfg.call_options
+                    )
+                    state = _current_state(group)
+                    if code is None and state is not None and state.state == "Terminated":
+                        code = None if state.exit_code is None else int(state.exit_code)
+                    poller = client.container_groups.begin_delete(
+                        cfg.resource_group, name, **cfg.call_options
+                    )
+                    poller.wait(GONE_WAIT)
+                    if not poller.done():
+                        raise AttemptGone(
+                            f"azure: job {spec.previous_attempt}'s container group {name} was"
+                            f" not deleted within {GONE_WAIT:.0f} s"
+                        )
+                    with contextlib.suppress(ResourceNotFoundError):  # deleted meanwhile
+                        poller.result()
+            except AzureError as exc:
+                raise AttemptGone(f"azure API: {_message(exc)}") from None
+        return Cleared(tuple(f"container group {name}" for name in groups), code)
 
 
 def _refusal(spec: JobSpec) -> str | None:
@@ -83,7 +138,7 @@ def group_body(spec: JobSpec, cfg: AzureSettings) -> Any:
         environment_variables=env,
         resources=resources,
     )
-    tags = {"multiflexi.job": str(spec.job_id)}
+    tags = {LABEL_JOB: str(spec.job_id), LABEL_INSTALLATION: spec.installation}
     return m.ContainerGroup(
         location=cfg.location,
         containers=[container],

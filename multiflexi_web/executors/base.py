@@ -55,6 +55,8 @@ class JobSpec:
     options: dict[str, Any] = field(default_factory=dict)
     run_as: RunAs | None = None  # None: the daemon's own user (see docs/security.md)
     worker_id: int | None = None  # the executor running it (container modules label with it)
+    installation: str = ""  # whose job it is (models/installation.py; labelled with it too)
+    previous_attempt: int | None = None  # a retry: the job id of the attempt it replaces
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,37 @@ class EngineModule(Protocol):
         """Why this host cannot run the module at all (not configured, unreachable), or None."""
         ...
 
-    def leftovers(self) -> list[Leftover]: ...
+    def leftovers(self, installation: str) -> list[Leftover]: ...
 
     def remove_leftover(self, ref: str) -> None: ...
 
     def kill_all(self) -> None:
         """The daemon's second SIGTERM: kill every job this module runs, without grace."""
+        ...
+
+
+class AttemptGone(RuntimeError):
+    """A retry's previous attempt could not be shown to be gone: the retry must not start."""
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """What a module removed of a retry's previous attempt."""
+
+    removed: tuple[str, ...] = ()  # what was removed, named for the job's stderr and the log
+    # The previous attempt's job container had ended with this exit code (None: it was still
+    # running, or never ran): its work was done, so the retry records it instead of running.
+    exit_code: int | None = None
+
+
+@runtime_checkable
+class AttemptFence(Protocol):
+    """Optional: a module whose jobs run outside the executor's process tree (an engine, a
+    cluster, a cloud), where they can outlive a killed executor. Before a retry starts, the
+    executor has the module stop and remove what still runs of the attempt it replaces
+    (SPEC §16: never start a job whose previous attempt may still be running)."""
+
+    def clear_attempt(self, spec: JobSpec) -> Cleared:
+        """Remove every object of `spec.previous_attempt` of `spec.installation` and return
+        once they are gone; raise AttemptGone when that cannot be known."""
         ...

@@ -27,7 +27,7 @@ from multiflexi_web.errors import first_line
 from multiflexi_web.executors import engine
 from multiflexi_web.executors.base import JobIO, JobSpec, RunResult
 from multiflexi_web.executors.container_env import container_env, remap
-from multiflexi_web.executors.container_labels import LABEL_JOB, LABEL_WORKER
+from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB, LABEL_WORKER
 from multiflexi_web.executors.container_options import ContainerOptions
 from multiflexi_web.executors.container_user import ContainerUser
 
@@ -109,7 +109,11 @@ class ContainerRun:
 
     def _create(self) -> str:
         spec, host = self.spec, str(self.spec.workdir)
-        labels = {LABEL_JOB: str(spec.job_id), LABEL_WORKER: str(spec.worker_id or "")}
+        labels = {
+            LABEL_JOB: str(spec.job_id),
+            LABEL_WORKER: str(spec.worker_id or ""),
+            LABEL_INSTALLATION: spec.installation,
+        }
         try:
             host_config = self.api.create_host_config(
                 binds={host: {"bind": WORKDIR, "mode": "rw"}},

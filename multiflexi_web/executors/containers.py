@@ -12,8 +12,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.executors import container_options, container_user, engine
-from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, Leftover, RunResult
-from multiflexi_web.executors.container_labels import LABEL_JOB, LABEL_WORKER
+from multiflexi_web.executors.base import (
+    AppInfo,
+    AttemptGone,
+    Cleared,
+    JobIO,
+    JobSpec,
+    Leftover,
+    RunResult,
+)
+from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB, LABEL_WORKER
 
 if TYPE_CHECKING:  # the docker SDK is imported on first use (container_run imports it)
     from multiflexi_web.executors.container_run import ContainerRun
@@ -71,8 +79,9 @@ class ContainerExecutor:
         for run in runs:
             run.kill()
 
-    def leftovers(self) -> list[Leftover]:
-        """Every container this platform started on the engine (by label), if it answers."""
+    def leftovers(self, installation: str) -> list[Leftover]:
+        """Every container this installation started on the engine (by label), if it answers.
+        Another installation's, on a shared engine, are theirs: never listed."""
         address = self.kind.address()
         if address is None or engine.problem(self.kind):
             return []
@@ -80,8 +89,9 @@ class ContainerExecutor:
         from requests.exceptions import RequestException
 
         api = engine.client(self.kind, address).api
+        mine = [LABEL_JOB, f"{LABEL_INSTALLATION}={installation}"]
         try:
-            found = api.containers(all=True, filters={"label": LABEL_JOB})
+            found = api.containers(all=True, filters={"label": mine})
             leftovers = [lo for c in found if (lo := _leftover(c)) is not None]
             # An ended one's exit code: its job may have ended as its executor died, before
             # the exit was journaled (runner/engines.py records it from this).
@@ -97,6 +107,40 @@ class ContainerExecutor:
             from multiflexi_web.executors.container_run import remove
 
             remove(engine.client(self.kind, address).api, ref)
+
+    def clear_attempt(self, spec: JobSpec) -> Cleared:
+        """A retry's previous attempt: its containers on this host's engine, killed and removed
+        (a container of a killed executor keeps running until someone removes it), and the
+        exit code of one that had ended."""
+        address = self.kind.address()
+        if address is None or spec.previous_attempt is None:
+            return Cleared()  # no engine here: nothing of ours can run on it from this host
+        from docker.errors import DockerException
+        from requests.exceptions import RequestException
+
+        from multiflexi_web.executors.container_run import remove
+
+        labels = [
+            f"{LABEL_JOB}={spec.previous_attempt}",
+            f"{LABEL_INSTALLATION}={spec.installation}",
+        ]
+        try:
+            api = engine.client(self.kind, address).api
+            listed = api.containers(all=True, filters={"label": labels})
+            found = [str(c["Id"]) for c in listed]
+            ended = [str(c["Id"]) for c in listed if c.get("State") == "exited"]
+            code = _exit_code(api, ended[0]) if ended else None
+            for ref in found:
+                remove(api, ref)
+            if api.containers(all=True, filters={"label": labels}):
+                raise AttemptGone(
+                    f"{self.kind.title} did not remove job {spec.previous_attempt}'s container"
+                )
+        except (DockerException, RequestException) as exc:
+            raise AttemptGone(
+                f"{self.kind.title} cannot list job {spec.previous_attempt}'s containers: {exc}"
+            ) from None
+        return Cleared(tuple(f"container {ref[:12]}" for ref in found), code)
 
 
 def _exit_code(api: Any, ref: str) -> int | None:

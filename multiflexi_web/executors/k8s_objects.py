@@ -11,9 +11,17 @@ from typing import Any
 
 from multiflexi_web.executors.base import AppInfo, JobSpec
 from multiflexi_web.executors.container_env import container_env
+from multiflexi_web.executors.container_labels import LABEL_INSTALLATION
 
 MAIN, KEEPER, MOUNT = "job", "keeper", "/work"
 LABEL = "multiflexi.job"
+
+
+def attempt_selector(job_id: int, installation: str) -> str:
+    """The label selector of one job's Pod and Secret of one installation."""
+    return f"{LABEL}={job_id},{LABEL_INSTALLATION}={installation}"
+
+
 DAY = 86400
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
@@ -77,7 +85,11 @@ def plan(
     """The Pod (main container + a `sleep` keeper holding /work readable) and its Secret, which
     carries the secret values and the uploaded input files."""
     name = f"mf-job-{spec.job_id}-{secrets.token_hex(3)}"
-    labels = {LABEL: str(spec.job_id), "app.kubernetes.io/managed-by": "multiflexi"}
+    labels = {
+        LABEL: str(spec.job_id),
+        LABEL_INSTALLATION: spec.installation,
+        "app.kubernetes.io/managed-by": "multiflexi",
+    }
     meta = {"name": name, "labels": labels}
     env, stored = _env(spec, name)
     input_mounts = _inputs(inputs or {}, stored)

@@ -13,10 +13,24 @@ from typing import Any
 
 from multiflexi_web.config import ConfigError
 from multiflexi_web.executors import k8s_files
-from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
+from multiflexi_web.executors.base import (
+    AppInfo,
+    AttemptGone,
+    Cleared,
+    JobIO,
+    JobSpec,
+    RunResult,
+)
 from multiflexi_web.executors.container_env import input_files
 from multiflexi_web.executors.k8s_config import K8sSettings, api_client
-from multiflexi_web.executors.k8s_objects import MAIN, PodPlan, PodSettings, hints_of, plan
+from multiflexi_web.executors.k8s_objects import (
+    MAIN,
+    PodPlan,
+    PodSettings,
+    attempt_selector,
+    hints_of,
+    plan,
+)
 
 log = logging.getLogger("multiflexi.executor.kubernetes")
 # Waiting reasons that never resolve by waiting; the others get MULTIFLEXI_K8S_START_TIMEOUT.
@@ -24,6 +38,7 @@ HOPELESS = frozenset({"InvalidImageName", "ErrImageNeverPull", "CreateContainerC
 LOG_GRACE = 30.0  # after the container ended, how long its log stream may take to close
 INPUT_MAX = 512 * 1024  # uploaded files travel in the job's Secret (1 MiB, base64 inside)
 OUTAGE_GRACE = 60.0  # how long status reads may fail (5xx, no connection) before the job does
+GONE_WAIT = 60.0  # after the grace, how long a retry waits for its previous attempt's Pod to go
 
 
 class KubernetesExecutor:
@@ -55,6 +70,60 @@ class KubernetesExecutor:
             io.output("stderr", note.encode())
         with client:  # one per job: the exec stream API swaps the client's call_api meanwhile
             return PodRun(client, cfg, spec, io, pod).run()
+
+    def clear_attempt(self, spec: JobSpec) -> Cleared:
+        """A retry's previous attempt: its Pod (which a killed executor leaves running: nothing
+        in Kubernetes ends a Pod when its creator dies) deleted with the kill grace, waited for
+        until the API no longer has it (the kubelet stopped its containers), and its Secret;
+        with the exit code of its job container if that had ended."""
+        from kubernetes.client import CoreV1Api
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        if spec.previous_attempt is None:
+            return Cleared()
+        try:
+            cfg = K8sSettings.load()
+            namespace = hints_of(spec.app).namespace or cfg.namespace
+            client = api_client(cfg)
+        except (ValueError, ConfigError) as exc:
+            raise AttemptGone(f"kubernetes: {exc}") from None
+        selector = attempt_selector(spec.previous_attempt, spec.installation)
+        grace = max(1, int(spec.kill_grace))
+        with client:
+            core: Any = CoreV1Api(client)
+            try:
+                listed = core.list_namespaced_pod(namespace, label_selector=selector).items
+                pods = [p.metadata.name for p in listed]
+                ended = [s.terminated for p in listed if (s := _main_state(p)) and s.terminated]
+                code = int(ended[0].exit_code) if ended else None
+                for name in pods:
+                    _delete_gone_ok(core.delete_namespaced_pod, name, namespace, grace)
+                deadline = time.monotonic() + grace + GONE_WAIT
+                while core.list_namespaced_pod(namespace, label_selector=selector).items:
+                    if time.monotonic() >= deadline:
+                        raise AttemptGone(
+                            f"kubernetes: job {spec.previous_attempt}'s Pod is still there"
+                            f" {grace + GONE_WAIT:.0f} s after its delete"
+                        )
+                    time.sleep(cfg.poll)
+                for s in core.list_namespaced_secret(namespace, label_selector=selector).items:
+                    _delete_gone_ok(core.delete_namespaced_secret, s.metadata.name, namespace, 0)
+            except ApiException as exc:
+                raise AttemptGone(f"kubernetes API: {_api_error(exc)}") from None
+            except HTTPError as exc:
+                raise AttemptGone(f"kubernetes API unreachable: {exc}") from None
+        return Cleared(tuple(f"pod {namespace}/{name}" for name in pods), code)
+
+
+def _delete_gone_ok(method: Any, name: str, namespace: str, grace: int) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        method(name, namespace, grace_period_seconds=grace)
+    except ApiException as exc:
+        if exc.status != 404:  # deleted meanwhile: gone is what we want
+            raise
 
 
 def _read_inputs(spec: JobSpec) -> dict[str, bytes]:

@@ -22,6 +22,7 @@ from multiflexi_web.models.event import (
     SourceKind,
     WebhookSignature,
 )
+from multiflexi_web.models.installation import Installation
 from multiflexi_web.models.job import (
     ADHOC_TYPES,
     CANCELLABLE_STATUSES,
@@ -81,6 +82,7 @@ __all__ = [
     "EventStatus",
     "FieldType",
     "FileUpload",
+    "Installation",
     "Interval",
     "Job",
     "JobOutput",

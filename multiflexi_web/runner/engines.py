@@ -7,6 +7,7 @@ wait for it) reports every module's availability on the worker row when it chang
 removes containers labelled with a job that is not running here and whose executor is gone:
 the job is over, or ran on this executor but is not among its jobs, or its executor stopped,
 went stale, or was a process on this host that no longer exists (a `kill -9` and a restart).
+Only this installation's containers (by label): another's on a shared engine are not ours.
 A container that ended while its job is still running under a dead executor (killed after the
 container's exit, before journaling it) has its job recorded from the engine's exit code first.
 """
@@ -34,12 +35,14 @@ from multiflexi_web.runner.executables import missing_here
 from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.replay import record_ended
 from multiflexi_web.runner.unit import writing
+from multiflexi_web.services import installation
 
 
 class EngineWatch:
     def __init__(self, host: Host, mine: Callable[[], set[int]], every: float) -> None:
         self.host, self.mine, self.every = host, mine, every
         self.reported: dict[str, object] | None = None
+        self.installation: str | None = None  # read at the first tick
 
     def start(self, closed: threading.Event) -> threading.Thread:
         def loop() -> None:
@@ -81,8 +84,10 @@ class EngineWatch:
 
     def _reap(self) -> list[str]:
         removed: list[str] = []
+        if self.installation is None:
+            self.installation = installation.uid(db.session())
         for module in registry.engine_modules():
-            found = module.leftovers()
+            found = module.leftovers(self.installation)
             for lo in stale(found, self.host.worker_id, self.mine(), self.host.settings.lost_after):
                 if lo.exit_code is not None and lo.worker_id != self.host.worker_id:
                     # Its container ended, but its executor died before journaling that: the

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
@@ -31,6 +32,7 @@ from multiflexi_web.runner.reaper import Reaper
 from multiflexi_web.runner.run import JobRun, RunSettings
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.security.process import job_identity
+from multiflexi_web.services import installation
 from multiflexi_web.services.jobs import transitions as jobs
 from multiflexi_web.services.jobs.claim import ClaimedJob
 from multiflexi_web.services.jobs.transitions import Outcome
@@ -90,6 +92,13 @@ class Executor:
             run_as=run_as,
             worker_id=rt.worker_id,
         )
+
+    def _installation(self) -> str:
+        def read() -> str:
+            with self.rt.app.app_context():
+                return installation.uid(db.session())
+
+        return self.rt.retry_db(read)
 
     # -- one pass -------------------------------------------------------------------------------
     def tick(self) -> int:
@@ -245,6 +254,8 @@ class Executor:
     # -- the loop -------------------------------------------------------------------------------
     def serve(self) -> int:
         start_listener(self.s.database_url, jobs.NOTIFY_CHANNEL, self.wake, self.closed)
+        # Whose engine objects ours are (labelled on them, fenced by them): read once.
+        self.run_settings = replace(self.run_settings, installation=self._installation())
         replayed = self.rt.retry_db(self.reaper.replay_journals)  # before any claim
         if replayed:
             self.rt.log("journal_replayed", entries=replayed)

@@ -29,7 +29,16 @@ from multiflexi_web.db.raw import driver
 from multiflexi_web.db.retry import LINK, retry, safe_rollback
 from multiflexi_web.errors import first_line
 from multiflexi_web.executors import registry
-from multiflexi_web.executors.base import AppInfo, JobSpec, RunAs, RunResult
+from multiflexi_web.executors.base import (
+    AppInfo,
+    AttemptFence,
+    AttemptGone,
+    Cleared,
+    ExecutorModule,
+    JobSpec,
+    RunAs,
+    RunResult,
+)
 from multiflexi_web.extensions import db
 from multiflexi_web.models import JobStatus
 from multiflexi_web.runner import fence
@@ -72,6 +81,7 @@ class RunSettings:
     heartbeat_every: float
     run_as: RunAs | None = None  # jobs run as this user (the daemon is root or has the caps)
     worker_id: int | None = None
+    installation: str = ""  # labelled on engine objects (models/installation.py)
 
 
 class JobRun:
@@ -306,32 +316,55 @@ class JobRun:
             options=dict(ctx.options),
             run_as=self.cfg.run_as,
             worker_id=self.cfg.worker_id,
+            installation=self.cfg.installation,
+            previous_attempt=self.job.retry_of,
         )
-        problem = self._fence()
-        if problem is not None:
-            return RunResult(None, error=problem), env
+        fenced = self._fence(module, spec)
+        if fenced is not None:
+            return fenced, env
         try:
             return module.run(spec, self), env
         except Exception as exc:
             log.exception("action=module_error job=%s", self.job.id)
             return RunResult(None, error=f"executor module {module.name!r} failed: {exc}"), env
 
-    def _fence(self) -> str | None:
-        """A retry: end what runs of the attempt it replaces on this host (runner/fence.py)."""
+    def _fence(self, module: ExecutorModule, spec: JobSpec) -> RunResult | None:
+        """A retry: end what runs of the attempt it replaces: its processes on this host
+        (runner/fence.py) and, for a module running jobs elsewhere, its engine objects. None:
+        the retry may run; else its result without running (the fence failed, or the previous
+        attempt's container had ended: its work was done, and is recorded, not done again)."""
         previous = self.job.retry_of
         if previous is None:
             return None
         try:
             killed = fence.clear(previous, self.cfg.tmp_dir / f"job-{previous}")
-        except (fence.LeftoverError, OSError) as exc:
-            return str(exc)
+            cleared = module.clear_attempt(spec) if isinstance(module, AttemptFence) else Cleared()
+        except (fence.LeftoverError, AttemptGone, OSError) as exc:
+            return RunResult(None, error=str(exc))
         if killed:
             log.warning(
                 "action=leftovers_killed job=%s previous=%s pids=%s", self.job.id, previous, killed
             )
             note = f"multiflexi: killed {len(killed)} leftover process(es) of job {previous}\n"
             self.sink.add("stderr", note.encode())
-        return None
+        if cleared.removed:
+            log.warning(
+                "action=attempt_removed job=%s previous=%s module=%s objects=%s exit=%s",
+                self.job.id, previous, module.name, ",".join(cleared.removed).replace(" ", ":"),
+                cleared.exit_code,
+            )  # fmt: skip
+            note = (
+                f"multiflexi: stopped and removed job {previous}'s {', '.join(cleared.removed)}\n"
+            )
+            self.sink.add("stderr", note.encode())
+        if cleared.exit_code is None:
+            return None
+        note = (
+            f"multiflexi: job {previous}'s container had ended with exit code"
+            f" {cleared.exit_code} as its executor died: recorded here, not run again\n"
+        )
+        self.sink.add("stderr", note.encode())
+        return RunResult(cleared.exit_code)
 
     def _shown_argv(self, ctx: TemplateContext, env: ResolvedEnv) -> list[str]:
         """The argv as stored and shown: secret values masked (the real one lives only in
