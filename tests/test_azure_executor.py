@@ -315,3 +315,16 @@ def test_a_previous_attempt_whose_container_had_terminated_gives_its_exit_code(
     job = spec(tmp_path / "w", installation="ours", previous_attempt=6)
     assert AzureExecutor().clear_attempt(job) == Cleared(("container group mf-job-6-aaa",), 4)
     assert arm.groups == {}
+
+
+def test_the_exit_is_handed_over_before_the_group_is_deleted(arm: FakeArm, tmp_path: Path) -> None:
+    seen: list[tuple[int | None, list[str]]] = []
+
+    class Ending(RecordingIO):
+        def ended(self, result: RunResult) -> None:
+            seen.append((result.exit_code, [c.kind for c in arm.calls if c.method == "DELETE"]))
+
+    result, _ = run(spec(tmp_path / "w"), Ending())
+    assert result == RunResult(0)
+    assert seen == [(0, [])]
+    assert arm.kinds()[-1] == "DELETE group"

@@ -231,3 +231,22 @@ def test_options_become_limits() -> None:
         "pids_limit": 32,
     }
     assert opts.pull == "if-missing"
+
+
+def test_the_exit_is_handed_over_before_the_container_is_removed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """JobIO.ended() (the daemon journals the exit there) comes while the exited container is
+    still on the engine: an executor killed between the two leaves the engine's exit code for
+    the next one to record (runner/engines.py), never a job with neither."""
+    seen: list[tuple[int | None, list[str]]] = []
+
+    class Ending(Recorder):
+        def ended(self, result: RunResult) -> None:
+            states = [str(c["State"]) for c in containers(engine)]  # type: ignore[index]
+            seen.append((result.exit_code, states))
+
+    result = run(engine, spec(engine, tmp_path, "echo hi; exit 5"), Ending())
+    assert result.exit_code == 5
+    assert seen == [(5, ["exited"])]
+    assert containers(engine) == []

@@ -477,3 +477,20 @@ def test_a_previous_attempt_whose_job_container_had_ended_gives_its_exit_code(
     job = spec(tmp_path / "job-9", job_id=9, installation="ours", previous_attempt=7)
     assert KubernetesExecutor().clear_attempt(job) == Cleared(("pod jobs/mf-job-7-aaa",), 0)
     assert kube.objects == {}
+
+
+def test_the_exit_is_handed_over_before_the_pod_is_deleted(kube: FakeKube, tmp_path: Path) -> None:
+    """JobIO.ended() comes while the Pod still exists: a killed executor leaves the Pod's exit
+    code for the retry's fence to record (clear_attempt), never a job with neither."""
+    kube.log = lambda out: out.write(b"done\n")
+    seen: list[tuple[int | None, list[str], bytes]] = []
+
+    class Ending(RecordingIO):
+        def ended(self, result: RunResult) -> None:
+            seen.append((result.exit_code, [c.kind for c in kube.calls if c.method == "DELETE"],
+                         self.text()))  # fmt: skip
+
+    result, _ = run(spec(tmp_path / "job-42"), Ending())
+    assert result == RunResult(0)
+    assert seen == [(0, [], b"done\n")]  # output drained first, nothing deleted yet
+    assert kube.kinds()[-2:] == ["DELETE pods", "DELETE secrets"]

@@ -163,9 +163,14 @@ class GroupRun:
         from azure.core.exceptions import AzureError
 
         try:
-            return self._provision() or self._supervise()
-        except AzureError as exc:
-            return RunResult(None, error=f"azure API: {_message(exc)}")
+            try:
+                result = self._provision() or self._supervise()
+            except AzureError as exc:
+                result = RunResult(None, error=f"azure API: {_message(exc)}")
+            # Journaled before the group, ACI's record of the exit, is deleted: a kill in
+            # between leaves one or the other (a retry's fence reads the container's exit code).
+            self.io.ended(result)
+            return result
         finally:
             self._delete()
 

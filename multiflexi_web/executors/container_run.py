@@ -72,9 +72,15 @@ class ContainerRun:
             return RunResult(exc.args[0], error=exc.args[1])
         try:
             self.user.hand_over(self.spec.workdir)
-            return self._supervise(ct)
-        except RunProblem as exc:
-            return RunResult(exc.args[0], error=exc.args[1])
+            try:
+                result = self._supervise(ct)
+            except RunProblem as exc:
+                result = RunResult(exc.args[0], error=exc.args[1])
+            # The exit is journaled before the container, the engine's record of it, is
+            # removed: an executor killed in between leaves one or the other, never neither
+            # (the job would be reaped as lost and run again; runner/engines.py).
+            self.io.ended(result)
+            return result
         finally:
             self.abandoned.set()
             remove(self.api, ct, kill=self.exit_code is None)

@@ -154,12 +154,18 @@ class PodRun:
         from urllib3.exceptions import HTTPError
 
         try:
-            self._create()
-            return self._supervise()
-        except ApiException as exc:
-            return RunResult(None, error=f"kubernetes API: {_api_error(exc)}")
-        except HTTPError as exc:
-            return RunResult(None, error=f"kubernetes API unreachable: {exc}")
+            try:
+                self._create()
+                result = self._supervise()
+            except ApiException as exc:
+                result = RunResult(None, error=f"kubernetes API: {_api_error(exc)}")
+            except HTTPError as exc:
+                result = RunResult(None, error=f"kubernetes API unreachable: {exc}")
+            self._drain(0)
+            # Journaled before the Pod, the cluster's record of the exit, is deleted: a kill
+            # in between leaves one or the other (a retry's fence reads the Pod's exit code).
+            self.io.ended(result)
+            return result
         finally:
             self._drain(0)
             self._delete()
