@@ -17,6 +17,7 @@ from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, Job, JobStatus, RunTemplate, Worker
 from multiflexi_web.models.worker import MODULES_KEY
+from multiflexi_web.runner import guard
 from multiflexi_web.runner.engines import EngineWatch
 from multiflexi_web.services import installation
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
@@ -131,9 +132,12 @@ def test_second_sigterm_kills_the_container_at_once(
     assert labelled(engine) == []
 
 
-def test_kill_9_leaves_no_container_after_start_up(
+def test_kill_9_of_the_executor_stops_and_removes_its_running_container(
     app: Flask, engine: Engine, db_url: str, tmp_path: Path
 ) -> None:
+    """A container job does not outlive its executor (SPEC §16): the job guard, which outlives
+    a kill -9, kills and removes the container through the engine's API; no other executor
+    needs to start for that (before, it ran on until one did)."""
     rt = container_rt(engine, "echo up; exec sleep 600")
     (job_id,) = schedule(rt)
     proc = start_daemon(db_url, tmp_path, **{engine.env_key: engine.host})
@@ -144,10 +148,10 @@ def test_kill_9_leaves_no_container_after_start_up(
         assert watch.tick() == []  # the job runs on a live executor: its container stays
         proc.send_signal(signal.SIGKILL)
         proc.wait(DEADLINE)
-        assert len(labelled(engine)) == 1  # the engine keeps it: nobody removed it
-        removed = EngineWatch(_registered(app), set, 1.0).tick()  # a new executor starting
-        assert [r[:12] for r in removed] == [job(job_id).container_id[:12]]  # type: ignore[index]
-        assert labelled(engine) == []
+        wait_for(lambda: labelled(engine) == [], DEADLINE, "the guard to remove the container")
+        ct = job(job_id).container_id
+        assert ct is not None
+        wait_for(lambda: f"containers={ct[:12]}" in log_text(tmp_path), DEADLINE, "its log")
     except BaseException:
         show_logs(tmp_path)
         raise
@@ -288,3 +292,27 @@ def test_a_retry_whose_previous_container_had_ended_records_its_exit_code(
     )  # fmt: skip
     assert module.clear_attempt(spec) == Cleared((f"container {ct[:12]}",), 3)
     assert _gone(engine, ct)
+
+
+def test_the_guard_leaves_an_exited_container_for_its_exit_code(engine: Engine) -> None:
+    """When its executor dies, the guard kills and removes the containers still running; one
+    that had exited answers the kill 409 and stays, its exit code the job's result for the next
+    executor to record (runner/engines.py)."""
+    api = docker.DockerClient(base_url=engine.host).api
+    labels = {LABEL_JOB: "1", LABEL_INSTALLATION: "guard-test"}
+    running = _sleeper(engine, labels)
+    exited = str(api.create_container(engine.image, command=["true"], labels=labels)["Id"])
+    api.start(exited)
+    api.wait(exited, timeout=60)
+    guard.start()
+    try:
+        guard.watch_container(running, engine.host)
+        guard.watch_container(exited, engine.host)
+    finally:
+        guard.stop()  # the pipe closes, as when the executor dies
+    try:
+        assert _gone(engine, running)
+        assert not _gone(engine, exited)
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_container(exited, force=True)

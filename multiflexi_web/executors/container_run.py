@@ -30,6 +30,7 @@ from multiflexi_web.executors.container_env import container_env, remap
 from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB, LABEL_WORKER
 from multiflexi_web.executors.container_options import ContainerOptions
 from multiflexi_web.executors.container_user import ContainerUser
+from multiflexi_web.runner import guard
 
 log = logging.getLogger("multiflexi.executor")
 WORKDIR = "/work"  # where the job's work directory appears inside the container
@@ -52,9 +53,10 @@ class ContainerRun:
         io: JobIO,
         opts: ContainerOptions,
         user: ContainerUser,
+        address: str = "",
     ) -> None:
         self.api, self.spec, self.io, self.opts = client.api, spec, io, opts
-        self.user = user
+        self.user, self.address = user, address  # the engine's, for the job guard
         self.queue: queue.Queue[tuple[str, bytes]] = queue.Queue(QUEUE_CHUNKS)
         self.abandoned = threading.Event()
         self.reason: str | None = None
@@ -70,6 +72,8 @@ class ContainerRun:
             ct = self.ct = self._create()
         except RunProblem as exc:
             return RunResult(exc.args[0], error=exc.args[1])
+        # Before it starts: killed and removed by the job guard if this executor dies meanwhile.
+        guard.watch_container(ct, self.address)
         try:
             self.user.hand_over(self.spec.workdir)
             try:
@@ -84,6 +88,7 @@ class ContainerRun:
         finally:
             self.abandoned.set()
             remove(self.api, ct, kill=self.exit_code is None)
+            guard.forget_container(ct)
             self.user.take_back(self.spec.workdir)
 
     # -- before it starts -----------------------------------------------------------------------

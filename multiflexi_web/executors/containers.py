@@ -64,7 +64,7 @@ class ContainerExecutor:
             client = engine.client(self.kind, address)
         except (ValueError, DockerException) as exc:
             return RunResult(None, error=str(exc))
-        run = ContainerRun(client, spec, io, opts, user)
+        run = ContainerRun(client, spec, io, opts, user, address)
         with self._lock:
             self._runs.add(run)
         try:

@@ -15,6 +15,12 @@ it. If the executor dies in between, the guard writes the statuses it holds to t
 the replay then records those jobs from their status instead of reaping them and running them
 again (docs/architecture.md, "Finishes are never dropped").
 
+Containers (docker and podman jobs) are not in the executor's process tree: `c+<id> <engine>`
+and `c-<id>` tell the guard which run. When the executor dies, the guard kills each one still
+running and removes it, through the engine's API (a unix socket or plain tcp), so a container job
+does not outlive its executor either. One that had exited is left: its exit code is the job's
+result, recorded by the next executor (runner/engines.py).
+
 This file is also the guard's program: only the standard library at module level.
 """
 
@@ -22,10 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import http.client
 import logging
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -34,14 +42,24 @@ from pathlib import Path
 
 log = logging.getLogger("multiflexi.executor")
 READ_SIZE = 64 * 1024
+ENGINE_TIMEOUT = 10.0  # each request the guard makes to a container engine
 STOP_WAIT = 10.0  # how long a stopping executor waits for its guard to exit
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_KILL = 47, 2, 5
 
 
 # -- the guard process ---------------------------------------------------------------------------
-def apply(live: Counter[int], line: bytes, witness: Witness | None = None) -> None:
+def apply(
+    live: Counter[int],
+    line: bytes,
+    witness: Witness | None = None,
+    containers: dict[str, str] | None = None,
+) -> None:
     """One message: counted, since a pgid freed by one job may be reused by the next before
     the first job's `-` arrives (two threads write)."""
+    if line[:1] == b"c":
+        if containers is not None:
+            track_container(containers, line)
+        return
     pgid, _, job = line[1:].partition(b":")
     if not pgid.isdigit() or (job and not job.isdigit()):
         return
@@ -80,6 +98,62 @@ def kill_live(live: Counter[int]) -> tuple[list[int], list[int]]:
                 if was_running:
                     running.append(pgid)
     return killed, running
+
+
+def track_container(containers: dict[str, str], line: bytes) -> None:
+    """`c+<id> <engine address>` or `c-<id>`."""
+    op, rest = line[1:2], line[2:].decode(errors="replace")
+    ct, _, address = rest.partition(" ")
+    if not ct.isalnum():
+        return
+    if op == b"+" and address:
+        containers[ct] = address
+    elif op == b"-":
+        containers.pop(ct, None)
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=ENGINE_TIMEOUT)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(ENGINE_TIMEOUT)
+        sock.connect(self.path)
+        self.sock = sock
+
+
+def engine_call(address: str, method: str, path: str) -> int:
+    """One request to a Docker-API engine (docker, or podman's compatible socket); its status,
+    or 0 when it could not be asked (another scheme, no answer)."""
+    scheme, _, where = address.partition("://")
+    conn: http.client.HTTPConnection
+    if scheme == "unix":
+        conn = _UnixHTTPConnection(where)
+    elif scheme in ("tcp", "http"):
+        conn = http.client.HTTPConnection(where, timeout=ENGINE_TIMEOUT)
+    else:  # ssh://, or TLS with client certificates: left to the next executor's sweep
+        return 0
+    try:
+        conn.request(method, path, headers={"Content-Length": "0"})
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return 0
+    finally:
+        conn.close()
+    return status
+
+
+def stop_containers(containers: dict[str, str]) -> list[str]:
+    """Kill and remove every container still running; those it stopped. An exited one answers
+    the kill 409 and stays: its exit code is the job's result (runner/engines.py)."""
+    stopped = []
+    for ct, address in containers.items():
+        if engine_call(address, "POST", f"/containers/{ct}/kill?signal=SIGKILL") == 204:
+            engine_call(address, "DELETE", f"/containers/{ct}?force=1&v=1")
+            stopped.append(ct[:12])
+    return stopped
 
 
 def leader_running(pgid: int) -> bool:
@@ -171,6 +245,7 @@ def guard_main(fd: int = 0, witness_path: str | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     live: Counter[int] = Counter()
+    containers: dict[str, str] = {}  # container id -> engine address
     sel = selectors.DefaultSelector()
     witness = Witness(witness_path, sel) if witness_path else None
     sel.register(fd, selectors.EVENT_READ, None)
@@ -188,13 +263,15 @@ def guard_main(fd: int = 0, witness_path: str | None = None) -> int:
             break
         *lines, rest = (rest + chunk).split(b"\n")
         for line in lines:
-            apply(live, line, witness)
+            apply(live, line, witness, containers)
     if witness is not None:
         witness.sweep()  # before the kill: a killed job is a zombie too
     killed, running = kill_live(live)
+    stopped = stop_containers(containers)
     pgids, alive = (",".join(map(str, groups)) or "-" for groups in (killed, running))
     print(
-        f"daemon=guard action=guard_exit killed_groups={len(killed)} pgids={pgids} running={alive}",
+        f"daemon=guard action=guard_exit killed_groups={len(killed)} pgids={pgids} running={alive}"
+        f" containers={','.join(stopped) or '-'}",
         file=sys.stderr,
         flush=True,
     )
@@ -230,6 +307,7 @@ class Guard:
         self.lock = threading.Lock()
         self.live: Counter[int] = Counter()  # resent to a new guard if this one died
         self.jobs: dict[int, int] = {}  # pgid -> job id, likewise
+        self.containers: dict[str, str] = {}  # container id -> engine address, likewise
         self.closed = False
         self.journal, self.journal_fd = journal, journal_fd
         self.proc, self.fd = self._spawn()
@@ -263,6 +341,24 @@ class Guard:
     def forget(self, pgid: int) -> None:
         self._send(b"-", pgid)
 
+    def watch_container(self, ct: str, address: str) -> None:
+        with self.lock:
+            self.containers[ct] = address
+            self._write(b"c+%s %s\n" % (ct.encode(), address.encode()))
+
+    def forget_container(self, ct: str) -> None:
+        with self.lock:
+            if self.containers.pop(ct, None) is not None:
+                self._write(b"c-%s\n" % ct.encode())
+
+    def _write(self, message: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            os.write(self.fd, message)
+        except OSError as exc:
+            self._respawn(exc)
+
     def _send(self, op: bytes, pgid: int, job: int | None = None) -> None:
         with self.lock:
             if self.closed:
@@ -286,7 +382,7 @@ class Guard:
         self.proc, self.fd = self._spawn()
         lines = b"".join(
             _message(b"+", p, self.jobs.get(p)) for p, n in self.live.items() for _ in range(n)
-        )
+        ) + b"".join(b"c+%s %s\n" % (c.encode(), a.encode()) for c, a in self.containers.items())
         if lines:
             os.write(self.fd, lines)
 
@@ -345,6 +441,18 @@ def forget(pgid: int) -> None:
     """The job's process group is gone."""
     if _current is not None:
         _current.forget(pgid)
+
+
+def watch_container(ct: str, address: str) -> None:
+    """A job's container runs on the engine at `address` (no-op without a guard)."""
+    if _current is not None and address and " " not in address:
+        _current.watch_container(ct, address)
+
+
+def forget_container(ct: str) -> None:
+    """The job's container is removed."""
+    if _current is not None:
+        _current.forget_container(ct)
 
 
 if __name__ == "__main__":
