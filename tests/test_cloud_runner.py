@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from daemons.runtime import Runtime
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
-from multiflexi_web.models import AppField, Job, JobStatus, RunTemplate
+from multiflexi_web.models import AppField, Job, JobStatus, RunTemplate, Worker, utcnow
+from multiflexi_web.runner.engines import EngineWatch
 from multiflexi_web.services import installation
 from multiflexi_web.services.jobs import artifacts
 from multiflexi_web.services.jobs.adhoc import Upload, run_now
@@ -204,23 +206,24 @@ def _retry_with_leftover_pod(
 def test_a_kubernetes_retry_removes_its_previous_attempts_pod_before_its_own(
     app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The runner's fence (runner/run.py) asks the module to clear the attempt a retry replaces:
-    the previous attempt's Pod, left running by a killed executor, is deleted and gone before
-    the retry's own Pod is created, and the retry's stderr says so."""
+    """The previous attempt's Pod, left running by a killed executor, is deleted and gone before
+    the retry's own Pod is created (the retry's fence lists until it is, whoever deleted it)."""
     fake = FakeKube(status=lambda n: terminated(0))
     first, retry = _retry_with_leftover_pod(app, fake, monkeypatch, tmp_path, running())
 
     j = job(retry)
     assert j.status == JobStatus.SUCCEEDED.value, j.status_reason
-    kinds = fake.kinds(without="GET log")
-    assert kinds[:4] == ["LIST pods", "DELETE pods", "LIST pods", "LIST secrets"], kinds
-    assert fake.calls[1].path == f"/api/v1/namespaces/default/pods/mf-job-{first}-old"
-    assert kinds[4:6] == ["POST secrets", "POST pods"]
+    # Deleted (by the fence, or by the executor's engine watch as it started: a running Pod
+    # of a lost job) and gone before the retry's Pod is created: the fence lists until then.
+    paths = [(c.kind, c.path) for c in fake.calls]
+    old = ("DELETE pods", f"/api/v1/namespaces/default/pods/mf-job-{first}-old")
+    created = next(i for i, (kind, _) in enumerate(paths) if kind == "POST pods")
+    assert old in paths[:created], paths
+    assert ("LIST pods", "/api/v1/namespaces/default/pods") in paths[:created]
     new_pod = fake.one("POST pods").body["metadata"]["labels"]
     ours = installation.uid(db.session())
     assert new_pod["multiflexi.job"] == str(retry) and new_pod["multiflexi.installation"] == ours
-    stderr = output_of(retry, "stderr").decode()
-    assert f"stopped and removed job {first}'s pod default/mf-job-{first}-old" in stderr
+    assert f"pods/mf-job-{first}-old" not in fake.objects
 
 
 def test_a_kubernetes_retry_whose_previous_pod_had_ended_records_it_without_running(
@@ -238,3 +241,83 @@ def test_a_kubernetes_retry_whose_previous_pod_had_ended_records_it_without_runn
     stderr = output_of(retry, "stderr").decode()
     assert f"job {first}'s container had ended with exit code 4" in stderr
     assert "not run again" in stderr
+
+
+def _running_under_a_dead_executor(rt: RunTemplate) -> int:
+    """A job its executor (a stopped worker row) left running."""
+    begin_write()
+    dead = Worker(kind="executor", hostname="gone", pid=1, status="stopped", stopped_at=utcnow())
+    db.session.add(dead)
+    db.session.commit()
+    [job_id] = schedule(rt)
+    begin_write()
+    j = db.session.get(Job, job_id)
+    assert j is not None
+    j.status, j.worker_id = JobStatus.RUNNING.value, dead.id
+    j.claimed_at = j.started_at = j.heartbeat_at = utcnow()
+    db.session.commit()
+    return job_id
+
+
+def test_the_engine_watch_records_a_finished_pod_and_removes_it_with_its_secret(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Its executor died after the Pod's job container ended, before journaling the exit:
+    an executor's engine watch records the job from the Pod's exit code (not lost, not run
+    again) and deletes the Pod and its Secret, which Kubernetes would keep."""
+    rt = cloud_rt("kubernetes", result_file=False)
+    job_id = _running_under_a_dead_executor(rt)
+    j = job(job_id)
+    labels = {"multiflexi.job": str(job_id), "multiflexi.worker": str(j.worker_id),
+              "multiflexi.installation": installation.uid(db.session())}  # fmt: skip
+    name = f"mf-job-{job_id}-old"
+    fake = FakeKube()
+    fake.objects[f"pods/{name}"] = {
+        "metadata": {"name": name, "namespace": "default", "labels": labels},
+        "status": terminated(0),
+    }
+    fake.objects[f"secrets/{name}"] = {"metadata": {"name": name, "labels": labels}}
+    with fake_k8s.serving(fake):
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path)))
+        monkeypatch.setenv("MULTIFLEXI_K8S_NAMESPACE", "default")
+        removed = EngineWatch(_registered(app), set, 1.0).tick()
+
+    assert removed == [f"default/{name}"]
+    j = job(job_id)
+    assert (j.status, j.exit_code) == (JobStatus.SUCCEEDED.value, 0)
+    assert fake.objects == {}
+
+
+def test_the_engine_watch_leaves_a_finished_pod_to_the_retry_of_its_lost_job(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The reaper called the job lost before the Pod's exit code was read, and its retry waits:
+    the Pod stays for that retry's fence, which records its exit code instead of running."""
+    rt = cloud_rt("kubernetes", result_file=False)
+    job_id = _running_under_a_dead_executor(rt)
+    begin_write()
+    lost = db.session.get(Job, job_id)
+    assert lost is not None
+    lost.status = JobStatus.LOST.value
+    db.session.commit()
+    schedule(rt, retry_of=lost)
+    labels = {"multiflexi.job": str(job_id),
+              "multiflexi.installation": installation.uid(db.session())}  # fmt: skip
+    name = f"mf-job-{job_id}-old"
+    fake = FakeKube()
+    fake.objects[f"pods/{name}"] = {
+        "metadata": {"name": name, "namespace": "default", "labels": labels},
+        "status": terminated(0),
+    }
+    with fake_k8s.serving(fake):
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path)))
+        monkeypatch.setenv("MULTIFLEXI_K8S_NAMESPACE", "default")
+        assert EngineWatch(_registered(app), set, 1.0).tick() == []
+    assert list(fake.objects) == [f"pods/{name}"]
+
+
+def _registered(app: Flask) -> Runtime:
+    db.session.commit()
+    rt = Runtime("executor", app)
+    rt.register()
+    return rt

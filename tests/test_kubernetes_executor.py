@@ -494,3 +494,45 @@ def test_the_exit_is_handed_over_before_the_pod_is_deleted(kube: FakeKube, tmp_p
     assert result == RunResult(0)
     assert seen == [(0, [], b"done\n")]  # output drained first, nothing deleted yet
     assert kube.kinds()[-2:] == ["DELETE pods", "DELETE secrets"]
+
+
+def test_leftovers_are_this_installations_pods_with_their_exit_codes(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    def pod(name: str, job: str, installation: str, status: dict[str, Any] | None) -> None:
+        labels = {"multiflexi.job": job, "multiflexi.worker": "3",
+                  "multiflexi.installation": installation}  # fmt: skip
+        obj: dict[str, Any] = {"metadata": {"name": name, "namespace": "jobs", "labels": labels}}
+        if status is not None:
+            obj["status"] = status
+        kube.objects[f"pods/{name}"] = obj
+
+    pod("mf-job-5-a", "5", "ours", terminated(2))
+    pod("mf-job-6-b", "6", "ours", running())
+    pod("mf-job-5-c", "5", "staging", terminated(0))
+    module = KubernetesExecutor()
+
+    found = sorted(module.leftovers("ours"), key=lambda lo: lo.job_id)
+
+    assert [(lo.ref, lo.job_id, lo.worker_id, lo.exit_code) for lo in found] == [
+        ("jobs/mf-job-5-a", 5, 3, 2),
+        ("jobs/mf-job-6-b", 6, 3, None),
+    ]
+    listed = kube.one("LIST pods")
+    assert listed.path == "/api/v1/namespaces/jobs/pods"
+    assert listed.query["labelSelector"] == ["multiflexi.installation=ours"]
+    kube.objects["secrets/mf-job-5-a"] = {"metadata": {"name": "mf-job-5-a"}}
+    module.remove_leftover("jobs/mf-job-5-a")
+    assert sorted(kube.objects) == ["pods/mf-job-5-c", "pods/mf-job-6-b"]
+
+
+def test_no_cluster_configured_lists_nothing_and_loads_no_client(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    env.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    module = KubernetesExecutor()
+    assert module.engine_problem() == (
+        f"KUBECONFIG: no kubeconfig at {tmp_path / 'absent'} and not inside a cluster"
+    )
+    assert module.leftovers("ours") == []

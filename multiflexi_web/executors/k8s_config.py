@@ -44,19 +44,36 @@ def _seconds(src: Mapping[str, str], key: str, default: float, unit: str = "seco
     return value
 
 
+def _kubeconfig(cfg: K8sSettings) -> str:
+    return cfg.kubeconfig or str(Path("~/.kube/config").expanduser())
+
+
+def _has_kubeconfig(path: str) -> bool:
+    return any(Path(p).is_file() for p in path.split(os.pathsep) if p)
+
+
+def not_configured(cfg: K8sSettings) -> str | None:
+    """Why this host has no cluster to talk to (None: a kubeconfig or the in-cluster account);
+    without importing the client, which a host that never runs Pods need not load."""
+    path = _kubeconfig(cfg)
+    if _has_kubeconfig(path) or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    return f"KUBECONFIG: no kubeconfig at {path} and not inside a cluster"
+
+
 def api_client(cfg: K8sSettings) -> Any:
     """A client from KUBECONFIG (or ~/.kube/config), else the in-cluster service account."""
+    if (problem := not_configured(cfg)) is not None:
+        raise ConfigError(problem)
     from kubernetes import client, config
 
     conf = client.Configuration()
-    path = cfg.kubeconfig or str(Path("~/.kube/config").expanduser())
+    path = _kubeconfig(cfg)
     try:
-        if any(Path(p).is_file() for p in path.split(os.pathsep) if p):
+        if _has_kubeconfig(path):
             config.load_kube_config(config_file=path, client_configuration=conf)  # type: ignore[no-untyped-call]
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
         else:
-            raise ConfigError(f"KUBECONFIG: no kubeconfig at {path} and not inside a cluster")
+            config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
     except config.ConfigException as exc:
         raise ConfigError(f"KUBECONFIG: {path}: {exc}") from exc
     return client.ApiClient(conf)

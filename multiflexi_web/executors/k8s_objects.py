@@ -11,7 +11,7 @@ from typing import Any
 
 from multiflexi_web.executors.base import AppInfo, JobSpec
 from multiflexi_web.executors.container_env import container_env
-from multiflexi_web.executors.container_labels import LABEL_INSTALLATION
+from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_WORKER
 
 MAIN, KEEPER, MOUNT = "job", "keeper", "/work"
 LABEL = "multiflexi.job"
@@ -87,6 +87,7 @@ def plan(
     name = f"mf-job-{spec.job_id}-{secrets.token_hex(3)}"
     labels = {
         LABEL: str(spec.job_id),
+        LABEL_WORKER: str(spec.worker_id or ""),
         LABEL_INSTALLATION: spec.installation,
         "app.kubernetes.io/managed-by": "multiflexi",
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -19,11 +20,14 @@ from multiflexi_web.executors.base import (
     Cleared,
     JobIO,
     JobSpec,
+    Leftover,
     RunResult,
 )
 from multiflexi_web.executors.container_env import input_files
-from multiflexi_web.executors.k8s_config import K8sSettings, api_client
+from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_WORKER
+from multiflexi_web.executors.k8s_config import K8sSettings, api_client, not_configured
 from multiflexi_web.executors.k8s_objects import (
+    LABEL,
     MAIN,
     PodPlan,
     PodSettings,
@@ -44,6 +48,10 @@ GONE_WAIT = 60.0  # after the grace, how long a retry waits for its previous att
 class KubernetesExecutor:
     name = "kubernetes"
     description = "Runs the application's OCI image as a one-shot Kubernetes Pod"
+
+    def __init__(self) -> None:
+        self._runs: set[PodRun] = set()
+        self._lock = threading.Lock()
 
     def unusable_reason(self, app: AppInfo) -> str | None:
         try:
@@ -69,7 +77,79 @@ class KubernetesExecutor:
             note = f"multiflexi: helm chart {hints.chart} is not deployed by this module\n"
             io.output("stderr", note.encode())
         with client:  # one per job: the exec stream API swaps the client's call_api meanwhile
-            return PodRun(client, cfg, spec, io, pod).run()
+            run = PodRun(client, cfg, spec, io, pod)
+            with self._lock:
+                self._runs.add(run)
+            try:
+                return run.run()
+            finally:
+                with self._lock:
+                    self._runs.discard(run)
+
+    # -- EngineModule: availability, leftovers (runner/engines.py), hard stop ----------------------
+    def engine_problem(self) -> str | None:
+        try:
+            return not_configured(K8sSettings.load())
+        except ConfigError as exc:
+            return str(exc)
+
+    def leftovers(self, installation: str) -> list[Leftover]:
+        """This installation's Pods in the configured namespace (a Pod in an app's own namespace
+        is found by its retry's fence only), with the job container's exit code if it ended. A
+        killed executor leaves them, and their Secrets, running or completed: nothing in
+        Kubernetes deletes a bare Pod."""
+        from kubernetes.client import CoreV1Api
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        if self.engine_problem() is not None:
+            return []
+        try:
+            cfg = K8sSettings.load()
+            with api_client(cfg) as client:
+                core: Any = CoreV1Api(client)  # its answers as plain attributes, as in PodRun
+                selector = f"{LABEL_INSTALLATION}={installation}"
+                pods = core.list_namespaced_pod(cfg.namespace, label_selector=selector).items
+        except (ApiException, HTTPError, ConfigError) as exc:
+            log.warning("action=k8s_leftovers_failed error=%s", exc)
+            return []
+        found = []
+        for pod in pods:
+            labels = pod.metadata.labels or {}
+            job, worker = str(labels.get(LABEL, "")), str(labels.get(LABEL_WORKER, ""))
+            if not job.isdigit():
+                continue
+            state = _main_state(pod)
+            ended = state.terminated if state is not None else None
+            found.append(Leftover(
+                f"{pod.metadata.namespace or cfg.namespace}/{pod.metadata.name}",
+                int(job),
+                int(worker) if worker.isdigit() else None,
+                int(ended.exit_code) if ended is not None else None,
+            ))  # fmt: skip
+        return found
+
+    def remove_leftover(self, ref: str) -> None:
+        """Delete a leftover Pod (`namespace/name`) and its Secret, which has its name."""
+        from kubernetes.client import CoreV1Api
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        namespace, _, name = ref.partition("/")
+        try:
+            with api_client(K8sSettings.load()) as client:
+                core: Any = CoreV1Api(client)
+                _delete_gone_ok(core.delete_namespaced_pod, name, namespace, 1)
+                _delete_gone_ok(core.delete_namespaced_secret, name, namespace, 0)
+        except (ApiException, HTTPError, ConfigError) as exc:
+            log.warning("action=k8s_delete_failed pod=%s error=%s", ref, exc)
+
+    def kill_all(self) -> None:
+        """The daemon's second SIGTERM: every Pod this executor runs deleted at once."""
+        with self._lock:
+            runs = list(self._runs)
+        for run in runs:
+            run.kill()
 
     def clear_attempt(self, spec: JobSpec) -> Cleared:
         """A retry's previous attempt: its Pod (which a killed executor leaves running: nothing
@@ -274,11 +354,15 @@ class PodRun:
             return RunResult(code, error=f"result files could not be copied out: {exc}")
         return RunResult(code)
 
-    def _delete_pod(self) -> None:
+    def _delete_pod(self, grace: int | None = None) -> None:
         if not self.pod_deleted:
             self.pod_deleted = True
-            grace = max(1, int(self.spec.kill_grace))
+            grace = max(1, int(self.spec.kill_grace)) if grace is None else grace
             self._delete_quietly(self.core.delete_namespaced_pod, grace)
+
+    def kill(self) -> None:
+        """No grace (the daemon's second SIGTERM); the job's thread then finds it stopping."""
+        self._delete_pod(grace=1)
 
     def _delete(self) -> None:
         self._delete_pod()

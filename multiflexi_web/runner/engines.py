@@ -9,7 +9,10 @@ the job is over, or ran on this executor but is not among its jobs, or its execu
 went stale, or was a process on this host that no longer exists (a `kill -9` and a restart).
 Only this installation's containers (by label): another's on a shared engine are not ours.
 A container that ended while its job is still running under a dead executor (killed after the
-container's exit, before journaling it) has its job recorded from the engine's exit code first.
+container's exit, before journaling it) has its job recorded from the engine's exit code first;
+one whose job was already reaped as lost, with a retry waiting, is left for that retry's fence.
+Kubernetes Pods are swept the same way (their Secrets with them); Azure groups are not listed
+(a retry's fence finds them).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import aliased
 
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.errors import first_line
@@ -88,7 +92,14 @@ class EngineWatch:
             self.installation = installation.uid(db.session())
         for module in registry.engine_modules():
             found = module.leftovers(self.installation)
-            for lo in stale(found, self.host.worker_id, self.mine(), self.host.settings.lost_after):
+            old = stale(found, self.host.worker_id, self.mine(), self.host.settings.lost_after)
+            evidence = retried_soon({lo.job_id for lo in old if lo.exit_code is not None})
+            for lo in old:
+                if lo.exit_code is not None and lo.job_id in evidence:
+                    # Its job was reaped as lost before its exit code was read, and its retry is
+                    # not over: that retry's fence reads the code and records it instead of
+                    # running the work again (runner/run.py), and removes the container.
+                    continue
                 if lo.exit_code is not None and lo.worker_id != self.host.worker_id:
                     # Its container ended, but its executor died before journaling that: the
                     # engine kept the exit code, so the job is recorded, not reaped as lost
@@ -121,6 +132,26 @@ def stale(
         for lo in candidates
         if lo.job_id not in running or running[lo.job_id] == me or running[lo.job_id] not in live
     ]
+
+
+def retried_soon(job_ids: set[int]) -> set[int]:
+    """Those of the jobs that are lost with a retry not yet over: waiting, or running (its fence
+    may be reading the exit code just now; a finished retry's fence removed the object)."""
+    if not job_ids:
+        return set()
+    retry = aliased(Job)
+    found = db.session.scalars(
+        select(Job.id)
+        .join(retry, retry.retry_of_id == Job.id)
+        .where(
+            Job.id.in_(job_ids),
+            Job.status == JobStatus.LOST.value,
+            retry.status.in_(
+                (JobStatus.SCHEDULED.value, JobStatus.BLOCKED.value, JobStatus.RUNNING.value)
+            ),
+        )
+    )
+    return set(found)
 
 
 def _live_workers(ids: set[int], lost_after: float) -> set[int]:
