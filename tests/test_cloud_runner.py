@@ -259,30 +259,41 @@ def _running_under_a_dead_executor(rt: RunTemplate) -> int:
     return job_id
 
 
+def _ended_pod(fake: FakeKube, job_id: int, worker_id: int | None) -> str:
+    """The Pod a dead executor left of the job, its job container ended with exit 0, and its
+    Secret; the Pod's name."""
+    labels = {"multiflexi.job": str(job_id), "multiflexi.worker": str(worker_id or ""),
+              "multiflexi.installation": installation.uid(db.session())}  # fmt: skip
+    name = f"mf-job-{job_id}-old"
+    fake.objects[f"pods/{name}"] = {
+        "metadata": {"name": name, "namespace": "default", "labels": labels},
+        "status": terminated(0),
+    }
+    fake.objects[f"secrets/{name}"] = {"metadata": {"name": name, "labels": labels}}
+    return name
+
+
+def _watch_once(
+    app: Flask, fake: FakeKube, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> list[str]:
+    """One pass of a new executor's engine watch against the fake cluster."""
+    with fake_k8s.serving(fake):
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path)))
+        monkeypatch.setenv("MULTIFLEXI_K8S_NAMESPACE", "default")
+        return EngineWatch(_registered(app), set, 1.0).tick()
+
+
 def test_the_engine_watch_records_a_finished_pod_and_removes_it_with_its_secret(
     app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Its executor died after the Pod's job container ended, before journaling the exit:
     an executor's engine watch records the job from the Pod's exit code (not lost, not run
     again) and deletes the Pod and its Secret, which Kubernetes would keep."""
-    rt = cloud_rt("kubernetes", result_file=False)
-    job_id = _running_under_a_dead_executor(rt)
-    j = job(job_id)
-    labels = {"multiflexi.job": str(job_id), "multiflexi.worker": str(j.worker_id),
-              "multiflexi.installation": installation.uid(db.session())}  # fmt: skip
-    name = f"mf-job-{job_id}-old"
+    job_id = _running_under_a_dead_executor(cloud_rt("kubernetes", result_file=False))
     fake = FakeKube()
-    fake.objects[f"pods/{name}"] = {
-        "metadata": {"name": name, "namespace": "default", "labels": labels},
-        "status": terminated(0),
-    }
-    fake.objects[f"secrets/{name}"] = {"metadata": {"name": name, "labels": labels}}
-    with fake_k8s.serving(fake):
-        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path)))
-        monkeypatch.setenv("MULTIFLEXI_K8S_NAMESPACE", "default")
-        removed = EngineWatch(_registered(app), set, 1.0).tick()
+    name = _ended_pod(fake, job_id, job(job_id).worker_id)
 
-    assert removed == [f"default/{name}"]
+    assert _watch_once(app, fake, monkeypatch, tmp_path) == [f"default/{name}"]
     j = job(job_id)
     assert (j.status, j.exit_code) == (JobStatus.SUCCEEDED.value, 0)
     assert fake.objects == {}
@@ -301,19 +312,11 @@ def test_the_engine_watch_leaves_a_finished_pod_to_the_retry_of_its_lost_job(
     lost.status = JobStatus.LOST.value
     db.session.commit()
     schedule(rt, retry_of=lost)
-    labels = {"multiflexi.job": str(job_id),
-              "multiflexi.installation": installation.uid(db.session())}  # fmt: skip
-    name = f"mf-job-{job_id}-old"
     fake = FakeKube()
-    fake.objects[f"pods/{name}"] = {
-        "metadata": {"name": name, "namespace": "default", "labels": labels},
-        "status": terminated(0),
-    }
-    with fake_k8s.serving(fake):
-        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path)))
-        monkeypatch.setenv("MULTIFLEXI_K8S_NAMESPACE", "default")
-        assert EngineWatch(_registered(app), set, 1.0).tick() == []
-    assert list(fake.objects) == [f"pods/{name}"]
+    name = _ended_pod(fake, job_id, lost.worker_id)
+
+    assert _watch_once(app, fake, monkeypatch, tmp_path) == []
+    assert sorted(fake.objects) == [f"pods/{name}", f"secrets/{name}"]
 
 
 def _registered(app: Flask) -> Runtime:

@@ -6,12 +6,12 @@ the docker SDK speaks (TESTING.md), so both engines share every line of the run.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.executors import container_options, container_user, engine
+from multiflexi_web.executors.active import ActiveRuns
 from multiflexi_web.executors.base import (
     AppInfo,
     AttemptGone,
@@ -32,8 +32,7 @@ class ContainerExecutor:
         self.kind = kind
         self.name = kind.name
         self.description = f"Runs the application's OCI image in a {kind.title} container"
-        self._runs: set[ContainerRun] = set()
-        self._lock = threading.Lock()
+        self._active: ActiveRuns[ContainerRun] = ActiveRuns()
 
     def unusable_reason(self, app: AppInfo) -> str | None:
         if not app.ociimage:
@@ -64,20 +63,11 @@ class ContainerExecutor:
             client = engine.client(self.kind, address)
         except (ValueError, DockerException) as exc:
             return RunResult(None, error=str(exc))
-        run = ContainerRun(client, spec, io, opts, user, address)
-        with self._lock:
-            self._runs.add(run)
-        try:
+        with self._active.running(ContainerRun(client, spec, io, opts, user, address)) as run:
             return run.run()
-        finally:
-            with self._lock:
-                self._runs.discard(run)
 
     def kill_all(self) -> None:
-        with self._lock:
-            runs = list(self._runs)
-        for run in runs:
-            run.kill()
+        self._active.kill_all()
 
     def leftovers(self, installation: str) -> list[Leftover]:
         """Every container this installation started on the engine (by label), if it answers.

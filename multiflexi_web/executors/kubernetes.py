@@ -8,12 +8,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 import time
 from typing import Any
 
 from multiflexi_web.config import ConfigError
 from multiflexi_web.executors import k8s_files
+from multiflexi_web.executors.active import ActiveRuns
 from multiflexi_web.executors.base import (
     AppInfo,
     AttemptGone,
@@ -50,8 +50,7 @@ class KubernetesExecutor:
     description = "Runs the application's OCI image as a one-shot Kubernetes Pod"
 
     def __init__(self) -> None:
-        self._runs: set[PodRun] = set()
-        self._lock = threading.Lock()
+        self._active: ActiveRuns[PodRun] = ActiveRuns()
 
     def unusable_reason(self, app: AppInfo) -> str | None:
         try:
@@ -76,15 +75,9 @@ class KubernetesExecutor:
         if hints.chart:
             note = f"multiflexi: helm chart {hints.chart} is not deployed by this module\n"
             io.output("stderr", note.encode())
-        with client:  # one per job: the exec stream API swaps the client's call_api meanwhile
-            run = PodRun(client, cfg, spec, io, pod)
-            with self._lock:
-                self._runs.add(run)
-            try:
-                return run.run()
-            finally:
-                with self._lock:
-                    self._runs.discard(run)
+        # One client per job: the exec stream API swaps the client's call_api meanwhile.
+        with client, self._active.running(PodRun(client, cfg, spec, io, pod)) as run:
+            return run.run()
 
     # -- EngineModule: availability, leftovers (runner/engines.py), hard stop ----------------------
     def engine_problem(self) -> str | None:
@@ -146,10 +139,7 @@ class KubernetesExecutor:
 
     def kill_all(self) -> None:
         """The daemon's second SIGTERM: every Pod this executor runs deleted at once."""
-        with self._lock:
-            runs = list(self._runs)
-        for run in runs:
-            run.kill()
+        self._active.kill_all()
 
     def clear_attempt(self, spec: JobSpec) -> Cleared:
         """A retry's previous attempt: its Pod (which a killed executor leaves running: nothing
