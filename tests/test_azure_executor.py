@@ -290,7 +290,9 @@ def test_a_retry_deletes_its_previous_attempts_group(arm: FakeArm, tmp_path: Pat
     arm.state = lambda n: ("Running", None, "Running")
     job = spec(tmp_path / "w", installation="ours", previous_attempt=6)
 
-    assert AzureExecutor().clear_attempt(job) == Cleared(("container group mf-job-6-aaa",), None)
+    assert AzureExecutor().clear_attempt(job, RecordingIO()) == Cleared(
+        ("container group mf-job-6-aaa",), None
+    )
 
     assert arm.kinds() == ["POST token", "GET groups", "GET group", "DELETE group"]
     assert arm.one("GET groups").path == f"{GROUPS}/containerGroups"
@@ -304,7 +306,7 @@ def test_a_retry_does_not_start_when_the_groups_cannot_be_listed(
     arm.fail = {"GET groups": 403}
     job = spec(tmp_path / "w", installation="ours", previous_attempt=6)
     with pytest.raises(AttemptGone, match="azure API: 403"):
-        AzureExecutor().clear_attempt(job)
+        AzureExecutor().clear_attempt(job, RecordingIO())
 
 
 def test_a_previous_attempt_whose_container_had_terminated_gives_its_exit_code(
@@ -313,7 +315,15 @@ def test_a_previous_attempt_whose_container_had_terminated_gives_its_exit_code(
     arm.groups["mf-job-6-aaa"] = _group("mf-job-6-aaa", 6, "ours")
     arm.state = lambda n: ("Terminated", 4, "Succeeded")
     job = spec(tmp_path / "w", installation="ours", previous_attempt=6)
-    assert AzureExecutor().clear_attempt(job) == Cleared(("container group mf-job-6-aaa",), 4)
+    handed: list[tuple[RunResult, list[str]]] = []
+
+    class Ending(RecordingIO):
+        def ended(self, result: RunResult) -> None:  # journaled while the group still exists
+            handed.append((result, [c.kind for c in arm.calls if c.method == "DELETE"]))
+
+    cleared = AzureExecutor().clear_attempt(job, Ending())
+    assert cleared == Cleared(("container group mf-job-6-aaa",), 4)
+    assert handed == [(RunResult(4), [])]
     assert arm.groups == {}
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from daemons.runtime import Runtime
 from multiflexi_web.executors import registry
-from multiflexi_web.executors.base import AppInfo, AttemptFence, Cleared, JobSpec
+from multiflexi_web.executors.base import AppInfo, AttemptFence, Cleared, JobSpec, RunResult
 from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, Job, JobStatus, RunTemplate, Worker
@@ -34,6 +34,7 @@ from tests.executor_support import (
     stop,
     wait_for,
 )
+from tests.test_containers import Recorder
 
 DEADLINE = 60.0
 RESULT_SCRIPT = (
@@ -237,10 +238,14 @@ def test_a_retry_removes_its_previous_attempt_and_nothing_of_another_installatio
             app=AppInfo("demo", "/bin/true", engine.image),
             installation=ours, previous_attempt=7,
         )  # fmt: skip
-        assert module.clear_attempt(spec) == Cleared((f"container {previous[:12]}",), None)
+        assert module.clear_attempt(spec, Recorder()) == Cleared(
+            (f"container {previous[:12]}",), None
+        )
         assert _gone(engine, previous)
         assert not _gone(engine, theirs) and not _gone(engine, other_job)
-        assert module.clear_attempt(spec) == Cleared()  # nothing left: the retry may start
+        assert (
+            module.clear_attempt(spec, Recorder()) == Cleared()
+        )  # nothing left: the retry may start
     finally:
         api = docker.DockerClient(base_url=engine.host).api
         for ct in (previous, theirs, other_job):
@@ -290,7 +295,14 @@ def test_a_retry_whose_previous_container_had_ended_records_its_exit_code(
         job_id=9, argv=("/bin/true",), env={}, workdir=tmp_path,
         app=AppInfo("demo", "/bin/true", engine.image), installation=ours, previous_attempt=7,
     )  # fmt: skip
-    assert module.clear_attempt(spec) == Cleared((f"container {ct[:12]}",), 3)
+    handed: list[tuple[RunResult, bool]] = []
+
+    class Ending(Recorder):
+        def ended(self, result: RunResult) -> None:  # journaled while the container exists
+            handed.append((result, _gone(engine, ct)))
+
+    assert module.clear_attempt(spec, Ending()) == Cleared((f"container {ct[:12]}",), 3)
+    assert handed == [(RunResult(3), False)]
     assert _gone(engine, ct)
 
 

@@ -438,7 +438,9 @@ def test_a_retry_deletes_its_previous_attempts_pod_and_waits_until_it_is_gone(
     kube.lingering = 1  # the kubelet takes a moment: listed once more after the delete
     job = spec(tmp_path / "job-9", job_id=9, installation="ours", previous_attempt=7)
 
-    assert KubernetesExecutor().clear_attempt(job) == Cleared(("pod jobs/mf-job-7-aaa",), None)
+    assert KubernetesExecutor().clear_attempt(job, RecordingIO()) == Cleared(
+        ("pod jobs/mf-job-7-aaa",), None
+    )
 
     assert kube.kinds() == [
         "LIST pods", "DELETE pods", "LIST pods", "LIST pods", "LIST secrets", "DELETE secrets",
@@ -458,7 +460,7 @@ def test_a_retry_does_not_start_when_its_previous_attempt_cannot_be_checked(
     kube.fail = {"LIST pods": 403}
     job = spec(tmp_path / "job-9", job_id=9, installation="ours", previous_attempt=7)
     with pytest.raises(AttemptGone, match="kubernetes API: 403 denied by test"):
-        KubernetesExecutor().clear_attempt(job)
+        KubernetesExecutor().clear_attempt(job, RecordingIO())
 
 
 def test_the_pod_and_secret_carry_the_installation(kube: FakeKube, tmp_path: Path) -> None:
@@ -475,7 +477,16 @@ def test_a_previous_attempt_whose_job_container_had_ended_gives_its_exit_code(
     all the same, and its exit code comes back for the retry to record instead of running."""
     kube.objects["pods/mf-job-7-aaa"] = {**_pod("mf-job-7-aaa", 7, "ours"), "status": terminated(0)}
     job = spec(tmp_path / "job-9", job_id=9, installation="ours", previous_attempt=7)
-    assert KubernetesExecutor().clear_attempt(job) == Cleared(("pod jobs/mf-job-7-aaa",), 0)
+    handed: list[tuple[RunResult, list[str]]] = []
+
+    class Ending(RecordingIO):
+        def ended(self, result: RunResult) -> None:  # journaled while the Pod still exists
+            handed.append((result, [c.kind for c in kube.calls if c.method == "DELETE"]))
+
+    io_ = Ending()
+    assert KubernetesExecutor().clear_attempt(job, io_) == Cleared(("pod jobs/mf-job-7-aaa",), 0)
+    assert handed == [(RunResult(0), [])]
+    assert b"job 7's container had ended with exit code 0" in io_.text("stderr")
     assert kube.objects == {}
 
 

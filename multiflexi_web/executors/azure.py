@@ -19,6 +19,7 @@ from multiflexi_web.executors.base import (
     JobIO,
     JobSpec,
     RunResult,
+    previous_ended,
 )
 from multiflexi_web.executors.container_env import container_env, input_files
 from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB
@@ -57,7 +58,7 @@ class AzureExecutor:
         with client:
             return GroupRun(client, cfg, spec, io).run()
 
-    def clear_attempt(self, spec: JobSpec) -> Cleared:
+    def clear_attempt(self, spec: JobSpec, io: JobIO) -> Cleared:
         """A retry's previous attempt: its container group (a killed executor leaves it
         running) deleted, and the deletion waited for, since that is how ACI stops it; with
         the exit code of its container if that had terminated."""
@@ -87,6 +88,8 @@ class AzureExecutor:
                     state = _current_state(group)
                     if code is None and state is not None and state.state == "Terminated":
                         code = None if state.exit_code is None else int(state.exit_code)
+                        if code is not None:
+                            previous_ended(io, spec.previous_attempt, code)
                     poller = client.container_groups.begin_delete(
                         cfg.resource_group, name, **cfg.call_options
                     )

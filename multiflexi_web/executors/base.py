@@ -146,7 +146,21 @@ class AttemptFence(Protocol):
     executor has the module stop and remove what still runs of the attempt it replaces
     (SPEC §16: never start a job whose previous attempt may still be running)."""
 
-    def clear_attempt(self, spec: JobSpec) -> Cleared:
+    def clear_attempt(self, spec: JobSpec, io: JobIO) -> Cleared:
         """Remove every object of `spec.previous_attempt` of `spec.installation` and return
-        once they are gone; raise AttemptGone when that cannot be known."""
+        once they are gone; raise AttemptGone when that cannot be known. If the previous
+        attempt's job container had ended, call `previous_ended(io, ...)` before removing
+        anything: the object is the only record of that exit until the retry journals it."""
         ...
+
+
+def previous_ended(io: JobIO, previous: int, code: int) -> None:
+    """The previous attempt's job container had ended (its executor died before recording
+    it): its exit is the retry's result, handed over (journaled) before the object goes, so an
+    executor killed during the removal leaves the journal entry and no job runs the work again."""
+    note = (
+        f"multiflexi: job {previous}'s container had ended with exit code {code} as its"
+        " executor died: recorded here, not run again\n"
+    )
+    io.output("stderr", note.encode())
+    io.ended(RunResult(code))

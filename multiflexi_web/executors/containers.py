@@ -20,6 +20,7 @@ from multiflexi_web.executors.base import (
     JobSpec,
     Leftover,
     RunResult,
+    previous_ended,
 )
 from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB, LABEL_WORKER
 
@@ -98,7 +99,7 @@ class ContainerExecutor:
 
             remove(engine.client(self.kind, address).api, ref)
 
-    def clear_attempt(self, spec: JobSpec) -> Cleared:
+    def clear_attempt(self, spec: JobSpec, io: JobIO) -> Cleared:
         """A retry's previous attempt: its containers on this host's engine, killed and removed
         (a container of a killed executor keeps running until someone removes it), and the
         exit code of one that had ended."""
@@ -120,6 +121,8 @@ class ContainerExecutor:
             found = [str(c["Id"]) for c in listed]
             ended = [str(c["Id"]) for c in listed if c.get("State") == "exited"]
             code = _exit_code(api, ended[0]) if ended else None
+            if code is not None:
+                previous_ended(io, spec.previous_attempt, code)
             for ref in found:
                 remove(api, ref)
             if api.containers(all=True, filters={"label": labels}):

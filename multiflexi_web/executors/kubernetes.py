@@ -22,6 +22,7 @@ from multiflexi_web.executors.base import (
     JobSpec,
     Leftover,
     RunResult,
+    previous_ended,
 )
 from multiflexi_web.executors.container_env import input_files
 from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_WORKER
@@ -141,7 +142,7 @@ class KubernetesExecutor:
         """The daemon's second SIGTERM: every Pod this executor runs deleted at once."""
         self._active.kill_all()
 
-    def clear_attempt(self, spec: JobSpec) -> Cleared:
+    def clear_attempt(self, spec: JobSpec, io: JobIO) -> Cleared:
         """A retry's previous attempt: its Pod (which a killed executor leaves running: nothing
         in Kubernetes ends a Pod when its creator dies) deleted with the kill grace, waited for
         until the API no longer has it (the kubelet stopped its containers), and its Secret;
@@ -167,6 +168,8 @@ class KubernetesExecutor:
                 pods = [p.metadata.name for p in listed]
                 ended = [s.terminated for p in listed if (s := _main_state(p)) and s.terminated]
                 code = int(ended[0].exit_code) if ended else None
+                if code is not None:
+                    previous_ended(io, spec.previous_attempt, code)
                 for name in pods:
                     _delete_gone_ok(core.delete_namespaced_pod, name, namespace, grace)
                 deadline = time.monotonic() + grace + GONE_WAIT

@@ -338,7 +338,9 @@ class JobRun:
             return None
         try:
             killed = fence.clear(previous, self.cfg.tmp_dir / f"job-{previous}")
-            cleared = module.clear_attempt(spec) if isinstance(module, AttemptFence) else Cleared()
+            cleared = (
+                module.clear_attempt(spec, self) if isinstance(module, AttemptFence) else Cleared()
+            )
         except (fence.LeftoverError, AttemptGone, OSError) as exc:
             return RunResult(None, error=str(exc))
         if killed:
@@ -357,14 +359,9 @@ class JobRun:
                 f"multiflexi: stopped and removed job {previous}'s {', '.join(cleared.removed)}\n"
             )
             self.sink.add("stderr", note.encode())
-        if cleared.exit_code is None:
-            return None
-        note = (
-            f"multiflexi: job {previous}'s container had ended with exit code"
-            f" {cleared.exit_code} as its executor died: recorded here, not run again\n"
-        )
-        self.sink.add("stderr", note.encode())
-        return RunResult(cleared.exit_code)
+        # Its container had ended: the module handed its exit over (executors/base.py
+        # previous_ended) before removing it; the work is not run again.
+        return None if cleared.exit_code is None else RunResult(cleared.exit_code)
 
     def _shown_argv(self, ctx: TemplateContext, env: ResolvedEnv) -> list[str]:
         """The argv as stored and shown: secret values masked (the real one lives only in
