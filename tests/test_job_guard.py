@@ -7,9 +7,12 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 from collections import Counter
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -288,3 +291,56 @@ def test_a_guard_started_on_first_use_exists_only_once_a_group_is_watched(
     finally:
         guard_module.stop()
     assert proc.wait(DEADLINE) == -signal.SIGKILL  # its stop with a live group kills it
+
+
+def test_the_guard_kills_running_containers_and_leaves_exited_ones_over_the_engine_api() -> None:
+    """The exact requests the guard makes of a Docker-API engine when its executor died: a
+    kill for each container; a remove only for those the kill found running (204), not for one
+    that had exited (409: its exit code is the job's result). An engine that cannot be reached
+    costs one attempt, not one per container."""
+    calls: list[tuple[str, str]] = []
+
+    class Engine(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _answer(self, code: int) -> None:
+            calls.append((self.command, self.path))
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            self._answer(204 if "/running1/" in self.path else 409)
+
+        def do_DELETE(self) -> None:
+            self._answer(204)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Engine)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as closed:  # a port nobody listens on: refused at once
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+    try:
+        up = f"tcp://127.0.0.1:{server.server_address[1]}"
+        stopped = guard_module.stop_containers(
+            {"running1": up, "exited1": up, "gone1": unreachable, "gone2": unreachable}
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert stopped == ["running1"]
+    assert calls == [
+        ("POST", "/containers/running1/kill?signal=SIGKILL"),
+        ("DELETE", "/containers/running1?force=1&v=1"),
+        ("POST", "/containers/exited1/kill?signal=SIGKILL"),
+    ]
+
+
+def test_container_messages_are_tracked_and_bad_ones_ignored() -> None:
+    containers: dict[str, str] = {}
+    live: Counter[int] = Counter()
+    for line in (b"c+abc123 unix:///run/docker.sock", b"c+bad/id unix:///x", b"c+nospace",
+                 b"c+def456 tcp://127.0.0.1:2375", b"c-abc123"):  # fmt: skip
+        guard_module.apply(live, line, None, containers)
+    assert containers == {"def456": "tcp://127.0.0.1:2375"} and not live

@@ -148,9 +148,14 @@ def engine_call(address: str, method: str, path: str) -> int:
 def stop_containers(containers: dict[str, str]) -> list[str]:
     """Kill and remove every container still running; those it stopped. An exited one answers
     the kill 409 and stays: its exit code is the job's result (runner/engines.py)."""
-    stopped = []
+    stopped, down = [], set()
     for ct, address in containers.items():
-        if engine_call(address, "POST", f"/containers/{ct}/kill?signal=SIGKILL") == 204:
+        if address in down:
+            continue  # one timeout per engine, not one per container: the guard holds the lock
+        status = engine_call(address, "POST", f"/containers/{ct}/kill?signal=SIGKILL")
+        if status == 0:
+            down.add(address)
+        elif status == 204:
             engine_call(address, "DELETE", f"/containers/{ct}?force=1&v=1")
             stopped.append(ct[:12])
     return stopped
@@ -445,7 +450,7 @@ def forget(pgid: int) -> None:
 
 def watch_container(ct: str, address: str) -> None:
     """A job's container runs on the engine at `address` (no-op without a guard)."""
-    if _current is not None and address and " " not in address:
+    if _current is not None and address.split() == [address]:  # one word: one message line
         _current.watch_container(ct, address)
 
 
