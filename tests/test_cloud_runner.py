@@ -176,8 +176,10 @@ def _retry_with_leftover_pod(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     pod_status: object,
+    retry_executor: str = "kubernetes",
 ) -> tuple[int, int]:
-    """A lost job whose Pod the fake still has (with `pod_status`), and its retry, drained."""
+    """A lost job whose Pod the fake still has (with `pod_status`), and its retry (of the
+    template's module by then: `retry_executor`), drained."""
     rt = cloud_rt("kubernetes", result_file=False)
     [first] = schedule(rt)
     begin_write()
@@ -186,6 +188,9 @@ def _retry_with_leftover_pod(
     for status in (JobStatus.RUNNING, JobStatus.LOST):  # its executor was killed as its Pod ran
         previous.status = status.value
         db.session.commit()
+    begin_write()
+    rt.executor = retry_executor
+    db.session.commit()
     [retry] = schedule(rt, retry_of=previous)
     labels = {
         "multiflexi.job": str(first),
@@ -241,6 +246,25 @@ def test_a_kubernetes_retry_whose_previous_pod_had_ended_records_it_without_runn
     stderr = output_of(retry, "stderr").decode()
     assert f"job {first}'s container had ended with exit code 4" in stderr
     assert "not run again" in stderr
+
+
+def test_a_retry_fences_with_the_module_its_previous_attempt_ran_with(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The template moved from kubernetes to native between the attempts: the native retry's
+    fence still asks the kubernetes module, which finds the old Pod ended (exit 4), so the
+    retry records that and runs nothing."""
+    fake = FakeKube()
+    first, retry = _retry_with_leftover_pod(
+        app, fake, monkeypatch, tmp_path, terminated(4), retry_executor="native"
+    )
+    j = job(retry)
+    assert j.executor == "native"
+    assert (j.status, j.exit_code) == (JobStatus.FAILED.value, 4), j.status_reason
+    assert "POST pods" not in fake.kinds() and fake.objects == {}
+    assert (
+        f"job {first}'s container had ended with exit code 4" in output_of(retry, "stderr").decode()
+    )
 
 
 def _running_under_a_dead_executor(rt: RunTemplate) -> int:

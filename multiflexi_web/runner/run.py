@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.db.raw import driver
@@ -40,7 +40,7 @@ from multiflexi_web.executors.base import (
     RunResult,
 )
 from multiflexi_web.extensions import db
-from multiflexi_web.models import JobStatus
+from multiflexi_web.models import Job, JobStatus
 from multiflexi_web.runner import fence
 from multiflexi_web.runner.lease import Lease
 from multiflexi_web.runner.live_sync import LiveSync
@@ -336,6 +336,7 @@ class JobRun:
         previous = self.job.retry_of
         if previous is None:
             return None
+        module = self._module_of(previous, module)
         try:
             killed = fence.clear(previous, self.cfg.tmp_dir / f"job-{previous}")
             cleared = (
@@ -362,6 +363,25 @@ class JobRun:
         # Its container had ended: the module handed its exit over (executors/base.py
         # previous_ended) before removing it; the work is not run again.
         return None if cleared.exit_code is None else RunResult(cleared.exit_code)
+
+    def _module_of(self, previous: int, mine: ExecutorModule) -> ExecutorModule:
+        """The module the previous attempt ran with: its template's module may have changed
+        since (a retry takes the template's), and its objects are where that one put them."""
+
+        def read() -> str | None:
+            found = db.session.scalar(select(Job.executor).where(Job.id == previous))
+            db.session.commit()  # end the read
+            return found
+
+        name = self.with_retries(read)
+        if name is None or name == mine.name:
+            return mine
+        try:
+            return registry.get(name)
+        except KeyError:  # a module no longer installed here: nothing of it to reach
+            log.warning("action=fence_module_unknown job=%s previous=%s module=%s",
+                        self.job.id, previous, name)  # fmt: skip
+            return mine
 
     def _shown_argv(self, ctx: TemplateContext, env: ResolvedEnv) -> list[str]:
         """The argv as stored and shown: secret values masked (the real one lives only in
