@@ -38,15 +38,21 @@ NEVER_AT_BOOT = (
     "watchdog",
     "prometheus_client",
 )
-# Boots the daemon as its main() does, builds its loop, then lists what it has imported.
+# Boots the daemon as its main() does, builds its loop (the executor: and asks what its engine
+# watch asks), then lists what it has imported.
 PROBE = """
 import sys
 from daemons.runtime import boot
 import daemons.{kind}
 rt = boot("{kind}")
 if "{kind}" == "executor":
+    from multiflexi_web.executors import registry
     from multiflexi_web.runner.pool import Executor
     Executor(rt)
+    # What its engine watch asks each pass (runner/engines.py), on a host with no engine.
+    registry.availability()
+    for module in registry.engine_modules():
+        module.leftovers("probe")
 print(" ".join(sorted(sys.modules)))
 """
 

@@ -92,12 +92,11 @@ class KubernetesExecutor:
         is found by its retry's fence only), with the job container's exit code if it ended. A
         killed executor leaves them, and their Secrets, running or completed: nothing in
         Kubernetes deletes a bare Pod."""
+        if self.engine_problem() is not None:
+            return []  # first: a host without a cluster never loads the client (~30 MiB)
         from kubernetes.client import CoreV1Api
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
-
-        if self.engine_problem() is not None:
-            return []
         try:
             cfg = K8sSettings.load()
             with api_client(cfg) as client:
