@@ -11,10 +11,10 @@ from typing import Any
 
 from multiflexi_web.executors.base import AppInfo, JobSpec
 from multiflexi_web.executors.container_env import container_env
-from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_WORKER
+from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB, LABEL_WORKER
 
 MAIN, KEEPER, MOUNT = "job", "keeper", "/work"
-LABEL = "multiflexi.job"
+LABEL = LABEL_JOB  # the containers' label: one name for a job's objects on every engine
 
 
 def attempt_selector(job_id: int, installation: str) -> str:

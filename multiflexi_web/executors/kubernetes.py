@@ -97,6 +97,7 @@ class KubernetesExecutor:
         from kubernetes.client import CoreV1Api
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
+
         try:
             cfg = K8sSettings.load()
             with api_client(cfg) as client:
