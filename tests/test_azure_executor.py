@@ -91,7 +91,11 @@ def test_a_job_runs_as_a_container_group(arm: FakeArm, tmp_path: Path) -> None:
     assert put.path.startswith(f"{GROUPS}/containerGroups/mf-job-7-")
     body = put.body
     assert body["location"] == "northeurope"
-    assert body["tags"] == {"multiflexi.job": "7", "multiflexi.installation": "ours"}
+    assert body["tags"] == {
+        "multiflexi.job": "7",
+        "multiflexi.worker": "",
+        "multiflexi.installation": "ours",
+    }
     props = body["properties"]
     assert props["restartPolicy"] == "Never" and props["osType"] == "Linux"
     container = props["containers"][0]["properties"]
@@ -338,3 +342,39 @@ def test_the_exit_is_handed_over_before_the_group_is_deleted(arm: FakeArm, tmp_p
     assert result == RunResult(0)
     assert seen == [(0, [])]
     assert arm.kinds()[-1] == "DELETE group"
+
+
+def test_leftovers_list_the_installations_groups_and_read_an_exit_only_when_asked(
+    arm: FakeArm, tmp_path: Path
+) -> None:
+    """One list request per pass (ARM's read quota is per subscription); a group's instance
+    view, with its container's exit code, is read only for a leftover about to be removed."""
+    for name, job_id, inst in (("mf-job-6-aaa", 6, "ours"), ("mf-job-6-bbb", 6, "staging")):
+        arm.groups[name] = _group(name, job_id, inst)
+    arm.groups["mf-job-6-aaa"]["tags"]["multiflexi.worker"] = "3"
+    arm.state = lambda n: ("Terminated", 5, "Succeeded")
+    module = AzureExecutor()
+
+    [found] = module.leftovers("ours")
+
+    assert (found.ref, found.job_id, found.worker_id, found.exit_code) == (
+        "mf-job-6-aaa",
+        6,
+        3,
+        None,
+    )
+    assert arm.kinds() == ["POST token", "GET groups"]
+    assert found.read_exit is not None and found.read_exit() == 5
+    assert arm.kinds()[-1] == "GET group"
+    module.leftovers("ours")  # the next pass signs in no more: its client is kept
+    assert [c.kind for c in arm.calls].count("POST token") == 1
+    module.remove_leftover("mf-job-6-aaa")
+    assert sorted(arm.groups) == ["mf-job-6-bbb"]
+
+
+def test_no_azure_configured_lists_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
+    monkeypatch.setenv("MULTIFLEXI_ENV_FILE", "/nonexistent")
+    module = AzureExecutor()
+    assert module.engine_problem() == "AZURE_SUBSCRIPTION_ID is not set"
+    assert module.leftovers("ours") == []

@@ -145,7 +145,8 @@ def test_an_azure_job_needing_a_result_file_fails_clearly(
     assert j.status_reason == (
         "azure: RESULT_FILE is not supported: Azure Container Instances cannot copy files out"
     )
-    assert fake.calls == []
+    # Nothing made for it (the executor's engine watch only listed the resource group's groups).
+    assert [c.kind for c in fake.calls if c.kind not in ("POST token", "GET groups")] == []
 
 
 def test_saving_a_runtemplate_checks_the_module(
@@ -348,3 +349,25 @@ def _registered(app: Flask) -> Runtime:
     rt = Runtime("executor", app)
     rt.register()
     return rt
+
+
+def test_the_engine_watch_records_a_finished_azure_group_and_deletes_it(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for Pods: the group of a job under a dead executor, its container terminated (exit 3),
+    has the job recorded from that code, then is deleted."""
+    job_id = _running_under_a_dead_executor(cloud_rt("azure", result_file=False))
+    fake = fake_arm.FakeArm(state=lambda n: ("Terminated", 3, "Succeeded"))
+    tags = {"multiflexi.job": str(job_id), "multiflexi.worker": str(job(job_id).worker_id),
+            "multiflexi.installation": installation.uid(db.session())}  # fmt: skip
+    name = f"mf-job-{job_id}-old"
+    container = {"name": "job", "properties": {"image": "example.org/demo:1",
+                 "resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}}}}  # fmt: skip
+    fake.groups[name] = {"name": name, "location": "westeurope", "tags": tags,
+                         "properties": {"containers": [container], "osType": "Linux"}}  # fmt: skip
+    with fake_arm.serving(fake):
+        azure_env(monkeypatch, fake.url)
+        assert EngineWatch(_registered(app), set, 1.0).tick() == [name]
+    j = job(job_id)
+    assert (j.status, j.exit_code) == (JobStatus.FAILED.value, 3)
+    assert fake.groups == {}

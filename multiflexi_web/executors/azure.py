@@ -5,12 +5,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 import time
 from typing import Any
 
 from multiflexi_web.config import ConfigError
+from multiflexi_web.executors.active import ActiveRuns
 from multiflexi_web.executors.azure_auth import AzureSettings, credential
 from multiflexi_web.executors.base import (
     AppInfo,
@@ -18,11 +20,12 @@ from multiflexi_web.executors.base import (
     Cleared,
     JobIO,
     JobSpec,
+    Leftover,
     RunResult,
     previous_ended,
 )
 from multiflexi_web.executors.container_env import container_env, input_files
-from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB
+from multiflexi_web.executors.container_labels import LABEL_INSTALLATION, LABEL_JOB, LABEL_WORKER
 
 log = logging.getLogger("multiflexi.executor.azure")
 CONTAINER = "job"
@@ -35,6 +38,11 @@ ENDED = frozenset({"Succeeded", "Failed", "Stopped"})  # a group's instance-view
 class AzureExecutor:
     name = "azure"
     description = "Runs the application's OCI image in Azure Container Instances"
+
+    def __init__(self) -> None:
+        self._active: ActiveRuns[GroupRun] = ActiveRuns()
+        # The engine watch's client, kept: a new one per pass would sign in again each time.
+        self._sweeper: tuple[AzureSettings, Any] | None = None
 
     def unusable_reason(self, app: AppInfo) -> str | None:
         if not app.ociimage:
@@ -55,8 +63,84 @@ class AzureExecutor:
             client = _client(cfg)
         except ConfigError as exc:
             return RunResult(None, error=f"azure: {exc}")
-        with client:
-            return GroupRun(client, cfg, spec, io).run()
+        with client, self._active.running(GroupRun(client, cfg, spec, io)) as run:
+            return run.run()
+
+    # -- EngineModule: availability, leftovers (runner/engines.py), hard stop ----------------------
+    def engine_problem(self) -> str | None:
+        """Not configured here (the subscription and resource group); credentials are checked
+        by their first use."""
+        try:
+            AzureSettings.load()
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
+    def leftovers(self, installation: str) -> list[Leftover]:
+        """This installation's container groups in the resource group, one list request; the
+        exit code of one about to be removed is read then (a list omits instance views)."""
+        if self.engine_problem() is not None:
+            return []  # first: a host without Azure never loads its SDK
+        from azure.core.exceptions import AzureError
+
+        try:
+            cfg, client = self._sweep_client()
+            groups = list(
+                client.container_groups.list_by_resource_group(
+                    cfg.resource_group, **cfg.call_options
+                )
+            )
+        except (AzureError, ConfigError) as exc:
+            log.warning("action=aci_leftovers_failed error=%s", _message(exc))
+            return []
+        found = []
+        for g in groups:
+            tags = g.tags or {}
+            job, worker = str(tags.get(LABEL_JOB, "")), str(tags.get(LABEL_WORKER, ""))
+            if tags.get(LABEL_INSTALLATION) != installation or not job.isdigit():
+                continue
+            found.append(Leftover(
+                g.name, int(job), int(worker) if worker.isdigit() else None,
+                read_exit=functools.partial(self._exit_code, g.name),
+            ))  # fmt: skip
+        return found
+
+    def _exit_code(self, name: str) -> int | None:
+        from azure.core.exceptions import AzureError
+
+        try:
+            cfg, client = self._sweep_client()
+            group = client.container_groups.get(cfg.resource_group, name, **cfg.call_options)
+        except (AzureError, ConfigError):
+            return None
+        state = _current_state(group)
+        if state is None or state.state != "Terminated" or state.exit_code is None:
+            return None
+        return int(state.exit_code)
+
+    def remove_leftover(self, ref: str) -> None:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            cfg, client = self._sweep_client()
+            poller = client.container_groups.begin_delete(
+                cfg.resource_group, ref, **cfg.call_options
+            )
+            poller.wait(DELETE_WAIT)
+        except ResourceNotFoundError:
+            pass
+        except (AzureError, ConfigError) as exc:
+            log.warning("action=aci_delete_failed group=%s error=%s", ref, _message(exc))
+
+    def kill_all(self) -> None:
+        """The daemon's second SIGTERM: every group this executor runs deleted at once."""
+        self._active.kill_all()
+
+    def _sweep_client(self) -> tuple[AzureSettings, Any]:
+        cfg = AzureSettings.load()
+        if self._sweeper is None or self._sweeper[0] != cfg:
+            self._sweeper = (cfg, _client(cfg))
+        return self._sweeper
 
     def clear_attempt(self, spec: JobSpec, io: JobIO) -> Cleared:
         """A retry's previous attempt: its container group (a killed executor leaves it
@@ -141,7 +225,11 @@ def group_body(spec: JobSpec, cfg: AzureSettings) -> Any:
         environment_variables=env,
         resources=resources,
     )
-    tags = {LABEL_JOB: str(spec.job_id), LABEL_INSTALLATION: spec.installation}
+    tags = {
+        LABEL_JOB: str(spec.job_id),
+        LABEL_WORKER: str(spec.worker_id or ""),
+        LABEL_INSTALLATION: spec.installation,
+    }
     return m.ContainerGroup(
         location=cfg.location,
         containers=[container],
@@ -243,6 +331,10 @@ class GroupRun:
         if new:
             self.io.output("stdout", new.encode())
         self.logged = content
+
+    def kill(self) -> None:
+        """No grace (the daemon's second SIGTERM): deleting the group is how ACI stops it."""
+        self._delete()
 
     def _delete(self) -> None:
         from azure.core.exceptions import AzureError, ResourceNotFoundError

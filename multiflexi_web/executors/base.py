@@ -3,7 +3,7 @@ touch the database; the executor daemon translates between them and the job rows
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -104,6 +104,9 @@ class Leftover:
     job_id: int
     worker_id: int | None
     exit_code: int | None = None  # it ended with this (None: still running, or not known)
+    # Reads the exit code when the listing has none (a request per object: asked only for a
+    # leftover about to be removed); None: exit_code is all there is to know.
+    read_exit: Callable[[], int | None] | None = field(default=None, compare=False)
 
 
 @runtime_checkable

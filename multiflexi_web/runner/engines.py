@@ -11,8 +11,7 @@ Only this installation's containers (by label): another's on a shared engine are
 A container that ended while its job is still running under a dead executor (killed after the
 container's exit, before journaling it) has its job recorded from the engine's exit code first;
 one whose job was already reaped as lost, with a retry waiting, is left for that retry's fence.
-Kubernetes Pods are swept the same way (their Secrets with them); Azure groups are not listed
-(a retry's fence finds them).
+Kubernetes Pods (their Secrets with them) and Azure container groups are swept the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -92,7 +92,8 @@ class EngineWatch:
             self.installation = installation.uid(db.session())
         for module in registry.engine_modules():
             found = module.leftovers(self.installation)
-            old = stale(found, self.host.worker_id, self.mine(), self.host.settings.lost_after)
+            mine, lost_after = self.mine(), self.host.settings.lost_after
+            old = [_with_exit(lo) for lo in stale(found, self.host.worker_id, mine, lost_after)]
             evidence = retried_soon({lo.job_id for lo in old if lo.exit_code is not None})
             for lo in old:
                 if lo.exit_code is not None and lo.job_id in evidence:
@@ -132,6 +133,13 @@ def stale(
         for lo in candidates
         if lo.job_id not in running or running[lo.job_id] == me or running[lo.job_id] not in live
     ]
+
+
+def _with_exit(lo: Leftover) -> Leftover:
+    """Its exit code read now if the listing had none (only leftovers about to go are asked)."""
+    if lo.exit_code is None and lo.read_exit is not None:
+        return replace(lo, exit_code=lo.read_exit())
+    return lo
 
 
 def retried_soon(job_ids: set[int]) -> set[int]:
