@@ -38,7 +38,11 @@ def _logs_on_failure(tmp_path: Path) -> Iterator[None]:
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 PG_ONLY = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-FAST = {"MULTIFLEXI_LOST_AFTER": "2", "MULTIFLEXI_KILL_GRACE": "1", "MULTIFLEXI_STOP_GRACE": "1"}
+# An executor whose jobs must not be stopped by its lease fence (LOST_AFTER x 0.75 without a
+# committed beat): 30 s, which no loaded host's commit stall reaches. Only an executor that
+# must judge another one dead soon (a rescuer) runs with the short LOST_AFTER.
+STEADY = {"MULTIFLEXI_LOST_AFTER": "30", "MULTIFLEXI_KILL_GRACE": "1", "MULTIFLEXI_STOP_GRACE": "1"}
+FAST = {**STEADY, "MULTIFLEXI_LOST_AFTER": "2"}
 # Deadlines only: a busy machine may be slow, so tests wait this long for an outcome and assert
 # the outcome (which status, which reason), never how long it took.
 DEADLINE = 60
@@ -63,7 +67,7 @@ def test_sigterm_lets_short_jobs_finish_and_stops_long_ones(
     short = shell_rt(f"{gate.wait_script()}; echo done")
     long = shell_rt("echo started; sleep 600")  # never ends by itself within the test
     [short_id], [long_id] = schedule(short), schedule(long)
-    proc = start_daemon(db_url, tmp_path, **{**FAST, "MULTIFLEXI_STOP_GRACE": "5"})
+    proc = start_daemon(db_url, tmp_path, **{**STEADY, "MULTIFLEXI_STOP_GRACE": "5"})
     try:
         # A pid is recorded once the job's process runs: a job merely claimed would be given
         # back to the queue by the stop, not stopped (test_sigterm_gives_back_...).
@@ -99,7 +103,7 @@ def test_sigterm_gives_back_the_jobs_claimed_ahead(app: Flask, db_url: str, tmp_
     """Short jobs get their successors claimed ahead; a stop returns those to the queue (not
     lost, not run twice), and the next executor runs them."""
     ids = schedule(shell_rt("echo $MULTIFLEXI_JOB_ID", overlap_policy="allow"), 400)
-    proc = start_daemon(db_url, tmp_path, **FAST)
+    proc = start_daemon(db_url, tmp_path, **STEADY)
     try:
         wait_for(lambda: _counts(ids).get("succeeded", 0) >= 40, DEADLINE, "40 jobs done")
         proc.send_signal(signal.SIGTERM)
@@ -111,7 +115,7 @@ def test_sigterm_gives_back_the_jobs_claimed_ahead(app: Flask, db_url: str, tmp_
     assert left.get("scheduled"), f"the stop came too late to test anything: {left}"
     db.session.rollback()
     assert not db.session.scalar(select(Job.worker_id).where(Job.status == "scheduled").limit(1))
-    rest = start_daemon(db_url, tmp_path, "--drain", **FAST)
+    rest = start_daemon(db_url, tmp_path, "--drain", **STEADY)
     assert rest.wait(2 * DEADLINE) == 0
     assert _counts(ids) == {"succeeded": 400}
     for job_id in ids[::50]:
@@ -157,7 +161,7 @@ def test_kill_9_leaves_the_job_lost_and_a_retry_planned(
 ) -> None:
     rt = shell_rt("sleep 60", max_attempts=2, retry_min_gap=3600)
     [job_id] = schedule(rt)
-    first = start_daemon(db_url, tmp_path, **FAST, log_name="first")
+    first = start_daemon(db_url, tmp_path, **STEADY, log_name="first")
     try:
         wait_for(lambda: job(job_id).pid is not None, DEADLINE, "the job's pid recorded")
         pid = job(job_id).pid
@@ -183,7 +187,7 @@ def test_cancel_and_timeout_kill_the_process_group(app: Flask, db_url: str, tmp_
     script = "sleep 60 & echo $!; sleep 60"
     cancelled_rt, timed_rt = shell_rt(script), shell_rt(script, timeout=1)
     [cancel_id], [timeout_id] = schedule(cancelled_rt), schedule(timed_rt)
-    proc = start_daemon(db_url, tmp_path, **FAST)
+    proc = start_daemon(db_url, tmp_path, **STEADY)
     try:
         wait_for(lambda: output_of(cancel_id) != b"", DEADLINE, "the job's output")
         assert cancel(cancel_id) == "cancel requested"

@@ -171,7 +171,9 @@ def test_the_guard_reads_a_signalled_jobs_status() -> None:
     assert guard_module.exit_status(proc.pid) is None
 
 
-FAST = {"MULTIFLEXI_LOST_AFTER": "2", "MULTIFLEXI_KILL_GRACE": "1", "MULTIFLEXI_STOP_GRACE": "1"}
+# LOST_AFTER long enough that no loaded host's commit stall lets the lease fence stop a job
+# (nothing here waits for a dead executor to be judged: replay needs no LOST_AFTER).
+FAST = {"MULTIFLEXI_LOST_AFTER": "30", "MULTIFLEXI_KILL_GRACE": "1", "MULTIFLEXI_STOP_GRACE": "1"}
 
 
 @pytest.mark.slow
