@@ -81,10 +81,40 @@ def test_a_dead_executors_guard_writes_the_exits_it_saw_and_only_those(
         for proc in (ok, failed, running):
             proc.wait()
     assert running.returncode == -9  # killed, and not a witnessed exit
-    lines = sorted(exits_path(journaled.path).read_text().splitlines())
-    assert lines == ["41 0", "42 3"]
+    lines = set(exits_path(journaled.path).read_text().splitlines())
+    # A log: 44, reaped after its exit entry, is there with its `-` if the guard saw it end.
+    assert lines - {"+44 0", "-44"} == {"+41 0", "+42 3"} and ("+44 0" in lines) == ("-44" in lines)
     [orphan] = journal.orphans(journaled.path.parent, None)  # the guard let go of it
     assert orphan.exits() == {41: 0, 42: 3}
+    orphan.release()
+
+
+def test_an_exit_is_on_record_even_if_the_guard_is_killed_with_its_executor(
+    journaled: Journal,
+) -> None:
+    """systemd's KillMode=mixed SIGKILLs what is left of the unit once the executor died, the
+    guard included, and an OOM kill may take both: the guard logs each status the moment it
+    reads it, so nothing is left for its last moments."""
+    ended = _job(["sh", "-c", "exit 5"])
+    g = Guard(journaled.path, journaled.fd)
+    try:
+        g.watch(ended.pid, 51)
+        wait_for(
+            lambda: (
+                exits_path(journaled.path).exists()
+                and exits_path(journaled.path).read_text() == "+51 5\n"
+            ),
+            DEADLINE,
+            "the guard logging the exit",
+        )
+        g.proc.kill()  # with the executor: no chance to write anything more
+        g.proc.wait(DEADLINE)
+        os.close(journaled.fd)
+    finally:
+        os.close(g.fd)
+        ended.wait()
+    [orphan] = journal.orphans(journaled.path.parent, None)
+    assert orphan.exits() == {51: 5}
     orphan.release()
 
 

@@ -10,10 +10,12 @@ kills nothing then. Per job the executor pays two small pipe writes, nothing mor
 It is also the witness of the jobs' exits (`+<pgid>:<job id>`, executor only). The executor reaps
 a job's process only once its exit is journaled, so the guard, woken by the process's pidfd,
 finds it a zombie and reads its exit status from /proc; `-<pgid>` (reaped, journaled) forgets
-it. If the executor dies in between, the guard writes the statuses it holds to the executor's
-`.exits` file beside its journal, whose lock it shares (an inherited descriptor) until it has:
-the replay then records those jobs from their status instead of reaping them and running them
-again (docs/architecture.md, "Finishes are never dropped").
+it. Each status is appended to the executor's `.exits` file beside its journal the moment it is
+read (`+<job> <code>`, and `-<job>` once forgotten; emptied whenever nothing is pending), so
+it is on record even if the guard is killed with its executor (systemd's KillMode=mixed, an
+OOM kill of the group). The guard shares the journal's lock (an inherited descriptor) until it
+exits: the replay then records those jobs from their status instead of reaping them and running
+them again (docs/architecture.md, "Finishes are never dropped").
 
 Containers (docker and podman jobs) are not in the executor's process tree: `c+<id> <engine>`
 and `c-<id>` tell the guard which run. When the executor dies, the guard kills each one still
@@ -195,6 +197,7 @@ class Witness:
         self.path, self.sel = path, sel
         self.watched: dict[int, tuple[int, int]] = {}  # pgid -> (job id, pidfd)
         self.ended: dict[int, tuple[int, int]] = {}  # pgid -> (job id, exit code)
+        self.fd: int | None = None  # the .exits log, open once something was written
 
     def watch(self, pgid: int, job: int) -> None:
         self._drop(pgid)  # a pgid reused before the `-` of its last job: that one is reaped
@@ -206,8 +209,21 @@ class Witness:
         self.sel.register(pidfd, selectors.EVENT_READ, pgid)
 
     def forget(self, pgid: int) -> None:
-        self.ended.pop(pgid, None)
+        gone = self.ended.pop(pgid, None)
         self._drop(pgid)
+        if gone is not None:
+            self._log(f"-{gone[0]}\n")
+
+    def _log(self, line: str) -> None:
+        """One line appended by one write (a kill cannot leave half of it), or the log emptied
+        when nothing is pending; not fsync'd (the page cache outlives a killed process, as for
+        the journal), except at the guard's exit."""
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if self.ended:
+            os.write(self.fd, line.encode())
+        else:
+            os.ftruncate(self.fd, 0)
 
     def seen_exit(self, pgid: int) -> None:
         """Its pidfd is readable: the process ended (a zombie until the executor journals it)."""
@@ -217,6 +233,7 @@ class Witness:
         code = exit_status(pgid)
         if code is not None:
             self.ended[pgid] = (job, code)
+            self._log(f"+{job} {code}\n")
         self._drop(pgid)
 
     def sweep(self) -> None:
@@ -226,15 +243,16 @@ class Witness:
                 self.seen_exit(pgid)
 
     def write(self) -> None:
-        if not self.ended:
+        """The executor is gone: the log made durable, or removed if nothing is pending."""
+        if self.fd is None:
             return
-        lines = "".join(f"{job} {code}\n" for job, code in self.ended.values())
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, lines.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if not self.ended:
+            os.close(self.fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            return
+        os.fsync(self.fd)
+        os.close(self.fd)
         print(f"daemon=guard action=exits_witnessed jobs={len(self.ended)}", file=sys.stderr)
 
     def _drop(self, pgid: int) -> None:

@@ -135,15 +135,22 @@ class Orphan:
 
     def exits(self) -> dict[int, int]:
         """Job id -> exit code of the jobs its guard saw end and its executor had not yet
-        journaled (runner/guard.py); empty when the executor died with none such."""
+        journaled (runner/guard.py); empty when the executor died with none such. The file is
+        a log: `+<job> <code>` when the guard saw an exit, `-<job>` when the executor reaped it
+        (a line without a sign is a `+`)."""
         found: dict[int, int] = {}
         try:
             text = self.path.with_suffix(".exits").read_text()
         except FileNotFoundError:
             return found
         for line in text.splitlines():
-            job, _, code = line.partition(" ")
-            if job.isdigit() and code.lstrip("-").isdigit():
+            sign, rest = (line[:1], line[1:]) if line[:1] in ("+", "-") else ("+", line)
+            job, _, code = rest.partition(" ")
+            if not job.isdigit():
+                continue
+            if sign == "-":
+                found.pop(int(job), None)
+            elif code.lstrip("-").isdigit():
                 found[int(job)] = int(code)
         return found
 
