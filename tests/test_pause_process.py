@@ -28,9 +28,9 @@ from tests.test_executor_process import _counts
 
 pytestmark = pytest.mark.slow
 
-# LOST_AFTER long enough that no loaded host's commit stall lets the lease fence stop a job
-# (nothing here waits for a dead executor to be judged: replay needs no LOST_AFTER).
-FAST = {"MULTIFLEXI_LOST_AFTER": "30", "MULTIFLEXI_KILL_GRACE": "1", "MULTIFLEXI_STOP_GRACE": "1"}
+# A short LOST_AFTER for its short heartbeat (LOST_AFTER / 6): an executor reads a drain request
+# with its beat, and these tests need it read within a fraction of a second.
+FAST = {"MULTIFLEXI_LOST_AFTER": "2", "MULTIFLEXI_KILL_GRACE": "1", "MULTIFLEXI_STOP_GRACE": "1"}
 DEADLINE = 60  # a deadline only: the outcome is asserted, never how long it took
 
 
