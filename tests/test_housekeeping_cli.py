@@ -10,7 +10,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select, update
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import AuditLog, Company, Job, JobStatus, Role, utcnow
+from multiflexi_web.models import AuditLog, Company, Installation, Job, JobStatus, Role, utcnow
 from tests.factories import (
     add_member,
     client_for,
@@ -108,3 +108,19 @@ def test_dashboard_shows_storage_figures(app: Flask) -> None:
     add_member(viewer, make_company(), Role.VIEWER)
     html = client_for(app, viewer).get("/").get_data(as_text=True)
     assert "Database size" not in html and "0 files, 0 B" in html
+
+
+def test_installation_prints_the_uid_its_engine_objects_carry(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    shown = _json(runner, "installation")
+    uid = db.session.scalar(select(Installation.uid))
+    assert uid is not None and len(uid) == 32
+    assert shown == {"uid": uid, "label": f"multiflexi.installation={uid}"}
+    assert _json(runner, "installation") == shown  # made once, then the same
+    assert runner.invoke(args=["installation"]).output.split() == [
+        "uid",
+        uid,
+        "label",
+        f"multiflexi.installation={uid}",
+    ]

@@ -35,7 +35,7 @@ def _feature_groups() -> list[click.Command]:
     from multiflexi_web.cli.actions import action_group
     from multiflexi_web.cli.actions import attach as attach_action_commands
     from multiflexi_web.cli.apps import app_group, credproto_group
-    from multiflexi_web.cli.housekeeping import prune_command, worker_group
+    from multiflexi_web.cli.housekeeping import installation_command, prune_command, worker_group
     from multiflexi_web.cli.jobs import artifact_group, job_group
     from multiflexi_web.cli.runtemplates import runtemplate_group
 
@@ -43,7 +43,7 @@ def _feature_groups() -> list[click.Command]:
     from multiflexi_web.cli.upstream import upstream_group
 
     groups: list[click.Command] = [app_group, credproto_group, job_group, artifact_group]
-    groups += [action_group, upstream_group, prune_command, worker_group]
+    groups += [action_group, upstream_group, prune_command, worker_group, installation_command]
     from multiflexi_web.cli.operations import attach as attach_operations
 
     groups += attach_operations(runtemplate_group, job_group)  # job retry, backfill, sla

@@ -1,4 +1,5 @@
-"""`multiflexi prune` and `multiflexi worker list`: the operator's view of storage and daemons."""
+"""`multiflexi prune`, `worker list` and `installation`: the operator's view of storage, daemons
+and what this installation's engine objects are labelled with."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import click
 
 from multiflexi_web.cli.common import emit, format_option
 from multiflexi_web.db.engine import begin_write
+from multiflexi_web.executors.container_labels import LABEL_INSTALLATION
 from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
-from multiflexi_web.services import audit, settings
+from multiflexi_web.services import audit, installation, settings
 from multiflexi_web.services.housekeeping.figures import human_bytes
 from multiflexi_web.services.housekeeping.prune import prune
 from multiflexi_web.views.queries.operations import workers_with_running
@@ -75,3 +77,12 @@ def worker_list(show_all: bool, fmt: str) -> None:
         if show_all or w.stopped_at is None
     ]
     emit(rows, fmt, WORKER_COLUMNS)
+
+
+@click.command("installation")
+@format_option
+def installation_command(fmt: str) -> None:
+    """This installation's uid: the label on every container, Pod and container group it starts
+    (e.g. `docker ps --filter label=multiflexi.installation=UID`)."""
+    uid = installation.uid(db.session())
+    emit({"uid": uid, "label": f"{LABEL_INSTALLATION}={uid}"}, fmt, [])
