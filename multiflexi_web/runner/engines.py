@@ -46,7 +46,7 @@ class EngineWatch:
     def __init__(self, host: Host, mine: Callable[[], set[int]], every: float) -> None:
         self.host, self.mine, self.every = host, mine, every
         self.reported: dict[str, object] | None = None
-        self.installation: str | None = None  # read at the first tick
+        self.installation: str | None = None  # given by the pool, else read at the first tick
 
     def start(self, closed: threading.Event) -> threading.Thread:
         def loop() -> None:

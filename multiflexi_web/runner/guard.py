@@ -367,7 +367,7 @@ class Guard:
     def watch_container(self, ct: str, address: str) -> None:
         with self.lock:
             self.containers[ct] = address
-            self._write(b"c+%s %s\n" % (ct.encode(), address.encode()))
+            self._write(_container_message(ct, address))
 
     def forget_container(self, ct: str) -> None:
         with self.lock:
@@ -375,6 +375,7 @@ class Guard:
                 self._write(b"c-%s\n" % ct.encode())
 
     def _write(self, message: bytes) -> None:
+        """Under self.lock."""
         if self.closed:
             return
         try:
@@ -391,10 +392,7 @@ class Guard:
                 self.jobs[pgid] = job
             elif not self.live[pgid]:
                 self.jobs.pop(pgid, None)
-            try:
-                os.write(self.fd, _message(op, pgid, job))
-            except OSError as exc:
-                self._respawn(exc)
+            self._write(_message(op, pgid, job))
 
     def _respawn(self, exc: OSError) -> None:
         """The guard died (it never exits on its own): a new one learns every live group."""
@@ -405,7 +403,7 @@ class Guard:
         self.proc, self.fd = self._spawn()
         lines = b"".join(
             _message(b"+", p, self.jobs.get(p)) for p, n in self.live.items() for _ in range(n)
-        ) + b"".join(b"c+%s %s\n" % (c.encode(), a.encode()) for c, a in self.containers.items())
+        ) + b"".join(_container_message(c, a) for c, a in self.containers.items())
         if lines:
             os.write(self.fd, lines)
 
@@ -418,6 +416,10 @@ class Guard:
             return self.proc.wait(STOP_WAIT)
         except subprocess.TimeoutExpired:
             return None
+
+
+def _container_message(ct: str, address: str) -> bytes:
+    return b"c+%s %s\n" % (ct.encode(), address.encode())
 
 
 def _message(op: bytes, pgid: int, job: int | None) -> bytes:

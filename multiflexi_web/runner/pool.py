@@ -254,8 +254,9 @@ class Executor:
     # -- the loop -------------------------------------------------------------------------------
     def serve(self) -> int:
         start_listener(self.s.database_url, jobs.NOTIFY_CHANNEL, self.wake, self.closed)
-        # Whose engine objects ours are (labelled on them, fenced by them): read once.
-        self.run_settings = replace(self.run_settings, installation=self._installation())
+        # Whose engine objects ours are (labelled on them, fenced and swept by them): read once.
+        uid = self.engines.installation = self._installation()
+        self.run_settings = replace(self.run_settings, installation=uid)
         replayed = self.rt.retry_db(self.reaper.replay_journals)  # before any claim
         if replayed:
             self.rt.log("journal_replayed", entries=replayed)
