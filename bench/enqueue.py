@@ -1,11 +1,14 @@
-"""Enqueue rate from one caller: jobs.enqueue + commit one at a time against its floor.
+"""Enqueue rate from one caller: jobs.enqueue + commit, and jobs.submit, one at a time against
+their floors.
 
     python bench/enqueue.py [--db sqlite postgresql] [--jobs 2000] [--batch 500] [--rounds 3]
 
 The floor is the same database's bare driver (psycopg / sqlite3) inserting a comparable job row
-(`INSERT … RETURNING id`, the same table and indexes) and committing, one row per transaction:
-nothing can enqueue one by one faster with durable commits. Each round times the floor and
-`jobs.enqueue` + commit back to back; the medians over the rounds and their ratio are printed,
+(`INSERT … RETURNING id`, the same table and indexes) and committing, one row per transaction
+(BEGIN, INSERT, COMMIT). `jobs.submit` commits its one job on its own, a single statement in
+autocommit (one round trip on PostgreSQL), so its floor is the bare driver's INSERT in
+autocommit (`floor, autocommit`). Each round times the floors, `jobs.enqueue` + commit and
+`jobs.submit` back to back; the medians over the rounds and the ratios are printed,
 with the CPU this process spent per job and the SQL statements per job (counted at the driver's
 connection, BEGIN and COMMIT included; on PostgreSQL each is a round trip, and so is the portal
 pool's pre-ping, counted too). The caller's pool is the
@@ -114,6 +117,14 @@ def one_by_one(rt: RunTemplate, n: int, seen: list[int]) -> Timed:
     return timed(n, seen, body)
 
 
+def submitted(rt_id: int, n: int, seen: list[int]) -> Timed:
+    def body() -> None:
+        for _ in range(n):
+            jobs.submit(rt_id, schedule_type="adhoc-cli")
+
+    return timed(n, seen, body)
+
+
 def in_batches(rt: RunTemplate, n: int, batch: int, seen: list[int]) -> Timed:
     def body() -> None:
         for done in range(0, n, batch):
@@ -123,26 +134,28 @@ def in_batches(rt: RunTemplate, n: int, batch: int, seen: list[int]) -> Timed:
     return timed(n, seen, body)
 
 
-def floor(url: str, row: tuple[Any, ...], n: int) -> Timed:
-    """The bare driver, one comparable job row per transaction (statements: 3 on both)."""
+def floor(url: str, row: tuple[Any, ...], n: int, *, autocommit: bool = False) -> Timed:
+    """The bare driver, one comparable job row per transaction (statements: 3 on both), or
+    with `autocommit` the INSERT alone, its own transaction (1 statement: submit's floor)."""
     if url.startswith("sqlite"):
-        return _floor_sqlite(url.removeprefix("sqlite:///"), row, n)
-    return _floor_pg(libpq_url(url), row, n)
+        return _floor_sqlite(url.removeprefix("sqlite:///"), row, n, autocommit)
+    return _floor_pg(libpq_url(url), row, n, autocommit)
 
 
-def _floor_pg(url: str, row: tuple[Any, ...], n: int) -> Timed:
-    with psycopg.connect(url) as conn:
+def _floor_pg(url: str, row: tuple[Any, ...], n: int, autocommit: bool) -> Timed:
+    with psycopg.connect(url, autocommit=autocommit) as conn:
 
         def body() -> None:
             for _ in range(n):
                 now = utcnow()
                 conn.execute(FLOOR_PG, (*row, now, 1, False, 0, 0, 0, 0, 0, now)).fetchone()
-                conn.commit()
+                if not autocommit:
+                    conn.commit()
 
-        return (*timed(n, [0], body)[:2], 3.0)
+        return (*timed(n, [0], body)[:2], 1.0 if autocommit else 3.0)
 
 
-def _floor_sqlite(path: str, row: tuple[Any, ...], n: int) -> Timed:
+def _floor_sqlite(path: str, row: tuple[Any, ...], n: int, autocommit: bool) -> Timed:
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
         conn.execute(f"PRAGMA {pragma}")  # as the app's connections (db/engine.py)
@@ -150,12 +163,14 @@ def _floor_sqlite(path: str, row: tuple[Any, ...], n: int) -> Timed:
     def body() -> None:
         for _ in range(n):
             now = utcnow().replace(tzinfo=None).isoformat(" ")
-            conn.execute("BEGIN IMMEDIATE")
+            if not autocommit:
+                conn.execute("BEGIN IMMEDIATE")
             conn.execute(FLOOR_SQLITE, (*row, now, 1, False, 0, 0, 0, 0, 0, now)).fetchone()
-            conn.execute("COMMIT")
+            if not autocommit:
+                conn.execute("COMMIT")
 
     try:
-        return (*timed(n, [0], body)[:2], 3.0)
+        return (*timed(n, [0], body)[:2], 1.0 if autocommit else 3.0)
     finally:
         conn.close()
 
@@ -179,7 +194,12 @@ def bench_app(url: str, *, pre_ping: bool) -> Iterator[Flask]:
 
 
 def run(kind: str, n: int, batch: int, rounds: int) -> list[tuple[str, Timed]]:
-    timings: dict[str, list[Timed]] = {"floor (bare driver)": [], "one by one": []}
+    timings: dict[str, list[Timed]] = {
+        "floor (bare driver)": [],
+        "one by one": [],
+        "floor, autocommit": [],
+        "submit, one by one": [],
+    }
     with scratch_database(kind) as url:
         with bench_app(url, pre_ping=False):
             seen = count_statements()
@@ -187,10 +207,15 @@ def run(kind: str, n: int, batch: int, rounds: int) -> list[tuple[str, Timed]]:
             jobs.enqueue(rt, schedule_type="adhoc-cli")  # warm: statements compiled, pool open
             row = (rt.id, rt.company_id, rt.application_id, "native", None, "scheduled")
             db.session.commit()  # SQLite: the floor's writes must not meet our read snapshot
+            jobs.submit(row[0], schedule_type="adhoc-cli")  # no read of the expired rt
             floor(url, (*row, "adhoc-cli"), 50)
             for _ in range(rounds):  # back to back, so both see the same machine
                 timings["floor (bare driver)"].append(floor(url, (*row, "adhoc-cli"), n))
                 timings["one by one"].append(one_by_one(rt, n, seen))
+                timings["floor, autocommit"].append(
+                    floor(url, (*row, "adhoc-cli"), n, autocommit=True)
+                )
+                timings["submit, one by one"].append(submitted(row[0], n, seen))
             for _ in range(2):  # warm: its first two runs compile and plan (~0.1 s)
                 jobs.enqueue_many(rt, batch, schedule_type="adhoc-cli")
                 db.session.commit()
@@ -222,8 +247,11 @@ def main() -> None:
         rows = run(kind, args.jobs, args.batch, args.rounds)
         for how, (rate, cpu, per_job) in rows:
             print(f"{kind:<11} {how:<24} {rate:>8.0f} {cpu:>11.0f} {per_job:>15.2f}")
-        base, ours = rows[0][1][0], rows[1][1][0]
-        print(f"{kind:<11} one by one / floor: {ours / base:.2f}")
+        rates = {how: timing[0] for how, timing in rows}
+        ratio = rates["one by one"] / rates["floor (bare driver)"]
+        print(f"{kind:<11} one by one / floor: {ratio:.2f}")
+        ratio = rates["submit, one by one"] / rates["floor, autocommit"]
+        print(f"{kind:<11} submit / floor, autocommit: {ratio:.2f}")
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

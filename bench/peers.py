@@ -233,6 +233,7 @@ class Project(Peer):
         stack.callback(ex.db.engine.dispose)
         stack.callback(ex.db.session.remove)
         self.rt = ex.setup_templates()[0]
+        self.rt_id = self.rt.id
         self._env = ex.daemon_env(url, folder, SLOTS)
 
     def env(self) -> dict[str, str]:
@@ -242,12 +243,11 @@ class Project(Peer):
         return [[sys.executable, "-m", "daemons.executor"]]
 
     def enqueue(self) -> Any:
+        # jobs.submit: the one call that commits a job on its own, as each peer's enqueue
+        # call does (jobs.enqueue joins the caller's transaction; the caller commits).
         ex = self.ex
-        ex.db.session.rollback()  # SQLite: begin as a writer, never upgrade a read
-        ex.write_session(ex.db.session())
-        job_id = ex.jobs.enqueue(self.rt, schedule_type="adhoc-cli").id
-        ex.db.session.commit()
-        return job_id
+        ex.db.session.rollback()  # SQLite: no read snapshot of ours held across the insert
+        return ex.jobs.submit(self.rt_id, schedule_type="adhoc-cli")
 
     def results(self, handles: list[Any]) -> list[Times]:
         ex = self.ex

@@ -39,6 +39,19 @@ def test_committed_job_wakes_every_listener(app: Flask, db_url: str, stop: threa
     assert all(wake.wait(WAIT) for wake in wakes)
 
 
+def test_a_submitted_job_wakes_every_listener(
+    app: Flask, db_url: str, stop: threading.Event
+) -> None:
+    rt = shell_rt("true")
+    db.session.commit()
+    wake = threading.Event()
+    start_listener(db_url, jobs.NOTIFY_CHANNEL, wake, stop)
+    assert wake.wait(WAIT)
+    wake.clear()
+    jobs.submit(rt.id, schedule_type="adhoc-cli")  # its own commit: nobody else commits here
+    assert wake.wait(WAIT)
+
+
 @pytest.fixture
 def fifo(app: Flask, db_url: str) -> Iterator[int]:
     """A doorbell FIFO read by the test itself (SQLite), so each ring can be counted."""

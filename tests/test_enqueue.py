@@ -176,3 +176,43 @@ def test_an_id_handed_out_again_after_a_rolled_back_savepoint_gets_its_job(app: 
     assert (job.schedule_type, job.status) == ("adhoc-cli", "scheduled")
     db.session.commit()
     assert db.session.scalar(select(func.count()).select_from(Job)) == 1
+
+
+def test_submit_commits_its_job_on_its_own_in_one_statement(app: Flask) -> None:
+    rt = make_runtemplate(make_company())
+    db.session.commit()
+    jobs.submit(rt.id, schedule_type="adhoc-cli")  # SQLite: prepared once the schema is read
+    used: list[Any] = []
+    event.listen(db.engine, "checkout", lambda conn, *_: used.append(conn))
+    db.session.scalar(select(func.count()).select_from(Job))  # the caller's read transaction
+    with statements() as seen:
+        job_id = jobs.submit(
+            rt.id, schedule_type="api", env_override={"A": "1", "TOKEN": "s"}, secret_keys={"TOKEN"}
+        )
+    # One statement (SQLite's trace would show a BEGIN or COMMIT too) in autocommit on
+    # PostgreSQL (else psycopg sends BEGIN itself), which the pooled connection leaves again.
+    assert len(seen) == 1 and "INSERT INTO job" in seen[0], seen
+    submitted = [conn for conn in used if not isinstance(conn, sqlite3.Connection)]
+    assert all(conn.autocommit is False for conn in submitted)
+    db.session.rollback()  # the caller's transaction: the job was never part of it
+    job = db.session.get_one(Job, job_id)
+    assert (job.runtemplate_id, job.company_id, job.executor, job.app_version) == (
+        rt.id,
+        rt.company_id,
+        "native",
+        "1.0",
+    )
+    assert (job.status, job.schedule_type, job.attempt) == ("scheduled", "api", 1)
+    sealed = onetime.unseal(job.env_override)
+    assert (sealed.values, sealed.secret) == ({"A": "1", "TOKEN": "s"}, frozenset({"TOKEN"}))
+
+
+def test_submit_to_a_template_that_is_gone_makes_nothing(app: Flask) -> None:
+    rt = make_runtemplate(make_company())
+    db.session.commit()
+    rt_id = rt.id
+    db.session.execute(RunTemplate.__table__.delete().where(RunTemplate.id == rt_id))
+    db.session.commit()
+    with pytest.raises(JobError, match=f"RunTemplate {rt_id}: not found"):
+        jobs.submit(rt_id, schedule_type="adhoc-cli")
+    assert db.session.scalar(select(func.count()).select_from(Job)) == 0

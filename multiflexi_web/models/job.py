@@ -72,6 +72,9 @@ _HISTORY = "upstream_import.history.import_jobs"
 TRANSITIONS: tuple[Transition, ...] = (
     Transition(None, _S.SCHEDULED, _ENQUEUE, "Run now, a CLI job, an event's job, a retry"),
     Transition(None, _S.SKIPPED, _ENQUEUE, "a scheduler slot not to run (small batch)"),
+    Transition(
+        None, _S.SCHEDULED, "jobs.transitions.submit", "a script's job, committed on its own"
+    ),
     Transition(None, _S.SCHEDULED, _BULK, "a scheduler slot comes due"),
     Transition(
         None, _S.SKIPPED, _BULK, "a slot missed (misfire, catch-up) or whose template is busy"

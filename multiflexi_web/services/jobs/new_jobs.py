@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, func, insert, literal, select, true
+from sqlalchemy import Engine, Insert, bindparam, func, insert, literal, select, true
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
+from multiflexi_web.db import doorbell
 from multiflexi_web.db.raw import Driver, RawStatement
 from multiflexi_web.models import Application, Job, RunTemplate
 
@@ -49,6 +50,7 @@ _DEFAULTS = {
 _RETURNED = tuple(Job.__table__.c)
 _KEYS = tuple(Job.__mapper__.get_property_by_column(c).key for c in _RETURNED)
 _IDENTITY = Job.__mapper__.identity_key_from_primary_key
+NOTIFY_CHANNEL = "multiflexi_jobs"  # executors LISTEN on it (PostgreSQL) or ring it (SQLite)
 
 
 def _insert(*, many: bool, notify: bool) -> Insert:
@@ -85,6 +87,14 @@ def _one(*, notify: bool) -> RawStatement:
 
 
 ONE = {n: _one(notify=n) for n in (False, True)}
+
+
+def _one_id(*, notify: bool) -> RawStatement:
+    return RawStatement(lambda: _insert(many=False, notify=notify).returning(Job.id))
+
+
+# One job committed on its own (submit()): only its id comes back, nothing is loaded.
+ONE_ID = {n: _one_id(notify=n) for n in (False, True)}
 # Many: the ORM's execution, whose per-row loading beats building each Job here (~25 µs a
 # row); the fixed ~0.5 ms of its set-up is small beside hundreds of rows. Built once, so
 # SQLAlchemy compiles it once too.
@@ -109,6 +119,32 @@ def insert_jobs(
     if count > 1:
         return list(session.scalars(MANY[notify is not None], params))
     return [_loaded(session, row) for row in driver.read(ONE[notify is not None], params)]
+
+
+def insert_committed(engine: Engine, rt_id: int, values: dict[str, Any]) -> int | None:
+    """One job of template `rt_id` with `values`, committed by the statement itself on a
+    connection of its own (autocommit); its id, None when the template is gone.
+
+    On PostgreSQL that is one round trip, the INSERT with its pg_notify(): a transaction of
+    its own would add BEGIN and COMMIT, two more. SQLite's connections here are in the
+    driver's autocommit mode already (db/engine.py begins their transactions), so the lone
+    statement is its own transaction there too; the executors' doorbell is rung after it."""
+    params = {f"p_{k}": values.get(k) for k in VALUES}
+    with engine.connect() as conn:
+        raw = Driver(conn)
+        params.update(p_rt=rt_id, p_count=1, p_channel=NOTIFY_CHANNEL if raw.is_pg else None)
+        if not raw.is_pg:
+            rows = raw.rows(ONE_ID[False], params)
+        else:
+            raw.dbapi_conn.autocommit = True
+            try:
+                rows = raw.rows(ONE_ID[True], params)
+            finally:
+                if not raw.dbapi_conn.closed:  # an invalidated one is not pooled again
+                    raw.dbapi_conn.autocommit = False
+    if rows and not raw.is_pg and (place := doorbell.folder(str(engine.url))) is not None:
+        doorbell.ring(place, NOTIFY_CHANNEL)
+    return int(rows[0][0]) if rows else None
 
 
 def _loaded(session: Session, row: Iterable[Any]) -> Job:

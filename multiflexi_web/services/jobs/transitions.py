@@ -25,9 +25,9 @@ from multiflexi_web.services.jobs import claim as claiming
 from multiflexi_web.services.jobs import onetime
 from multiflexi_web.services.jobs import statements as job_sql
 from multiflexi_web.services.jobs.claim import ClaimedJob
-from multiflexi_web.services.jobs.new_jobs import insert_jobs
+from multiflexi_web.services.jobs.new_jobs import NOTIFY_CHANNEL as NOTIFY_CHANNEL
+from multiflexi_web.services.jobs.new_jobs import insert_committed, insert_jobs
 
-NOTIFY_CHANNEL = "multiflexi_jobs"
 RUNNING = JobStatus.RUNNING.value
 FAILURES = {JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.CANCELLED}
 ORPHAN_GRACE = timedelta(seconds=10)
@@ -125,6 +125,40 @@ def enqueue_many(
     if len(made) != count:
         raise JobError(f"RunTemplate {rt_id}: not found")
     return made
+
+
+def submit(
+    rt_id: int,
+    *,
+    schedule_type: str,
+    when: datetime | None = None,
+    env_override: dict[str, str] | None = None,
+    secret_keys: Iterable[str] = (),
+    launched_by_id: int | None = None,
+) -> int:
+    """One scheduled job of RunTemplate `rt_id`, committed now on a connection of its own, for
+    a caller that enqueues and writes nothing else with it (a script, a bridge from another
+    queue); the new job's id. Executors are woken as by enqueue().
+
+    The caller's session and its transaction are not used: the job is committed even if the
+    caller's transaction rolls back. enqueue() + commit takes three statements (BEGIN, the
+    INSERT, COMMIT, each a round trip on PostgreSQL); this takes one. On SQLite, a caller
+    that holds a write transaction of its own waits on itself here (up to the busy timeout):
+    commit first, or use enqueue()."""
+    now = utcnow()
+    values = {
+        "status": JobStatus.SCHEDULED.value,
+        "schedule_type": schedule_type,
+        "scheduled_for": when or now,
+        "env_override": onetime.seal(env_override, secret_keys),
+        "launched_by_id": launched_by_id,
+        "attempt": 1,
+        "created_at": now,
+    }
+    job_id = insert_committed(db.engine, rt_id, values)
+    if job_id is None:
+        raise JobError(f"RunTemplate {rt_id}: not found")
+    return job_id
 
 
 def _rt_id(rt: RunTemplate) -> int:
