@@ -144,7 +144,8 @@ def submit(
     caller's transaction rolls back. enqueue() + commit takes three statements (BEGIN, the
     INSERT, COMMIT, each a round trip on PostgreSQL); this takes one. On SQLite, a caller
     that holds a write transaction of its own waits on itself here (up to the busy timeout):
-    commit first, or use enqueue()."""
+    commit first, or use enqueue(). A connection lost during the call leaves unknown whether
+    the job was committed, as for any commit: it is not sent again here (that could make two)."""
     now = utcnow()
     values = {
         "status": JobStatus.SCHEDULED.value,
