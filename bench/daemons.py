@@ -133,10 +133,13 @@ def over_jobs(url: str, n: int, pids: dict[str, int]) -> None:
         marks = [n * q // 4 for q in (1, 2, 3, 4)]
         started = time.monotonic()
         while marks:
-            db.session.rollback()
             finished = db.session.scalar(
                 select(func.count()).select_from(Job).where(Job.finished_at.is_not(None))
             )
+            # Ended before the sleep: a read transaction held across it kept a snapshot of
+            # SQLite's WAL almost all the time, so the WAL could never start over (it grew to
+            # 1.2 GB over 40,000 jobs, and every daemon's mapping of its index with it).
+            db.session.rollback()
             if finished >= marks[0]:
                 marks.pop(0)
                 rss = " ".join(f"{k}={rss_mib(pid):.1f}" for k, pid in pids.items())
