@@ -16,6 +16,10 @@ from multiflexi_web.extensions import db
 # work that will write asks for IMMEDIATE up front (see write_session) so it never fails halfway
 # with "database is locked" when upgrading a read lock under WAL.
 SQLITE_BEGIN_OPTION = "sqlite_begin"
+# SQLite keeps its WAL file at the largest size it ever reached: a burst of writes while some
+# long read (an export, a report) held its snapshot leaves gigabytes on disk for good. With
+# this limit the file is cut back to it each time the WAL starts over after a checkpoint.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 # libpq's TCP keepalives: a connection whose server vanished (a partition, a host gone) fails
@@ -94,6 +98,7 @@ def install_sqlite_hooks(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA journal_size_limit={int(WAL_SIZE_LIMIT)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
