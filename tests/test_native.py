@@ -177,27 +177,45 @@ def _as_user(argv: tuple[str, ...], tmp_path: Path) -> tuple[RunResult, Recordin
     return NativeExecutor().run(spec, io), io
 
 
+SWITCHES = ("chroot", "setpriv")  # as root: chroot where its probe passed, else setpriv
+
+
+@pytest.fixture
+def switch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which program switches to the job user (security/process.py job_command)."""
+    if request.param == "setpriv":
+        monkeypatch.setattr(process, "_chroot_switch", lambda uid, gid: None)
+    tool = job_command(["/bin/true"], RunAs("x", 1, 1))[0][0]
+    assert Path(tool).name == request.param
+    return str(request.param)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to the job user needs root")
-def test_as_root_the_job_user_has_no_groups_and_no_capabilities(tmp_path: Path) -> None:
-    # As root the switch is setpriv's after a vfork (security/process.py job_command): the job
-    # must end exactly as Popen's own switch left it.
-    assert job_command(["/bin/true"], RunAs("x", 1, 1))[0][0] == SETPRIV
+@pytest.mark.parametrize("switch", SWITCHES, indirect=True)
+def test_as_root_the_job_user_has_no_groups_and_no_capabilities(
+    tmp_path: Path, switch: str
+) -> None:
+    # As root the switch is a small program's, started with vfork (security/process.py
+    # job_command): the job must end exactly as Popen's own switch left it.
     nobody = pwd.getpwnam("nobody")
-    probe = "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapAmb):' /proc/self/status"
+    probe = "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapAmb):' /proc/self/status; pwd"
     result, io = _as_user(("/bin/sh", "-c", probe), tmp_path)
     assert result.exit_code == 0, io.text("stderr")
-    status = dict(line.split(":", 1) for line in io.text().decode().splitlines())
+    *lines, cwd = io.text().decode().splitlines()
+    status = dict(line.split(":", 1) for line in lines)
     assert status["Uid"].split() == [str(nobody.pw_uid)] * 4
     assert status["Gid"].split() == [str(nobody.pw_gid)] * 4
     assert status["Groups"].split() == []
     for caps in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
         assert int(status[caps], 16) == 0, caps
+    assert cwd == str(tmp_path)  # chroot's --skip-chdir: the work directory stays
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to the job user needs root")
-def test_as_root_the_job_user_cannot_run_what_only_root_may(tmp_path: Path) -> None:
-    # setpriv holds root's capabilities up to its own exec: the command's execute permission
-    # must still be checked against the job user (the second, capability-less exec).
+@pytest.mark.parametrize("switch", SWITCHES, indirect=True)
+def test_as_root_the_job_user_cannot_run_what_only_root_may(tmp_path: Path, switch: str) -> None:
+    # Root's capabilities must be gone before the command's exec: its execute permission is
+    # checked against the job user (setpriv keeps them up to its own exec, hence its second).
     private = tmp_path / "private"
     private.mkdir()
     secret_tool = private / "id"
@@ -210,7 +228,31 @@ def test_as_root_the_job_user_cannot_run_what_only_root_may(tmp_path: Path) -> N
     assert result.exit_code == 127 and "/nonexistent/prog" in (result.error or "")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the probe runs as root")
+def test_a_chroot_that_would_leave_root_is_refused_for_setpriv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A `chroot` that only runs the command (as a wrapper or another coreutils might): the
+    # probe sees root's uid and capabilities, so jobs keep setpriv.
+    fake = tmp_path / "chroot"
+    fake.write_text('#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done\nshift 2\nexec "$@"\n')
+    fake.chmod(0o755)
+    real_which = shutil.which
+    monkeypatch.setattr(
+        process.shutil,
+        "which",
+        lambda name, path=None: str(fake) if name == "chroot" else real_which(name, path=path),
+    )
+    process._chroot_switch.cache_clear()
+    try:
+        assert process._chroot_switch(65534, 65534) is None
+        assert job_command(["/bin/true"], RunAs("x", 65534, 65534))[0][0] == SETPRIV
+    finally:
+        process._chroot_switch.cache_clear()
+
+
 def test_without_root_popen_switches_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(process, "_chroot_switch", lambda uid, gid: None)
     monkeypatch.setattr(process, "_setpriv_usable", lambda: False)
     command, args = job_command(["/bin/true"], RunAs("x", 7, 8))
     assert command == ["/bin/true"]
