@@ -129,7 +129,10 @@ def floor(rt: RunTemplate, url: str, n: int, parallel: int) -> float:
     return bench_floor.floor("job", url, ids, parallel)
 
 
-def daemon_env(url: str, folder: Path, parallel: int) -> dict[str, str]:
+def daemon_env(
+    url: str, folder: Path, parallel: int, settings: list[str] | None = None
+) -> dict[str, str]:
+    """The daemon's environment; `settings` ("KEY=VALUE") are added last."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MULTIFLEXI_", "DATABASE"))}
     env.update(
         DATABASE_URL=url,
@@ -142,6 +145,9 @@ def daemon_env(url: str, folder: Path, parallel: int) -> dict[str, str]:
         MULTIFLEXI_MAX_PARALLEL=str(parallel),
         MULTIFLEXI_LOG_LEVEL="WARNING",
     )
+    for item in settings or []:
+        key, _, value = item.partition("=")
+        env[key] = value
     return env
 
 
@@ -346,6 +352,14 @@ def main() -> None:
         action="store_true",
         help="only enqueue-to-start (an idle executor, --latency-jobs jobs): no floor, no drain",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a daemon setting, e.g. MULTIFLEXI_JOB_USER=daemon: jobs switch to no other user, "
+        "as the floor's processes do not (tests only; the switch costs an exec per job)",
+    )
     args = ap.parse_args()
     if args.module != "native":
         from bench.containers import run
@@ -370,6 +384,7 @@ def main() -> None:
                 "templates": args.templates,
                 "overlap": args.overlap,
                 "workdir_on": args.workdir_on,
+                "settings": args.set,
                 **(runs[0] if len(runs) == 1 else {"runs": runs}),
                 **summary,
                 "load_average": os.getloadavg(),
@@ -393,14 +408,14 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         with app.app_context():
             rts = setup_templates(args.templates, args.overlap)
             if args.latency_only:
-                env = daemon_env(url, folder, args.parallel)
+                env = daemon_env(url, folder, args.parallel, args.set)
                 env["MULTIFLEXI_TMP"] = work
                 run = live(rts[0], 0, args.latency_jobs, env)
                 db.session.remove()
                 db.engine.dispose()
                 return run
             base = floor(rts[0], url, args.jobs, args.parallel)
-            env = daemon_env(url, folder, args.parallel)
+            env = daemon_env(url, folder, args.parallel, args.set)
             env["MULTIFLEXI_TMP"] = work
             drain = throughput(rts, args.jobs, env, commit_each=True)
             run = live(rts[0], args.jobs, args.latency_jobs, env)
