@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ from daemons.runtime import Runtime
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AppField, Job, JobStatus, RunTemplate, Worker, utcnow
+from multiflexi_web.runner import engines
 from multiflexi_web.runner.engines import EngineWatch
 from multiflexi_web.services import installation
 from multiflexi_web.services.jobs import artifacts
@@ -371,3 +376,56 @@ def test_the_engine_watch_records_a_finished_azure_group_and_deletes_it(
     j = job(job_id)
     assert (j.status, j.exit_code) == (JobStatus.FAILED.value, 3)
     assert fake.groups == {}
+
+
+def _unreachable_url() -> str:
+    """A loopback address where nothing listens (a port just bound and closed again)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_an_unreachable_entra_id_is_an_azure_error_the_sweep_survives(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token request could not connect: requests' ConnectionError escaped the Azure sweep
+    and ended the engine watch's thread for good (seen in a full test run). It is an
+    AzureError now: the pass logs it and finds nothing (the next test: the watch goes on)."""
+    from azure.core.exceptions import AzureError
+
+    from multiflexi_web.executors.azure_auth import ClientSecretToken
+
+    url = _unreachable_url()
+    token = ClientSecretToken("tenant-1", "client-1", "client-secret", url)
+    with pytest.raises(AzureError, match="Azure token request failed"):
+        token.get_token("https://management.azure.com/.default")
+    azure_env(monkeypatch, url)
+    watch = EngineWatch(_registered(app), set, 1.0)
+    with caplog.at_level(logging.WARNING):  # one pass: the SDK retries the call for ~5 s
+        assert watch.tick() == []
+    assert "aci_leftovers_failed" in caplog.text and "client-secret" not in caplog.text
+
+
+def test_a_module_failing_its_sweep_does_not_end_the_engine_watch(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:
+        def leftovers(self, installation: str) -> list[object]:
+            raise RuntimeError("the engine answered nonsense")
+
+    monkeypatch.setattr(engines.registry, "engine_modules", lambda: [Broken()])
+    closed = threading.Event()
+    watch = EngineWatch(_registered(app), set, 0.01)
+    with caplog.at_level(logging.WARNING):
+        thread = watch.start(closed)
+        try:
+            for _ in range(2000):  # two failed passes, each logged
+                if caplog.text.count("action=engines_failed") >= 2:
+                    break
+                time.sleep(0.01)
+            assert thread.is_alive()
+        finally:
+            closed.set()
+            thread.join(10)
+    assert "error=RuntimeError:the_engine_answered_nonsense" in caplog.text

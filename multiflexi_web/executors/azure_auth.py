@@ -118,7 +118,7 @@ class ClientSecretToken:
 
     def _request(self, scopes: tuple[str, ...]) -> dict[str, Any]:
         import requests
-        from azure.core.exceptions import ClientAuthenticationError
+        from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
         form = {
             "grant_type": "client_credentials",
@@ -126,7 +126,13 @@ class ClientSecretToken:
             "client_secret": self._secret,
             "scope": " ".join(scopes),
         }
-        resp = requests.post(self.url, data=form, timeout=30)
+        try:
+            resp = requests.post(self.url, data=form, timeout=30)
+        except requests.RequestException as exc:
+            # An Azure error like every other failure of a call: its callers (a job's run, the
+            # engine watch's sweep) handle AzureError; requests' own escaped them and ended the
+            # engine watch's thread while Entra ID could not be reached.
+            raise ServiceRequestError(f"Azure token request failed: {exc}") from exc
         try:
             doc: dict[str, Any] = resp.json() if resp.content else {}
         except ValueError:  # not JSON: a proxy's page, say

@@ -16,6 +16,7 @@ Kubernetes Pods (their Secrets with them) and Azure container groups are swept t
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -67,6 +68,12 @@ class EngineWatch:
                 return self._reap()
         except DBAPIError as exc:
             self.host.log("engines_failed", error=first_line(exc).replace(" ", "_"))
+            return []
+        except Exception as exc:  # a module's failure: the next pass tries again
+            # Nothing may end this thread: with it went every later sweep of leftovers and
+            # every report of the modules usable here, and nothing said so.
+            error = f"{type(exc).__name__}:{first_line(exc)}".replace(" ", "_")
+            self.host.log("engines_failed", logging.WARNING, error=error)
             return []
 
     def _report(self) -> None:
