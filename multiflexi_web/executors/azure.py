@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from multiflexi_web.config import ConfigError
+from multiflexi_web.executors import sdk
 from multiflexi_web.executors.active import ActiveRuns
 from multiflexi_web.executors.azure_auth import AzureSettings, credential
 from multiflexi_web.executors.base import (
@@ -81,6 +82,7 @@ class AzureExecutor:
         exit code of one about to be removed is read then (a list omits instance views)."""
         if self.engine_problem() is not None:
             return []  # first: a host without Azure never loads its SDK
+        sdk.load(sdk.AZURE)
         from azure.core.exceptions import AzureError
 
         try:
@@ -106,6 +108,7 @@ class AzureExecutor:
         return found
 
     def _exit_code(self, name: str) -> int | None:
+        sdk.load(sdk.AZURE)
         from azure.core.exceptions import AzureError
 
         try:
@@ -119,6 +122,7 @@ class AzureExecutor:
         return int(state.exit_code)
 
     def remove_leftover(self, ref: str) -> None:
+        sdk.load(sdk.AZURE)
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         try:
@@ -146,6 +150,7 @@ class AzureExecutor:
         """A retry's previous attempt: its container group (a killed executor leaves it
         running) deleted, and the deletion waited for, since that is how ACI stops it; with
         the exit code of its container if that had terminated."""
+        sdk.load(sdk.AZURE)
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         if spec.previous_attempt is None:
@@ -198,6 +203,7 @@ def _refusal(spec: JobSpec) -> str | None:
 
 
 def _client(cfg: AzureSettings) -> Any:
+    sdk.load(sdk.AZURE)
     from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
     return ContainerInstanceManagementClient(
@@ -207,6 +213,7 @@ def _client(cfg: AzureSettings) -> Any:
 
 def group_body(spec: JobSpec, cfg: AzureSettings) -> Any:
     """The container group: restart policy Never, secret values only as secure values."""
+    sdk.load(sdk.AZURE)
     from azure.mgmt.containerinstance import models as m
 
     env = [
@@ -251,6 +258,7 @@ class GroupRun:
         self.deleted = False
 
     def run(self) -> RunResult:
+        sdk.load(sdk.AZURE)
         from azure.core.exceptions import AzureError
 
         try:
@@ -337,6 +345,7 @@ class GroupRun:
         self._delete()
 
     def _delete(self) -> None:
+        sdk.load(sdk.AZURE)
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         if self.deleted:

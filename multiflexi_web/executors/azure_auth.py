@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from multiflexi_web.config import ConfigError, read_sources
+from multiflexi_web.executors import sdk
 
 DEFAULT_BASE_URL = "https://management.azure.com"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
@@ -84,6 +85,7 @@ def credential(src: Mapping[str, str] | None = None) -> Any:
     """The credential the management client signs its requests with."""
     src = read_sources() if src is None else src
     try:
+        sdk.load(sdk.AZURE)
         from azure.identity import DefaultAzureCredential
     except ImportError:
         missing = [k for k in SECRET_TRIPLE if not src.get(k, "").strip()]
@@ -107,6 +109,7 @@ class ClientSecretToken:
         self._token: Any = None
 
     def get_token(self, *scopes: str, **_: Any) -> Any:
+        sdk.load(sdk.AZURE)
         from azure.core.credentials import AccessToken
 
         with self._lock:
@@ -117,6 +120,7 @@ class ClientSecretToken:
             return self._token
 
     def _request(self, scopes: tuple[str, ...]) -> dict[str, Any]:
+        sdk.load(sdk.AZURE)
         import requests
         from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from multiflexi_web.config import ConfigError, read_sources
+from multiflexi_web.executors import sdk
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def api_client(cfg: K8sSettings) -> Any:
     """A client from KUBECONFIG (or ~/.kube/config), else the in-cluster service account."""
     if (problem := not_configured(cfg)) is not None:
         raise ConfigError(problem)
+    sdk.load(sdk.KUBERNETES)
     from kubernetes import client, config
 
     conf = client.Configuration()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from multiflexi_web.executors import sdk
 from multiflexi_web.executors.k8s_objects import KEEPER, MAIN, MOUNT
 
 READ_SIZE = 64 * 1024
@@ -80,6 +81,7 @@ def copy_out(
     """`tar cf - -C /work .` in the keeper container, unpacked into the job's work directory;
     raises RuntimeError with the reason when the copy fails or passes `limit_mb`. `stop` is
     asked between reads (it also beats the job's heartbeat: a big copy takes a while)."""
+    sdk.load(sdk.KUBERNETES)
     from kubernetes.stream import stream
 
     ws = stream(

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from multiflexi_web.config import ConfigError
-from multiflexi_web.executors import k8s_files
+from multiflexi_web.executors import k8s_files, sdk
 from multiflexi_web.executors.active import ActiveRuns
 from multiflexi_web.executors.base import (
     AppInfo,
@@ -94,6 +94,7 @@ class KubernetesExecutor:
         Kubernetes deletes a bare Pod."""
         if self.engine_problem() is not None:
             return []  # first: a host without a cluster never loads the client (~30 MiB)
+        sdk.load(sdk.KUBERNETES)
         from kubernetes.client import CoreV1Api
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
@@ -125,6 +126,7 @@ class KubernetesExecutor:
 
     def remove_leftover(self, ref: str) -> None:
         """Delete a leftover Pod (`namespace/name`) and its Secret, which has its name."""
+        sdk.load(sdk.KUBERNETES)
         from kubernetes.client import CoreV1Api
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
@@ -147,6 +149,7 @@ class KubernetesExecutor:
         in Kubernetes ends a Pod when its creator dies) deleted with the kill grace, waited for
         until the API no longer has it (the kubelet stopped its containers), and its Secret;
         with the exit code of its job container if that had ended."""
+        sdk.load(sdk.KUBERNETES)
         from kubernetes.client import CoreV1Api
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
@@ -190,6 +193,7 @@ class KubernetesExecutor:
 
 
 def _delete_gone_ok(method: Any, name: str, namespace: str, grace: int) -> None:
+    sdk.load(sdk.KUBERNETES)
     from kubernetes.client.exceptions import ApiException
 
     try:
@@ -213,6 +217,7 @@ class PodRun:
     """One Pod from creation to deletion; the objects are deleted whatever happens."""
 
     def __init__(self, client: Any, cfg: K8sSettings, spec: JobSpec, io: JobIO, p: PodPlan):
+        sdk.load(sdk.KUBERNETES)
         from kubernetes.client import CoreV1Api
 
         self.core: Any = CoreV1Api(client)  # bodies go as plain dicts, which the client takes
@@ -223,6 +228,7 @@ class PodRun:
         self.failing_since: float | None = None
 
     def run(self) -> RunResult:
+        sdk.load(sdk.KUBERNETES)
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -269,6 +275,7 @@ class PodRun:
 
     def _read_pod(self) -> Any:
         """The Pod, or None while the API is briefly away (a blip must not fail a long job)."""
+        sdk.load(sdk.KUBERNETES)
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -363,6 +370,7 @@ class PodRun:
             self._delete_quietly(self.core.delete_namespaced_secret, 0)
 
     def _delete_quietly(self, method: Any, grace: int) -> None:
+        sdk.load(sdk.KUBERNETES)
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
