@@ -100,22 +100,17 @@ def enqueue_many(
         raise JobError(f"RunTemplate {rt.id}: a job cannot be created {status}")
     if count < 1:
         return []
-    now = utcnow()
-    values: dict[str, Any] = {
-        "status": status.value,
-        "schedule_type": schedule_type,
-        "scheduled_for": when or now,
-        "slot_at": slot_at,
-        "env_override": onetime.seal(env_override, secret_keys),  # once: alike jobs share it
-        "launched_by_id": launched_by_id,
-        "event_id": event_id,
-        "attempt": (retry_of.attempt + 1) if retry_of else 1,
-        "retry_of_id": retry_of.id if retry_of else None,
-        "created_at": now,
-    }
-    if status is JobStatus.SKIPPED:
-        values["finished_at"] = now
-        values["status_reason"] = "slot missed while no scheduler ran (misfire policy: skip)"
+    values = _new_job(
+        status,
+        schedule_type,
+        when,
+        env_override,
+        secret_keys,
+        launched_by_id,
+        slot_at=slot_at,
+        event_id=event_id,
+        retry_of=retry_of,
+    )
     session = db.session()
     if session.autoflush:  # as the ORM's execute would: the statement reads the template
         session.flush()
@@ -146,20 +141,45 @@ def submit(
     that holds a write transaction of its own waits on itself here (up to the busy timeout):
     commit first, or use enqueue(). A connection lost during the call leaves unknown whether
     the job was committed, as for any commit: it is not sent again here (that could make two)."""
-    now = utcnow()
-    values = {
-        "status": JobStatus.SCHEDULED.value,
-        "schedule_type": schedule_type,
-        "scheduled_for": when or now,
-        "env_override": onetime.seal(env_override, secret_keys),
-        "launched_by_id": launched_by_id,
-        "attempt": 1,
-        "created_at": now,
-    }
+    values = _new_job(
+        JobStatus.SCHEDULED, schedule_type, when, env_override, secret_keys, launched_by_id
+    )
     job_id = insert_committed(db.engine, rt_id, values)
     if job_id is None:
         raise JobError(f"RunTemplate {rt_id}: not found")
     return job_id
+
+
+def _new_job(
+    status: JobStatus,
+    schedule_type: str,
+    when: datetime | None,
+    env_override: dict[str, str] | None,
+    secret_keys: Iterable[str],
+    launched_by_id: int | None,
+    *,
+    slot_at: datetime | None = None,
+    event_id: int | None = None,
+    retry_of: Job | None = None,
+) -> dict[str, Any]:
+    """A new job's own values (new_jobs.VALUES), the same for enqueue_many() and submit()."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": status.value,
+        "schedule_type": schedule_type,
+        "scheduled_for": when or now,
+        "slot_at": slot_at,
+        "env_override": onetime.seal(env_override, secret_keys),  # once: alike jobs share it
+        "launched_by_id": launched_by_id,
+        "event_id": event_id,
+        "attempt": (retry_of.attempt + 1) if retry_of else 1,
+        "retry_of_id": retry_of.id if retry_of else None,
+        "created_at": now,
+    }
+    if status is JobStatus.SKIPPED:
+        values["finished_at"] = now
+        values["status_reason"] = "slot missed while no scheduler ran (misfire policy: skip)"
+    return values
 
 
 def _rt_id(rt: RunTemplate) -> int:
