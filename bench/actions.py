@@ -201,6 +201,7 @@ def _overhead(
     rates: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     cpu: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     server: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    child: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     lag: list[float] = []  # last delivery after the last job finished (delivered case), s
     whole: list[float] = []  # jobs/s until the last delivery was recorded (delivered case)
     # Warm-up, not counted: the first executor of a run met a cold database cache and page
@@ -216,6 +217,7 @@ def _overhead(
             rates[name].append(got["jobs_per_s"])
             cpu[name].append(got["daemon_cpu_ms_per_job"])
             server[name].append(got["server_cpu_ms_per_job"])
+            child[name].append(got["delivery_process_cpu_ms_per_job"])
             if name == "webhook_delivered":
                 first, last_job, last_run = db.session.execute(
                     select(
@@ -250,6 +252,10 @@ def _overhead(
         # the last job): the cost, less blurred by other load than jobs/s.
         "daemon_cpu_ms_per_job": cpu,
         "daemon_cpu_ms_per_job_median": {k: statistics.median(v) for k, v in cpu.items()},
+        # Its delivery process's part of it (the executor's own: the difference).
+        "delivery_process_cpu_ms_per_job_median": {
+            k: statistics.median(v) for k, v in child.items()
+        },
         # PostgreSQL's CPU per job over the executor's run (its backends and background writers).
         "server_cpu_ms_per_job_median": {k: statistics.median(v) for k, v in server.items()},
     }

@@ -12,11 +12,14 @@ trusted through REQUESTS_CA_BUNDLE) running in a child process, so the process C
 its transactions, statement building, context and the POSTs' client side. Prints the median of the
 rounds' CPU ms per run (and the loop thread's share) with the load average; `--profile N`
 also prints cProfile's top N functions (cumulative, the loop thread's CPU) of one more round.
+`--handed`: the runs are queued claimed and handed over in memory with their facts, as an
+executor's finishes hand them to its own delivery process (runner/actions.py, Handed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -44,7 +47,9 @@ from bench.executor import make_app, setup_templates  # noqa: E402
 from multiflexi_web.extensions import db  # noqa: E402
 from multiflexi_web.models import Job, JobOutput, RunTemplate, utcnow  # noqa: E402
 from multiflexi_web.models.action import ActionConfig, ActionRun  # noqa: E402
-from multiflexi_web.runner.actions import Dispatcher  # noqa: E402
+from multiflexi_web.runner.actions import Dispatcher, Handed  # noqa: E402
+from multiflexi_web.services.actions.context import from_memory, template_facts  # noqa: E402
+from multiflexi_web.services.actions.runs import Claimed  # noqa: E402
 from multiflexi_web.services.actions.settings import ActionSettings  # noqa: E402
 from multiflexi_web.services.jobs import transitions as jobs  # noqa: E402
 from tests.action_peers import self_signed  # noqa: E402
@@ -77,8 +82,9 @@ def serve_peer(tls: Path | None) -> None:
     server.serve_forever()
 
 
-def queue(rt: RunTemplate, config_id: int, n: int) -> None:
-    """n finished jobs, each with two output chunks and one due WebHook run."""
+def queue(rt: RunTemplate, config_id: int, n: int, *, handed: bool = False) -> list[Handed]:
+    """n finished jobs, each with two output chunks and one due WebHook run; `handed`: the
+    runs claimed by owner 1 and returned with their facts, as a finish hands them over."""
     now = utcnow()
     made = jobs.enqueue_many(
         rt, n, schedule_type="adhoc-cli", when=now + timedelta(days=365)
@@ -97,6 +103,7 @@ def queue(rt: RunTemplate, config_id: int, n: int) -> None:
             for s, st in ((0, "stdout"), (1, "stderr"))
         ],
     )
+    claim = {"status": "running", "attempts": 1, "owner_id": 1, "claimed_at": now}
     db.session.execute(
         insert(ActionRun),
         [
@@ -108,11 +115,56 @@ def queue(rt: RunTemplate, config_id: int, n: int) -> None:
                 "idempotency_key": f"bench-{i}",
                 "next_attempt_at": now,
                 "created_at": now,
+                **(claim if handed else {}),
             }
             for i in ids
         ],
     )
     db.session.commit()
+    if not handed:
+        return []
+    rt_id = db.session.get_one(ActionConfig, config_id).runtemplate_id
+    facts = template_facts(db.session(), db.session.get_one(RunTemplate, rt_id))
+    tails = {"stdout": [b"line\n" * 20], "stderr": [b"line\n" * 20]}
+    out = []
+    for run_id, job_id in db.session.execute(
+        select(ActionRun.id, ActionRun.job_id).where(ActionRun.status == "running")
+    ):
+        c = Claimed(run_id, job_id, "WebHook", config_id, f"bench-{job_id}", 1, 1)
+        found = from_memory(facts, c, (job_id, "succeeded", 0, []), tails, [])
+        out.append(Handed(c, found))
+    db.session.commit()
+    return out
+
+
+def trickle(d: Dispatcher, handed: list[Handed], rate: float) -> None:
+    """Hand the runs over two at a time at `rate` runs/s, as a busy executor's finishes do,
+    to the dispatcher's own loop; return once every one was recorded (handed is emptied)."""
+    d.start()
+    every = 2 / rate
+    start = time.monotonic()
+    for i in range(0, len(handed), 2):
+        time.sleep(max(0.0, start + (i // 2) * every - time.monotonic()))
+        d.hand_over(handed[i : i + 2])
+    ids = [h.run.id for h in handed]
+    handed.clear()
+    while db.session.scalar(
+        select(func.count()).where(ActionRun.id.in_(ids), ActionRun.status == "running")
+    ):
+        db.session.rollback()
+        time.sleep(0.05)
+    db.session.rollback()
+    if os.environ.get("MF_THREADS_CPU"):
+        by: dict[str, float] = {}
+        for t in threading.enumerate():
+            with contextlib.suppress(OSError):
+                f = Path(f"/proc/self/task/{t.native_id}/stat").read_text().rsplit(")", 1)[1]
+                v = f.split()
+                by[t.name.split("-")[0]] = by.get(t.name.split("-")[0], 0.0) + (
+                    int(v[11]) + int(v[12])
+                ) / os.sysconf("SC_CLK_TCK") * 1000 / len(ids)
+        print({k: round(v, 3) for k, v in by.items()}, file=sys.stderr)
+    d.close()
 
 
 LOOP_MS: list[float] = []  # per round: the share of the dispatcher loop's own thread
@@ -120,11 +172,14 @@ LOOP_MS: list[float] = []  # per round: the share of the dispatcher loop's own t
 
 def one_round(app: Any, rt: RunTemplate, config_id: int, args: argparse.Namespace) -> float:
     """CPU ms per delivered run of one drain."""
-    queue(rt, config_id, args.runs)
+    handed = queue(rt, config_id, args.runs, handed=args.handed)
     db.session.remove()
     d = Dispatcher(app, 1, ActionSettings(threads=args.threads), threading.Event())
     cpu, loop = time.process_time(), time.thread_time()
     try:
+        if args.trickle:
+            trickle(d, handed, args.trickle)
+        d.hand_over(handed)
         d.drain()  # the loop's passes run in this thread, the deliveries in the pool's
     finally:
         d.pool.shutdown(timeout=60)
@@ -150,6 +205,10 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0, help="top N functions of one more round")
     ap.add_argument("--sort", default="cumulative", help="--profile's order (e.g. tottime)")
     ap.add_argument("--tls", action="store_true", help="an HTTPS peer (self-signed, trusted)")
+    ap.add_argument("--handed", action="store_true", help="runs handed over, not claimed")
+    ap.add_argument(
+        "--trickle", type=float, default=0.0, help="with --handed: hand them over at RATE/s"
+    )
     ap.add_argument("--peer", help=argparse.SUPPRESS)  # run as the peer: "" or a TLS folder
     args = ap.parse_args()
     if args.peer is not None:
@@ -185,6 +244,7 @@ def main() -> None:
                     "runs": args.runs,
                     "threads": args.threads,
                     "peer": url.split(":")[0],
+                    "handed": args.handed,
                     "cpu_ms_per_run": [round(x, 3) for x in per_run],
                     "cpu_ms_per_run_median": round(statistics.median(per_run), 3),
                     "loop_thread_ms_per_run_median": round(statistics.median(LOOP_MS[1:]), 3),

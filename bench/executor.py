@@ -170,7 +170,7 @@ def throughput(
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=env
     )
-    rss, cpu = _rss_samples(proc)
+    rss, cpu, delivery_cpu = _rss_samples(proc)
     wall, server = time.perf_counter() - t0, server_cpu_s() - server0
     first, last, done = db.session.execute(
         select(
@@ -191,6 +191,7 @@ def throughput(
         # The daemon's own CPU (all its threads and its delivery process, not its jobs'), as
         # last sampled before it exited: much less sensitive to other load than jobs/s.
         "daemon_cpu_ms_per_job": round(cpu * 1000 / n, 2),
+        "delivery_process_cpu_ms_per_job": round(delivery_cpu * 1000 / n, 2),
         # A local PostgreSQL's CPU over the same span (0 on SQLite: it is the daemon's own).
         "server_cpu_ms_per_job": round(server * 1000 / n, 2),
         "wall_s_incl_startup": round(wall, 2),
@@ -211,10 +212,12 @@ def _seconds(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds()
 
 
-def _rss_samples(proc: subprocess.Popen[bytes], every: float = 0.1) -> tuple[list[float], float]:
+def _rss_samples(
+    proc: subprocess.Popen[bytes], every: float = 0.1
+) -> tuple[list[float], float, float]:
     """The daemon's RSS (MB) every `every` seconds until it exits, and the CPU seconds it had
     used (user + system, its threads and its action delivery process, not its jobs) at the
-    last sample."""
+    last sample, and the delivery process's part of them."""
     out: list[float] = []
     cpu: dict[int, float] = {}
     own = Path(f"/proc/{proc.pid}/cmdline")
@@ -233,7 +236,7 @@ def _rss_samples(proc: subprocess.Popen[bytes], every: float = 0.1) -> tuple[lis
         except (OSError, IndexError, ValueError):
             pass
         time.sleep(every)
-    return out, sum(cpu.values())
+    return out, sum(cpu.values()), sum(v for pid, v in cpu.items() if pid != proc.pid)
 
 
 def _cpu_seconds(pid: int) -> float:

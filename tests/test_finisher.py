@@ -50,9 +50,9 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     careful: list[int] = []
     step_by_step = Finisher._step_by_step
 
-    def spy(self: Finisher, batch: list[JobRun]) -> list[ClaimedJob]:
+    def spy(self: Finisher, batch: list[JobRun], owner: int | None) -> list[ClaimedJob]:
         careful.append(len(batch))
-        return step_by_step(self, batch)
+        return step_by_step(self, batch, owner)
 
     monkeypatch.setattr(Finisher, "_step_by_step", spy)
     return careful

@@ -212,6 +212,24 @@ class Driver:
 
         return rowcount
 
+    def send_rows(
+        self, stmt: RawStatement, params: Mapping[str, Any]
+    ) -> Callable[[], list[tuple[Any, ...]]]:
+        """send(), for a statement whose rows are wanted: the function gives them once the
+        answer is in (off PostgreSQL, where nothing is pipelined, they are read at once)."""
+        form = stmt.form(self.dialect)
+        if not self.is_pg:
+            found = self.rows(stmt, params)
+            return lambda: found
+        with self._cursor(form, keep=True) as cur:
+            cur.execute(form.sql, self._args(form, params))
+
+        def rows() -> list[tuple[Any, ...]]:
+            with self._cursor(form, cur) as done:
+                return [tuple(r) for r in done.fetchall()]
+
+        return rows
+
     def rows(self, stmt: RawStatement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         form = stmt.form(self.dialect)
         with self._cursor(form) as cur:

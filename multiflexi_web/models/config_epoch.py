@@ -43,7 +43,10 @@ WATCHED: dict[str, tuple[str, ...] | None] = {
     "credential_prototype": None,
     "credential_prototype_field": None,
     "file_upload": None,  # a RunTemplate's stored input files
-    "action_config": None,  # TemplateContext.has_actions
+    "action_config": None,  # TemplateContext.has_actions and action_facts
+    # TemplateContext.action_facts: the global defaults merged into each config, exit meanings
+    "action_default": None,
+    "app_exit_code": None,
     # The webhook view's cached sources (services/events/intake.py); not the eventor's
     # bookkeeping columns (last_processed_id, last_error*), written all the time.
     "event_source": (

@@ -26,6 +26,7 @@ import math
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,16 @@ class Nudged(Protocol):
     def nudge(self) -> None: ...
 
 
+class Receiver(Protocol):
+    """The executor's own dispatcher, taking the runs its finishes queued claimed for it."""
+
+    def owner(self) -> int | None: ...
+
+    def hand_over(self, items: list[Handed]) -> None: ...
+
+
 _STARTED: weakref.WeakSet[Nudged] = weakref.WeakSet()
+_RECEIVER: list[Receiver] = []  # at most one: the executor's delivery process handle
 
 
 def track(dispatcher: Nudged) -> None:
@@ -73,6 +83,33 @@ def runs_queued() -> None:
     at its next poll (runs queued by other executors are found by polling)."""
     for dispatcher in list(_STARTED):
         dispatcher.nudge()
+
+
+@dataclass(frozen=True)
+class Handed:
+    """A run a finish queued claimed by this executor, handed to its dispatcher in memory."""
+
+    run: runs.Claimed
+    found: Gathered | None  # what its delivery reads; None: the dispatcher reads it
+
+
+def receive_handed(receiver: Receiver | None) -> None:
+    """Set (or with None, clear) where this process's finishes hand their runs over."""
+    _RECEIVER[:] = [receiver] if receiver is not None else []
+
+
+def handed_to() -> int | None:
+    """The worker id finishes queue action runs claimed by, if a dispatcher here takes them in
+    memory; None: they queue them pending, for any dispatcher to claim."""
+    return _RECEIVER[0].owner() if _RECEIVER else None
+
+
+def hand_over(items: list[Handed]) -> None:
+    """Committed runs queued claimed by handed_to(): its dispatcher delivers them without
+    claiming or reading them. Should it never get them (it died), their leases lapse and any
+    dispatcher claims them then."""
+    if items and _RECEIVER:
+        _RECEIVER[0].hand_over(items)
 
 
 @dataclass(frozen=True)
@@ -106,6 +143,9 @@ class Dispatcher:
         self._halt = threading.Event()  # drain() took the loop's place
         self._last_work = -math.inf  # monotonic time of the last pass that recorded or claimed
         self._backlog = False  # that pass claimed for every free thread
+        self._handed: deque[Handed] = deque()  # claimed for us by our finishes, not yet started
+        self._asked = True  # nudged since the last claim: due runs may be waiting
+        self._claimed_at = -math.inf  # monotonic time of the last claim from the database
 
     def start(self) -> Dispatcher:
         self.thread.start()
@@ -114,8 +154,35 @@ class Dispatcher:
 
     def nudge(self) -> None:
         with self._lock:
+            self._asked = True
             idle = not self._delivering
         if idle:  # a busy one is woken by its deliveries ending (in batches)
+            self._wake.set()
+
+    def owner(self) -> int | None:
+        return None if self.stop.is_set() else self.owner_id
+
+    def hand_over(self, items: list[Handed]) -> None:
+        """Runs claimed for this dispatcher by its executor's finishes: delivered without a
+        claim, and without reading what the executor already gave. Those it gave everything
+        for start now on the free threads, without a transaction or a wait for the loop (which
+        records their attempts later, several to a transaction); the others wait for a pass."""
+        now = time.monotonic()
+        with self._lock:
+            self._handed.extend(items)
+            ready: list[tuple[runs.Claimed, Gathered]] = []
+            if not self.stop.is_set():
+                while self._handed and self._delivering < self.s.threads:
+                    found = self._handed[0].found
+                    if found is None or found.artifacts is None:
+                        break
+                    h = self._handed.popleft()
+                    self._delivering += 1
+                    self._inflight[h.run.id] = now
+                    ready.append((h.run, found))
+            waiting = bool(self._handed) and self._delivering < self.s.threads
+        self._start(ready)
+        if waiting:  # runs to read first: a pass; a full pool is woken by deliveries ending
             self._wake.set()
 
     def close(self, timeout: float | None = None) -> None:
@@ -136,12 +203,29 @@ class Dispatcher:
         with contextlib.suppress(Exception):  # unrecorded ones are retried when leases expire
             while self._pending():
                 self._pass(claim=False)
+        self._release_handed()
+
+    def _release_handed(self) -> None:
+        """Handed runs never started go back to pending at once (any dispatcher's to claim)
+        rather than waiting out their leases; if this fails, the leases still free them."""
+        with self._lock:
+            left = [h.run.id for h in self._handed]
+            self._handed.clear()
+        if not left:
+            return
+        try:
+            with self.app.app_context(), writing():
+                begin_write()
+                runs.release(left, self.owner_id)
+                db.session.commit()
+        except Exception as exc:
+            log.warning("action=release_failed runs=%s error=%r", len(left), exc)
 
     def _loop(self) -> None:
         while not (self.stop.is_set() or self._halt.is_set()):
             try:
                 self._linger()
-                if not self.tick():
+                if not self._pass(claim=True):
                     self._wake.wait(POLL if self.busy() else IDLE_POLL)
                     self._wake.clear()
             except Exception as exc:  # the database is away: the next pass tries again
@@ -160,9 +244,9 @@ class Dispatcher:
             self._halt.wait(gap)
 
     def tick(self) -> int:
-        """Record the attempts that ended, claim due runs for the free threads and start them;
-        how many were claimed."""
-        return self._pass(claim=True)
+        """Record the attempts that ended, start handed runs and claim due ones for the free
+        threads; how many were started."""
+        return self._pass(claim=True, ask=True)
 
     def busy(self) -> int:
         """Deliveries under way or ended and not yet recorded."""
@@ -181,43 +265,69 @@ class Dispatcher:
         self._wake.set()
         if self.thread.is_alive():
             self.thread.join()
-        while self.tick() or self.busy():
+        while self._pass(claim=True, ask=True) or self.busy():
             self._wake.wait(POLL)
             self._wake.clear()
 
-    def _pass(self, *, claim: bool) -> int:
+    def _pass(self, *, claim: bool, ask: bool = False) -> int:
+        now = time.monotonic()
         with self._lock:
             ended, self._ended = self._ended, []
             free = self.s.threads - self._delivering if claim else 0
-            self._delivering += free  # held for this pass's claims
+            taken = [self._handed.popleft() for _ in range(min(free, len(self._handed)))]
+            free -= len(taken)
+            # The database is asked for due runs when nudged, or a poll's time after the last
+            # claim: handed runs need no claim, and one per pass was a pass's biggest cost.
+            if free and not (ask or self._asked or now - self._claimed_at >= POLL):
+                free = 0
+            if free:
+                self._asked, self._claimed_at = False, now
+            self._delivering += free + len(taken)  # held for this pass's claims
+            self._inflight.update((h.run.id, now) for h in taken)
             renew = self._renewal_due()
-        if not ended and not free and not renew:
-            return 0
-        self._last_work = time.monotonic()
+            backlog = bool(self._handed)
+        # Handed runs whose facts the executor did not hold all, or whose artifacts it stored
+        # without learning their ids: read in this pass.
+        read = [h for h in taken if h.found is None or h.found.artifacts is None]
+        if not ended and not free and not renew and not read:
+            if taken:  # no transaction at all: the executor claimed them and gave their facts
+                self._start([(h.run, _facts_of(h, {})) for h in taken])
+                self._backlog = backlog
+            return len(taken)
+        self._last_work = now
         try:
-            claimed, found = self._exchange(ended, free, renew)
+            claimed, found = self._exchange(ended, free, renew, read)
         except BaseException:
             with self._lock:
                 self._ended[:0] = ended  # recorded by a later pass (their leases hold)
-                self._delivering -= free
+                self._handed.extendleft(reversed(taken))  # started by a later pass
+                for h in taken:
+                    self._inflight.pop(h.run.id, None)
+                self._delivering -= free + len(taken)
             raise
+        full = bool(free) and len(claimed) == free  # more may be due: ask again next pass
         with self._lock:
             self._delivering -= free - len(claimed)
             now = time.monotonic()
             self._inflight.update((c.id, now) for c in claimed)
-        self._backlog = bool(free) and len(claimed) == free
-        for c in claimed:
-            self.pool.submit(self.deliver, c, found[c.id])
-        return len(claimed)
+            self._asked = self._asked or full
+        self._backlog = backlog or full
+        self._start([(h.run, _facts_of(h, found)) for h in taken])
+        self._start([(c, found[c.id]) for c in claimed])
+        return len(taken) + len(claimed)
+
+    def _start(self, deliveries: list[tuple[runs.Claimed, Gathered]]) -> None:
+        for c, found in deliveries:
+            self.pool.submit(self.deliver, c, found)
 
     def _renewal_due(self) -> list[int]:
         """The runs whose leases this pass stamps again: those under way and not stuck, once a
         third of the lease has passed since the last stamp (the lock is held)."""
         now = time.monotonic()
-        if not self._inflight or now - self._renewed < self.s.lease / 3:
+        if not (self._inflight or self._handed) or now - self._renewed < self.s.lease / 3:
             return []
         self._renewed = now
-        due = []
+        due = [h.run.id for h in self._handed]  # claimed for us, waiting for a thread
         for run_id, since in sorted(self._inflight.items()):
             if now - since < self.s.stuck_after:
                 due.append(run_id)
@@ -236,25 +346,26 @@ class Dispatcher:
         return due
 
     def _exchange(
-        self, ended: list[Attempt], free: int, renew: list[int]
+        self, ended: list[Attempt], free: int, renew: list[int], read: list[Handed]
     ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
         """One transaction; an attempt whose record is refused (not the database being away)
-        is left to its lease, so it cannot hold up the others."""
+        is left to its lease, so it cannot hold up the others. `read`: handed runs whose
+        facts the executor did not hold."""
         try:
-            return self._retried(lambda: self._write(ended, free, renew))
+            return self._retried(lambda: self._write(ended, free, renew, read))
         except DBAPIError as exc:
             if is_transient(exc) or not ended:
                 raise
         for attempt in ended:
             try:
-                self._retried(functools.partial(self._write, [attempt], 0, []))
+                self._retried(functools.partial(self._write, [attempt], 0, [], []))
             except DBAPIError as exc:
                 if is_transient(exc):
                     raise
                 log.warning(
                     "action=record_refused run=%s error=%s", attempt.run.id, first_line(exc)
                 )
-        return self._retried(lambda: self._write([], free, renew))
+        return self._retried(lambda: self._write([], free, renew, read))
 
     def _retried(
         self, fn: Callable[[], tuple[list[runs.Claimed], dict[int, Gathered]]]
@@ -262,7 +373,7 @@ class Dispatcher:
         return retry(fn, self.stop, "actions", max_wait=RETRY_MAX_WAIT)
 
     def _write(
-        self, ended: list[Attempt], free: int, renew: list[int]
+        self, ended: list[Attempt], free: int, renew: list[int], read: list[Handed]
     ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
         with self.app.app_context(), writing():
             begin_write()
@@ -270,7 +381,11 @@ class Dispatcher:
                 runs.renew(renew, self.owner_id)
             statuses = runs.record_all([(a.run, a.outcome, a.secrets) for a in ended], self.s)
             claimed = runs.claim(self.owner_id, free, self.s) if free else []
-            found = context.gather(db.session(), claimed) if claimed else {}
+            wanted = claimed + [h.run for h in read if h.found is None]
+            found = context.gather(db.session(), wanted) if wanted else {}
+            partial = {h.run.id: h.found for h in read if h.found is not None}
+            if partial:
+                found.update(context.with_artifacts(db.session(), partial))
             db.session.commit()
         for a, status in zip(ended, statuses, strict=True):
             log.info(
@@ -331,6 +446,14 @@ class Dispatcher:
                 yield files
         finally:
             db.session.rollback()
+
+
+def _facts_of(h: Handed, found: dict[int, Gathered]) -> Gathered:
+    """A handed run's facts: as read in this pass, else as the executor gave them whole."""
+    got = found.get(h.run.id, h.found)
+    if got is None or got.artifacts is None:
+        raise RuntimeError(f"action run {h.run.id}: its facts were neither handed nor read")
+    return got
 
 
 def _safely(perform: Callable[[ActionContext], Outcome], ctx: ActionContext) -> Outcome:

@@ -214,22 +214,27 @@ class Finisher:
                 log.error("action=journal_clear_failed error=%s", exc)
 
     def _commit(self, batch: list[JobRun]) -> list[ClaimedJob]:
+        # Action runs are queued claimed by this executor's own dispatcher when it takes them
+        # in memory: it then neither claims nor reads them (runner/actions.py, Handed).
+        owner = actions.handed_to()
         with writing():
             begin_write()
-            successors = self._in_one_trip(batch) if self._one_trip_fits(batch) else None
+            successors = self._in_one_trip(batch, owner) if self._one_trip_fits(batch) else None
             if successors is None:
-                successors = self._step_by_step(batch)
+                successors = self._step_by_step(batch, owner)
             db.session.commit()
+        if owner is not None:
+            actions.hand_over([h for run in batch for h in run.handed(owner)])
         for run in batch:
             run.recorded()
-        if any(run.has_actions for run in batch):
+        if owner is None and any(run.has_actions for run in batch):
             actions.runs_queued()  # delivered now by this executor, not at its next poll
         return successors
 
-    def _step_by_step(self, batch: list[JobRun]) -> list[ClaimedJob]:
+    def _step_by_step(self, batch: list[JobRun], owner: int | None) -> list[ClaimedJob]:
         """Statuses first (each a conditional UPDATE whose answer decides the rest), then the
         rows and counters without waiting on each statement, then the successors' claim."""
-        done = [run for run in batch if run.record_status()]
+        done = [run for run in batch if run.record_status(owner)]
         with pipelined():
             for run in done:
                 run.store_rows()
@@ -244,12 +249,12 @@ class Finisher:
             run.outcome.status is JobStatus.SUCCEEDED for run in batch
         )
 
-    def _in_one_trip(self, batch: list[JobRun]) -> list[ClaimedJob] | None:
+    def _in_one_trip(self, batch: list[JobRun], owner: int | None) -> list[ClaimedJob] | None:
         """PostgreSQL: statuses, rows, counters and the successors' claim in one round trip,
         betting that every job is still ours (it is, unless it was reaped meanwhile). If one was
         not, everything is rolled back and None says: go step by step."""
         with pipelined():
-            answers = [run.send_success() for run in batch]
+            answers = [run.send_success(owner) for run in batch]
             for run in batch:
                 run.store_rows()
             for rt_id, (ok, failed, last) in _counts(batch).items():

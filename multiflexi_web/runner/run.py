@@ -42,10 +42,14 @@ from multiflexi_web.executors.base import (
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobStatus
 from multiflexi_web.runner import fence
+from multiflexi_web.runner.actions import Handed
 from multiflexi_web.runner.lease import Lease
 from multiflexi_web.runner.live_sync import LiveSync
 from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.security.masking import JobMasks
+from multiflexi_web.services.actions import context as action_context
+from multiflexi_web.services.actions import runs
+from multiflexi_web.services.actions.context import TemplateFacts
 from multiflexi_web.services.jobs import artifacts, onetime, output
 from multiflexi_web.services.jobs import inputs as job_inputs
 from multiflexi_web.services.jobs import transitions as jobs
@@ -58,7 +62,7 @@ from multiflexi_web.services.jobs.environment import (
     resolve,
 )
 from multiflexi_web.services.jobs.output import Batch
-from multiflexi_web.services.jobs.transitions import Outcome
+from multiflexi_web.services.jobs.transitions import Outcome, Queued
 
 log = logging.getLogger("multiflexi.executor")
 T = TypeVar("T")
@@ -130,6 +134,12 @@ class JobRun:
         self.masks = JobMasks()  # the job's known secret values, once its env is resolved
         # Unknown until its context is read: queue, with every trigger evaluated, to be safe.
         self.has_actions = self.action_triggers = True
+        self.action_facts: TemplateFacts | None = None  # handed over with its action runs
+        self._tails: dict[str, list[bytes]] | None = None  # each stream's last stored rows
+        self.queued: Queued = []  # action runs its finish queued claimed (the last try's)
+        # Set while its finish hands the runs over: the artifacts' ids are then returned.
+        self._handing = False
+        self._artifact_ids: Callable[[], list[tuple[int, str]]] | None = None
 
     # -- JobIO ----------------------------------------------------------------------------------
     def started(self, pid: int | None = None, container_id: str | None = None) -> None:
@@ -257,6 +267,7 @@ class JobRun:
         if ctx is not None:
             # A template without actions: no outbox statement; with only "always" ones: a cheap one.
             self.has_actions, self.action_triggers = ctx.has_actions, ctx.action_triggers
+            self.action_facts = ctx.action_facts
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
         self.ended(result)  # done already if the module said so before reaping its process
@@ -266,6 +277,8 @@ class JobRun:
             self.rows = self.with_retries(lambda: self._collect(ctx, env))
         except Exception as exc:  # the finish is recorded all the same (without the artifacts)
             log.error("action=collect_failed job=%s error=%s", self.job.id, first_line(exc))
+        if self.action_facts is not None:  # the tails its action runs are handed over with
+            self._tails = self._memory_tails()
         self._unsent.append(self.sink.take())
         self._cleanup(outcome)  # everything kept is in memory or the artifact store by now
         if self.recorder is not None:
@@ -280,6 +293,33 @@ class JobRun:
         """The finish is committed: let go of what was kept for it."""
         self._unsent.clear()
         self.rows = []
+
+    def _memory_tails(self) -> dict[str, list[bytes]] | None:
+        tails = {s: self.sink.memory_tail(s, action_context.TAIL_CHUNKS) for s in output.STREAMS}
+        if any(t is None for t in tails.values()):
+            return None  # some output is stored already: the dispatcher reads the tails
+        return {s: t for s, t in tails.items() if t is not None}
+
+    def handed(self, owner_id: int) -> list[Handed]:
+        """The action runs its committed finish queued claimed by `owner_id`, each with what
+        its delivery needs where this run holds it (else the dispatcher reads it)."""
+        facts, rec = self.action_facts, self._record()
+        arts = self._stored_artifacts() if self.queued else None
+        out = []
+        for run_id, job_id, action, config_id, key, attempts in self.queued:
+            claimed = runs.Claimed(run_id, job_id, action, config_id, key, attempts, owner_id)
+            found = None
+            if facts is not None:
+                job = (job_id, self.outcome.status.value, self.outcome.exit_code, rec.env)
+                found = action_context.from_memory(facts, claimed, job, self._tails, arts)
+            out.append(Handed(claimed, found))
+        return out
+
+    def _stored_artifacts(self) -> list[tuple[int, str]] | None:
+        """(id, file name) of the artifacts its finish stored; None: their ids are unknown."""
+        if not self.rows:
+            return []
+        return self._artifact_ids() if self._artifact_ids is not None else None
 
     def _execute(self, ctx: TemplateContext) -> tuple[RunResult, ResolvedEnv | None]:
         try:
@@ -497,18 +537,28 @@ class JobRun:
         RunTemplate's counters (its row, shared by all its jobs, locked last)."""
         return self._finish(then=self.store_rows, count=True)
 
-    def record_status(self) -> bool:
-        """Only the final status: the caller then stores the rows and adds the counters."""
-        return self._finish(then=None, count=False)
+    def record_status(self, deliver_by: int | None = None) -> bool:
+        """Only the final status: the caller then stores the rows and adds the counters.
+        `deliver_by`: its action runs are queued claimed by that worker (see handed())."""
+        self._handing = deliver_by is not None and self.has_actions
+        return self._finish(then=None, count=False, deliver_by=deliver_by)
 
-    def send_success(self) -> Callable[[], bool]:
+    def send_success(self, deliver_by: int | None = None) -> Callable[[], bool]:
         """The succeeded status, sent without waiting (see jobs.send_success)."""
-        return jobs.send_success(
+        self._handing = deliver_by is not None and self.has_actions
+        answer = jobs.send_success(
             self.job.id,
             self._record(),
             actions=self.has_actions,
             conditional=self.action_triggers,
+            deliver_by=deliver_by,
         )
+
+        def ours() -> bool:
+            ok, self.queued = answer()
+            return ok
+
+        return ours
 
     def journal_entry(self, worker_id: int, *, exited: bool = False) -> dict[str, Any]:
         """The finish as plain data, for the journal (replay.py records it from there).
@@ -539,9 +589,12 @@ class JobRun:
         meta = self._meta_fields()
         return jobs.RunRecord(meta["pid"], meta["command"], meta["env"], self.sink.counters())
 
-    def _finish(self, *, then: Callable[[], None] | None, count: bool) -> bool:
+    def _finish(
+        self, *, then: Callable[[], None] | None, count: bool, deliver_by: int | None = None
+    ) -> bool:
         record = self._record()
         job = self.job
+        self.queued = []  # a try that was rolled back queued nothing
         if jobs.finish(
             job.id,
             job.runtemplate_id,
@@ -552,6 +605,8 @@ class JobRun:
             count=count,
             actions=self.has_actions,
             conditional=self.action_triggers,
+            deliver_by=deliver_by,
+            queued=self.queued,
         ):
             return True
         log.warning("action=finish_skipped job=%s reason=no_longer_running", job.id)
@@ -561,7 +616,11 @@ class JobRun:
         """The output and artifact rows kept for the finish (no result is read: pipelinable)."""
         for batch in self._unsent:
             output.store(db.session(), batch, self.job.id, counters=False)
-        artifacts.store(db.session(), self.rows)
+        if self._handing and self.rows:  # its action runs are handed over with their links
+            self._artifact_ids = artifacts.store_returning(db.session(), self.rows)
+        else:
+            self._artifact_ids = None
+            artifacts.store(db.session(), self.rows)
 
     def _persist(self, fn: Callable[[], None]) -> None:
         """Run a unit of work until it commits; a database outage only delays it."""

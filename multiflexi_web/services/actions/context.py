@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ from multiflexi_web import __version__
 from multiflexi_web.actions import registry
 from multiflexi_web.actions.base import ActionContext, AppRef
 from multiflexi_web.db.raw import driver
-from multiflexi_web.models import Application, Artifact
+from multiflexi_web.models import AppExitCode, Application, Artifact, RunTemplate
+from multiflexi_web.models.action import ActionConfig
 from multiflexi_web.security.secrets import SecretError
 from multiflexi_web.services.actions import mail_credential, statements, values
 from multiflexi_web.services.actions.settings import ActionSettings
@@ -99,9 +100,12 @@ def tails(
     chunks: dict[tuple[int, str], list[bytes]] = {}
     for job_id, stream, data in rows:
         chunks.setdefault((job_id, stream), []).append(bytes(data))
-    return {
-        key: b"".join(parts)[-limit:].decode("utf-8", "replace") for key, parts in chunks.items()
-    }
+    return {key: tail_text(parts, limit) for key, parts in chunks.items()}
+
+
+def tail_text(chunks: Sequence[bytes], limit: int = TAIL_BYTES) -> str:
+    """A stream's tail from its last TAIL_CHUNKS output rows, in order."""
+    return b"".join(chunks)[-limit:].decode("utf-8", "replace")
 
 
 def app_ref(app: Application) -> AppRef:
@@ -160,7 +164,7 @@ class Gathered:
 
     job: JobFacts | None  # None: the job is gone
     stored: dict[str, Any] | None  # the config's stored values; None: it was removed
-    artifacts: list[tuple[int, str]]  # (id, file name)
+    artifacts: list[tuple[int, str]] | None  # (id, file name); None: not read yet
     stdout_tail: str
     stderr_tail: str
     login: mail_credential.MailLogin | None = None  # the credential its config chose
@@ -172,12 +176,7 @@ def gather(session: Session, claimed: Sequence[Any]) -> dict[int, Gathered]:
     four queries, whatever their number."""
     facts = job_facts(session, {c.job_id for c in claimed})
     configs = configs_for(session, {c.config_id for c in claimed if c.config_id is not None})
-    arts: dict[int, list[tuple[int, str]]] = {}
-    if facts:
-        for job_id, art_id, filename in driver(session).read(
-            statements.ARTIFACTS, {"p_ids": sorted(facts)}
-        ):
-            arts.setdefault(job_id, []).append((art_id, filename))
+    arts = artifacts_of(session, facts)
     out = tails(session, facts)
     found: dict[int, Gathered] = {}
     for c in claimed:
@@ -203,6 +202,116 @@ def gather(session: Session, claimed: Sequence[Any]) -> dict[int, Gathered]:
     return found
 
 
+@dataclass(frozen=True)
+class TemplateFacts:
+    """What the deliveries of a RunTemplate's jobs read about it, its app and company and its
+    enabled action configs: the executor caches it in the template's context (the
+    configuration epoch watches every table it is read from), so that a finish can hand its
+    runs over with their facts instead of the dispatcher reading them (runner/actions.py)."""
+
+    runtemplate_id: int
+    runtemplate_name: str
+    application_id: int
+    app: AppRef
+    produces: dict[str, Any]
+    company_id: int
+    company_slug: str
+    company_name: str
+    zabbix_host: str | None
+    exit_meanings: dict[int, str]  # the app's exit code -> its description
+    configs: dict[int, dict[str, Any]]  # enabled config id -> stored values, defaults merged
+
+
+def template_facts(session: Session, rt: RunTemplate) -> TemplateFacts:
+    app, company = rt.application, rt.company
+    config_ids = session.scalars(
+        select(ActionConfig.id).where(
+            ActionConfig.runtemplate_id == rt.id, ActionConfig.enabled.is_(True)
+        )
+    ).all()
+    meanings = session.execute(
+        select(AppExitCode.code, AppExitCode.description).where(
+            AppExitCode.application_id == app.id
+        )
+    )
+    return TemplateFacts(
+        rt.id,
+        rt.name,
+        app.id,
+        app_ref(app),
+        app.produces or {},
+        company.id,
+        company.slug,
+        company.name,
+        company.zabbix_host,
+        {code: description for code, description in meanings},
+        configs_for(session, config_ids),
+    )
+
+
+def from_memory(
+    facts: TemplateFacts,
+    run: Any,
+    job: tuple[int, str, int | None, list[dict[str, Any]]],
+    tails: Mapping[str, Sequence[bytes]] | None,
+    artifacts: list[tuple[int, str]] | None,
+) -> Gathered | None:
+    """What gather() would read for `run` (action, config_id), built from what the executor
+    holds as it records the finish: `job` is (id, status, exit code, env) as written, `tails`
+    each stream's last TAIL_CHUNKS rows (None: some are stored already), `artifacts` the
+    (id, file name) of the job's artifacts in id order (None: unknown, left for the
+    dispatcher to read alone). None where it holds too little: output already stored, a
+    config its cached facts do not have, or a credential to resolve (the dispatcher reads
+    those)."""
+    stored = facts.configs.get(run.config_id) if run.config_id is not None else None
+    if tails is None or stored is None or _chooses_credential(run.action):
+        return None
+    job_id, status, exit_code, env = job
+    meaning = facts.exit_meanings.get(exit_code) if exit_code is not None else None
+    return Gathered(
+        JobFacts(
+            job_id,
+            status,
+            exit_code,
+            env,
+            facts.runtemplate_id,
+            facts.runtemplate_name,
+            facts.app,
+            facts.produces,
+            facts.company_id,
+            facts.company_slug,
+            facts.company_name,
+            facts.zabbix_host,
+            meaning,
+        ),
+        stored,
+        artifacts,
+        tail_text(tails.get("stdout", ())),
+        tail_text(tails.get("stderr", ())),
+    )
+
+
+def artifacts_of(session: Session, job_ids: Collection[int]) -> dict[int, list[tuple[int, str]]]:
+    """Job id -> its artifacts' (id, file name), in id order, one query for all the jobs."""
+    arts: dict[int, list[tuple[int, str]]] = {}
+    if job_ids:
+        for job_id, art_id, filename in driver(session).read(
+            statements.ARTIFACTS, {"p_ids": sorted(job_ids)}
+        ):
+            arts.setdefault(job_id, []).append((art_id, filename))
+    return arts
+
+
+def with_artifacts(session: Session, found: Mapping[int, Gathered]) -> dict[int, Gathered]:
+    """Run id -> its Gathered with the artifacts read (from_memory leaves them unread: the
+    executor stores them without learning their ids)."""
+    arts = artifacts_of(session, {g.job.id for g in found.values() if g.job is not None})
+    return {
+        run_id: replace(g, artifacts=arts.get(g.job.id, []) if g.job is not None else [])
+        for run_id, g in found.items()
+    }
+
+
 def _chooses_credential(kind: str) -> bool:
     """Whether the kind's config names a credential: only then is its config decrypted here.
     An unknown kind chooses none (its delivery records it failed, rather than every pass of
@@ -224,6 +333,8 @@ def build(
     """`run`: the claimed run (id, idempotency_key, attempts)."""
     if found.login_error:
         raise ContextError(found.login_error)
+    if found.artifacts is None:
+        raise ValueError("build() needs the artifacts read (with_artifacts)")
     login = found.login
     return ActionContext(
         run_id=run.id,

@@ -72,6 +72,27 @@ def renew(ids: Sequence[int], owner_id: int, now: datetime | None = None) -> int
     return driver(db.session()).run(statements.RENEW, params)
 
 
+def release(ids: Sequence[int], owner_id: int) -> int:
+    """Runs `owner_id` holds and never started (a stopping dispatcher's handed ones) become
+    pending again, their claim's attempt not counted (the caller commits); how many."""
+    res = db.session.execute(
+        update(ActionRun)
+        .where(
+            ActionRun.id.in_(list(ids)),
+            ActionRun.owner_id == owner_id,
+            ActionRun.status == "running",
+        )
+        .values(
+            status="pending",
+            attempts=ActionRun.attempts - 1,
+            owner_id=None,
+            claimed_at=None,
+            next_attempt_at=utcnow(),
+        )
+    )
+    return int(res.rowcount)  # type: ignore[attr-defined]
+
+
 def masked(text: str | None, secrets: list[str]) -> str | None:
     if text is None:
         return None

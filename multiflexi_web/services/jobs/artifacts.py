@@ -10,7 +10,7 @@ import re
 import stat
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -220,6 +220,25 @@ def store(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
         now = utcnow()
         driver(session).many(job_sql.ARTIFACT_INSERT, [{**r, "created_at": now} for r in rows])
+
+
+def store_returning(
+    session: Session, rows: list[dict[str, Any]]
+) -> Callable[[], list[tuple[int, str]]]:
+    """store(), a statement per row, sent without waiting (a PostgreSQL pipeline): the
+    function gives each stored artifact's (id, file name) in id order once the answers are
+    in, for the action runs a finish hands over with their links."""
+    now = utcnow()
+    drv = driver(session)
+    sent = [
+        (drv.send_rows(job_sql.ARTIFACT_INSERT_RETURNING, {**r, "created_at": now}), r)
+        for r in rows
+    ]
+
+    def ids() -> list[tuple[int, str]]:
+        return sorted((int(answer()[0][0]), str(r["filename"])) for answer, r in sent)
+
+    return ids
 
 
 def list_for_job(session: Session, job_id: int) -> list[Artifact]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
@@ -19,6 +19,9 @@ from multiflexi_web.security.secrets import MASK, reveal
 from multiflexi_web.services.catalogue.credentials import plain_values
 from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
 from multiflexi_web.services.runtemplates.configure import plain_config
+
+if TYPE_CHECKING:
+    from multiflexi_web.services.actions.context import TemplateFacts
 
 # The daemon's own settings never reach a job, even when they sit in the system env file.
 PLATFORM_SECRETS = frozenset(
@@ -83,6 +86,8 @@ class TemplateContext:
     kubernetes: Mapping[str, Any] | None = None  # the app's `kubernetes` block
     has_actions: bool = False  # post-job actions configured: the finish queues their runs
     action_triggers: bool = False  # one of them fires on recovery / N failures (history query)
+    # With actions: what their deliveries read, handed over with the runs (runner/actions.py)
+    action_facts: TemplateFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -127,21 +132,26 @@ def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateCo
         mask_output=rt.mask_output,
         ociimage=app.ociimage or None,
         kubernetes=dict(app.kubernetes) if app.kubernetes else None,
-        **_actions_of(_session_of(rt), rt.id),
+        **_actions_of(_session_of(rt), rt),
     )
 
 
-def _actions_of(session: Session, rt_id: int) -> dict[str, bool]:
+def _actions_of(session: Session, rt: RunTemplate) -> dict[str, Any]:
     from multiflexi_web.models.action import ActionConfig
+    from multiflexi_web.services.actions.context import template_facts
 
     triggers = set(
         session.scalars(
             select(ActionConfig.trigger).where(
-                ActionConfig.runtemplate_id == rt_id, ActionConfig.enabled.is_(True)
+                ActionConfig.runtemplate_id == rt.id, ActionConfig.enabled.is_(True)
             )
         )
     )
-    return {"has_actions": bool(triggers), "action_triggers": bool(triggers - {"always"})}
+    return {
+        "has_actions": bool(triggers),
+        "action_triggers": bool(triggers - {"always"}),
+        "action_facts": template_facts(session, rt) if triggers else None,
+    }
 
 
 def _session_of(rt: RunTemplate) -> Session:

@@ -129,6 +129,14 @@ class OutputSink:
             return None
         return b"".join(bytes(r.data) for r in self._pending if r.stream == stream)
 
+    def memory_tail(self, stream: str, chunks: int) -> list[bytes] | None:
+        """The stream's last `chunks` rows as the database will hold them once this sink's
+        rows are stored, when none was flushed or dropped yet (else None: read them there)."""
+        if self.ever_flushed[stream] or self.streams[stream].dropped:
+            return None
+        rows = [bytes(r.data) for r in self._pending if r.stream == stream and r.data]
+        return rows[-chunks:]
+
     def peek(self) -> Batch:
         """What take() would return, leaving everything as it is (for the journal's exit entry;
         the rows share the buffers, so use it before the next add())."""

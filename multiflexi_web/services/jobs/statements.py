@@ -72,3 +72,7 @@ FINISH_WITH_RECORD = RawStatement(lambda: _finish(True))
 COUNTS = RawStatement(_counters)
 OUTPUT_INSERT = RawStatement(lambda: _insert_all(JobOutput.__table__))
 ARTIFACT_INSERT = RawStatement(lambda: _insert_all(Artifact.__table__))
+# One row, its id returned: for a finish that hands its action runs over (runner/actions.py).
+ARTIFACT_INSERT_RETURNING = RawStatement(
+    lambda: _insert_all(Artifact.__table__).returning(Artifact.__table__.c.id)
+)

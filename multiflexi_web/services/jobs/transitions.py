@@ -322,21 +322,37 @@ def _finish_params(job_id: int, outcome: Outcome, record: RunRecord | None, now:
     return params
 
 
+# The action runs a finish queued already claimed (outbox.py), as the statement returned them.
+Queued = list[tuple[Any, ...]]
+
+
 def send_success(
-    job_id: int, record: RunRecord, *, actions: bool = False, conditional: bool = True
-) -> Callable[[], bool]:
+    job_id: int,
+    record: RunRecord,
+    *,
+    actions: bool = False,
+    conditional: bool = True,
+    deliver_by: int | None = None,
+) -> Callable[[], tuple[bool, Queued]]:
     """running -> succeeded, sent without waiting for the answer (a PostgreSQL pipeline); the
-    returned function says, once the answer is in, whether the job was still running.
+    returned function says, once the answer is in, whether the job was still running, and
+    gives the action runs queued claimed by `deliver_by` (see queue_actions).
 
     Only for successes: a failure may need a retry, which reads the job first (finish()).
     The caller adds the counters (add_counts) and must roll back if any answer is False.
     """
     params = _finish_params(job_id, Outcome(JobStatus.SUCCEEDED, 0), record, utcnow())
-    rowcount = driver(db.session()).send(job_sql.FINISH_WITH_RECORD, params)
-    if actions:
-        stmt = outbox.QUEUE_RUNS if conditional else outbox.QUEUE_ALWAYS_RUNS
-        driver(db.session()).send(stmt, params)  # rolled back with the status
-    return lambda: rowcount() == 1
+    drv = driver(db.session())
+    rowcount = drv.send(job_sql.FINISH_WITH_RECORD, params)
+    queued: Callable[[], Queued] = list
+    if actions:  # rolled back with the status
+        claimed = deliver_by is not None
+        stmt = outbox.statement(conditional=conditional, claimed=claimed)
+        if claimed:
+            queued = drv.send_rows(stmt, {**params, "p_owner": deliver_by})
+        else:
+            drv.send(stmt, params)
+    return lambda: (rowcount() == 1, queued())
 
 
 def finish(
@@ -350,8 +366,11 @@ def finish(
     count: bool = True,
     actions: bool = True,
     conditional: bool = True,
+    deliver_by: int | None = None,
+    queued: Queued | None = None,
 ) -> bool:
     """running -> a terminal status; counters and a retry follow. False if it was not running.
+    Action runs queued claimed by `deliver_by` are appended to `queued` (see queue_actions).
 
     `then` runs between the job's row and the RunTemplate's counters: the counters row is
     shared by every job of the template, so it is locked last, just before the commit. With
@@ -363,7 +382,9 @@ def finish(
     if not driver(db.session()).run(stmt, params):
         return False
     if actions:
-        queue_actions(params, conditional=conditional)
+        found = queue_actions(params, conditional=conditional, deliver_by=deliver_by)
+        if queued is not None:
+            queued += found
     if then is not None:
         then()
     if count:
@@ -374,10 +395,17 @@ def finish(
     return True
 
 
-def queue_actions(params: dict[str, Any], *, conditional: bool = True) -> None:
-    """The outbox: the finished job's action runs, in the transaction of its final status."""
-    stmt = outbox.QUEUE_RUNS if conditional else outbox.QUEUE_ALWAYS_RUNS
-    driver(db.session()).run(stmt, params)
+def queue_actions(
+    params: dict[str, Any], *, conditional: bool = True, deliver_by: int | None = None
+) -> Queued:
+    """The outbox: the finished job's action runs, in the transaction of its final status.
+    With `deliver_by` (an executor's worker id, whose dispatcher takes them in memory) they are
+    inserted claimed by it and returned; otherwise pending, for any dispatcher to claim."""
+    if deliver_by is None:
+        driver(db.session()).run(outbox.statement(conditional=conditional, claimed=False), params)
+        return []
+    stmt = outbox.statement(conditional=conditional, claimed=True)
+    return driver(db.session()).rows(stmt, {**params, "p_owner": deliver_by})
 
 
 def add_counts(rt_id: int, ok: int, failed: int, last_started: datetime) -> None:

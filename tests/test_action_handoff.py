@@ -1,0 +1,224 @@
+"""Action runs handed over in memory: queued claimed by the executor's own dispatcher, with
+the facts the finish holds, so that the dispatcher neither claims nor reads them
+(runner/actions.py Handed, services/actions/outbox.py, services/actions/context.py)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from daemons.runtime import Runtime
+from multiflexi_web.extensions import db
+from multiflexi_web.models import AppExitCode, RunTemplate
+from multiflexi_web.models.action import ActionConfig, ActionDefault, ActionRun
+from multiflexi_web.runner import actions
+from multiflexi_web.runner.actions import Dispatcher, Handed
+from multiflexi_web.runner.pool import Executor
+from multiflexi_web.services.actions import context, runs
+from multiflexi_web.services.actions.settings import ActionSettings
+from multiflexi_web.services.jobs.output import OutputSink, store
+from tests.action_support import http_peer
+from tests.executor_support import schedule, shell_rt, wait_for
+
+FAST = ActionSettings(timeout=5.0, backoff=0.0, lease=30.0, threads=4, linger=0.0)
+
+
+class Collector:
+    """Stands in for the executor's delivery process: keeps what the finishes hand over."""
+
+    def __init__(self) -> None:
+        self.owner_id: int | None = None
+        self.items: list[Handed] = []
+
+    def owner(self) -> int | None:
+        return self.owner_id
+
+    def hand_over(self, items: list[Handed]) -> None:
+        self.items += items
+
+
+def _drain_handing_to(app: Flask, collector: Collector) -> None:
+    """An executor of this process runs every job, handing its action runs to `collector`."""
+    db.session.commit()
+    rt = Runtime("executor", app)
+    rt.register()
+    collector.owner_id = rt.worker_id
+    actions.receive_handed(collector)
+    try:
+        Executor(rt, drain=True).serve()
+    finally:
+        actions.receive_handed(None)
+        rt.unregister()
+        db.session.rollback()
+
+
+def _template(script: str, *, artifact: bool) -> RunTemplate:
+    rt = shell_rt(script, artifacts=[{"path": "result.txt"}] if artifact else None)
+    db.session.add(AppExitCode(application_id=rt.application_id, code=3, description="no data"))
+    db.session.add(ActionDefault(action="WebHook", config={"note": "from the defaults"}))
+    for mode in ("success", "failure"):
+        config = {"url": f"http://127.0.0.1:9/{mode}"}
+        db.session.add(
+            ActionConfig(runtemplate_id=rt.id, mode=mode, action="WebHook", config=config)
+        )
+    db.session.commit()
+    return rt
+
+
+@pytest.mark.parametrize(
+    ("script", "artifact"),
+    [
+        ("echo hello; echo err 1>&2", False),
+        (
+            "for i in $(seq 1 40); do echo a$i; echo b$i 1>&2; done; echo r > result.txt; exit 3",
+            True,
+        ),
+        ("exit 0", False),
+    ],
+    ids=["output", "interleaved-artifact-failure", "silent"],
+)
+def test_what_a_finish_hands_over_is_what_the_dispatcher_would_read(
+    app: Flask, script: str, artifact: bool
+) -> None:
+    """Each handed run is already claimed in the database by the executor (its first attempt,
+    under way), and its facts, completed with the artifacts' ids where the executor did not
+    learn them, equal what context.gather reads for it from the database."""
+    rt = _template(script, artifact=artifact)
+    schedule(rt, 2)
+    collector = Collector()
+    _drain_handing_to(app, collector)
+
+    assert len(collector.items) == 2
+    for item in collector.items:
+        row = db.session.get_one(ActionRun, item.run.id)
+        assert (row.status, row.attempts, row.owner_id) == ("running", 1, collector.owner_id)
+        assert row.claimed_at is not None
+        assert item.run == runs.Claimed(
+            row.id, row.job_id, "WebHook", row.config_id, row.idempotency_key, 1,
+            collector.owner_id or 0,
+        )  # fmt: skip
+        assert item.found is not None, "the executor held everything a WebHook needs"
+        found = item.found
+        if found.artifacts is None:
+            found = context.with_artifacts(db.session(), {item.run.id: found})[item.run.id]
+        assert found == context.gather(db.session(), [item.run])[item.run.id]
+    if artifact:
+        first = collector.items[0].found
+        assert first is not None and first.job is not None
+        assert first.job.exit_meaning == "no data"
+        assert first.stored == {"note": "from the defaults", "url": "http://127.0.0.1:9/failure"}
+
+
+def test_without_a_receiver_runs_are_queued_pending_for_any_dispatcher(app: Flask) -> None:
+    rt = _template("exit 0", artifact=False)
+    schedule(rt)
+    db.session.commit()
+    rt_host = Runtime("executor", app)
+    rt_host.register()
+    try:
+        Executor(rt_host, drain=True).serve()
+    finally:
+        rt_host.unregister()
+    db.session.rollback()
+    row = db.session.scalars(select(ActionRun)).one()
+    assert (row.status, row.attempts, row.owner_id) == ("pending", 0, None)
+
+
+def test_handed_runs_are_delivered_without_a_claim_or_a_read(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dispatcher starts runs handed with all their facts at once, without a claim or a
+    read (a read fails here; its loop's polls claim nothing); their attempts are recorded
+    under the executor's claim."""
+    with http_peer() as peer:
+        rt = _template("echo hello", artifact=False)
+        db.session.execute(
+            ActionConfig.__table__.update().values(config={"url": peer.url})  # type: ignore[attr-defined]
+        )
+        db.session.commit()
+        schedule(rt, 3)
+        collector = Collector()
+        _drain_handing_to(app, collector)
+        assert len(collector.items) == 3
+
+        def refused(*_: object, **__: object) -> None:
+            raise AssertionError("a handed run's facts were read")
+
+        claim, claimed = runs.claim, []
+
+        def watched(*args: Any, **kwargs: Any) -> list[runs.Claimed]:
+            got = claim(*args, **kwargs)
+            claimed.extend(got)
+            return got
+
+        monkeypatch.setattr(context, "gather", refused)
+        monkeypatch.setattr(runs, "claim", watched)
+        d = Dispatcher(app, collector.owner_id or 0, FAST, threading.Event())
+        d.hand_over(collector.items)
+        wait_for(lambda: len(peer.hits) == 3, timeout=30, what="the handed runs delivered")
+        d.start()  # its loop records the attempts
+        wait_for(lambda: _statuses() == ["succeeded"] * 3, timeout=30, what="the records")
+        d.close()
+    bodies = sorted((h.json() for h in peer.hits), key=lambda b: int(b["job_id"]))
+    assert [b["job_id"] for b in bodies] == sorted(i.run.job_id for i in collector.items)
+    assert {(b["status"], b["stdout_tail"], b["attempt"]) for b in bodies} == {
+        ("succeeded", "hello\n", 1)
+    }
+    assert all(set(b["links"]["artifacts"]) == {"stdout.txt"} for b in bodies)
+    assert sorted(peer.keys()) == sorted(i.run.idempotency_key or "" for i in collector.items)
+    assert claimed == []  # the loop's polls found nothing of theirs to claim
+    rows = db.session.scalars(select(ActionRun)).all()
+    assert {(r.attempts, r.owner_id) for r in rows} == {(1, collector.owner_id)}
+
+
+def test_handed_runs_not_started_go_back_to_pending_when_the_dispatcher_stops(
+    app: Flask, tmp_path: Path
+) -> None:
+    """A stopping dispatcher gives the runs it was handed and never started back at once
+    (pending, their claim's attempt not counted), rather than leaving them to their leases."""
+    rt = _template("exit 0", artifact=False)
+    schedule(rt, 2)
+    collector = Collector()
+    _drain_handing_to(app, collector)
+    d = Dispatcher(app, collector.owner_id or 0, FAST, threading.Event())
+    d.stop.set()  # stopping: what it is handed now is not started
+    d.start()
+    d.hand_over(collector.items)
+    d.close()
+    db.session.rollback()
+    rows = db.session.scalars(select(ActionRun)).all()
+    assert {(r.status, r.attempts, r.owner_id, r.claimed_at) for r in rows} == {
+        ("pending", 0, None, None)
+    }
+    claimed = runs.claim(99, 10, FAST)
+    assert sorted(c.id for c in claimed) == sorted(r.id for r in rows)
+
+
+def _statuses() -> list[str]:
+    db.session.rollback()
+    return list(db.session.scalars(select(ActionRun.status).order_by(ActionRun.id)))
+
+
+def test_a_tail_from_memory_is_the_tail_read_from_the_stored_rows(app: Flask) -> None:
+    """Output alternating between the streams makes a row per chunk: the executor's tail of
+    its unstored rows is the one context.tails reads once they are stored (the last
+    TAIL_CHUNKS rows of each stream, cut to TAIL_BYTES)."""
+    job_id = schedule(shell_rt("exit 0"))[0]
+    sink = OutputSink(job_id, 1 << 20)
+    for i in range(context.TAIL_CHUNKS + 9):
+        sink.add("stdout", f"out {i}\n".encode())
+        sink.add("stderr", f"err {i} ".encode() * (40 if i == 3 else 1))
+    sink.add("stdout", "\u00e9".encode() * 5000)  # past TAIL_BYTES, cut inside a character
+    memory = {s: sink.memory_tail(s, context.TAIL_CHUNKS) for s in ("stdout", "stderr")}
+    store(db.session(), sink.take(), job_id)
+    db.session.commit()
+    assert sink.memory_tail("stdout", context.TAIL_CHUNKS) is None  # stored: read it there
+    stored = context.tails(db.session(), [job_id])
+    for stream, rows in memory.items():
+        assert rows is not None and len(rows) == context.TAIL_CHUNKS
+        assert context.tail_text(rows) == stored[(job_id, stream)]
