@@ -4,6 +4,7 @@ the facts the finish holds, so that the dispatcher neither claims nor reads them
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import AppExitCode, RunTemplate
 from multiflexi_web.models.action import ActionConfig, ActionDefault, ActionRun
 from multiflexi_web.runner import actions
+from multiflexi_web.runner.action_process import ActionProcess
 from multiflexi_web.runner.actions import Dispatcher, Handed
 from multiflexi_web.runner.pool import Executor
 from multiflexi_web.services.actions import context, runs
@@ -222,3 +224,25 @@ def test_a_tail_from_memory_is_the_tail_read_from_the_stored_rows(app: Flask) ->
     for stream, rows in memory.items():
         assert rows is not None and len(rows) == context.TAIL_CHUNKS
         assert context.tail_text(rows) == stored[(job_id, stream)]
+
+
+def test_runs_the_dead_child_never_got_go_to_the_fallback_thread(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hand-over written to a delivery process that died (its pipe broken) is kept, and the
+    thread that takes the child's place gets it: never written, so never delivered."""
+    got: list[Handed] = []
+    monkeypatch.setattr(Dispatcher, "hand_over", lambda _self, items: got.extend(items))
+    read, write = os.pipe()
+    os.close(read)  # the child is gone
+    handle = ActionProcess(app, FAST, 0, write, threading.Event())
+    handle.owner_id = 7
+    item = Handed(runs.Claimed(1, 2, "WebHook", 3, "k", 1, 7), None)
+    handle.hand_over([item])
+    assert got == [] and handle.owner() == 7  # its death is not known yet
+    with handle._lock:  # what the watch thread does once it reaped the child
+        handle.exited.set()
+        handle._take_over()
+    assert got == [item]
+    assert handle._fallback is not None
+    handle._fallback.close()
