@@ -46,8 +46,26 @@ def test_an_idle_thread_takes_the_next_call_rather_than_a_new_one() -> None:
         pool.submit(finished.set)
         assert finished.wait(60)
         # the thread counts itself idle just after the call
-        wait_for(lambda: pool._idle == 1, 60, "the thread idle again", every=0.001)
+        wait_for(lambda: pool.idle() == 1, 60, "the thread idle again", every=0.001)
     assert len(pool._threads) == 1
+    assert pool.shutdown(60) == []
+
+
+def test_the_thread_idle_last_takes_the_next_call() -> None:
+    """Three threads end their calls one after the other: the next call goes to the one
+    that ended last (its connection to the peer is the freshest, its memory the warmest)."""
+    pool = DeliveryThreads(3, "t")
+    gates = [threading.Event() for _ in range(3)]
+    for gate in gates:
+        pool.submit(gate.wait, 60)
+    for n, gate in enumerate(gates, start=1):
+        gate.set()
+        wait_for(lambda n=n: pool.idle() == n, 60, "the thread idle", every=0.001)
+    names: list[str] = []
+    done = threading.Event()
+    pool.submit(lambda: (names.append(threading.current_thread().name), done.set()))
+    assert done.wait(60)
+    assert names == [f"t_{len(gates) - 1}"]
     assert pool.shutdown(60) == []
 
 
