@@ -13,7 +13,9 @@ its transactions, statement building, context and the POSTs' client side. Prints
 rounds' CPU ms per run (and the loop thread's share) with the load average; `--profile N`
 also prints cProfile's top N functions (cumulative, the loop thread's CPU) of one more round.
 `--handed`: the runs are queued claimed and handed over in memory with their facts, as an
-executor's finishes hand them to its own delivery process (runner/actions.py, Handed).
+executor's finishes hand them to its own delivery process (runner/actions.py, Handed);
+`--trickle RATE` with it hands them over two at a time at RATE runs/s to the dispatcher's own
+loop instead of draining a backlog (MF_THREADS_CPU=1 then prints each thread's CPU per run).
 """
 
 from __future__ import annotations
