@@ -50,7 +50,7 @@ from multiflexi_web.extensions import db  # noqa: E402
 from multiflexi_web.models import Job, JobOutput, RunTemplate, utcnow  # noqa: E402
 from multiflexi_web.models.action import ActionConfig, ActionRun  # noqa: E402
 from multiflexi_web.runner.actions import Dispatcher, Handed  # noqa: E402
-from multiflexi_web.services.actions.context import from_memory, template_facts  # noqa: E402
+from multiflexi_web.services.actions.context import delivery_facts, from_memory  # noqa: E402
 from multiflexi_web.services.actions.runs import Claimed  # noqa: E402
 from multiflexi_web.services.actions.settings import ActionSettings  # noqa: E402
 from multiflexi_web.services.jobs import transitions as jobs  # noqa: E402
@@ -126,7 +126,7 @@ def queue(rt: RunTemplate, config_id: int, n: int, *, handed: bool = False) -> l
     if not handed:
         return []
     rt_id = db.session.get_one(ActionConfig, config_id).runtemplate_id
-    facts = template_facts(db.session(), db.session.get_one(RunTemplate, rt_id))
+    facts = delivery_facts(db.session(), db.session.get_one(RunTemplate, rt_id))
     tails = {"stdout": [b"line\n" * 20], "stderr": [b"line\n" * 20]}
     out = []
     for run_id, job_id in db.session.execute(

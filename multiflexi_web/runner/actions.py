@@ -437,7 +437,7 @@ class Dispatcher:
     @contextlib.contextmanager
     def _produced(self, job: JobFacts) -> Iterator[dict[str, Path]]:
         """Temp copies of the job's produced files (read only when its app declares some)."""
-        if not job.produces:
+        if not job.template.produces:
             yield {}
             return
         try:

@@ -49,7 +49,7 @@ from multiflexi_web.runner.unit import RETRY_MAX_WAIT, writing
 from multiflexi_web.security.masking import JobMasks
 from multiflexi_web.services.actions import context as action_context
 from multiflexi_web.services.actions import runs
-from multiflexi_web.services.actions.context import TemplateFacts
+from multiflexi_web.services.actions.context import DeliveryFacts
 from multiflexi_web.services.jobs import artifacts, onetime, output
 from multiflexi_web.services.jobs import inputs as job_inputs
 from multiflexi_web.services.jobs import transitions as jobs
@@ -134,7 +134,7 @@ class JobRun:
         self.masks = JobMasks()  # the job's known secret values, once its env is resolved
         # Unknown until its context is read: queue, with every trigger evaluated, to be safe.
         self.has_actions = self.action_triggers = True
-        self.action_facts: TemplateFacts | None = None  # handed over with its action runs
+        self.action_facts: DeliveryFacts | None = None  # handed over with its action runs
         self._tails: dict[str, list[bytes]] | None = None  # each stream's last stored rows
         self.queued: Queued = []  # action runs its finish queued claimed (the last try's)
         # Set while its finish hands the runs over: the artifacts' ids are then returned.

@@ -52,6 +52,14 @@ class JobFacts:
     status: str
     exit_code: int | None
     env: list[dict[str, Any]]
+    template: TemplateFacts
+    exit_meaning: str | None
+
+
+@dataclass(frozen=True)
+class TemplateFacts:
+    """What a delivery knows of the job's RunTemplate, app and company."""
+
     runtemplate_id: int
     runtemplate_name: str
     app: AppRef
@@ -60,7 +68,6 @@ class JobFacts:
     company_slug: str
     company_name: str
     zabbix_host: str | None
-    exit_meaning: str | None
 
 
 def job_facts(session: Session, job_ids: Collection[int]) -> dict[int, JobFacts]:
@@ -72,11 +79,7 @@ def job_facts(session: Session, job_ids: Collection[int]) -> dict[int, JobFacts]
 
 
 def _facts(row: Any) -> JobFacts:
-    return JobFacts(
-        row[0],
-        row[1],
-        row[2],
-        row[3] or [],
+    template = TemplateFacts(
         row[4],
         row[5],
         AppRef(row[6], row[7], row[8], row[9]),
@@ -85,8 +88,8 @@ def _facts(row: Any) -> JobFacts:
         row[12],
         row[13],
         row[14],
-        row[15],
     )
+    return JobFacts(row[0], row[1], row[2], row[3] or [], template, row[15])
 
 
 def tails(
@@ -115,11 +118,11 @@ def app_ref(app: Application) -> AppRef:
 @contextlib.contextmanager
 def produced_files(session: Session, job: JobFacts) -> Iterator[dict[str, Path]]:
     """Temp copies of the job's artifacts that match its app's `produces` patterns."""
-    if not job.produces:
+    if not job.template.produces:
         yield {}
         return
     with tempfile.TemporaryDirectory(prefix="mf-action-") as tmp:
-        yield _copy_produced(session, job.id, job.produces, Path(tmp))
+        yield _copy_produced(session, job.id, job.template.produces, Path(tmp))
 
 
 def produced_artifacts(
@@ -185,7 +188,7 @@ def gather(session: Session, claimed: Sequence[Any]) -> dict[int, Gathered]:
         login, login_error = None, None
         if job is not None and stored is not None and _chooses_credential(c.action):
             try:
-                login = login_for(session, c.action, values.plain(stored), job.company_id)
+                login = login_for(session, c.action, values.plain(stored), job.template.company_id)
             except ContextError as exc:
                 login_error = str(exc)
             except SecretError:
@@ -203,26 +206,18 @@ def gather(session: Session, claimed: Sequence[Any]) -> dict[int, Gathered]:
 
 
 @dataclass(frozen=True)
-class TemplateFacts:
+class DeliveryFacts:
     """What the deliveries of a RunTemplate's jobs read about it, its app and company and its
     enabled action configs: the executor caches it in the template's context (the
     configuration epoch watches every table it is read from), so that a finish can hand its
     runs over with their facts instead of the dispatcher reading them (runner/actions.py)."""
 
-    runtemplate_id: int
-    runtemplate_name: str
-    application_id: int
-    app: AppRef
-    produces: dict[str, Any]
-    company_id: int
-    company_slug: str
-    company_name: str
-    zabbix_host: str | None
+    template: TemplateFacts
     exit_meanings: dict[int, str]  # the app's exit code -> its description
     configs: dict[int, dict[str, Any]]  # enabled config id -> stored values, defaults merged
 
 
-def template_facts(session: Session, rt: RunTemplate) -> TemplateFacts:
+def delivery_facts(session: Session, rt: RunTemplate) -> DeliveryFacts:
     app, company = rt.application, rt.company
     config_ids = session.scalars(
         select(ActionConfig.id).where(
@@ -234,23 +229,22 @@ def template_facts(session: Session, rt: RunTemplate) -> TemplateFacts:
             AppExitCode.application_id == app.id
         )
     )
-    return TemplateFacts(
+    template = TemplateFacts(
         rt.id,
         rt.name,
-        app.id,
         app_ref(app),
         app.produces or {},
         company.id,
         company.slug,
         company.name,
         company.zabbix_host,
-        {code: description for code, description in meanings},
-        configs_for(session, config_ids),
     )
+    exit_meanings = {code: description for code, description in meanings}
+    return DeliveryFacts(template, exit_meanings, configs_for(session, config_ids))
 
 
 def from_memory(
-    facts: TemplateFacts,
+    facts: DeliveryFacts,
     run: Any,
     job: tuple[int, str, int | None, list[dict[str, Any]]],
     tails: Mapping[str, Sequence[bytes]] | None,
@@ -269,21 +263,7 @@ def from_memory(
     job_id, status, exit_code, env = job
     meaning = facts.exit_meanings.get(exit_code) if exit_code is not None else None
     return Gathered(
-        JobFacts(
-            job_id,
-            status,
-            exit_code,
-            env,
-            facts.runtemplate_id,
-            facts.runtemplate_name,
-            facts.app,
-            facts.produces,
-            facts.company_id,
-            facts.company_slug,
-            facts.company_name,
-            facts.zabbix_host,
-            meaning,
-        ),
+        JobFacts(job_id, status, exit_code, env, facts.template, meaning),
         stored,
         artifacts,
         tail_text(tails.get("stdout", ())),
@@ -344,13 +324,13 @@ def build(
         status=job.status,
         exit_code=job.exit_code,
         exit_meaning=job.exit_meaning,
-        company_id=job.company_id,
-        company_slug=job.company_slug,
-        company_name=job.company_name,
-        zabbix_host=job.zabbix_host,
-        app=job.app,
-        runtemplate_id=job.runtemplate_id,
-        runtemplate_name=job.runtemplate_name,
+        company_id=job.template.company_id,
+        company_slug=job.template.company_slug,
+        company_name=job.template.company_name,
+        zabbix_host=job.template.zabbix_host,
+        app=job.template.app,
+        runtemplate_id=job.template.runtemplate_id,
+        runtemplate_name=job.template.runtemplate_name,
         job_url=f"{s.base_url}/jobs/{job.id}",
         artifact_urls={
             n: f"{s.base_url}/jobs/{job.id}/artifacts/{i}/download" for i, n in found.artifacts

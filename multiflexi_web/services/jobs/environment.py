@@ -21,7 +21,7 @@ from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_
 from multiflexi_web.services.runtemplates.configure import plain_config
 
 if TYPE_CHECKING:
-    from multiflexi_web.services.actions.context import TemplateFacts
+    from multiflexi_web.services.actions.context import DeliveryFacts
 
 # The daemon's own settings never reach a job, even when they sit in the system env file.
 PLATFORM_SECRETS = frozenset(
@@ -87,7 +87,7 @@ class TemplateContext:
     has_actions: bool = False  # post-job actions configured: the finish queues their runs
     action_triggers: bool = False  # one of them fires on recovery / N failures (history query)
     # With actions: what their deliveries read, handed over with the runs (runner/actions.py)
-    action_facts: TemplateFacts | None = None
+    action_facts: DeliveryFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def context_for(rt: RunTemplate, system_values: Mapping[str, str]) -> TemplateCo
 
 def _actions_of(session: Session, rt: RunTemplate) -> dict[str, Any]:
     from multiflexi_web.models.action import ActionConfig
-    from multiflexi_web.services.actions.context import template_facts
+    from multiflexi_web.services.actions.context import delivery_facts
 
     triggers = set(
         session.scalars(
@@ -150,7 +150,7 @@ def _actions_of(session: Session, rt: RunTemplate) -> dict[str, Any]:
     return {
         "has_actions": bool(triggers),
         "action_triggers": bool(triggers - {"always"}),
-        "action_facts": template_facts(session, rt) if triggers else None,
+        "action_facts": delivery_facts(session, rt) if triggers else None,
     }
 
 
