@@ -159,9 +159,6 @@ class Dispatcher:
         if idle:  # a busy one is woken by its deliveries ending (in batches)
             self._wake.set()
 
-    def owner(self) -> int | None:
-        return None if self.stop.is_set() else self.owner_id
-
     def hand_over(self, items: list[Handed]) -> None:
         """Runs claimed for this dispatcher by its executor's finishes: delivered without a
         claim, and without reading what the executor already gave. Those it gave everything
