@@ -18,6 +18,7 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import AppExitCode, RunTemplate
 from multiflexi_web.models.action import ActionConfig, ActionDefault, ActionRun
 from multiflexi_web.runner import actions
+from multiflexi_web.runner import run as run_module
 from multiflexi_web.runner.action_process import ActionProcess
 from multiflexi_web.runner.actions import Dispatcher, Handed
 from multiflexi_web.runner.pool import Executor
@@ -114,6 +115,21 @@ def test_what_a_finish_hands_over_is_what_the_dispatcher_would_read(
         assert first is not None and first.job is not None
         assert first.job.exit_meaning == "no data"
         assert first.stored == {"note": "from the defaults", "url": "http://127.0.0.1:9/failure"}
+
+
+def test_a_job_longer_than_its_facts_are_fresh_leaves_them_to_be_read(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its template's config may have changed while it ran: its runs are still handed over
+    claimed, without facts, so that the dispatcher reads the current ones."""
+    monkeypatch.setattr(run_module, "FACTS_FRESH", 0.0)
+    rt = _template("echo hello", artifact=False)
+    schedule(rt)
+    collector = Collector()
+    _drain_handing_to(app, collector)
+    assert [item.found for item in collector.items] == [None]
+    row = db.session.get_one(ActionRun, collector.items[0].run.id)
+    assert (row.status, row.owner_id) == ("running", collector.owner_id)
 
 
 def test_without_a_receiver_runs_are_queued_pending_for_any_dispatcher(app: Flask) -> None:

@@ -67,6 +67,10 @@ from multiflexi_web.services.jobs.transitions import Outcome, Queued
 log = logging.getLogger("multiflexi.executor")
 T = TypeVar("T")
 SYNC_FIRST = 0.3  # a job shorter than this touches the database only when it ends
+# Its template's cached delivery facts go with its action runs only if its context was read
+# (checked against the configuration epoch) this recently: a config changed while a longer job
+# ran must reach its deliveries, which then read it (the dispatcher's usual path).
+FACTS_FRESH = 1.0
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO off")
 PENDING_MAX = 1024 * 1024  # ...unless its output would make the daemon hold more than this
 # A job whose output outruns its live syncs waits for the one under way past this much.
@@ -135,6 +139,7 @@ class JobRun:
         # Unknown until its context is read: queue, with every trigger evaluated, to be safe.
         self.has_actions = self.action_triggers = True
         self.action_facts: DeliveryFacts | None = None  # handed over with its action runs
+        self._facts_read = 0.0  # when (monotonic) its context, and so those facts, was read
         self._tails: dict[str, list[bytes]] | None = None  # each stream's last stored rows
         self.queued: Queued = []  # action runs its finish queued claimed (the last try's)
         # Set while its finish hands the runs over: the artifacts' ids are then returned.
@@ -268,6 +273,7 @@ class JobRun:
             # A template without actions: no outbox statement; with only "always" ones: a cheap one.
             self.has_actions, self.action_triggers = ctx.has_actions, ctx.action_triggers
             self.action_facts = ctx.action_facts
+            self._facts_read = time.monotonic()
         if ctx is not None and problem is None:
             result, env = self._execute(ctx)
         self.ended(result)  # done already if the module said so before reaping its process
@@ -304,6 +310,8 @@ class JobRun:
         """The action runs its committed finish queued claimed by `owner_id`, each with what
         its delivery needs where this run holds it (else the dispatcher reads it)."""
         facts, rec = self.action_facts, self._record()
+        if time.monotonic() - self._facts_read > FACTS_FRESH:
+            facts = None  # maybe changed since: the dispatcher reads them
         arts = self._stored_artifacts() if self.queued else None
         out = []
         for run_id, job_id, action, config_id, key, attempts in self.queued:
