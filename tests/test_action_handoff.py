@@ -242,6 +242,36 @@ def test_a_tail_from_memory_is_the_tail_read_from_the_stored_rows(app: Flask) ->
         assert context.tail_text(rows) == stored[(job_id, stream)]
 
 
+def test_handed_runs_past_the_bound_go_back_to_pending(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dispatcher keeps at most so many handed runs waiting for a thread (a hanging peer
+    must not grow its memory without a bound): the newest past it are released to pending by
+    its next pass, for whichever dispatcher claims them later."""
+    monkeypatch.setattr(actions, "HANDED_MIN", 1)
+    monkeypatch.setattr(actions, "HANDED_PER_THREAD", 0)
+    monkeypatch.setattr(run_module, "FACTS_FRESH", 0.0)  # none can start before a read
+    rt = _template("exit 0", artifact=False)
+    schedule(rt, 3)
+    collector = Collector()
+    _drain_handing_to(app, collector)
+    d = Dispatcher(app, collector.owner_id or 0, FAST, threading.Event())
+    d.stop.set()
+    d.start()
+    d.hand_over(collector.items)
+    d._pass(claim=False)
+    db.session.rollback()
+    first, *rest = sorted(collector.items, key=lambda i: i.run.id)
+    assert db.session.get_one(ActionRun, first.run.id).status == "running"
+    assert {
+        (r.status, r.attempts, r.owner_id)
+        for r in db.session.scalars(
+            select(ActionRun).where(ActionRun.id.in_([i.run.id for i in rest]))
+        )
+    } == {("pending", 0, None)}
+    d.close()
+
+
 def test_runs_the_dead_child_never_got_go_to_the_fallback_thread(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:

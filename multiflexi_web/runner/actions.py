@@ -54,6 +54,11 @@ POLL = 0.1  # seconds between two passes while deliveries are under way
 # queued elsewhere (a retry from the portal, another executor's leftovers) or come due later;
 # at 0.1 s it was most of an idle executor's CPU (1.3% of a core against 0.1% without it).
 IDLE_POLL = 1.0
+# Handed runs a dispatcher keeps waiting for a thread, at most (times its threads, at least
+# HANDED_MIN): past it they go back to pending, in the database, not in this process's memory
+# (a peer that hangs for the attempt timeout while the executor finishes hundreds of jobs a
+# second would otherwise grow this queue without a bound).
+HANDED_PER_THREAD, HANDED_MIN = 8, 256
 
 
 class Nudged(Protocol):
@@ -144,6 +149,8 @@ class Dispatcher:
         self._last_work = -math.inf  # monotonic time of the last pass that recorded or claimed
         self._backlog = False  # that pass claimed for every free thread
         self._handed: deque[Handed] = deque()  # claimed for us by our finishes, not yet started
+        self._handed_max = max(HANDED_MIN, HANDED_PER_THREAD * settings.threads)
+        self._spilled: list[int] = []  # handed past _handed_max: released by the next pass
         self._asked = True  # nudged since the last claim: due runs may be waiting
         self._claimed_at = -math.inf  # monotonic time of the last claim from the database
 
@@ -177,9 +184,12 @@ class Dispatcher:
                     self._delivering += 1
                     self._inflight[h.run.id] = now
                     ready.append((h.run, found))
+            while len(self._handed) > self._handed_max:  # the newest go back to pending
+                self._spilled.append(self._handed.pop().run.id)
             waiting = bool(self._handed) and self._delivering < self.s.threads
+            spilled = bool(self._spilled)
         self._start(ready)
-        if waiting:  # runs to read first: a pass; a full pool is woken by deliveries ending
+        if waiting or spilled:  # a pass is due; a full pool is woken by deliveries ending
             self._wake.set()
 
     def close(self, timeout: float | None = None) -> None:
@@ -206,8 +216,9 @@ class Dispatcher:
         """Handed runs never started go back to pending at once (any dispatcher's to claim)
         rather than waiting out their leases; if this fails, the leases still free them."""
         with self._lock:
-            left = [h.run.id for h in self._handed]
+            left = [h.run.id for h in self._handed] + self._spilled
             self._handed.clear()
+            self._spilled = []
         if not left:
             return
         try:
@@ -283,20 +294,22 @@ class Dispatcher:
             self._inflight.update((h.run.id, now) for h in taken)
             renew = self._renewal_due()
             backlog = bool(self._handed)
+            spilled, self._spilled = self._spilled, []
         # Handed runs whose facts the executor did not hold all, or whose artifacts it stored
         # without learning their ids: read in this pass.
         read = [h for h in taken if h.found is None or h.found.artifacts is None]
-        if not ended and not free and not renew and not read:
+        if not ended and not free and not renew and not read and not spilled:
             if taken:  # no transaction at all: the executor claimed them and gave their facts
                 self._start([(h.run, _facts_of(h, {})) for h in taken])
                 self._backlog = backlog
             return len(taken)
         self._last_work = now
         try:
-            claimed, found = self._exchange(ended, free, renew, read)
+            claimed, found = self._exchange(ended, free, renew, read, spilled)
         except BaseException:
             with self._lock:
                 self._ended[:0] = ended  # recorded by a later pass (their leases hold)
+                self._spilled[:0] = spilled
                 self._handed.extendleft(reversed(taken))  # started by a later pass
                 for h in taken:
                     self._inflight.pop(h.run.id, None)
@@ -343,26 +356,31 @@ class Dispatcher:
         return due
 
     def _exchange(
-        self, ended: list[Attempt], free: int, renew: list[int], read: list[Handed]
+        self,
+        ended: list[Attempt],
+        free: int,
+        renew: list[int],
+        read: list[Handed],
+        spilled: list[int],
     ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
         """One transaction; an attempt whose record is refused (not the database being away)
         is left to its lease, so it cannot hold up the others. `read`: handed runs whose
         facts the executor did not hold."""
         try:
-            return self._retried(lambda: self._write(ended, free, renew, read))
+            return self._retried(lambda: self._write(ended, free, renew, read, spilled))
         except DBAPIError as exc:
             if is_transient(exc) or not ended:
                 raise
         for attempt in ended:
             try:
-                self._retried(functools.partial(self._write, [attempt], 0, [], []))
+                self._retried(functools.partial(self._write, [attempt], 0, [], [], []))
             except DBAPIError as exc:
                 if is_transient(exc):
                     raise
                 log.warning(
                     "action=record_refused run=%s error=%s", attempt.run.id, first_line(exc)
                 )
-        return self._retried(lambda: self._write([], free, renew, read))
+        return self._retried(lambda: self._write([], free, renew, read, spilled))
 
     def _retried(
         self, fn: Callable[[], tuple[list[runs.Claimed], dict[int, Gathered]]]
@@ -370,12 +388,19 @@ class Dispatcher:
         return retry(fn, self.stop, "actions", max_wait=RETRY_MAX_WAIT)
 
     def _write(
-        self, ended: list[Attempt], free: int, renew: list[int], read: list[Handed]
+        self,
+        ended: list[Attempt],
+        free: int,
+        renew: list[int],
+        read: list[Handed],
+        spilled: list[int],
     ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
         with self.app.app_context(), writing():
             begin_write()
             if renew:
                 runs.renew(renew, self.owner_id)
+            if spilled:
+                runs.release(spilled, self.owner_id)
             statuses = runs.record_all([(a.run, a.outcome, a.secrets) for a in ended], self.s)
             claimed = runs.claim(self.owner_id, free, self.s) if free else []
             wanted = claimed + [h.run for h in read if h.found is None]
