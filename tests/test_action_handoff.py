@@ -17,12 +17,13 @@ from daemons.runtime import Runtime
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AppExitCode, RunTemplate
 from multiflexi_web.models.action import ActionConfig, ActionDefault, ActionRun
-from multiflexi_web.runner import actions
+from multiflexi_web.runner import action_process, actions
 from multiflexi_web.runner import run as run_module
 from multiflexi_web.runner.action_process import ActionProcess
 from multiflexi_web.runner.actions import Dispatcher, Handed
 from multiflexi_web.runner.pool import Executor
 from multiflexi_web.services.actions import context, runs
+from multiflexi_web.services.actions.context import Gathered
 from multiflexi_web.services.actions.settings import ActionSettings
 from multiflexi_web.services.jobs.output import OutputSink, store
 from tests.action_support import http_peer
@@ -292,3 +293,25 @@ def test_runs_the_dead_child_never_got_go_to_the_fallback_thread(
     assert got == [item]
     assert handle._fallback is not None
     handle._fallback.close()
+
+
+def test_a_child_that_does_not_read_gets_no_more_runs_claimed_for_it(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hand-overs a child does not read wait in the executor's memory: past QUEUED_MAX of
+    them the finishes stop queuing runs claimed for it (they queue them pending instead)."""
+    monkeypatch.setattr(action_process, "QUEUED_MAX", 2)
+    read, write = os.pipe()  # the child's end is open and never read
+    try:
+        handle = ActionProcess(app, FAST, 0, write, threading.Event())
+        handle.owner_id = 7
+        big = "x" * 70_000  # more than the pipe holds
+        found = Gathered(None, None, [], big, "")
+        item = Handed(runs.Claimed(1, 2, "WebHook", 3, "k", 1, 7), found)
+        handle.hand_over([item])  # partly written, the rest queued for the writer thread
+        assert handle.owner() == 7
+        handle.hand_over([item])
+        assert handle.owner() is None
+    finally:
+        os.close(read)
+        os.close(write)

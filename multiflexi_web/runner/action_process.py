@@ -47,6 +47,10 @@ from multiflexi_web.services.actions.settings import ActionSettings
 
 log = logging.getLogger("multiflexi.actions")
 NUDGE, DRAIN, HANDED = b"n", b"d", b"h"
+# Writes waiting for the child, at most, while finishes still hand runs over: a child that does
+# not read (stopped, or far behind) must not grow the executor's memory; past this the
+# finishes queue their runs pending, for any dispatcher to claim.
+QUEUED_MAX = 256
 _LENGTH = struct.Struct(">I")
 
 
@@ -115,6 +119,8 @@ class ActionProcess:
         with self._lock:
             if self._closing or (self.exited.is_set() and self._fallback is None):
                 return None
+            if self._fallback is None and len(self._out) >= QUEUED_MAX:
+                return None  # the child is not reading: runs wait in the database meanwhile
             return self.owner_id
 
     def hand_over(self, items: list[Handed]) -> None:
