@@ -315,3 +315,28 @@ def test_a_child_that_does_not_read_gets_no_more_runs_claimed_for_it(
     finally:
         os.close(read)
         os.close(write)
+
+
+def test_a_hand_over_cut_off_by_the_childs_death_goes_to_the_fallback_thread(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread was writing the rest of a hand-over when the child died: the child
+    never read it whole, so the thread that takes its place gets those runs."""
+    got: list[Handed] = []
+    monkeypatch.setattr(Dispatcher, "hand_over", lambda _self, items: got.extend(items))
+    read, write = os.pipe()
+    handle = ActionProcess(app, FAST, 0, write, threading.Event())
+    handle.owner_id = 7
+    item = Handed(
+        runs.Claimed(1, 2, "WebHook", 3, "k", 1, 7), Gathered(None, None, [], "x" * 70_000, "")
+    )
+    handle.hand_over([item])  # part of it fits in the pipe; the writer thread has the rest
+    handle._writer.start()
+    os.close(read)  # the child dies without reading
+    wait_for(lambda: not handle._writer.is_alive(), timeout=30, what="the writer to give up")
+    with handle._lock:  # what the watch thread does once it reaped the child
+        handle.exited.set()
+        handle._take_over()
+    assert got == [item]
+    assert handle._fallback is not None
+    handle._fallback.close()

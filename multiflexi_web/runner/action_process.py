@@ -197,7 +197,7 @@ class ActionProcess:
             with self._lock:
                 while not self._out:
                     self._ready.wait()
-                data, _ = self._out.popleft()
+                data, items = self._out.popleft()
                 self._writing = data is not None
                 if data == NUDGE:
                     self._nudge_queued = False
@@ -210,10 +210,10 @@ class ActionProcess:
                         view = view[os.write(self.pipe, view) :]
                     except BlockingIOError:
                         waiter.poll()
-            except OSError as exc:  # it died: the runs never written go to the fallback
+            except OSError as exc:  # it died: the runs never written whole go to the fallback
                 log.debug("action=dispatch_process_unreachable error=%r", exc)
                 with self._lock:
-                    self._orphans += [h for _, items in self._out for h in items]
+                    self._orphans += items + [h for _, queued in self._out for h in queued]
                     self._out.clear()
                     self._writing = False
                     self._take_over()
