@@ -287,12 +287,8 @@ def test_runs_the_dead_child_never_got_go_to_the_fallback_thread(
     item = Handed(runs.Claimed(1, 2, "WebHook", 3, "k", 1, 7), None)
     handle.hand_over([item])
     assert got == [] and handle.owner() == 7  # its death is not known yet
-    with handle._lock:  # what the watch thread does once it reaped the child
-        handle.exited.set()
-        handle._take_over()
+    _child_reaped(handle)
     assert got == [item]
-    assert handle._fallback is not None
-    handle._fallback.close()
 
 
 def test_a_child_that_does_not_read_gets_no_more_runs_claimed_for_it(
@@ -334,9 +330,15 @@ def test_a_hand_over_cut_off_by_the_childs_death_goes_to_the_fallback_thread(
     handle._writer.start()
     os.close(read)  # the child dies without reading
     wait_for(lambda: not handle._writer.is_alive(), timeout=30, what="the writer to give up")
-    with handle._lock:  # what the watch thread does once it reaped the child
+    _child_reaped(handle)
+    assert got == [item]
+
+
+def _child_reaped(handle: ActionProcess) -> None:
+    """What the handle's watch thread does once it reaped its child: a thread takes over
+    (stopped again at once here)."""
+    with handle._lock:
         handle.exited.set()
         handle._take_over()
-    assert got == [item]
     assert handle._fallback is not None
     handle._fallback.close()

@@ -28,7 +28,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -115,6 +115,20 @@ def hand_over(items: list[Handed]) -> None:
     dispatcher claims them then."""
     if items and _RECEIVER:
         _RECEIVER[0].hand_over(items)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one pass writes and reads in its transaction."""
+
+    ended: list[Attempt] = field(default_factory=list)  # attempts to record
+    free: int = 0  # threads to claim due runs for
+    renew: list[int] = field(default_factory=list)  # runs whose leases are stamped again
+    read: list[Handed] = field(default_factory=list)  # handed runs lacking a fact
+    spilled: list[int] = field(default_factory=list)  # handed runs going back to pending
+
+    def __bool__(self) -> bool:
+        return bool(self.ended or self.free or self.renew or self.read or self.spilled)
 
 
 @dataclass(frozen=True)
@@ -298,14 +312,15 @@ class Dispatcher:
         # Handed runs whose facts the executor did not hold all, or whose artifacts it stored
         # without learning their ids: read in this pass.
         read = [h for h in taken if h.found is None or h.found.artifacts is None]
-        if not ended and not free and not renew and not read and not spilled:
+        work = Work(ended, free, renew, read, spilled)
+        if not work:
             if taken:  # no transaction at all: the executor claimed them and gave their facts
                 self._start([(h.run, _facts_of(h, {})) for h in taken])
                 self._backlog = backlog
             return len(taken)
         self._last_work = now
         try:
-            claimed, found = self._exchange(ended, free, renew, read, spilled)
+            claimed, found = self._exchange(work)
         except BaseException:
             with self._lock:
                 self._ended[:0] = ended  # recorded by a later pass (their leases hold)
@@ -355,54 +370,40 @@ class Dispatcher:
                 )  # fmt: skip
         return due
 
-    def _exchange(
-        self,
-        ended: list[Attempt],
-        free: int,
-        renew: list[int],
-        read: list[Handed],
-        spilled: list[int],
-    ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
+    def _exchange(self, work: Work) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
         """One transaction; an attempt whose record is refused (not the database being away)
-        is left to its lease, so it cannot hold up the others. `read`: handed runs whose
-        facts the executor did not hold."""
+        is left to its lease, so it cannot hold up the others."""
         try:
-            return self._retried(lambda: self._write(ended, free, renew, read, spilled))
+            return self._retried(lambda: self._write(work))
         except DBAPIError as exc:
-            if is_transient(exc) or not ended:
+            if is_transient(exc) or not work.ended:
                 raise
-        for attempt in ended:
+        for attempt in work.ended:
             try:
-                self._retried(functools.partial(self._write, [attempt], 0, [], [], []))
+                self._retried(functools.partial(self._write, Work([attempt])))
             except DBAPIError as exc:
                 if is_transient(exc):
                     raise
                 log.warning(
                     "action=record_refused run=%s error=%s", attempt.run.id, first_line(exc)
                 )
-        return self._retried(lambda: self._write([], free, renew, read, spilled))
+        return self._retried(lambda: self._write(replace(work, ended=[])))
 
     def _retried(
         self, fn: Callable[[], tuple[list[runs.Claimed], dict[int, Gathered]]]
     ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
         return retry(fn, self.stop, "actions", max_wait=RETRY_MAX_WAIT)
 
-    def _write(
-        self,
-        ended: list[Attempt],
-        free: int,
-        renew: list[int],
-        read: list[Handed],
-        spilled: list[int],
-    ) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
+    def _write(self, work: Work) -> tuple[list[runs.Claimed], dict[int, Gathered]]:
+        ended, read = work.ended, work.read
         with self.app.app_context(), writing():
             begin_write()
-            if renew:
-                runs.renew(renew, self.owner_id)
-            if spilled:
-                runs.release(spilled, self.owner_id)
+            if work.renew:
+                runs.renew(work.renew, self.owner_id)
+            if work.spilled:
+                runs.release(work.spilled, self.owner_id)
             statuses = runs.record_all([(a.run, a.outcome, a.secrets) for a in ended], self.s)
-            claimed = runs.claim(self.owner_id, free, self.s) if free else []
+            claimed = runs.claim(self.owner_id, work.free, self.s) if work.free else []
             wanted = claimed + [h.run for h in read if h.found is None]
             found = context.gather(db.session(), wanted) if wanted else {}
             partial = {h.run.id: h.found for h in read if h.found is not None}
