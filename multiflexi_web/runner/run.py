@@ -309,7 +309,7 @@ class JobRun:
     def handed(self, owner_id: int) -> list[Handed]:
         """The action runs its committed finish queued claimed by `owner_id`, each with what
         its delivery needs where this run holds it (else the dispatcher reads it)."""
-        facts, rec = self.action_facts, self._record()
+        facts, env = self.action_facts, self._meta.get("env", [])  # the env its finish wrote
         if time.monotonic() - self._facts_read > FACTS_FRESH:
             facts = None  # maybe changed since: the dispatcher reads them
         arts = self._stored_artifacts() if self.queued else None
@@ -318,7 +318,7 @@ class JobRun:
             claimed = runs.Claimed(run_id, job_id, action, config_id, key, attempts, owner_id)
             found = None
             if facts is not None:
-                job = (job_id, self.outcome.status.value, self.outcome.exit_code, rec.env)
+                job = (job_id, self.outcome.status.value, self.outcome.exit_code, env)
                 found = action_context.from_memory(facts, claimed, job, self._tails, arts)
             out.append(Handed(claimed, found))
         return out
