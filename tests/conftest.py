@@ -212,7 +212,31 @@ def runner(app: Flask) -> FlaskCliRunner:
 ONE_WORKER = {"test_containers.py": "engines", "test_containers_jobs.py": "engines"}
 
 
+# tryfirst: xdist's worker reads the group marks in its own pytest_collection_modifyitems, so
+# they must be there before it runs, whatever the order the plugins were registered in.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         group = ONE_WORKER.get(item.path.name, item.path.name)
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Refuse to run when loadgroup silently stopped grouping.
+
+    xdist tells its scheduler a test's group by appending `@group` to the node id in the worker.
+    pytest 9.2 no longer lets it (pytest-xdist issue 1386): every test then went to any worker,
+    and a file's later tests found none of the state its earlier ones built (CI saw
+    test_browser.py's last test on a fresh stack with no application). Stop at once, naming the
+    cause, rather than run the suite scattered.
+    """
+    if node.config.getvalue("dist") != "loadgroup":
+        return
+    ungrouped = [nodeid for nodeid in ids if "@" not in nodeid]
+    if ungrouped:
+        pytest.exit(
+            f"--dist loadgroup is not grouping: {ungrouped[0]} has no @group suffix "
+            f"(pytest {pytest.__version__}; see tests/conftest.py)",
+            returncode=4,
+        )
