@@ -15,7 +15,9 @@ span from just before the first enqueue call to the last finish. Every ratio is 
 Latency: the same executor, now idle, gets one job every 50 ms; enqueue-to-start is claim time
 minus the moment just before the enqueue call. Worker RSS: the largest process of the executor's
 tree (its job guard included, job subprocesses not) sampled during the live run and the latency.
-`daemon_cpu_ms_per_job` is the draining daemon's own CPU (start-up included) over N. Prints JSON;
+`daemon_cpu_ms_per_job` is the draining daemon's own CPU (start-up included) over N.
+`--processes K` runs K executors sharing the P slots (P/K each) for the drain and the live run:
+is the executor held back by its one interpreter, or by the host's CPU? Prints JSON;
 `--repeat N` runs it all N times on fresh databases and adds the medians and the worst ratios.
 Aims (issue 20): every ratio >= 0.8; p50 < 3 ms PostgreSQL, < 10 ms SQLite; enqueue >= 2,000/s.
 
@@ -152,10 +154,16 @@ def daemon_env(
 
 
 def throughput(
-    rts: list[RunTemplate], n: int, env: dict[str, str], *, commit_each: bool = False
+    rts: list[RunTemplate],
+    n: int,
+    env: dict[str, str],
+    *,
+    commit_each: bool = False,
+    processes: int = 1,
 ) -> dict[str, Any]:
-    """Drain: n jobs enqueued first, then `--drain` runs them. With commit_each, every enqueue
-    is its own transaction from this one caller, timed: `enqueue_per_s`."""
+    """Drain: n jobs enqueued first, then `--drain` runs them (in `processes` executors sharing
+    the slots). With commit_each, every enqueue is its own transaction from this one caller,
+    timed: `enqueue_per_s`."""
     first_id = _next_job_id()
     t0 = time.perf_counter()
     for i in range(n):
@@ -167,10 +175,11 @@ def throughput(
     db.session.commit()
     enqueue_s = time.perf_counter() - t0
     t0, server0 = time.perf_counter(), server_cpu_s()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=env
-    )
-    rss, cpu, delivery_cpu = _rss_samples(proc)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=each)
+        for each in _shared(env, processes)
+    ]
+    rss, cpu, delivery_cpu = _rss_samples(procs)
     wall, server = time.perf_counter() - t0, server_cpu_s() - server0
     first, last, done = db.session.execute(
         select(
@@ -181,7 +190,7 @@ def throughput(
     ).one()
     span = (last - first).total_seconds()
     return {
-        "exit": proc.returncode,
+        "exit": max(abs(p.returncode or 0) for p in procs),
         **({"enqueue_per_s": round(n / enqueue_s, 1)} if commit_each else {}),
         # SPEC §13: flat over the run (first quarter vs last quarter of the samples).
         "rss_mb_first_quarter_max": max(rss[: max(1, len(rss) // 4)], default=0.0),
@@ -199,6 +208,14 @@ def throughput(
     }
 
 
+def _shared(env: dict[str, str], processes: int) -> list[dict[str, str]]:
+    """The environments of `processes` executors that share env's slots between them."""
+    slots = int(env["MULTIFLEXI_MAX_PARALLEL"])
+    if processes < 1 or slots % processes:
+        raise SystemExit(f"bench: {slots} slots do not split over {processes} processes")
+    return [{**env, "MULTIFLEXI_MAX_PARALLEL": str(slots // processes)}] * processes
+
+
 def _next_job_id() -> int:
     return (db.session.scalar(select(func.max(Job.id))) or 0) + 1
 
@@ -213,30 +230,38 @@ def _seconds(later: datetime, earlier: datetime) -> float:
 
 
 def _rss_samples(
-    proc: subprocess.Popen[bytes], every: float = 0.1
+    procs: list[subprocess.Popen[bytes]], every: float = 0.1
 ) -> tuple[list[float], float, float]:
-    """The daemon's RSS (MB) every `every` seconds until it exits, and the CPU seconds it had
-    used (user + system, its threads and its action delivery process, not its jobs) at the
-    last sample, and the delivery process's part of them."""
+    """The largest daemon's RSS (MB) every `every` seconds until they all exit, and the CPU
+    seconds they had used (user + system, their threads and their action delivery processes,
+    not their jobs) at each one's last sample, and the delivery processes' part of them."""
     out: list[float] = []
     cpu: dict[int, float] = {}
-    own = Path(f"/proc/{proc.pid}/cmdline")
-    while proc.poll() is None:
-        try:
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    out.append(round(int(line.split()[1]) / 1024, 1))
-            cpu[proc.pid] = _cpu_seconds(proc.pid)
-            # The delivery process is forked: the one child with the daemon's own command line.
-            kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-            for kid in map(int, kids):
-                with contextlib.suppress(OSError, IndexError, ValueError):
-                    if Path(f"/proc/{kid}/cmdline").read_bytes() == own.read_bytes():
-                        cpu[kid] = _cpu_seconds(kid)
-        except (OSError, IndexError, ValueError):
-            pass
+    delivery: set[int] = set()
+    while any(p.poll() is None for p in procs):
+        sizes = [0.0]
+        for proc in (p for p in procs if p.returncode is None):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                sizes.append(_rss_mb(proc.pid))
+                cpu[proc.pid] = _cpu_seconds(proc.pid)
+                # The delivery process is forked: the child with the daemon's command line.
+                own = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+                kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                for kid in map(int, kids):
+                    with contextlib.suppress(OSError, IndexError, ValueError):
+                        if Path(f"/proc/{kid}/cmdline").read_bytes() == own:
+                            cpu[kid] = _cpu_seconds(kid)
+                            delivery.add(kid)
+        out.append(max(sizes))
         time.sleep(every)
-    return out, sum(cpu.values()), sum(v for pid, v in cpu.items() if pid != proc.pid)
+    return out, sum(cpu.values()), sum(cpu[pid] for pid in delivery)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise ValueError(f"process {pid}: no VmRSS")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -244,10 +269,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def live(rt: RunTemplate, n: int, latency_jobs: int, env: dict[str, str]) -> dict[str, Any]:
-    """One running executor: n jobs enqueued while it runs (enqueue included), then latency."""
-    proc = subprocess.Popen([sys.executable, "-m", "daemons.executor"], cwd=ROOT, env=env)
-    sampler = RssSampler([proc.pid])
+def live(
+    rt: RunTemplate, n: int, latency_jobs: int, env: dict[str, str], processes: int = 1
+) -> dict[str, Any]:
+    """Running executors: n jobs enqueued while they run (enqueue included), then latency."""
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "daemons.executor"], cwd=ROOT, env=each)
+        for each in _shared(env, processes)
+    ]
+    sampler = RssSampler([p.pid for p in procs])
     sampler.start()
     try:
         warm = jobs.enqueue(rt, schedule_type="adhoc-cli").id
@@ -257,8 +287,10 @@ def live(rt: RunTemplate, n: int, latency_jobs: int, env: dict[str, str]) -> dic
         lat = latency(rt, latency_jobs)
         rss = sampler.stop()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(30)
     return {**rate, "enqueue_to_start": lat, **rss}
 
 
@@ -332,6 +364,13 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--latency-jobs", type=int, default=200)
     ap.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="executor processes sharing the --parallel slots (drain and live; the floor keeps "
+        "--parallel processes)",
+    )
+    ap.add_argument(
         "--workdir-on",
         choices=["disk", "tmpfs"],
         default="disk",
@@ -384,6 +423,7 @@ def main() -> None:
                 "db": args.db,
                 "jobs": args.jobs,
                 "parallel": args.parallel,
+                "processes": args.processes,
                 "templates": args.templates,
                 "overlap": args.overlap,
                 "workdir_on": args.workdir_on,
@@ -413,15 +453,15 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
             if args.latency_only:
                 env = daemon_env(url, folder, args.parallel, args.set)
                 env["MULTIFLEXI_TMP"] = work
-                run = live(rts[0], 0, args.latency_jobs, env)
+                run = live(rts[0], 0, args.latency_jobs, env, args.processes)
                 db.session.remove()
                 db.engine.dispose()
                 return run
             base = floor(rts[0], url, args.jobs, args.parallel)
             env = daemon_env(url, folder, args.parallel, args.set)
             env["MULTIFLEXI_TMP"] = work
-            drain = throughput(rts, args.jobs, env, commit_each=True)
-            run = live(rts[0], args.jobs, args.latency_jobs, env)
+            drain = throughput(rts, args.jobs, env, commit_each=True, processes=args.processes)
+            run = live(rts[0], args.jobs, args.latency_jobs, env, args.processes)
             db.session.remove()
             db.engine.dispose()
     return {
