@@ -219,17 +219,30 @@ def test_queue_lists_waiting_jobs_oldest_first_with_wait_time(
     soon = make_job(
         rt, status=JobStatus.SCHEDULED, started_at=utcnow() + timedelta(minutes=5, seconds=30)
     )
+    blocked = make_job(rt, status=JobStatus.BLOCKED, started_at=utcnow() + timedelta(minutes=30))
+    blocked.block_reason = "credential <Bank> is unavailable"
+    db.session.commit()
     make_job(rt, status=JobStatus.SUCCEEDED)
     page = client.get("/queue/").text
-    assert re.findall(r'id="queue-row-(\d+)"', page) == [str(late.id), str(soon.id)]
+    assert re.findall(r'id="queue-row-(\d+)"', page) == [
+        str(late.id),
+        str(soon.id),
+        str(blocked.id),
+    ]
     assert "waiting 2h 45m" in page and "in 5m" in page
+    # Each row names its template, application and company, and why a blocked job waits
+    # (escaped: a reason may quote what a tenant typed).
+    row = page.split(f'id="queue-row-{late.id}"', 1)[1].split("</tr>", 1)[0]
+    assert f'href="/runtemplates/{rt.id}">{rt.name}</a>' in row
+    assert f"<td>{rt.application.name}</td>" in row and f"<td>{company.name}</td>" in row
+    assert "credential &lt;Bank&gt; is unavailable" in page
     assert 'hx-trigger="every 5s"' in page
     # The waiting ones (the job state table has no change from succeeded to cancelled).
     db.session.execute(update(Job).where(Job.status.in_(WAITING)).values(status="cancelled"))
     db.session.commit()
     empty = client.get("/queue/", headers=HX).text
     assert "hx-trigger" not in empty and "Nothing is waiting" in empty
-    assert db.session.scalar(select(func.count()).select_from(Job)) == 3
+    assert db.session.scalar(select(func.count()).select_from(Job)) == 4
 
 
 def test_live_job_page_polls_its_output_with_the_header_and_its_details(

@@ -50,7 +50,7 @@ def jobs() -> dict[str, Any]:
 
 @bp.get("/jobs/<int:job_id>")
 def job(job_id: int) -> dict[str, Any]:
-    return out.job(access.owned(Job, job_id), detail=True)
+    return out.job_detail(access.owned(Job, job_id))
 
 
 @bp.get("/jobs/<int:job_id>/output")

@@ -26,6 +26,7 @@ from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services.events.catalog import redacted_config
 from multiflexi_web.services.jobs.adhoc import one_time_env
 from multiflexi_web.services.runtemplates.readiness import unmet_requirements
+from multiflexi_web.views.jobs.queries import JobRow
 
 
 def when(value: datetime | None) -> str | None:
@@ -119,8 +120,8 @@ def _config_value(c: Any) -> str:
     return str(c.value)
 
 
-def job(j: Job, *, detail: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def job(j: Job | JobRow) -> dict[str, Any]:
+    return {
         "id": j.id,
         "status": j.status,
         "schedule_type": j.schedule_type,
@@ -135,18 +136,21 @@ def job(j: Job, *, detail: bool = False) -> dict[str, Any]:
         "attempt": j.attempt,
         "cancel_requested": j.cancel_requested,
     }
-    if detail:
-        out.update(
-            status_reason=j.status_reason,
-            command=list(j.command or []),  # stored with secrets already masked
-            env=[_env_row(e) for e in j.env or []],
-            one_time_keys=sorted(one_time_env(j)),
-            worker_id=j.worker_id,
-            retry_of_id=j.retry_of_id,
-            event_id=j.event_id,
-            stdout_bytes=j.stdout_bytes,
-            stderr_bytes=j.stderr_bytes,
-        )
+
+
+def job_detail(j: Job) -> dict[str, Any]:
+    out = job(j)
+    out.update(
+        status_reason=j.status_reason,
+        command=list(j.command or []),  # stored with secrets already masked
+        env=[_env_row(e) for e in j.env or []],
+        one_time_keys=sorted(one_time_env(j)),
+        worker_id=j.worker_id,
+        retry_of_id=j.retry_of_id,
+        event_id=j.event_id,
+        stdout_bytes=j.stdout_bytes,
+        stderr_bytes=j.stderr_bytes,
+    )
     return out
 
 

@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
-from sqlalchemy.orm import joinedload, load_only
+from sqlalchemy import ColumnElement, Row, Select, func, or_, select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
@@ -98,11 +97,78 @@ class JobFilter:
         return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items() if v}
 
 
+@dataclass(frozen=True, slots=True)
+class Named:
+    """The company, application or RunTemplate of a listed job: what a list shows of it."""
+
+    id: int
+    name: str
+    slug: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """A job as the lists show it (the attributes of a Job they read, the same names).
+
+    Lists read plain rows rather than ORM objects: a page of 100 Job objects with their
+    company, application and RunTemplate cost ~15 ms of Python to build (an instance state
+    per object, a deferred-column callable per column left out) against ~1.5 ms of SQL."""
+
+    id: int
+    status: str
+    schedule_type: str
+    scheduled_for: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    company_id: int
+    application_id: int
+    runtemplate_id: int
+    executor: str
+    attempt: int
+    cancel_requested: bool
+    block_reason: str | None
+    company: Named | None
+    application: Named | None
+    runtemplate: Named | None
+
+
 @dataclass(frozen=True)
 class JobPage:
-    jobs: list[Job]
+    jobs: list[JobRow]
     next_before: int | None
     any_live: bool
+
+
+def _listed() -> Select[*tuple[Any, ...]]:
+    """Jobs with the names a list shows, joined (outer: a list never hides a job)."""
+    return (
+        select(
+            *LIST_COLUMNS,
+            Job.block_reason,
+            RunTemplate.name,
+            Company.name,
+            Company.slug,
+            Application.name,
+        )
+        .select_from(Job)
+        .outerjoin(RunTemplate, RunTemplate.id == Job.runtemplate_id)
+        .outerjoin(Company, Company.id == Job.company_id)
+        .outerjoin(Application, Application.id == Job.application_id)
+    )
+
+
+def _job_row(r: Row[*tuple[Any, ...]]) -> JobRow:
+    # LIST_COLUMNS, block_reason, then the names in _listed()'s order.
+    (id_, status, kind, planned, started, finished, code, company_id, app_id, rt_id, executor,
+     attempt, cancel, block, rt_name, company_name, slug, app_name) = r  # fmt: skip
+    return JobRow(
+        id_, status, kind, planned, started, finished, code, company_id, app_id, rt_id,
+        executor, attempt, cancel, block,
+        company=None if company_name is None else Named(company_id, company_name, slug),
+        application=None if app_name is None else Named(app_id, app_name),
+        runtemplate=None if rt_name is None else Named(rt_id, rt_name),
+    )  # fmt: skip
 
 
 def _day_start(day: date) -> datetime:
@@ -189,18 +255,8 @@ def list_jobs(f: JobFilter, visible: set[int] | None, limit: int = PAGE_SIZE) ->
         visible = _companies_running(f.app, visible)
     if visible is not None and not visible:
         return JobPage(jobs=[], next_before=None, any_live=False)
-    q = (
-        select(Job)
-        .options(
-            load_only(*LIST_COLUMNS),
-            joinedload(Job.company).load_only(Company.id, Company.name, Company.slug),
-            joinedload(Job.application).load_only(Application.id, Application.name),
-            joinedload(Job.runtemplate).load_only(RunTemplate.id, RunTemplate.name),
-        )
-        .order_by(*_order(f, visible))
-        .limit(limit + 1)
-    )
-    rows = list(db.session.scalars(_keyset(_filtered(q, f, visible), f)))
+    q = _listed().order_by(*_order(f, visible)).limit(limit + 1)
+    rows = [_job_row(r) for r in db.session.execute(_keyset(_filtered(q, f, visible), f))]
     more = len(rows) > limit
     rows = rows[:limit]
     return JobPage(
@@ -210,16 +266,10 @@ def list_jobs(f: JobFilter, visible: set[int] | None, limit: int = PAGE_SIZE) ->
     )
 
 
-def queued_jobs(visible: set[int] | None, limit: int = QUEUE_LIMIT) -> list[Job]:
+def queued_jobs(visible: set[int] | None, limit: int = QUEUE_LIMIT) -> list[JobRow]:
     """Jobs waiting to run (scheduled or blocked), the earliest planned first."""
     q = (
-        select(Job)
-        .options(
-            load_only(*LIST_COLUMNS, Job.block_reason),
-            joinedload(Job.company).load_only(Company.id, Company.name, Company.slug),
-            joinedload(Job.application).load_only(Application.id, Application.name),
-            joinedload(Job.runtemplate).load_only(RunTemplate.id, RunTemplate.name),
-        )
+        _listed()
         .where(waiting())  # walks ix_job_waiting in this order: a page reads only its rows
         .order_by(Job.scheduled_for, Job.id)
         .limit(limit)
@@ -227,7 +277,7 @@ def queued_jobs(visible: set[int] | None, limit: int = QUEUE_LIMIT) -> list[Job]
     if visible is not None:
         # "+ 0": waiting jobs are few, so the status index must drive, not the company one.
         q = q.where((Job.company_id + 0).in_(visible or {-1}))
-    return list(db.session.scalars(q))
+    return [_job_row(r) for r in db.session.execute(q)]
 
 
 def queue_count(visible: set[int] | None) -> int:
