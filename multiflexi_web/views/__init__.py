@@ -80,6 +80,7 @@ def register_views(app: Flask) -> None:
         display,
         errors,
         health,
+        links,
         maintenance,
         members,
         operations,
@@ -114,6 +115,7 @@ def register_views(app: Flask) -> None:
     app.jinja_env.tests["secret_credential_field"] = is_secret_credential_field
     app.jinja_env.globals["MASK"] = MASK
     display.register(app)
+    links.register(app)
     maintenance.register(app)
     from multiflexi_web.api import register_api
 
