@@ -23,7 +23,8 @@ from multiflexi_web.models.bounds import BIGINT_MAX, INT32_MAX, parse_id
 
 PAGE_SIZE = 50
 QUEUE_LIMIT = 200
-# Columns a list row shows; the big ones (env, command, override) stay in the database.
+# Columns a list row shows, in JobRow's order (_job_row() takes them by position); the big
+# ones (env, command, override) stay in the database.
 LIST_COLUMNS = (
     Job.id,
     Job.status,
