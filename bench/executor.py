@@ -15,7 +15,7 @@ span from just before the first enqueue call to the last finish. Every ratio is 
 Latency: the same executor, now idle, gets one job every 50 ms; enqueue-to-start is claim time
 minus the moment just before the enqueue call. Worker RSS: the largest process of the executor's
 tree (its job guard included, job subprocesses not) sampled during the live run and the latency.
-`daemon_cpu_ms_per_job` is the draining daemon's own CPU (start-up included) over N.
+`daemon_cpu_ms_per_job` is the draining daemons' own CPU (start-up included) over N.
 `--processes K` runs K executors sharing the P slots (P/K each) for the drain and the live run:
 is the executor held back by its one interpreter, or by the host's CPU? Prints JSON;
 `--repeat N` runs it all N times on fresh databases and adds the medians and the worst ratios.
@@ -197,8 +197,9 @@ def throughput(
         "rss_mb_last_quarter_max": max(rss[-max(1, len(rss) // 4) :], default=0.0),
         "succeeded": done,
         "jobs_per_s": round(n / span, 1),
-        # The daemon's own CPU (all its threads and its delivery process, not its jobs'), as
-        # last sampled before it exited: much less sensitive to other load than jobs/s.
+        # The daemons' own CPU (every one of --processes: all their threads and their delivery
+        # processes, not their jobs'), as last sampled before each exited: much less sensitive
+        # to other load than jobs/s.
         "daemon_cpu_ms_per_job": round(cpu * 1000 / n, 2),
         "delivery_process_cpu_ms_per_job": round(delivery_cpu * 1000 / n, 2),
         # A local PostgreSQL's CPU over the same span (0 on SQLite: it is the daemon's own).
