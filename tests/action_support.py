@@ -20,7 +20,9 @@ from multiflexi_web.models.action import ActionRun
 from multiflexi_web.runner.actions import Dispatcher
 from multiflexi_web.services.actions.settings import ActionSettings
 
-FAST = ActionSettings(timeout=2.0, backoff=0.01, backoff_max=0.05, lease=30.0, threads=2)
+FAST = ActionSettings(
+    timeout=2.0, backoff=0.01, backoff_max=0.05, lease=30.0, threads=2, record_linger=0.0
+)
 
 
 @dataclass

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,9 @@ from multiflexi_web.services.jobs.output import OutputSink, store
 from tests.action_support import http_peer
 from tests.executor_support import schedule, shell_rt, wait_for
 
-FAST = ActionSettings(timeout=5.0, backoff=0.0, lease=30.0, threads=4, linger=0.0)
+FAST = ActionSettings(
+    timeout=5.0, backoff=0.0, lease=30.0, threads=4, linger=0.0, record_linger=0.0
+)
 
 
 class Collector:
@@ -193,6 +197,50 @@ def test_handed_runs_are_delivered_without_a_claim_or_a_read(
     assert claimed == []  # the loop's polls found nothing of theirs to claim
     rows = db.session.scalars(select(ActionRun)).all()
     assert {(r.attempts, r.owner_id) for r in rows} == {(1, collector.owner_id)}
+
+
+def test_records_wait_for_each_other_until_a_run_needs_a_pass(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handed runs are delivered at once, but a pass that would only record their attempts
+    waits (record_linger, an hour here) so that several share it; a nudge (a run queued
+    elsewhere may wait for a claim) ends the wait, and so do RECORD_BATCH waiting attempts."""
+    settings = replace(FAST, record_linger=3600.0, lease=36000.0)
+    with http_peer() as peer:
+        rt = _template("echo hello", artifact=False)
+        db.session.execute(
+            ActionConfig.__table__.update().values(config={"url": peer.url})  # type: ignore[attr-defined]
+        )
+        db.session.commit()
+        schedule(rt, 4)
+        collector = Collector()
+        _drain_handing_to(app, collector)
+        assert len(collector.items) == 4
+        record_all, recorded = runs.record_all, []
+
+        def watched(ended: Any, s: ActionSettings) -> list[str | None]:
+            if ended:  # every pass calls it (a poll's pass with nothing)
+                recorded.append(len(ended))
+            return record_all(ended, s)
+
+        monkeypatch.setattr(runs, "record_all", watched)
+        d = Dispatcher(app, collector.owner_id or 0, settings, threading.Event()).start()
+        try:
+            d.hand_over(collector.items[:1])
+            d.hand_over(collector.items[1:3])
+            wait_for(lambda: len(peer.hits) == 3, timeout=30, what="three deliveries")
+            time.sleep(0.5)  # a loop that recorded at once would have done so by now
+            assert recorded == [] and _statuses() == ["running"] * 4
+            d.nudge()
+            wait_for(lambda: _statuses()[:3] == ["succeeded"] * 3, timeout=30, what="records")
+            assert sum(recorded) == 3
+
+            monkeypatch.setattr(actions, "RECORD_BATCH", 1)  # one waiting attempt is enough
+            d.hand_over(collector.items[3:])
+            wait_for(lambda: _statuses() == ["succeeded"] * 4, timeout=30, what="the batch")
+        finally:
+            d.close()
+        assert sum(recorded) == 4
 
 
 def test_handed_runs_not_started_go_back_to_pending_when_the_dispatcher_stops(

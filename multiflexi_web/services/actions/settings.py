@@ -24,6 +24,7 @@ class ActionSettings:
     lease: float = 90.0  # a running delivery older than this is someone else's to retry
     threads: int = 16  # 0: this executor delivers no actions (another one does)
     linger: float = 0.03  # s between two passes with work, unless the last found a backlog
+    record_linger: float = 0.25  # s a pass that only records waits after the last (≤ lease/6)
     chain_max_depth: int = 5
     nice: int = 10  # the delivery process's niceness above the executor's (0-19)
     base_url: str = "http://localhost:5000"  # for links to jobs and artifacts
@@ -68,6 +69,9 @@ def load(environ: Mapping[str, str] | None = None) -> ActionSettings:
             src, "MULTIFLEXI_ACTION_THREADS", 16, _non_negative_int, "must be a whole number >= 0"
         ),
         linger=_parse(src, "MULTIFLEXI_ACTION_LINGER", 0.03, _non_negative_float, seconds),
+        record_linger=_parse(
+            src, "MULTIFLEXI_ACTION_RECORD_LINGER", 0.25, _non_negative_float, seconds
+        ),
         chain_max_depth=_parse(src, "MULTIFLEXI_CHAIN_MAX_DEPTH", 5, _positive_int, whole),
         nice=_parse(src, "MULTIFLEXI_ACTION_NICE", 10, _niceness, "must be a whole number 0-19"),
         base_url=(src.get("MULTIFLEXI_BASE_URL", "") or "http://localhost:5000").rstrip("/"),
