@@ -15,6 +15,7 @@ import time
 from sqlalchemy import select
 
 from multiflexi_web.config import system_env_values
+from multiflexi_web.db.engine import end_read
 from multiflexi_web.extensions import db
 from multiflexi_web.models import ConfigEpoch, RunTemplate
 from multiflexi_web.models.config_epoch import EPOCH_ID
@@ -37,7 +38,13 @@ class ContextCache:
         self._system: tuple[float, dict[str, str]] = (float("-inf"), {})
 
     def get(self, rt_id: int) -> tuple[TemplateContext | None, str | None]:
-        """The context, or None and the reason the job cannot run."""
+        """The context, or None and the reason the job cannot run; what it read is ended
+        (db/engine.py end_read) rather than left open while the job runs."""
+        found = self._get(rt_id)
+        end_read()  # a failed read is rolled back by the caller's retry
+        return found
+
+    def _get(self, rt_id: int) -> tuple[TemplateContext | None, str | None]:
         epoch = self._follow_changes(time.monotonic())
         with self._lock:
             hit = self._items.get(rt_id)
