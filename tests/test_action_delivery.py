@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from multiflexi_web.actions import delivery, direct
+from multiflexi_web.actions import deadline, delivery, direct
 from tests.action_peers import dripping_tcp, self_signed
 from tests.action_support import serving
 
@@ -362,6 +362,35 @@ def test_a_dripping_peer_is_cut_off_at_the_attempts_timeout(phase: str, path: st
         assert outcome.error is not None and outcome.error.startswith("timeout after 1s: ")
         assert drip.gone.wait(10), "the connection was left open"
         assert 0 < drip.bytes_dripped < 60
+
+
+def test_a_shorter_deadline_is_kept_while_the_watchdog_waits_for_a_longer_one() -> None:
+    """The watchdog is woken only for a deadline before the one it waits for (not once per
+    request): a 1 s request made while another thread's 60 s one is under way is still cut
+    off at 1 s, not when the 60 s are up."""
+    held, release = threading.Event(), threading.Event()
+
+    def long_request() -> None:
+        with deadline.bounded(60):
+            held.set()
+            release.wait(30)
+
+    other = threading.Thread(target=long_request)
+    other.start()
+    try:
+        assert held.wait(10)
+        drip = Drip("body")
+        with dripping_peer(drip) as url:
+            _, outcome = delivery.send(
+                "POST", f"{url}/hook", ok=[200], secrets=[], timeout=1, idempotency_key="k",
+                data=b"{}",
+            )  # fmt: skip
+            assert not outcome.ok and outcome.error is not None
+            assert outcome.error.startswith("timeout after 1s: ")
+            assert drip.gone.wait(10) and drip.bytes_dripped < 60
+    finally:
+        release.set()
+        other.join(30)
 
 
 @pytest.mark.parametrize("path", ["direct", "requests"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import socket
 import threading
 import time
@@ -63,6 +64,7 @@ class _Watchdog:
         self._heap: list[tuple[float, int, Deadline]] = []
         self._count = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wakes_at = math.inf  # when the thread looks at the heap next, by itself
 
     def arm(self, deadline: Deadline) -> None:
         with self._cond:
@@ -70,18 +72,23 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():  # a fork leaves none
                 self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
                 self._thread.start()
-            elif self._heap[0][2] is deadline:
+            elif deadline.at < self._wakes_at:
+                # Only a deadline before the thread's next look needs it woken. Requests made
+                # one after another each end after the last one's deadline was set: woken per
+                # request, it was a thread switch per delivery (~0.06 ms of CPU a POST).
                 self._cond.notify()
 
     def _run(self) -> None:
         with self._cond:
             while True:
                 if not self._heap:
+                    self._wakes_at = math.inf
                     self._cond.wait()
                     continue
                 at, _, deadline = self._heap[0]
                 wait = at - time.monotonic()
                 if wait > 0:
+                    self._wakes_at = at
                     self._cond.wait(wait)
                     continue
                 heapq.heappop(self._heap)
