@@ -152,6 +152,21 @@ def test_without_a_receiver_runs_are_queued_pending_for_any_dispatcher(app: Flas
     assert (row.status, row.attempts, row.owner_id) == ("pending", 0, None)
 
 
+def _handed_to_peer(app: Flask, url: str, count: int) -> Collector:
+    """`count` jobs run by an executor of this process, each handing a WebHook run to `url`
+    over to the Collector returned."""
+    rt = _template("echo hello", artifact=False)
+    db.session.execute(
+        ActionConfig.__table__.update().values(config={"url": url})  # type: ignore[attr-defined]
+    )
+    db.session.commit()
+    schedule(rt, count)
+    collector = Collector()
+    _drain_handing_to(app, collector)
+    assert len(collector.items) == count
+    return collector
+
+
 def test_handed_runs_are_delivered_without_a_claim_or_a_read(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,15 +174,7 @@ def test_handed_runs_are_delivered_without_a_claim_or_a_read(
     read (a read fails here; its loop's polls claim nothing); their attempts are recorded
     under the executor's claim."""
     with http_peer() as peer:
-        rt = _template("echo hello", artifact=False)
-        db.session.execute(
-            ActionConfig.__table__.update().values(config={"url": peer.url})  # type: ignore[attr-defined]
-        )
-        db.session.commit()
-        schedule(rt, 3)
-        collector = Collector()
-        _drain_handing_to(app, collector)
-        assert len(collector.items) == 3
+        collector = _handed_to_peer(app, peer.url, 3)
 
         def refused(*_: object, **__: object) -> None:
             raise AssertionError("a handed run's facts were read")
@@ -207,15 +214,7 @@ def test_records_wait_for_each_other_until_a_run_needs_a_pass(
     elsewhere may wait for a claim) ends the wait, and so do RECORD_BATCH waiting attempts."""
     settings = replace(FAST, record_linger=3600.0, lease=36000.0)
     with http_peer() as peer:
-        rt = _template("echo hello", artifact=False)
-        db.session.execute(
-            ActionConfig.__table__.update().values(config={"url": peer.url})  # type: ignore[attr-defined]
-        )
-        db.session.commit()
-        schedule(rt, 4)
-        collector = Collector()
-        _drain_handing_to(app, collector)
-        assert len(collector.items) == 4
+        collector = _handed_to_peer(app, peer.url, 4)
         record_all, recorded = runs.record_all, []
 
         def watched(ended: Any, s: ActionSettings) -> list[str | None]:
