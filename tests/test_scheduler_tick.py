@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, Company, Job, JobStatus, RunTemplate
@@ -265,3 +265,23 @@ def test_parallel_lanes_split_the_work_without_duplicates(co: Company, prog: App
     nexts = set(db.session.scalars(select(RunTemplate.next_run_at)))
     assert nexts == {T0 + timedelta(minutes=1)}
     assert db.session.scalar(select(func.count(func.distinct(Job.runtemplate_id)))) == 300
+
+
+def test_an_idle_tick_ends_its_read_without_a_rollback(app: Flask) -> None:
+    """An idle tick commits its read instead of rolling it back: a rollback made psycopg forget
+    the statements it had prepared on the connection (db/engine.py end_read), so the tick's
+    query was planned anew every second. It still leaves no transaction open."""
+    make_rt(make_company(), make_app(), next_run_at=T0 + timedelta(hours=1))
+    rollbacks: list[object] = []
+
+    def rolled_back(conn: object) -> None:
+        rollbacks.append(conn)
+
+    event.listen(db.engine, "rollback", rolled_back)
+    try:
+        for minute in range(3):
+            assert tick(T0 + timedelta(minutes=minute)).templates == 0
+            assert not db.session().in_transaction()
+    finally:
+        event.remove(db.engine, "rollback", rolled_back)
+    assert rollbacks == []

@@ -11,7 +11,7 @@ from datetime import datetime
 from flask import Flask, current_app
 from sqlalchemy import text
 
-from multiflexi_web.db.engine import write_session
+from multiflexi_web.db.engine import end_read, write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
 from multiflexi_web.services import settings
@@ -51,7 +51,9 @@ def tick(
     started = time.perf_counter()
     total = TickResult()
     due = scheduling.anything_due(now)
-    db.session.rollback()  # end the read: idle ticks hold no snapshot, writers begin afresh
+    # End the read (idle ticks hold no snapshot, writers begin afresh) with a COMMIT: a
+    # rollback made psycopg forget the tick's prepared statements (db/engine.py end_read).
+    end_read()
     if not due:
         return _done(total, started)
     if lanes > 1 and db.session.get_bind().dialect.name == "postgresql":
