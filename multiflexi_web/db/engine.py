@@ -122,8 +122,7 @@ def begin_write() -> None:
     """Begin the current unit of work as a writer. A read transaction already open (on the
     portal, the login check's) is committed first: on SQLite, upgrading it later fails at once
     if a daemon wrote meanwhile, so an IMMEDIATE one is begun instead (no-op on PostgreSQL)."""
-    if db.session().in_transaction():
-        db.session.commit()
+    end_read()
     write_session(db.session())
 
 
