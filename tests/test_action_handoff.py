@@ -65,8 +65,8 @@ def _drain_handing_to(app: Flask, collector: Collector) -> None:
         db.session.rollback()
 
 
-def _template(script: str, *, artifact: bool) -> RunTemplate:
-    rt = shell_rt(script, artifacts=[{"path": "result.txt"}] if artifact else None)
+def _template(script: str, *, artifact: bool, pattern: str = "result.txt") -> RunTemplate:
+    rt = shell_rt(script, artifacts=[{"path": pattern}] if artifact else None)
     db.session.add(AppExitCode(application_id=rt.application_id, code=3, description="no data"))
     db.session.add(ActionDefault(action="WebHook", config={"note": "from the defaults"}))
     for mode in ("success", "failure"):
@@ -87,8 +87,10 @@ def _template(script: str, *, artifact: bool) -> RunTemplate:
             True,
         ),
         ("exit 0", False),
+        # More artifacts than one INSERT stores (statements.ARTIFACT_ROWS): several statements.
+        ("for i in $(seq 10 20); do echo $i > r$i.log; done; exit 3", True),
     ],
-    ids=["output", "interleaved-artifact-failure", "silent"],
+    ids=["output", "interleaved-artifact-failure", "silent", "many-artifacts"],
 )
 def test_what_a_finish_hands_over_is_what_the_dispatcher_would_read(
     app: Flask, script: str, artifact: bool
@@ -96,7 +98,7 @@ def test_what_a_finish_hands_over_is_what_the_dispatcher_would_read(
     """Each handed run is already claimed in the database by the executor (its first attempt,
     under way), and its facts, completed with the artifacts' ids where the executor did not
     learn them, equal what context.gather reads for it from the database."""
-    rt = _template(script, artifact=artifact)
+    rt = _template(script, artifact=artifact, pattern="r*.log" if "r$i" in script else "result.txt")
     schedule(rt, 2)
     collector = Collector()
     _drain_handing_to(app, collector)
@@ -115,7 +117,11 @@ def test_what_a_finish_hands_over_is_what_the_dispatcher_would_read(
         if found.artifacts is None:
             found = context.with_artifacts(db.session(), {item.run.id: found})[item.run.id]
         assert found == context.gather(db.session(), [item.run])[item.run.id]
-    if artifact:
+    if "r$i" in script:
+        found = collector.items[0].found
+        assert found is not None and found.artifacts is not None
+        assert len(found.artifacts) == 11  # the job printed nothing: no stdout.txt
+    elif artifact:
         first = collector.items[0].found
         assert first is not None and first.job is not None
         assert first.job.exit_meaning == "no data"

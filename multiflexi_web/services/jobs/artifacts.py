@@ -225,18 +225,21 @@ def store(session: Session, rows: list[dict[str, Any]]) -> None:
 def store_returning(
     session: Session, rows: list[dict[str, Any]]
 ) -> Callable[[], list[tuple[int, str]]]:
-    """store(), a statement per row, sent without waiting (a PostgreSQL pipeline): the
-    function gives each stored artifact's (id, file name) in id order once the answers are
-    in, for the action runs a finish hands over with their links."""
+    """store(), sent without waiting (a PostgreSQL pipeline), a statement per ARTIFACT_ROWS
+    rows: the function gives each stored artifact's (id, file name) in id order once the
+    answers are in, for the action runs a finish hands over with their links."""
     now = utcnow()
     drv = driver(session)
-    sent = [
-        (drv.send_rows(job_sql.ARTIFACT_INSERT_RETURNING, {**r, "created_at": now}), r)
-        for r in rows
-    ]
+    step = job_sql.ARTIFACT_ROWS
+    sent = []
+    for start in range(0, len(rows), step):
+        part = rows[start : start + step]
+        params = {f"{k}_{i}": v for i, r in enumerate(part) for k, v in r.items()}
+        params.update({f"created_at_{i}": now for i in range(len(part))})
+        sent.append(drv.send_rows(job_sql.ARTIFACT_INSERT_RETURNING[len(part) - 1], params))
 
     def ids() -> list[tuple[int, str]]:
-        return sorted((int(answer()[0][0]), str(r["filename"])) for answer, r in sent)
+        return sorted((int(row[0]), str(row[1])) for answer in sent for row in answer())
 
     return ids
 

