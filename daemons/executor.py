@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from dataclasses import replace
@@ -31,6 +32,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     # Post-job actions are delivered by a child process of this daemon, forked now while no
     # thread or connection exists (docs/architecture.md, Actions); 0 threads: by the others.
+    if settings.threads:
+        # Everything loaded so far is left out of cyclic garbage collection from now on: a full
+        # collection writes to every object it visits, and so copied each page the child shares
+        # with this process (an idle pair on PostgreSQL: 41 + 39 MiB private, 23 + 21 frozen).
+        gc.freeze()
     actions = ActionProcess.fork(rt.app, settings, rt.stop) if settings.threads else None
     try:
         executor = Executor(rt, drain=args.drain)
