@@ -306,7 +306,8 @@ def test_each_kind_calls_its_endpoint_and_succeeds(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize(
-    ("status", "retryable"), [(500, True), (503, True), (429, True), (401, False), (404, False)]
+    ("status", "retryable"),
+    [(500, True), (503, True), (429, True), (401, False), (404, False), (501, False)],
 )
 def test_status_mapping_and_echoed_secrets_redacted(
     kind: str, status: int, retryable: bool

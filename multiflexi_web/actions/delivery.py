@@ -28,6 +28,9 @@ DELIVERY_HEADER = "X-MultiFlexi-Delivery"
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # the common name; peers that honour one dedupe retries
 # Peers answering these are overloaded or briefly unavailable; a later attempt may succeed.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+# 5xx answers that say the peer can never take this request (a URL whose server does not
+# accept a POST answers 501): trying again only spends the retry budget.
+FINAL_5XX = frozenset({501, 505})
 # A delivery thread keeps its connection to a peer for the next delivery to the same peer
 # (over HTTPS a new connection cost ~2.5 ms more CPU than the request itself), but only while
 # it was used less than this long ago: peers close idle keep-alive connections (gunicorn after
@@ -100,13 +103,17 @@ class Answer(Protocol):
 
 
 def http_outcome(response: Answer, ok: Iterable[int], secrets: list[str]) -> Outcome:
-    """Map a peer's answer: an expected status is success, 5xx/408/429 retryable, others not."""
+    """Map a peer's answer: an expected status is success, 5xx (but 501 and 505) and
+    408/425/429 retryable, others not."""
     text = bounded(f"HTTP {response.status_code}: {response.text}", secrets)
     if response.status_code in set(ok):
         return Outcome(ok=True, response=text)
     code = response.status_code
     return Outcome(
-        ok=False, response=text, error=text, retryable=code >= 500 or code in RETRYABLE_STATUSES
+        ok=False,
+        response=text,
+        error=text,
+        retryable=(code >= 500 and code not in FINAL_5XX) or code in RETRYABLE_STATUSES,
     )
 
 
