@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 from flask import Flask
@@ -62,6 +64,9 @@ def test_schedule_run_list_show_output_artifacts(
     assert json.loads(_ok(runner, "job", "list", "--status", "failed", "--format", "json")) == []
     shown = json.loads(_ok(runner, "job", "show", str(ids[0]), "--format", "json"))
     assert shown["exit_code"] == 0 and shown["env"]["GREETING"] == "hi there (override)"
+    assert isinstance(shown["command"], list) and len(shown["command"]) >= 2
+    text = _ok(runner, "job", "show", str(ids[0]))  # the argv as a shell would read it
+    assert re.search(rf"^command +{re.escape(shlex.join(shown['command']))}$", text, re.M)
 
     out = runner.invoke(args=["job", "output", str(ids[0]), "--stream", "stdout"])
     assert out.exit_code == 0 and out.stdout_bytes == b"hi there\xff"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from datetime import datetime
@@ -147,7 +148,12 @@ def list_(status: str | None, rt_id: int | None, limit: int, fmt: str) -> None:
 @domain_errors(JobError)
 def show(job_id: int, fmt: str) -> None:
     """One job with its command, environment (secrets masked) and counters."""
-    emit(job_row(_get_job(job_id), detail=True), fmt, COLUMNS)
+    row = job_row(_get_job(job_id), detail=True)
+    if fmt == "text" and row["command"]:
+        # As a shell would read it, as the job page shows it (JSON keeps the argv list); the
+        # text table's comma-joined list cannot tell "a,b" from two arguments.
+        row["command"] = shlex.join(row["command"])
+    emit(row, fmt, COLUMNS)
 
 
 @job_group.command("output")
