@@ -155,3 +155,26 @@ def test_runtemplate_errors_name_field_and_reason(app: Flask, runner: FlaskCliRu
     )
     assert missing.exit_code == 1 and "company 'nope': not found" in missing.output
     assert db.session.query(RunTemplate).count() == 0
+
+
+# Sets the terminal's title, a C1 CSI, a newline that would add a row to the table.
+HOSTILE = "Evil\x1b]0;owned\x07\x9b2J\nID  9  fake"
+
+
+def test_other_peoples_text_cannot_drive_the_operators_terminal(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    """A name and an environment value (a company's own input) reach the operator's terminal
+    with every control character escaped, in the text table, a record and JSON alike."""
+    made = invoke_json(
+        runner, "company", "create", HOSTILE, "--slug", "evil", "--env", f"N={HOSTILE}"
+    )
+    assert isinstance(made, dict) and made["name"] == HOSTILE and made["env"] == {"N": HOSTILE}
+    for args in (["company", "list"], ["company", "list", "--format", "json"]):
+        out = runner.invoke(args=args).output
+        assert not any(ch in out for ch in "\x1b\x07\x9b"), args
+    table = runner.invoke(args=["company", "list"]).output
+    assert table.count("\n") == 2  # the header and one row: the newline is shown as \n
+    assert "Evil\\x1b]0;owned\\x07\\x9b2J\\nID  9  fake" in table
+    listed = json.loads(runner.invoke(args=["company", "list", "--format", "json"]).output)
+    assert isinstance(listed, list) and listed[0]["name"] == HOSTILE  # same text, escaped

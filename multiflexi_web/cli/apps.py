@@ -8,7 +8,7 @@ from typing import Any
 import click
 from sqlalchemy import func, select
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option
+from multiflexi_web.cli.common import domain_errors, emit, format_option, printable
 from multiflexi_web.db.engine import write_session
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, CredentialPrototype, CredentialPrototypeField
@@ -92,14 +92,15 @@ def report(results: list[ImportResult], fmt: str) -> None:
 
 
 def _report_line(r: ImportResult) -> None:
+    # Names and messages from the imported file, which may come from anyone's catalogue.
     if r.failed:
-        click.echo(f"failed    {r.error}")
+        click.echo(printable(f"failed    {r.error}"))
         return
-    click.echo(f"{r.status:<9} {r.file}: {r.name} ({r.uuid})")
+    click.echo(printable(f"{r.status:<9} {r.file}: {r.name} ({r.uuid})"))
     for warning in r.warnings:
-        click.echo(f"          warning: {warning}")
+        click.echo(printable(f"          warning: {warning}"))
     if r.changes:
-        click.echo(f"          changes: {', '.join(r.changes)}")
+        click.echo(printable(f"          changes: {', '.join(r.changes)}"))
 
 
 def _audit(results: list[ImportResult], entity: str) -> None:

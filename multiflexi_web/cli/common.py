@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import wraps
@@ -51,7 +52,7 @@ def emit(rows: Iterable[dict[str, Any]] | dict[str, Any], fmt: str, columns: Seq
             payload = {k: _jsonable(v) for k, v in rows.items()}
         else:
             payload = [{k: _jsonable(v) for k, v in r.items()} for r in rows]
-        click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+        click.echo(_json_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str)))
         return
     if isinstance(rows, dict):
         width = max((len(k) for k in rows), default=0)
@@ -65,16 +66,35 @@ def emit(rows: Iterable[dict[str, Any]] | dict[str, Any], fmt: str, columns: Seq
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
+# C0 and C1 control characters and DEL: what a terminal may act on rather than show.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_WIDE_CONTROL = re.compile(r"[\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` for an operator's terminal: each control character written as its escape (\\n,
+    \\x1b). Names, config values, event payloads and peers' answers are other people's input,
+    and an escape sequence in them would act on the terminal (retitle it, hide or rewrite what
+    is shown, set the clipboard); a newline would also break a table's rows."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _json_text(text: str) -> str:
+    """JSON whose strings escape DEL and the C1 controls too (json.dumps escapes only C0 ones):
+    they can only stand inside a string, where \\u0080 means the same character."""
+    return _WIDE_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S%z")
     if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
+        return printable(",".join(str(v) for v in value))
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+        return printable(json.dumps(value, ensure_ascii=False))
+    return printable(str(value))
 
 
 def writer(fn: F) -> F:

@@ -9,7 +9,14 @@ from typing import Any
 import click
 from flask import current_app
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs, writer
+from multiflexi_web.cli.common import (
+    domain_errors,
+    emit,
+    format_option,
+    parse_pairs,
+    printable,
+    writer,
+)
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, EventSource
 from multiflexi_web.models.bounds import RULE_PRIORITY, SIGNATURE_TOLERANCE
@@ -237,8 +244,8 @@ def test_rules(source_ref: str, payload: str, fmt: str) -> None:
     for hit in hits:
         rule = hit.rule
         click.echo(f"rule {rule.id} {rule.name!r} -> runtemplate {rule.runtemplate_id}")
-        for key, value in hit.env.items():
-            click.echo(f"  {key}={value}")
+        for key, value in hit.env.items():  # taken from the payload: anyone's input
+            click.echo(printable(f"  {key}={value}"))
 
 
 def _read_payload(arg: str) -> Any:
