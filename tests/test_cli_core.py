@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskCliRunner
@@ -178,3 +179,26 @@ def test_other_peoples_text_cannot_drive_the_operators_terminal(
     assert "Evil\\x1b]0;owned\\x07\\x9b2J\\nID  9  fake" in table
     listed = json.loads(runner.invoke(args=["company", "list", "--format", "json"]).output)
     assert isinstance(listed, list) and listed[0]["name"] == HOSTILE  # same text, escaped
+
+
+def test_the_command_shows_its_own_version_and_options_not_flasks(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from multiflexi_web import __version__
+    from multiflexi_web.cli import cli
+
+    # The help loads the app (its commands): its files go to tmp_path, not the checkout's var/.
+    runner = CliRunner(
+        env={
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'mf.db'}",
+            "MULTIFLEXI_TMP": str(tmp_path / "tmp"),
+            "MULTIFLEXI_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+            "MULTIFLEXI_ENV_FILE": str(tmp_path / "none.env"),
+            "MULTIFLEXI_LOCAL_ENV": str(tmp_path / "none-local.env"),
+        }
+    )
+    shown = runner.invoke(cli, ["--version"])
+    assert shown.exit_code == 0 and shown.output == f"multiflexi {__version__}\n"
+    helped = runner.invoke(cli, ["--help"])
+    assert helped.exit_code == 0 and "--version" in helped.output
+    assert not any(o in helped.output for o in ("--app", "--env-file", "--debug", "Flask"))

@@ -62,7 +62,35 @@ def _create_app() -> Flask:
     return create_app()
 
 
-cli = FlaskGroup(create_app=_create_app, help="MultiFlexi administration.")
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from multiflexi_web import __version__
+
+    click.echo(f"multiflexi {__version__}")
+    ctx.exit()
+
+
+cli = FlaskGroup(
+    create_app=_create_app,
+    help="MultiFlexi administration.",
+    add_version_option=False,  # Flask's printed Python's, Flask's and Werkzeug's versions
+    params=[
+        click.Option(
+            ["--version"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_version,
+            help="Show the MultiFlexi version.",
+        )
+    ],
+)
+# Flask's own options (--app, --env-file, --debug) keep working, but the help no longer offers
+# an operator "the Flask application or factory function to load".
+for _option in cli.params:
+    if _option.name in {"app", "env_file", "debug"} and isinstance(_option, click.Option):
+        _option.hidden = True
 
 
 def main() -> None:
