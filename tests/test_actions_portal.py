@@ -90,6 +90,11 @@ def test_job_page_lists_runs_live_and_retries_failed_ones(app: Flask) -> None:
         dispatch_all(app)
     page = client.get(f"/jobs/{jid}").get_data(as_text=True)
     assert "HTTP 400: refused" in page and "every 2s" not in page  # nothing open: no polling
+    assert page.count("HTTP 400: refused") == 1  # one list of the runs, not two
+    # The details fragment (refreshed while the job runs, and sent with the output poll that
+    # sees the final status) carries the runs: a page opened before the finish shows them.
+    details = client.get(f"/jobs/{jid}?part=details").get_data(as_text=True)
+    assert 'id="action-runs"' in details and "HTTP 400: refused" in details
     from multiflexi_web.models.action import ActionRun
 
     run = db.session.scalar(select(ActionRun).where(ActionRun.job_id == jid))

@@ -13,7 +13,6 @@ from multiflexi_web.models import (
     CANCELLABLE_STATUSES,
     LIVE_STATUSES,
     TERMINAL_STATUSES,
-    ActionRun,
     Artifact,
     FileUpload,
     Job,
@@ -52,7 +51,8 @@ def summary_context(job: Job, role: Role) -> dict[str, Any]:
 
 
 def details_context(job: Job) -> dict[str, Any]:
-    """What jobs/_details.html renders: command, environment, artifacts, uploads, actions."""
+    """What jobs/_details.html renders: command, environment, artifacts, uploads (and the action
+    runs, read by the action_runs template global)."""
     return {
         "job": job,
         "live": job.status in LIVE_STATUSES,
@@ -61,7 +61,6 @@ def details_context(job: Job) -> dict[str, Any]:
         "one_time_keys": sorted(one_time_env(job)),
         "artifacts": _artifacts(job.id),
         "uploads": _uploads(job.id),
-        "actions": _actions(job.id),
     }
 
 
@@ -78,8 +77,3 @@ def _uploads(job_id: int) -> list[FileUpload]:
     return list(
         db.session.scalars(query.where(FileUpload.job_id == job_id).order_by(FileUpload.id))
     )
-
-
-def _actions(job_id: int) -> list[ActionRun]:
-    query = select(ActionRun).where(ActionRun.job_id == job_id).order_by(ActionRun.id)
-    return list(db.session.scalars(query))
