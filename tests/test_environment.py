@@ -163,3 +163,53 @@ def test_build_argv_refuses_bad_templates() -> None:
 )
 def test_result_file_stays_in_the_work_directory(value: str, inside: str, tmp_path: Path) -> None:
     assert result_path(value, tmp_path) == tmp_path / inside
+
+
+def test_placeholders_in_values_are_filled_from_the_other_values(app: Flask) -> None:
+    """Upstream's macros (an app's RESULT_FILE `report_{CO}.json`, `{MULTIFLEXI_TMP}/...`): filled
+    before the job starts, RESULT_FILE then placed in the work directory; `${KEY}`, unknown
+    names, a value holding a placeholder itself and the platform's own values stay as they are;
+    a secret is never copied into another value (the job's stderr says so)."""
+    company = make_company(name="Co {CO}")
+    fields = [
+        {"keyname": "CO", "default": "acme"},
+        {"keyname": "RESULT_FILE", "default": "report_{CO}.json"},
+        {"keyname": "RATES", "default": "{MULTIFLEXI_TMP}/rates.json"},
+        {"keyname": "KEEP", "default": '${CO} {NOPE} {lower} {"j": 1} {CHAIN}'},
+        {"keyname": "CHAIN", "default": "{CO}"},
+        {"keyname": "API_PASSWORD", "type": "password"},
+        {"keyname": "CONN", "default": "db://u:{API_PASSWORD}@h"},
+    ]
+    rt = shell_rt('env; printf "%s" "$CO" > "$RESULT_FILE"', company, fields=fields)
+    set_config(rt, {"API_PASSWORD": "hunter2"})
+    db.session.commit()
+    [job_id] = schedule(rt)
+    drain(app)
+
+    j = job(job_id)
+    assert j.status == "succeeded", j.status_reason
+    seen = dict(
+        line.split("=", 1) for line in output_of(job_id).decode().splitlines() if "=" in line
+    )
+    workdir = Path(seen["MULTIFLEXI_TMP"])
+    assert seen["RESULT_FILE"] == str(workdir / "report_acme.json")
+    assert seen["RATES"] == f"{workdir}/rates.json"
+    assert seen["KEEP"] == '${CO} {NOPE} {lower} {"j": 1} {CHAIN}'
+    assert seen["CHAIN"] == "acme"
+    assert seen["MULTIFLEXI_COMPANY_NAME"] == "Co {CO}"
+    assert seen["CONN"] == "db://u:{API_PASSWORD}@h"
+    assert "hunter2" not in str(j.env)
+    stderr = output_of(job_id, "stderr").decode()
+    assert "multiflexi: environment: CONN (application): {API_PASSWORD} left unfilled" in stderr
+    assert {a.filename for a in job(job_id).artifacts} >= {"report_acme.json"}
+
+
+def test_a_value_filled_past_the_limit_is_left_as_it_was() -> None:
+    from multiflexi_web.services.jobs.macros import MAX_VALUE, expand
+
+    big = "x" * (MAX_VALUE // 4)
+    values = {"BIG": big, "FIVE": "{BIG}" * 5, "TWO": "{BIG}{BIG}"}
+    sources = dict.fromkeys(values, "runtemplate")
+    filled = expand(values, sources, set())
+    assert filled.values["FIVE"] == "{BIG}" * 5 and filled.values["TWO"] == big * 2
+    assert filled.notes == ("FIVE (runtemplate): placeholders left unfilled: over 128 KiB",)

@@ -350,6 +350,8 @@ class JobRun:
         for dropped in env.dropped:
             log.warning("action=env_dropped job=%s name=%s", self.job.id, dropped.split()[0])
             self.sink.add("stderr", f"multiflexi: environment ignored: {dropped}\n".encode())
+        for note in env.unfilled:
+            self.sink.add("stderr", f"multiflexi: environment: {note}\n".encode())
         self.masks = JobMasks(env.secret_values(), output.STREAMS if ctx.mask_output else ())
         self._meta.update(command=self._shown_argv(ctx, env), env=self._shown_env(env))
         spec = JobSpec(

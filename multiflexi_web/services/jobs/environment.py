@@ -18,6 +18,7 @@ from multiflexi_web.security.env_names import forbidden_reason
 from multiflexi_web.security.secrets import MASK, reveal
 from multiflexi_web.services.catalogue.credentials import plain_values
 from multiflexi_web.services.catalogue.fields import is_secret_field, is_secret_name
+from multiflexi_web.services.jobs import macros
 from multiflexi_web.services.runtemplates.configure import plain_config
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class ResolvedEnv:
     entries: list[dict[str, Any]]
     secret_keys: frozenset[str] = field(default_factory=frozenset)
     dropped: tuple[str, ...] = ()  # "NAME (source): reason" of each name refused at start
+    unfilled: tuple[str, ...] = ()  # "NAME (source): why" of placeholders left (macros.py)
 
     def secret_values(self) -> list[str]:
         return [self.values[k] for k in self.secret_keys if self.values[k]]
@@ -231,6 +233,8 @@ def resolve(
             values[key], sources[key] = str(value), layer.source
         secret |= layer.secret
     secret |= {k for k in values if is_secret_name(k)}
+    filled = macros.expand(values, sources, secret)
+    values = filled.values
     if RESULT_FILE in values:
         values[RESULT_FILE] = str(result_path(values[RESULT_FILE], workdir))
         sources[RESULT_FILE] = "platform"
@@ -243,7 +247,9 @@ def resolve(
         }
         for k in sorted(values)
     ]
-    return ResolvedEnv(values, entries, frozenset(secret & values.keys()), tuple(dropped))
+    return ResolvedEnv(
+        values, entries, frozenset(secret & values.keys()), tuple(dropped), filled.notes
+    )
 
 
 def _slot_of(slot_at: datetime | str | None) -> str | None:
