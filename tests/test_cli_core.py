@@ -202,3 +202,38 @@ def test_the_command_shows_its_own_version_and_options_not_flasks(tmp_path: Path
     helped = runner.invoke(cli, ["--help"])
     assert helped.exit_code == 0 and "--version" in helped.output
     assert not any(o in helped.output for o in ("--app", "--env-file", "--debug", "Flask"))
+
+
+def test_runtemplate_update_sets_config_and_a_credential(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    """A template created without its credential (so inactive) gets it, and config values,
+    later: checked as on create, other values kept, another company's credential refused."""
+    application = seed_app()
+    invoke_json(runner, "company", "create", "Acme", "--slug", "acme")
+    invoke_json(runner, "company", "create", "Other", "--slug", "other")
+    args = ["--prototype", "Db", "--name", "db", "--value", "DB_PASS=hunter2"]
+    cred = invoke_json(runner, "credential", "create", "--company", "acme", *args)
+    foreign = invoke_json(runner, "credential", "create", "--company", "other", *args)
+    assert isinstance(cred, dict) and isinstance(foreign, dict)
+    made = runner.invoke(
+        args=["runtemplate", "create", "--company", "acme", "--app", str(application.id),
+              "--name", "x", "--config", "LIMIT=5", "--format", "json"]
+    )  # fmt: skip
+    rt = json.loads(made.stdout)
+    assert rt["active"] is False and "Db" in made.output  # no credential yet: a warning
+
+    rt_id = str(rt["id"])
+    refused = runner.invoke(
+        args=["runtemplate", "update", rt_id, "--credential", str(foreign["id"])]
+    )
+    assert refused.exit_code == 1 and "not found in this company" in refused.output
+    bad = runner.invoke(args=["runtemplate", "update", rt_id, "--config", "LIMIT=many"])
+    assert bad.exit_code == 1 and "config LIMIT" in bad.output
+    updated = invoke_json(
+        runner, "runtemplate", "update", rt_id, "--config", "DEBUG=yes",
+        "--credential", str(cred["id"]), "--active",
+    )  # fmt: skip
+    assert isinstance(updated, dict)
+    assert updated["config"] == {"DEBUG": "true", "LIMIT": "5"}
+    assert updated["credentials"] == {"Db": cred["id"]} and updated["active"] is True

@@ -23,7 +23,9 @@ from multiflexi_web.services import audit, settings
 from multiflexi_web.services.runtemplates.configure import (
     RunTemplateError,
     ScheduleSpec,
+    assign_credential,
     get_runtemplate,
+    set_config,
     set_executor,
     set_policies,
     set_schedule,
@@ -53,6 +55,17 @@ OPT_HELP = "Container settings (docker, podman): pull, memory, cpus, pids, netwo
 @click.option("--timeout", type=in_range(TIMEOUT), help="Seconds before the job is stopped.")
 @click.option("--executor", help="Another executor module (refused when it cannot run the app).")
 @click.option("--executor-option", "executor_options", multiple=True, metavar="K=V", help=OPT_HELP)
+@click.option(
+    "--config", "config", multiple=True, metavar="K=V", help="A config value (others are kept)."
+)
+@click.option(
+    "--credential",
+    "credentials",
+    multiple=True,
+    type=int,
+    metavar="ID",
+    help="Use this credential for the requirement its prototype meets.",
+)
 @click.option("--active/--inactive", default=None, help="Enable or disable the schedule.")
 @policy_options(update=True)
 @format_option
@@ -64,6 +77,8 @@ def update(
     timeout: int | None,
     executor: str | None,
     executor_options: tuple[str, ...],
+    config: tuple[str, ...],
+    credentials: tuple[int, ...],
     active: bool | None,
     fmt: str,
     **opts: Any,
@@ -80,6 +95,10 @@ def update(
         set_timeout(rt, timeout)
     if executor is not None or executor_options:
         _update_executor(rt, executor, executor_options)
+    if config:  # the same checks as create: declared names, typed values, secrets encrypted
+        set_config(rt, parse_pairs(config, "--config"), admin=True)
+    for credential_id in credentials:  # of the template's own company only
+        assign_credential(rt, credential_id)
     _update_schedule(rt, active, opts)
     set_policies(rt, policies_from(opts, policies_of(rt)))
     audit.record("update", "runtemplate", rt.id, f"runtemplate {rt.name} updated", actor="cli")
