@@ -7,7 +7,7 @@ import json
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from multiflexi_web.cli.common import format_option, writer
+from multiflexi_web.cli.common import format_option, json_text, printable, writer
 from multiflexi_web.extensions import db
 from multiflexi_web.services import audit, settings
 from multiflexi_web.services.upstream_import import (
@@ -75,6 +75,6 @@ def import_(
         db.session.commit()
         report.committed = True
     if fmt == "json":
-        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        click.echo("\n".join(report.lines()))
+        click.echo(json_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False)))
+    else:  # names read from the upstream database: other people's text
+        click.echo("\n".join(printable(line) for line in report.lines()))
