@@ -52,7 +52,7 @@ def emit(rows: Iterable[dict[str, Any]] | dict[str, Any], fmt: str, columns: Seq
             payload = {k: _jsonable(v) for k, v in rows.items()}
         else:
             payload = [{k: _jsonable(v) for k, v in r.items()} for r in rows]
-        click.echo(json_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str)))
+        echo_json(payload)
         return
     if isinstance(rows, dict):
         width = max((len(k) for k in rows), default=0)
@@ -79,10 +79,12 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
-def json_text(text: str) -> str:
-    """JSON whose strings escape DEL and the C1 controls too (json.dumps escapes only C0 ones):
-    they can only stand inside a string, where \\u0080 means the same character."""
-    return _WIDE_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+def echo_json(payload: Any, default: Callable[[Any], Any] | None = str) -> None:
+    """Print `payload` as indented JSON whose strings escape DEL and the C1 controls too
+    (json.dumps escapes only C0 ones): they can only stand inside a string, where \\u0080
+    means the same character."""
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=default)
+    click.echo(_WIDE_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def _text(value: Any) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, json_text, writer
+from multiflexi_web.cli.common import domain_errors, echo_json, emit, format_option, writer
 from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
 from multiflexi_web.services import audit, settings
@@ -27,7 +26,7 @@ SLA_COLUMNS = ["runtemplate_id", "name", *(o.value for o in sla.Outcome)]
 
 
 def _dump(payload: dict[str, Any]) -> None:
-    click.echo(json_text(json.dumps(payload, indent=2, ensure_ascii=False, default=_plain)))
+    echo_json(payload, default=_plain)
 
 
 def _plain(value: Any) -> str:

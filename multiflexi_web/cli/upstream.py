@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from multiflexi_web.cli.common import format_option, json_text, printable, writer
+from multiflexi_web.cli.common import echo_json, format_option, printable, writer
 from multiflexi_web.extensions import db
 from multiflexi_web.services import audit, settings
 from multiflexi_web.services.upstream_import import (
@@ -75,6 +73,6 @@ def import_(
         db.session.commit()
         report.committed = True
     if fmt == "json":
-        click.echo(json_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False)))
+        echo_json(report.as_dict(), default=None)
     else:  # names read from the upstream database: other people's text
         click.echo("\n".join(printable(line) for line in report.lines()))
