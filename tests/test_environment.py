@@ -213,3 +213,21 @@ def test_a_value_filled_past_the_limit_is_left_as_it_was() -> None:
     filled = expand(values, sources, set())
     assert filled.values["FIVE"] == "{BIG}" * 5 and filled.values["TWO"] == big * 2
     assert filled.notes == ("FIVE (runtemplate): placeholders left unfilled: over 128 KiB",)
+
+
+def test_an_oversized_fill_is_refused_before_it_is_built() -> None:
+    """A tenant's value of 2,000 placeholders of a 64 KiB value would be 128 MB: refused by its
+    measure, never made (traced memory stays small)."""
+    import tracemalloc
+
+    from multiflexi_web.services.jobs.macros import expand
+
+    values = {"BIG": "x" * 65536, "MANY": "{BIG}" * 2000}
+    tracemalloc.start()
+    try:
+        filled = expand(values, dict.fromkeys(values, "runtemplate"), set())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert filled.values["MANY"] == "{BIG}" * 2000 and len(filled.notes) == 1
+    assert peak < 8 * 1024 * 1024, peak
