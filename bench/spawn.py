@@ -14,16 +14,22 @@ its reaped children's (the exec'd programs and the job), user + system, from os.
   change): once from this small process, once while it holds --ballast-mib MiB of touched
   memory, the size of an executor (what a non-root executor with CAP_SETUID pays, the systemd
   design in docs/security.md).
+- the systemd design itself: this script again as `nobody` holding the unit's capabilities
+  (`--systemd-child`, started through setpriv), its ambient and inheritable sets cleared as the
+  executor clears them, with --ballast-mib MiB touched: Popen `user=` (the fallback) against
+  `start_job_process` (security/process.py), setpriv lent CAP_SETUID/CAP_SETGID for its exec.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pwd
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 COMMAND = ["/bin/sh", "-c", "echo hello; echo err 1>&2"]
@@ -47,12 +53,75 @@ def cpu_per_spawn(argv: Sequence[str], n: int, **popen: Any) -> float:
     return spent * 1000 / n
 
 
+UNIT_CAPS = "setuid,setgid,chown,kill,dac_override,fowner"  # systemd/multiflexi-executor.service
+
+
+def ballast(mib: int) -> bytearray:
+    held = bytearray(mib * 2**20)
+    for i in range(0, len(held), 4096):  # touched: resident, as an executor's heap is
+        held[i] = 1
+    return held
+
+
+def systemd_child(uid: int, gid: int, n: int, mib: int) -> None:
+    """As the executor under its unit: not root, the capabilities in effect, none ambient."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from multiflexi_web.executors.base import RunAs
+    from multiflexi_web.security import process
+
+    process.clear_ambient_caps()
+    run_as = RunAs("job", uid, gid)
+    switch = process.job_switch(run_as)
+    held = ballast(mib)
+
+    def lent() -> None:
+        proc = process.start_job_process(
+            COMMAND, run_as, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if proc.wait() != 0:
+            raise SystemExit(f"bench/spawn.py: the job failed through {switch}")
+
+    def timed(spawn: Callable[[], None]) -> float:
+        before = os.times()
+        for _ in range(n):
+            spawn()
+        after = os.times()
+        spent = (after.user + after.system + after.children_user + after.children_system) - (
+            before.user + before.system + before.children_user + before.children_system
+        )
+        return spent * 1000 / n
+
+    def popen_user() -> None:
+        subprocess.run(
+            COMMAND,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            process_group=0,
+            check=True,
+            user=uid,
+            group=gid,
+            extra_groups=[],
+        )
+
+    results = {
+        f"systemd design, Popen user=, caller holding {mib} MiB": timed(popen_user),
+        f"systemd design, {switch} lent caps, caller holding {mib} MiB": timed(lent),
+    }
+    del held
+    print(json.dumps(results))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spawns", type=int, default=500)
     ap.add_argument("--ballast-mib", type=int, default=50)
     ap.add_argument("--user", default="multiflexi-job")
+    ap.add_argument("--systemd-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.systemd_child:
+        user = pwd.getpwnam(args.user)
+        systemd_child(user.pw_uid, user.pw_gid, args.spawns, args.ballast_mib)
+        return
     if os.geteuid() != 0:
         sys.exit("bench/spawn.py: run as root (the job-user switches need it)")
     user = pwd.getpwnam(args.user)
@@ -67,16 +136,27 @@ def main() -> None:
         ("Popen user=, small caller", lambda: cpu_per_spawn(COMMAND, n, **as_user)),
     ]
     results = {name: run() for name, run in variants}
-    ballast = bytearray(args.ballast_mib * 2**20)
-    for i in range(0, len(ballast), 4096):  # touched: resident, as an executor's heap is
-        ballast[i] = 1
+    held = ballast(args.ballast_mib)
     results[f"Popen user=, caller holding {args.ballast_mib} MiB"] = cpu_per_spawn(
         COMMAND, n, **as_user
     )
-    del ballast
+    del held
+    caps = ",".join(f"+{cap}" for cap in UNIT_CAPS.split(","))
+    as_unit = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    as_unit += [f"--inh-caps={caps}", f"--ambient-caps={caps}", "--"]
+    mine = [sys.executable, __file__, "--systemd-child", f"--spawns={n}"]
+    mine += [f"--ballast-mib={args.ballast_mib}", f"--user={args.user}"]
+    child = subprocess.run(
+        [*as_unit, *mine],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    results.update(json.loads(child.stdout))
     print(f"load average {os.getloadavg()[0]:.2f}, {n} spawns each, CPU ms per spawn")
     for name, ms in results.items():
-        print(f"{name:<36} {ms:6.2f}")
+        print(f"{name:<62} {ms:6.2f}")
 
 
 if __name__ == "__main__":

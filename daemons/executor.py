@@ -13,7 +13,7 @@ from multiflexi_web.config import ConfigError
 from multiflexi_web.runner import guard
 from multiflexi_web.runner.action_process import ActionProcess
 from multiflexi_web.runner.pool import Executor
-from multiflexi_web.security.process import job_identity
+from multiflexi_web.security.process import job_identity, job_switch
 from multiflexi_web.services.actions.settings import load as action_settings
 
 
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     rt = boot("executor")
     try:
         run_as = job_identity(rt.settings)
+        switch = job_switch(run_as)  # probed before the fork below: the child inherits it
         settings = replace(action_settings(), run_as=run_as)  # CustomCommand runs as jobs do
     except ConfigError as exc:
         print(f"multiflexi-executor: configuration error: {exc}", file=sys.stderr)
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     rt.log(
         "jobs_run_as",
         **({"user": run_as.name, "uid": run_as.uid} if run_as else {"uid": os.getuid()}),
+        switch=switch,
     )
     # Before any job: their process groups die with this process, however it dies, and the
     # exits this process had not yet journaled are written beside its journal.

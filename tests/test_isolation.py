@@ -19,8 +19,9 @@ from flask import Flask
 from sqlalchemy import select
 
 from multiflexi_web import create_app
+from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
-from multiflexi_web.models import CompanyEnv, Role
+from multiflexi_web.models import CompanyEnv, Role, RunTemplate
 from multiflexi_web.models.action import ActionRun
 from multiflexi_web.security.env_names import EnvNameError
 from multiflexi_web.services.actions import configure
@@ -35,7 +36,7 @@ from tests.executor_support import (
     show_logs,
     start_daemon,
 )
-from tests.factories import add_member, client_for, make_company, make_user
+from tests.factories import add_member, client_for, make_app, make_company, make_user
 
 pytestmark = pytest.mark.slow
 JOB_USER = "multiflexi-job"
@@ -307,18 +308,23 @@ CAPS = "setuid,setgid,chown,kill,dac_override,fowner"  # systemd/multiflexi-exec
 def test_the_systemd_design_non_root_executor_with_capabilities(
     outside: tuple[Flask, str, Path],
 ) -> None:
-    """User=multiflexi + AmbientCapabilities=: jobs run as the job user with no capability,
-    and reach neither the daemon's memory nor its key file."""
+    """User=multiflexi + AmbientCapabilities=: jobs run as the job user with no capability in
+    any set, started by setpriv lent CAP_SETUID/CAP_SETGID for its exec (not a fork of the
+    executor), and reach neither the daemon's memory, its key file nor a root-only program."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is needed to start the executor with capabilities")
     app, db_url, tmp_path = outside
     job_id, key_file = _probe_job(app, db_url, tmp_path)
-    rt = shell_rt("grep CapEff /proc/self/status")
+    rt = shell_rt("grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Amb)):' /proc/self/status")
     [caps_job] = schedule(rt)
+    # The daemon could run this program (CAP_DAC_OVERRIDE), its job user may not: a switch
+    # that left the executor's capabilities to the command's exec would run it.
+    [root_only_job] = schedule(_executable_rt(_root_only_program(tmp_path)))
     db.session.remove()
     db.engine.dispose()
     python, ids, extra = _as_nobody(tmp_path)
+    _root_only_program(tmp_path)  # root's again after _as_nobody handed the tree to nobody
     prefix = [setpriv, f"--reuid={ids['user']}", f"--regid={ids['group']}", "--clear-groups"]
     prefix += [f"--inh-caps=+{CAPS.replace(',', ',+')}"]
     prefix += [f"--ambient-caps=+{CAPS.replace(',', ',+')}", "--"]
@@ -335,11 +341,45 @@ def test_the_systemd_design_non_root_executor_with_capabilities(
     assert proc.wait(120) == 0
 
     uid = pwd.getpwnam(JOB_USER).pw_uid
-    assert (
-        f"action=jobs_run_as user={JOB_USER} uid={uid}" in (tmp_path / "executor.log").read_text()
-    )
+    log = (tmp_path / "executor.log").read_text()
+    assert f"action=jobs_run_as user={JOB_USER} uid={uid} switch=setpriv" in log
     out = output_of(job_id).decode()
     assert out.splitlines()[0] == str(uid)
     _secrets_absent(out, key_file)
     assert "db=0" not in out
-    assert output_of(caps_job).decode().split() == ["CapEff:", "0000000000000000"]
+    status = dict(line.split(":", 1) for line in output_of(caps_job).decode().splitlines())
+    gid = pwd.getpwnam(JOB_USER).pw_gid
+    assert status.pop("Uid").split() == [str(uid)] * 4
+    assert status.pop("Gid").split() == [str(gid)] * 4
+    assert status.pop("Groups").split() == []
+    assert {name: int(caps, 16) for name, caps in status.items()} == dict.fromkeys(
+        ("CapInh", "CapPrm", "CapEff", "CapAmb"), 0
+    )
+    assert job(root_only_job).exit_code == 126
+    assert output_of(root_only_job) == b""
+    assert b"Permission denied" in output_of(root_only_job, "stderr")
+    assert "job_switch_probe" not in log
+
+
+def _root_only_program(base: Path) -> Path:
+    """A copy of `id` that only root may run, in a folder anyone may enter."""
+    folder = base / "bin"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o755)
+    program = folder / "id"
+    if not program.exists():
+        shutil.copy("/usr/bin/id", program)
+    os.chown(folder, 0, 0)
+    os.chown(program, 0, 0)
+    program.chmod(0o700)
+    return program
+
+
+def _executable_rt(executable: Path) -> RunTemplate:
+    begin_write()  # as shell_rt: a daemon may be writing
+    app = make_app(executable=str(executable))
+    begin_write()
+    rt = RunTemplate(company_id=make_company().id, application_id=app.id, name="rt-root-only")
+    db.session.add(rt)
+    db.session.commit()
+    return rt

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -258,3 +259,44 @@ def test_without_root_popen_switches_users(monkeypatch: pytest.MonkeyPatch) -> N
     assert command == ["/bin/true"]
     assert (args["user"], args["group"], args["extra_groups"]) == (7, 8, [])
     assert job_command(["/bin/true"], None) == (["/bin/true"], {"process_group": 0, "umask": 0o77})
+
+
+def _thread_caps() -> dict[str, int]:
+    lines = Path("/proc/thread-self/status").read_text().splitlines()
+    return {k: int(v, 16) for k, v in (line.split(":\t") for line in lines if line[:3] == "Cap")}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="lending capabilities needs them")
+def test_switch_capabilities_are_lent_to_one_thread_for_one_spawn() -> None:
+    # A non-root executor's setpriv gets CAP_SETUID/CAP_SETGID from the spawning thread's
+    # ambient set (security/process.py start_job_process): never another thread's, never after.
+    switch_caps = 1 << process.CAP_SETUID | 1 << process.CAP_SETGID
+    before = _thread_caps()
+    seen: dict[str, dict[str, int]] = {}
+    lent, other_may_go = threading.Event(), threading.Event()
+
+    def other() -> None:
+        lent.wait(10)
+        seen["other"] = _thread_caps()
+        other_may_go.set()
+
+    watcher = threading.Thread(target=other)
+    watcher.start()
+    with process._switch_caps_lent():
+        seen["lending"] = _thread_caps()
+        lent.set()
+        other_may_go.wait(10)
+    watcher.join()
+    assert seen["lending"]["CapAmb"] == switch_caps
+    assert seen["lending"]["CapInh"] & switch_caps == switch_caps
+    assert seen["other"] == before
+    assert _thread_caps() == before
+    with pytest.raises(FileNotFoundError), process._switch_caps_lent():  # a spawn that failed
+        subprocess.Popen(["/nonexistent/prog"])
+    assert _thread_caps() == before
+
+
+def test_the_ambient_switch_is_not_offered_as_root_or_without_capabilities() -> None:
+    # As root chroot or setpriv twice switch; without CAP_SETUID nothing can.
+    assert process._ambient_switch(1, 1) is None
+    assert process.job_switch(None) == "none"

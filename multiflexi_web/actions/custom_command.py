@@ -18,7 +18,7 @@ import tempfile
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
 from multiflexi_web.actions.delivery import bounded
 from multiflexi_web.runner import guard
-from multiflexi_web.security.process import job_command
+from multiflexi_web.security.process import start_job_process
 from multiflexi_web.services.jobs.command import CommandError, fill
 
 
@@ -65,15 +65,14 @@ def _run(argv: list[str], env: dict[str, str], ctx: ActionContext) -> Outcome:
         if ctx.run_as is not None:
             os.chown(cwd, ctx.run_as.uid, ctx.run_as.gid)
         try:
-            command, switch = job_command(argv, ctx.run_as)
-            proc = subprocess.Popen(
-                command,
+            proc = start_job_process(
+                argv,
+                ctx.run_as,
                 cwd=cwd,
                 env={**env, "HOME": cwd},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                **switch,
             )
         except OSError as exc:
             return Outcome(False, error=f"CustomCommand cannot start {argv[0]!r}: {exc.strerror}")

@@ -13,7 +13,7 @@ import time
 
 from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
 from multiflexi_web.runner import guard
-from multiflexi_web.security.process import job_command
+from multiflexi_web.security.process import start_job_process
 
 READ_SIZE = 64 * 1024
 TICK = 0.2  # how often a quiet job checks its timeout and stop requests
@@ -46,15 +46,14 @@ class NativeExecutor:
             executable = resolve_executable(spec.argv[0], spec.env.get("PATH", ""))
             if not os.path.exists(executable):  # say so here, not in the job's own stderr
                 raise FileNotFoundError(2, "No such file or directory")
-            command, switch = job_command([executable, *spec.argv[1:]], spec.run_as)
-            proc = subprocess.Popen(
-                command,
+            proc = start_job_process(
+                [executable, *spec.argv[1:]],
+                spec.run_as,
                 cwd=spec.workdir,
                 env=spec.env,
                 stdin=_devnull(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                **switch,
             )
         except OSError as exc:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
