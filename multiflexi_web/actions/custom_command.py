@@ -2,7 +2,8 @@
 
 Running a command of one's choosing is a global administrator's power (SPEC §15): only they may
 configure this action (services/actions/configure.py refuses others). The command runs as
-the job user, exactly as jobs do (security/process.py job_command), never as the executor's user.
+the job user, exactly as jobs do (security/process.py start_job_process), never as the
+executor's user.
 """
 
 from __future__ import annotations
