@@ -75,6 +75,14 @@ def record_success(ip: str, login: str) -> None:
     db.session.execute(delete(T).where(T.key.in_((by_ip, by_pair))))
 
 
+def forget_login(login: str) -> None:
+    """A password reset by an administrator: the login's own waits, from every address, end
+    (the addresses' counters for other logins stay)."""
+    _, _, by_login = _keys("", login)
+    pairs = T.key.startswith("ip-login:") & T.key.endswith(f" {login[:100]}", autoescape=True)
+    db.session.execute(delete(T).where((T.key == by_login) | pairs))
+
+
 def prune(now: datetime) -> int:
     """Forget counters idle for longer than WINDOW (their waits are long over)."""
     result = db.session.execute(delete(T).where(T.updated_at < now - WINDOW))

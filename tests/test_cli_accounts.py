@@ -1,0 +1,145 @@
+"""CLI: the host administrator's account work without the portal: users listed, a lost
+password reset (the login's waits lifted), users disabled, company members and fields changed."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import select
+
+from multiflexi_web.extensions import db
+from multiflexi_web.models import AuditLog, User, utcnow
+from multiflexi_web.security.secrets import MASK
+from multiflexi_web.services.accounts import throttle, tokens
+from multiflexi_web.services.accounts.users import authenticate
+from tests.test_cli_core import invoke_json
+
+POLICY = throttle.Policy(free=1, cap=3600)
+
+
+def _user(login: str) -> User:
+    db.session.expire_all()
+    found = db.session.scalar(select(User).where(User.login == login))
+    assert found is not None
+    return found
+
+
+def test_a_lost_password_is_reset_and_the_logins_waits_lifted(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    invoke_json(runner, "user", "create", "alice", "--password", "old-password", "--admin")
+    invoke_json(runner, "user", "create", "bob", "--password", "bobs-password")
+    now = utcnow()
+    for _ in range(4):  # wrong passwords from two addresses, for alice and for bob
+        for ip in ("192.0.2.1", "192.0.2.2"):
+            throttle.record_failure(ip, "alice", known=False, policy=POLICY, now=now)
+        throttle.record_failure("192.0.2.9", "bob", known=False, policy=POLICY, now=now)
+    db.session.commit()
+    assert throttle.wait_seconds("192.0.2.1", "alice", now) > 0
+    epoch = _user("alice").session_epoch
+
+    reset = invoke_json(runner, "user", "reset-password", "alice")
+    assert isinstance(reset, dict) and set(reset) == {"id", "login", "password"}
+    new_password = reset["password"]
+    assert authenticate("alice", "old-password", ip=None) is None
+    assert authenticate("alice", new_password, ip=None) is not None
+    assert _user("alice").session_epoch == epoch + 1  # every session of hers ended
+    later = now + timedelta(seconds=1)
+    assert throttle.wait_seconds("192.0.2.2", "alice", later) == 0
+    assert throttle.wait_seconds("192.0.2.9", "bob", later) > 0  # others' waits stay
+    chosen = runner.invoke(args=["user", "reset-password", "alice", "--password", "chosen-one"])
+    assert chosen.exit_code == 0 and "chosen-one" not in chosen.output
+    assert authenticate("alice", "chosen-one", ip=None) is not None
+    short = runner.invoke(args=["user", "reset-password", "alice", "--password", "short"])
+    assert short.exit_code != 0 and "password: must be at least 8 characters" in short.output
+    assert authenticate("alice", "chosen-one", ip=None) is not None  # nothing changed
+    missing = runner.invoke(args=["user", "reset-password", "nobody-here"])
+    assert missing.exit_code != 0 and "login 'nobody-here': no such user" in missing.output
+    summaries = db.session.scalars(select(AuditLog.summary).where(AuditLog.actor == "cli"))
+    assert list(summaries).count("password of alice reset") == 2
+
+
+def test_a_disabled_user_can_neither_log_in_nor_use_a_token(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    invoke_json(runner, "user", "create", "carol", "--password", "carols-password")
+    issued = tokens.issue(_user("carol"), "script")
+    db.session.commit()
+    shown = invoke_json(runner, "user", "disable", "carol")
+    assert isinstance(shown, dict) and shown["enabled"] is False
+    assert authenticate("carol", "carols-password", ip=None) is None
+    try:
+        tokens.verify(issued.secret, utcnow())
+    except tokens.TokenError as exc:
+        assert "disabled" in str(exc)
+    else:
+        raise AssertionError("a disabled user's token was accepted")
+    invoke_json(runner, "user", "enable", "carol")
+    assert authenticate("carol", "carols-password", ip=None) is not None
+    assert tokens.verify(issued.secret, utcnow()).user.login == "carol"
+
+
+def test_company_members_are_added_listed_and_removed(app: Flask, runner: FlaskCliRunner) -> None:
+    invoke_json(runner, "company", "create", "Acme", "--slug", "acme")
+    invoke_json(runner, "company", "create", "Other", "--slug", "other")
+    invoke_json(runner, "user", "create", "dave", "--password", "daves-password")
+    added = invoke_json(runner, "company", "member", "add", "acme", "dave", "--role", "operator")
+    assert isinstance(added, dict) and added["role"] == "operator"
+    invoke_json(runner, "company", "member", "add", "other", "dave", "--role", "viewer")
+    invoke_json(runner, "company", "member", "add", "acme", "dave", "--role", "admin")  # a change
+    assert invoke_json(runner, "company", "member", "list", "acme") == [
+        {"user_id": added["user_id"], "login": "dave", "role": "admin", "enabled": True}
+    ]
+    listed = invoke_json(runner, "user", "list")
+    assert isinstance(listed, list) and len(listed) == 1
+    assert listed[0]["companies"] == {"acme": "admin", "other": "viewer"}
+    text = runner.invoke(args=["user", "list"]).output
+    assert "dave" in text and '"acme": "admin"' in text
+
+    bad_role = runner.invoke(args=["company", "member", "add", "acme", "dave", "--role", "owner"])
+    assert bad_role.exit_code != 0
+    assert "role 'owner': must be one of admin, operator, viewer" in bad_role.output
+    no_user = runner.invoke(args=["company", "member", "add", "acme", "eve", "--role", "viewer"])
+    assert no_user.exit_code != 0 and "login 'eve': no such user" in no_user.output
+    no_company = runner.invoke(args=["company", "member", "list", "nope"])
+    assert no_company.exit_code != 0 and "company 'nope': not found" in no_company.output
+
+    removed = runner.invoke(args=["company", "member", "remove", "acme", "dave"])
+    assert removed.exit_code == 0 and "dave removed from acme" in removed.output
+    assert invoke_json(runner, "company", "member", "list", "acme") == []
+    again = runner.invoke(args=["company", "member", "remove", "acme", "dave"])
+    assert again.exit_code != 0 and "is not a member of 'acme'" in again.output
+
+
+def test_company_update_changes_only_what_is_given(app: Flask, runner: FlaskCliRunner) -> None:
+    made = invoke_json(
+        runner, "company", "create", "Acme", "--slug", "acme", "--email", "a@example.com",
+        "--env", "REGION=eu", "--env", "MODE=x",
+    )  # fmt: skip
+    assert isinstance(made, dict)
+    changed = invoke_json(
+        runner, "company", "update", str(made["id"]), "--name", "Acme Ltd",
+        "--env", "REGION=us", "--unset-env", "MODE", "--env", "API_TOKEN=t0ps3cret",
+    )  # fmt: skip
+    assert isinstance(changed, dict)
+    assert (changed["name"], changed["slug"], changed["email"]) == (
+        "Acme Ltd",
+        "acme",
+        "a@example.com",
+    )
+    assert changed["env"] == {"REGION": "us", "API_TOKEN": MASK}
+    out = runner.invoke(args=["company", "update", "acme", "--email", "", "--disabled"]).output
+    assert "t0ps3cret" not in out
+    shown = invoke_json(runner, "company", "list")
+    assert isinstance(shown, list) and len(shown) == 1
+    assert (shown[0]["email"], shown[0]["enabled"], shown[0]["name"]) == (None, False, "Acme Ltd")
+    invoke_json(runner, "company", "create", "Other", "--slug", "other")
+    taken = runner.invoke(args=["company", "update", "acme", "--slug", "other"])
+    assert taken.exit_code != 0 and "slug 'other': already used by another company" in taken.output
+    unset = runner.invoke(args=["company", "update", "acme", "--unset-env", "NOPE"])
+    assert unset.exit_code != 0 and "env key 'NOPE': not set in this company" in unset.output
+    listed = json.loads(runner.invoke(args=["company", "list", "--format", "json"]).output)
+    assert [c["slug"] for c in listed] == ["acme", "other"]  # the refused changes left nothing
