@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -155,3 +156,78 @@ def test_company_members_see_only_their_sources_and_viewers_cannot_edit(
     assert client.get(f"/events/sources/{visible.id}/edit").status_code == 403
     assert client.post(f"/events/sources/{visible.id}/delete").status_code == 403
     assert client.get("/events/sources/new").status_code == 403
+
+
+def test_a_company_admin_sets_up_only_sources_without_host_reach(client: FlaskClient) -> None:
+    # A directory source lists the platform host's folders with the platform's rights (other
+    # companies' artifacts included), and a queue source connects from its host to a queue
+    # other companies may share: a global administrator's to set up (SPEC §15).
+    mine = make_company()
+    boss = make_user()
+    add_member(boss, mine, Role.ADMIN)
+    db.session.commit()
+    login(client, boss)
+    form = client.get("/events/sources/new").get_data(as_text=True)
+    assert '<option value="webhook"' in form and '<option value="directory"' not in form
+    for kind, config in (
+        ("directory", {"path": "/", "recursive": True}),
+        ("redis", {"url": "redis://127.0.0.1:6379/0", "key": "erp-events"}),
+        ("amqp", {"queue": "erp-events"}),
+        ("mqtt", {"topic": "erp/#"}),
+        ("changes-db", {"url": "sqlite:////var/lib/multiflexi/multiflexi.db"}),
+    ):
+        data = {"name": kind, "kind": kind, "company": str(mine.id), "config": json.dumps(config)}
+        resp = client.post("/events/sources/new", data=data)
+        assert resp.status_code == 400, kind
+        assert "only a global administrator may set up this kind" in resp.get_data(as_text=True)
+    assert db.session.scalars(select(EventSource)).all() == []
+    made = client.post(
+        "/events/sources/new",
+        data={"name": "erp", "kind": "webhook", "company": str(mine.id), "config": "{}"},
+    )
+    assert made.status_code == 302
+
+
+def test_a_company_admin_cannot_repoint_an_assigned_source_and_never_sees_its_password(
+    client: FlaskClient, tmp_path: Path
+) -> None:
+    mine = make_company()
+    boss = make_user()
+    add_member(boss, mine, Role.ADMIN)
+    inbox = create_source("inbox", "directory", {"path": str(tmp_path)}, company_id=mine.id)
+    url = "amqp://erp:br0ker-Pass@127.0.0.1:5672/%2F"
+    queue = create_source("queue", "amqp", {"url": url, "queue": "q"}, company_id=mine.id)
+    db.session.commit()
+    login(client, boss)
+    form = client.get(f"/events/sources/{queue.id}/edit").get_data(as_text=True)
+    assert "br0ker-Pass" not in form and "Only a global administrator may change" in form
+    shown = json.loads(client.get(f"/events/sources/{queue.id}/edit").get_data(as_text=True)
+                       .split('name="config"', 1)[1].split(">", 1)[1].split("</textarea>", 1)[0]
+                       .replace("&#34;", '"').replace("&quot;", '"'))  # fmt: skip
+    # The form sent back as shown (masked password): a rename is fine, the password is kept.
+    renamed = client.post(
+        f"/events/sources/{queue.id}/edit",
+        data={"name": "queue-2", "config": json.dumps(shown), "enabled": "1"},
+    )
+    assert renamed.status_code == 302
+    db.session.expire_all()
+    assert (queue.name, queue.config["url"]) == ("queue-2", url)
+    repointed = client.post(
+        f"/events/sources/{inbox.id}/edit",
+        data={"name": "inbox", "config": json.dumps({"path": "/"}), "enabled": "1"},
+    )
+    assert repointed.status_code == 400
+    assert "only a global administrator may change a directory source" in repointed.get_data(
+        as_text=True
+    )
+    db.session.expire_all()
+    assert inbox.config["path"] == str(tmp_path)
+    # A global administrator may.
+    login(client, make_user(is_admin=True))
+    moved = client.post(
+        f"/events/sources/{inbox.id}/edit",
+        data={"name": "inbox", "config": json.dumps({"path": "/srv"}), "enabled": "1"},
+    )
+    assert moved.status_code == 302
+    db.session.expire_all()
+    assert inbox.config["path"] == "/srv"

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.services.events.store import decode_message
 from multiflexi_web.sources.base import (
+    BROKER_REACH,
     KindInfo,
     Sink,
     SourceSpec,
@@ -92,4 +93,5 @@ KIND = KindInfo(
     required=("url", "queue"),
     defaults={"url": "amqp://guest:guest@127.0.0.1:5672/%2F", "durable": True, "declare": True},
     consumer=consume,
+    admin_only=BROKER_REACH,
 )

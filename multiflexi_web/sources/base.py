@@ -53,6 +53,18 @@ class KindInfo:
     poll_once: Consumer | None = None
     # Raises SourceConfigError for a value that cannot work (checked when the source is saved).
     check: Callable[[Mapping[str, Any]], None] | None = None
+    # Why only a global administrator may set this kind up or change its config (None: any
+    # company admin may): the platform's daemon reads the host or connects from it, with
+    # reach no company should choose for it (SPEC §15).
+    admin_only: str | None = None
+
+
+# Why a queue kind is a global administrator's to set up: the connection leaves from the
+# platform's host (its network, its loopback), and a queue or topic is not a company's own.
+BROKER_REACH = (
+    "the eventor connects from the platform's host to the server you name, and takes messages "
+    "from a queue or topic that other companies' sources may share"
+)
 
 
 class SourceConfigError(ValueError):

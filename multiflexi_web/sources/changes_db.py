@@ -139,4 +139,8 @@ KIND = KindInfo(
     consumer=consume,
     poll_once=_poll_once,
     check=check,
+    admin_only=(
+        "the eventor connects from the platform's host to the database you name, and deletes "
+        "the rows it has read"
+    ),
 )

@@ -155,4 +155,5 @@ KIND = KindInfo(
     required=("path",),
     defaults={"pattern": "*", "settle_seconds": 2.0, "recursive": False},
     consumer=consume,
+    admin_only="the eventor lists the platform host's folders with the platform's own rights",
 )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.services.events.store import decode_message
 from multiflexi_web.sources.base import (
+    BROKER_REACH,
     KindInfo,
     Sink,
     SourceSpec,
@@ -83,4 +84,5 @@ KIND = KindInfo(
     required=("host", "topic"),
     defaults={"host": "127.0.0.1", "port": 1883, "qos": 1},
     consumer=consume,
+    admin_only=BROKER_REACH,
 )

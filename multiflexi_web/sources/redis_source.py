@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.services.events.store import Incoming, decode_message
 from multiflexi_web.sources.base import (
+    BROKER_REACH,
     KindInfo,
     Sink,
     SourceSpec,
@@ -120,4 +121,5 @@ KIND = KindInfo(
     required=("url", "key"),
     defaults={"url": "redis://127.0.0.1:6379/0", "mode": "list", "group": "multiflexi"},
     consumer=consume,
+    admin_only=BROKER_REACH,
 )

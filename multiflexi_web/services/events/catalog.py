@@ -40,7 +40,10 @@ def create_source(
     secret: str | None = None,
     company_id: int | None = None,
     enabled: bool = True,
+    admin: bool = True,
 ) -> EventSource:
+    """`admin`: the caller is a global administrator (the CLI is the host's); the portal passes
+    whether its user is one, and a company admin may only set up kinds without host reach."""
     name = name.strip()
     if not name:
         raise EventSourceError("name: must not be empty")
@@ -50,6 +53,11 @@ def create_source(
         merged = validate_config(kind, config or {})
     except SourceConfigError as exc:
         raise EventSourceError(str(exc)) from None
+    reach = KINDS[kind].admin_only
+    if reach and not admin:
+        raise EventSourceError(
+            f"kind {kind!r}: only a global administrator may set up this kind ({reach})"
+        )
     source = EventSource(
         name=name, kind=kind, config=merged, company_id=company_id, enabled=enabled
     )
@@ -69,6 +77,21 @@ def redacted_config(config: dict[str, Any]) -> dict[str, Any]:
             if parts.password:
                 netloc = parts.netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
                 out[key] = urlunsplit(parts._replace(netloc=netloc))
+    return out
+
+
+def unmasked_config(config: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """A config sent back from the edit form, which shows redacted_config: a URL whose
+    password is the mask keeps the stored URL's password (the field is write-only)."""
+    out = dict(config)
+    for key, value in config.items():
+        old = stored.get(key)
+        if not (isinstance(value, str) and "://" in value and isinstance(old, str)):
+            continue
+        parts, kept = urlsplit(value), urlsplit(old)
+        if parts.password == MASK and kept.password is not None:
+            netloc = parts.netloc.replace(f":{MASK}@", f":{kept.password}@", 1)
+            out[key] = urlunsplit(parts._replace(netloc=netloc))
     return out
 
 
@@ -230,8 +253,10 @@ def update_source(
     enabled: bool,
     secret: str | None = None,
     clear_secret: bool = False,
+    admin: bool = True,
 ) -> None:
-    """Change a source; an empty `secret` keeps the stored one (write-only field)."""
+    """Change a source; an empty `secret` keeps the stored one (write-only field). Only a
+    global administrator (`admin`) may change the config of a kind with host reach."""
     name = name.strip()
     if not name:
         raise EventSourceError("name: must not be empty")
@@ -241,9 +266,16 @@ def update_source(
     if taken is not None:
         raise EventSourceError(f"name {name!r}: another event source has it")
     try:
-        source.config = validate_config(source.kind, config)
+        merged = validate_config(source.kind, unmasked_config(config, dict(source.config or {})))
     except SourceConfigError as exc:
         raise EventSourceError(str(exc)) from None
+    reach = KINDS[source.kind].admin_only
+    if reach and not admin and merged != dict(source.config or {}):
+        raise EventSourceError(
+            f"config: only a global administrator may change a {source.kind} source's config "
+            f"({reach})"
+        )
+    source.config = merged
     source.name, source.enabled = name, enabled
     if clear_secret:
         source.secret = None

@@ -86,6 +86,7 @@ def create_source() -> Page:
             secret=request.form.get("secret") or None,
             company_id=company_id,
             enabled=flag("enabled"),
+            admin=me().is_admin,
         )
         _set_signing(source)
         return source
@@ -137,7 +138,7 @@ def edit_source(source_id: int) -> Page:
             "name": src.name,
             "kind": src.kind,
             "enabled": src.enabled,
-            "config": json.dumps(src.config, indent=2, sort_keys=True),
+            "config": json.dumps(catalog.redacted_config(src.config), indent=2, sort_keys=True),
             "require_timestamp": src.require_timestamp,
             "signature_tolerance": src.signature_tolerance,
         }
@@ -151,6 +152,7 @@ def edit_source(source_id: int) -> Page:
             enabled=flag("enabled"),
             secret=request.form.get("secret") or None,
             clear_secret=flag("clear_secret"),
+            admin=me().is_admin,
         )
         _set_signing(src)
 
@@ -253,5 +255,7 @@ def _source_form(
         form=form,
         errors=errors,
         companies=companies,
-        kinds=KINDS,
+        # A company admin may set up only kinds without host reach (sources/base.py).
+        kinds={k: v for k, v in KINDS.items() if me().is_admin or not v.admin_only},
+        admin_only={k: v.admin_only for k, v in KINDS.items() if v.admin_only},
     )
