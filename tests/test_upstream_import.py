@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from multiflexi_web.extensions import db
 from multiflexi_web.models import (
     ActionConfig,
+    ActionDefault,
     Application,
     AuditLog,
     Company,
@@ -472,3 +473,60 @@ def test_older_upstream_schemas_without_key_versions_or_the_encrypted_flag(
     cred = db.session.get(Credential, _mapped("credentials", 1))
     assert cred is not None
     assert {v.key: reveal(v) for v in cred.values}["ABRAFLEXI_PASSWORD"] == ABRAFLEXI_PASSWORD
+
+
+def test_what_real_upstream_databases_hold_older_names_and_marked_rows(
+    app: Flask, runner: FlaskCliRunner, upstream: Upstream
+) -> None:
+    """Rows and names the real migrations leave (multiflexi-database db/migrations): a lapsed
+    admin role, a user deleted for GDPR, output split into lines without breaks, an app
+    version 'n/a', launched_by as a login, and the columns before their renames."""
+    path = upstream.url.removeprefix("sqlite:///")
+    past = (upstream.now - timedelta(days=1)).isoformat(sep=" ")
+    lines = [("stdout", "line one"), ("stdout", "line two"), ("stdout", "")]
+    lines += [("stderr", "warning: slow API"), ("stderr", "")]  # from "...API\n"
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE user ADD COLUMN deleted_at DATETIME")
+        conn.execute("UPDATE user SET deleted_at = ? WHERE id = 2", (past,))
+        conn.execute("UPDATE user_role_assignments SET expires_at = ? WHERE user_id = 1", (past,))
+        conn.execute("DELETE FROM job_output_lines WHERE job_id = 1")
+        conn.executemany(
+            "INSERT INTO job_output_lines (job_id, seq, type, line) VALUES (1, ?, ?, ?)",
+            [(seq, kind, line) for seq, (kind, line) in enumerate(lines)],
+        )
+        conn.execute("UPDATE job SET app_version = 'n/a', launched_by = 'vitex' WHERE id = 1")
+        for table, new, old in (("apps", "tags", "topics"), ("company", "slug", "code")):
+            conn.execute(f"ALTER TABLE {table} RENAME COLUMN {new} TO {old}")
+        conn.execute("ALTER TABLE modconfig RENAME COLUMN cfg TO key")
+        conn.execute("CREATE TABLE file_store (id INTEGER PRIMARY KEY, job_id INTEGER, data BLOB)")
+        conn.execute("INSERT INTO file_store (job_id, data) VALUES (1, x'00')")
+        conn.execute(
+            "INSERT INTO actionconfig (module, keyname, value, mode, runtemplate_id)"
+            " VALUES ('WebHook', 'uri', 'http://peer.example', NULL, 1)"
+        )
+    rep = report(run(runner, upstream, "--include-history", "--format", "json"))
+    notes = "\n".join(rep["notes"])
+
+    vitex = db.session.get(User, _mapped("user", 1))
+    assert vitex is not None and not vitex.is_admin  # the role had lapsed
+    assert "user #1: admin role expired upstream" in notes
+    assert db.session.scalar(select(User).where(User.login == "oldtimer")) is None
+    assert "user #2 ('oldtimer'): deleted upstream; not carried" in notes
+    done = db.session.get(Job, _mapped("job", 1))
+    assert done is not None and done.app_version is None
+    assert done.launched_by_id == vitex.id
+    streams: dict[str, bytes] = {}
+    for o in db.session.scalars(
+        select(JobOutput).where(JobOutput.job_id == done.id).order_by(JobOutput.seq)
+    ):
+        streams[o.stream] = streams.get(o.stream, b"") + bytes(o.data)
+    assert streams == {"stdout": b"line one\nline two\n", "stderr": b"warning: slow API\n"}
+
+    app_row = upstream.rows["apps"][0]
+    moved = db.session.get(Application, _mapped("apps", app_row["id"]))
+    assert moved is not None and moved.tags and ",".join(moved.tags) == app_row["tags"]
+    assert db.session.get(Company, _mapped("company", 1)).slug == "VS"  # type: ignore[union-attr]
+    zabbix = db.session.scalar(select(ActionDefault).where(ActionDefault.action == "Zabbix"))
+    assert zabbix is not None and zabbix.config.get("key") == "mf-data"
+    assert "file_store: 1 rows not carried over" in notes
+    assert "actionconfig: 1 rows without a success or fail mode not carried" in notes

@@ -25,10 +25,16 @@ RUNTEMPLATE_KEYS = {"ChainRuntemplate": "rtid", "LaunchJob": "jobid"}
 def import_actions(ctx: Context) -> None:
     defaults: dict[str, dict[str, str]] = defaultdict(dict)
     for row in ctx.reader.rows("modconfig"):
-        defaults[text_of(row.get("module"))][text_of(row.get("cfg"))] = text_of(row.get("value"))
+        key = row.get("cfg") if "cfg" in row else row.get("key")  # `key` before 2024-01
+        defaults[text_of(row.get("module"))][text_of(key)] = text_of(row.get("value"))
     for kind, given in defaults.items():
         ctx.each("modconfig", [{"id": kind, "name": kind}], partial(_default, ctx, kind, given))
     configs = ctx.grouped("actionconfig", "runtemplate_id")
+    unused = sum(
+        text_of(r.get("mode")) not in ("success", "fail") for rows in configs.values() for r in rows
+    )
+    if unused:  # upstream reads a module's config only under success or fail
+        ctx.report.note(f"actionconfig: {unused} rows without a success or fail mode not carried")
     for row in ctx.reader.rows("runtemplate"):
         rt_id = ctx.ids.get("runtemplate", row["id"])
         if rt_id is None:

@@ -68,8 +68,8 @@ def app_document(t: AppTables, row: Row) -> dict[str, Any]:
         doc["uuid"] = text_of(row["uuid"]).strip()
     if row.get("image"):
         doc["image"] = text_of(row["image"])
-    for key in ("requirements", "tags"):
-        doc[key] = csv_list(row.get(key))
+    doc["requirements"] = csv_list(row.get("requirements"))
+    doc["tags"] = csv_list(row.get("tags") or row.get("topics"))  # topics before 2026-04
     if row.get("helmchart"):
         doc["kubernetes"] = {"helm": {"enabled": True, "chart": text_of(row["helmchart"])}}
     declared = t.artifacts.get(row["id"], [])

@@ -32,7 +32,8 @@ def import_companies(ctx: Context) -> None:
 
 def _slug(row: Row) -> str:
     """Upstream slugs may be empty (the column was added late): derive one from the name."""
-    slug = SLUG_CLEAN.sub("", text_of(row.get("slug")))[:64]
+    # `code` until upstream's 2025-07 migration renamed it.
+    slug = SLUG_CLEAN.sub("", text_of(row.get("slug") or row.get("code")))[:64]
     if not slug:
         slug = SLUG_CLEAN.sub("-", text_of(row.get("name")).strip().lower()).strip("-")[:54]
         slug = f"{slug or 'company'}-{row['id']}"

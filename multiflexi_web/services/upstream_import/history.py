@@ -38,6 +38,7 @@ def import_jobs(ctx: Context) -> None:
     written a batch of jobs at a time, refusals decided before anything of a batch is written
     (so no savepoint per row is needed)."""
     job_ids = ctx.reader.ids("job")
+    logins = {text_of(u.get("login")).strip(): u["id"] for u in ctx.reader.rows("user")}
     for start in range(0, len(job_ids), BATCH):
         ids = job_ids[start : start + BATCH]
         made: list[tuple[Row, Job]] = []
@@ -46,7 +47,7 @@ def import_jobs(ctx: Context) -> None:
                 ctx.report.count("job", UNCHANGED)
                 continue
             try:
-                made.append((row, _job(ctx, row)))
+                made.append((row, _job(ctx, row, logins)))
             except ValueError as exc:
                 ctx.report.refuse("job", _label(row), str(exc))
         if made:
@@ -87,7 +88,7 @@ def status_of(row: Row) -> JobStatus | None:
     return LOST if row.get("begin") is not None else None
 
 
-def _job(ctx: Context, row: Row) -> Job:
+def _job(ctx: Context, row: Row, logins: dict[str, Any]) -> Job:
     """The job to write, or Refused (nothing written yet)."""
     status = status_of(row)
     if status is None:
@@ -114,11 +115,25 @@ def _job(ctx: Context, row: Row) -> Job:
         finished_at=end,
         exit_code=row.get("exitcode"),
         pid=row.get("pid"),
-        app_version=text_of(row.get("app_version"))[:64] or None,
-        launched_by_id=ctx.ids.get("user", row.get("launched_by")),
+        # Upstream's column default 'n/a' means it was never known.
+        app_version=_known(text_of(row.get("app_version"))[:64]),
+        launched_by_id=ctx.ids.get("user", _launcher(row.get("launched_by"), logins)),
         stdout_bytes=0,
         stderr_bytes=0,
     )
+
+
+def _launcher(raw: Any, logins: dict[str, Any]) -> Any:
+    """Upstream's user id of who launched a job: an integer since its 2025-11 migration, before
+    that a login or an id as text."""
+    if raw is None or isinstance(raw, int):
+        return raw
+    text = text_of(raw).strip()
+    return int(text) if text.isdigit() else logins.get(text)
+
+
+def _known(version: str) -> str | None:
+    return None if version.strip().lower() in ("", "n/a") else version
 
 
 def _command(raw: Any) -> list[str] | None:
@@ -137,10 +152,30 @@ def _lines(row: Row, lines: list[Row]) -> list[tuple[int, str, bytes]]:
         (int(r.get("seq") or i), STREAMS.get(text_of(r.get("type")), "stdout"), _bytes(r["line"]))
         for i, r in enumerate(lines)
     ]
+    out = _line_breaks(out)
     if not out:
         for i, stream in enumerate(("stdout", "stderr")):
             if row.get(stream):
                 out.append((i, stream, _bytes(row[stream])))
+    return out
+
+
+def _line_breaks(rows: list[tuple[int, str, bytes]]) -> list[tuple[int, str, bytes]]:
+    """Upstream's lines table holds two kinds of rows: output read since 2026-06 keeps its line
+    breaks, but its migration split the older jobs' stdout and stderr on "\n" and dropped
+    them (and a text ending in "\n" left an empty last row). Every row but a stream's last
+    gets back a break it lacks; an empty last row was that final break (upstream prints each
+    row as a line, so a chunk cut mid-line reads as two lines there too)."""
+    last = {stream: i for i, (_, stream, _) in enumerate(rows)}
+    out = []
+    for i, (seq, stream, data) in enumerate(rows):
+        if last[stream] == i:
+            if data:
+                out.append((seq, stream, data))
+        elif data.endswith(b"\n"):
+            out.append((seq, stream, data))
+        else:
+            out.append((seq, stream, data + b"\n"))
     return out
 
 

@@ -14,6 +14,14 @@ UNCARRIED = {
     "security_audit_log": "upstream's audit log stays upstream",
     "customer": "legacy customer accounts have no counterpart",
     "servers": "legacy servers are superseded by credentials",
+    "credtypedata": "settings of credential types built on upstream's PHP prototype classes",
+    "file_store": "uploaded input files and stored files of jobs (upstream's blobs)",
+    "companyapp": "which applications a company was offered (here: every enabled one)",
+    "company_apps": "which applications a company was offered (here: every enabled one)",
+    "credential_type_translations": "translations (only the main language is carried)",
+    "credential_type_field_translations": "translations (only the main language is carried)",
+    "credential_prototype_translations": "translations (only the main language is carried)",
+    "credential_prototype_field_translations": "translations (only the main language is carried)",
 }
 
 

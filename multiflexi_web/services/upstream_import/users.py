@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import CompanyMember, Role, User
+from multiflexi_web.models import CompanyMember, Role, User, utcnow
 from multiflexi_web.security.legacy_passwords import from_upstream
 from multiflexi_web.services.upstream_import.context import Context, Refused, apply, outcome
-from multiflexi_web.services.upstream_import.reader import Row, flag, text_of
+from multiflexi_web.services.upstream_import.reader import Row, flag, text_of, to_utc
 
 # Upstream RBAC role names -> ours (SPEC §15: admin, operator, viewer).
 ROLES = {"admin": Role.ADMIN, "owner": Role.ADMIN, "manager": Role.ADMIN, "viewer": Role.VIEWER}
@@ -18,18 +20,46 @@ ROLES |= {"operator": Role.OPERATOR, "user": Role.OPERATOR, "editor": Role.OPERA
 def import_users(ctx: Context) -> None:
     admins = _global_admins(ctx)
     # The daemons' "unix user" records (disabled, no password) are not people.
-    people = [u for u in ctx.reader.rows("user") if u.get("password")]
+    people = [u for u in ctx.reader.rows("user") if u.get("password") and not _gone(ctx, u)]
     ctx.each("user", people, lambda r: _user(ctx, r, r["id"] in admins))
     ctx.each("company_user", ctx.reader.rows("company_user"), lambda r: _member(ctx, r), _label)
 
 
+def _gone(ctx: Context, row: Row) -> bool:
+    """A user upstream deleted or anonymised (its GDPR deletion keeps the row, marked): never
+    an account here again, whatever its row still holds."""
+    for column in ("deleted_at", "anonymized_at"):
+        if row.get(column):
+            login = text_of(row.get("login")).strip()
+            ctx.report.note(
+                f"user #{row['id']} ({login!r}): {column.split('_')[0]} upstream; not carried"
+            )
+            return True
+    return False
+
+
 def _global_admins(ctx: Context) -> set[int]:
+    """Users holding the admin role now: an assignment whose expires_at has passed upstream
+    gives nothing (it must not become a lasting global administrator here)."""
     roles = {r["id"]: text_of(r.get("name")) for r in ctx.reader.rows("user_roles")}
-    return {
-        a["user_id"]
-        for a in ctx.reader.rows("user_role_assignments")
-        if roles.get(a.get("role_id")) == "admin"
-    }
+    now = utcnow()
+    admins: set[int] = set()
+    expired: dict[int, datetime] = {}
+    for a in ctx.reader.rows("user_role_assignments"):
+        if roles.get(a.get("role_id")) != "admin":
+            continue
+        expires = to_utc(a.get("expires_at"), ctx.zone)
+        if expires is not None and expires <= now:
+            expired[a["user_id"]] = expires
+        else:
+            admins.add(a["user_id"])
+    for user_id, expires in sorted(expired.items()):
+        if user_id not in admins:
+            ctx.report.note(
+                f"user #{user_id}: admin role expired upstream ({expires:%Y-%m-%d %H:%M} UTC); "
+                "not a global administrator here"
+            )
+    return admins
 
 
 def _user(ctx: Context, row: Row, is_admin: bool) -> str:
