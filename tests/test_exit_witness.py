@@ -206,6 +206,10 @@ def test_the_guard_reads_a_signalled_jobs_status() -> None:
 FAST = {"MULTIFLEXI_LOST_AFTER": "30", "MULTIFLEXI_KILL_GRACE": "1", "MULTIFLEXI_STOP_GRACE": "1"}
 
 
+def _witnessed(base: Path, job_id: int) -> bool:
+    return any(f"+{job_id} 0\n" in found.read_text() for found in base.rglob("journal-*.exits"))
+
+
 @pytest.mark.slow
 def test_a_job_ending_while_its_executor_cannot_journal_it_is_recorded_not_rerun(
     app: Flask, db_url: str, tmp_path: Path
@@ -230,6 +234,10 @@ def test_a_job_ending_while_its_executor_cannot_journal_it_is_recorded_not_rerun
         first.send_signal(signal.SIGSTOP)  # frozen: it cannot notice the exit
         gate.open()
         wait_for(lambda: _state(pid) == "Z", DEADLINE, "the job ended, unreaped")
+        # The guard read the status (it appends it to the .exits file as it reads it). Killed
+        # before that, the zombie goes to init, which may reap it before the guard's last
+        # sweep (docs/architecture.md says so): on a busy machine that is a real race.
+        wait_for(lambda: _witnessed(tmp_path, job_id), DEADLINE, "the guard read the exit")
         first.kill()
         first.wait(DEADLINE)
         wait_for(lambda: _state(guard_pid) in (None, "Z"), DEADLINE, "the guard done")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import http.client
 import logging
 import os
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("multiflexi.executor")
@@ -304,9 +306,11 @@ def guard_main(fd: int = 0, witness_path: str | None = None) -> int:
 
 
 # -- the executor's side -------------------------------------------------------------------------
-def _raise_kill_cap() -> None:
+def _raise_kill_cap(set_inheritable: Callable[[int], int]) -> None:
     """In the guard's child before exec: keep CAP_KILL (the executor runs jobs as another user
-    with ambient capabilities, which it cleared at start; exec would drop CAP_KILL)."""
+    with capabilities it holds in no ambient or inheritable set, cleared at start; exec would
+    drop CAP_KILL). The ambient set takes only what is inheritable: that first."""
+    set_inheritable(1 << CAP_KILL)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_KILL, 0, 0)
 
@@ -343,7 +347,11 @@ class Guard:
             argv.append(str(exits_path(self.journal)))
             shared = (self.journal_fd,)  # the lock stays held until the guard is done too
         try:
-            keep_kill = _raise_kill_cap if _needs_kill_cap() else None  # one spawn: cost moot
+            keep_kill = None
+            if _needs_kill_cap():  # one spawn: cost moot
+                from multiflexi_web.security.process import set_inheritable
+
+                keep_kill = functools.partial(_raise_kill_cap, set_inheritable)
             proc = subprocess.Popen(
                 argv,
                 stdin=r,

@@ -85,7 +85,7 @@ class _CapData(ctypes.Structure):
     ]
 
 
-def _set_inheritable(bits: int) -> int:
+def set_inheritable(bits: int) -> int:
     """Sets this thread's inheritable set (capset with pid 0 changes the calling thread only;
     its effective and permitted sets stay as they are) and returns the one it replaced."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -107,7 +107,7 @@ def clear_ambient_caps() -> None:
     _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     if effective_caps():  # capget/capset exist wherever capabilities do
         with contextlib.suppress(OSError):
-            _set_inheritable(0)
+            set_inheritable(0)
 
 
 @contextlib.contextmanager
@@ -117,7 +117,7 @@ def _switch_caps_lent() -> Iterator[None]:
     ambient) before it execs the command. Capabilities are per thread, so the executor's other
     threads (and the processes they start meanwhile) never hold them; they are taken back
     before this returns, the spawn failed or not."""
-    inheritable = _set_inheritable(_SWITCH_CAPS)  # the ambient set takes only inheritable ones
+    inheritable = set_inheritable(_SWITCH_CAPS)  # the ambient set takes only inheritable ones
     try:
         for cap in (CAP_SETGID, CAP_SETUID):
             if _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0:
@@ -127,7 +127,7 @@ def _switch_caps_lent() -> Iterator[None]:
         # Empty before (harden_daemon cleared it at start), empty after.
         if _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0:
             raise RuntimeError("the job-user switch capabilities could not be taken back")
-        _set_inheritable(inheritable)
+        set_inheritable(inheritable)
 
 
 def effective_caps() -> int:
