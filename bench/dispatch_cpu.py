@@ -197,6 +197,8 @@ def one_round(app: Any, rt: RunTemplate, config_id: int, args: argparse.Namespac
 
 
 def main() -> None:
+    # In-process deliveries to the loopback peer (actions/destinations.py).
+    os.environ.setdefault("MULTIFLEXI_ACTION_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -144,6 +144,8 @@ def daemon_env(
         MULTIFLEXI_ARTIFACT_DIR=str(folder / "art"),
         MULTIFLEXI_ENV_FILE="/nonexistent",
         MULTIFLEXI_LOCAL_ENV="/nonexistent",
+        # The benchmarks' action peers listen on loopback (actions/destinations.py).
+        MULTIFLEXI_ACTION_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
         MULTIFLEXI_MAX_PARALLEL=str(parallel),
         MULTIFLEXI_LOG_LEVEL="WARNING",
     )

@@ -48,6 +48,10 @@ hypothesis_settings.register_profile(
     "explore", parent=hypothesis_settings.get_profile("ci"), max_examples=500, derandomize=False
 )
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# Every peer of the tests' post-job actions listens on loopback, which actions may not reach
+# by default (actions/destinations.py); tests of that rule set their own.
+LOOPBACK_PEERS = {"MULTIFLEXI_ACTION_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128"}
+os.environ.update(LOOPBACK_PEERS)
 
 
 def _share_url_builders() -> None:

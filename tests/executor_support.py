@@ -21,7 +21,7 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import Company, Job, JobOutput, RunTemplate
 from multiflexi_web.runner.pool import Executor
 from multiflexi_web.services.jobs import transitions as jobs
-from tests.conftest import TEST_KEY
+from tests.conftest import LOOPBACK_PEERS, TEST_KEY
 from tests.factories import make_app, make_company
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +115,7 @@ def daemon_env(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
         MULTIFLEXI_MAX_PARALLEL="2",
         MULTIFLEXI_JOB_USER="daemon",  # tests/test_isolation.py runs jobs as the job user
     )
+    env.update(LOOPBACK_PEERS)  # the action peers listen on loopback
     env.update(extra)
     return env
 

@@ -104,6 +104,7 @@ class World:
             MULTIFLEXI_ARTIFACT_DIR=str(self.folder / "artifacts"),
             MULTIFLEXI_ENV_FILE="/nonexistent",
             MULTIFLEXI_LOCAL_ENV="/nonexistent",
+            MULTIFLEXI_ACTION_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",  # the peers: loopback
             MULTIFLEXI_MAX_PARALLEL=str(self.params.parallel),
             MULTIFLEXI_LOG_LEVEL="INFO",
             # Jobs append to the harness's side file in its private folder, so they run as the

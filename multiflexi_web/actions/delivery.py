@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from multiflexi_web import __version__
-from multiflexi_web.actions import deadline, direct
+from multiflexi_web.actions import deadline, destinations, direct
 from multiflexi_web.actions.base import ActionContext, ConfigField, Outcome
 from multiflexi_web.security.secrets import MASK
 
@@ -171,6 +171,9 @@ def send(
     try:
         with deadline.bounded(timeout) as bound:
             try:
+                # Through a proxy the proxy connects: its target is checked here (a direct
+                # connection is also pinned to a checked address: guarded_session.py).
+                _check_target(url)
                 reply = _requested(client, method, url, timeout, sent, **kwargs)
                 if bound.fired:  # an end of stream may pass for the end of a read
                     raise requests.Timeout("shut down")
@@ -178,10 +181,25 @@ def send(
                 if bound.fired:  # the socket shut down under a read: the time was up
                     exc = requests.Timeout(f"no whole answer within {timeout:g}s ({exc})")
                 return None, failure(exc, timeout, secrets)
+            except destinations.DestinationRefused as exc:  # configuration: never retried
+                return None, Outcome(ok=False, error=bounded(str(exc), secrets))
     finally:
         if origin:
             _HELD.sessions[origin] = (client, time.monotonic())
     return reply, http_outcome(reply, ok, secrets)
+
+
+def _check_target(url: str) -> None:
+    """Refused when the URL's host is on a network actions may not reach (a name that does not
+    resolve is left to the request, which reports it as requests does)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        destinations.check(parts.hostname, port)
+    except (OSError, ValueError):
+        return
 
 
 def _requested(
@@ -235,6 +253,8 @@ def _direct(
         reply = direct.request(
             method, to, body=body, headers=headers, timeout=timeout, keep_idle=KEEP_IDLE
         )
+    except destinations.DestinationRefused as exc:  # configuration: never retried
+        return None, Outcome(ok=False, error=bounded(str(exc), secrets))
     except (OSError, http.client.HTTPException) as exc:
         return None, _direct_failure(exc, timeout, secrets)
     except ValueError as exc:  # a header name or value http.client refuses to send (a newline)

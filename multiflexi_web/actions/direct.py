@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from multiflexi_web.actions import deadline
+from multiflexi_web.actions import deadline, destinations
 
 # Read of an answer's body; the rest is not read (the connection is then dropped, not kept):
 # the recorded response is cut to 4 KiB anyway, and a peer streaming without end must not hold
@@ -166,9 +166,20 @@ def _connection(to: Target, timeout: float, keep_idle: float) -> http.client.HTT
         if kept.conn.sock is not None:
             kept.conn.sock.settimeout(timeout)
         return kept.conn
+    conn: http.client.HTTPConnection
     if to.scheme == "https":
-        return http.client.HTTPSConnection(to.host, to.port, timeout=timeout, context=_tls())
-    return http.client.HTTPConnection(to.host, to.port, timeout=timeout)
+        conn = http.client.HTTPSConnection(to.host, to.port, timeout=timeout, context=_tls())
+    else:
+        conn = http.client.HTTPConnection(to.host, to.port, timeout=timeout)
+    # Connected only to an address actions may reach (TLS still checks the name).
+    conn._create_connection = _reachable  # type: ignore[attr-defined]
+    return conn
+
+
+def _reachable(
+    address: tuple[str, int], timeout: float | None, source_address: Any = None
+) -> socket.socket:
+    return destinations.connect(address[0], address[1], timeout)
 
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:

@@ -5,6 +5,7 @@ reused, through a proxy too. Imported only where a delivery needs requests (see 
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import requests
@@ -12,12 +13,35 @@ from requests.adapters import HTTPAdapter
 from urllib3 import poolmanager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.poolmanager import PoolManager
 
-from multiflexi_web.actions import deadline
+from multiflexi_web.actions import deadline, destinations
+
+
+def _new_conn(conn: HTTPConnection) -> socket.socket:
+    """urllib3's own connect, on an address actions may reach (destinations.py); a connection
+    to a proxy is the administrator's (its target was checked in delivery.send)."""
+    if conn.proxy is not None:  # to the proxy, a tunnel through it too
+        return HTTPConnection._new_conn(conn)
+    try:
+        timeout = conn.timeout if isinstance(conn.timeout, int | float) else None  # or default
+        sock = destinations.connect(conn._dns_host, conn.port, timeout)
+    except socket.gaierror as exc:
+        raise NameResolutionError(conn.host, conn, exc) from exc
+    except TimeoutError as exc:
+        raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out") from exc
+    except OSError as exc:
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {exc}") from exc
+    for option in conn.socket_options or ():
+        sock.setsockopt(*option)
+    return sock
 
 
 class _GuardedHTTP(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _new_conn(self)
+
     def connect(self) -> None:
         super().connect()
         deadline.attach(self.sock)
@@ -29,6 +53,9 @@ class _GuardedHTTP(HTTPConnection):
 
 
 class _GuardedHTTPS(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _new_conn(self)
+
     def connect(self) -> None:
         super().connect()
         deadline.attach(self.sock)

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from multiflexi_web.actions import deadline
+from multiflexi_web.actions import deadline, destinations
 from multiflexi_web.actions.base import Outcome
 from multiflexi_web.actions.delivery import bounded
 
@@ -86,6 +86,8 @@ def deliver(
 ) -> Outcome:
     try:
         refused = submit(server, message, timeout)
+    except destinations.DestinationRefused as exc:  # configuration: never retried
+        return Outcome(ok=False, error=bounded(f"SMTP: {exc}", secrets))
     except smtplib.SMTPException as exc:
         return smtp_failure(exc, secrets)
     except ssl.SSLError as exc:
@@ -104,14 +106,16 @@ def deliver(
 
 class _SMTP(smtplib.SMTP):
     def _get_socket(self, host: str, port: int, timeout: float) -> Any:
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # untyped
+        # Only a server actions may reach (destinations.py), as smtplib would connect.
+        sock = destinations.connect(host, port, timeout)
         deadline.attach(sock)  # before the banner is read: a server dripping it is bounded too
         return sock
 
 
 class _SMTPS(smtplib.SMTP_SSL):
     def _get_socket(self, host: str, port: int, timeout: float) -> Any:
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # untyped
+        plain = destinations.connect(host, port, timeout)
+        sock = self.context.wrap_socket(plain, server_hostname=self._host)  # type: ignore[attr-defined]
         deadline.attach(sock)
         return sock
 

@@ -8,7 +8,7 @@ import re
 import socket
 import struct
 
-from multiflexi_web.actions import deadline
+from multiflexi_web.actions import deadline, destinations
 from multiflexi_web.actions.base import ActionContext, AppRef, ConfigField, Outcome
 from multiflexi_web.actions.delivery import bounded, settings
 from multiflexi_web.actions.render import slug
@@ -61,6 +61,8 @@ class Zabbix:
             )
         except ProtocolError as exc:
             return Outcome(ok=False, error=bounded(f"Zabbix {server}:{port}: {exc}"))
+        except destinations.DestinationRefused as exc:  # configuration: never retried
+            return Outcome(ok=False, error=bounded(f"Zabbix: {exc}"))
         return judge(answer)
 
 
@@ -85,7 +87,7 @@ def exchange(server: str, port: int, data: bytes, timeout: float) -> dict[str, o
     it within `timeout` (deadline.py: a trapper dripping its answer is cut off)."""
     with (
         deadline.bounded(timeout) as bound,
-        socket.create_connection((server, port), timeout=timeout) as sock,
+        destinations.connect(server, port, timeout) as sock,
     ):
         deadline.attach(sock)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from multiflexi_web.actions import destinations
 from multiflexi_web.config import (
     _non_negative_float,
     _non_negative_int,
@@ -53,6 +54,8 @@ def _niceness(raw: str) -> int:
 
 def load(environ: Mapping[str, str] | None = None) -> ActionSettings:
     src = read_sources(environ)
+    # Where actions may connect (actions/destinations.py): a bad network stops the daemon now.
+    destinations.policy_from(src)
     seconds, whole = "must be seconds >= 0", "must be a positive integer"
     timeout = _parse(src, "MULTIFLEXI_ACTION_TIMEOUT", 30.0, _non_negative_float, seconds)
     return ActionSettings(
