@@ -149,3 +149,43 @@ def test_large_artifacts_go_to_disk(tmp_path: Path) -> None:
     assert Path(str(big["storage_path"])) == tmp_path / "store" / "7" / "big.bin"
     assert Path(str(big["storage_path"])).read_bytes() == b"a" * 600 + b"b" * 600
     assert (small["filename"], small["content"]) == ("big-2.bin", b"small")
+
+
+def test_a_job_file_is_opened_inside_its_work_directory_only(tmp_path: Path) -> None:
+    # The daemon reads a job's files with its own rights while a process the job left running
+    # may still change the directory: a directory on the way swapped for a link after the scan,
+    # or another owner's file hard-linked in, is not read (artifacts.open_inside).
+    work, outside = tmp_path / "w", tmp_path / "etc"
+    (work / "out").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "shadow").write_text("root:SECRET-hash")
+    (work / "out" / "report.txt").write_text("fine")
+    col = Collector(3, tmp_path / "store", inline_max=1000)
+    col.add_job_file(work, work / "out" / "report.txt", "out/report.txt")
+    # the scan saw a plain directory; by the open it is a link
+    (work / "out" / "report.txt").unlink()
+    (work / "out").rmdir()
+    os.symlink(outside, work / "out")
+    with pytest.raises(OSError):
+        col.add_job_file(work, work / "out" / "shadow", "out/shadow")
+    os.symlink(outside / "shadow", work / "last.txt")
+    with pytest.raises(OSError):
+        col.add_job_file(work, work / "last.txt", "last.txt")
+    assert [r["content"] for r in col.rows] == [b"fine"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="files of two owners need root")
+def test_another_owners_file_hard_linked_into_a_work_directory_is_refused(tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    work.mkdir()
+    (tmp_path / "key").write_text("SECRET")  # root's
+    os.link(tmp_path / "key", work / "key.txt")
+    (work / "own.txt").write_text("mine")
+    os.chown(work, 65534, 65534)  # the job user's work directory and its own file
+    os.chown(work / "own.txt", 65534, 65534)
+    os.link(work / "own.txt", work / "own-again.txt")  # the job's own links are its business
+    col = Collector(4, tmp_path / "store", inline_max=1000)
+    with pytest.raises(OSError, match="another owner's file"):
+        col.add_job_file(work, work / "key.txt", "key.txt")
+    col.add_job_file(work, work / "own-again.txt", "own-again.txt")
+    assert [r["content"] for r in col.rows] == [b"mine"]

@@ -508,7 +508,7 @@ class JobRun:
                 for path in artifacts.files_to_keep(
                     self.workdir, ctx.artifact_patterns, Path(result) if result else None
                 ):
-                    col.add_file(path, str(path.relative_to(self.workdir)))
+                    col.add_job_file(self.workdir, path, str(path.relative_to(self.workdir)))
         except OSError as exc:
             log.warning("action=artifact_failed job=%s error=%s", self.job.id, exc)
         return col.rows

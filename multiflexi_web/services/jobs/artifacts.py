@@ -150,16 +150,54 @@ class Collector:
             w.write(chunk)
         self.rows.append(w.row(self.job_id, name, note))
 
-    def add_file(self, path: Path, name: str, note: str | None = None) -> None:
-        # The job owns its work directory and may swap a file for a link after it was checked:
-        # the last component is opened without following links and must still be regular.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise OSError(f"{name}: not a regular file")
-            size = st.st_size
+    def add_job_file(self, workdir: Path, path: Path, name: str, note: str | None = None) -> None:
+        """A file the job left in its work directory (see open_inside)."""
+        with os.fdopen(open_inside(workdir, path), "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
             self.add_chunks(name, iter(lambda: fh.read(1024 * 1024), b""), note, size)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_file(path: Path | str, dir_fd: int | None = None) -> int:
+    """A regular file, its last component not followed if it is a link."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path}: not a regular file")
+    return fd
+
+
+def open_inside(workdir: Path, path: Path) -> int:
+    """A job's file, read with the daemon's rights (which may exceed the job user's), and the
+    job may still have a process running that changes its work directory meanwhile:
+
+    - every component is opened from the work directory's descriptor without following a link,
+      so a directory swapped for a link to /etc after files_to_keep checked it is refused
+      (O_NOFOLLOW on the path alone guards only its last component);
+    - a file with other hard links that the work directory's owner (the job user) does not own
+      is refused: a link the job made to a file it cannot read (where the kernel's
+      fs.protected_hardlinks does not stop it) must not become its artifact."""
+    parts = path.relative_to(workdir).parts
+    if not parts:
+        raise OSError(f"{path}: not a file")
+    flags = os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW
+    base = os.open(workdir, flags)
+    owner = os.fstat(base).st_uid
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, flags, dir_fd=base)
+            os.close(base)
+            base = inner
+        fd = _open_file(parts[-1], dir_fd=base)
+    finally:
+        os.close(base)
+    st = os.fstat(fd)
+    if st.st_nlink > 1 and st.st_uid != owner:
+        os.close(fd)
+        raise OSError(f"{path}: another owner's file linked into the work directory")
+    return fd
 
 
 def files_to_keep(workdir: Path, patterns: Iterable[str], result_file: Path | None) -> list[Path]:
