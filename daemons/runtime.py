@@ -202,8 +202,12 @@ class Runtime:
 
     # -- logging -------------------------------------------------------------------------------
     def log(self, action: str, level: int = logging.INFO, **fields: object) -> None:
-        """One line per event: daemon, worker id, action word, then key=value pairs."""
-        parts = [f"daemon={self.kind}", f"worker={self.worker_id}", f"action={action}"]
+        """One line per event: daemon, worker id (once registered), action word, then
+        key=value pairs."""
+        parts = [f"daemon={self.kind}"]
+        if self.worker_id is not None:  # not yet registered at start: no `worker=None`
+            parts.append(f"worker={self.worker_id}")
+        parts.append(f"action={action}")
         parts += [f"{k}={v}" for k, v in fields.items()]
         log.log(level, " ".join(parts))
 
