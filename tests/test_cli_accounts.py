@@ -11,11 +11,12 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import AuditLog, User, utcnow
+from multiflexi_web.models import AuditLog, Credential, RunTemplate, User, utcnow
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.accounts import throttle, tokens
 from multiflexi_web.services.accounts.users import authenticate
-from tests.test_cli_core import invoke_json
+from multiflexi_web.services.catalogue.credentials import revealed_values
+from tests.test_cli_core import invoke_json, seed_app
 
 POLICY = throttle.Policy(free=1, cap=3600)
 
@@ -143,3 +144,49 @@ def test_company_update_changes_only_what_is_given(app: Flask, runner: FlaskCliR
     assert unset.exit_code != 0 and "env key 'NOPE': not set in this company" in unset.output
     listed = json.loads(runner.invoke(args=["company", "list", "--format", "json"]).output)
     assert [c["slug"] for c in listed] == ["acme", "other"]  # the refused changes left nothing
+
+
+def test_credentials_are_rotated_from_stdin_and_deleted_and_runtemplates_deleted(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+
+    seed = seed_app()
+    invoke_json(runner, "company", "create", "Acme", "--slug", "acme")
+    made = runner.invoke(
+        args=["credential", "create", "--company", "acme", "--prototype", "Db", "--name", "db",
+              "--value-stdin", "DB_PASS", "--format", "json"],
+        input="first-S3cret\n",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    cred_id = json.loads(made.output)["id"]
+    cred = db.session.get(Credential, cred_id)
+    assert cred is not None and revealed_values(cred) == {"DB_PASS": "first-S3cret"}
+    rotated = runner.invoke(
+        args=["credential", "update", str(cred_id), "--value-stdin", "DB_PASS"],
+        input="second-S3cret\n",
+    )
+    assert rotated.exit_code == 0 and "S3cret" not in rotated.output
+    db.session.expire_all()
+    assert revealed_values(cred) == {"DB_PASS": "second-S3cret"}
+    renamed = invoke_json(runner, "credential", "update", str(cred_id), "--name", "main db")
+    assert isinstance(renamed, dict) and renamed["name"] == "main db"
+    db.session.expire_all()
+    assert revealed_values(cred) == {"DB_PASS": "second-S3cret"}  # kept
+
+    rt = invoke_json(
+        runner, "runtemplate", "create", "--company", "acme", "--app", str(seed.id),
+        "--name", "export", "--credential", str(cred_id),
+    )  # fmt: skip
+    assert isinstance(rt, dict)
+    used = runner.invoke(args=["credential", "delete", str(cred_id)])
+    assert used.exit_code != 0 and f"used by RunTemplate {rt['id']}" in used.output
+    unconfirmed = runner.invoke(args=["runtemplate", "delete", str(rt["id"])], input="n\n")
+    assert unconfirmed.exit_code != 0 and db.session.get(RunTemplate, rt["id"]) is not None
+    gone = runner.invoke(args=["runtemplate", "delete", str(rt["id"]), "--yes"])
+    assert gone.exit_code == 0, gone.output
+    assert runner.invoke(args=["credential", "delete", str(cred_id)]).exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(Credential, cred_id) is None
+    assert db.session.get(RunTemplate, rt["id"]) is None
+    missing = runner.invoke(args=["credential", "update", "999", "--name", "x"])
+    assert missing.exit_code != 0 and "credential 999: not found" in missing.output

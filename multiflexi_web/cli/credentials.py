@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import sys
 from typing import Any
 
 import click
@@ -16,8 +17,10 @@ from multiflexi_web.services.accounts.companies import CompanyError, get_company
 from multiflexi_web.services.catalogue.credentials import (
     CredentialError,
     create_credential,
+    delete_credential,
     masked_values,
     revealed_values,
+    update_credential,
 )
 
 COLUMNS = ["id", "company_id", "prototype", "name"]
@@ -38,18 +41,44 @@ def credential_group() -> None:
     """Company credentials (secret values are stored encrypted and never printed)."""
 
 
+VALUE_STDIN = click.option(
+    "--value-stdin",
+    "stdin_key",
+    metavar="KEY",
+    help="Read KEY's value from standard input (one trailing newline dropped): a secret given "
+    "with --value is seen by every user of the host in the process list, and kept in shell "
+    "history.",
+)
+
+
+def _values(pairs: tuple[str, ...], stdin_key: str | None) -> dict[str, str]:
+    values = parse_pairs(pairs, "--value")
+    if stdin_key:
+        text = sys.stdin.read()
+        values[stdin_key] = text[:-1] if text.endswith("\n") else text
+    return values
+
+
 @credential_group.command("create")
 @click.option("--company", "company_ref", required=True, help="Company id or slug.")
 @click.option("--prototype", required=True, help="Credential prototype code.")
 @click.option("--name", required=True)
 @click.option("--value", "values", multiple=True, metavar="K=V")
+@VALUE_STDIN
 @format_option
 @domain_errors(CompanyError, CredentialError)
 @writer
-def create(company_ref: str, prototype: str, name: str, values: tuple[str, ...], fmt: str) -> None:
+def create(
+    company_ref: str,
+    prototype: str,
+    name: str,
+    values: tuple[str, ...],
+    stdin_key: str | None,
+    fmt: str,
+) -> None:
     """Create a credential."""
     company = get_company(company_ref)
-    cred = create_credential(company, prototype, name, parse_pairs(values, "--value"))
+    cred = create_credential(company, prototype, name, _values(values, stdin_key))
     audit.record("create", "credential", cred.id, f"credential {name} created", actor="cli")
     db.session.commit()
     emit(credential_row(cred), fmt, COLUMNS)
@@ -92,3 +121,47 @@ def show(credential_id: int, reveal: bool, fmt: str) -> None:
         )
         db.session.commit()
     emit(row, fmt, COLUMNS)
+
+
+@credential_group.command("update")
+@click.argument("credential_id", type=int)
+@click.option("--name", help="New name.")
+@click.option("--value", "values", multiple=True, metavar="K=V", help="Set a value (rotate it).")
+@VALUE_STDIN
+@format_option
+@domain_errors(CredentialError)
+@writer
+def update(
+    credential_id: int,
+    name: str | None,
+    values: tuple[str, ...],
+    stdin_key: str | None,
+    fmt: str,
+) -> None:
+    """Change a credential's name or values (e.g. rotate a password); others are kept."""
+    cred = _credential(credential_id)
+    update_credential(cred, cred.name if name is None else name, _values(values, stdin_key))
+    audit.record("update", "credential", cred.id, f"credential {cred.name} edited", actor="cli")
+    db.session.commit()
+    emit(credential_row(cred), fmt, COLUMNS)
+
+
+@credential_group.command("delete")
+@click.argument("credential_id", type=int)
+@domain_errors(CredentialError)
+@writer
+def delete(credential_id: int) -> None:
+    """Delete a credential no RunTemplate uses."""
+    cred = _credential(credential_id)
+    name = cred.name
+    delete_credential(cred)
+    audit.record("delete", "credential", credential_id, f"credential {name} deleted", actor="cli")
+    db.session.commit()
+    click.echo(f"credential {credential_id} deleted")
+
+
+def _credential(credential_id: int) -> Credential:
+    cred = db.session.get(Credential, credential_id)
+    if cred is None:
+        raise CredentialError(f"credential {credential_id}: not found")
+    return cred

@@ -30,6 +30,7 @@ from multiflexi_web.services.runtemplates.configure import (
     get_runtemplate,
     list_runtemplates,
 )
+from multiflexi_web.services.runtemplates.manage import delete_runtemplate
 from multiflexi_web.services.runtemplates.readiness import (
     inactive_warning,
     require_ready,
@@ -174,3 +175,20 @@ def list_(company_ref: str | None, fmt: str) -> None:
 def show(rt_id: int, fmt: str) -> None:
     """Show one RunTemplate."""
     emit(runtemplate_row(get_runtemplate(rt_id)), fmt, COLUMNS)
+
+
+@runtemplate_group.command("delete")
+@click.argument("rt_id", type=int)
+@click.confirmation_option(
+    "--yes", prompt="Delete the RunTemplate with its job history, output and artifacts?"
+)
+@domain_errors(RunTemplateError)
+@writer
+def delete(rt_id: int) -> None:
+    """Delete a RunTemplate with its finished jobs; refused while one is scheduled or running."""
+    rt = get_runtemplate(rt_id)
+    name = rt.name
+    delete_runtemplate(rt)
+    audit.record("delete", "runtemplate", rt_id, f"runtemplate {name} deleted", actor="cli")
+    db.session.commit()
+    click.echo(f"runtemplate {rt_id} deleted")
