@@ -9,8 +9,8 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import AuditLog, Pause, Worker
-from tests.factories import make_app, make_company, make_runtemplate, make_worker
+from multiflexi_web.models import AuditLog, JobStatus, Pause, Worker
+from tests.factories import make_app, make_company, make_job, make_runtemplate, make_worker
 
 
 def _ok(runner: FlaskCliRunner, *args: str) -> str:
@@ -55,7 +55,9 @@ def test_pause_refusals_name_the_problem(app: Flask, runner: FlaskCliRunner) -> 
     assert both.exit_code == 2 and "name one scope" in both.output
     assert runner.invoke(args=["pause"]).exit_code == 2
     missing = runner.invoke(args=["pause", "--company", "999999"])
-    assert missing.exit_code == 1 and "no company 999999" in missing.output
+    assert missing.exit_code == 1 and "company '999999': not found" in missing.output
+    no_slug = runner.invoke(args=["pause", "--company", "nope"])
+    assert no_slug.exit_code == 1 and "company 'nope': not found" in no_slug.output
     not_paused = runner.invoke(args=["resume", "--runtemplate", str(rt.id)])
     assert not_paused.exit_code == 1 and "is not paused" in not_paused.output
     assert _audit() == []
@@ -73,3 +75,26 @@ def test_drain_flags_a_live_executor_only(app: Flask, runner: FlaskCliRunner) ->
         assert refused.exit_code == 1 and why in refused.output
     assert runner.invoke(args=["drain", "999999"]).exit_code == 1
     assert _audit() == [("drain", "worker", str(executor.id))]
+
+
+def test_a_company_is_named_by_slug_and_an_app_by_uuid_as_everywhere(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    co, prog = make_company(), make_app()
+    _ok(runner, "pause", "--company", co.slug, "--reason", "ERP upgrade")
+    _ok(runner, "pause", "--app", prog.uuid)
+    db.session.rollback()
+    assert sorted(tuple(r) for r in db.session.execute(select(Pause.scope, Pause.target_id))) == [
+        ("application", prog.id), ("company", co.id)
+    ]  # fmt: skip
+    _ok(runner, "resume", "--company", co.slug)
+    _ok(runner, "resume", "--app", prog.uuid)
+    mine = make_runtemplate(co, prog, name="mine", interval="d")
+    theirs = make_runtemplate(make_company(), prog, name="theirs", interval="d")
+    failed = make_job(mine, status=JobStatus.FAILED, exit_code=1)
+    make_job(theirs, status=JobStatus.FAILED, exit_code=1)
+    args = ["job", "retry", "--company", co.slug, "--app", prog.uuid, "--dry-run"]
+    found = json.loads(_ok(runner, *args, "--format", "json"))
+    assert [j["id"] for j in found["jobs"]] == [failed.id]
+    sla = json.loads(_ok(runner, "sla", "--company", co.slug, "--format", "json"))
+    assert [t["name"] for t in sla["templates"]] == ["mine"]

@@ -158,3 +158,17 @@ class BoundedInt(_IntParam):
 def in_range(bound: Bound) -> BoundedInt:
     """A click type for a bounded number: the same range as the portal's forms and services."""
     return BoundedInt(bound)
+
+
+def company_id(ref: str | None) -> int | None:
+    """`--company` as every command takes it: an id or a slug (CompanyError when unknown)."""
+    from multiflexi_web.services.accounts.companies import get_company
+
+    return None if ref is None else get_company(ref).id
+
+
+def application_id(ref: str | None) -> int | None:
+    """`--app` as every command takes it: an id or a uuid (ApplicationError when unknown)."""
+    from multiflexi_web.services.catalogue.applications import get_application
+
+    return None if ref is None else get_application(ref).id

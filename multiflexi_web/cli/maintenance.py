@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, writer
+from multiflexi_web.cli.common import (
+    application_id,
+    company_id,
+    domain_errors,
+    emit,
+    format_option,
+    writer,
+)
 from multiflexi_web.extensions import db
 from multiflexi_web.models import PauseScope
 from multiflexi_web.services import audit
@@ -19,20 +26,20 @@ PAUSE_COLUMNS = ["scope", "target_id", "created_at", "actor", "reason"]
 
 def _scope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--all", "everything", is_flag=True, help="The whole platform.")(fn)
-    fn = click.option("--company", type=int, metavar="ID", help="Every job of a company.")(fn)
-    fn = click.option("--app", type=int, metavar="ID", help="Every job of an application.")(fn)
+    fn = click.option("--company", metavar="ID|SLUG", help="Every job of a company.")(fn)
+    fn = click.option("--app", metavar="ID|UUID", help="Every job of an application.")(fn)
     return click.option("--runtemplate", type=int, metavar="ID", help="One RunTemplate.")(fn)
 
 
 def _target(
-    runtemplate: int | None, app: int | None, company: int | None, everything: bool
+    runtemplate: int | None, app: str | None, company: str | None, everything: bool
 ) -> Target:
     chosen = [
         Target(scope, value)
         for scope, value in (
             (PauseScope.RUNTEMPLATE, runtemplate),
-            (PauseScope.APPLICATION, app),
-            (PauseScope.COMPANY, company),
+            (PauseScope.APPLICATION, application_id(app)),
+            (PauseScope.COMPANY, company_id(company)),
         )
         if value is not None
     ]
@@ -52,8 +59,8 @@ def _target(
 @domain_errors(ValueError)
 def pause_command(
     runtemplate: int | None,
-    app: int | None,
-    company: int | None,
+    app: str | None,
+    company: str | None,
     everything: bool,
     reason: str,
     listing: bool,
@@ -78,7 +85,7 @@ def pause_command(
 @writer
 @domain_errors(ValueError)
 def resume_command(
-    runtemplate: int | None, app: int | None, company: int | None, everything: bool
+    runtemplate: int | None, app: str | None, company: str | None, everything: bool
 ) -> None:
     """Lift a pause: the scope's waiting jobs are claimed again (slots missed meanwhile follow
     the misfire policy)."""

@@ -7,10 +7,20 @@ from typing import Any
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, echo_json, emit, format_option, writer
+from multiflexi_web.cli.common import (
+    application_id,
+    company_id,
+    domain_errors,
+    echo_json,
+    emit,
+    format_option,
+    writer,
+)
 from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
 from multiflexi_web.services import audit, settings
+from multiflexi_web.services.accounts.companies import CompanyError
+from multiflexi_web.services.catalogue.applications import ApplicationError
 from multiflexi_web.services.jobs import bulk_retry
 from multiflexi_web.services.jobs.bulk_retry import BulkRetryError, RetryFilter
 from multiflexi_web.services.runtemplates.configure import RunTemplateError, get_runtemplate
@@ -34,8 +44,8 @@ def _plain(value: Any) -> str:
 
 
 @click.command("retry")
-@click.option("--company", type=int, help="Only this company's jobs.")
-@click.option("--app", type=int, help="Only this application's jobs.")
+@click.option("--company", metavar="ID|SLUG", help="Only this company's jobs.")
+@click.option("--app", metavar="ID|UUID", help="Only this application's jobs.")
 @click.option("--runtemplate", type=int, help="Only this RunTemplate's jobs.")
 @click.option("--since", help="Due at or after (ISO 8601; no zone: MULTIFLEXI_TIMEZONE).")
 @click.option("--until", help="Due before (ISO 8601).")
@@ -43,10 +53,11 @@ def _plain(value: Any) -> str:
 @click.option("--exit-code", "exit_code", default="", help="Only jobs that exited with this.")
 @click.option("--dry-run", "dry_run", is_flag=True, help="List the jobs, re-run nothing.")
 @format_option
-@domain_errors(BulkRetryError, TimeRangeError)
+@domain_errors(BulkRetryError, TimeRangeError, CompanyError, ApplicationError)
 @writer
 def retry(dry_run: bool, fmt: str, **values: Any) -> None:
     """Re-run failed, lost and timed-out jobs chosen by a filter (each like the Re-run button)."""
+    values.update(company=company_id(values["company"]), app=application_id(values["app"]))
     text = {k: "" if v is None else str(v) for k, v in values.items()}
     filt = RetryFilter.parse(text, settings().timezone)
     if dry_run:
@@ -108,15 +119,15 @@ def backfill_command(rt_id: int, from_raw: str, to_raw: str, dry_run: bool, fmt:
 
 
 @click.command("sla")
-@click.option("--company", type=int, help="Only this company's RunTemplates.")
+@click.option("--company", metavar="ID|SLUG", help="Only this company's RunTemplates.")
 @click.option("--runtemplate", type=int, help="Only this RunTemplate.")
 @click.option("--from", "from_raw", default="", help="Period start (default: this month).")
 @click.option("--to", "to_raw", default="", help="Period end, exclusive (default: now).")
 @click.option("--problems", is_flag=True, help="Text: list every slot that did not succeed.")
 @format_option
-@domain_errors(SlaError, TimeRangeError)
+@domain_errors(SlaError, TimeRangeError, CompanyError)
 def sla_command(
-    company: int | None,
+    company: str | None,
     runtemplate: int | None,
     from_raw: str,
     to_raw: str,
@@ -127,7 +138,7 @@ def sla_command(
     cfg, now = settings(), utcnow()
     start = parse_time(from_raw, "from", cfg.timezone) or month_start(now, cfg.timezone)
     end = parse_time(to_raw, "to", cfg.timezone) or now
-    rts = sla.templates(None, company, runtemplate)
+    rts = sla.templates(None, company_id(company), runtemplate)
     rep = sla.report(rts, start, end, now=now, zone=cfg.timezone, late_after=cfg.sla_late_after)
     if fmt == "json":
         _dump(sla.as_json(rep, cfg.sla_late_after))
