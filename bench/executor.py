@@ -19,6 +19,8 @@ tree (its job guard included, job subprocesses not) sampled during the live run 
 `--processes K` runs K executors sharing the P slots (P/K each) for the drain and the live run:
 is the executor held back by its one interpreter, or by the host's CPU? Prints JSON;
 `--repeat N` runs it all N times on fresh databases and adds the medians and the worst ratios.
+`--as-unit` (PostgreSQL, as root) starts the executor for the drain and the live run as the
+systemd unit does: not root (`nobody` here) with the unit's capabilities, jobs as the job user.
 Aims (issue 20): every ratio >= 0.8; p50 < 3 ms PostgreSQL, < 10 ms SQLite; enqueue >= 2,000/s.
 
     .venv/bin/python bench/executor.py --module docker --jobs 20 --parallel 1 --repeat 3
@@ -33,6 +35,7 @@ import argparse
 import contextlib
 import json
 import os
+import pwd
 import resource
 import secrets
 import signal
@@ -131,6 +134,26 @@ def floor(rt: RunTemplate, url: str, n: int, parallel: int) -> float:
     return bench_floor.floor("job", url, ids, parallel)
 
 
+# What starts an executor before its own command line: empty, or setpriv making it the
+# systemd unit's non-root user with the unit's capabilities (--as-unit).
+LAUNCH: list[str] = []
+UNIT_CAPS = "setuid,setgid,chown,kill,dac_override,fowner"  # systemd/multiflexi-executor.service
+
+
+def as_unit(folders: list[Path]) -> list[str]:
+    """The executor as systemd runs it (docs/security.md): `nobody` here, not root, with the
+    unit's capabilities in its ambient set; its folders handed to it."""
+    if os.geteuid() != 0:
+        raise SystemExit("bench: --as-unit starts the executor through setpriv: run as root")
+    nobody = pwd.getpwnam("nobody")
+    for folder in folders:
+        for path in (folder, *folder.rglob("*")):
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    caps = ",".join(f"+{cap}" for cap in UNIT_CAPS.split(","))
+    prefix = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    return [*prefix, f"--inh-caps={caps}", f"--ambient-caps={caps}", "--"]
+
+
 def daemon_env(
     url: str, folder: Path, parallel: int, settings: list[str] | None = None
 ) -> dict[str, str]:
@@ -178,7 +201,9 @@ def throughput(
     enqueue_s = time.perf_counter() - t0
     t0, server0 = time.perf_counter(), server_cpu_s()
     procs = [
-        subprocess.Popen([sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=each)
+        subprocess.Popen(
+            [*LAUNCH, sys.executable, "-m", "daemons.executor", "--drain"], cwd=ROOT, env=each
+        )
         for each in _shared(env, processes)
     ]
     rss, cpu, delivery_cpu = _rss_samples(procs)
@@ -277,7 +302,7 @@ def live(
 ) -> dict[str, Any]:
     """Running executors: n jobs enqueued while they run (enqueue included), then latency."""
     procs = [
-        subprocess.Popen([sys.executable, "-m", "daemons.executor"], cwd=ROOT, env=each)
+        subprocess.Popen([*LAUNCH, sys.executable, "-m", "daemons.executor"], cwd=ROOT, env=each)
         for each in _shared(env, processes)
     ]
     sampler = RssSampler([p.pid for p in procs])
@@ -405,7 +430,15 @@ def main() -> None:
         help="a daemon setting, e.g. MULTIFLEXI_JOB_USER=daemon: jobs switch to no other user, "
         "as the floor's processes do not (tests only; the switch costs an exec per job)",
     )
+    ap.add_argument(
+        "--as-unit",
+        action="store_true",
+        help="run the executor as the systemd unit does: not root, with the unit's capabilities "
+        "(here `nobody`), jobs as the job user (PostgreSQL only; run as root)",
+    )
     args = ap.parse_args()
+    if args.as_unit and args.db != "postgres":
+        raise SystemExit("bench: --as-unit needs --db postgres (a SQLite file of root's)")
     if args.module != "native":
         from bench.containers import run
 
@@ -431,6 +464,7 @@ def main() -> None:
                 "overlap": args.overlap,
                 "workdir_on": args.workdir_on,
                 "settings": args.set,
+                "as_unit": args.as_unit,
                 **(runs[0] if len(runs) == 1 else {"runs": runs}),
                 **summary,
                 "load_average": os.getloadavg(),
@@ -463,6 +497,9 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
             base = floor(rts[0], url, args.jobs, args.parallel)
             env = daemon_env(url, folder, args.parallel, args.set)
             env["MULTIFLEXI_TMP"] = work
+            if args.as_unit:
+                LAUNCH[:] = as_unit([folder, Path(work)])
+                env.setdefault("MULTIFLEXI_JOB_USER", "multiflexi-job")
             drain = throughput(rts, args.jobs, env, commit_each=True, processes=args.processes)
             run = live(rts[0], args.jobs, args.latency_jobs, env, args.processes)
             db.session.remove()
