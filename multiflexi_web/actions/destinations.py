@@ -123,12 +123,16 @@ def connect(host: str, port: int, timeout: float | None) -> socket.socket:
     if failure is not None:
         raise failure
     if refused:
-        address, denied = refused[0]
-        raise DestinationRefused(
-            f"{host} ({address}) is on {denied}, a network post-job actions may not reach; "
-            f"a global administrator may allow it with {ALLOWED_VAR}"
-        )
+        raise DestinationRefused(_refusal(host, *refused[0]))
     raise OSError(f"{host}: no address to connect to")
+
+
+def _refusal(host: str, address: Address, denied: Network) -> str:
+    where = host if host == str(address) else f"{host} ({address})"
+    return (
+        f"{where} is on {denied}, a network post-job actions may not reach; "
+        f"a global administrator may allow it with {ALLOWED_VAR}"
+    )
 
 
 def check(host: str, port: int) -> None:
@@ -142,7 +146,4 @@ def check(host: str, port: int) -> None:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         denied = rule.refusing(address)
         if denied is not None:
-            raise DestinationRefused(
-                f"{host} ({address}) is on {denied}, a network post-job actions may not "
-                f"reach; a global administrator may allow it with {ALLOWED_VAR}"
-            )
+            raise DestinationRefused(_refusal(host, address, denied))
