@@ -72,6 +72,9 @@ def test_bad_form_input_is_named_not_a_500(app: Flask) -> None:
         data={"cfg_command": '["/bin/true"]'},
     )
     assert custom.status_code == 400 and "global administrator" in custom.get_data(as_text=True)
+    tab = client.get(f"/runtemplates/{rt.id}/actions").get_data(as_text=True)
+    assert 'data-kind="success-WebHook"' in tab
+    assert 'data-kind="success-CustomCommand"' not in tab  # not offered to an operator
 
 
 def test_job_page_lists_runs_live_and_retries_failed_ones(app: Flask) -> None:

@@ -63,7 +63,13 @@ def sets_context(rt: RunTemplate) -> dict[str, Any]:
     return {
         "rt": rt,
         "configs": [configure.as_dict(c) for c in configure.for_runtemplate(rt.id)],
-        "kinds": registry.usable(app_ref(rt.application)),
+        # A kind only a global administrator may configure (CustomCommand) is not offered to
+        # others: its form would only refuse them on save.
+        "kinds": [
+            k
+            for k in registry.usable(app_ref(rt.application))
+            if me().is_admin or not registry.admin_only(k.name)
+        ],
         "modes": MODES,
         "can_operate": has_role(me(), rt.company_id, Role.OPERATOR),
     }
