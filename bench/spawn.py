@@ -35,22 +35,31 @@ from typing import Any
 COMMAND = ["/bin/sh", "-c", "echo hello; echo err 1>&2"]
 
 
-def cpu_per_spawn(argv: Sequence[str], n: int, **popen: Any) -> float:
+def cpu_ms(spawn: Callable[[], None], n: int) -> float:
+    """CPU per call of `spawn` over n calls: this process's and its reaped children's."""
     before = os.times()
     for _ in range(n):
-        subprocess.run(
-            argv,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            process_group=0,
-            check=True,
-            **popen,
-        )
+        spawn()
     after = os.times()
     spent = (after.user + after.system + after.children_user + after.children_system) - (
         before.user + before.system + before.children_user + before.children_system
     )
     return spent * 1000 / n
+
+
+def run(argv: Sequence[str], **popen: Any) -> None:
+    subprocess.run(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        process_group=0,
+        check=True,
+        **popen,
+    )
+
+
+def cpu_per_spawn(argv: Sequence[str], n: int, **popen: Any) -> float:
+    return cpu_ms(lambda: run(argv, **popen), n)
 
 
 UNIT_CAPS = "setuid,setgid,chown,kill,dac_override,fowner"  # systemd/multiflexi-executor.service
@@ -81,31 +90,11 @@ def systemd_child(uid: int, gid: int, n: int, mib: int) -> None:
         if proc.wait() != 0:
             raise SystemExit(f"bench/spawn.py: the job failed through {switch}")
 
-    def timed(spawn: Callable[[], None]) -> float:
-        before = os.times()
-        for _ in range(n):
-            spawn()
-        after = os.times()
-        spent = (after.user + after.system + after.children_user + after.children_system) - (
-            before.user + before.system + before.children_user + before.children_system
-        )
-        return spent * 1000 / n
-
-    def popen_user() -> None:
-        subprocess.run(
-            COMMAND,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            process_group=0,
-            check=True,
-            user=uid,
-            group=gid,
-            extra_groups=[],
-        )
-
     results = {
-        f"systemd design, Popen user=, caller holding {mib} MiB": timed(popen_user),
-        f"systemd design, {switch} lent caps, caller holding {mib} MiB": timed(lent),
+        f"systemd design, Popen user=, caller holding {mib} MiB": cpu_per_spawn(
+            COMMAND, n, user=uid, group=gid, extra_groups=[]
+        ),
+        f"systemd design, {switch} lent caps, caller holding {mib} MiB": cpu_ms(lent, n),
     }
     del held
     print(json.dumps(results))
