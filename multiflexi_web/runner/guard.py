@@ -29,7 +29,6 @@ This file is also the guard's program: only the standard library at module level
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import http.client
 import logging
@@ -41,14 +40,13 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("multiflexi.executor")
 READ_SIZE = 64 * 1024
 ENGINE_TIMEOUT = 10.0  # each request the guard makes to a container engine
 STOP_WAIT = 10.0  # how long a stopping executor waits for its guard to exit
-PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_KILL = 47, 2, 5
+CAP_KILL = 5
 
 
 # -- the guard process ---------------------------------------------------------------------------
@@ -306,15 +304,6 @@ def guard_main(fd: int = 0, witness_path: str | None = None) -> int:
 
 
 # -- the executor's side -------------------------------------------------------------------------
-def _raise_kill_cap(set_inheritable: Callable[[int], int]) -> None:
-    """In the guard's child before exec: keep CAP_KILL (the executor runs jobs as another user
-    with capabilities it holds in no ambient or inheritable set, cleared at start; exec would
-    drop CAP_KILL). The ambient set takes only what is inheritable: that first."""
-    set_inheritable(1 << CAP_KILL)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_KILL, 0, 0)
-
-
 def _needs_kill_cap() -> bool:
     from multiflexi_web.security.process import effective_caps
 
@@ -349,9 +338,11 @@ class Guard:
         try:
             keep_kill = None
             if _needs_kill_cap():  # one spawn: cost moot
-                from multiflexi_web.security.process import set_inheritable
+                # In the guard's child before exec: keep CAP_KILL, which the executor holds in
+                # no ambient or inheritable set (cleared at start), so exec would drop it.
+                from multiflexi_web.security.process import keep_across_exec
 
-                keep_kill = functools.partial(_raise_kill_cap, set_inheritable)
+                keep_kill = functools.partial(keep_across_exec, CAP_KILL)
             proc = subprocess.Popen(
                 argv,
                 stdin=r,

@@ -53,9 +53,15 @@ def forget_keys() -> None:
         os.environ.pop(f"{name}_FILE", None)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # Once per process (~13 µs each): a job's spawn makes five of these calls under systemd,
+    # and the guard's child makes them after fork, where loading a library is no safe step.
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _prctl(*args: int) -> int:
-    libc = ctypes.CDLL(None, use_errno=True)
-    return int(libc.prctl(*(ctypes.c_ulong(a) for a in args)))
+    return int(_libc().prctl(*(ctypes.c_ulong(a) for a in args)))
 
 
 def set_undumpable() -> bool:
@@ -88,7 +94,7 @@ class _CapData(ctypes.Structure):
 def set_inheritable(bits: int) -> int:
     """Sets this thread's inheritable set (capset with pid 0 changes the calling thread only;
     its effective and permitted sets stay as they are) and returns the one it replaced."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
     if libc.capget(ctypes.byref(header), data) != 0:
         raise OSError(ctypes.get_errno(), "capget")
@@ -108,6 +114,13 @@ def clear_ambient_caps() -> None:
     if effective_caps():  # capget/capset exist wherever capabilities do
         with contextlib.suppress(OSError):
             set_inheritable(0)
+
+
+def keep_across_exec(cap: int) -> None:
+    """In a child before its exec (the guard's): `cap` alone in this thread's inheritable and
+    ambient sets, so the program exec'd keeps it. The ambient set takes only inheritable ones."""
+    set_inheritable(1 << cap)
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)
 
 
 @contextlib.contextmanager
