@@ -300,3 +300,28 @@ def test_the_ambient_switch_is_not_offered_as_root_or_without_capabilities() -> 
     # As root chroot or setpriv twice switch; without CAP_SETUID nothing can.
     assert process._ambient_switch(1, 1) is None
     assert process.job_switch(None) == "none"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="lending capabilities needs them")
+def test_a_thread_that_cannot_take_the_capabilities_back_stops_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Going on would hand CAP_SETUID to the thread's next program, and raising would record a
+    # started job as never started: the process stops as a kill would.
+    class Stopped(Exception):
+        pass
+
+    def refuse(bits: int) -> int:
+        if bits == 0:
+            raise OSError(1, "capset")
+        return real(bits)
+
+    def stop(code: int) -> None:
+        raise Stopped(code)
+
+    real = process.set_inheritable
+    monkeypatch.setattr(process, "set_inheritable", refuse)
+    monkeypatch.setattr(process.os, "_exit", stop)
+    with pytest.raises(Stopped, match="70"), process._switch_caps_lent():
+        pass
+    real(0)  # this test's thread, as it was

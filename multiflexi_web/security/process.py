@@ -137,10 +137,18 @@ def _switch_caps_lent() -> Iterator[None]:
                 raise OSError(ctypes.get_errno(), f"PR_CAP_AMBIENT_RAISE {cap}")
         yield
     finally:
-        # Empty before (harden_daemon cleared it at start), empty after.
-        if _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0:
-            raise RuntimeError("the job-user switch capabilities could not be taken back")
-        set_inheritable(inheritable)
+        try:
+            # Empty before (harden_daemon cleared it at start), empty after.
+            if _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "PR_CAP_AMBIENT_CLEAR_ALL")
+            set_inheritable(inheritable)
+        except OSError as exc:
+            # Never seen (lowering cannot fail), but going on would leave this thread handing
+            # CAP_SETUID to the next program it starts, and an exception here would record a
+            # started job as not started. Stop as a kill would: the guard kills the jobs'
+            # process groups, the next executor replays the journal (docs/architecture.md).
+            log.critical("action=switch_caps_not_taken_back error=%s", exc)
+            os._exit(70)
 
 
 def effective_caps() -> int:
