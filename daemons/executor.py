@@ -13,7 +13,7 @@ from multiflexi_web.config import ConfigError
 from multiflexi_web.runner import guard
 from multiflexi_web.runner.action_process import ActionProcess
 from multiflexi_web.runner.pool import Executor
-from multiflexi_web.security.process import job_identity, job_switch
+from multiflexi_web.security.process import checked_switch, job_identity
 from multiflexi_web.services.actions.settings import load as action_settings
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     rt = boot("executor")
     try:
         run_as = job_identity(rt.settings)
-        switch = job_switch(run_as)  # probed before the fork below: the child inherits it
+        switch = checked_switch(run_as)  # probed before the fork below: the child inherits it
         settings = replace(action_settings(), run_as=run_as)  # CustomCommand runs as jobs do
     except ConfigError as exc:
         print(f"multiflexi-executor: configuration error: {exc}", file=sys.stderr)

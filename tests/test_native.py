@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from multiflexi_web.config import ConfigError
 from multiflexi_web.executors.base import AppInfo, JobSpec, RunAs, RunResult
 from multiflexi_web.executors.native import NativeExecutor
 from multiflexi_web.security import process
@@ -325,3 +326,19 @@ def test_a_thread_that_cannot_take_the_capabilities_back_stops_the_process(
     with pytest.raises(Stopped, match="70"), process._switch_caps_lent():
         pass
     real(0)  # this test's thread, as it was
+
+
+def test_a_non_root_executor_without_a_safe_switch_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # setpriv missing or its check failed: Popen's switch would exec jobs with the daemon's
+    # capabilities in effect, so the executor says why and does not start.
+    monkeypatch.setattr(process, "_chroot_switch", lambda uid, gid: None)
+    monkeypatch.setattr(process, "_ambient_switch", lambda uid, gid: None)
+    monkeypatch.setattr(process, "_setpriv_usable", lambda: False)
+    monkeypatch.setattr(process.os, "geteuid", lambda: 1000)
+    with pytest.raises(ConfigError, match="that check failed"):
+        process.checked_switch(RunAs("x", 4242, 4242))
+    assert process.checked_switch(None) == "none"
+    monkeypatch.setattr(process.os, "geteuid", lambda: 0)  # root's Popen switch drops them all
+    assert process.checked_switch(RunAs("x", 4242, 4242)) == "popen_fork"

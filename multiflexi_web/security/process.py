@@ -245,6 +245,20 @@ def job_command(argv: Sequence[str], run_as: RunAs | None) -> tuple[list[str], d
     return list(argv), args
 
 
+def checked_switch(run_as: RunAs | None) -> str:
+    """job_switch, refusing the way a non-root executor must not take: Popen's switch in a
+    forked child keeps the daemon's capabilities (CAP_DAC_OVERRIDE...) up to the job's exec."""
+    way = job_switch(run_as)
+    if way == "popen_fork" and os.geteuid() != 0:
+        raise ConfigError(
+            "MULTIFLEXI_JOB_USER: this executor is not root, so it switches to the job user "
+            f"through {SETPRIV} (util-linux, with --ambient-caps; Linux 4.3+), and that check "
+            "failed (see action=job_switch_probe_* above); Popen's own switch would start jobs "
+            "with this daemon's capabilities in effect"
+        )
+    return way
+
+
 def job_switch(run_as: RunAs | None) -> str:
     """Which way processes of jobs switch to the job user, probed now (the executor logs it at
     start): chroot, setpriv (lent the capabilities), setpriv_twice, popen_fork or none."""
