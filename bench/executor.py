@@ -151,6 +151,7 @@ def as_unit(folders: list[Path]) -> list[str]:
             os.chown(path, nobody.pw_uid, nobody.pw_gid)
     caps = ",".join(f"+{cap}" for cap in UNIT_CAPS.split(","))
     prefix = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    prefix += ["--no-new-privs"]  # NoNewPrivileges=yes
     return [*prefix, f"--inh-caps={caps}", f"--ambient-caps={caps}", "--"]
 
 

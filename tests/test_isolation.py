@@ -325,7 +325,9 @@ def test_the_systemd_design_non_root_executor_with_capabilities(
     db.engine.dispose()
     python, ids, extra = _as_nobody(tmp_path)
     _root_only_program(tmp_path)  # root's again after _as_nobody handed the tree to nobody
+    # As the unit: User=, AmbientCapabilities= (inheritable + ambient), NoNewPrivileges=yes.
     prefix = [setpriv, f"--reuid={ids['user']}", f"--regid={ids['group']}", "--clear-groups"]
+    prefix += ["--no-new-privs"]
     prefix += [f"--inh-caps=+{CAPS.replace(',', ',+')}"]
     prefix += [f"--ambient-caps=+{CAPS.replace(',', ',+')}", "--"]
     env = daemon_env(db_url, tmp_path, MULTIFLEXI_JOB_USER=JOB_USER, **extra)

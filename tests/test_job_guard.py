@@ -252,6 +252,7 @@ def test_the_guard_of_a_capabilities_executor_kills_the_job_users_processes(
     [job_id] = schedule(shell_rt("sleep 600 & echo $!; sleep 600"))
     python, ids, extra = _as_nobody(tmp_path)
     prefix = [setpriv, f"--reuid={ids['user']}", f"--regid={ids['group']}", "--clear-groups"]
+    prefix += ["--no-new-privs"]  # as the unit: NoNewPrivileges=yes
     prefix += [f"--inh-caps=+{CAPS.replace(',', ',+')}"]
     prefix += [f"--ambient-caps=+{CAPS.replace(',', ',+')}", "--"]
     env = daemon_env(db_url, tmp_path, MULTIFLEXI_JOB_USER=JOB_USER, **extra)
