@@ -11,8 +11,8 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import AuditLog, Credential, RunTemplate, User, utcnow
-from multiflexi_web.security.secrets import MASK
+from multiflexi_web.models import AuditLog, Company, Credential, RunTemplate, User, utcnow
+from multiflexi_web.security.secrets import MASK, reveal
 from multiflexi_web.services.accounts import throttle, tokens
 from multiflexi_web.services.accounts.users import authenticate
 from multiflexi_web.services.catalogue.credentials import revealed_values
@@ -190,3 +190,38 @@ def test_credentials_are_rotated_from_stdin_and_deleted_and_runtemplates_deleted
     assert db.session.get(RunTemplate, rt["id"]) is None
     missing = runner.invoke(args=["credential", "update", "999", "--name", "x"])
     assert missing.exit_code != 0 and "credential 999: not found" in missing.output
+
+
+def test_company_env_and_runtemplate_config_values_come_from_stdin_too(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    # Not on the command line, where every user of the host sees it in the process list.
+    made = runner.invoke(
+        args=["company", "create", "Acme", "--slug", "acme", "--env-stdin", "API_TOKEN",
+              "--format", "json"],
+        input="t0ken-S3cret\n",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.output)["env"] == {"API_TOKEN": MASK}
+    changed = runner.invoke(
+        args=["company", "update", "acme", "--env-stdin", "API_TOKEN"], input="t0ken-2\n"
+    )
+    assert changed.exit_code == 0 and "t0ken" not in changed.output
+    company = db.session.scalar(select(Company).where(Company.slug == "acme"))
+    assert company is not None
+    db.session.refresh(company)
+    [row] = company.env
+    assert row.value != "t0ken-2" and reveal(row) == "t0ken-2"  # stored encrypted
+    seed = seed_app()
+    rt = runner.invoke(
+        args=["runtemplate", "create", "--company", "acme", "--app", str(seed.id), "--name",
+              "export", "--config-stdin", "LIMIT", "--inactive", "--format", "json"],
+        input="25\n",
+    )  # fmt: skip
+    assert rt.exit_code == 0, rt.output
+    rt_id = json.loads(rt.stdout)["id"]
+    again = runner.invoke(args=["runtemplate", "update", str(rt_id), "--config-stdin", "LIMIT"],
+                          input="30")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    shown = invoke_json(runner, "runtemplate", "show", str(rt_id))
+    assert isinstance(shown, dict) and shown["config"]["LIMIT"] in (30, "30")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import wraps
@@ -172,3 +173,25 @@ def application_id(ref: str | None) -> int | None:
     from multiflexi_web.services.catalogue.applications import get_application
 
     return None if ref is None else get_application(ref).id
+
+
+def stdin_option(flag: str, what: str) -> Callable[[F], F]:
+    """`--value-stdin KEY` and its kin: KEY's value read from standard input. A secret given as
+    K=V on the command line is seen by every user of the host in the process list and kept in
+    shell history; the parameter is `stdin_key`."""
+    return click.option(
+        f"{flag}-stdin",
+        "stdin_key",
+        metavar="KEY",
+        help=f"Read KEY's {what} from standard input (one trailing newline dropped) instead of "
+        f"{flag} K=V, which every user of the host sees in the process list.",
+    )
+
+
+def pairs_and_stdin(pairs: Sequence[str], flag: str, stdin_key: str | None) -> dict[str, str]:
+    """parse_pairs(pairs), plus stdin_key's value from standard input when given."""
+    values = parse_pairs(pairs, flag)
+    if stdin_key:
+        text = sys.stdin.read()
+        values[stdin_key] = text[:-1] if text.endswith("\n") else text
+    return values

@@ -7,7 +7,14 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs, writer
+from multiflexi_web.cli.common import (
+    domain_errors,
+    emit,
+    format_option,
+    pairs_and_stdin,
+    stdin_option,
+    writer,
+)
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Company
 from multiflexi_web.services import audit
@@ -53,12 +60,16 @@ def company_group() -> None:
 @click.option("--slug", required=True, help="Short unique code.")
 @click.option("--email")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Company environment variable.")
+@stdin_option("--env", "value")
 @format_option
 @domain_errors(CompanyError)
 @writer
-def create(name: str, slug: str, email: str | None, env: tuple[str, ...], fmt: str) -> None:
+def create(
+    name: str, slug: str, email: str | None, env: tuple[str, ...], stdin_key: str | None, fmt: str
+) -> None:
     """Create a company."""
-    company = create_company(name, slug, email=email, env=parse_pairs(env), admin=True)
+    values = pairs_and_stdin(env, "--env", stdin_key)
+    company = create_company(name, slug, email=email, env=values, admin=True)
     audit.record("create", "company", company.id, f"company {slug} created", actor="cli")
     db.session.commit()
     emit(company_row(company), fmt, COLUMNS)
@@ -84,6 +95,7 @@ def list_(fmt: str) -> None:
 )
 @click.option("--zabbix-host", help="Its host in Zabbix ('' removes it).")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Set an environment variable.")
+@stdin_option("--env", "value")
 @click.option("--unset-env", multiple=True, metavar="K", help="Remove an environment variable.")
 @format_option
 @domain_errors(CompanyError)
@@ -96,6 +108,7 @@ def update(
     enabled: bool | None,
     zabbix_host: str | None,
     env: tuple[str, ...],
+    stdin_key: str | None,
     unset_env: tuple[str, ...],
     fmt: str,
 ) -> None:
@@ -111,8 +124,9 @@ def update(
     )
     for key in unset_env:
         delete_env(found, key)
-    if env:
-        set_env(found, parse_pairs(env), admin=True)
+    values = pairs_and_stdin(env, "--env", stdin_key)
+    if values:
+        set_env(found, values, admin=True)
     audit.record("update", "company", found.id, f"company {found.slug} edited", actor="cli")
     db.session.commit()
     emit(company_row(found), fmt, COLUMNS)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import getpass
-import sys
 from typing import Any
 
 import click
 from sqlalchemy import select
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs, writer
+from multiflexi_web.cli.common import (
+    domain_errors,
+    emit,
+    format_option,
+    pairs_and_stdin,
+    stdin_option,
+    writer,
+)
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Credential
 from multiflexi_web.services import audit
@@ -41,30 +47,12 @@ def credential_group() -> None:
     """Company credentials (secret values are stored encrypted and never printed)."""
 
 
-VALUE_STDIN = click.option(
-    "--value-stdin",
-    "stdin_key",
-    metavar="KEY",
-    help="Read KEY's value from standard input (one trailing newline dropped): a secret given "
-    "with --value is seen by every user of the host in the process list, and kept in shell "
-    "history.",
-)
-
-
-def _values(pairs: tuple[str, ...], stdin_key: str | None) -> dict[str, str]:
-    values = parse_pairs(pairs, "--value")
-    if stdin_key:
-        text = sys.stdin.read()
-        values[stdin_key] = text[:-1] if text.endswith("\n") else text
-    return values
-
-
 @credential_group.command("create")
 @click.option("--company", "company_ref", required=True, help="Company id or slug.")
 @click.option("--prototype", required=True, help="Credential prototype code.")
 @click.option("--name", required=True)
 @click.option("--value", "values", multiple=True, metavar="K=V")
-@VALUE_STDIN
+@stdin_option("--value", "value")
 @format_option
 @domain_errors(CompanyError, CredentialError)
 @writer
@@ -78,7 +66,8 @@ def create(
 ) -> None:
     """Create a credential."""
     company = get_company(company_ref)
-    cred = create_credential(company, prototype, name, _values(values, stdin_key))
+    given = pairs_and_stdin(values, "--value", stdin_key)
+    cred = create_credential(company, prototype, name, given)
     audit.record("create", "credential", cred.id, f"credential {name} created", actor="cli")
     db.session.commit()
     emit(credential_row(cred), fmt, COLUMNS)
@@ -127,7 +116,7 @@ def show(credential_id: int, reveal: bool, fmt: str) -> None:
 @click.argument("credential_id", type=int)
 @click.option("--name", help="New name.")
 @click.option("--value", "values", multiple=True, metavar="K=V", help="Set a value (rotate it).")
-@VALUE_STDIN
+@stdin_option("--value", "value")
 @format_option
 @domain_errors(CredentialError)
 @writer
@@ -140,7 +129,8 @@ def update(
 ) -> None:
     """Change a credential's name or values (e.g. rotate a password); others are kept."""
     cred = _credential(credential_id)
-    update_credential(cred, cred.name if name is None else name, _values(values, stdin_key))
+    given = pairs_and_stdin(values, "--value", stdin_key)
+    update_credential(cred, cred.name if name is None else name, given)
     audit.record("update", "credential", cred.id, f"credential {cred.name} edited", actor="cli")
     db.session.commit()
     emit(credential_row(cred), fmt, COLUMNS)

@@ -11,7 +11,9 @@ from multiflexi_web.cli.common import (
     emit,
     format_option,
     in_range,
+    pairs_and_stdin,
     parse_pairs,
+    stdin_option,
     writer,
 )
 from multiflexi_web.cli.policy_options import policies_from, policy_options
@@ -109,6 +111,7 @@ def runtemplate_group() -> None:
 @click.option("--executor", default="native", show_default=True)
 @click.option("--executor-option", "executor_options", multiple=True, metavar="K=V", help=OPT_HELP)
 @click.option("--config", "config", multiple=True, metavar="K=V")
+@stdin_option("--config", "value")
 @click.option("--credential", "credentials", multiple=True, type=int, metavar="ID")
 @click.option("--timeout", type=in_range(TIMEOUT), help="Seconds before the job is stopped.")
 @click.option("--inactive", is_flag=True, help="Create it inactive.")
@@ -128,6 +131,7 @@ def create(
     executor: str,
     executor_options: tuple[str, ...],
     config: tuple[str, ...],
+    stdin_key: str | None,
     credentials: tuple[int, ...],
     timeout: int | None,
     inactive: bool,
@@ -141,7 +145,7 @@ def create(
         schedule=ScheduleSpec(interval=interval, cron=cron, delay=delay, timezone=timezone),
         executor=executor,
         executor_options=parse_pairs(executor_options, "--executor-option"),
-        config=parse_pairs(config, "--config"),
+        config=pairs_and_stdin(config, "--config", stdin_key),
         credential_ids=list(credentials),
         timeout=timeout,
         active=not inactive,

@@ -12,7 +12,9 @@ from multiflexi_web.cli.common import (
     emit,
     format_option,
     in_range,
+    pairs_and_stdin,
     parse_pairs,
+    stdin_option,
     writer,
 )
 from multiflexi_web.cli.policy_options import policies_from, policy_options
@@ -58,6 +60,7 @@ OPT_HELP = "Container settings (docker, podman): pull, memory, cpus, pids, netwo
 @click.option(
     "--config", "config", multiple=True, metavar="K=V", help="A config value (others are kept)."
 )
+@stdin_option("--config", "value")
 @click.option(
     "--credential",
     "credentials",
@@ -78,6 +81,7 @@ def update(
     executor: str | None,
     executor_options: tuple[str, ...],
     config: tuple[str, ...],
+    stdin_key: str | None,
     credentials: tuple[int, ...],
     active: bool | None,
     fmt: str,
@@ -95,8 +99,9 @@ def update(
         set_timeout(rt, timeout)
     if executor is not None or executor_options:
         _update_executor(rt, executor, executor_options)
-    if config:  # the same checks as create: declared names, typed values, secrets encrypted
-        set_config(rt, parse_pairs(config, "--config"), admin=True)
+    values = pairs_and_stdin(config, "--config", stdin_key)
+    if values:  # the same checks as create: declared names, typed values, secrets encrypted
+        set_config(rt, values, admin=True)
     for credential_id in credentials:  # of the template's own company only
         assign_credential(rt, credential_id)
     _update_schedule(rt, active, opts)
