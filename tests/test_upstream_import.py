@@ -256,6 +256,7 @@ def _check_events() -> None:
     source = db.session.scalars(select(EventSource)).one()
     assert (source.kind, source.last_processed_id) == ("changes-db", 1234)
     assert source.config["url"] == "mysql+pymysql://hook@db.example:3306/webhooks"
+    assert source.config["poll_interval"] == 45  # upstream's own, not our default
     assert source.secret and "hookpw" not in source.secret
     rule = db.session.scalars(select(EventRule)).one()
     assert (rule.evidence, rule.operation, rule.priority) == ("banka", "create", 5)

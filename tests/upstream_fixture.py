@@ -496,7 +496,7 @@ def content(now: datetime) -> tuple[dict[str, list[dict[str, Any]]], datetime]:
         {"id": 1, "name": "AbraFlexi webhooks", "adapter_type": "abraflexi-webhook",
          "db_connection": "mysql", "db_host": "db.example", "db_port": "3306",
          "db_database": "webhooks", "db_username": "hook", "db_password": "hookpw",
-         "enabled": True, "last_processed_id": 1234},
+         "enabled": True, "last_processed_id": 1234, "poll_interval": 45},
     ]  # fmt: skip
     rows["event_rule"] += [
         {"event_source_id": 1, "evidence": "banka", "operation": "create", "runtemplate_id": 1,

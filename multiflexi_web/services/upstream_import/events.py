@@ -49,7 +49,9 @@ def source_url(row: Row) -> str:
 
 
 def _source(ctx: Context, row: Row) -> str:
-    config = {"url": source_url(row), "table": "changes_cache"}
+    config: dict[str, object] = {"url": source_url(row), "table": "changes_cache"}
+    if row.get("poll_interval"):  # seconds; the column came in 2026-02 (default 60 upstream)
+        config["poll_interval"] = max(1, int(row["poll_interval"]))
     password = text_of(row.get("db_password")) or None
     name = text_of(row.get("name")).strip() or f"upstream source {row['id']}"
     our_id = ctx.ids.get("event_source", row["id"])
