@@ -135,3 +135,22 @@ def test_a_name_with_an_allowed_and_a_refused_address_connects_to_the_allowed_on
         assert sock.getpeername() == ("127.0.0.2", port)
     with pytest.raises(destinations.DestinationRefused):
         destinations.check("peer.example", port)  # a proxy could pick either
+
+
+def test_through_a_proxy_the_target_is_checked_and_the_proxy_itself_is_the_admins(
+    default_rule: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The administrator's proxy may well listen on this host; the URL's host is what a tenant
+    # chose, and the proxy would connect to it: that one is checked.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed}")
+    monkeypatch.setenv("NO_PROXY", "")
+    delivery._HELD.__dict__.pop("sessions", None)  # no session kept from an earlier test
+    refused = WebHook().perform(make_context(config={"url": "http://127.0.0.1:9/hook"}))
+    assert not refused.ok and not refused.retryable
+    assert "a network post-job actions may not reach" in (refused.error or "")
+    allowed = WebHook().perform(make_context(config={"url": "http://192.0.2.1/hook"}))
+    assert not allowed.ok and allowed.retryable  # went to the (closed) proxy: not refused
+    assert "may not reach" not in (allowed.error or "")

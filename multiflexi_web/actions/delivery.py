@@ -172,8 +172,9 @@ def send(
         with deadline.bounded(timeout) as bound:
             try:
                 # Through a proxy the proxy connects: its target is checked here (a direct
-                # connection is also pinned to a checked address: guarded_session.py).
-                _check_target(url)
+                # connection is pinned to a checked address instead: guarded_session.py).
+                if getattr(client, "proxies", None):
+                    _check_target(url)
                 reply = _requested(client, method, url, timeout, sent, **kwargs)
                 if bound.fired:  # an end of stream may pass for the end of a read
                     raise requests.Timeout("shut down")
