@@ -178,3 +178,19 @@ def test_a_password_in_a_source_url_is_masked_in_listings(runner: FlaskCliRunner
     )
     listed = runner.invoke(args=["event-source", "list", "--format", "json"])
     assert "hunter2" not in listed.output and "amqp://bob:" in listed.output
+
+
+def test_a_rule_of_a_company_source_cannot_target_another_company(
+    runner: FlaskCliRunner,
+) -> None:
+    mine, theirs = make_company(), make_company()
+    foreign = make_runtemplate(theirs)
+    _json(runner, "event-source", "create", "erp", "--kind", "webhook", "--company", mine.slug)
+    result = runner.invoke(
+        args=["event-rule", "create", "--source", "erp", "--runtemplate", str(foreign.id)]
+    )
+    assert result.exit_code != 0
+    assert f"runtemplate {foreign.id}: belongs to another company than source 'erp'" in (
+        result.output
+    )
+    assert _json(runner, "event-rule", "list", "--source", "erp") == []

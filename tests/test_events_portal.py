@@ -231,3 +231,23 @@ def test_a_company_admin_cannot_repoint_an_assigned_source_and_never_sees_its_pa
     assert moved.status_code == 302
     db.session.expire_all()
     assert inbox.config["path"] == "/srv"
+
+
+def test_a_company_admin_cannot_aim_a_rule_at_another_company(client: FlaskClient) -> None:
+    mine, other = make_company(), make_company()
+    admin = make_user()
+    add_member(admin, mine, Role.ADMIN)
+    own, foreign = make_runtemplate(mine), make_runtemplate(other)
+    source = create_source("erp", "webhook", company_id=mine.id)
+    db.session.commit()
+    login(client, admin)
+    form = {"name": "r", "priority": "0", "env_mapping": "", "conditions": "", "enabled": "1"}
+    url = f"/events/sources/{source.id}/rules/new"
+    page = client.get(url).get_data(as_text=True)
+    assert f'value="{own.id}"' in page and f'value="{foreign.id}"' not in page
+    resp = client.post(url, data={**form, "runtemplate": str(foreign.id)})
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "belongs to another company than source" in body
+    assert client.post(url, data={**form, "runtemplate": ""}).status_code == 400
+    assert db.session.scalars(select(EventRule)).all() == []
+    assert client.post(url, data={**form, "runtemplate": str(own.id)}).status_code == 302

@@ -222,3 +222,25 @@ def test_changes_db_poll_stores_each_change_once_and_moves_the_cursor(
         "EVENT_DOCUMENT_URI": "https://x/12",
         "KOD": "FV1",
     }
+
+
+def test_a_company_source_starts_only_its_own_company_runtemplates(app: Flask) -> None:
+    mine, theirs = make_company(), make_company()
+    own, foreign = make_runtemplate(mine), make_runtemplate(theirs)
+    source = create_source("erp", "webhook", company_id=mine.id)
+    create_rule(source, RuleSpec(own.id, "own", env_mapping={"DOC": "$.doc"}, admin=True))
+    with pytest.raises(EventSourceError, match=rf"runtemplate {foreign.id}: belongs to another"):
+        create_rule(source, RuleSpec(foreign.id, "cross", admin=True))
+    # A global administrator's global source may start any company's RunTemplate.
+    create_rule(create_source("global", "webhook"), RuleSpec(foreign.id, "any"))
+    # A rule written before the check (or straight into the table) still starts nothing there.
+    db.session.add(
+        EventRule(source_id=source.id, runtemplate_id=foreign.id, name="old", conditions=[])
+    )
+    db.session.commit()
+    event = _store(source, {"doc": "FV-1"})
+    process_batch()
+    db.session.commit()
+    made = jobs_of([event.id])[event.id]
+    assert [j.runtemplate_id for j in made] == [own.id]
+    assert event.error is not None and f"RunTemplate {foreign.id} belongs to another" in event.error

@@ -15,7 +15,7 @@ from multiflexi_web.models.bounds import RULE_PRIORITY, SIGNATURE_TOLERANCE, Bou
 from multiflexi_web.security import env_names
 from multiflexi_web.security.secrets import MASK, cipher
 from multiflexi_web.services.events.bodies import expected_format, read_body
-from multiflexi_web.services.events.process import rules_of
+from multiflexi_web.services.events.process import rules_of, starts_for
 from multiflexi_web.services.events.rules import (
     EventFacts,
     RuleError,
@@ -151,7 +151,7 @@ def _validate_rule(spec: RuleSpec) -> None:
 
 def create_rule(source: EventSource, spec: RuleSpec) -> EventRule:
     _validate_rule(spec)
-    _check_target(spec)
+    _check_target(source, spec)
     rule = EventRule(
         source_id=source.id,
         runtemplate_id=spec.runtemplate_id,
@@ -168,12 +168,22 @@ def create_rule(source: EventSource, spec: RuleSpec) -> EventRule:
     return rule
 
 
-def _check_target(spec: RuleSpec) -> None:
-    """The RunTemplate exists and the mapped names are ones this actor may set for its app:
-    declared fields, EVENT_* and the allow-list (security/env_names.py)."""
+def _check_target(source: EventSource, spec: RuleSpec) -> None:
+    """The RunTemplate exists, is of the source's company (a global source may start any
+    company's), and the mapped names are ones this actor may set for its app: declared fields,
+    EVENT_* and the allow-list (security/env_names.py).
+
+    The company rule is the service's, not only the portal's choice list: whoever writes the
+    rule (portal, CLI, upstream import), a company's webhook must never start another company's
+    job with values from its payload in that job's environment."""
     rt = db.session.get(RunTemplate, spec.runtemplate_id)
     if rt is None:
         raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
+    if not starts_for(source, rt):
+        raise EventSourceError(
+            f"runtemplate {rt.id}: belongs to another company than source {source.name!r} "
+            "(a company's source starts only its own company's RunTemplates)"
+        )
     names = [k for k in spec.env_mapping if not k.startswith("EVENT_")]
     declared = {f.keyname for f in rt.application.fields}
     try:
@@ -306,7 +316,10 @@ def delete_source(source: EventSource) -> None:
 
 def update_rule(rule: EventRule, spec: RuleSpec) -> None:
     _validate_rule(spec)
-    _check_target(spec)
+    source = db.session.get(EventSource, rule.source_id)
+    if source is None:
+        raise EventSourceError(f"rule {rule.id}: its event source is gone")
+    _check_target(source, spec)
     rule.runtemplate_id, rule.name = spec.runtemplate_id, spec.name.strip()
     rule.conditions, rule.env_mapping = spec.conditions, spec.env_mapping
     rule.evidence, rule.operation = spec.evidence or None, spec.operation

@@ -126,6 +126,13 @@ def _fire(event: Event, batch: _Batch) -> Outcome:
         if rt is None or not rt.active:
             notes.append(f"rule {rule.id}: RunTemplate {rule.runtemplate_id} is inactive, no job")
             continue
+        if not starts_for(source, rt):
+            # Rules are checked when written; this holds for one written before that check.
+            notes.append(
+                f"rule {rule.id}: RunTemplate {rt.id} belongs to another company than the "
+                "source, no job"
+            )
+            continue
         env = rule_env(rule, facts)
         job = jobs.enqueue(rt, schedule_type="event", env_override=env, event_id=event.id)
         job_ids.append(job.id)
@@ -134,6 +141,12 @@ def _fire(event: Event, batch: _Batch) -> Outcome:
     return Outcome(
         event.id, tuple(event.matched_rules), tuple(job_ids), event.error, event.source_id
     )
+
+
+def starts_for(source: EventSource, rt: RunTemplate) -> bool:
+    """Whether a rule of `source` may start `rt`: a company's source only its own company's
+    RunTemplates (their jobs get values from the source's payloads), a global one any."""
+    return source.company_id is None or source.company_id == rt.company_id
 
 
 def rules_of(source_id: int) -> list[EventRule]:

@@ -94,9 +94,10 @@ def _rule_refused(src: EventSource, rule: EventRule | None, exc: ValueError) -> 
 
 
 def _rule_spec(src: EventSource) -> RuleSpec:
-    rt_id = parse_id(text("runtemplate")) or 0
-    if not any(rt.id == rt_id for rt in _targets(src)):
+    rt_id = parse_id(text("runtemplate"))
+    if rt_id is None:
         raise EventSourceError("runtemplate: choose one of the source's company")
+    # Whether it is one the source may start, the service decides (catalog._check_target).
     try:
         priority = RULE_PRIORITY.parse(text("priority", 40) or "0")
     except BoundError as exc:
