@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AuditLog, FileUpload, Job, RunTemplate, utcnow
-from multiflexi_web.models.action import ActionRun
+from multiflexi_web.models.action import ActionConfig, ActionRun
 from multiflexi_web.services.actions import configure
 from tests.action_support import FAST, dispatch_all
 from tests.executor_support import drain, job, output_of, schedule, shell_rt
@@ -62,7 +63,25 @@ def test_chain_passes_env_and_produced_files(app: Flask) -> None:
 
 def test_chain_to_another_company_is_refused(app: Flask) -> None:
     source, foreign = shell_rt("true"), shell_rt("true")  # two companies
-    _add(source, "success", "LaunchJob", jobid=str(foreign.id))
+    # Refused when configured, a missing id and another company's alike ...
+    for raw in (str(foreign.id), "999999", "x"):
+        with pytest.raises(configure.ActionConfigError, match="not a RunTemplate of this company"):
+            configure.put(source, "success", "LaunchJob", {"jobid": raw}, is_admin=True)
+    db.session.rollback()
+    with pytest.raises(configure.ActionConfigError, match="choose it per RunTemplate"):
+        configure.put_default("ChainRuntemplate", {"rtid": str(foreign.id)}, is_admin=True)
+    db.session.rollback()
+    # ... and when it runs, for a configuration written before that check.
+    db.session.add(
+        ActionConfig(
+            runtemplate_id=source.id,
+            mode="success",
+            action="LaunchJob",
+            position=1,
+            config={"jobid": str(foreign.id)},
+        )
+    )
+    db.session.commit()
     [first] = schedule(source)
     drain(app)
     dispatch_all(app)

@@ -10,7 +10,9 @@ from multiflexi_web.executors.base import RunAs
 @dataclass(frozen=True)
 class ConfigField:
     key: str
-    type: str = "string"          # the application field types: string, text, url, email, integer, bool, password, set, ...
+    type: str = "string"          # the application field types: string, text, url, email, integer, bool, password, set, ...;
+                                  # "credential" (a mail credential's id) and "runtemplate" (a RunTemplate's id),
+                                  # both of the RunTemplate's own company, checked when configured
     description: str = ""
     required: bool = False
     default: str | None = None

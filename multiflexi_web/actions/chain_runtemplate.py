@@ -16,7 +16,7 @@ class ChainRuntemplate:
     description = "Start another RunTemplate of the same company, passing env and/or files"
     key = "rtid"  # upstream's config key
     fields: tuple[ConfigField, ...] = (
-        ConfigField(key, "integer", "RunTemplate to start (same company)", required=True),
+        ConfigField(key, "runtemplate", "RunTemplate to start (same company)", required=True),
         ConfigField("pass_env", "bool", "Pass this job's environment", default="true"),
         ConfigField("pass_files", "bool", "Pass produced files to its inputs", default="false"),
     )
@@ -44,6 +44,6 @@ class LaunchJob(ChainRuntemplate):
     description = "Alias of ChainRuntemplate (upstream config key jobid)"
     key = "jobid"
     fields: tuple[ConfigField, ...] = (
-        ConfigField(key, "integer", "RunTemplate to start (same company)", required=True),
+        ConfigField(key, "runtemplate", "RunTemplate to start (same company)", required=True),
         *ChainRuntemplate.fields[1:],
     )

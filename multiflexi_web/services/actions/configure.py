@@ -12,6 +12,7 @@ from multiflexi_web.actions import registry
 from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate
 from multiflexi_web.models.action import TRIGGERS, ActionConfig, ActionDefault
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services.actions import mail_credential, values
 
 MODES = ("success", "failure")
@@ -71,6 +72,25 @@ def _check_credentials(kind: str, given: Mapping[str, str], company_id: int) -> 
                 raise ActionConfigError(f"{kind} config {key!r}: {exc}") from None
 
 
+def _check_targets(kind: str, given: Mapping[str, str], company_id: int) -> None:
+    """A RunTemplate to start must be one of the configuring RunTemplate's company: refused
+    when configured, not only when a job's action first runs (services/actions/effects.py).
+    A missing id and another company's answer alike, so no id of another tenant shows."""
+    for key in _keys_of(kind, "runtemplate"):
+        raw = given.get(key, "").strip()
+        if not raw:
+            continue
+        target = db.session.get(RunTemplate, int(raw)) if parse_id(raw) is not None else None
+        if target is None or target.company_id != company_id:
+            raise ActionConfigError(
+                f"{kind} config {key!r}: {raw!r} is not a RunTemplate of this company"
+            )
+
+
+def _keys_of(kind: str, field_type: str) -> tuple[str, ...]:
+    return tuple(f.key for f in registry.get(kind).fields if f.type == field_type)
+
+
 def put(
     rt: RunTemplate,
     mode: str,
@@ -86,6 +106,7 @@ def put(
     current = dict(row.config) if row else {}
     _check_values(kind, given, {**_defaults(kind), **current})
     _check_credentials(kind, given, rt.company_id)
+    _check_targets(kind, given, rt.company_id)
     sealed = values.seal(kind, given, current)
     if row is None:
         row = ActionConfig(
@@ -118,6 +139,12 @@ def put_default(kind: str, given: Mapping[str, str], *, is_admin: bool = False) 
         if given.get(key):
             raise ActionConfigError(
                 f"{kind} config {key!r}: a credential belongs to one company; "
+                "choose it per RunTemplate, not as a global default"
+            )
+    for key in _keys_of(kind, "runtemplate"):
+        if given.get(key):
+            raise ActionConfigError(
+                f"{kind} config {key!r}: a RunTemplate belongs to one company; "
                 "choose it per RunTemplate, not as a global default"
             )
     row = db.session.scalar(select(ActionDefault).where(ActionDefault.action == kind))
