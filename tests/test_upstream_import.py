@@ -531,3 +531,23 @@ def test_what_real_upstream_databases_hold_older_names_and_marked_rows(
     assert zabbix is not None and zabbix.config.get("key") == "mf-data"
     assert "file_store: 1 rows not carried over" in notes
     assert "actionconfig: 1 rows without a success or fail mode not carried" in notes
+
+
+def test_a_credential_hangs_off_its_own_company_credential_type(
+    app: Flask, runner: FlaskCliRunner, upstream: Upstream
+) -> None:
+    """Upstream lets company 2's credential name company 1's credential type; here it gets a
+    type of its own company, so company 1 renaming or deleting its type touches only its own."""
+    with sqlite3.connect(upstream.url.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "INSERT INTO credentials (id, name, company_id, credential_type_id, formType)"
+            " VALUES (9, 'Spoje AbraFlexi', 2, 1, 'AbraFlexi')"
+        )
+    run(runner, upstream, "--format", "json")
+    theirs = db.session.get(Credential, _mapped("credentials", 9))
+    ours = db.session.get(Credential, _mapped("credentials", 1))
+    assert theirs is not None and ours is not None
+    assert theirs.company_id == _mapped("company", 2)
+    assert theirs.credential_type.company_id == theirs.company_id
+    assert theirs.credential_type.prototype_id == ours.credential_type.prototype_id
+    assert ours.credential_type.company_id == _mapped("company", 1)

@@ -144,12 +144,19 @@ def _legacy_type(company_id: int, code: str) -> CredentialType:
     proto = db.session.scalar(select(CredentialPrototype).where(CredentialPrototype.code == code))
     if proto is None:
         raise Refused(f"formType {code!r}: no such credential prototype")
+    return _own_type(company_id, proto.id)
+
+
+def _own_type(company_id: int, prototype_id: int) -> CredentialType:
+    """The company's credential type for a prototype, created on first use."""
     found = db.session.scalar(
         select(CredentialType).where(
-            CredentialType.company_id == company_id, CredentialType.prototype_id == proto.id
+            CredentialType.company_id == company_id, CredentialType.prototype_id == prototype_id
         )
     )
     if found is None:
+        proto = db.session.get(CredentialPrototype, prototype_id)
+        assert proto is not None  # noqa: S101 - the caller's row points at it
         found = CredentialType(company_id=company_id, prototype_id=proto.id, name=proto.name)
         db.session.add(found)
         db.session.flush()
@@ -178,6 +185,11 @@ def _credential(ctx: Context, row: Row, rows: list[Row]) -> str:
     if row.get("credential_type_id"):
         ctype_id = ctx.our("credential_type", row["credential_type_id"], "credential_type")
         ctype = db.session.get(CredentialType, ctype_id)
+        if ctype is not None and ctype.company_id != company_id:
+            # Upstream does not tie a credential's type to its company; here a company's
+            # credentials hang off that company's own types only (a type another company can
+            # rename or delete must not hold them).
+            ctype = _own_type(company_id, ctype.prototype_id)
     else:
         ctype = _legacy_type(company_id, text_of(row.get("formType")).strip())
     assert ctype is not None  # noqa: S101 - mapped ids point at rows of this transaction
