@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -118,3 +119,67 @@ def test_children_stop_cleanly_when_the_supervisor_is_killed(
     proc.kill()
     proc.wait()
     assert _wait_for(tmp_path / "orphan", 1) == ["SIGTERM"]
+
+
+GIVING_UP = textwrap.dedent(
+    """
+    import sys
+    from daemons.run_all import Supervisor
+    child, healthy = sys.argv[1:]
+    # It fails once the healthy child's handlers are in (so its stop is seen, however slow).
+    fails = (
+        "import os, sys, time\\n"
+        f"while not os.path.exists({healthy + '.ready'!r}): time.sleep(0.02)\\n"
+        "print('boom', file=sys.stderr); sys.exit(3)"
+    )
+    broken = [sys.executable, "-c", fails]
+    sup = Supervisor({"ok": [sys.executable, child, healthy, "1"], "broken": broken}, 0.05)
+    sys.exit(sup.loop())
+    """
+)
+
+
+def test_a_child_that_keeps_dying_at_start_stops_everything(
+    tmp_path: Path, cleanup: list[subprocess.Popen[bytes]]
+) -> None:
+    child, driver = tmp_path / "child.py", tmp_path / "driver.py"
+    child.write_text(CHILD)
+    driver.write_text(GIVING_UP)
+    proc = subprocess.Popen(
+        [sys.executable, str(driver), str(child), str(tmp_path / "ok")],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    cleanup.append(proc)  # type: ignore[arg-type]
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert err.count("boom") == 3 and err.count("run: broken exited with 3; restarting") == 2
+    assert "broken exited with 3, 3 times in a row within 10 s of starting" in err
+    assert (tmp_path / "ok").read_text().split() == ["SIGTERM"]  # the others stopped cleanly
+
+
+@pytest.mark.parametrize(
+    ("port", "said"),
+    [("taken", "is in use (another `make run`?)"), ("80x", "PORT='80x': not a TCP port")],
+)
+def test_make_run_refuses_a_port_it_cannot_listen_on_before_starting_anything(
+    port: str, said: str
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        if port == "taken":
+            port = str(holder.getsockname()[1])
+        done = subprocess.run(
+            [sys.executable, "-c", "from daemons.run_all import main; main()"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "PORT": port},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1 and said in done.stderr, done.stderr
+    assert "started" not in done.stderr and "MultiFlexi portal" not in done.stdout
