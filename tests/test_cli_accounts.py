@@ -225,3 +225,14 @@ def test_company_env_and_runtemplate_config_values_come_from_stdin_too(
     assert again.exit_code == 0, again.output
     shown = invoke_json(runner, "runtemplate", "show", str(rt_id))
     assert isinstance(shown, dict) and shown["config"]["LIMIT"] in (30, "30")
+
+
+def test_company_create_makes_the_slug_from_the_name_when_none_is_given(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    first = invoke_json(runner, "company", "create", "Café Nový s.r.o.")
+    again = invoke_json(runner, "company", "create", "Cafe Novy S.R.O.")
+    assert isinstance(first, dict) and isinstance(again, dict)
+    assert (first["slug"], again["slug"]) == ("cafe-novy-s-r-o", "cafe-novy-s-r-o-2")
+    taken = runner.invoke(args=["company", "create", "X", "--slug", "cafe-novy-s-r-o"])
+    assert taken.exit_code != 0 and "already used by another company" in taken.output

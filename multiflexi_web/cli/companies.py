@@ -22,6 +22,7 @@ from multiflexi_web.services.accounts.companies import (
     CompanyError,
     create_company,
     delete_env,
+    free_slug,
     get_company,
     set_env,
     shown_env,
@@ -57,7 +58,9 @@ def company_group() -> None:
 
 @company_group.command("create")
 @click.argument("name")
-@click.option("--slug", required=True, help="Short unique code.")
+@click.option(
+    "--slug", help="Short unique code (default: made from the name, as the portal suggests)."
+)
 @click.option("--email")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Company environment variable.")
 @stdin_option("--env", "value")
@@ -65,10 +68,16 @@ def company_group() -> None:
 @domain_errors(CompanyError)
 @writer
 def create(
-    name: str, slug: str, email: str | None, env: tuple[str, ...], stdin_key: str | None, fmt: str
+    name: str,
+    slug: str | None,
+    email: str | None,
+    env: tuple[str, ...],
+    stdin_key: str | None,
+    fmt: str,
 ) -> None:
     """Create a company."""
     values = pairs_and_stdin(env, "--env", stdin_key)
+    slug = free_slug(name) if slug is None else slug
     company = create_company(name, slug, email=email, env=values, admin=True)
     audit.record("create", "company", company.id, f"company {slug} created", actor="cli")
     db.session.commit()
