@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Event, EventSource, EventStatus
+from multiflexi_web.models import Company, Event, EventSource, EventStatus
 from multiflexi_web.services.events.catalog import (
     EventSourceError,
     RuleSpec,
@@ -96,9 +96,9 @@ def test_json_source_refuses_form_fields_and_form_source_refuses_json(
 
 def test_an_event_no_rule_matched_says_so(client: FlaskClient) -> None:
     source = _source()
-    rule = RuleSpec(
-        make_runtemplate(make_company()).id, conditions=[{"path": "$.x", "op": "exists"}]
-    )
+    company = db.session.get(Company, source.company_id)
+    assert company is not None
+    rule = RuleSpec(make_runtemplate(company).id, conditions=[{"path": "$.x", "op": "exists"}])
     create_rule(source, rule)
     db.session.commit()
     client.post(f"/webhook/{source.token}", data=BODY)
