@@ -53,6 +53,9 @@ def _feature_groups() -> list[click.Command]:
     from multiflexi_web.cli.events import GROUPS as event_groups
 
     groups += event_groups
+    from multiflexi_web.cli.backup import COMMANDS as backup_commands
+
+    groups += backup_commands  # backup, restore
     return groups
 
 

@@ -1,0 +1,138 @@
+"""`multiflexi backup` and `multiflexi restore`, step by step.
+
+A backup is a folder: the database snapshot, the artifact files it names with their index, and
+manifest.json, written last. It is made under a `.partial` name and renamed when complete, so
+a backup cut short (disk full, Ctrl-C) is never taken for one. Everything in it is private to
+the platform's user. The encryption keys are never in it: the credentials in a backup are
+ciphertext, and the key kept apart is what keeps a stolen backup's secrets unreadable.
+
+A restore puts the database and the files back, migrates the database to this version's
+schema, and then pauses the whole platform: jobs that were running or due when the backup was
+taken may have run since, and running a bank import twice is worse than waiting for an
+operator to look (`multiflexi resume --all`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+from flask_migrate import upgrade
+from sqlalchemy import URL, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from multiflexi_web import __version__
+from multiflexi_web.config import PROJECT_ROOT, Settings
+from multiflexi_web.extensions import db
+from multiflexi_web.models import PauseScope, Worker, utcnow
+from multiflexi_web.services.backup import files, snapshot
+from multiflexi_web.services.backup.manifest import BackupError, Manifest, create_private, read
+from multiflexi_web.services.operations import pauses
+
+MIGRATIONS = PROJECT_ROOT / "migrations"
+
+
+@dataclass(frozen=True)
+class Restored:
+    manifest: Manifest
+    files: int
+    migrated_from: str | None  # the backup's schema revision, when it was older than ours
+
+
+def make_backup(url: URL, settings: Settings, parent: Path, now: datetime) -> tuple[Path, Manifest]:
+    """A complete backup folder under `parent`, named by the moment."""
+    snapshot.kind(url)
+    folder = parent / f"multiflexi-{now:%Y%m%dT%H%M%S}Z"
+    partial = folder.with_name(folder.name + ".partial")
+    if folder.exists() or partial.exists():
+        raise BackupError(f"{folder}: already exists")
+    parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial.mkdir(mode=0o700)
+    try:
+        database = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql"
+        target = partial / ("database.sqlite" if database == "sqlite" else "database.pgdump")
+        snap = snapshot.take(url, create_private(target))
+        copied = files.save(snap.files, Path(settings.artifact_dir), partial)
+        manifest = Manifest(
+            created_at=now.isoformat(),
+            database=database,
+            schema_revision=snap.revision,
+            version=__version__,
+            artifact_dir=str(Path(settings.artifact_dir).resolve()),
+            jobs=snap.jobs,
+            artifact_files=copied.files,
+            artifact_bytes=copied.bytes,
+            missing_files=copied.missing,
+        )
+        manifest.write(partial)
+        partial.rename(folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return folder, manifest
+
+
+def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) -> Restored:
+    """Put a backup back into the database `url` and the artifact folder; the platform is then
+    paused. Everything is checked before anything is changed."""
+    manifest = read(folder)
+    if snapshot.kind(url) != manifest.database:
+        raise BackupError(
+            f"{folder}: a backup of a {manifest.database} database; DATABASE_URL is "
+            f"{url.get_backend_name()}"
+        )
+    source = folder / manifest.database_file
+    if not source.is_file():
+        raise BackupError(f"{source}: missing from the backup")
+    behind = _schema_check(manifest.schema_revision)
+    _refuse_running_daemons(settings)
+    entries = files.check_restorable(folder, Path(settings.artifact_dir))
+    db.session.remove()
+    db.engine.dispose()  # no pooled connection may outlive the database it was opened on
+    snapshot.put_back(url, source)
+    count = files.put_back(entries, folder)
+    if behind:
+        upgrade(directory=str(MIGRATIONS))
+    reason = (
+        f"restored from the backup of {manifest.created_at}: jobs running or due since then "
+        "may already have run; check them, then resume"
+    )
+    pauses.pause(pauses.Target(PauseScope.PLATFORM), actor=actor, user_id=None, reason=reason)
+    return Restored(manifest, count, manifest.schema_revision if behind else None)
+
+
+def _schema_check(revision: str | None) -> bool:
+    """Whether the backup's schema is behind this version's (it is then migrated); refused when
+    this version does not know it (a backup of a newer version). A database without a revision
+    was not made by the migrations (create_all), so they are not run on it."""
+    script = ScriptDirectory(str(MIGRATIONS))
+    if revision is None or revision == script.get_current_head():
+        return False
+    known = {rev.revision for rev in script.walk_revisions()}
+    if revision not in known:
+        raise BackupError(
+            f"schema revision {revision}: unknown to this version ({__version__}); restore it "
+            "with the version that made the backup or a newer one"
+        )
+    return True
+
+
+def _refuse_running_daemons(settings: Settings) -> None:
+    """A daemon writing meanwhile would mix its rows into the restored database, or hold
+    PostgreSQL's tables; refused while any has beaten its heart lately."""
+    try:
+        workers = db.session.scalars(select(Worker).where(Worker.stopped_at.is_(None))).all()
+    except SQLAlchemyError:  # an empty database (a new PostgreSQL one): nothing runs on it
+        db.session.rollback()
+        return
+    now = utcnow()
+    alive = [w for w in workers if (now - w.heartbeat_at).total_seconds() < settings.lost_after]
+    if alive:
+        names = ", ".join(f"{w.kind} pid {w.pid} on {w.hostname}" for w in alive[:5])
+        raise BackupError(
+            f"daemons are running on this database ({names}): stop them first "
+            "(systemctl stop 'multiflexi-*', or Ctrl-C on make run)"
+        )

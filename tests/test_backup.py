@@ -1,0 +1,188 @@
+"""`multiflexi backup` / `multiflexi restore`: a consistent snapshot with its artifact files,
+put back whole, the platform paused after; refused while daemons run or across versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import select
+
+from multiflexi_web import create_app
+from multiflexi_web.extensions import db
+from multiflexi_web.models import Artifact, AuditLog, Company, Job, Pause
+from multiflexi_web.services.backup import archive
+from multiflexi_web.services.backup.manifest import BackupError
+from tests.conftest import PG_ADMIN_URL, TEST_KEY, make_settings
+from tests.factories import (
+    make_company,
+    make_credential,
+    make_job,
+    make_runtemplate,
+    make_worker,
+)
+
+SECRET = "s3cret-bank-password"
+
+
+def _on_disk(job: Job, artifact_dir: Path, content: bytes) -> Artifact:
+    path = artifact_dir / str(job.id) / "statement.xml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    row = Artifact(
+        job_id=job.id,
+        filename="statement.xml",
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        storage_path=str(path),
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def _backup(runner: FlaskCliRunner, parent: Path) -> dict[str, object]:
+    done = runner.invoke(args=["backup", str(parent), "--format", "json"])
+    assert done.exit_code == 0, done.output
+    out: dict[str, object] = json.loads(done.output)
+    return out
+
+
+@pytest.fixture
+def empty_pg() -> Iterator[str]:
+    """A second, empty PostgreSQL database: where a PostgreSQL backup is restored."""
+    name = f"mf_restore_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_backup_comes_back_whole_and_the_platform_waits(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    artifact_dir = Path(app.config["MULTIFLEXI"].artifact_dir)
+    company = make_company(name="Bank Co")
+    make_credential(company, values={"LOGIN": "acme", "PASSWORD": SECRET})
+    job = make_job(make_runtemplate(company), output="imported 12 payments\n")
+    _on_disk(job, artifact_dir, b"<statement>12 payments</statement>")
+    out = _backup(runner, tmp_path / "backups")
+    folder = Path(str(out["folder"]))
+    assert out["jobs"] == 1 and out["artifact_files"] == 1 and out["missing_files"] == []
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert not list(folder.parent.glob("*.partial"))
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+            # The key is never in a backup, and a credential's secret only as ciphertext.
+            data = path.read_bytes()
+            assert TEST_KEY.encode() not in data and SECRET.encode() not in data, path
+
+    # Life goes on after the backup: a job and its file go, a company comes.
+    db.session.delete(db.session.get(Job, job.id))
+    db.session.commit()
+    (artifact_dir / str(job.id) / "statement.xml").unlink()
+    make_company(name="Later Co")
+
+    if db.engine.dialect.name == "postgresql":
+        refused = runner.invoke(args=["restore", str(folder), "--yes"])
+        assert refused.exit_code != 0 and "into an empty database" in refused.output
+        url = request.getfixturevalue("empty_pg")
+        settings = make_settings(url, tmp_path)
+        target = create_app({"TESTING": True}, settings=settings)
+        ctx = target.app_context()
+        ctx.push()
+        runner = target.test_cli_runner()
+    else:
+        ctx = None
+    try:
+        assert runner.invoke(args=["restore", str(folder)]).exit_code != 0  # --yes missing
+        done = runner.invoke(args=["restore", str(folder), "--yes", "--format", "json"])
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.output)["artifact_files"] == 1
+        names = set(db.session.scalars(select(Company.name)))
+        assert names == {"Bank Co"}
+        back = db.session.get(Job, job.id)
+        assert back is not None and back.status == "succeeded"
+        [art] = db.session.scalars(select(Artifact).where(Artifact.job_id == job.id))
+        assert Path(str(art.storage_path)).read_bytes() == b"<statement>12 payments</statement>"
+        [paused] = db.session.scalars(select(Pause)).all()
+        assert paused.scope == "platform" and "restored from the backup" in (paused.reason or "")
+        assert db.session.scalar(select(AuditLog).where(AuditLog.action == "restore"))
+    finally:
+        if ctx is not None:
+            db.session.remove()
+            db.engine.dispose()
+            ctx.pop()
+
+
+def test_a_restore_is_refused_while_daemons_run_and_changes_nothing(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    folder = Path(str(_backup(runner, tmp_path)["folder"]))
+    make_company(name="Kept")
+    make_worker("executor", heartbeat_age=1.0)
+    done = runner.invoke(args=["restore", str(folder), "--yes"])
+    assert done.exit_code != 0 and "daemons are running on this database (executor pid" in (
+        done.output
+    )
+    assert db.session.scalar(select(Company.name)) == "Kept"
+    assert db.session.scalars(select(Pause)).all() == []
+
+
+def test_a_backup_of_an_unknown_schema_or_another_database_is_refused(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    folder = Path(str(_backup(runner, tmp_path)["folder"]))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "schema_revision": "f0f0"}))
+    done = runner.invoke(args=["restore", str(folder), "--yes"])
+    assert done.exit_code != 0 and "schema revision f0f0: unknown to this version" in done.output
+    other = "postgresql" if manifest["database"] == "sqlite" else "sqlite"
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "database": other}))
+    done = runner.invoke(args=["restore", str(folder), "--yes"])
+    assert done.exit_code != 0 and f"a backup of a {other} database" in done.output
+    (folder / "manifest.json").unlink()
+    done = runner.invoke(args=["restore", str(folder), "--yes"])
+    assert done.exit_code != 0 and "not a complete backup" in done.output
+
+
+def test_a_backup_cut_short_leaves_nothing_and_a_changed_file_is_named(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = app.config["MULTIFLEXI"]
+    job = make_job(make_runtemplate(make_company()))
+    art = _on_disk(job, Path(settings.artifact_dir), b"original")
+    Path(str(art.storage_path)).write_bytes(b"tampered")
+    from multiflexi_web.models import utcnow
+
+    folder, manifest = archive.make_backup(db.engine.url, settings, tmp_path / "b", utcnow())
+    assert manifest.artifact_files == 0
+    assert manifest.missing_files == [f"{art.storage_path} (its content differs from the "
+                                      "recorded sha256)"]  # fmt: skip
+
+    def broken(*_args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(archive.files, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        archive.make_backup(db.engine.url, settings, tmp_path / "c", utcnow())
+    assert list((tmp_path / "c").iterdir()) == []
+    with pytest.raises(BackupError, match="already exists"):
+        archive.make_backup(db.engine.url, settings, tmp_path / "b", _moment_of(folder))
+
+
+def _moment_of(folder: Path) -> object:
+    from datetime import datetime
+
+    return datetime.strptime(folder.name, "multiflexi-%Y%m%dT%H%M%SZ")
