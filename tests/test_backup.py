@@ -8,6 +8,7 @@ import json
 import stat
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -97,15 +98,7 @@ def test_a_backup_comes_back_whole_and_the_platform_waits(
     if db.engine.dialect.name == "postgresql":
         refused = runner.invoke(args=["restore", str(folder), "--yes"])
         assert refused.exit_code != 0 and "into an empty database" in refused.output
-        url = request.getfixturevalue("empty_pg")
-        settings = make_settings(url, tmp_path)
-        target = create_app({"TESTING": True}, settings=settings)
-        ctx = target.app_context()
-        ctx.push()
-        runner = target.test_cli_runner()
-    else:
-        ctx = None
-    try:
+    with _restoring(runner, request, tmp_path) as runner:
         assert runner.invoke(args=["restore", str(folder)]).exit_code != 0  # --yes missing
         done = runner.invoke(args=["restore", str(folder), "--yes", "--format", "json"])
         assert done.exit_code == 0, done.output
@@ -119,11 +112,25 @@ def test_a_backup_comes_back_whole_and_the_platform_waits(
         [paused] = db.session.scalars(select(Pause)).all()
         assert paused.scope == "platform" and "restored from the backup" in (paused.reason or "")
         assert db.session.scalar(select(AuditLog).where(AuditLog.action == "restore"))
-    finally:
-        if ctx is not None:
+
+
+@contextmanager
+def _restoring(
+    runner: FlaskCliRunner, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[FlaskCliRunner]:
+    """The runner a restore goes through: this one on SQLite; on PostgreSQL one of an app on
+    a second, empty database (a PostgreSQL backup is restored into an empty one)."""
+    if db.engine.dialect.name != "postgresql":
+        yield runner
+        return
+    settings = make_settings(request.getfixturevalue("empty_pg"), tmp_path)
+    target = create_app({"TESTING": True}, settings=settings)
+    with target.app_context():
+        try:
+            yield target.test_cli_runner()
+        finally:
             db.session.remove()
             db.engine.dispose()
-            ctx.pop()
 
 
 def test_a_restore_is_refused_while_daemons_run_and_changes_nothing(
@@ -186,3 +193,23 @@ def _moment_of(folder: Path) -> object:
     from datetime import datetime
 
     return datetime.strptime(folder.name, "multiflexi-%Y%m%dT%H%M%SZ")
+
+
+def test_a_restore_that_cannot_pause_says_so_loudly(
+    app: Flask,
+    runner: FlaskCliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    folder = Path(str(_backup(runner, tmp_path)["folder"]))
+
+    def busy(*_args: object, **_kwargs: object) -> bool:
+        raise archive.pauses.PauseBusy("pause: another transaction did not end in time")
+
+    monkeypatch.setattr(archive.pauses, "pause", busy)
+    with _restoring(runner, request, tmp_path) as runner:
+        done = runner.invoke(args=["restore", str(folder), "--yes"])
+    assert done.exit_code != 0
+    assert "the database is restored, but pausing the platform failed" in done.output
+    assert "run `multiflexi pause --all` before any daemon starts" in done.output

@@ -90,17 +90,27 @@ def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) ->
     behind = _schema_check(manifest.schema_revision)
     _refuse_running_daemons(settings)
     entries = files.check_restorable(folder, Path(settings.artifact_dir))
+    # The files first: should one fail, the current database stands and the files already
+    # copied are ones its rows do not name (prune removes them), never the other way round.
+    count = files.put_back(entries, folder)
     db.session.remove()
     db.engine.dispose()  # no pooled connection may outlive the database it was opened on
     snapshot.put_back(url, source)
-    count = files.put_back(entries, folder)
-    if behind:
-        upgrade(directory=str(MIGRATIONS))
     reason = (
         f"restored from the backup of {manifest.created_at}: jobs running or due since then "
         "may already have run; check them, then resume"
     )
-    pauses.pause(pauses.Target(PauseScope.PLATFORM), actor=actor, user_id=None, reason=reason)
+    try:
+        if behind:
+            upgrade(directory=str(MIGRATIONS))
+        pauses.pause(pauses.Target(PauseScope.PLATFORM), actor=actor, user_id=None, reason=reason)
+        db.session.flush()
+    except Exception as exc:
+        db.session.rollback()
+        raise BackupError(
+            f"the database is restored, but {'migrating it or ' if behind else ''}pausing the "
+            f"platform failed ({exc}): run `multiflexi pause --all` before any daemon starts"
+        ) from exc
     return Restored(manifest, count, manifest.schema_revision if behind else None)
 
 
