@@ -213,3 +213,24 @@ def test_a_restore_that_cannot_pause_says_so_loudly(
     assert done.exit_code != 0
     assert "the database is restored, but pausing the platform failed" in done.output
     assert "run `multiflexi pause --all` before any daemon starts" in done.output
+
+
+def test_keep_removes_only_older_complete_backups(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    parent = tmp_path / "nightly"
+    older = [parent / f"multiflexi-2026120{d}T010000Z" for d in (1, 2, 3)]
+    for folder in older:
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text("{}")
+    unfinished = parent / "multiflexi-20261204T010000Z.partial"
+    foreign = parent / "multiflexi-notes"
+    unfinished.mkdir()
+    foreign.mkdir()
+    done = runner.invoke(args=["backup", str(parent), "--keep", "2", "--format", "json"])
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    assert out["removed"] == [str(older[0]), str(older[1])]
+    left = {p.name for p in parent.iterdir()}
+    assert left == {older[2].name, Path(out["folder"]).name, unfinished.name, foreign.name}
+    assert runner.invoke(args=["backup", str(parent), "--keep", "0"]).exit_code != 0

@@ -87,3 +87,38 @@ def test_sysusers_declares_the_platform_and_the_job_user() -> None:
     lines = (PROJECT_ROOT / "systemd" / "multiflexi.sysusers.conf").read_text().splitlines()
     users = [ln.split()[1] for ln in lines if ln.startswith("u ")]
     assert users == ["multiflexi", "multiflexi-job"]
+
+
+def test_the_nightly_backup_unit_and_its_timer(tmp_path: Path) -> None:
+    service = (PROJECT_ROOT / "systemd" / "multiflexi-backup.service").read_text()
+    lines = service.splitlines()
+    for line in (
+        "Type=oneshot",
+        "User=multiflexi",
+        "Group=multiflexi",
+        "EnvironmentFile=/etc/multiflexi/multiflexi.env",
+        "UMask=0077",
+        "StateDirectory=multiflexi-backups",
+        "StateDirectoryMode=0700",
+        f"ExecStart={VENV_BIN}/multiflexi backup /var/lib/multiflexi-backups --keep 14",
+    ):
+        assert line in lines, f"multiflexi-backup.service: missing {line!r}"
+    timer = (PROJECT_ROOT / "systemd" / "multiflexi-backup.timer").read_text()
+    assert "Persistent=true" in timer.splitlines()
+    analyze = shutil.which("systemd-analyze")
+    need(analyze is not None, "systemd-analyze (Debian package systemd)")
+    assert analyze is not None
+    fake = tmp_path / "bin" / "multiflexi"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    (tmp_path / "multiflexi-backup.service").write_text(
+        service.replace(f"{VENV_BIN}/multiflexi", str(fake))
+    )
+    (tmp_path / "multiflexi-backup.timer").write_text(timer)
+    result = subprocess.run(
+        [analyze, "verify", str(tmp_path / "multiflexi-backup.service"),
+         str(tmp_path / "multiflexi-backup.timer")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (0, "")

@@ -11,19 +11,25 @@ from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
 from multiflexi_web.services import audit, settings
-from multiflexi_web.services.backup.archive import make_backup, restore_backup
+from multiflexi_web.services.backup.archive import keep_newest, make_backup, restore_backup
 from multiflexi_web.services.backup.manifest import BackupError
 from multiflexi_web.services.operations.pauses import PauseBusy
 
 
 @click.command("backup")
 @click.argument("parent", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    help="Then remove all but the KEEP newest complete backups under PARENT.",
+)
 @format_option
 @domain_errors(BackupError)
-def backup_command(parent: Path, fmt: str) -> None:
+def backup_command(parent: Path, keep: int | None, fmt: str) -> None:
     """Write a consistent backup (database snapshot and artifact files) into a new folder under
     PARENT, while the daemons run. The encryption keys are not in it: keep them apart."""
     folder, manifest = make_backup(db.engine.url, settings(), parent, utcnow())
+    removed = keep_newest(parent, keep) if keep else []
     begin_write()
     summary = f"backup of {manifest.created_at} written to {folder}"
     audit.record("backup", "platform", None, summary, actor="cli")
@@ -37,11 +43,14 @@ def backup_command(parent: Path, fmt: str) -> None:
         "artifact_files": manifest.artifact_files,
         "artifact_bytes": manifest.artifact_bytes,
         "missing_files": manifest.missing_files,
+        "removed": [str(p) for p in removed],
     }
     if fmt == "json":
         emit(data, fmt, [])
         return
     click.echo(f"backup written to {folder}")
+    for old in removed:
+        click.echo(f"  removed the older backup {old}")
     click.echo(
         f"  {manifest.database} snapshot of {manifest.created_at}: {manifest.jobs} jobs, "
         f"{manifest.artifact_files} artifact files ({manifest.artifact_bytes} bytes)"

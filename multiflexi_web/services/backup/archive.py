@@ -75,6 +75,21 @@ def make_backup(url: URL, settings: Settings, parent: Path, now: datetime) -> tu
     return folder, manifest
 
 
+def keep_newest(parent: Path, keep: int) -> list[Path]:
+    """Remove all but the `keep` newest complete backups under `parent` (folders this command
+    named and finished: a manifest inside); the removed ones. Anything else there is left."""
+    if keep < 1:
+        raise BackupError(f"--keep {keep}: keep at least the backup just made")
+    done = sorted(
+        (p for p in parent.glob("multiflexi-*Z") if p.is_dir() and (p / "manifest.json").is_file()),
+        key=lambda p: p.name,  # the name is the UTC moment: names sort as times
+    )
+    gone = done[:-keep]
+    for folder in gone:
+        shutil.rmtree(folder)
+    return gone
+
+
 def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) -> Restored:
     """Put a backup back into the database `url` and the artifact folder; the platform is then
     paused. Everything is checked before anything is changed."""
