@@ -234,3 +234,13 @@ def test_keep_removes_only_older_complete_backups(
     left = {p.name for p in parent.iterdir()}
     assert left == {older[2].name, Path(out["folder"]).name, unfinished.name, foreign.name}
     assert runner.invoke(args=["backup", str(parent), "--keep", "0"]).exit_code != 0
+
+
+def test_a_backup_is_never_written_where_housekeeping_prunes(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    settings = app.config["MULTIFLEXI"]
+    for inside in (Path(settings.artifact_dir) / "b", Path(settings.tmp_dir)):
+        done = runner.invoke(args=["backup", str(inside)])
+        assert done.exit_code != 0 and "whose unknown files are pruned" in done.output
+        assert not inside.exists() or not list(inside.glob("multiflexi-*"))

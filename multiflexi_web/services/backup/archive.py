@@ -45,6 +45,13 @@ class Restored:
 def make_backup(url: URL, settings: Settings, parent: Path, now: datetime) -> tuple[Path, Manifest]:
     """A complete backup folder under `parent`, named by the moment."""
     snapshot.kind(url)
+    for name, kept in (
+        ("MULTIFLEXI_ARTIFACT_DIR", settings.artifact_dir),
+        ("MULTIFLEXI_TMP", settings.tmp_dir),
+    ):
+        # Housekeeping removes files there that no row names: the backups with them.
+        if parent.resolve().is_relative_to(Path(kept).resolve()):
+            raise BackupError(f"{parent}: inside {name} ({kept}), whose unknown files are pruned")
     folder = parent / f"multiflexi-{now:%Y%m%dT%H%M%S}Z"
     partial = folder.with_name(folder.name + ".partial")
     if folder.exists() or partial.exists():
