@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import stat
 import uuid
 from collections.abc import Iterator
@@ -143,6 +144,8 @@ def test_a_restore_is_refused_while_daemons_run_and_changes_nothing(
     assert done.exit_code != 0 and "daemons are running on this database (executor pid" in (
         done.output
     )
+    said = " ".join(done.output.split())
+    assert re.search(r"until its last heartbeat is 60 s old \(here: \d+ s more\)", said), said
     assert db.session.scalar(select(Company.name)) == "Kept"
     assert db.session.scalars(select(Pause)).all() == []
 

@@ -164,7 +164,10 @@ def _refuse_running_daemons(settings: Settings) -> None:
     alive = [w for w in workers if (now - w.heartbeat_at).total_seconds() < settings.lost_after]
     if alive:
         names = ", ".join(f"{w.kind} pid {w.pid} on {w.hostname}" for w in alive[:5])
+        wait = max(settings.lost_after - (now - w.heartbeat_at).total_seconds() for w in alive)
         raise BackupError(
             f"daemons are running on this database ({names}): stop them first "
-            "(systemctl stop 'multiflexi-*', or Ctrl-C on make run)"
+            "(systemctl stop 'multiflexi-*', or Ctrl-C on make run); one killed without a "
+            f"clean stop counts as running until its last heartbeat is {settings.lost_after:.0f} "
+            f"s old (here: {wait:.0f} s more)"
         )
