@@ -122,3 +122,20 @@ def test_defaults_page_is_for_administrators(app: Flask) -> None:
     )
     assert saved.status_code == 302
     assert SECRET not in admin.get("/actions/defaults").get_data(as_text=True)
+
+
+def test_a_chain_offers_and_accepts_only_runtemplates_of_the_company(app: Flask) -> None:
+    company, client = _operator(app)
+    rt, sibling = shell_rt("exit 0", company), shell_rt("exit 0", company)
+    foreign = shell_rt("exit 0")  # another company
+    url = f"/runtemplates/{rt.id}/actions/success/ChainRuntemplate"
+    form = client.get(url).get_data(as_text=True)
+    assert 'type="number" name="cfg_rtid"' in form
+    refused = client.post(url, data={"cfg_rtid": str(foreign.id), "trigger": "always"})
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "is not a RunTemplate of this company" in body
+    assert client.post(url, data={"cfg_rtid": str(sibling.id)}).status_code == 302
+    admin = client_for(app, make_user(is_admin=True))
+    defaults = admin.get("/actions/defaults").get_data(as_text=True)
+    assert 'id="defaults-ChainRuntemplate"' in defaults and 'name="cfg_pass_env"' in defaults
+    assert 'name="cfg_rtid"' not in defaults and 'name="cfg_jobid"' not in defaults
