@@ -232,3 +232,13 @@ def test_documented_names_exist(client: FlaskClient) -> None:
     used = {re.sub(r"_(bucket|count|sum)$", "", n) for e in exprs for n in NAME.findall(e)}
     # Counters are exposed as families without _total (the parser strips it), used with it.
     assert {n.removesuffix("_total") for n in used} <= ours
+
+
+def test_the_last_backup_age_appears_with_the_first_backup(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    assert value(scrape(client), "multiflexi_last_backup_age_seconds") is None
+    done = app.test_cli_runner().invoke(args=["backup", str(tmp_path / "backups")])
+    assert done.exit_code == 0, done.output
+    age = value(scrape(client), "multiflexi_last_backup_age_seconds")
+    assert age is not None and 0 <= age < 600

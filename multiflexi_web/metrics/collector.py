@@ -22,6 +22,7 @@ from multiflexi_web.models import (
 from multiflexi_web.models import (
     ActionRun,
     Application,
+    AuditLog,
     Event,
     EventSource,
     EventStatus,
@@ -55,6 +56,7 @@ class DatabaseCollector(Collector):
                     *action_runs(now),
                     *events(),
                     heartbeat_ages(now),
+                    *last_backup(now),
                     application_info(),
                 ]
             finally:
@@ -185,6 +187,24 @@ def heartbeat_ages(now: datetime) -> Metric:
     for worker_id, kind, host, beat in rows:
         m.add_metric([str(worker_id), kind, host], _age(now, beat))
     return m
+
+
+def last_backup(now: datetime) -> list[Metric]:
+    """Seconds since the newest `multiflexi backup` recorded in the audit log; nothing before
+    the first. A nightly timer that fails says nothing by itself: alert on this growing."""
+    at = db.session.scalar(
+        select(func.max(AuditLog.at)).where(
+            AuditLog.entity_type == "platform", AuditLog.action == "backup"
+        )
+    )
+    if at is None:
+        return []
+    m = GaugeMetricFamily(
+        "multiflexi_last_backup_age_seconds",
+        "Seconds since the newest backup recorded in the audit log (multiflexi backup)",
+    )
+    m.add_metric([], _age(now, at))
+    return [m]
 
 
 def application_info() -> Metric:
