@@ -21,6 +21,7 @@ from sqlalchemy import select
 from multiflexi_web import create_app
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, AuditLog, Company, Job, Pause
+from multiflexi_web.security.secrets import generate_key
 from multiflexi_web.services.backup import archive
 from multiflexi_web.services.backup.manifest import BackupError
 from tests.conftest import PG_ADMIN_URL, TEST_KEY, make_settings
@@ -104,6 +105,7 @@ def test_a_backup_comes_back_whole_and_the_platform_waits(
         done = runner.invoke(args=["restore", str(folder), "--yes", "--format", "json"])
         assert done.exit_code == 0, done.output
         assert json.loads(done.output)["artifact_files"] == 1
+        assert json.loads(done.output)["keys_fit"] is True
         names = set(db.session.scalars(select(Company.name)))
         assert names == {"Bank Co"}
         back = db.session.get(Job, job.id)
@@ -117,14 +119,17 @@ def test_a_backup_comes_back_whole_and_the_platform_waits(
 
 @contextmanager
 def _restoring(
-    runner: FlaskCliRunner, request: pytest.FixtureRequest, tmp_path: Path
+    runner: FlaskCliRunner, request: pytest.FixtureRequest, tmp_path: Path, **extra: object
 ) -> Iterator[FlaskCliRunner]:
     """The runner a restore goes through: this one on SQLite; on PostgreSQL one of an app on
-    a second, empty database (a PostgreSQL backup is restored into an empty one)."""
-    if db.engine.dialect.name != "postgresql":
+    a second, empty database (a PostgreSQL backup is restored into an empty one). `extra`
+    settings: an app of its own with them, on the database a restore goes to."""
+    postgres = db.engine.dialect.name == "postgresql"
+    if not postgres and not extra:
         yield runner
         return
-    settings = make_settings(request.getfixturevalue("empty_pg"), tmp_path)
+    url = request.getfixturevalue("empty_pg") if postgres else str(db.engine.url)
+    settings = make_settings(url, tmp_path, **extra)
     target = create_app({"TESTING": True}, settings=settings)
     with target.app_context():
         try:
@@ -247,3 +252,15 @@ def test_a_backup_is_never_written_where_housekeeping_prunes(
         done = runner.invoke(args=["backup", str(inside)])
         assert done.exit_code != 0 and "whose unknown files are pruned" in done.output
         assert not inside.exists() or not list(inside.glob("multiflexi-*"))
+
+
+def test_a_restore_under_another_key_warns_that_the_credentials_are_unreadable(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    make_credential(make_company(), values={"LOGIN": "acme", "PASSWORD": SECRET})
+    folder = Path(str(_backup(runner, tmp_path)["folder"]))
+    other_key = generate_key()
+    with _restoring(runner, request, tmp_path, encryption_master_key=other_key) as runner:
+        done = runner.invoke(args=["restore", str(folder), "--yes"])
+    assert done.exit_code == 0, done.output
+    assert "ENCRYPTION_MASTER_KEY does not decrypt the backup's credentials" in done.output

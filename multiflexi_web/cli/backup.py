@@ -89,6 +89,7 @@ def restore_command(folder: Path, yes: bool, fmt: str) -> None:
         "jobs": done.manifest.jobs,
         "artifact_files": done.files,
         "migrated_from": done.migrated_from,
+        "keys_fit": done.keys_fit,
         "paused": "platform",
     }
     if fmt == "json":
@@ -98,6 +99,12 @@ def restore_command(folder: Path, yes: bool, fmt: str) -> None:
                f"{done.files} artifact files")  # fmt: skip
     if done.migrated_from:
         click.echo(f"  its schema ({done.migrated_from}) was migrated to this version's")
+    if done.keys_fit is False:
+        click.echo(
+            "  warning: this installation's ENCRYPTION_MASTER_KEY does not decrypt the backup's "
+            "credentials: set the key it was made with (or add it to ENCRYPTION_OLD_KEYS)",
+            err=True,
+        )
     click.echo("  the platform is paused: check the jobs, then `multiflexi resume --all`")
 
 

@@ -27,7 +27,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from multiflexi_web import __version__
 from multiflexi_web.config import PROJECT_ROOT, Settings
 from multiflexi_web.extensions import db
-from multiflexi_web.models import PauseScope, Worker, utcnow
+from multiflexi_web.models import CredentialValue, PauseScope, Worker, utcnow
+from multiflexi_web.security.secrets import SecretError, cipher
 from multiflexi_web.services.backup import files, snapshot
 from multiflexi_web.services.backup.manifest import BackupError, Manifest, create_private, read
 from multiflexi_web.services.operations import pauses
@@ -40,6 +41,7 @@ class Restored:
     manifest: Manifest
     files: int
     migrated_from: str | None  # the backup's schema revision, when it was older than ours
+    keys_fit: bool | None  # whether this installation's keys read its secrets (None: none)
 
 
 def make_backup(url: URL, settings: Settings, parent: Path, now: datetime) -> tuple[Path, Manifest]:
@@ -133,7 +135,23 @@ def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) ->
             f"the database is restored, but {'migrating it or ' if behind else ''}pausing the "
             f"platform failed ({exc}): run `multiflexi pause --all` before any daemon starts"
         ) from exc
-    return Restored(manifest, count, manifest.schema_revision if behind else None)
+    return Restored(manifest, count, manifest.schema_revision if behind else None, _keys_fit())
+
+
+def _keys_fit() -> bool | None:
+    """Whether the configured keys decrypt a secret of the restored database (one is enough:
+    all were sealed with the same keys); None when it holds none. A backup restored on a new
+    host with another ENCRYPTION_MASTER_KEY would otherwise fail each job at its start."""
+    sealed = db.session.scalar(
+        select(CredentialValue.value).where(CredentialValue.secret.is_(True)).limit(1)
+    )
+    if sealed is None:
+        return None
+    try:
+        cipher().decrypt(sealed)
+    except SecretError:
+        return False
+    return True
 
 
 def _schema_check(revision: str | None) -> bool:
