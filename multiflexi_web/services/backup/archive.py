@@ -30,7 +30,14 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import CredentialValue, PauseScope, Worker, utcnow
 from multiflexi_web.security.secrets import SecretError, cipher
 from multiflexi_web.services.backup import files, snapshot
-from multiflexi_web.services.backup.manifest import BackupError, Manifest, create_private, read
+from multiflexi_web.services.backup.manifest import (
+    PG_FILE,
+    SQLITE_FILE,
+    BackupError,
+    Manifest,
+    create_private,
+    read,
+)
 from multiflexi_web.services.operations import pauses
 
 MIGRATIONS = PROJECT_ROOT / "migrations"
@@ -46,7 +53,7 @@ class Restored:
 
 def make_backup(url: URL, settings: Settings, parent: Path, now: datetime) -> tuple[Path, Manifest]:
     """A complete backup folder under `parent`, named by the moment."""
-    snapshot.kind(url)
+    database = snapshot.kind(url)
     for name, kept in (
         ("MULTIFLEXI_ARTIFACT_DIR", settings.artifact_dir),
         ("MULTIFLEXI_TMP", settings.tmp_dir),
@@ -61,8 +68,7 @@ def make_backup(url: URL, settings: Settings, parent: Path, now: datetime) -> tu
     parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial.mkdir(mode=0o700)
     try:
-        database = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql"
-        target = partial / ("database.sqlite" if database == "sqlite" else "database.pgdump")
+        target = partial / (SQLITE_FILE if database == "sqlite" else PG_FILE)
         snap = snapshot.take(url, create_private(target))
         copied = files.save(snap.files, Path(settings.artifact_dir), partial)
         manifest = Manifest(
