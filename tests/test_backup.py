@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import stat
 import uuid
@@ -264,3 +265,20 @@ def test_a_restore_under_another_key_warns_that_the_credentials_are_unreadable(
         done = runner.invoke(args=["restore", str(folder), "--yes"])
     assert done.exit_code == 0, done.output
     assert "ENCRYPTION_MASTER_KEY does not decrypt the backup's credentials" in done.output
+
+
+def test_root_does_not_restore_another_users_installation(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can be refused this (the test runs as an ordinary user)")
+    folder = Path(str(_backup(runner, tmp_path)["folder"]))
+    artifact_dir = Path(app.config["MULTIFLEXI"].artifact_dir)
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    os.chown(artifact_dir, 65534, 65534)  # nobody's, as the multiflexi user's would be
+    make_company(name="Kept")
+    done = runner.invoke(args=["restore", str(folder), "--yes"])
+    assert done.exit_code != 0 and "belongs to uid 65534, and this restore runs as root" in (
+        done.output
+    )
+    assert db.session.scalar(select(Company.name)) == "Kept"

@@ -14,6 +14,7 @@ operator to look (`multiflexi resume --all`).
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,6 +119,7 @@ def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) ->
     if not source.is_file():
         raise BackupError(f"{source}: missing from the backup")
     behind = _schema_check(manifest.schema_revision)
+    _refuse_foreign_owner(url, settings)
     _refuse_running_daemons(settings)
     entries = files.check_restorable(folder, Path(settings.artifact_dir))
     # The files first: should one fail, the current database stands and the files already
@@ -174,6 +176,27 @@ def _schema_check(revision: str | None) -> bool:
             "with the version that made the backup or a newer one"
         )
     return True
+
+
+def _refuse_foreign_owner(url: URL, settings: Settings) -> None:
+    """Root restoring another user's installation would leave files only root can read: the
+    artifacts it writes (0600), and SQLite's -wal and -shm when it creates them. The daemons,
+    running as their own user, could then open neither."""
+    if os.geteuid() != 0:
+        return
+    places = [Path(settings.artifact_dir)]
+    if url.get_backend_name() == "sqlite" and url.database:
+        places.append(Path(url.database))
+    for place in places:
+        try:
+            owner = place.stat().st_uid
+        except FileNotFoundError:
+            continue
+        if owner != 0:
+            raise BackupError(
+                f"{place}: belongs to uid {owner}, and this restore runs as root; run it as "
+                "that user (e.g. sudo -u multiflexi multiflexi restore ...)"
+            )
 
 
 def _refuse_running_daemons(settings: Settings) -> None:
