@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -75,6 +76,19 @@ def test_worker_health_on_dashboard_and_workers_page(app: Flask) -> None:
     assert "1 stale" in dash and "executor" in dash
     page = client.get("/workers/").get_data(as_text=True)
     assert page.count(">stale<") == 1 and "scheduler@testhost" in page
+
+
+def test_the_workers_page_tells_an_administrator_when_the_last_backup_was(
+    app: Flask, tmp_path: Path
+) -> None:
+    admin = client_for(app, make_user(is_admin=True))
+    assert "No backup recorded yet" in admin.get("/workers/").get_data(as_text=True)
+    done = app.test_cli_runner().invoke(args=["backup", str(tmp_path / "backups")])
+    assert done.exit_code == 0, done.output
+    page = admin.get("/workers/").get_data(as_text=True)
+    assert 'id="last-backup">Last backup:' in page
+    member = client_for(app, make_user()).get("/workers/").get_data(as_text=True)
+    assert 'id="last-backup"' not in member
 
 
 def test_no_daemon_is_called_out(app: Flask) -> None:

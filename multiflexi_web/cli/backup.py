@@ -11,6 +11,7 @@ from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
 from multiflexi_web.services import audit, settings
+from multiflexi_web.services.backup import history
 from multiflexi_web.services.backup.archive import keep_newest, make_backup, restore_backup
 from multiflexi_web.services.backup.manifest import BackupError
 from multiflexi_web.services.operations.pauses import PauseBusy
@@ -32,7 +33,7 @@ def backup_command(parent: Path, keep: int | None, fmt: str) -> None:
     removed = keep_newest(parent, keep) if keep else []
     begin_write()
     summary = f"backup of {manifest.created_at} written to {folder}"
-    audit.record("backup", "platform", None, summary, actor="cli")
+    audit.record(history.ACTION, history.ENTITY, None, summary, actor="cli")
     db.session.commit()
     data = {
         "folder": str(folder),

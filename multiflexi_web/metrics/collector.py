@@ -22,7 +22,6 @@ from multiflexi_web.models import (
 from multiflexi_web.models import (
     ActionRun,
     Application,
-    AuditLog,
     Event,
     EventSource,
     EventStatus,
@@ -32,6 +31,7 @@ from multiflexi_web.models import (
     waiting,
 )
 from multiflexi_web.services.actions.runs import WAITING as ACTION_WAITING
+from multiflexi_web.services.backup.history import last_backup_at
 from multiflexi_web.services.jobs.transitions import database_now
 
 LIVE_WORKERS = ("running", "stopping")
@@ -192,11 +192,7 @@ def heartbeat_ages(now: datetime) -> Metric:
 def last_backup(now: datetime) -> list[Metric]:
     """Seconds since the newest `multiflexi backup` recorded in the audit log; nothing before
     the first. A nightly timer that fails says nothing by itself: alert on this growing."""
-    at = db.session.scalar(
-        select(func.max(AuditLog.at)).where(
-            AuditLog.entity_type == "platform", AuditLog.action == "backup"
-        )
-    )
+    at = last_backup_at()
     if at is None:
         return []
     m = GaugeMetricFamily(

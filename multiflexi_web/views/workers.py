@@ -8,7 +8,8 @@ from flask import Blueprint, render_template
 
 from multiflexi_web.models import Worker, utcnow
 from multiflexi_web.services import settings
-from multiflexi_web.views._helpers import is_htmx
+from multiflexi_web.services.backup.history import last_backup_at
+from multiflexi_web.views._helpers import is_htmx, me
 from multiflexi_web.views.queries.operations import workers_with_running
 
 bp = Blueprint("workers", __name__, url_prefix="/workers")
@@ -35,5 +36,9 @@ def index() -> str:
         }
         for w, running in workers_with_running()
     ]
-    template = "workers/_table.html" if is_htmx() else "workers/index.html"
-    return render_template(template, rows=rows, lost_after=lost_after)
+    if is_htmx():
+        return render_template("workers/_table.html", rows=rows, lost_after=lost_after)
+    backup = last_backup_at() if me().is_admin else None
+    return render_template(
+        "workers/index.html", rows=rows, lost_after=lost_after, last_backup=backup
+    )
