@@ -282,3 +282,25 @@ def test_root_does_not_restore_another_users_installation(
         done.output
     )
     assert db.session.scalar(select(Company.name)) == "Kept"
+
+
+def test_a_restore_on_a_host_whose_artifact_folder_is_elsewhere_moves_the_files_there(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    old_dir = Path(app.config["MULTIFLEXI"].artifact_dir)
+    job = make_job(make_runtemplate(make_company()))
+    _on_disk(job, old_dir, b"<statement/>")
+    inline = Artifact(job_id=job.id, filename="small.txt", size=2, sha256="x", content=b"ok")
+    db.session.add(inline)
+    db.session.commit()
+    folder = Path(str(_backup(runner, tmp_path)["folder"]))
+    new_dir = tmp_path / "new host" / "artifacts"
+    with _restoring(runner, request, tmp_path, artifact_dir=str(new_dir)) as runner:
+        done = runner.invoke(args=["restore", str(folder), "--yes"])
+        assert done.exit_code == 0, done.output
+        rows = {a.filename: a.storage_path for a in db.session.scalars(select(Artifact))}
+    assert rows == {
+        "statement.xml": str(new_dir / str(job.id) / "statement.xml"),
+        "small.txt": None,
+    }
+    assert (new_dir / str(job.id) / "statement.xml").read_bytes() == b"<statement/>"

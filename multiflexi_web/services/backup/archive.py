@@ -22,13 +22,13 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
-from sqlalchemy import URL, select
+from sqlalchemy import URL, Text, func, literal, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from multiflexi_web import __version__
 from multiflexi_web.config import PROJECT_ROOT, Settings
 from multiflexi_web.extensions import db
-from multiflexi_web.models import CredentialValue, PauseScope, Worker, utcnow
+from multiflexi_web.models import Artifact, CredentialValue, PauseScope, Worker, utcnow
 from multiflexi_web.security.secrets import SecretError, cipher
 from multiflexi_web.services.backup import files, snapshot
 from multiflexi_web.services.backup.manifest import (
@@ -77,7 +77,7 @@ def make_backup(url: URL, settings: Settings, parent: Path, now: datetime) -> tu
             database=database,
             schema_revision=snap.revision,
             version=__version__,
-            artifact_dir=str(Path(settings.artifact_dir).resolve()),
+            artifact_dir=settings.artifact_dir,  # as the rows' storage paths begin
             jobs=snap.jobs,
             artifact_files=copied.files,
             artifact_bytes=copied.bytes,
@@ -121,10 +121,10 @@ def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) ->
     behind = _schema_check(manifest.schema_revision)
     _refuse_foreign_owner(url, settings)
     _refuse_running_daemons(settings)
-    entries = files.check_restorable(folder, Path(settings.artifact_dir))
+    entries = files.check_restorable(folder, manifest.artifact_dir, settings.artifact_dir)
     # The files first: should one fail, the current database stands and the files already
     # copied are ones its rows do not name (prune removes them), never the other way round.
-    count = files.put_back(entries, folder)
+    count = files.put_back(entries)
     db.session.remove()
     db.engine.dispose()  # no pooled connection may outlive the database it was opened on
     snapshot.put_back(url, source)
@@ -135,6 +135,7 @@ def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) ->
     try:
         if behind:
             upgrade(directory=str(MIGRATIONS))
+        _move_storage_paths(manifest.artifact_dir, settings.artifact_dir)
         pauses.pause(pauses.Target(PauseScope.PLATFORM), actor=actor, user_id=None, reason=reason)
         db.session.flush()
     except Exception as exc:
@@ -144,6 +145,24 @@ def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) ->
             f"platform failed ({exc}): run `multiflexi pause --all` before any daemon starts"
         ) from exc
     return Restored(manifest, count, manifest.schema_revision if behind else None, _keys_fit())
+
+
+def _move_storage_paths(old_dir: str, new_dir: str) -> None:
+    """Rows name their files by absolute path: on a host whose artifact folder is elsewhere
+    (a new machine, another checkout), they are made to name where the files were put."""
+    if old_dir == new_dir:
+        return
+    old_prefix = old_dir.rstrip("/") + "/"
+    db.session.execute(
+        update(Artifact)
+        .where(Artifact.storage_path.startswith(old_prefix, autoescape=True))
+        .values(
+            # Typed as text, `+` is `||` on both databases (SQLite has no concat() before 3.44).
+            storage_path=literal(new_dir.rstrip("/") + "/", Text)
+            + func.substr(Artifact.storage_path, len(old_prefix) + 1, type_=Text)
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _keys_fit() -> bool | None:

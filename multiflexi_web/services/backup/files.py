@@ -53,36 +53,49 @@ def save(refs: Iterable[FileRef], artifact_dir: Path, folder: Path) -> Copied:
     return done
 
 
-def check_restorable(folder: Path, artifact_dir: Path) -> list[dict[str, str]]:
-    """The files to put back; BackupError naming the first one that could not go where the
-    database says it lives (outside this installation's artifact folder, or not in the backup)."""
+@dataclass(frozen=True)
+class Restore:
+    """One file to put back: its copy in the backup, where it goes, what it must hash to."""
+
+    saved: Path
+    target: Path
+    sha256: str
+
+
+def check_restorable(folder: Path, old_dir: str, new_dir: str) -> list[Restore]:
+    """The files to put back, each at its place under `new_dir` (this installation's artifact
+    folder) that it had under `old_dir` (the backup's, as configured there); BackupError naming
+    the first one that could not go there or is not in the backup."""
     out = folder / ARTIFACTS
     try:
         entries = json.loads((out / INDEX).read_text())
     except (OSError, ValueError) as exc:
         raise BackupError(f"{out / INDEX}: unreadable ({exc})") from None
-    root = artifact_dir.resolve()
+    root, found = Path(new_dir).resolve(), []
     for entry in entries:
-        if not _inside(Path(entry["path"]), root):
+        try:
+            target = Path(new_dir) / Path(entry["path"]).relative_to(old_dir)
+        except ValueError:
             raise BackupError(
-                f"artifact {entry['path']}: outside this installation's artifact folder {root} "
-                "(set MULTIFLEXI_ARTIFACT_DIR to the backup's, its manifest names it)"
-            )
-        if not _inside(out / entry["saved"], out.resolve()) or not (out / entry["saved"]).is_file():
+                f"artifact {entry['path']}: not under the backup's artifact folder {old_dir}"
+            ) from None
+        if not _inside(target, root):
+            raise BackupError(f"artifact {entry['path']}: would go outside {root}")
+        saved = out / entry["saved"]
+        if not _inside(saved, out.resolve()) or not saved.is_file():
             raise BackupError(f"artifact {entry['path']}: its copy {entry['saved']} is missing")
-    return list(entries)
+        found.append(Restore(saved, target, entry["sha256"]))
+    return found
 
 
-def put_back(entries: list[dict[str, str]], folder: Path) -> int:
+def put_back(files: list[Restore]) -> int:
     """Copy the files back where the restored database expects them; their count."""
-    out = folder / ARTIFACTS
-    for entry in entries:
-        target = Path(entry["path"])
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        digest, _ = _copy(out / entry["saved"], target)
-        if digest != entry["sha256"]:
-            raise BackupError(f"artifact {entry['saved']}: its copy changed since the backup")
-    return len(entries)
+    for item in files:
+        item.target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest, _ = _copy(item.saved, item.target)
+        if digest != item.sha256:
+            raise BackupError(f"artifact {item.saved}: its copy changed since the backup")
+    return len(files)
 
 
 def _inside(path: Path, root: Path) -> bool:
