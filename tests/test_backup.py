@@ -101,7 +101,15 @@ def test_a_backup_comes_back_whole_and_the_platform_waits(
     if db.engine.dialect.name == "postgresql":
         refused = runner.invoke(args=["restore", str(folder), "--yes"])
         assert refused.exit_code != 0 and "into an empty database" in refused.output
+        # Refused before anything was changed: not even the files went back.
+        assert not (artifact_dir / str(job.id) / "statement.xml").exists()
     with _restoring(runner, request, tmp_path) as runner:
+        dry = runner.invoke(args=["restore", str(folder), "--dry-run", "--format", "json"])
+        assert dry.exit_code == 0, dry.output
+        assert json.loads(dry.output)["artifact_files"] == 1
+        assert not (artifact_dir / str(job.id) / "statement.xml").exists()
+        if db.engine.dialect.name == "sqlite":
+            assert "Later Co" in set(db.session.scalars(select(Company.name)))
         assert runner.invoke(args=["restore", str(folder)]).exit_code != 0  # --yes missing
         done = runner.invoke(args=["restore", str(folder), "--yes", "--format", "json"])
         assert done.exit_code == 0, done.output

@@ -12,7 +12,13 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import utcnow
 from multiflexi_web.services import audit, settings
 from multiflexi_web.services.backup import history
-from multiflexi_web.services.backup.archive import keep_newest, make_backup, restore_backup
+from multiflexi_web.services.backup.archive import (
+    Plan,
+    keep_newest,
+    make_backup,
+    plan_restore,
+    restore_backup,
+)
 from multiflexi_web.services.backup.manifest import BackupError
 from multiflexi_web.services.operations.pauses import PauseBusy
 
@@ -64,14 +70,18 @@ def backup_command(parent: Path, keep: int | None, fmt: str) -> None:
 @click.command("restore")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--yes", is_flag=True, help="Replace this installation's database and files.")
+@click.option("--dry-run", is_flag=True, help="Only make every check and say what would happen.")
 @format_option
 @domain_errors(BackupError, PauseBusy)
-def restore_command(folder: Path, yes: bool, fmt: str) -> None:
+def restore_command(folder: Path, yes: bool, dry_run: bool, fmt: str) -> None:
     """Replace the database and artifact files with a backup's, then pause the platform.
 
     The daemons must be stopped. A PostgreSQL backup goes into an empty database. Jobs that
     were running or due when the backup was taken may have run since: every job waits until
     `multiflexi resume --all`."""
+    if dry_run:
+        _show_plan(plan_restore(db.engine.url, settings(), folder), fmt)
+        return
     if not yes:
         raise click.UsageError(
             "restore replaces this installation's database and artifact files: add --yes"
@@ -107,6 +117,27 @@ def restore_command(folder: Path, yes: bool, fmt: str) -> None:
             err=True,
         )
     click.echo("  the platform is paused: check the jobs, then `multiflexi resume --all`")
+
+
+def _show_plan(plan: Plan, fmt: str) -> None:
+    m = plan.manifest
+    data = {
+        "restores_from": m.created_at,
+        "database": m.database,
+        "schema_revision": m.schema_revision,
+        "migrated": plan.behind,
+        "jobs": m.jobs,
+        "artifact_files": len(plan.files),
+        "then": "platform paused",
+    }
+    if fmt == "json":
+        emit(data, fmt, [])
+        return
+    click.echo(f"would restore the {m.database} backup of {m.created_at}: {m.jobs} jobs, "
+               f"{len(plan.files)} artifact files")  # fmt: skip
+    if plan.behind:
+        click.echo(f"  its schema ({m.schema_revision}) would be migrated to this version's")
+    click.echo("  then the platform would be paused; every check passed (nothing was changed)")
 
 
 COMMANDS = [backup_command, restore_command]

@@ -106,9 +106,19 @@ def keep_newest(parent: Path, keep: int) -> list[Path]:
     return gone
 
 
-def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) -> Restored:
-    """Put a backup back into the database `url` and the artifact folder; the platform is then
-    paused. Everything is checked before anything is changed."""
+@dataclass(frozen=True)
+class Plan:
+    """What a restore would do, every check passed (`multiflexi restore --dry-run`)."""
+
+    manifest: Manifest
+    source: Path  # the database snapshot
+    files: list[files.Restore]
+    behind: bool  # the backup's schema is older: it is migrated after
+
+
+def plan_restore(url: URL, settings: Settings, folder: Path) -> Plan:
+    """Every check a restore makes before it changes anything; BackupError at the first that
+    fails. Reads only."""
     manifest = read(folder)
     if snapshot.kind(url) != manifest.database:
         raise BackupError(
@@ -121,10 +131,19 @@ def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) ->
     behind = _schema_check(manifest.schema_revision)
     _refuse_foreign_owner(url, settings)
     _refuse_running_daemons(settings)
+    snapshot.check_target(url)
     entries = files.check_restorable(folder, manifest.artifact_dir, settings.artifact_dir)
+    return Plan(manifest, source, entries, behind)
+
+
+def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) -> Restored:
+    """Put a backup back into the database `url` and the artifact folder; the platform is then
+    paused. Everything is checked before anything is changed (plan_restore)."""
+    plan = plan_restore(url, settings, folder)
+    manifest, source, behind = plan.manifest, plan.source, plan.behind
     # The files first: should one fail, the current database stands and the files already
     # copied are ones its rows do not name (prune removes them), never the other way round.
-    count = files.put_back(entries)
+    count = files.put_back(plan.files)
     db.session.remove()
     db.engine.dispose()  # no pooled connection may outlive the database it was opened on
     snapshot.put_back(url, source)

@@ -62,12 +62,34 @@ def take(url: URL, dest: Path) -> Snapshot:
     return _take_postgres(url, dest)
 
 
+def check_target(url: URL) -> None:
+    """BackupError when a snapshot cannot be put into the database `url`: a PostgreSQL one
+    goes into an empty database only (pg_restore's --clean would drop only what the dump
+    holds: tables a later schema added would keep their rows beside the restored ones)."""
+    if kind(url) == "sqlite":
+        _sqlite_path(url)
+        return
+    engine = create_engine(url.set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            tables = conn.scalars(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            ).all()
+    finally:
+        engine.dispose()
+    if tables:
+        raise BackupError(
+            f"database {url.database!r} holds {len(tables)} tables: restore a PostgreSQL backup "
+            "into an empty database (createdb a new one and point DATABASE_URL at it)"
+        )
+
+
 def put_back(url: URL, src: Path) -> None:
-    """Make the database `url` the snapshot `src` (the caller has checked it may)."""
+    """Make the database `url` the snapshot `src` (check_target has passed)."""
     if kind(url) == "sqlite":
         _put_back_sqlite(src, _sqlite_path(url))
     else:
-        _put_back_postgres(url, src)
+        _tool("pg_restore", url, "--no-owner", "--single-transaction", "--exit-on-error", str(src))
 
 
 def _sqlite_path(url: URL) -> Path:
@@ -129,25 +151,6 @@ def _pg_snapshot(conn: Connection) -> Snapshot:
     revision = conn.scalar(text("SELECT version_num FROM alembic_version")) if found else None
     jobs = int(conn.scalar(text("SELECT count(*) FROM job")) or 0)
     return Snapshot(revision, jobs, _refs(conn.execute(text(ARTIFACT_ROWS))))
-
-
-def _put_back_postgres(url: URL, src: Path) -> None:
-    engine = create_engine(url.set(drivername="postgresql+psycopg"))
-    try:
-        with engine.connect() as conn:
-            tables = conn.scalars(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-            ).all()
-    finally:
-        engine.dispose()
-    if tables:
-        # pg_restore --clean drops only what the dump holds: tables a newer schema added would
-        # keep their rows beside the restored ones. An empty database holds nothing stale.
-        raise BackupError(
-            f"database {url.database!r} holds {len(tables)} tables: restore a PostgreSQL backup "
-            "into an empty database (createdb a new one and point DATABASE_URL at it)"
-        )
-    _tool("pg_restore", url, "--no-owner", "--single-transaction", "--exit-on-error", str(src))
 
 
 def _tool(name: str, url: URL, *args: str) -> None:
