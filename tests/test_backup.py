@@ -11,6 +11,7 @@ import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -21,7 +22,7 @@ from sqlalchemy import select
 
 from multiflexi_web import create_app
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Artifact, AuditLog, Company, Job, Pause
+from multiflexi_web.models import Artifact, AuditLog, Company, Job, Pause, utcnow
 from multiflexi_web.security.secrets import generate_key
 from multiflexi_web.services.backup import archive
 from multiflexi_web.services.backup.manifest import BackupError
@@ -312,3 +313,19 @@ def test_a_restore_on_a_host_whose_artifact_folder_is_elsewhere_moves_the_files_
         "small.txt": None,
     }
     assert (new_dir / str(job.id) / "statement.xml").read_bytes() == b"<statement/>"
+
+
+def test_a_restore_names_the_jobs_to_check_before_the_resume(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    rt = make_runtemplate(make_company())
+    make_job(rt, status="running")
+    make_job(rt, status="scheduled")  # due five minutes ago
+    make_job(rt, status="scheduled", started_at=utcnow() + timedelta(days=1))  # not yet due
+    make_job(rt, status="succeeded")
+    folder = Path(str(_backup(runner, tmp_path)["folder"]))
+    with _restoring(runner, request, tmp_path) as runner:
+        done = runner.invoke(args=["restore", str(folder), "--yes", "--format", "json"])
+        assert done.exit_code == 0, done.output
+        out = json.loads(done.output)
+    assert (out["jobs_running_in_backup"], out["jobs_due_since"]) == (1, 1)

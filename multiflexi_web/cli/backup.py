@@ -101,6 +101,8 @@ def restore_command(folder: Path, yes: bool, dry_run: bool, fmt: str) -> None:
         "artifact_files": done.files,
         "migrated_from": done.migrated_from,
         "keys_fit": done.keys_fit,
+        "jobs_running_in_backup": done.running,
+        "jobs_due_since": done.due,
         "paused": "platform",
     }
     if fmt == "json":
@@ -115,6 +117,12 @@ def restore_command(folder: Path, yes: bool, dry_run: bool, fmt: str) -> None:
             "  warning: this installation's ENCRYPTION_MASTER_KEY does not decrypt the backup's "
             "credentials: set the key it was made with (or add it to ENCRYPTION_OLD_KEYS)",
             err=True,
+        )
+    if done.running or done.due:
+        click.echo(
+            f"  in the backup, {done.running} jobs were running (they may have finished since; "
+            f"the executors will find them lost) and {done.due} are due since (they run at the "
+            "resume): `multiflexi job list --status running` and `--status scheduled`"
         )
     click.echo("  the platform is paused: check the jobs, then `multiflexi resume --all`")
 

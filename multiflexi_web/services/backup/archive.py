@@ -28,7 +28,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from multiflexi_web import __version__
 from multiflexi_web.config import PROJECT_ROOT, Settings
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Artifact, CredentialValue, PauseScope, Worker, utcnow
+from multiflexi_web.models import (
+    Artifact,
+    CredentialValue,
+    Job,
+    JobStatus,
+    PauseScope,
+    Worker,
+    utcnow,
+)
 from multiflexi_web.security.secrets import SecretError, cipher
 from multiflexi_web.services.backup import files, snapshot
 from multiflexi_web.services.backup.manifest import (
@@ -50,6 +58,8 @@ class Restored:
     files: int
     migrated_from: str | None  # the backup's schema revision, when it was older than ours
     keys_fit: bool | None  # whether this installation's keys read its secrets (None: none)
+    running: int  # jobs running in the snapshot: they may have finished since (found lost)
+    due: int  # jobs scheduled for before now in the snapshot: they run at the resume
 
 
 def make_backup(url: URL, settings: Settings, parent: Path, now: datetime) -> tuple[Path, Manifest]:
@@ -163,7 +173,23 @@ def restore_backup(url: URL, settings: Settings, folder: Path, *, actor: str) ->
             f"the database is restored, but {'migrating it or ' if behind else ''}pausing the "
             f"platform failed ({exc}): run `multiflexi pause --all` before any daemon starts"
         ) from exc
-    return Restored(manifest, count, manifest.schema_revision if behind else None, _keys_fit())
+    running, due = _in_flight()
+    migrated = manifest.schema_revision if behind else None
+    return Restored(manifest, count, migrated, _keys_fit(), running, due)
+
+
+def _in_flight() -> tuple[int, int]:
+    """The restored jobs an operator checks before resuming: those that were running when the
+    backup was taken, and those due since (slots or retries the snapshot still waits for)."""
+    running = db.session.scalar(
+        select(func.count()).select_from(Job).where(Job.status == JobStatus.RUNNING.value)
+    )
+    due = db.session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.status == JobStatus.SCHEDULED.value, Job.scheduled_for <= utcnow())
+    )
+    return int(running or 0), int(due or 0)
 
 
 def _move_storage_paths(old_dir: str, new_dir: str) -> None:
