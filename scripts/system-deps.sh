@@ -3,7 +3,8 @@
 #   runtime (make run): libmagic1 (python-magic cannot import without it).
 #   test (make test):   + libatomic1 (Playwright's driver), chromium (browser tests), procps (ps),
 #                       curl and openssl (the README's webhook examples), gcc and libc6-dev (the
-#                       LD_PRELOAD isolation test), systemd (systemd-analyze), docker.io, podman
+#                       LD_PRELOAD isolation test), systemd (systemd-analyze), postgresql-client
+#                       (pg_dump, pg_restore: the backup tests), docker.io, podman
 #                       and busybox-static (container executor tests); docker-compose and
 #                       debootstrap (make test-deploy).
 #   bench (make bench): + wrk (bench/events.py's load generator: Python client threads were
@@ -27,6 +28,7 @@ if [ "$what" = test ]; then
   have_cmd gcc || need+=(gcc)
   [ -e /usr/include/stdio.h ] || need+=(libc6-dev)
   have_cmd systemd-analyze || need+=(systemd)
+  have_cmd pg_dump || need+=(postgresql-client)  # multiflexi backup of PostgreSQL
   # Container engines for the docker/podman executor tests (tests/engines.py starts private ones).
   have_cmd dockerd || need+=(docker.io)
   have_cmd podman || need+=(podman)

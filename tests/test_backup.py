@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from tests.factories import (
     make_runtemplate,
     make_worker,
 )
+from tests.services import need
 
 SECRET = "s3cret-bank-password"
 
@@ -55,6 +57,8 @@ def _on_disk(job: Job, artifact_dir: Path, content: bytes) -> Artifact:
 
 
 def _backup(runner: FlaskCliRunner, parent: Path) -> dict[str, object]:
+    if db.engine.dialect.name == "postgresql":
+        need(shutil.which("pg_dump") is not None, "pg_dump (Debian package postgresql-client)")
     done = runner.invoke(args=["backup", str(parent), "--format", "json"])
     assert done.exit_code == 0, done.output
     out: dict[str, object] = json.loads(done.output)
