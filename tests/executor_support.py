@@ -153,6 +153,24 @@ class Gate:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def process_state(stat_path: str) -> str | None:
+    """The state letter of /proc/<pid>[/task/<tid>]/stat (R, S, T, Z...); None when gone."""
+    try:
+        return Path(stat_path).read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of the process is stopped: SIGSTOP reaches threads one by one, and
+    one still running may yet reap a child or record a job."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    return all(process_state(f"/proc/{pid}/task/{tid}/stat") == "T" for tid in tids)
+
+
 def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

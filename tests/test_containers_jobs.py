@@ -22,6 +22,7 @@ from multiflexi_web.runner.engines import EngineWatch
 from multiflexi_web.services import installation
 from tests.engines import Engine, engine_fixture, engines_fixture  # noqa: F401  (fixtures)
 from tests.executor_support import (
+    all_threads_stopped,
     cancel,
     drain,
     job,
@@ -165,12 +166,17 @@ def test_a_container_that_ended_as_its_executor_died_is_recorded_not_rerun(
 ) -> None:
     """The executor is frozen (SIGSTOP) so it cannot journal the container's end, then killed;
     a new executor's engine watch records the job from the engine's exit code (no retry)."""
-    rt = container_rt(engine, "echo up; sleep 1; exit 0", max_attempts=2, retry_min_gap=0)
+    # The container ends once the test puts `gate` into its work directory (/work, its cwd).
+    script = "echo up; while [ ! -e gate ]; do sleep 0.05; done; exit 0"
+    rt = container_rt(engine, script, max_attempts=2, retry_min_gap=0)
     (job_id,) = schedule(rt)
     proc = start_daemon(db_url, tmp_path, **{engine.env_key: engine.host})
     try:
         wait_for(lambda: output_of(job_id) == b"up\n", DEADLINE, "the job running")
         proc.send_signal(signal.SIGSTOP)
+        # Every thread stopped before the container may end: one still running would record it.
+        wait_for(lambda: all_threads_stopped(proc.pid), DEADLINE, "the executor frozen")
+        (tmp_path / "work" / f"job-{job_id}" / "gate").touch(mode=0o644)
         wait_for(lambda: [c["State"] for c in labelled(engine)] == ["exited"], DEADLINE, "ended")
         proc.send_signal(signal.SIGKILL)
         proc.wait(DEADLINE)

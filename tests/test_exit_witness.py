@@ -27,8 +27,10 @@ from multiflexi_web.runner.replay import replay_orphans
 from multiflexi_web.services.jobs import transitions as jobs
 from tests.executor_support import (
     Gate,
+    all_threads_stopped,
     job,
     log_text,
+    process_state,
     schedule,
     shell_rt,
     start_daemon,
@@ -41,23 +43,7 @@ DEADLINE = 60.0  # generous: every wait below ends on an event
 
 
 def _state(pid: int) -> str | None:
-    return _state_of(f"/proc/{pid}/stat")
-
-
-def _all_stopped(pid: int) -> bool:
-    """Whether every thread of the process is in the stopped state (a group stop is done)."""
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    return all(_state_of(f"/proc/{pid}/task/{tid}/stat") == "T" for tid in tids)
-
-
-def _state_of(stat_path: str) -> str | None:
-    try:
-        return Path(stat_path).read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
+    return process_state(f"/proc/{pid}/stat")
 
 
 @pytest.fixture
@@ -247,7 +233,7 @@ def test_a_job_ending_while_its_executor_cannot_journal_it_is_recorded_not_rerun
         first.send_signal(signal.SIGSTOP)  # frozen: it cannot notice the exit
         # Every thread stopped before the job may end: on a busy machine a job thread still
         # running could reap the job first, and no zombie would ever be there to witness.
-        wait_for(lambda: _all_stopped(first.pid), DEADLINE, "the executor frozen")
+        wait_for(lambda: all_threads_stopped(first.pid), DEADLINE, "the executor frozen")
         gate.open()
         wait_for(lambda: _state(pid) == "Z", DEADLINE, "the job ended, unreaped")
         # The guard read the status (it appends it to the .exits file as it reads it). Killed
