@@ -61,5 +61,10 @@ def secret_keys(name: str) -> frozenset[str]:
     return frozenset(f.key for f in kind.fields if f.secret) if kind else frozenset()
 
 
+def keys_of_type(name: str, field_type: str) -> tuple[str, ...]:
+    """The kind's config keys of one field type (e.g. "credential", "runtemplate")."""
+    return tuple(f.key for f in get(name).fields if f.type == field_type)
+
+
 def admin_only(name: str) -> bool:
     return bool(getattr(REGISTRY.get(name), "admin_only", False))

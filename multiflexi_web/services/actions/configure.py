@@ -76,19 +76,16 @@ def _check_targets(kind: str, given: Mapping[str, str], company_id: int) -> None
     """A RunTemplate to start must be one of the configuring RunTemplate's company: refused
     when configured, not only when a job's action first runs (services/actions/effects.py).
     A missing id and another company's answer alike, so no id of another tenant shows."""
-    for key in _keys_of(kind, "runtemplate"):
+    for key in registry.keys_of_type(kind, "runtemplate"):
         raw = given.get(key, "").strip()
         if not raw:
             continue
-        target = db.session.get(RunTemplate, int(raw)) if parse_id(raw) is not None else None
+        rt_id = parse_id(raw)
+        target = db.session.get(RunTemplate, rt_id) if rt_id is not None else None
         if target is None or target.company_id != company_id:
             raise ActionConfigError(
                 f"{kind} config {key!r}: {raw!r} is not a RunTemplate of this company"
             )
-
-
-def _keys_of(kind: str, field_type: str) -> tuple[str, ...]:
-    return tuple(f.key for f in registry.get(kind).fields if f.type == field_type)
 
 
 def put(
@@ -135,18 +132,14 @@ def remove(rt: RunTemplate, mode: str, kind: str) -> None:
 
 def put_default(kind: str, given: Mapping[str, str], *, is_admin: bool = False) -> ActionDefault:
     check(kind, "success", When(), is_admin=is_admin)
-    for key in mail_credential.credential_keys(kind):
-        if given.get(key):
-            raise ActionConfigError(
-                f"{kind} config {key!r}: a credential belongs to one company; "
-                "choose it per RunTemplate, not as a global default"
-            )
-    for key in _keys_of(kind, "runtemplate"):
-        if given.get(key):
-            raise ActionConfigError(
-                f"{kind} config {key!r}: a RunTemplate belongs to one company; "
-                "choose it per RunTemplate, not as a global default"
-            )
+    # What belongs to one company is chosen per RunTemplate, never as every company's default.
+    for field_type, what in (("credential", "a credential"), ("runtemplate", "a RunTemplate")):
+        for key in registry.keys_of_type(kind, field_type):
+            if given.get(key):
+                raise ActionConfigError(
+                    f"{kind} config {key!r}: {what} belongs to one company; "
+                    "choose it per RunTemplate, not as a global default"
+                )
     row = db.session.scalar(select(ActionDefault).where(ActionDefault.action == kind))
     if row is None:
         row = ActionDefault(action=kind, config={})

@@ -31,7 +31,7 @@ class MailLogin:
 
 def credential_keys(kind: str) -> tuple[str, ...]:
     """The kind's config keys that name a credential (ConfigField type "credential")."""
-    return tuple(f.key for f in registry.get(kind).fields if f.type == "credential")
+    return registry.keys_of_type(kind, "credential")
 
 
 def choices(session: Session, company_id: int) -> list[tuple[str, str]]:
