@@ -11,7 +11,9 @@ autocommit (`floor, autocommit`). Each round times the floors, `jobs.enqueue` + 
 `jobs.submit` back to back; the medians over the rounds and the ratios are printed,
 with the CPU this process spent per job and the SQL statements per job (counted at the driver's
 connection, BEGIN and COMMIT included; on PostgreSQL each is a round trip, and so is the portal
-pool's pre-ping, counted too). The caller's pool is the
+pool's pre-ping, counted too). The statements are counted in a pass of their own after the timed
+rounds, on an engine of its own: the counting hooks (engine events, a cursor subclass) slowed
+the timed path itself, to half its rate on PostgreSQL. The caller's pool is the
 daemons' (no pre-ping: the eventor and the scheduler enqueue one by one); the portal's pool
 pings on every checkout, one more round trip (`portal pool` row). Issue 20's aim: at least
 2,000 jobs/s alone on PostgreSQL. MULTIFLEXI_BENCH_TREE is not needed: run the checkout under
@@ -58,7 +60,10 @@ _COLUMNS = (
 )
 FLOOR_PG = _COLUMNS + "(" + ", ".join(["%s"] * 16) + ") RETURNING id"
 FLOOR_SQLITE = _COLUMNS + "(" + ", ".join(["?"] * 16) + ") RETURNING id"
-Timed = tuple[float, float, float]  # jobs/s, CPU µs per job, statements per job
+Timed = tuple[float, float]  # jobs/s, CPU µs per job
+Row = tuple[float, float, float]  # the same and statements per job
+# Jobs per way in the counting pass: enough for a steady count, few enough to add no time.
+COUNTED_JOBS = 50
 
 
 def setup() -> RunTemplate:
@@ -101,37 +106,35 @@ def count_statements() -> list[int]:
     return seen
 
 
-def timed(n: int, seen: list[int], body: Callable[[], None]) -> Timed:
-    wall, cpu, first = time.perf_counter(), time.process_time(), seen[0]
+def timed(n: int, body: Callable[[], None]) -> Timed:
+    wall, cpu = time.perf_counter(), time.process_time()
     body()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return n / wall, cpu * 1e6 / n, (seen[0] - first) / n
+    return n / wall, cpu * 1e6 / n
 
 
-def one_by_one(rt: RunTemplate, n: int, seen: list[int]) -> Timed:
-    def body() -> None:
-        for _ in range(n):
-            jobs.enqueue(rt, schedule_type="adhoc-cli")
-            db.session.commit()
-
-    return timed(n, seen, body)
+def one_by_one(rt: RunTemplate, n: int) -> None:
+    for _ in range(n):
+        jobs.enqueue(rt, schedule_type="adhoc-cli")
+        db.session.commit()
 
 
-def submitted(rt_id: int, n: int, seen: list[int]) -> Timed:
-    def body() -> None:
-        for _ in range(n):
-            jobs.submit(rt_id, schedule_type="adhoc-cli")
-
-    return timed(n, seen, body)
+def submitted(rt_id: int, n: int) -> None:
+    for _ in range(n):
+        jobs.submit(rt_id, schedule_type="adhoc-cli")
 
 
-def in_batches(rt: RunTemplate, n: int, batch: int, seen: list[int]) -> Timed:
-    def body() -> None:
-        for done in range(0, n, batch):
-            jobs.enqueue_many(rt, min(batch, n - done), schedule_type="adhoc-cli")
-            db.session.commit()
+def in_batches(rt: RunTemplate, n: int, batch: int) -> None:
+    for done in range(0, n, batch):
+        jobs.enqueue_many(rt, min(batch, n - done), schedule_type="adhoc-cli")
+        db.session.commit()
 
-    return timed(n, seen, body)
+
+def statements(seen: list[int], body: Callable[[int], None]) -> float:
+    """Statements per job of `body(COUNTED_JOBS)`, on the counting engine."""
+    first = seen[0]
+    body(COUNTED_JOBS)
+    return (seen[0] - first) / COUNTED_JOBS
 
 
 def floor(url: str, row: tuple[Any, ...], n: int, *, autocommit: bool = False) -> Timed:
@@ -152,7 +155,7 @@ def _floor_pg(url: str, row: tuple[Any, ...], n: int, autocommit: bool) -> Timed
                 if not autocommit:
                     conn.commit()
 
-        return (*timed(n, [0], body)[:2], 1.0 if autocommit else 3.0)
+        return timed(n, body)
 
 
 def _floor_sqlite(path: str, row: tuple[Any, ...], n: int, autocommit: bool) -> Timed:
@@ -170,7 +173,7 @@ def _floor_sqlite(path: str, row: tuple[Any, ...], n: int, autocommit: bool) -> 
                 conn.execute("COMMIT")
 
     try:
-        return (*timed(n, [0], body)[:2], 1.0 if autocommit else 3.0)
+        return timed(n, body)
     finally:
         conn.close()
 
@@ -193,16 +196,18 @@ def bench_app(url: str, *, pre_ping: bool) -> Iterator[Flask]:
             db.engine.dispose()
 
 
-def run(kind: str, n: int, batch: int, rounds: int) -> list[tuple[str, Timed]]:
+def run(kind: str, n: int, batch: int, rounds: int) -> list[tuple[str, Row]]:
     timings: dict[str, list[Timed]] = {
         "floor (bare driver)": [],
         "one by one": [],
         "floor, autocommit": [],
         "submit, one by one": [],
     }
+    batches = f"batches of {batch}"
+    # Each floor is one statement in autocommit, else BEGIN, INSERT and COMMIT.
+    counts = {"floor (bare driver)": 3.0, "floor, autocommit": 1.0}
     with scratch_database(kind) as url:
         with bench_app(url, pre_ping=False):
-            seen = count_statements()
             rt = setup()
             jobs.enqueue(rt, schedule_type="adhoc-cli")  # warm: statements compiled, pool open
             row = (rt.id, rt.company_id, rt.application_id, "native", None, "scheduled")
@@ -211,27 +216,44 @@ def run(kind: str, n: int, batch: int, rounds: int) -> list[tuple[str, Timed]]:
             floor(url, (*row, "adhoc-cli"), 50)
             for _ in range(rounds):  # back to back, so both see the same machine
                 timings["floor (bare driver)"].append(floor(url, (*row, "adhoc-cli"), n))
-                timings["one by one"].append(one_by_one(rt, n, seen))
+                timings["one by one"].append(timed(n, lambda: one_by_one(rt, n)))
                 timings["floor, autocommit"].append(
                     floor(url, (*row, "adhoc-cli"), n, autocommit=True)
                 )
-                timings["submit, one by one"].append(submitted(row[0], n, seen))
+                timings["submit, one by one"].append(timed(n, lambda: submitted(row[0], n)))
             for _ in range(2):  # warm: its first two runs compile and plan (~0.1 s)
                 jobs.enqueue_many(rt, batch, schedule_type="adhoc-cli")
                 db.session.commit()
-            timings[f"batches of {batch}"] = [in_batches(rt, n, batch, seen)]
+            timings[batches] = [timed(n, lambda: in_batches(rt, n, batch))]
         with bench_app(url, pre_ping=True):
-            seen = count_statements()
             rt = db.session.get_one(RunTemplate, row[0])
             jobs.enqueue(rt, schedule_type="adhoc-cli")
             db.session.commit()
-            timings["one by one, portal pool"] = [one_by_one(rt, n, seen)]
-    return [(how, _median(t)) for how, t in timings.items()]
+            timings["one by one, portal pool"] = [timed(n, lambda: one_by_one(rt, n))]
+        counts.update(counted(url, row[0], batches))
+    return [(how, (*_median(t), counts[how])) for how, t in timings.items()]
+
+
+def counted(url: str, rt_id: int, batches: str) -> dict[str, float]:
+    """Statements per job of each way, in a pass of its own on engines of its own."""
+    with bench_app(url, pre_ping=False):
+        seen = count_statements()
+        rt = db.session.get_one(RunTemplate, rt_id)
+        counts = {
+            "one by one": statements(seen, lambda k: one_by_one(rt, k)),
+            "submit, one by one": statements(seen, lambda k: submitted(rt_id, k)),
+            batches: statements(seen, lambda k: in_batches(rt, k, k)),
+        }
+    with bench_app(url, pre_ping=True):
+        seen = count_statements()
+        rt = db.session.get_one(RunTemplate, rt_id)
+        counts["one by one, portal pool"] = statements(seen, lambda k: one_by_one(rt, k))
+    return counts
 
 
 def _median(runs: list[Timed]) -> Timed:
-    rate, cpu, per_job = zip(*runs, strict=True)
-    return statistics.median(rate), statistics.median(cpu), statistics.median(per_job)
+    rate, cpu = zip(*runs, strict=True)
+    return statistics.median(rate), statistics.median(cpu)
 
 
 def main() -> None:
