@@ -17,6 +17,8 @@ class ConfigField:
     required: bool = False
     default: str | None = None
     secret: bool = False          # stored encrypted, write-only in forms, masked everywhere
+    destination: bool = False     # says where requests go (a URL, a mail server): a global default's
+                                  # secrets go only to the default's destination (services/actions/values.py)
     options: tuple[str, ...] = ()
 
 @dataclass(frozen=True)

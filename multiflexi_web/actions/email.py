@@ -42,22 +42,40 @@ class Email:
             "credential",
             "credential",
             "Mail credential of the company (its MAILER_DSN or SMTP_* values are the login)",
+            destination=True,
         ),
         ConfigField(
-            "MAILER_DSN", "password", "Or a DSN here: smtp://user:pass@host:port", secret=True
+            "MAILER_DSN",
+            "password",
+            "Or a DSN here: smtp://user:pass@host:port",
+            secret=True,
+            destination=True,
         ),
-        ConfigField("smtp_host", "string", "SMTP server (when there is no MAILER_DSN)"),
-        ConfigField("smtp_port", "integer", "SMTP port (default 25, 587 or 465 by security)"),
+        ConfigField(
+            "smtp_host", "string", "SMTP server (when there is no MAILER_DSN)", destination=True
+        ),
+        ConfigField(
+            "smtp_port",
+            "integer",
+            "SMTP port (default 25, 587 or 465 by security)",
+            destination=True,
+        ),
         ConfigField(
             "security",
             "set",
             "Connection security",
             default="starttls",
             options=("none", "starttls", "tls"),
+            destination=True,  # the password would cross the network in the clear
         ),
         ConfigField("username", "string", "SMTP login"),
         ConfigField("password", "password", "SMTP password", secret=True),
-        ConfigField("ca_file", "string", "CA bundle to verify the server with (default: system)"),
+        ConfigField(
+            "ca_file",
+            "string",
+            "CA bundle to verify the server with (default: system)",
+            destination=True,
+        ),
         ConfigField(
             "attachment_limit",
             "integer",

@@ -28,7 +28,13 @@ class Github:
         ConfigField(
             "token", "password", "GitHub token allowed to create issues", True, secret=True
         ),
-        ConfigField("api_url", "url", "GitHub API base URL", default="https://api.github.com"),
+        ConfigField(
+            "api_url",
+            "url",
+            "GitHub API base URL",
+            default="https://api.github.com",
+            destination=True,
+        ),
         ConfigField("title", "string", "Issue title template", default="${app} problem"),
         ConfigField("labels", "string", "Comma-separated labels", default="Bug"),
     )

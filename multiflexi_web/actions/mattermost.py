@@ -11,7 +11,9 @@ class Mattermost:
     description = "Post a message to a Mattermost incoming webhook"
     fields: tuple[ConfigField, ...] = (
         # The webhook URL is itself the credential: whoever has it can post.
-        ConfigField("webhook_url", "url", "Incoming webhook URL", True, secret=True),
+        ConfigField(
+            "webhook_url", "url", "Incoming webhook URL", True, secret=True, destination=True
+        ),
         ConfigField("message", "text", "Message template", default=chat.DEFAULT_MESSAGE),
         ConfigField("channel", "string", "Channel override (when the webhook allows it)"),
         ConfigField("username", "string", "Username override"),

@@ -11,7 +11,7 @@ class RedmineIssue:
     name = "RedmineIssue"
     description = "Open an issue in a Redmine project"
     fields: tuple[ConfigField, ...] = (
-        ConfigField("url", "url", "Redmine base URL", True),
+        ConfigField("url", "url", "Redmine base URL", True, destination=True),
         ConfigField("token", "password", "Redmine API key", True, secret=True),
         ConfigField("project_id", "string", "Project id or identifier", True),
         ConfigField("tracker_id", "integer", "Tracker id", default="1"),

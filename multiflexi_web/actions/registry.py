@@ -61,6 +61,11 @@ def secret_keys(name: str) -> frozenset[str]:
     return frozenset(f.key for f in kind.fields if f.secret) if kind else frozenset()
 
 
+def destination_keys(name: str) -> frozenset[str]:
+    kind = REGISTRY.get(name)
+    return frozenset(f.key for f in kind.fields if f.destination) if kind else frozenset()
+
+
 def keys_of_type(name: str, field_type: str) -> tuple[str, ...]:
     """The kind's config keys of one field type (e.g. "credential", "runtemplate")."""
     return tuple(f.key for f in get(name).fields if f.type == field_type)

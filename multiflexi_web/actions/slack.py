@@ -11,7 +11,9 @@ class Slack:
     description = "Post a message to a Slack incoming webhook"
     fields: tuple[ConfigField, ...] = (
         # The webhook URL is itself the credential: whoever has it can post.
-        ConfigField("webhook_url", "url", "Incoming webhook URL", True, secret=True),
+        ConfigField(
+            "webhook_url", "url", "Incoming webhook URL", True, secret=True, destination=True
+        ),
         ConfigField("message", "text", "Message template", default=chat.DEFAULT_MESSAGE),
         ConfigField("blocks", "bool", "Also send Block Kit blocks with a job button", default="0"),
     )

@@ -28,7 +28,7 @@ class TriggerJenkins:
     name = "TriggerJenkins"
     description = "Start a Jenkins build (buildWithParameters) with the job's result"
     fields: tuple[ConfigField, ...] = (
-        ConfigField("url", "url", "Jenkins base URL", True),
+        ConfigField("url", "url", "Jenkins base URL", True, destination=True),
         ConfigField("job_name", "string", "Job name (folders as a/b)", True),
         ConfigField("user", "string", "User for basic auth"),
         ConfigField("api_token", "password", "That user's API token", secret=True),

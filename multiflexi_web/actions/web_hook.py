@@ -54,7 +54,7 @@ class WebHook:
     name = "WebHook"
     description = "POST the job's result as JSON to a URL (optionally HMAC-signed)"
     fields: tuple[ConfigField, ...] = (
-        ConfigField("url", "url", "Where to POST", required=True),
+        ConfigField("url", "url", "Where to POST", required=True, destination=True),
         ConfigField(
             "secret", "password", "HMAC-SHA256 key for X-MultiFlexi-Signature", secret=True
         ),

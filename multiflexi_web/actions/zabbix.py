@@ -27,8 +27,14 @@ class Zabbix:
     name = "Zabbix"
     description = "Send the job's output or metrics file to a Zabbix trapper item"
     fields: tuple[ConfigField, ...] = (
-        ConfigField("server", "string", "Zabbix server or proxy address", default="127.0.0.1"),
-        ConfigField("port", "integer", "Trapper port", default="10051"),
+        ConfigField(
+            "server",
+            "string",
+            "Zabbix server or proxy address",
+            default="127.0.0.1",
+            destination=True,
+        ),
+        ConfigField("port", "integer", "Trapper port", default="10051", destination=True),
         ConfigField("host", "string", "Zabbix host when the company has no zabbix_host"),
         ConfigField("key", "string", "Item key suffix: zabbix_action-[<key>]"),
         ConfigField("metricsfile", "string", "Artifact name whose content is sent instead"),

@@ -178,7 +178,7 @@ def send_test(rt_id: int, mode: str, kind: str) -> tuple[str, int] | str:
         settings = _trial_settings()
     except ConfigError as exc:
         return render_template("actions/_test_result.html", outcome=None, error=str(exc)), 400
-    outcome = trial.send_test(rt, mode, kind, values.merged(default, row.config), settings)
+    outcome = trial.send_test(rt, mode, kind, values.merged(kind, default, row.config), settings)
     db.session.rollback()
     return render_template("actions/_test_result.html", outcome=outcome, error=None)
 

@@ -50,16 +50,27 @@ def check(kind: str, mode: str, when: When, *, is_admin: bool) -> None:
         )
 
 
-def _check_values(kind: str, given: Mapping[str, str], stored: Mapping[str, Any]) -> None:
+def _check_values(
+    kind: str, given: Mapping[str, str], current: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> None:
     fields = {f.key: f for f in registry.get(kind).fields}
     for key in given:
         if key not in fields:
             raise ActionConfigError(
                 f"{kind} config {key!r}: unknown (known: {', '.join(fields) or 'none'})"
             )
+    own = {**current, **given}
+    effective = values.merged(kind, defaults, own)
     for f in fields.values():
-        if f.required and f.default is None and not (given.get(f.key) or stored.get(f.key)):
-            raise ActionConfigError(f"{kind} config {f.key!r}: required")
+        if not f.required or f.default is not None or effective.get(f.key):
+            continue
+        if f.secret and defaults.get(f.key):
+            # values.merged left the default's secret out: it goes only to the default's place.
+            raise ActionConfigError(
+                f"{kind} config {f.key!r}: required here, since this action is sent elsewhere "
+                "than the global default's, which keeps its own"
+            )
+        raise ActionConfigError(f"{kind} config {f.key!r}: required")
 
 
 def _check_credentials(kind: str, given: Mapping[str, str], company_id: int) -> None:
@@ -101,7 +112,7 @@ def put(
     check(kind, mode, when, is_admin=is_admin)
     row = _find(rt.id, mode, kind)
     current = dict(row.config) if row else {}
-    _check_values(kind, given, {**_defaults(kind), **current})
+    _check_values(kind, given, current, _defaults(kind))
     _check_credentials(kind, given, rt.company_id)
     _check_targets(kind, given, rt.company_id)
     sealed = values.seal(kind, given, current)

@@ -41,7 +41,7 @@ def configs_for(session: Session, config_ids: Collection[int]) -> dict[int, dict
     if not config_ids:
         return {}
     rows = driver(session).read(statements.CONFIGS, {"p_ids": sorted(config_ids)})
-    return {row[0]: values.merged(row[2], row[1] or {}) for row in rows}
+    return {row[0]: values.merged(row[3], row[2], row[1] or {}) for row in rows}
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ def _running_of_owner() -> Any:
 
 def _configs() -> Any:
     return (
-        select(ActionConfig.id, ActionConfig.config, ActionDefault.config)
+        select(ActionConfig.id, ActionConfig.config, ActionDefault.config, ActionConfig.action)
         .outerjoin(ActionDefault, ActionDefault.action == ActionConfig.action)
         .where(one_of(ActionConfig.id, "p_ids"))
     )

@@ -39,9 +39,26 @@ def masked(stored: Mapping[str, Any]) -> dict[str, str]:
     return {k: MASK if _is_enc(v) else str(v) for k, v in stored.items()}
 
 
-def merged(defaults: Mapping[str, Any] | None, own: Mapping[str, Any]) -> dict[str, Any]:
-    """Global defaults first, the RunTemplate's values override them (as upstream)."""
-    return {**(defaults or {}), **{k: v for k, v in own.items() if v not in ("", None)}}
+def merged(kind: str, defaults: Mapping[str, Any] | None, own: Mapping[str, Any]) -> dict[str, Any]:
+    """Global defaults first, the RunTemplate's values override them (as upstream).
+
+    A default's secrets go only where the default sends them: once the RunTemplate names a
+    destination of its own (a URL, a mail server, its security), they are left out. Else a
+    tenant could set the url alone and receive the platform's token at a server of its own."""
+    mine = {k: v for k, v in own.items() if v not in ("", None)}
+    base = dict(defaults or {})
+    if redirected(kind, base, mine):
+        for key in registry.secret_keys(kind):
+            base.pop(key, None)
+    return {**base, **mine}
+
+
+def redirected(kind: str, defaults: Mapping[str, Any], own: Mapping[str, Any]) -> bool:
+    """Whether the RunTemplate's own values send the action elsewhere than the defaults do."""
+    return any(
+        own.get(key) not in ("", None) and own[key] != defaults.get(key)
+        for key in registry.destination_keys(kind)
+    )
 
 
 def secret_plain_values(stored: Mapping[str, Any]) -> list[str]:
