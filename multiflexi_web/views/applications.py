@@ -153,7 +153,7 @@ def _editor_context() -> dict[str, Any]:
 def export(app_id: int) -> Response:
     app = get_or_404(Application, app_id)
     try:
-        body = export_app_json(app)
+        body = export_app_json(app, secret_defaults=me().is_admin)
     except AppExportError as exc:
         flash(f"Cannot export {app.name}: {exc}", "error")
         return redirect(url_for(".detail", app_id=app.id))  # type: ignore[return-value]

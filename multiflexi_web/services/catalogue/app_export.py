@@ -7,6 +7,7 @@ from typing import Any
 
 from multiflexi_web.models import AppExitCode, AppField, Application, FieldType
 from multiflexi_web.services.catalogue.app_schema import app_validator
+from multiflexi_web.services.catalogue.fields import is_secret_field
 from multiflexi_web.services.catalogue.import_common import default_text, localized_out
 from multiflexi_web.services.catalogue.json_load import FileImportError, validate
 
@@ -72,8 +73,15 @@ def app_document(app: Application) -> dict[str, Any]:
     return doc
 
 
-def export_app_json(app: Application) -> str:
-    return json.dumps(export_app(app), indent=2, ensure_ascii=False) + "\n"
+def export_app_json(app: Application, *, secret_defaults: bool = True) -> str:
+    """The definition as a file; without `secret_defaults`, secret fields' defaults are left
+    out (a user below global administrator exports it: those are the platform's secrets)."""
+    doc = export_app(app)
+    if not secret_defaults:
+        for f in app.fields:
+            if is_secret_field(f):
+                doc["environment"][f.keyname].pop("defval", None)
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
 def _put(doc: dict[str, Any], key: str, value: Any) -> None:

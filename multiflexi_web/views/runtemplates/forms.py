@@ -63,8 +63,9 @@ class FieldView:
     description: str
     hint: str
     required: bool
-    default: str
+    default: str  # "" for a secret field's default: shown nowhere, only said to exist
     options: list[tuple[str, str]] = field(default_factory=list)
+    hidden_default: bool = False
 
 
 _WIDGETS = {
@@ -98,7 +99,8 @@ def field_view(f: AppField) -> FieldView:
         kind = _WIDGETS.get(FieldType(f.type), "text")
     except ValueError:
         kind = "text"
-    if is_secret_field(f) and kind == "text":
+    secret = is_secret_field(f)
+    if secret and kind == "text":
         kind = "password"
     return FieldView(
         key=f.keyname,
@@ -107,8 +109,9 @@ def field_view(f: AppField) -> FieldView:
         description=translated(f, "description"),
         hint=translated(f, "hint"),
         required=f.required,
-        default=f.default or "",
+        default="" if secret else f.default or "",
         options=_options(f.options) if kind == "select" else [],
+        hidden_default=secret and bool(f.default),
     )
 
 

@@ -98,7 +98,8 @@ def _new_state(company: Company, app: Application) -> dict[str, Any]:
         "active": True,
         "mask_output": True,
         **_policy_state(Policies()),
-        "values": {f.keyname: f.default or "" for f in app.fields},
+        # A secret default stays on the server: left empty, the job gets it (environment.py).
+        "values": {f.keyname: "" if is_secret_field(f) else f.default or "" for f in app.fields},
         "creds": {code: (c[0].id if len(c) == 1 else None) for code, c in choices.items()},
     }
 
