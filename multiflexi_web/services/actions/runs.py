@@ -109,11 +109,15 @@ def record_all(
     Attempts with the same result (status, response, error, attempt number: a pass's
     deliveries to one peer mostly are) are written by one statement: a statement per attempt
     was about a fifth of the delivery process's CPU under load. Effects are applied first, each
-    in its own savepoint (a refused one fails its run)."""
+    in its own savepoint (a refused one fails its run), and only to a run this claim still
+    holds, locked until the commit: a run whose lease lapsed was claimed again by another
+    executor, whose attempt applies them; applied here too, a chained job would run twice."""
     now = utcnow()
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, (c, outcome, secrets) in enumerate(ended):
-        if outcome.ok and outcome.effects:
+        # Not held: the RECORD below matches nothing either (None), unless a retried record
+        # finds its first commit's status, which had applied them.
+        if outcome.ok and outcome.effects and _held(c):
             outcome = _apply(c, outcome, s)
         response, error = masked(outcome.response, secrets), masked(outcome.error, secrets)
         if outcome.ok:
@@ -148,6 +152,23 @@ def record_all(
             if ended[i][0].id in mine:
                 written[i] = status
     return written
+
+
+def _held(c: Claimed) -> bool:
+    """Whether this claim still holds the run, which stays locked until the caller commits (on
+    SQLite the writer's transaction holds the whole file); a retried record whose first
+    commit reached the server finds the run ended and applies nothing twice."""
+    found = db.session.execute(
+        select(ActionRun.id)
+        .where(
+            ActionRun.id == c.id,
+            ActionRun.owner_id == c.owner_id,
+            ActionRun.attempts == c.attempts,
+            ActionRun.status == "running",
+        )
+        .with_for_update()
+    ).first()
+    return found is not None
 
 
 def _still_mine(ids: list[int], owner: int, attempts: int, status: str) -> set[int]:
