@@ -34,13 +34,14 @@ from multiflexi_web.errors import first_line
 from multiflexi_web.executors import registry
 from multiflexi_web.executors.base import Leftover
 from multiflexi_web.extensions import db
-from multiflexi_web.models import Job, JobStatus, Worker, utcnow
+from multiflexi_web.models import Job, JobStatus, Worker
 from multiflexi_web.models.worker import MISSING_KEY, MODULES_KEY
 from multiflexi_web.runner.executables import missing_here
 from multiflexi_web.runner.host import Host
 from multiflexi_web.runner.replay import record_ended
 from multiflexi_web.runner.unit import writing
 from multiflexi_web.services import installation
+from multiflexi_web.services.jobs.transitions import database_now
 
 
 class EngineWatch:
@@ -172,7 +173,9 @@ def retried_soon(job_ids: set[int]) -> set[int]:
 def _live_workers(ids: set[int], lost_after: float) -> set[int]:
     if not ids:
         return set()
-    oldest = utcnow() - timedelta(seconds=lost_after)
+    # Heartbeats are stamped by the database's clock: judged by this host's, an executor whose
+    # clock ran ahead would take live ones for dead and remove their running jobs' Pods.
+    oldest = database_now() - timedelta(seconds=lost_after)
     here = socket.gethostname()
     workers = db.session.scalars(select(Worker).where(Worker.id.in_(ids))).all()
     return {w.id for w in workers if _alive(w, oldest, here)}
