@@ -253,17 +253,18 @@ def test_a_journal_held_by_a_live_executor_is_left_alone(app: Flask, tmp_path: P
 
 
 def test_clearing_the_journal_removes_its_side_files(tmp_path: Path) -> None:
-    """The first clear also removes side files an earlier process of this pid left; later ones
-    remove those this journal wrote (tracked, not looked for), and only those."""
+    """A clear removes the side files this journal wrote (tracked, not looked for), and only
+    those: another journal's stay for its replay."""
     folder = tmp_path / "state"
     journal = Journal(folder, 1 << 20)
     try:
-        left = journal.path.with_name(f"{journal.path.stem}.99.bin")
-        left.write_bytes(b"left by an earlier process")
+        other = folder / "journal-elsewhere-7-0badcafe.1.bin"
+        other.write_bytes(b"another journal's")
         big = {"job": 1, "data": [b"y" * (INLINE_MAX + 1), b"small"]}
         journal.append([big])
         journal.clear()
-        assert list(folder.glob("*.bin")) == []
+        assert list(folder.glob("*.bin")) == [other]
+        other.unlink()
         journal.append([big, big])
         assert len(list(folder.glob("*.bin"))) == 2
         journal.clear()

@@ -1,7 +1,7 @@
 """The finish journal: finishes the database could not take yet, kept on local disk.
 
-One file per executor process (`journal-<host>-<pid>.jsonl` in the state folder, 0600, JSON
-lines, fsync'd), locked with flock for the process's life: a file nobody holds belongs to a
+One file per executor process (`journal-<host>-<pid>-<random>.jsonl` in the state folder, 0600,
+JSON lines, fsync'd), locked with flock for the process's life: a file nobody holds belongs to a
 dead executor and any executor of the same host replays it before it claims or reaps. Replay
 is idempotent: a finish is a conditional UPDATE of a job that is still running, and the rows
 are stored only when it matched.
@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -29,15 +30,16 @@ class Journal:
     def __init__(self, folder: Path, max_bytes: int) -> None:
         self.folder, self.max_bytes = folder, max_bytes
         make_private(folder)
-        self.path = folder / f"journal-{host_tag()}-{os.getpid()}.jsonl"
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        # A name of this process's own: a restarted executor often gets its dead predecessor's
+        # pid (PID 1 in a container restarted in place, the same pid after a reboot), and
+        # taking that file for its own it never replayed the finishes it held.
+        tag = f"{host_tag()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.path = folder / f"journal-{tag}.jsonl"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours alone while we live
-        self.size = os.fstat(self.fd).st_size
+        self.size = 0
         self._side = 0
-        # Side files written since the last clear; None until the first clear, which looks for
-        # any left by an earlier process of this pid. Globbing the folder at every clear cost
-        # 3% of a busy executor's interpreter for files that almost never exist.
-        self._sides: list[Path] | None = None
+        self._sides: list[Path] = []  # side files written since the last clear
 
     def append(self, entries: list[dict[str, Any]], *, sync: bool = True) -> None:
         """Write the entries, and fsync them unless `sync` is false (a side file per large value
@@ -66,11 +68,8 @@ class Journal:
         os.ftruncate(self.fd, 0)
         os.fsync(self.fd)
         self.size = 0
-        if self._sides is None:
-            _remove_sides(self.path)
-        else:
-            for side in self._sides:
-                side.unlink(missing_ok=True)
+        for side in self._sides:
+            side.unlink(missing_ok=True)
         self._sides = []
 
     def close(self) -> None:
@@ -89,8 +88,7 @@ class Journal:
         self._side += 1
         side = self.path.with_name(f"{self.path.stem}.{self._side}.bin")
         _write_synced(side, raw)
-        if self._sides is not None:
-            self._sides.append(side)
+        self._sides.append(side)
         self.size += len(raw)
         return {"$file": side.name}
 
