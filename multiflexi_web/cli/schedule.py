@@ -119,7 +119,7 @@ def _update_executor(rt: RunTemplate, executor: str | None, pairs: tuple[str, ..
 
 
 def _update_schedule(rt: RunTemplate, active: bool | None, opts: dict[str, Any]) -> None:
-    """Apply schedule options; only a real change moves the next run (a due slot stays due)."""
+    """Apply schedule options (a due slot stays due unless they change something)."""
     if opts.get("cron") and opts.get("interval") is None:
         opts["interval"] = "c"
     old = ScheduleSpec(rt.interval, rt.cron, rt.delay, rt.timezone)
@@ -132,8 +132,7 @@ def _update_schedule(rt: RunTemplate, active: bool | None, opts: dict[str, Any])
         require_activatable(rt)
     if active is not None:
         rt.active = active
-    if new != old or changed_active:
-        set_schedule(rt, new)
+    set_schedule(rt, new)  # which moves the next run only on a real change
 
 
 @click.command("next")

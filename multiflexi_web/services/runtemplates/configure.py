@@ -103,17 +103,21 @@ def set_timeout(rt: RunTemplate, timeout: int | None) -> None:
 
 
 def set_schedule(rt: RunTemplate, spec: ScheduleSpec) -> None:
+    """Store the schedule (set `rt.active` first). Only a real change, of the schedule or of
+    whether the template runs at all, moves its next run: every form and API call sends the
+    schedule with each save, and a save of the name alone must leave a due slot due (a paused
+    or missed one meets its misfire policy at the next tick), not skip it for the next one."""
     try:
         schedule.validate(spec.interval, spec.cron, spec.timezone, spec.delay)
     except schedule.ScheduleError as exc:
         raise RunTemplateError(str(exc)) from None
-    rt.interval, rt.cron, rt.delay, rt.timezone = (
-        spec.interval,
-        spec.cron or None,
-        spec.delay,
-        spec.timezone or None,
-    )
-    schedule.refresh_next_run(rt, utcnow(), settings().timezone)
+    new = (spec.interval, spec.cron or None, spec.delay, spec.timezone or None)
+    old = (rt.interval, rt.cron or None, rt.delay, rt.timezone or None)
+    rt.interval, rt.cron, rt.delay, rt.timezone = new
+    now, zone = utcnow(), settings().timezone
+    planned = schedule.next_run(rt, now, zone)
+    if new != old or (planned is None) != (rt.next_run_at is None):
+        rt.next_run_at = planned
 
 
 def set_policies(rt: RunTemplate, policies: Policies) -> None:
