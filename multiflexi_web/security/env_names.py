@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Read by the dynamic loader, an interpreter or a shell before the job's own code runs: whoever
@@ -125,6 +125,17 @@ def check(
             f"{what} {name!r}: not a field of the application nor an allowed name "
             "(a global administrator can allow it with MULTIFLEXI_ENV_ALLOW)"
         )
+
+
+# execve() ends a value at its first NUL, and PostgreSQL refuses one in any text column.
+NUL_REASON = "contains a NUL character, which no environment value can hold"
+
+
+def check_values(values: Mapping[str, str], *, what: str) -> None:
+    """Raise EnvNameError for a value no job's environment can hold, naming its key."""
+    for name, value in values.items():
+        if "\x00" in value:
+            raise EnvNameError(f"{what} {name!r}: {NUL_REASON}")
 
 
 def check_all(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, make_response, render_template, request
-from psycopg.errors import NumericValueOutOfRange
+from psycopg.errors import NumericValueOutOfRange, UntranslatableCharacter
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
@@ -57,11 +57,15 @@ def _server_error(exc: InternalServerError) -> Response | tuple[str, int]:
 
 
 def _out_of_range(exc: DataError) -> Response | tuple[str, int]:
-    """A number past its column's type (e.g. an id over 2**31 in a URL, on PostgreSQL)."""
+    """A number past its column's type (e.g. an id over 2**31 in a URL, on PostgreSQL), or a
+    NUL character that a form's own checks let through (PostgreSQL stores none: psycopg
+    refuses it in text, the server in JSON)."""
     db.session.rollback()
-    if not isinstance(exc.orig, NumericValueOutOfRange):
-        return _server_error(InternalServerError(original_exception=exc))
-    return _render(400, "A number in the request is out of range.")
+    if isinstance(exc.orig, NumericValueOutOfRange):
+        return _render(400, "A number in the request is out of range.")
+    if isinstance(exc.orig, UntranslatableCharacter) or "NUL" in str(exc.orig):
+        return _render(400, "A value in the request contains a NUL character.")
+    return _server_error(InternalServerError(original_exception=exc))
 
 
 def _render(code: int, message: str) -> Response | tuple[str, int]:

@@ -94,6 +94,10 @@ def set_env(company: Company, values: dict[str, str], *, admin: bool = False) ->
     for key in values:
         validate_env_key(key)
     check_env_names(list(values), admin=admin)
+    try:
+        env_names.check_values(values, what="env key")
+    except env_names.EnvNameError as exc:
+        raise CompanyError(str(exc)) from None
     for key, value in values.items():
         secret = is_secret_name(key)
         stored = cipher().encrypt(value) if secret else value

@@ -13,6 +13,7 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import RunTemplate
 from multiflexi_web.models.action import TRIGGERS, ActionConfig, ActionDefault
 from multiflexi_web.models.bounds import parse_id
+from multiflexi_web.security.env_names import NUL_REASON
 from multiflexi_web.services.actions import mail_credential, values
 
 MODES = ("success", "failure")
@@ -50,18 +51,26 @@ def check(kind: str, mode: str, when: When, *, is_admin: bool) -> None:
         )
 
 
+def _check_given(kind: str, given: Mapping[str, str]) -> None:
+    """Every key one of the kind's, no value with a NUL (PostgreSQL's JSON stores none)."""
+    known = [f.key for f in registry.get(kind).fields]
+    for key, value in given.items():
+        if key not in known:
+            raise ActionConfigError(
+                f"{kind} config {key!r}: unknown (known: {', '.join(known) or 'none'})"
+            )
+        if "\x00" in value:
+            raise ActionConfigError(f"{kind} config {key!r}: {NUL_REASON}")
+
+
 def _check_values(
     kind: str, given: Mapping[str, str], current: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> None:
-    fields = {f.key: f for f in registry.get(kind).fields}
-    for key in given:
-        if key not in fields:
-            raise ActionConfigError(
-                f"{kind} config {key!r}: unknown (known: {', '.join(fields) or 'none'})"
-            )
+    _check_given(kind, given)
+    fields = registry.get(kind).fields
     own = {**current, **given}
     effective = values.merged(kind, defaults, own)
-    for f in fields.values():
+    for f in fields:
         if not f.required or f.default is not None or effective.get(f.key):
             continue
         if f.secret and defaults.get(f.key):
@@ -143,6 +152,7 @@ def remove(rt: RunTemplate, mode: str, kind: str) -> None:
 
 def put_default(kind: str, given: Mapping[str, str], *, is_admin: bool = False) -> ActionDefault:
     check(kind, "success", When(), is_admin=is_admin)
+    _check_given(kind, given)
     # What belongs to one company is chosen per RunTemplate, never as every company's default.
     for field_type, what in (("credential", "a credential"), ("runtemplate", "a RunTemplate")):
         for key in registry.keys_of_type(kind, field_type):

@@ -6,6 +6,8 @@ import functools
 import re
 from typing import Any, Protocol
 
+from multiflexi_web.security.env_names import NUL_REASON
+
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EMAIL_MAX = 254  # RFC 5321's limit on a forward path
 URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
@@ -77,6 +79,8 @@ def option_values(options: Any) -> list[str]:
 
 
 def normalise_value(ftype: str, raw: str, options: Any = None) -> str:
+    if "\x00" in raw:
+        raise FieldValueError(NUL_REASON)
     value = raw if ftype == "text" or ftype in SECRET_FIELD_TYPES else raw.strip()
     if value == "":
         return ""

@@ -70,12 +70,16 @@ def exit_meaning(job: Job) -> ExitMeaning | None:
     return None
 
 
-def check_one_time_env(rt: RunTemplate, names: Iterable[str], *, admin: bool) -> None:
-    """Raise EnvNameError for a name this actor may not set (security/env_names.py)."""
+def check_one_time_env(
+    rt: RunTemplate, env: Mapping[str, str], *, admin: bool, uploads: Iterable[str] = ()
+) -> None:
+    """Raise EnvNameError for a name this actor may not set (security/env_names.py), or a
+    value no environment can hold; `uploads`: the fields files are given for."""
     declared = {f.keyname for f in rt.application.fields}
     env_names.check_all(
-        names, what="env", admin=admin, declared=declared, allow=env_names.allowed()
+        [*env, *uploads], what="env", admin=admin, declared=declared, allow=env_names.allowed()
     )
+    env_names.check_values(env, what="env")
 
 
 def run_now(
@@ -93,7 +97,7 @@ def run_now(
     """Queue an ad-hoc job with a one-time environment (the `secret` keys marked secret), now
     or at `when`; uploaded files are stored with the job. `platform` values (the slot time of
     a re-run backfill job) come from the platform itself, so they skip the name check."""
-    check_one_time_env(rt, [*env, *(up.field for up in uploads)], admin=admin)
+    check_one_time_env(rt, env, admin=admin, uploads=[up.field for up in uploads])
     override = {**env, **(platform or {})}
     rows = []
     for up in uploads:
