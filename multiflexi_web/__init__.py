@@ -47,7 +47,10 @@ def create_app(
 
 def _portal(app: Flask, settings: Settings) -> None:
     """What serves people and the CLI: extensions, headers, blueprints, commands."""
+    from multiflexi_web.api.json_provider import BoundedJSON
     from multiflexi_web.portal_extensions import csrf, login_manager, migrate
+
+    app.json = BoundedJSON(app)
 
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)

@@ -235,6 +235,10 @@ def _config() -> dict[str, Any]:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise EventSourceError(f"config: not valid JSON ({exc})") from None
+    except (ValueError, RecursionError):  # a number of over 4,300 digits, a nesting too deep
+        raise EventSourceError(
+            "config: not JSON this form takes (a huge number or deep nesting)"
+        ) from None
     if not isinstance(value, dict):
         raise EventSourceError("config: must be a JSON object")
     return value

@@ -54,8 +54,8 @@ def _as_text(data: bytes, kind: str) -> str:
     if kind == "json":
         try:
             return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-        except ValueError:
-            return text  # not valid JSON after all: show it as it is
+        except (ValueError, RecursionError):  # not JSON after all, or nested too deep to indent
+            return text
     return text
 
 
