@@ -64,6 +64,9 @@ def test_style_and_partial_sequence_carry_across_feeds() -> None:
 def test_unknown_sgr_codes_are_ignored() -> None:
     assert apply_sgr(Style(), "5;7;53") == Style()
     assert apply_sgr(Style(fg="c1"), "") == Style()
+    # More digits than any code has (int() of over 4,300 raises): ignored, the rest applies.
+    assert apply_sgr(Style(), "1" * 5000 + ";31") == Style(fg="c1")
+    assert "before" in to_html("before \x1b[" + "1" * 5000 + "m after")
 
 
 def _chunks(*parts: tuple[str, bytes]) -> list[tuple[int, str, bytes]]:

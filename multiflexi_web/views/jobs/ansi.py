@@ -79,13 +79,21 @@ def _extended(params: list[int], i: int) -> tuple[str | None, int]:
     return None, len(params)
 
 
+def _param(text: str) -> int:
+    """One SGR parameter; an empty one is 0. One of more digits than any code has is no code
+    (-1, ignored): int() of over 4,300 digits raises, and a job's output must not break its page."""
+    if not text:
+        return 0
+    return int(text) if len(text) <= 9 else -1
+
+
 _FLAG_ON = {1: "bold", 2: "dim", 3: "italic", 4: "underline"}
 _FLAG_OFF = {22: {"bold", "dim"}, 23: {"italic"}, 24: {"underline"}}
 
 
 def apply_sgr(style: Style, raw: str) -> Style:
     """The style after one SGR sequence (`raw` is the parameter text between `[` and `m`)."""
-    params = [int(p) if p.isdigit() else 0 for p in re.split(r"[;:]", raw)] if raw else [0]
+    params = [_param(p) for p in re.split(r"[;:]", raw)] if raw else [0]
     i = 0
     while i < len(params):
         p = params[i]
