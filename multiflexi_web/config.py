@@ -105,7 +105,10 @@ def parse_rate(raw: str) -> tuple[int, int]:
 
 
 def _timezone(raw: str) -> str:
-    ZoneInfo(raw)
+    try:
+        ZoneInfo(raw)
+    except OSError:  # a folder of the zone database ("Europe"), a name too long
+        raise ValueError("not a time zone") from None
     return raw
 
 

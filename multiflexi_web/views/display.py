@@ -43,7 +43,7 @@ def _zone(zone: str | tzinfo | None) -> tzinfo | None:
         return zone
     try:
         return ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a folder
         return None
 
 

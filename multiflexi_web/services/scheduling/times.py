@@ -72,7 +72,8 @@ def validate(interval: str, cron: str | None, timezone: str | None, delay: int) 
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a folder of the zone database ("Europe": IsADirectoryError), a name too long.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ScheduleError(f"timezone {name!r}: not a known IANA time zone") from None
 
 

@@ -64,7 +64,7 @@ def import_upstream(options: ImportOptions) -> Report:
     Raises UpstreamKeyError or UpstreamReadError before anything is written."""
     try:
         zone = ZoneInfo(options.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a folder
         raise UpstreamReadError(f"time zone {options.timezone!r}: unknown") from None
     reader = UpstreamReader(options.url)
     try:
