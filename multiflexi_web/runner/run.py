@@ -508,7 +508,17 @@ class JobRun:
                 for path in artifacts.files_to_keep(
                     self.workdir, ctx.artifact_patterns, Path(result) if result else None
                 ):
-                    col.add_job_file(self.workdir, path, str(path.relative_to(self.workdir)))
+                    # One file that cannot be kept (gone, unreadable, a full disk) loses only
+                    # itself, not every file found after it.
+                    try:
+                        col.add_job_file(self.workdir, path, str(path.relative_to(self.workdir)))
+                    except OSError as exc:
+                        log.warning(
+                            "action=artifact_failed job=%s file=%r error=%s",
+                            self.job.id,
+                            str(path),
+                            exc,
+                        )
         except OSError as exc:
             log.warning("action=artifact_failed job=%s error=%s", self.job.id, exc)
         return col.rows

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SNIFF_BYTES = 64 * 1024
 SMALL = 4096
+# Bytes of UTF-8, not characters: file systems cap a name at 255 bytes, and 150 Czech letters
+# are 300. What is left of 255 takes the "-N" that keeps names unique within a job.
 MAX_NAME = 200
 # The work directory scan for artifact patterns stops here: a job may leave millions of files.
 SCAN_MAX = 10_000
@@ -47,7 +49,18 @@ def safe_name(name: str) -> str:
     kept = [p for p in parts if p not in ("", ".", "..")]
     flat = "_".join(kept)
     flat = "".join(c for c in flat if c.isprintable() and c != "\x00").strip().lstrip(".-")
-    return flat[:MAX_NAME] or "artifact"
+    return _fitted(flat, MAX_NAME) or "artifact"
+
+
+def _fitted(name: str, limit: int) -> str:
+    """`name` cut to at most `limit` bytes of UTF-8, never inside a character, keeping a short
+    extension (report.csv stays a .csv)."""
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    tail = f".{ext}" if dot and stem and len(ext.encode()) <= 16 else ""
+    body = (stem if tail else name).encode()[: limit - len(tail.encode())]
+    return body.decode(errors="ignore") + tail
 
 
 def mime_of(head: bytes) -> str:
