@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application, AuditLog
-from tests.factories import client_for, make_app, make_user, reread
+from tests.factories import client_for, login, make_app, make_user, reread
 
 DEMO = Path(__file__).resolve().parent.parent / "multiflexi_web" / "demo_apps"
 HELLO = (DEMO / "hello.multiflexi.app.json").read_bytes()
@@ -80,7 +81,7 @@ def test_export_downloads_json_that_names_the_app(app: Flask) -> None:
     application = make_app("exported app", fields=[{"keyname": "A"}])
     resp = client_for(app, make_user()).get(f"/applications/{application.id}/export")
     assert resp.status_code == 200 and resp.mimetype == "application/json"
-    assert 'filename="exported-app.multiflexi.app.json"' in resp.headers["Content-Disposition"]
+    assert "filename=exported-app.multiflexi.app.json" in resp.headers["Content-Disposition"]
     doc = json.loads(resp.get_data(as_text=True))
     assert doc["uuid"] == application.uuid and "A" in doc["environment"]
 
@@ -102,3 +103,17 @@ def test_a_script_homepage_is_not_made_a_link(app: Flask) -> None:
     client = client_for(app, make_user())
     html = client.get(f"/applications/{application.id}").get_data(as_text=True)
     assert 'href="javascript:' not in html and "javascript:alert(1)" in html
+
+
+def test_export_of_an_app_with_a_czech_name_downloads(client: FlaskClient) -> None:
+    # Header values must be Latin-1 (PEP 3333): gunicorn failed on a raw "Přehled faktur".
+    login(client, make_user(is_admin=True))
+    app = make_app("Přehled faktur")
+    resp = client.get(f"/applications/{app.id}/export")
+    assert resp.status_code == 200
+    for name, value in resp.headers.items():
+        value.encode("latin-1")  # what every WSGI server does with a header value
+        name.encode("latin-1")
+    disposition = resp.headers["Content-Disposition"]
+    assert "filename*=UTF-8''P%C5%99ehled-faktur.multiflexi.app.json" in disposition
+    assert json.loads(resp.get_data(as_text=True))["name"]

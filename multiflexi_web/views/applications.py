@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application
@@ -157,11 +168,13 @@ def export(app_id: int) -> Response:
     except AppExportError as exc:
         flash(f"Cannot export {app.name}: {exc}", "error")
         return redirect(url_for(".detail", app_id=app.id))  # type: ignore[return-value]
-    filename = f"{_safe_name(app.name)}.multiflexi.app.json"
-    return Response(
-        body,
+    # send_file writes the header as RFC 6266 wants (filename*=UTF-8''...): a name such as
+    # "Přehled faktur" written raw is not Latin-1, and gunicorn failed to send the response.
+    return send_file(
+        io.BytesIO(body.encode()),
         mimetype="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        as_attachment=True,
+        download_name=f"{_safe_name(app.name)}.multiflexi.app.json",
     )
 
 
