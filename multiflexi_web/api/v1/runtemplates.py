@@ -69,8 +69,6 @@ def create_runtemplate() -> Response:
     access.require(company_id, Role.OPERATOR)
     company = access.get(Company, company_id)
     app = access.get(Application, required_int(body, "application_id"))
-    if not app.enabled:
-        raise unprocessable(f"application_id {app.id}: the application is disabled")
     name = text_field(body, "name", required=True, max_len=255) or ""
     config = _config(body, app)
     spec = rts.RunTemplateSpec(

@@ -61,6 +61,12 @@ class RunTemplateSpec:
 
 
 def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec) -> RunTemplate:
+    # Here, not in each form: the portal's wizard offered only enabled ones but took any id.
+    if not app.enabled:
+        raise RunTemplateError(
+            f"application {app.name!r}: disabled, no new RunTemplate of it until a global "
+            "administrator enables it"
+        )
     if not spec.name.strip():
         raise RunTemplateError("name: must not be empty")
     rt = RunTemplate(company_id=company.id, application_id=app.id, name=spec.name.strip())
