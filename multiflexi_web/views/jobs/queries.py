@@ -199,12 +199,19 @@ def by_planned_time(f: JobFilter) -> bool:
     return f.since is not None or f.until is not None
 
 
-def _keyset(q: Select[Any], f: JobFilter) -> Select[Any]:
-    """Rows after the `before` job in the list's order (planned time lists use its time too)."""
+def _keyset(q: Select[Any], f: JobFilter, visible: set[int] | None) -> Select[Any]:
+    """Rows after the `before` job in the list's order (planned time lists use its time too).
+
+    The cursor job's time is read only if the caller sees that job: another company's id
+    would cut the list at that company's planned time, and so tell it (an id it cannot see
+    is an id cursor, as a missing one is)."""
     if f.before is None:
         return q
     if by_planned_time(f):
-        planned = db.session.scalar(select(Job.scheduled_for).where(Job.id == f.before))
+        cursor = select(Job.scheduled_for).where(Job.id == f.before)
+        if visible is not None:
+            cursor = cursor.where(Job.company_id.in_(visible))
+        planned = db.session.scalar(cursor)
         if planned is not None:
             return q.where(
                 Job.scheduled_for <= planned,
@@ -257,7 +264,7 @@ def list_jobs(f: JobFilter, visible: set[int] | None, limit: int = PAGE_SIZE) ->
     if visible is not None and not visible:
         return JobPage(jobs=[], next_before=None, any_live=False)
     q = _listed().order_by(*_order(f, visible)).limit(limit + 1)
-    rows = [_job_row(r) for r in db.session.execute(_keyset(_filtered(q, f, visible), f))]
+    rows = [_job_row(r) for r in db.session.execute(_keyset(_filtered(q, f, visible), f, visible))]
     more = len(rows) > limit
     rows = rows[:limit]
     return JobPage(
