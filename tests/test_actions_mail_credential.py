@@ -98,7 +98,7 @@ def test_another_companys_credential_is_refused(app: Flask, tmp_path: Path) -> N
     rt = shell_rt("exit 3", company)
     with smtp_server(tmp_path, "starttls") as peer:
         theirs = _mail_credential(other, peer)
-        with pytest.raises(ActionConfigError, match="another company"):
+        with pytest.raises(ActionConfigError, match="not a credential of this company"):
             configure.put(rt, "failure", "Email", _email(theirs, peer))
         db.session.rollback()
         not_mail = make_credential(company)  # LOGIN/PASSWORD: no mail fields
@@ -117,7 +117,7 @@ def test_another_companys_credential_is_refused(app: Flask, tmp_path: Path) -> N
         drain(app)
         dispatch_all(app)
     [run] = _runs(job_id)
-    assert run.status == "failed" and "belongs to another company" in (run.error or "")
+    assert run.status == "failed" and "not a credential of this company" in (run.error or "")
     assert not peer.inbox.messages and PASSWORD not in _shown(run)
 
 

@@ -190,7 +190,7 @@ def test_a_rule_of_a_company_source_cannot_target_another_company(
         args=["event-rule", "create", "--source", "erp", "--runtemplate", str(foreign.id)]
     )
     assert result.exit_code != 0
-    assert f"runtemplate {foreign.id}: belongs to another company than source 'erp'" in (
+    assert f"runtemplate {foreign.id}: not a RunTemplate of the company of source 'erp'" in (
         result.output
     )
     assert _json(runner, "event-rule", "list", "--source", "erp") == []

@@ -247,7 +247,7 @@ def test_a_company_admin_cannot_aim_a_rule_at_another_company(client: FlaskClien
     assert f'value="{own.id}"' in page and f'value="{foreign.id}"' not in page
     resp = client.post(url, data={**form, "runtemplate": str(foreign.id)})
     body = resp.get_data(as_text=True)
-    assert resp.status_code == 400 and "belongs to another company than source" in body
+    assert resp.status_code == 400 and "not a RunTemplate of the company of source" in body
     assert client.post(url, data={**form, "runtemplate": ""}).status_code == 400
     assert db.session.scalars(select(EventRule)).all() == []
     assert client.post(url, data={**form, "runtemplate": str(own.id)}).status_code == 302

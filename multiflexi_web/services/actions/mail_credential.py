@@ -57,12 +57,11 @@ def check(session: Session, company_id: int, raw: str) -> Credential:
     if not raw.strip().isdigit():
         raise MailCredentialError(f"credential {raw!r}: the id of a mail credential")
     cred = session.get(Credential, int(raw))
-    if cred is None:
-        raise MailCredentialError(f"credential {raw}: not found")
-    if cred.company_id != company_id:
+    if cred is None or cred.company_id != company_id:
+        # A missing id and another company's answer alike: no other tenant's id shows.
         raise MailCredentialError(
-            f"credential {raw}: belongs to another company; only the job's own company's "
-            "mail credentials may be used"
+            f"credential {raw}: not a credential of this company; only the job's own "
+            "company's mail credentials may be used"
         )
     if raw not in {i for i, _ in choices(session, company_id)}:
         raise MailCredentialError(f"credential {raw} ({cred.name}): not a mail credential")

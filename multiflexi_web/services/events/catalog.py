@@ -177,12 +177,13 @@ def _check_target(source: EventSource, spec: RuleSpec) -> None:
     rule (portal, CLI, upstream import), a company's webhook must never start another company's
     job with values from its payload in that job's environment."""
     rt = db.session.get(RunTemplate, spec.runtemplate_id)
-    if rt is None:
+    if rt is None and source.company_id is None:
         raise EventSourceError(f"runtemplate {spec.runtemplate_id}: not found")
-    if not starts_for(source, rt):
+    if rt is None or not starts_for(source, rt):
+        # A missing id and another company's answer alike: no other tenant's id shows.
         raise EventSourceError(
-            f"runtemplate {rt.id}: belongs to another company than source {source.name!r} "
-            "(a company's source starts only its own company's RunTemplates)"
+            f"runtemplate {spec.runtemplate_id}: not a RunTemplate of the company of source "
+            f"{source.name!r} (a company's source starts only its own company's RunTemplates)"
         )
     names = [k for k in spec.env_mapping if not k.startswith("EVENT_")]
     declared = {f.keyname for f in rt.application.fields}
