@@ -8,6 +8,7 @@ from flask import Blueprint, render_template
 
 from multiflexi_web.models import Worker, utcnow
 from multiflexi_web.services import settings
+from multiflexi_web.services.accounts.access import visible_company_ids
 from multiflexi_web.services.backup.history import last_backup_at
 from multiflexi_web.views._helpers import is_htmx, me
 from multiflexi_web.views.queries.operations import workers_with_running
@@ -34,7 +35,7 @@ def index() -> str:
             "stale": is_stale(w, now, lost_after),
             "running": running,
         }
-        for w, running in workers_with_running()
+        for w, running in workers_with_running(visible_company_ids(me()))
     ]
     if is_htmx():
         return render_template("workers/_table.html", rows=rows, lost_after=lost_after)

@@ -8,14 +8,18 @@ from multiflexi_web.extensions import db
 from multiflexi_web.models import AuditLog, Job, JobStatus, Worker
 
 
-def workers_with_running() -> list[tuple[Worker, int]]:
-    """Every worker (running ones first, newest first per kind) with its running jobs' count."""
+def workers_with_running(visible: set[int] | None = None) -> list[tuple[Worker, int]]:
+    """Every worker (running ones first, newest first per kind) with its running jobs' count,
+    only those of the `visible` companies when given (None: all, for an administrator): a
+    member must not watch another company's activity by the executors' counts."""
     workers = db.session.scalars(
         select(Worker).order_by(Worker.stopped_at.is_not(None), Worker.kind, Worker.id.desc())
     ).all()
     running = select(Job.worker_id, func.count()).where(
         Job.status == JobStatus.RUNNING.value, Job.worker_id.is_not(None)
     )
+    if visible is not None:
+        running = running.where(Job.company_id.in_(visible))
     rows = db.session.execute(running.group_by(Job.worker_id))
     counts = {worker_id: count for worker_id, count in rows}
     return [(w, counts.get(w.id, 0)) for w in workers]
