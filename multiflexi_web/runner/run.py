@@ -343,6 +343,7 @@ class JobRun:
                 uploads=self._inputs(ctx),
                 slot_at=self.job.slot_at,
             )
+            self._hand_workdir()
             argv = fill_argv(ctx.executable, ctx.cmd_words, env.values)
             module = registry.get(self.job.executor)
         except (CommandError, KeyError, OSError, ValueError) as exc:
@@ -460,6 +461,9 @@ class JobRun:
         return job_inputs.materialise(self.workdir, self.with_retries(load), owner)
 
     def _make_workdir(self) -> None:
+        """The job's directory, the daemon's alone (0700) until _hand_workdir(): while the
+        daemon writes the uploads into it, no process of the job user (another company's job
+        running now, or one left behind) may plant a link there to write through as root."""
         try:
             self.workdir.mkdir(mode=0o700)
         except FileExistsError:  # left by a crash (job ids are unique, the files are stale)
@@ -468,6 +472,8 @@ class JobRun:
         except FileNotFoundError:
             self.workdir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.workdir.mkdir(mode=0o700)
+
+    def _hand_workdir(self) -> None:
         if self.cfg.run_as is not None:  # the job's own: the daemon (root or caps) still reads it
             os.chown(self.workdir, self.cfg.run_as.uid, self.cfg.run_as.gid)
 

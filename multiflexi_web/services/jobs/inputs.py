@@ -63,9 +63,9 @@ def materialise(
         target = workdir / safe
         if safe in used:  # two fields with one file name: each keeps its own copy
             sub = workdir / _single_name(field, f"field name {field!r}")
-            sub.mkdir(mode=0o700, exist_ok=True)
+            sub.mkdir(mode=0o700)  # never an existing one: it could be a link planted there
             if owner is not None:
-                os.chown(sub, *owner)
+                os.chown(sub, *owner, follow_symlinks=False)
             target = sub / safe
         used.add(safe)
         _write(target, content, owner)
