@@ -40,6 +40,28 @@ PLATFORM_SECRETS = frozenset(
         "DB_DATABASE",
     }
 )
+# The system env file is also the platform's own settings file (multiflexi.env.example): of it,
+# a job gets what the operator put there for jobs, never a setting of the platform. Every such
+# setting is named with one of these prefixes or in PLATFORM_SECRETS: the metrics token, the
+# first admin's password, the Azure service principal, the container and cluster endpoints.
+PLATFORM_PREFIXES = (
+    "MULTIFLEXI_",
+    "DATABASE_",
+    "DB_",
+    "ENCRYPTION_",
+    "SECRET_KEY",
+    "AZURE_",
+    "DOCKER_",
+    "KUBECONFIG",
+)
+PLATFORM_NAMES = frozenset({"PORT", "MALLOC_ARENA_MAX"})
+
+
+def platform_setting(name: str) -> bool:
+    """Whether `name` in the system env file is one of the platform's own settings."""
+    return name in PLATFORM_SECRETS or name in PLATFORM_NAMES or name.startswith(PLATFORM_PREFIXES)
+
+
 # All a job takes from the daemon's own environment (nothing else of os.environ leaks): what a
 # process needs to behave normally. PATH keeps absolute entries only, so that a file in the
 # job's work directory can never be found as a command; HOME is the work directory (platform).
@@ -171,7 +193,7 @@ def _layers(rt: RunTemplate, system_values: Mapping[str, str]) -> Iterable[Layer
         {f.keyname: f.default for f in app.fields if f.default is not None},
         frozenset(f.keyname for f in app.fields if is_secret_field(f)),
     )
-    yield Layer("system", {k: v for k, v in system_values.items() if k not in PLATFORM_SECRETS})
+    yield Layer("system", {k: v for k, v in system_values.items() if not platform_setting(k)})
     yield Layer(
         "company",
         {e.key: reveal(e) for e in rt.company.env},
