@@ -87,7 +87,7 @@ def _schedule(rt: RunTemplate, body: dict[str, Any]) -> Response:
             [],
             user.id,
             {k for k in env if is_secret_name(k)},  # upstream has no secret marks
-            admin=user.is_admin,
+            admin=access.acts_as_global_admin(),
             schedule_type=ADHOC_API,
             when=when,
         ),

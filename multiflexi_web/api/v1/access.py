@@ -64,6 +64,14 @@ def owned(model: type[M], object_id: int, minimum: Role = Role.VIEWER) -> M:
     return obj
 
 
+def acts_as_global_admin() -> bool:
+    """Whether this request has a global administrator's powers: an administrator's token
+    limited to one company has a company member's (docs/api.md), also for the environment
+    names it may set (any acceptable name is an administrator's power, SPEC §15)."""
+    c = caller()
+    return c.user.is_admin and (c.token is None or c.token.company_id is None)
+
+
 def global_admin() -> None:
     c = caller()
     if c.token is not None and c.token.company_id is not None:

@@ -78,7 +78,7 @@ def create_runtemplate() -> Response:
         config=config,
         timeout=int_field(body, "timeout", nullable=True),
         active=_flag(body, "active", True),
-        admin=caller().user.is_admin,
+        admin=access.acts_as_global_admin(),
     )
     chosen = _credentials(body)
 
@@ -115,7 +115,7 @@ def update_runtemplate(rt_id: int) -> Response:
             rts.set_timeout(rt, int_field(body, "timeout", nullable=True))
         rt.active = _flag(body, "active", rt.active)
         rts.set_schedule(rt, _schedule(body, current))
-        rts.set_config(rt, config, admin=caller().user.is_admin)
+        rts.set_config(rt, config, admin=access.acts_as_global_admin())
         set_credentials(rt, chosen)
         return rt, require_ready(rt)
 
@@ -194,7 +194,7 @@ def schedule(rt_id: int) -> Response:
             run.uploads,
             user_id,
             run.secret,
-            admin=caller().user.is_admin,
+            admin=access.acts_as_global_admin(),
             schedule_type=ADHOC_API,
             when=run.when,
         ),
