@@ -67,12 +67,22 @@ def record_failure(ip: str, login: str, *, known: bool, policy: Policy, now: dat
 
 
 def record_success(ip: str, login: str) -> None:
-    """A successful login clears this address's counters (not the account's). Read first: the
-    API checks Basic credentials on every request, and a clean one must not write."""
+    """A successful login clears this address's counter for this login, and takes that login's
+    failures off the address's own count: the user's typos do not count against the address,
+    while failures on other logins stay. Clearing the address's whole count let anybody with
+    an account spray passwords at other logins from one address, logging in as themselves
+    every few failures. Read first: the API checks Basic credentials on every request, and a
+    clean one must not write."""
     by_ip, by_pair, _ = _keys(ip, login)
-    if db.session.scalar(select(T.key).where(T.key.in_((by_ip, by_pair))).limit(1)) is None:
+    mine = db.session.scalar(select(T.failures).where(T.key == by_pair))
+    if mine is None:
         return
-    db.session.execute(delete(T).where(T.key.in_((by_ip, by_pair))))
+    db.session.execute(
+        update(T)
+        .where(T.key == by_ip)
+        .values(failures=case((T.failures > mine, T.failures - mine), else_=0))
+    )
+    db.session.execute(delete(T).where((T.key == by_pair) | ((T.key == by_ip) & (T.failures == 0))))
 
 
 def forget_login(login: str) -> None:
