@@ -27,7 +27,9 @@ def bearer_ok(header: str | None, token: str) -> bool:
     if not token:
         return True
     scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+    # As bytes: compare_digest refuses text that is not ASCII (a 500 for "Bearer café").
+    wanted = token.encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), wanted)
 
 
 def guarded(app: WSGIApplication, token: str) -> WSGIApplication:

@@ -29,6 +29,10 @@ def from_upstream(stored: str) -> str | None:
     return None
 
 
+def is_md5(stored: str) -> bool:
+    return stored.startswith(MD5_PREFIX)
+
+
 def check_legacy(stored: str, password: str) -> bool:
     # Upstream's login passes the password through PHP's addslashes() before checking it, so
     # a password with a quote or backslash may have been hashed in that form.
