@@ -10,7 +10,14 @@ from sqlalchemy import select
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Role, RunTemplate
 from tests.api_helpers import bearer, make_scene, make_token
-from tests.factories import add_member, client_for, make_app, make_company, make_user
+from tests.factories import (
+    add_member,
+    client_for,
+    make_app,
+    make_company,
+    make_runtemplate,
+    make_user,
+)
 
 
 def test_portal_wizard_refuses_a_disabled_application(app: Flask) -> None:
@@ -41,3 +48,18 @@ def test_api_and_cli_refuse_a_disabled_application(app: Flask) -> None:
               "--name", "x"]
     )  # fmt: skip
     assert result.exit_code != 0 and "disabled" in result.output
+
+
+def test_a_template_of_a_disabled_application_is_not_cloned(app: Flask) -> None:
+    company = make_company()
+    operator = make_user()
+    add_member(operator, company, Role.OPERATOR)
+    tool = make_app("withdrawn-later")
+    rt = make_runtemplate(company, tool)
+    tool.enabled = False
+    db.session.commit()
+    resp = client_for(app, operator).post(f"/runtemplates/{rt.id}/clone")
+    assert resp.status_code == 302
+    db.session.rollback()
+    made = db.session.scalars(select(RunTemplate).where(RunTemplate.application_id == tool.id))
+    assert [r.id for r in made] == [rt.id]

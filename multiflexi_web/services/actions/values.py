@@ -47,13 +47,13 @@ def merged(kind: str, defaults: Mapping[str, Any] | None, own: Mapping[str, Any]
     tenant could set the url alone and receive the platform's token at a server of its own."""
     mine = {k: v for k, v in own.items() if v not in ("", None)}
     base = dict(defaults or {})
-    if redirected(kind, base, mine):
+    if _redirected(kind, base, mine):
         for key in registry.secret_keys(kind):
             base.pop(key, None)
     return {**base, **mine}
 
 
-def redirected(kind: str, defaults: Mapping[str, Any], own: Mapping[str, Any]) -> bool:
+def _redirected(kind: str, defaults: Mapping[str, Any], own: Mapping[str, Any]) -> bool:
     """Whether the RunTemplate's own values send the action elsewhere than the defaults do."""
     return any(
         own.get(key) not in ("", None) and own[key] != defaults.get(key)

@@ -60,13 +60,18 @@ class RunTemplateSpec:
     admin: bool = False  # a global admin may also set names the application does not declare
 
 
-def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec) -> RunTemplate:
-    # Here, not in each form: the portal's wizard offered only enabled ones but took any id.
+def require_enabled(app: Application) -> None:
+    """No new RunTemplate of a disabled application (created or cloned). Checked here, not in
+    each form: the portal's wizard offered only enabled ones but took any id."""
     if not app.enabled:
         raise RunTemplateError(
             f"application {app.name!r}: disabled, no new RunTemplate of it until a global "
             "administrator enables it"
         )
+
+
+def create_runtemplate(company: Company, app: Application, spec: RunTemplateSpec) -> RunTemplate:
+    require_enabled(app)
     if not spec.name.strip():
         raise RunTemplateError("name: must not be empty")
     rt = RunTemplate(company_id=company.id, application_id=app.id, name=spec.name.strip())

@@ -25,7 +25,11 @@ from multiflexi_web.models import (
 )
 from multiflexi_web.services.jobs.adhoc import Upload
 from multiflexi_web.services.jobs.artifacts import safe_name
-from multiflexi_web.services.runtemplates.configure import RunTemplateError, ScheduleSpec
+from multiflexi_web.services.runtemplates.configure import (
+    RunTemplateError,
+    ScheduleSpec,
+    require_enabled,
+)
 from multiflexi_web.services.scheduling import times as schedule
 
 PREVIEW_COUNT = 5
@@ -111,6 +115,7 @@ def template_uploads(rt_id: int) -> dict[str, str]:
 
 def clone(rt: RunTemplate, name: str | None = None) -> RunTemplate:
     """A copy of a template (config, credentials, schedule, files), created inactive."""
+    require_enabled(rt.application)
     copy = RunTemplate(
         company_id=rt.company_id,
         application_id=rt.application_id,

@@ -20,7 +20,13 @@ from multiflexi_web.services.runtemplates.manage import (
 )
 from multiflexi_web.services.runtemplates.readiness import unmet_requirements
 from multiflexi_web.services.scheduling.times import INTERVAL_NAMES, ScheduleError
-from multiflexi_web.views._change import Audit, Page, commit_change, flash_redirect
+from multiflexi_web.views._change import (
+    Audit,
+    Page,
+    commit_change,
+    flash_error_redirect,
+    flash_redirect,
+)
 from multiflexi_web.views._helpers import int_arg, me, owned_by_company, page_size
 from multiflexi_web.views.jobs.queries import JobFilter, duration_text, list_jobs
 from multiflexi_web.views.queries.accounts import visible_companies
@@ -111,6 +117,8 @@ def clone_view(rt_id: int) -> Page:
             "runtemplates.detail",
             rt_id=c.id,
         ),
+        lambda exc: flash_error_redirect(exc, "runtemplates.detail", rt_id=rt.id),
+        (RunTemplateError,),
     )
 
 
