@@ -229,7 +229,10 @@ def test_a_company_source_starts_only_its_own_company_runtemplates(app: Flask) -
     own, foreign = make_runtemplate(mine), make_runtemplate(theirs)
     source = create_source("erp", "webhook", company_id=mine.id)
     create_rule(source, RuleSpec(own.id, "own", env_mapping={"DOC": "$.doc"}, admin=True))
-    with pytest.raises(EventSourceError, match=rf"runtemplate {foreign.id}: belongs to another"):
+    with pytest.raises(
+        EventSourceError,
+        match=rf"runtemplate {foreign.id}: not a RunTemplate of the company of source",
+    ):
         create_rule(source, RuleSpec(foreign.id, "cross", admin=True))
     # A global administrator's global source may start any company's RunTemplate.
     create_rule(create_source("global", "webhook"), RuleSpec(foreign.id, "any"))
