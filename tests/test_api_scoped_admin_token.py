@@ -18,7 +18,8 @@ def test_operator_token_cannot_set_undeclared_names(app: Flask, client: FlaskCli
     s = make_scene(app)
     secret = make_token(s.operator)
     resp = client.post(
-        f"/api/v1/runtemplates/{s.rt_a.id}/schedule", json={"env": UNDECLARED},
+        f"/api/v1/runtemplates/{s.rt_a.id}/schedule",
+        json={"env": UNDECLARED},
         headers=bearer(secret),
     )
     assert resp.status_code in (400, 422), resp.get_data(as_text=True)
@@ -32,7 +33,8 @@ def test_scoped_admin_token_cannot_set_undeclared_names(app: Flask, client: Flas
     assert resp.status_code == 403
     # ...but not for the environment-name rule: an undeclared name is accepted.
     resp = client.post(
-        f"/api/v1/runtemplates/{s.rt_a.id}/schedule", json={"env": UNDECLARED},
+        f"/api/v1/runtemplates/{s.rt_a.id}/schedule",
+        json={"env": UNDECLARED},
         headers=bearer(secret),
     )
     assert resp.status_code in (400, 422), (resp.status_code, resp.get_data(as_text=True))
