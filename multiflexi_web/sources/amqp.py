@@ -11,6 +11,7 @@ from multiflexi_web.sources.base import (
     Sink,
     SourceSpec,
     keep_running,
+    taken,
 )
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ def _drain(channel: Any, queue: str, spec: SourceSpec, sink: Sink) -> None:
             break
         if method is None:
             continue
+        # Headers and message_id are the sender's, unchecked: the sink's checks (NUL, depth,
+        # numbers) keep a bad one as a failed event instead of a refused INSERT.
         headers = {str(k): str(v) for k, v in (props.headers or {}).items()}
         item = decode_message(
             body,
@@ -73,7 +76,8 @@ def _drain(channel: Any, queue: str, spec: SourceSpec, sink: Sink) -> None:
             delivery_id=props.message_id,
             id_path=spec.config.get("id_path"),
         )
-        sink.store(item)
+        # Declined (source disabled) leaves the message unacknowledged: the broker keeps it.
+        taken(sink.store(item))
         # Only now: a crash before this line makes the broker deliver the message again.
         channel.basic_ack(method.delivery_tag)
 

@@ -11,6 +11,9 @@ from typing import Any, Protocol
 from multiflexi_web.services.events.store import Incoming
 
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+# After a Declined: the eventor's sync (every few seconds) stops a disabled source's consumer
+# within this; one enabled again in between resumes after it.
+DECLINED_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -25,11 +28,12 @@ class SourceSpec:
 
 
 class Sink(Protocol):
-    """Where a consumer hands what it received; store() returns once the event is committed."""
+    """Where a consumer hands what it received; store() returns once the event is committed,
+    or None when the source was disabled meanwhile (see `taken`)."""
 
     stop: threading.Event
 
-    def store(self, item: Incoming, cursor: int | None = None) -> int: ...
+    def store(self, item: Incoming, cursor: int | None = None) -> int | None: ...
 
     def cursor(self) -> int: ...
 
@@ -71,6 +75,19 @@ class SourceConfigError(ValueError):
     """A source's config is missing a key or has a wrong value."""
 
 
+class Declined(Exception):
+    """The sink did not take a message: its source was disabled after the consumer started."""
+
+
+def taken(event_id: int | None) -> int:
+    """The stored event's id; Declined when the sink did not store the message, which ends the
+    session before the message is acknowledged, so the broker keeps it for when the source is
+    enabled again (the eventor stops the consumer at its next sync)."""
+    if event_id is None:
+        raise Declined
+    return event_id
+
+
 def keep_running(
     sink: Sink, session: Callable[[], None], recoverable: tuple[type[BaseException], ...], what: str
 ) -> None:
@@ -80,6 +97,11 @@ def keep_running(
         started = time.monotonic()
         try:
             session()
+        except Declined:
+            # Not an error to show on the source; ask again later in case it is enabled again.
+            if sink.stop.wait(DECLINED_WAIT):
+                return
+            continue
         except recoverable as exc:
             if time.monotonic() - started > BACKOFF_MAX:
                 delay = BACKOFF_MIN  # it had been working: start the backoff afresh

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from multiflexi_web.services.events.store import Incoming
-from multiflexi_web.sources.base import KindInfo, Sink, SourceSpec, keep_running
+from multiflexi_web.sources.base import KindInfo, Sink, SourceSpec, keep_running, taken
 
 if TYPE_CHECKING:
     from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -89,6 +89,10 @@ def _signature(path: str) -> tuple[int, int] | None:
 def file_event(path: str) -> Incoming:
     """The event of a complete file; its delivery id makes a restart's rescan a no-op."""
     st = os.stat(path)
+    # Not the inode nor the ctime: processed files stay in the folder, and a chmod -R, a move
+    # of the folder or a restore from a backup would change them and start every file's job
+    # again. A new file under an old name with the very same size and kept mtime (cp -p,
+    # rsync -t) is therefore taken for the old one: docs/architecture.md says so.
     identity = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
     payload: dict[str, Any] = {
         "path": os.path.abspath(path),
@@ -147,7 +151,8 @@ def _watch(tracker: _Tracker, observer: Any, sink: Sink) -> None:
                 item = file_event(path)
             except OSError:
                 continue  # removed between the check and now
-            sink.store(item)
+            # Declined (source disabled): the file stays; the next session's rescan finds it.
+            taken(sink.store(item))
 
 
 KIND = KindInfo(

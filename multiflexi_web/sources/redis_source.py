@@ -13,6 +13,7 @@ from multiflexi_web.sources.base import (
     Sink,
     SourceSpec,
     keep_running,
+    taken,
 )
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def _consume_list(client: redis.Redis, spec: SourceSpec, sink: Sink) -> None:
 def _store_list_item(
     client: redis.Redis, spec: SourceSpec, sink: Sink, processing: str, raw: Any
 ) -> None:
-    sink.store(decode_message(bytes(raw), id_path=spec.config.get("id_path")))
+    taken(sink.store(decode_message(bytes(raw), id_path=spec.config.get("id_path"))))
     # Only now: a crash before this line leaves the message in the processing list for next time.
     client.lrem(processing, 1, raw)
 
@@ -107,13 +108,14 @@ def _store_stream_entry(
 ) -> None:
     body = fields.get(b"payload", fields.get(b"data"))
     if body is None:
+        # Any bytes may be a field: the sink's checks turn a NUL into a failed event, not a crash.
         text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
         item = Incoming(payload=text, delivery_id=entry_id.decode())
     else:
         item = decode_message(body, id_path=spec.config.get("id_path"))
         if item.delivery_id is None:
             item = replace(item, delivery_id=entry_id.decode())
-    sink.store(item)
+    taken(sink.store(item))
 
 
 KIND = KindInfo(

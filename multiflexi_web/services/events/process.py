@@ -114,6 +114,12 @@ def _fire(event: Event, batch: _Batch) -> Outcome:
     if source is None:
         raise LookupError(f"event source {event.source_id} is gone")
     batch.sources[source.id] = source
+    if not source.enabled:
+        # Waiting when the source was disabled (a backlog, or stored before its consumer
+        # stopped): disabling a source stops it acting, so it is closed with a note, no job.
+        event.matched_rules = []
+        event.error = f"source {source.name} is disabled, no job"
+        return Outcome(event.id, (), (), event.error, event.source_id)
     facts = EventFacts(event.id, source.name, source.kind, event.payload)
     rules = batch.rules_of(source.id)
     matched = [r for r in rules if rule_matches(r, event.payload)]

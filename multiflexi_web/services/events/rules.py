@@ -77,12 +77,20 @@ def _same(actual: Any, expected: Any) -> bool:
     # A payload number and a rule typed in a form as text ("42") are the same value.
     if actual == expected and type(actual) is type(expected):
         return True
+    if _is_number(actual) and _is_number(expected):
+        # JSON has one number type: 100 and 100.0 are the same value, whatever the spelling.
+        return bool(actual == expected)
     scalar = (str, int, float, bool, type(None))
     return (
         isinstance(actual, scalar)
         and isinstance(expected, scalar)
         and (as_env_value(actual) == as_env_value(expected))
     )
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int to Python, but true is not 1 in a JSON payload.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def condition_holds(payload: Any, cond: Mapping[str, Any]) -> bool:

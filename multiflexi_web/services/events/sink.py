@@ -8,16 +8,27 @@ from typing import Any, TypeVar
 
 from flask import Flask
 from sqlalchemy import select, update
+from sqlalchemy.exc import DataError, IntegrityError
 
 from multiflexi_web.db.engine import write_session
+from multiflexi_web.errors import first_line
 from multiflexi_web.extensions import db
 from multiflexi_web.metrics import instruments as metrics
 from multiflexi_web.models import EventSource, utcnow
-from multiflexi_web.services.events.store import Incoming, store_event
+from multiflexi_web.services.events.store import (
+    Incoming,
+    refused,
+    storable,
+    store_event,
+    with_identity,
+)
 
 T = TypeVar("T")
 # Runtime.retry_db in the daemon: waits out a database outage instead of losing the message.
 Retry = Callable[[Callable[[], Any]], Any]
+# What storing the same message again would raise again: the message is kept failed instead of
+# raised, or it would come first again after every restart and block its source for good.
+PERMANENT_ERRORS = (DataError, IntegrityError, RecursionError, ValueError)
 
 
 def no_retry(fn: Callable[[], T]) -> T:
@@ -42,19 +53,34 @@ class DbSink:
         # True at start: an error a previous run left on the source is cleared once healthy.
         self._error_shown = True
 
-    def store(self, item: Incoming, cursor: int | None = None) -> int:
-        """Store the event and commit; returns its id (the first one's for a repeated delivery)."""
-        event_id: int = self._retry(lambda: self._store(item, cursor))
-        if self._wake is not None:
+    def store(self, item: Incoming, cursor: int | None = None) -> int | None:
+        """Store the event and commit; returns its id (the first one's for a repeated delivery),
+        or None when the source is disabled: the caller leaves the message with its broker."""
+        # The identity is made here, once: every retry below stores under the same one.
+        item = with_identity(storable(item))
+        try:
+            event_id: int | None = self._retry(lambda: self._store(item, cursor))
+        except PERMANENT_ERRORS as exc:
+            why = f"cannot be stored: {type(exc).__name__}: {first_line(exc)}"
+            if self._log is not None:
+                self._log("event_refused", source=self.source_id, error=why)
+            kept = with_identity(refused(item, why))
+            event_id = self._retry(lambda: self._store(kept, cursor))
+        if self._wake is not None and event_id is not None:
             self._wake.set()
         return event_id
 
-    def _store(self, item: Incoming, cursor: int | None) -> int:
+    def _store(self, item: Incoming, cursor: int | None) -> int | None:
         with self.app.app_context():
             write_session(db.session())
             source = db.session.get(EventSource, self.source_id)
             if source is None:
                 raise LookupError(f"event source {self.source_id}: deleted")
+            if not source.enabled:
+                # Disabled since the consumer started (it learns so at the eventor's next sync).
+                if self._log is not None:
+                    self._log("event_declined", source=self.source_id, reason="source disabled")
+                return None
             event, created = store_event(source, item)
             if cursor is not None and cursor > source.last_processed_id:
                 source.last_processed_id = cursor

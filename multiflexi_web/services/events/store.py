@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventSource, EventStatus
-from multiflexi_web.models.bounds import check_json_depth
+from multiflexi_web.models.bounds import JSON_DEPTH, check_json_depth
 from multiflexi_web.services.events.rules import as_env_value, is_missing, select_path
 
 # Headers that carry credentials or signatures are not kept with the event.
@@ -92,6 +93,114 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_nul(v) for v in value)
     return False
+
+
+def storable(item: Incoming) -> Incoming:
+    """The item itself when both databases can store it; else what `refused` keeps of it.
+
+    decode_message checks a body; a consumer also hands over payloads built from other things
+    (a stream entry's fields, a row of another database, a file's name), headers and ids, and
+    PostgreSQL refuses a NUL or NaN with an error that would come back on every redelivery.
+    """
+    try:
+        check_value(item.payload, "payload")
+        check_value(dict(item.headers), "headers")
+        if item.delivery_id is not None:
+            check_value(item.delivery_id, "delivery id")
+    except (ValueError, RecursionError) as exc:
+        return refused(item, f"cannot be stored: {exc}")
+    return item
+
+
+def check_value(value: Any, name: str) -> None:
+    """ValueError unless `value` is JSON both databases store: text without NUL that encodes
+    as UTF-8, finite numbers, text keys, at most JSON_DEPTH levels (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            _check_text(node, name)
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ValueError(f"{name}: number {node} is out of range")
+        elif isinstance(node, dict | list | tuple):
+            if depth > JSON_DEPTH:
+                raise ValueError(f"{name}: nested deeper than {JSON_DEPTH} levels")
+            if isinstance(node, dict):
+                if not all(isinstance(k, str) for k in node):
+                    raise ValueError(f"{name}: an object key is not text")
+                stack.extend((k, depth) for k in node)
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+        elif node is not None and not isinstance(node, bool | int | float):
+            raise ValueError(f"{name}: a {type(node).__name__} is not a JSON value")
+
+
+def _check_text(text: str, name: str) -> None:
+    if "\x00" in text:
+        raise ValueError(f"{name}: a string contains \\u0000, which cannot be stored")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name}: a string is not valid Unicode (a lone surrogate)") from None
+
+
+def refused(item: Incoming, error: str) -> Incoming:
+    """A failed item that can be stored in place of one that cannot: status failed (it fires no
+    rule), its payload and headers escaped into what both databases take, the body as it came.
+
+    Its delivery id stays when that is itself storable: a broker delivers the same message again
+    after a lost acknowledgement, and a directory rescan finds the same file, so the id is what
+    keeps the failure from being stored once per delivery. (The webhook drops the id of an
+    unreadable body because the sender, told 400, may send it again corrected; nobody is told
+    here.)
+    """
+    delivery = item.delivery_id
+    if delivery is not None:
+        try:
+            check_value(delivery, "delivery id")
+        except ValueError:
+            error = f"{error} (delivery id {_escape(delivery)[:255]})"
+            delivery = None
+    headers = {_escape(k): _escape(v) for k, v in item.headers.items()}
+    return Incoming(_escaped(item.payload), item.raw_body, headers, delivery, error[:2000])
+
+
+def _escaped(value: Any, depth: int = 1) -> Any:
+    """A copy of `value` that passes check_value: NUL and lone surrogates written as escapes,
+    NaN and other non-JSON values as their repr, what nests too deep cut off (so the recursion
+    stops at JSON_DEPTH, whatever the value's depth)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        # json.dumps refuses an int of more than 4300 digits.
+        return value if value.bit_length() < 10_000 else "(a number too long to keep)"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if not isinstance(value, dict | list | tuple):
+        return _escape(value)
+    if depth > JSON_DEPTH:
+        return f"(nested deeper than {JSON_DEPTH} levels: not kept)"
+    if isinstance(value, dict):
+        return {_escape(k): _escaped(v, depth + 1) for k, v in value.items()}
+    return [_escaped(v, depth + 1) for v in value]
+
+
+def _escape(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+
+
+def with_identity(item: Incoming) -> Incoming:
+    """The item with a delivery id: its own, or a new random one.
+
+    Made once per received message, before the first try: a try run again after a COMMIT whose
+    answer was lost (it may have committed) then finds the event instead of storing it twice,
+    as the webhook's single INSERT … ON CONFLICT does with its request.
+    """
+    if (item.delivery_id or "").strip():
+        return item
+    return replace(item, delivery_id=str(uuid.uuid4()))
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
