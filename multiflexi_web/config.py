@@ -203,6 +203,10 @@ class Settings:
     # when it started more than this many seconds after its slot.
     backfill_max_slots: int = 1000
     sla_late_after: int = 900
+    # Docker and Podman jobs (docs/executors.md): always applied, a RunTemplate may only lower
+    # them; 0 = no limit.
+    container_pids: int = 1024
+    container_memory: int = 2 * 1024**3  # bytes
 
     @property
     def state_path(self) -> str:
@@ -314,7 +318,44 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_ports=_metrics_ports(src),
         **_retention(src),
         **_operations(src),
+        **container_limits(src),
     )
+
+
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def size_bytes(raw: str) -> int:
+    """Bytes, or a size like 512m, 2g (powers of 1024, as docker reads them)."""
+    text = raw.strip().lower()
+    digits = text.rstrip("bkmg")
+    if not (digits.isascii() and digits.isdigit()) or len(text) - len(digits) > 1:
+        raise ValueError("not a size")
+    return int(digits) * SIZE_UNITS[text[len(digits) :]]
+
+
+def container_limits(src: Mapping[str, str]) -> dict[str, int]:
+    """The ceilings of every docker and podman job (executors/container_options.py); read per
+    job by the executor modules, so a changed env file needs no restart."""
+    return {
+        "container_pids": _parse(
+            src, "MULTIFLEXI_CONTAINER_PIDS", 1024, _non_negative_int, "must be a whole number >= 0"
+        ),
+        "container_memory": _parse(
+            src,
+            "MULTIFLEXI_CONTAINER_MEMORY",
+            2 * 1024**3,
+            _container_memory,
+            "must be 0 (no limit), or bytes or a size like 512m, 2g of at least 6m",
+        ),
+    }
+
+
+def _container_memory(raw: str) -> int:
+    size = size_bytes(raw)
+    if 0 < size < 6 * 1024**2:  # engines refuse less
+        raise ValueError("too small")
+    return size
 
 
 def _operations(src: Mapping[str, str]) -> dict[str, int]:

@@ -2,21 +2,23 @@
 
 Keys: `pull` (if-missing, always, never; default if-missing), `memory` (bytes or 512m, 2g),
 `cpus` (e.g. 0.5), `pids` (process limit), `network` (none or bridge; default none).
-Nothing else is accepted: a tenant's options can limit a container, never widen it.
+Nothing else is accepted: a tenant's options can limit a container, never widen it. The
+administrator's MULTIFLEXI_CONTAINER_PIDS and MULTIFLEXI_CONTAINER_MEMORY apply to every
+container (a fork bomb or memory hog must not take the executor's host down with it): an option
+above them is refused at save and, if the ceiling was lowered since, lowered to it at run.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from multiflexi_web.config import SIZE_UNITS, container_limits, read_sources, size_bytes
+
 PULL_POLICIES = ("if-missing", "always", "never")
 NETWORKS = ("none", "bridge")
 KEYS = ("pull", "memory", "cpus", "pids", "network")
-_SIZE = re.compile(r"^(\d+)([bkmg]?)$")
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 MIN_MEMORY = 6 * 1024 * 1024  # engines refuse less
 
 
@@ -44,25 +46,69 @@ class ContainerOptions:
         return args
 
 
-def parse(options: Mapping[str, Any]) -> ContainerOptions:
+@dataclass(frozen=True)
+class Ceilings:
+    """The administrator's limits for every container; 0: none."""
+
+    pids: int
+    memory: int  # bytes
+
+    @classmethod
+    def configured(cls) -> Ceilings:
+        """Read per call, as the engine's address is: a changed env file needs no restart.
+        A wrong value raises config.ConfigError naming the setting."""
+        found = container_limits(read_sources())
+        return cls(found["container_pids"], found["container_memory"])
+
+
+def parse(options: Mapping[str, Any], ceilings: Ceilings | None = None) -> ContainerOptions:
+    """The options with the ceilings applied: a limit left out, or above a ceiling lowered
+    after the template was saved, is the ceiling."""
+    top = Ceilings.configured() if ceilings is None else ceilings
     unknown = sorted(set(options) - set(KEYS))
     if unknown:
         raise OptionError(f"executor option {unknown[0]!r}: unknown (known: {', '.join(KEYS)})")
     return ContainerOptions(
         pull=_choice(options, "pull", PULL_POLICIES),
-        memory=_memory(options.get("memory")),
+        memory=_lowest(_memory(options.get("memory")), top.memory),
         cpus=_cpus(options.get("cpus")),
-        pids=_pids(options.get("pids")),
+        pids=_lowest(_pids(options.get("pids")), top.pids),
         network=_choice(options, "network", NETWORKS),
     )
 
 
-def problem(options: Mapping[str, Any]) -> str | None:
+def problem(options: Mapping[str, Any], ceilings: Ceilings | None = None) -> str | None:
+    """Why a RunTemplate's options are refused, or None."""
     try:
-        parse(options)
-    except OptionError as exc:
+        top = Ceilings.configured() if ceilings is None else ceilings
+        parse(options, top)
+        _within(_pids(options.get("pids")), top.pids, "pids", "MULTIFLEXI_CONTAINER_PIDS")
+        _within(_memory(options.get("memory")), top.memory, "memory", "MULTIFLEXI_CONTAINER_MEMORY")
+    except (OptionError, ValueError) as exc:  # ValueError: config.ConfigError, a wrong ceiling
         return str(exc)
     return None
+
+
+def _lowest(asked: int | None, ceiling: int) -> int | None:
+    if not ceiling:
+        return asked
+    return ceiling if asked is None else min(asked, ceiling)
+
+
+def _within(asked: int | None, ceiling: int, key: str, setting: str) -> None:
+    if asked is not None and ceiling and asked > ceiling:
+        shown = _size(ceiling) if key == "memory" else str(ceiling)
+        raise OptionError(
+            f"executor option {key}={asked if key == 'pids' else _size(asked)}: above this "
+            f"platform's ceiling of {shown} ({setting}); a template may only lower it"
+        )
+
+
+def _size(size: int) -> str:
+    for unit in ("g", "m", "k"):
+        if size % SIZE_UNITS[unit] == 0:
+            return f"{size // SIZE_UNITS[unit]}{unit}"
+    return str(size)
 
 
 def _choice(options: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
@@ -75,10 +121,12 @@ def _choice(options: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> s
 def _memory(raw: Any) -> int | None:
     if raw in (None, ""):
         return None
-    m = _SIZE.match(str(raw).strip().lower())
-    if not m:
-        raise OptionError(f"executor option memory={raw!r}: must be bytes or a size like 512m, 2g")
-    size = int(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        size = size_bytes(str(raw))
+    except ValueError:
+        raise OptionError(
+            f"executor option memory={raw!r}: must be bytes or a size like 512m, 2g"
+        ) from None
     if size < MIN_MEMORY:
         raise OptionError(f"executor option memory={raw!r}: must be at least 6m")
     return size

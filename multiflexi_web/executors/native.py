@@ -1,8 +1,11 @@
 """Native executor module: a subprocess in its own process group, output streamed as it comes."""
+# Every kill reaches the group, its leader wherever it went, and (runner/fence.py) the job's
+# processes that left the group (setsid): by the job's marker in their environment.
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import selectors
@@ -12,13 +15,14 @@ import subprocess
 import time
 
 from multiflexi_web.executors.base import AppInfo, JobIO, JobSpec, RunResult
-from multiflexi_web.runner import guard
+from multiflexi_web.runner import fence, guard
 from multiflexi_web.security.process import start_job_process
 
 READ_SIZE = 64 * 1024
 TICK = 0.2  # how often a quiet job checks its timeout and stop requests
 LINGER = 1.0  # after the main process exits, how long leftovers may keep its pipes open
 EXITED = "exited"  # the selector key of the process's pidfd
+log = logging.getLogger("multiflexi.executor")
 
 
 _DEVNULL: int | None = None
@@ -46,11 +50,12 @@ class NativeExecutor:
             executable = resolve_executable(spec.argv[0], spec.env.get("PATH", ""))
             if not os.path.exists(executable):  # say so here, not in the job's own stderr
                 raise FileNotFoundError(2, "No such file or directory")
+            forks = fence.forks()  # before its first process: where its pids begin
             proc = start_job_process(
                 [executable, *spec.argv[1:]],
                 spec.run_as,
                 cwd=spec.workdir,
-                env=spec.env,
+                env={**spec.env, **fence.marks(spec.job_id, spec.workdir)},
                 stdin=_devnull(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -59,9 +64,9 @@ class NativeExecutor:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
             return RunResult(code, error=f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}")
         # Its group dies with the executor, and its exit is witnessed (runner/guard.py).
-        guard.watch(proc.pid, spec.job_id)
+        guard.watch(proc.pid, spec.job_id, str(spec.workdir))
         io.started(pid=proc.pid)
-        return _Supervisor(proc, spec, io).run()
+        return _Supervisor(proc, spec, io, fence.Since(proc.pid, forks)).run()
 
 
 def resolve_executable(name: str, path: str) -> str:
@@ -100,8 +105,10 @@ class _Supervisor:
     by the guard, which outlives a killed executor (runner/guard.py).
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes], spec: JobSpec, io: JobIO) -> None:
-        self.proc, self.spec, self.io = proc, spec, io
+    def __init__(
+        self, proc: subprocess.Popen[bytes], spec: JobSpec, io: JobIO, since: fence.Since
+    ) -> None:
+        self.proc, self.spec, self.io, self.since = proc, spec, io, since
         self.pgid = proc.pid
         self.sel = selectors.DefaultSelector()
         for pipe, stream in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
@@ -116,6 +123,7 @@ class _Supervisor:
         self.reason: str | None = None
         self.kill_at: float | None = None
         self.exited_at: float | None = None
+        self.lingered = False  # leftovers holding its pipes were killed
         self.status: int | None = None  # its exit code (negative: the signal), once it ended
 
     def run(self) -> RunResult:
@@ -133,7 +141,7 @@ class _Supervisor:
             )
             self.io.ended(result)  # journaled first: reaped only after it
             self.proc.wait()
-            self._signal(signal.SIGKILL)  # the job is over: nothing of its group outlives it
+            self._kill()  # the job is over: nothing of it outlives it
         finally:
             self._close()
             guard.forget(self.pgid)
@@ -183,7 +191,7 @@ class _Supervisor:
                 self._signal(signal.SIGTERM)
                 self.kill_at = now + self.spec.kill_grace
         if self.kill_at is not None and now >= self.kill_at:
-            self._signal(signal.SIGKILL)
+            self._kill()
             self.kill_at = float("inf")
         self._after_exit(now)
 
@@ -193,23 +201,43 @@ class _Supervisor:
             if not self._running():
                 self.exited_at = now
             return
-        if now - self.exited_at >= LINGER:
-            self._signal(signal.SIGKILL)
-        if now - self.exited_at >= 2 * LINGER:  # escaped the group (setsid): stop reading
+        if now - self.exited_at >= LINGER and not self.lingered:
+            self._kill()  # once: then nothing of the job keeps them open, or nothing will
+            self.lingered = True
+        if now - self.exited_at >= 2 * LINGER:  # unmarked (env -i): stop reading
             for key in list(self.sel.get_map().values()):
                 self.sel.unregister(key.fileobj)
 
     def _signal(self, sig: signal.Signals) -> None:
+        """The group, and its leader by its pidfd: it may have moved to another group."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, sig)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, sig)
+            elif self.proc.returncode is None:  # not reaped: its pid is still its own
+                os.kill(self.proc.pid, sig)
+
+    def _kill(self) -> None:
+        """SIGKILL to the group and its leader, then to the job's processes that left it."""
+        self._signal(signal.SIGKILL)
+        try:
+            killed = fence.clear(self.spec.job_id, self.spec.workdir, pids=self.since.pids())
+        except (fence.LeftoverError, OSError) as exc:
+            log.error("action=escaped_kill_failed job=%s error=%s", self.spec.job_id, exc)
+            return
+        if killed:
+            log.warning("action=escaped_killed job=%s pids=%s", self.spec.job_id, killed)
 
     def _close(self) -> None:
+        if self.proc.returncode is None:  # an exception on the way: never leave it running
+            self._kill()  # before its pidfd is closed: a closed descriptor's number is reused
         self.sel.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
+            self.pidfd = None
         for pipe in (self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
-        if self.proc.returncode is None:  # an exception on the way: never leave it running
-            self._signal(signal.SIGKILL)
+        if self.proc.returncode is None:
             self.proc.wait()

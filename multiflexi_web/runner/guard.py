@@ -7,6 +7,11 @@ reaches end-of-file when the executor exits, however it exits (kill -9 included)
 then SIGKILLs every group still live and exits. A clean stop leaves no live group, so the guard
 kills nothing then. Per job the executor pays two small pipe writes, nothing more.
 
+A process of a job that left its group (setsid, or setpgid into another group) is found by the
+job's marker in its environment (`+<pgid>:<job id> <work directory>`, see runner/fence.py): when
+the executor dies, the guard also kills every process that carries the marker of a job whose
+group was live (`escaped=N` on its exit line).
+
 It is also the witness of the jobs' exits (`+<pgid>:<job id>`, executor only). The executor reaps
 a job's process only once its exit is journaled, so the guard, woken by the process's pidfd,
 finds it a zombie and reads its exit status from /proc; `-<pgid>` (reaped, journaled) forgets
@@ -40,6 +45,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger("multiflexi.executor")
@@ -47,6 +53,53 @@ READ_SIZE = 64 * 1024
 ENGINE_TIMEOUT = 10.0  # each request the guard makes to a container engine
 STOP_WAIT = 10.0  # how long a stopping executor waits for its guard to exit
 CAP_KILL = 5
+MARKER, WORKDIR = "MULTIFLEXI_JOB_ID", "MULTIFLEXI_TMP"  # a job's marker (runner/fence.py)
+
+
+# -- job markers (here: the guard's program imports nothing of the package) -------------------
+def needles(job: int, workdir: str) -> tuple[bytes, ...]:
+    """What a process's /proc/<pid>/environ, behind a leading NUL, holds when it is the job's."""
+    return (
+        b"\0%s=%d\0" % (MARKER.encode(), job),
+        b"\0%s=%s\0" % (WORKDIR.encode(), os.fsencode(workdir)),
+    )
+
+
+def marked(wanted: dict[int, tuple[bytes, ...]], pids: Iterable[int]) -> dict[int, list[int]]:
+    """Of `pids`, those whose environment holds all needles of a key of `wanted`, by key.
+    Unreadable environments (another user's, to a reader without ptrace rights) are skipped."""
+    found: dict[int, list[int]] = {}
+    for pid in pids:
+        try:
+            fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            env = b"\0" + b"".join(iter(functools.partial(os.read, fd, READ_SIZE), b""))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        for key, want in wanted.items():
+            if all(needle in env for needle in want):
+                found.setdefault(key, []).append(pid)
+    return found
+
+
+def kill_marked(marks: dict[int, tuple[int, str]], live: Counter[int]) -> int:
+    """SIGKILL every process marked as the job of a live group: those that left the group."""
+    wanted = {pgid: needles(*marks[pgid]) for pgid in live if pgid in marks}
+    if not wanted:
+        return 0
+    me = os.getpid()
+    pids = (int(e.name) for e in os.scandir("/proc") if e.name.isdigit() and e.name != str(me))
+    killed = 0
+    for found in marked(wanted, pids).values():
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 # -- the guard process ---------------------------------------------------------------------------
@@ -55,6 +108,7 @@ def apply(
     line: bytes,
     witness: Witness | None = None,
     containers: dict[str, str] | None = None,
+    marks: dict[int, tuple[int, str]] | None = None,
 ) -> None:
     """One message: counted, since a pgid freed by one job may be reused by the next before
     the first job's `-` arrives (two threads write)."""
@@ -63,16 +117,34 @@ def apply(
             track_container(containers, line)
         return
     pgid, _, job = line[1:].partition(b":")
+    job, _, workdir = job.partition(b" ")
     if not pgid.isdigit() or (job and not job.isdigit()):
         return
     op = line[:1]
     count(live, op, int(pgid))
+    if marks is not None:
+        mark = (int(job), os.fsdecode(workdir)) if job and workdir else None
+        remember(marks, live, op, int(pgid), mark)
     if witness is None:
         return
     if op == b"+" and job:
         witness.watch(int(pgid), int(job))
     elif op == b"-" and not live[int(pgid)]:
         witness.forget(int(pgid))
+
+
+def remember(
+    marks: dict[int, tuple[int, str]],
+    live: Counter[int],
+    op: bytes,
+    pgid: int,
+    mark: tuple[int, str] | None,
+) -> None:
+    """The marker (job id, work directory) of a live group's job, dropped with the group."""
+    if op == b"+" and mark is not None:
+        marks[pgid] = mark
+    elif op == b"-" and not live[pgid]:
+        marks.pop(pgid, None)
 
 
 def count(live: Counter[int], op: bytes, pgid: int) -> None:
@@ -269,6 +341,7 @@ def guard_main(fd: int = 0, witness_path: str | None = None) -> int:
         signal.signal(sig, signal.SIG_IGN)
     live: Counter[int] = Counter()
     containers: dict[str, str] = {}  # container id -> engine address
+    marks: dict[int, tuple[int, str]] = {}  # pgid -> its job's marker (job id, work directory)
     sel = selectors.DefaultSelector()
     witness = Witness(witness_path, sel) if witness_path else None
     sel.register(fd, selectors.EVENT_READ, None)
@@ -286,15 +359,16 @@ def guard_main(fd: int = 0, witness_path: str | None = None) -> int:
             break
         *lines, rest = (rest + chunk).split(b"\n")
         for line in lines:
-            apply(live, line, witness, containers)
+            apply(live, line, witness, containers, marks)
     if witness is not None:
         witness.sweep()  # before the kill: a killed job is a zombie too
     killed, running = kill_live(live)
+    escaped = kill_marked(marks, live)
     stopped = stop_containers(containers)
     pgids, alive = (",".join(map(str, groups)) or "-" for groups in (killed, running))
     print(
         f"daemon=guard action=guard_exit killed_groups={len(killed)} pgids={pgids} running={alive}"
-        f" containers={','.join(stopped) or '-'}",
+        f" containers={','.join(stopped) or '-'} escaped={escaped}",
         file=sys.stderr,
         flush=True,
     )
@@ -322,7 +396,7 @@ class Guard:
     def __init__(self, journal: Path | None = None, journal_fd: int | None = None) -> None:
         self.lock = threading.Lock()
         self.live: Counter[int] = Counter()  # resent to a new guard if this one died
-        self.jobs: dict[int, int] = {}  # pgid -> job id, likewise
+        self.jobs: dict[int, tuple[int, str | None]] = {}  # pgid -> job id, work dir; likewise
         self.containers: dict[str, str] = {}  # container id -> engine address, likewise
         self.closed = False
         self.journal, self.journal_fd = journal, journal_fd
@@ -357,8 +431,8 @@ class Guard:
         log.info("daemon=executor action=guard_started pid=%s", proc.pid)
         return proc, w
 
-    def watch(self, pgid: int, job: int | None = None) -> None:
-        self._send(b"+", pgid, job)
+    def watch(self, pgid: int, job: int | None = None, workdir: str | None = None) -> None:
+        self._send(b"+", pgid, job, workdir)
 
     def forget(self, pgid: int) -> None:
         self._send(b"-", pgid)
@@ -382,16 +456,18 @@ class Guard:
         except OSError as exc:
             self._respawn(exc)
 
-    def _send(self, op: bytes, pgid: int, job: int | None = None) -> None:
+    def _send(
+        self, op: bytes, pgid: int, job: int | None = None, workdir: str | None = None
+    ) -> None:
         with self.lock:
             if self.closed:
                 return
             count(self.live, op, pgid)
             if job is not None:
-                self.jobs[pgid] = job
+                self.jobs[pgid] = (job, workdir)
             elif not self.live[pgid]:
                 self.jobs.pop(pgid, None)
-            self._write(_message(op, pgid, job))
+            self._write(_message(op, pgid, job, workdir))
 
     def _respawn(self, exc: OSError) -> None:
         """The guard died (it never exits on its own): a new one learns every live group."""
@@ -401,7 +477,9 @@ class Guard:
         self.proc.poll()
         self.proc, self.fd = self._spawn()
         lines = b"".join(
-            _message(b"+", p, self.jobs.get(p)) for p, n in self.live.items() for _ in range(n)
+            _message(b"+", p, *self.jobs.get(p, (None, None)))
+            for p, n in self.live.items()
+            for _ in range(n)
         ) + b"".join(_container_message(c, a) for c, a in self.containers.items())
         if lines:
             os.write(self.fd, lines)
@@ -421,8 +499,12 @@ def _container_message(ct: str, address: str) -> bytes:
     return b"c+%s %s\n" % (ct.encode(), address.encode())
 
 
-def _message(op: bytes, pgid: int, job: int | None) -> bytes:
-    return b"%s%d:%d\n" % (op, pgid, job) if job is not None else b"%s%d\n" % (op, pgid)
+def _message(op: bytes, pgid: int, job: int | None, workdir: str | None = None) -> bytes:
+    if job is None:
+        return b"%s%d\n" % (op, pgid)
+    if workdir is None or "\n" in workdir:  # one message, one line: no marker then
+        return b"%s%d:%d\n" % (op, pgid, job)
+    return b"%s%d:%d %s\n" % (op, pgid, job, os.fsencode(workdir))
 
 
 _current: Guard | None = None
@@ -450,15 +532,16 @@ def stop() -> None:
         guard.close()
 
 
-def watch(pgid: int, job: int | None = None) -> None:
+def watch(pgid: int, job: int | None = None, workdir: str | None = None) -> None:
     """A job's process group now exists (no-op without a guard: in-process runs, tests);
-    `job`: its exit is witnessed (the caller reaps it only once its exit is journaled)."""
+    `job`: its exit is witnessed (the caller reaps it only once its exit is journaled);
+    `workdir` too: its processes that left the group die with the executor as well."""
     if _current is None and _on_first_use:
         with _starting:
             if _current is None:
                 start()
     if _current is not None:
-        _current.watch(pgid, job)
+        _current.watch(pgid, job, workdir)
 
 
 def forget(pgid: int) -> None:
