@@ -90,9 +90,8 @@ def test_a_stream_entry_with_a_nul_byte_does_not_block_the_stream(app: Flask) ->
         client.close()
 
 
-def test_a_changes_row_with_a_nul_character_does_not_block_later_rows(
-    app: Flask, tmp_path: Path
-) -> None:
+def _acceptor(tmp_path: Path, evidence: str, context: str | None) -> str:
+    """An upstream acceptor's changes_cache: row 1 with these values, then a plain row 2."""
     upstream = f"sqlite:///{tmp_path / 'acceptor.db'}"
     engine = create_engine(upstream)
     with engine.begin() as conn:
@@ -103,10 +102,18 @@ def test_a_changes_row_with_a_nul_character_does_not_block_later_rows(
             )
         )
         conn.execute(
-            text("INSERT INTO changes_cache VALUES (1, :e, 'create', 1, NULL)"), {"e": "ban\x00ka"}
+            text("INSERT INTO changes_cache VALUES (1, :e, 'create', 1, :c)"),
+            {"e": evidence, "c": context},
         )
         conn.execute(text("INSERT INTO changes_cache VALUES (2, 'banka', 'create', 2, NULL)"))
     engine.dispose()
+    return upstream
+
+
+def test_a_changes_row_with_a_nul_character_does_not_block_later_rows(
+    app: Flask, tmp_path: Path
+) -> None:
+    upstream = _acceptor(tmp_path, "ban\x00ka", None)
     source = create_source("abra", "changes-db", {"url": upstream})
     db.session.commit()
     errors = []
@@ -124,21 +131,7 @@ def test_a_changes_row_with_a_deeply_nested_context_does_not_block_later_rows(
 ) -> None:
     """row_payload catches only JSONDecodeError: json.loads of a deep `context` raises
     RecursionError, which is not in changes_db's recoverable errors (any database)."""
-    upstream = f"sqlite:///{tmp_path / 'acceptor.db'}"
-    engine = create_engine(upstream)
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "CREATE TABLE changes_cache (inversion INTEGER PRIMARY KEY, evidence TEXT,"
-                " operation TEXT, recordid INTEGER, context TEXT)"
-            )
-        )
-        conn.execute(
-            text("INSERT INTO changes_cache VALUES (1, 'banka', 'create', 1, :c)"),
-            {"c": "[" * 200_000 + "]" * 200_000},
-        )
-        conn.execute(text("INSERT INTO changes_cache VALUES (2, 'banka', 'create', 2, NULL)"))
-    engine.dispose()
+    upstream = _acceptor(tmp_path, "banka", "[" * 200_000 + "]" * 200_000)
     source = create_source("abra", "changes-db", {"url": upstream})
     db.session.commit()
     crashes = []
