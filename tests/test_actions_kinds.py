@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -141,6 +142,24 @@ def test_custom_command_argv_is_filled_and_recorded(app: Flask) -> None:
     [run] = _runs(first)
     assert run.status == "succeeded"
     assert f"job={first} status=succeeded $(not a shell)" in (run.response or "")
+
+
+def test_custom_command_leaves_no_process_behind(app: Flask, tmp_path: Path) -> None:
+    """A process of the command that left its group (setsid) is found by its marker and
+    killed with it, as a job's are."""
+    pidfile = tmp_path / "escaped.pid"
+    rt = shell_rt("exit 0")
+    escape = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' >/dev/null 2>&1 &"
+    script = f"{escape} sleep 0.3; echo done"
+    _add(rt, "success", "CustomCommand", command=json.dumps(["/bin/sh", "-c", script]))
+    [first] = schedule(rt)
+    drain(app)
+    dispatch_all(app)
+    [run] = _runs(first)
+    assert run.status == "succeeded", run.error
+    pid = int(pidfile.read_text())
+    status = Path(f"/proc/{pid}/status")
+    assert not status.exists() or "State:\tZ" in status.read_text()  # gone, or a zombie
 
 
 def test_custom_command_is_for_global_admins_only(app: Flask) -> None:
