@@ -47,9 +47,12 @@ def _finished_before(cutoff: datetime) -> ColumnElement[bool]:
 
 
 def _removable() -> ColumnElement[bool]:
-    """Terminal, and no action delivery still to make for it (it reads the job)."""
+    """Terminal, no action delivery still to make for it (it reads the job), and not the
+    newest job: SQLite gives a new row max(id) + 1, so deleting the newest would give its id,
+    and with it its deliveries' idempotency keys and its links, to the next job."""
     pending = exists().where(ActionRun.job_id == Job.id, ActionRun.finished_at.is_(None))
-    return and_(Job.status.in_(_TERMINAL), not_(pending))
+    newest = select(func.max(Job.id)).scalar_subquery()
+    return and_(Job.status.in_(_TERMINAL), not_(pending), Job.id < newest)
 
 
 def _ids(session: Session, stmt: Any) -> list[int]:
@@ -170,7 +173,10 @@ def apply(session: Session, planned: Plan, batch: int, stop: Callable[[], bool])
     for chunk in _chunks(planned.artifacts, batch):
         if stop():
             return done
-        stmt = delete(Artifact).where(Artifact.id.in_(chunk))
+        # The conditions again, as for the jobs: an operator may have retried an action of
+        # the job since the plan, and its delivery reads the job's artifacts.
+        removable = select(Job.id).where(Job.id == Artifact.job_id, _removable()).exists()
+        stmt = delete(Artifact).where(Artifact.id.in_(chunk), removable)
         paths = _in_tx(session, stmt, Artifact.storage_path)
         done.artifacts += len(paths)
         done.files += [Path(p) for p in paths if p]
@@ -178,7 +184,10 @@ def apply(session: Session, planned: Plan, batch: int, stop: Callable[[], bool])
         if stop():
             return done
         write_session(session)
-        result = session.execute(delete(JobOutput).where(JobOutput.job_id.in_(chunk)))
+        jobs = select(Job.id).where(Job.id.in_(chunk), _removable())
+        result = session.execute(
+            delete(JobOutput).where(JobOutput.job_id.in_(chunk), JobOutput.job_id.in_(jobs))
+        )
         session.commit()
         done.output_rows += int(getattr(result, "rowcount", 0) or 0)
     for chunk in _chunks(planned.jobs, batch):
