@@ -104,6 +104,7 @@ def test_prune_removes_exactly_the_policy_while_an_executor_runs(
     mid_art = make_artifact(aged(make_job(rt_a, status=S), 20))  # artifact goes (14 days)
     fresh_art = on_disk(settings, aged(make_job(rt_a, status=S, output="new"), 3), "keep.bin", b"k")
     b_10 = aged(make_job(rt_b, status=S), 10)  # company b keeps 5 days
+    aged(make_job(rt_b, status=S), 1)  # so b_10 is not its template's last success, kept always
     a_10 = aged(make_job(rt_a, status=S), 10)
     budget_jobs = [aged(make_job(rt_c, status=S), d) for d in (3, 2, 1)]
     budget_arts = [make_artifact(j, content=b"c" * (MIB // 2 + 1)) for j in budget_jobs]

@@ -46,13 +46,48 @@ def _finished_before(cutoff: datetime) -> ColumnElement[bool]:
     )
 
 
-def _removable() -> ColumnElement[bool]:
-    """Terminal, no action delivery still to make for it (it reads the job), and not the
-    newest job: SQLite gives a new row max(id) + 1, so deleting the newest would give its id,
-    and with it its deliveries' idempotency keys and its links, to the next job."""
+def _settled() -> ColumnElement[bool]:
+    """Terminal, and no action delivery still to make for it: its output and artifacts may
+    go (a delivery reads them: the output tail, the artifact links, the produced files)."""
     pending = exists().where(ActionRun.job_id == Job.id, ActionRun.finished_at.is_(None))
+    return and_(Job.status.in_(_TERMINAL), not_(pending))
+
+
+def _removable() -> ColumnElement[bool]:
+    """Settled, and not the newest job: SQLite gives a new row max(id) + 1, so deleting the
+    newest would give its id, and with it its deliveries' idempotency keys and its links, to
+    the next job."""
     newest = select(func.max(Job.id)).scalar_subquery()
-    return and_(Job.status.in_(_TERMINAL), not_(pending), Job.id < newest)
+    return and_(_settled(), Job.id < newest)
+
+
+# What the "recovery" and "N failures in a row" triggers read (services/actions/outbox.py):
+# a template's last result before a new one, and its last success. Pruned while older failures
+# stay (they are kept longer), one failure after a success would count the old ones again.
+RESULTS = ("succeeded", "failed", "timed_out", "lost")
+
+
+def _last_of_templates(session: Session, company_id: int) -> set[int]:
+    """Each of the company's templates' last result and last success, by finish time as the
+    triggers order them: one pass over its finished jobs, not a lookup per candidate (a
+    template with a million jobs made that quadratic). Rows only get newer: a job last now is
+    at worst not last any more when deleted, never the other way round."""
+    found: set[int] = set()
+    for statuses in (RESULTS, ("succeeded",)):
+        rank = func.row_number().over(
+            partition_by=Job.runtemplate_id, order_by=(Job.finished_at.desc(), Job.id.desc())
+        )
+        ranked = (
+            select(Job.id, rank.label("n"))
+            .where(
+                Job.company_id == company_id,
+                Job.status.in_(statuses),
+                Job.finished_at.is_not(None),
+            )
+            .subquery()
+        )
+        found |= set(_ids(session, select(ranked.c.id).where(ranked.c.n == 1)))
+    return found
 
 
 def _ids(session: Session, stmt: Any) -> list[int]:
@@ -61,6 +96,7 @@ def _ids(session: Session, stmt: Any) -> list[int]:
 
 def _old_jobs(session: Session, p: Policy, now: datetime) -> list[int]:
     found: list[int] = []
+    kept = _last_of_templates(session, p.company_id)
     for statuses, cutoff in (
         (OTHER_FINISHED, p.jobs_cutoff(now)),
         (FAILED, p.failed_cutoff(now)),
@@ -73,7 +109,7 @@ def _old_jobs(session: Session, p: Policy, now: datetime) -> list[int]:
             _finished_before(cutoff),
             _removable(),
         )
-        found += _ids(session, stmt)
+        found += [i for i in _ids(session, stmt) if i not in kept]
     return sorted(found)
 
 
@@ -83,7 +119,7 @@ def _old_outputs(session: Session, p: Policy, now: datetime, going: set[int]) ->
         return []
     has_output = exists().where(JobOutput.job_id == Job.id)
     stmt = select(Job.id).where(
-        Job.company_id == p.company_id, _finished_before(cutoff), _removable(), has_output
+        Job.company_id == p.company_id, _finished_before(cutoff), _settled(), has_output
     )
     return [i for i in _ids(session, stmt.order_by(Job.id)) if i not in going]
 
@@ -93,7 +129,7 @@ def _old_artifacts(session: Session, p: Policy, now: datetime, going: set[int]) 
     rows = session.execute(
         select(Artifact.id, Artifact.size, Job.id, Job.scheduled_for, Job.finished_at)
         .join(Job, Job.id == Artifact.job_id)
-        .where(Job.company_id == p.company_id, _removable())
+        .where(Job.company_id == p.company_id, _settled())
         .order_by(Artifact.id.desc())
     ).all()
     cutoff, budget = p.artifacts_cutoff(now), p.budget_bytes
@@ -175,8 +211,8 @@ def apply(session: Session, planned: Plan, batch: int, stop: Callable[[], bool])
             return done
         # The conditions again, as for the jobs: an operator may have retried an action of
         # the job since the plan, and its delivery reads the job's artifacts.
-        removable = select(Job.id).where(Job.id == Artifact.job_id, _removable()).exists()
-        stmt = delete(Artifact).where(Artifact.id.in_(chunk), removable)
+        settled = select(Job.id).where(Job.id == Artifact.job_id, _settled()).exists()
+        stmt = delete(Artifact).where(Artifact.id.in_(chunk), settled)
         paths = _in_tx(session, stmt, Artifact.storage_path)
         done.artifacts += len(paths)
         done.files += [Path(p) for p in paths if p]
@@ -184,7 +220,7 @@ def apply(session: Session, planned: Plan, batch: int, stop: Callable[[], bool])
         if stop():
             return done
         write_session(session)
-        jobs = select(Job.id).where(Job.id.in_(chunk), _removable())
+        jobs = select(Job.id).where(Job.id.in_(chunk), _settled())
         result = session.execute(
             delete(JobOutput).where(JobOutput.job_id.in_(chunk), JobOutput.job_id.in_(jobs))
         )
