@@ -26,7 +26,7 @@ class ChainRuntemplate:
 
     def perform(self, ctx: ActionContext) -> Outcome:
         raw = ctx.config.get(self.key, "").strip()
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
             return Outcome(False, error=f"{self.name} {self.key} {raw!r}: not a RunTemplate id")
         effect = EnqueueJob(
             int(raw),

@@ -25,7 +25,7 @@ class RedmineIssue:
         values = settings(self.fields, ctx)
         if problem := missing(self.fields, values, self.name):
             return problem
-        if not values["tracker_id"].isdigit():
+        if not (values["tracker_id"].isascii() and values["tracker_id"].isdigit()):
             return Outcome(ok=False, error="RedmineIssue: tracker_id must be a number")
         issue = {
             "project_id": values["project_id"],

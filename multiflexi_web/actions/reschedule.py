@@ -19,7 +19,7 @@ class Reschedule:
 
     def perform(self, ctx: ActionContext) -> Outcome:
         raw = ctx.config.get("delay", "").strip() or str(DEFAULT_DELAY)
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
             return Outcome(False, error=f"Reschedule delay {raw!r}: must be whole seconds >= 0")
         effect = EnqueueJob(ctx.runtemplate_id, "reschedule", delay_seconds=int(raw), pass_env=True)
         return Outcome(True, response=f"runs again in {raw} s", effects=(effect,))

@@ -76,7 +76,7 @@ def parse_dsn(dsn: str, ca_file: str) -> MailServer:
 
 
 def port_of(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit() and len(text) <= 5) or not 0 < int(text) < 65536:
         raise MailConfigError(f"smtp_port must be a port number, not {text!r}")
     return int(text)
 

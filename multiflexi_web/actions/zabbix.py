@@ -48,7 +48,7 @@ class Zabbix:
         host = ctx.zabbix_host or values.get("host")
         if not host:
             return Outcome(ok=False, error="Zabbix: no host (company zabbix_host or config host)")
-        if not values["port"].isdigit():
+        if not (values["port"].isascii() and values["port"].isdigit()):
             return Outcome(ok=False, error="Zabbix: port must be a number")
         value = item_value(ctx, values.get("metricsfile"))
         if isinstance(value, Outcome):

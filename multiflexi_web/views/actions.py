@@ -16,6 +16,7 @@ from multiflexi_web.config import ConfigError
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, Role, RunTemplate
 from multiflexi_web.models.action import ActionConfig, ActionDefault
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.security.process import job_identity
 from multiflexi_web.security.secrets import MASK
 from multiflexi_web.services.accounts.access import has_role
@@ -92,14 +93,15 @@ def _form_values(kind: str) -> dict[str, str]:
 
 def _when() -> When:
     raw = request.form.get("after_failures", "1").strip() or "1"
-    if not raw.isdigit():
-        raise ActionConfigError(f"after_failures {raw!r}: a whole number >= 1")
+    after = parse_id(raw, 10_000)  # a streak longer than that never ends in an alert anyway
+    if after is None:
+        raise ActionConfigError(f"after_failures {raw[:40]!r}: a whole number from 1 to 10000")
     return When(
         on_timed_out="on_timed_out" in request.form,
         on_lost="on_lost" in request.form,
         on_cancelled="on_cancelled" in request.form,
         trigger=request.form.get("trigger", "always"),
-        after_failures=int(raw),
+        after_failures=after,
     )
 
 

@@ -63,7 +63,7 @@ def retry() -> Page:
     except ValueError as exc:
         return _retry_page(values, None, str(exc)), 400
     if request.method == "POST":
-        ids = {int(i) for i in request.form.getlist("job") if i.isdigit()}
+        ids = {i for i in map(parse_id, request.form.getlist("job")) if i is not None}
         return _confirm(filt, companies, ids, values)
     shown = bulk_retry.preview(filt, companies) if request.args.get("preview") else None
     return _retry_page(values, shown, None)

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
 from multiflexi_web.models import ApiToken, Company, utcnow
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.services.accounts import tokens
 from multiflexi_web.services.accounts.access import visible_company_ids
 from multiflexi_web.services.audit import record
@@ -62,7 +63,7 @@ def create() -> Response:
             text("name", 128),
             company=company,
             read_only=flag("read_only"),
-            expires_days=int(raw_days) if raw_days.isdigit() else None,
+            expires_days=parse_id(raw_days),
         )
     except tokens.TokenError as exc:
         db.session.rollback()

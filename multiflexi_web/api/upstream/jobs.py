@@ -22,7 +22,7 @@ from multiflexi_web.api.v1.run_request import check_env, parse_when
 from multiflexi_web.api.v1.runtemplates import REFUSED
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Job, JobOutput, Role, RunTemplate
-from multiflexi_web.models.bounds import BIGINT_MAX, INT32_MAX
+from multiflexi_web.models.bounds import BIGINT_MAX, INT32_MAX, parse_id
 from multiflexi_web.services import settings
 from multiflexi_web.services.catalogue.fields import is_secret_name
 from multiflexi_web.services.jobs.adhoc import ADHOC_API, rerun, run_now
@@ -134,9 +134,10 @@ def _id(raw: Any, name: str) -> int | None:
         return None
     text = str(raw).strip()
     limit = BIGINT_MAX if name == "jobId" else INT32_MAX
-    if not text.isdigit() or int(text) > limit or isinstance(raw, bool):
+    value = parse_id(text, limit)
+    if value is None or isinstance(raw, bool):
         raise bad_request(f"{name}: must be a whole number, got {text[:40]!r}", name)
-    return int(text)
+    return value
 
 
 def _strings(env: Any) -> Any:

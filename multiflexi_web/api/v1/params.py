@@ -11,7 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from multiflexi_web.api.v1.errors import bad_request
 from multiflexi_web.extensions import db
-from multiflexi_web.models.bounds import BIGINT_MAX, INT32_MAX
+from multiflexi_web.models.bounds import BIGINT_MAX, INT32_MAX, parse_id
 
 T = TypeVar("T")
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
@@ -30,10 +30,11 @@ def int_arg(name: str, maximum: int = INT32_MAX) -> int | None:
     raw = request.args[name].strip()
     # Given but empty is an error, not "absent": the document says integer, and a client that
     # sends `after=` by mistake must not silently get the first page again.
-    if not raw.isdigit() or int(raw) > maximum:
+    value = parse_id(raw, maximum)  # ASCII digits only: int() refuses "²", which isdigit() takes
+    if value is None:
         msg = f"{name}: must be a whole number from 0 to {maximum}, got {raw[:40]!r}"
         raise bad_request(msg, name)
-    return int(raw)
+    return value
 
 
 def limit_arg() -> int:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import AppField, Company, CompanyEnv
+from multiflexi_web.models.bounds import parse_id
 from multiflexi_web.security import env_names
 from multiflexi_web.security.secrets import MASK, cipher
 from multiflexi_web.services.catalogue.fields import is_secret_name
@@ -116,8 +117,10 @@ def shown_env(company: Company) -> dict[str, str]:
 def get_company(ref: str | int) -> Company:
     """A company by id or slug."""
     company = None
-    if isinstance(ref, int) or str(ref).isdigit():
-        company = db.session.get(Company, int(ref))
+    # An id in ASCII digits within the column's range; else a name ("²" is not an id).
+    number = ref if isinstance(ref, int) else parse_id(str(ref))
+    if number is not None:
+        company = db.session.get(Company, number)
     if company is None:
         company = db.session.scalar(select(Company).where(Company.slug == str(ref)))
     if company is None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from multiflexi_web.actions import registry
 from multiflexi_web.models import Credential, CredentialPrototypeField, CredentialType
+from multiflexi_web.models.bounds import parse_id
 
 # A prototype with one of these fields is a mail credential (the Mail prototype: MAILER_DSN).
 MAIL_KEYS = ("MAILER_DSN", "SMTP_HOST")
@@ -54,9 +55,10 @@ def choices(session: Session, company_id: int) -> list[tuple[str, str]]:
 
 def check(session: Session, company_id: int, raw: str) -> Credential:
     """The credential `raw` (its id) if it is a mail credential of this company."""
-    if not raw.strip().isdigit():
-        raise MailCredentialError(f"credential {raw!r}: the id of a mail credential")
-    cred = session.get(Credential, int(raw))
+    number = parse_id(raw)
+    if number is None:
+        raise MailCredentialError(f"credential {raw[:40]!r}: the id of a mail credential")
+    cred = session.get(Credential, number)
     if cred is None or cred.company_id != company_id:
         # A missing id and another company's answer alike: no other tenant's id shows.
         raise MailCredentialError(

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Application
+from multiflexi_web.models.bounds import parse_id
 
 
 class ApplicationError(ValueError):
@@ -15,8 +16,10 @@ class ApplicationError(ValueError):
 def get_application(ref: str | int) -> Application:
     """An application by id or uuid."""
     app = None
-    if isinstance(ref, int) or str(ref).isdigit():
-        app = db.session.get(Application, int(ref))
+    # An id in ASCII digits within the column's range; else a name ("²" is not an id).
+    number = ref if isinstance(ref, int) else parse_id(str(ref))
+    if number is not None:
+        app = db.session.get(Application, number)
     if app is None:
         app = db.session.scalar(select(Application).where(Application.uuid == str(ref)))
     if app is None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventRule, EventSource, RunTemplate
-from multiflexi_web.models.bounds import RULE_PRIORITY, SIGNATURE_TOLERANCE, BoundError
+from multiflexi_web.models.bounds import RULE_PRIORITY, SIGNATURE_TOLERANCE, BoundError, parse_id
 from multiflexi_web.security import env_names
 from multiflexi_web.security.secrets import MASK, cipher
 from multiflexi_web.services.events.bodies import expected_format, read_body
@@ -97,8 +97,10 @@ def unmasked_config(config: dict[str, Any], stored: dict[str, Any]) -> dict[str,
 
 def get_source(ref: str | int) -> EventSource:
     source = None
-    if isinstance(ref, int) or str(ref).isdigit():
-        source = db.session.get(EventSource, int(ref))
+    # An id in ASCII digits within the column's range; else a name ("²" is not an id).
+    number = ref if isinstance(ref, int) else parse_id(str(ref))
+    if number is not None:
+        source = db.session.get(EventSource, number)
     if source is None:
         source = db.session.scalar(select(EventSource).where(EventSource.name == str(ref)))
     if source is None:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from multiflexi_web.config import Settings
 from multiflexi_web.models import Company
+from multiflexi_web.models.bounds import parse_id
 
 MIB = 1024 * 1024
 # The company columns and the settings they override, one list for the form, CLI and policy.
@@ -81,10 +82,10 @@ def set_overrides(company: Company, raw: dict[str, str]) -> None:
         text = (raw.get(name) or "").strip()
         if not text:
             values[name] = None
-        elif not text.isdigit() or int(text) > MAX_VALUE:
+        elif (value := parse_id(text, MAX_VALUE)) is None:
             raise RetentionError(f"{name}: a whole number from 0 to {MAX_VALUE}, or blank")
         else:
-            values[name] = int(text)
+            values[name] = value
     for name, value in values.items():
         setattr(company, name, value)
 

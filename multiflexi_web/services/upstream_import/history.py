@@ -129,7 +129,7 @@ def _launcher(raw: Any, logins: dict[str, Any]) -> Any:
     if raw is None or isinstance(raw, int):
         return raw
     text = text_of(raw).strip()
-    return int(text) if text.isdigit() else logins.get(text)
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else logins.get(text)
 
 
 def _known(version: str) -> str | None:

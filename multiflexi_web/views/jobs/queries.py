@@ -61,9 +61,12 @@ def _date_arg(args: Mapping[str, str], name: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise JobFilterError(f"{name}: must be a date like 2026-01-31, got {raw!r}") from None
+    if day == date.max:  # `until` reads the next day's start, which does not exist
+        raise JobFilterError(f"{name}: must be a date before 9999-12-31, got {raw!r}")
+    return day
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,8 @@ def parse_env_rows(form: Form) -> dict[str, str]:
 def parse_env_secrets(form: Form) -> frozenset[str]:
     """Keys of the one-time rows whose `env_secret` checkbox (value: the row's index) is on."""
     keys = form.getlist("env_key")
-    marked = {int(i) for i in form.getlist("env_secret") if i.isdigit() and int(i) < len(keys)}
+    rows = (parse_id(i) for i in form.getlist("env_secret"))
+    marked = {i for i in rows if i is not None and i < len(keys)}
     return frozenset(keys[i].strip() for i in marked if keys[i].strip())
 
 
