@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from multiflexi_web.actions import registry
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs
+from multiflexi_web.cli.common import (
+    BIG_ID,
+    ROW_ID,
+    domain_errors,
+    emit,
+    format_option,
+    parse_pairs,
+)
 from multiflexi_web.extensions import db
 from multiflexi_web.services import audit
 from multiflexi_web.services.actions import configure, runs, values
@@ -22,7 +29,7 @@ def rt_action_group() -> None:
 
 
 @rt_action_group.command("add")
-@click.argument("rt_id", type=int)
+@click.argument("rt_id", type=ROW_ID)
 @click.option("--on", "mode", type=click.Choice(["success", "failure"]), required=True)
 @click.option(
     "--kind", required=True, help="Action kind, e.g. WebHook (see: multiflexi action kinds)."
@@ -82,7 +89,7 @@ def add(
 
 
 @rt_action_group.command("remove")
-@click.argument("rt_id", type=int)
+@click.argument("rt_id", type=ROW_ID)
 @click.option("--on", "mode", type=click.Choice(["success", "failure"]), required=True)
 @click.option("--kind", required=True)
 @domain_errors(ActionConfigError, RunTemplateError)
@@ -98,7 +105,7 @@ def remove(rt_id: int, mode: str, kind: str) -> None:
 
 
 @rt_action_group.command("list")
-@click.argument("rt_id", type=int)
+@click.argument("rt_id", type=ROW_ID)
 @format_option
 @domain_errors(RunTemplateError)
 def list_(rt_id: int, fmt: str) -> None:
@@ -108,7 +115,7 @@ def list_(rt_id: int, fmt: str) -> None:
 
 
 @click.command("actions")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=BIG_ID)
 @format_option
 def job_actions(job_id: int, fmt: str) -> None:
     """The job's action runs: kind, mode, status, attempts, response or error."""
@@ -152,7 +159,7 @@ def default(kind: str, config: tuple[str, ...], fmt: str) -> None:
 
 
 @action_group.command("retry")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=BIG_ID)
 @format_option
 @domain_errors(runs.RunError)
 def retry(run_id: int, fmt: str) -> None:

@@ -14,9 +14,13 @@ import click
 
 from multiflexi_web.db.engine import begin_write
 from multiflexi_web.extensions import db
-from multiflexi_web.models.bounds import Bound, BoundError
+from multiflexi_web.models.bounds import BIGINT_MAX, INT32_MAX, Bound, BoundError
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Ids typed on the command line, within their column's type: a huge one is refused naming the
+# argument, not an overflow traceback from the driver (SQLite) or the server (PostgreSQL).
+ROW_ID = click.IntRange(0, INT32_MAX)
+BIG_ID = click.IntRange(0, BIGINT_MAX)  # jobs, their output and artifacts, action runs, events
 
 format_option = click.option(
     "--format",

@@ -9,6 +9,7 @@ import click
 from sqlalchemy import select
 
 from multiflexi_web.cli.common import (
+    ROW_ID,
     domain_errors,
     emit,
     format_option,
@@ -86,7 +87,7 @@ def list_(company_ref: str | None, fmt: str) -> None:
 
 
 @credential_group.command("show")
-@click.argument("credential_id", type=int)
+@click.argument("credential_id", type=ROW_ID)
 @click.option(
     "--reveal",
     is_flag=True,
@@ -113,7 +114,7 @@ def show(credential_id: int, reveal: bool, fmt: str) -> None:
 
 
 @credential_group.command("update")
-@click.argument("credential_id", type=int)
+@click.argument("credential_id", type=ROW_ID)
 @click.option("--name", help="New name.")
 @click.option("--value", "values", multiple=True, metavar="K=V", help="Set a value (rotate it).")
 @stdin_option("--value", "value")
@@ -137,7 +138,7 @@ def update(
 
 
 @credential_group.command("delete")
-@click.argument("credential_id", type=int)
+@click.argument("credential_id", type=ROW_ID)
 @domain_errors(CredentialError)
 @writer
 def delete(credential_id: int) -> None:

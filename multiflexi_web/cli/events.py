@@ -10,6 +10,7 @@ import click
 from flask import current_app
 
 from multiflexi_web.cli.common import (
+    ROW_ID,
     domain_errors,
     emit,
     format_option,
@@ -148,7 +149,7 @@ def rule_group() -> None:
 
 @rule_group.command("create")
 @click.option("--source", "source_ref", required=True, help="Source id or name.")
-@click.option("--runtemplate", "runtemplate_id", required=True, type=int)
+@click.option("--runtemplate", "runtemplate_id", required=True, type=ROW_ID)
 @click.option("--name", default="")
 @click.option("--when", "equals", multiple=True, metavar="PATH=VALUE", help="$.a.b equals VALUE.")
 @click.option("--exists", "exists", multiple=True, metavar="PATH", help="$.a.b is present.")

@@ -13,7 +13,15 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import select
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option, parse_pairs, writer
+from multiflexi_web.cli.common import (
+    BIG_ID,
+    ROW_ID,
+    domain_errors,
+    emit,
+    format_option,
+    parse_pairs,
+    writer,
+)
 from multiflexi_web.cli.runtemplates import runtemplate_group
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Artifact, Job, JobStatus, utcnow
@@ -78,7 +86,7 @@ def parse_when(raw: str) -> datetime:
 
 
 @runtemplate_group.command("schedule")
-@click.argument("rt_id", type=int)
+@click.argument("rt_id", type=ROW_ID)
 @click.option("--when", "when_raw", default="now", show_default=True, help="now or ISO 8601.")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="One-time environment.")
 @click.option(
@@ -129,7 +137,7 @@ def job_group() -> None:
 
 @job_group.command("list")
 @click.option("--status", type=click.Choice([s.value for s in JobStatus]))
-@click.option("--runtemplate", "rt_id", type=int)
+@click.option("--runtemplate", "rt_id", type=ROW_ID)
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 @format_option
 def list_(status: str | None, rt_id: int | None, limit: int, fmt: str) -> None:
@@ -143,7 +151,7 @@ def list_(status: str | None, rt_id: int | None, limit: int, fmt: str) -> None:
 
 
 @job_group.command("show")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=BIG_ID)
 @format_option
 @domain_errors(JobError)
 def show(job_id: int, fmt: str) -> None:
@@ -157,7 +165,7 @@ def show(job_id: int, fmt: str) -> None:
 
 
 @job_group.command("output")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=BIG_ID)
 @click.option("--stream", type=click.Choice(output.STREAMS))
 @click.option("--follow", is_flag=True, help="Keep printing until the job ends.")
 @domain_errors(JobError)
@@ -184,7 +192,7 @@ def _print_new(job_id: int, last: int, stream: str | None) -> int:
 
 
 @job_group.command("cancel")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=BIG_ID)
 @domain_errors(JobError)
 @writer
 def cancel(job_id: int) -> None:
@@ -205,7 +213,7 @@ def _artifact_row(a: Artifact) -> dict[str, Any]:
 
 
 @artifact_group.command("list")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=BIG_ID)
 @format_option
 @domain_errors(JobError)
 def artifact_list(job_id: int, fmt: str) -> None:
@@ -218,7 +226,7 @@ def artifact_list(job_id: int, fmt: str) -> None:
 
 
 @artifact_group.command("get")
-@click.argument("artifact_id", type=int)
+@click.argument("artifact_id", type=BIG_ID)
 @click.option(
     "-o",
     "--output",

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from multiflexi_web.cli.common import (
+    ROW_ID,
     application_id,
     company_id,
     domain_errors,
@@ -28,7 +29,7 @@ def _scope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--all", "everything", is_flag=True, help="The whole platform.")(fn)
     fn = click.option("--company", metavar="ID|SLUG", help="Every job of a company.")(fn)
     fn = click.option("--app", metavar="ID|UUID", help="Every job of an application.")(fn)
-    return click.option("--runtemplate", type=int, metavar="ID", help="One RunTemplate.")(fn)
+    return click.option("--runtemplate", type=ROW_ID, metavar="ID", help="One RunTemplate.")(fn)
 
 
 def _target(
@@ -98,7 +99,7 @@ def resume_command(
 
 
 @click.command("drain")
-@click.argument("worker_id", type=int)
+@click.argument("worker_id", type=ROW_ID)
 @writer
 @domain_errors(ValueError)
 def drain_command(worker_id: int) -> None:

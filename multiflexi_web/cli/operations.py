@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from multiflexi_web.cli.common import (
+    ROW_ID,
     application_id,
     company_id,
     domain_errors,
@@ -46,7 +47,7 @@ def _plain(value: Any) -> str:
 @click.command("retry")
 @click.option("--company", metavar="ID|SLUG", help="Only this company's jobs.")
 @click.option("--app", metavar="ID|UUID", help="Only this application's jobs.")
-@click.option("--runtemplate", type=int, help="Only this RunTemplate's jobs.")
+@click.option("--runtemplate", type=ROW_ID, help="Only this RunTemplate's jobs.")
 @click.option("--since", help="Due at or after (ISO 8601; no zone: MULTIFLEXI_TIMEZONE).")
 @click.option("--until", help="Due before (ISO 8601).")
 @click.option("--status", default="", help="failed,lost,timed_out (default: all three).")
@@ -85,7 +86,7 @@ def _retry_row(job: Any, new_id: int | None) -> dict[str, Any]:
 
 
 @click.command("backfill")
-@click.argument("rt_id", type=int)
+@click.argument("rt_id", type=ROW_ID)
 @click.option("--from", "from_raw", required=True, help="First slot at or after (ISO 8601).")
 @click.option("--to", "to_raw", required=True, help="Slots before this (ISO 8601, past).")
 @click.option("--dry-run", "dry_run", is_flag=True, help="List the slots, create nothing.")
@@ -120,7 +121,7 @@ def backfill_command(rt_id: int, from_raw: str, to_raw: str, dry_run: bool, fmt:
 
 @click.command("sla")
 @click.option("--company", metavar="ID|SLUG", help="Only this company's RunTemplates.")
-@click.option("--runtemplate", type=int, help="Only this RunTemplate.")
+@click.option("--runtemplate", type=ROW_ID, help="Only this RunTemplate.")
 @click.option("--from", "from_raw", default="", help="Period start (default: this month).")
 @click.option("--to", "to_raw", default="", help="Period end, exclusive (default: now).")
 @click.option("--problems", is_flag=True, help="Text: list every slot that did not succeed.")

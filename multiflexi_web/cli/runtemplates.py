@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from multiflexi_web.cli.common import (
+    ROW_ID,
     domain_errors,
     emit,
     format_option,
@@ -112,7 +113,7 @@ def runtemplate_group() -> None:
 @click.option("--executor-option", "executor_options", multiple=True, metavar="K=V", help=OPT_HELP)
 @click.option("--config", "config", multiple=True, metavar="K=V")
 @stdin_option("--config", "value")
-@click.option("--credential", "credentials", multiple=True, type=int, metavar="ID")
+@click.option("--credential", "credentials", multiple=True, type=ROW_ID, metavar="ID")
 @click.option("--timeout", type=in_range(TIMEOUT), help="Seconds before the job is stopped.")
 @click.option("--inactive", is_flag=True, help="Create it inactive.")
 @click.option("--no-mask-output", is_flag=True, help="Show known secret values in the job output.")
@@ -173,7 +174,7 @@ def list_(company_ref: str | None, fmt: str) -> None:
 
 
 @runtemplate_group.command("show")
-@click.argument("rt_id", type=int)
+@click.argument("rt_id", type=ROW_ID)
 @format_option
 @domain_errors(RunTemplateError)
 def show(rt_id: int, fmt: str) -> None:
@@ -182,7 +183,7 @@ def show(rt_id: int, fmt: str) -> None:
 
 
 @runtemplate_group.command("delete")
-@click.argument("rt_id", type=int)
+@click.argument("rt_id", type=ROW_ID)
 @click.confirmation_option(
     "--yes", prompt="Delete the RunTemplate with its job history, output and artifacts?"
 )

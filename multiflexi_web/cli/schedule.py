@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from multiflexi_web.cli.common import (
+    ROW_ID,
     domain_errors,
     emit,
     format_option,
@@ -46,7 +47,7 @@ OPT_HELP = "Container settings (docker, podman): pull, memory, cpus, pids, netwo
 
 
 @click.command("update")
-@click.argument("rt_id", type=int)
+@click.argument("rt_id", type=ROW_ID)
 @click.option("--name")
 @click.option("--interval", help="n i h d w m y c (c = custom, with --cron).")
 @click.option("--cron", help="5-field cron; implies --interval c.")
@@ -65,7 +66,7 @@ OPT_HELP = "Container settings (docker, podman): pull, memory, cpus, pids, netwo
     "--credential",
     "credentials",
     multiple=True,
-    type=int,
+    type=ROW_ID,
     metavar="ID",
     help="Use this credential for the requirement its prototype meets.",
 )
@@ -136,7 +137,7 @@ def _update_schedule(rt: RunTemplate, active: bool | None, opts: dict[str, Any])
 
 
 @click.command("next")
-@click.argument("rt_id", type=int)
+@click.argument("rt_id", type=ROW_ID)
 @click.option("--count", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option(
     "--after", "after_text", help="Start from this ISO time instead of now (UTC if no zone)."

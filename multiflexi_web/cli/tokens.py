@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from multiflexi_web.cli.common import domain_errors, emit, format_option
+from multiflexi_web.cli.common import ROW_ID, domain_errors, emit, format_option
 from multiflexi_web.extensions import db
 from multiflexi_web.models import ApiToken, utcnow
 from multiflexi_web.services import audit
@@ -73,7 +73,7 @@ def list_(login: str | None, fmt: str) -> None:
 
 
 @token_group.command("revoke")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=ROW_ID)
 @format_option
 @domain_errors(tokens.TokenError)
 def revoke(token_id: int, fmt: str) -> None:
