@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from multiflexi_web.extensions import db
 from multiflexi_web.models import Event, EventSource, EventStatus
-from multiflexi_web.models.bounds import JSON_DEPTH, check_json_depth
+from multiflexi_web.models.bounds import JSON_DEPTH
 from multiflexi_web.services.events.rules import as_env_value, is_missing, select_path
 
 # Headers that carry credentials or signatures are not kept with the event.
@@ -68,9 +68,7 @@ def parse_payload(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     payload = json.loads(raw.decode("utf-8"), parse_float=_finite, parse_constant=_no_constant)
-    check_json_depth(payload, "payload")
-    if "\\u0000" in raw.decode("utf-8") and _has_nul(payload):
-        raise ValueError("a string contains \\u0000, which cannot be stored")
+    check_value(payload, "payload")  # depth, NUL, lone surrogates: one walk, as for consumers
     return payload
 
 
@@ -83,16 +81,6 @@ def _finite(text: str) -> float:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def storable(item: Incoming) -> Incoming:
