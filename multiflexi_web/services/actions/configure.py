@@ -69,9 +69,10 @@ def _check_given(kind: str, given: Mapping[str, str]) -> None:
 
 
 def _check_number(kind: str, key: str, value: str) -> None:
-    if not value.isascii() or not value.isdigit() or len(value) > 12:
+    number = parse_id(value, 10**12 - 1)
+    if number is None:
         raise ActionConfigError(f"{kind} config {key!r}: {value!r} is not a whole number >= 0")
-    if key.endswith("port") and not 1 <= int(value) <= 65535:
+    if key.endswith("port") and not 1 <= number <= 65535:
         raise ActionConfigError(f"{kind} config {key!r}: {value} is not a port (1-65535)")
 
 
